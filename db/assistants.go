@@ -1,0 +1,161 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// Assistant is an assistant as the API shows it.
+type Assistant struct {
+	ID             string          `json:"id"`
+	Object         string          `json:"object"`
+	CreatedAt      int64           `json:"created_at"`
+	Name           *string         `json:"name"`
+	Description    *string         `json:"description"`
+	Model          string          `json:"model"`
+	Instructions   *string         `json:"instructions"`
+	Tools          []Tool          `json:"tools"`
+	ToolResources  *ToolResources  `json:"tool_resources"`
+	Metadata       Metadata        `json:"metadata"`
+	Temperature    *float64        `json:"temperature"`
+	TopP           *float64        `json:"top_p"`
+	ResponseFormat json.RawMessage `json:"response_format"`
+
+	// ReasoningEffort is accepted and kept for the run engine; OpenAI did
+	// not echo it on the assistant object.
+	ReasoningEffort *string `json:"-"`
+}
+
+const assistantColumns = `id, created_at, name, description, model, instructions, tools, tool_resources,
+	metadata, temperature, top_p, response_format, reasoning_effort`
+
+func scanAssistant(row rowScanner) (Assistant, error) {
+	var (
+		a                                  Assistant
+		name, desc, instructions, effort   sql.NullString
+		tools, resources, meta, respFormat string
+		temp, topP                         sql.NullFloat64
+	)
+	if err := row.Scan(&a.ID, &a.CreatedAt, &name, &desc, &a.Model, &instructions, &tools, &resources,
+		&meta, &temp, &topP, &respFormat, &effort); err != nil {
+		return a, err
+	}
+	a.Object = "assistant"
+	a.Name, a.Description, a.Instructions, a.ReasoningEffort = nullString(name), nullString(desc), nullString(instructions), nullString(effort)
+	a.Temperature, a.TopP = nullFloat(temp), nullFloat(topP)
+	a.ToolResources = &ToolResources{}
+	a.ResponseFormat = json.RawMessage(respFormat)
+	err := errors.Join(decodeColumn("tools", tools, &a.Tools), decodeColumn("tool_resources", resources, a.ToolResources),
+		decodeColumn("metadata", meta, &a.Metadata))
+	if a.Tools == nil {
+		a.Tools = []Tool{}
+	}
+	return a, err
+}
+
+func assistantArgs(a *Assistant) ([]any, error) {
+	if a.Tools == nil {
+		a.Tools = []Tool{}
+	}
+	if a.ToolResources == nil {
+		a.ToolResources = &ToolResources{}
+	}
+	if len(a.ResponseFormat) == 0 {
+		a.ResponseFormat = json.RawMessage(`"auto"`)
+	}
+	tools, err1 := jsonColumn(a.Tools)
+	resources, err2 := jsonColumn(a.ToolResources)
+	meta, err3 := jsonColumn(a.Metadata)
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return nil, err
+	}
+	return []any{a.Name, a.Description, a.Model, a.Instructions, tools, resources, meta, a.Temperature, a.TopP,
+		string(a.ResponseFormat), a.ReasoningEffort}, nil
+}
+
+// CreateAssistant stores a new assistant; ID and CreatedAt are assigned.
+func (s *Store) CreateAssistant(ctx context.Context, a Assistant) (Assistant, error) {
+	a.ID, a.Object, a.CreatedAt = NewID("asst_"), "assistant", s.now().Unix()
+	args, err := assistantArgs(&a)
+	if err != nil {
+		return a, fmt.Errorf("create assistant: %w", err)
+	}
+	_, err = s.w.ExecContext(ctx, `INSERT INTO assistants (id, created_at, name, description, model, instructions,
+		tools, tool_resources, metadata, temperature, top_p, response_format, reasoning_effort)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, append([]any{a.ID, a.CreatedAt}, args...)...)
+	if err != nil {
+		return a, fmt.Errorf("create assistant: %w", err)
+	}
+	return a, nil
+}
+
+// GetAssistant returns the assistant with id, or ErrNotFound.
+func (s *Store) GetAssistant(ctx context.Context, id string) (Assistant, error) {
+	a, err := scanAssistant(s.r.QueryRowContext(ctx, `SELECT `+assistantColumns+` FROM assistants WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return a, ErrNotFound
+	}
+	if err != nil {
+		return a, fmt.Errorf("get assistant %s: %w", id, err)
+	}
+	return a, nil
+}
+
+// UpdateAssistant applies fn to the stored assistant inside one write
+// transaction, so concurrent modifications never lose each other's fields.
+// If fn returns an error nothing is written.
+func (s *Store) UpdateAssistant(ctx context.Context, id string, fn func(*Assistant) error) (Assistant, error) {
+	var a Assistant
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		a, err = scanAssistant(tx.QueryRowContext(ctx, `SELECT `+assistantColumns+` FROM assistants WHERE id = ?`, id))
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if err := fn(&a); err != nil {
+			return err
+		}
+		args, err := assistantArgs(&a)
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE assistants SET name = ?, description = ?, model = ?, instructions = ?,
+			tools = ?, tool_resources = ?, metadata = ?, temperature = ?, top_p = ?, response_format = ?,
+			reasoning_effort = ? WHERE id = ?`, append(args, id)...)
+		return err
+	})
+	if err != nil {
+		return a, fmt.Errorf("update assistant %s: %w", id, err)
+	}
+	return a, nil
+}
+
+// DeleteAssistant removes the assistant, or returns ErrNotFound. Threads,
+// messages and runs that name it are kept, as OpenAI kept them.
+func (s *Store) DeleteAssistant(ctx context.Context, id string) error {
+	return s.deleteByID(ctx, "assistants", id)
+}
+
+// ListAssistants returns one page of assistants.
+func (s *Store) ListAssistants(ctx context.Context, p ListParams) (Page[Assistant], error) {
+	return listQuery(ctx, s.r, "assistants", assistantColumns, "", nil, p, scanAssistant)
+}
+
+// deleteByID deletes one row by id from table (a constant), reporting
+// ErrNotFound when nothing matched.
+func (s *Store) deleteByID(ctx context.Context, table, id string) error {
+	res, err := s.w.ExecContext(ctx, `DELETE FROM `+table+` WHERE id = ?`, id)
+	if err != nil {
+		return fmt.Errorf("delete %s %s: %w", table, id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}

@@ -1,0 +1,171 @@
+package db
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// ErrTooLarge is returned by SaveFile when the content exceeds the limit.
+var ErrTooLarge = errors.New("file too large")
+
+// File is an uploaded file as the API shows it. Its bytes live under the
+// data directory in files/<id>, not in the database.
+type File struct {
+	ID            string  `json:"id"`
+	Object        string  `json:"object"`
+	Bytes         int64   `json:"bytes"`
+	CreatedAt     int64   `json:"created_at"`
+	ExpiresAt     *int64  `json:"expires_at,omitempty"`
+	Filename      string  `json:"filename"`
+	Purpose       string  `json:"purpose"`
+	Status        string  `json:"status"`
+	StatusDetails *string `json:"status_details,omitempty"`
+
+	ContentType string `json:"-"`
+	SHA256      string `json:"-"`
+}
+
+const fileColumns = `id, created_at, bytes, filename, purpose, status, status_details, expires_at, content_type, sha256`
+
+func scanFile(row rowScanner) (File, error) {
+	var f File
+	var details sql.NullString
+	var expires sql.NullInt64
+	err := row.Scan(&f.ID, &f.CreatedAt, &f.Bytes, &f.Filename, &f.Purpose, &f.Status, &details, &expires, &f.ContentType, &f.SHA256)
+	f.Object, f.StatusDetails, f.ExpiresAt = "file", nullString(details), nullInt(expires)
+	return f, err
+}
+
+// StagedFile is uploaded content written to the data directory but not yet
+// recorded: it becomes visible only through CommitFile, and Discard removes
+// it. This lets a handler validate every form field of an upload, in
+// whatever order they arrive, before anything is stored.
+type StagedFile struct {
+	path   string
+	Bytes  int64
+	SHA256 string
+}
+
+// Discard removes staged content that was not committed. It is safe to call
+// after CommitFile.
+func (sf *StagedFile) Discard() {
+	if sf != nil && sf.path != "" {
+		os.Remove(sf.path)
+	}
+}
+
+// StageFile streams content into the data directory, reading at most limit
+// bytes: longer content is removed and ErrTooLarge returned.
+func (s *Store) StageFile(content io.Reader, limit int64) (*StagedFile, error) {
+	tmp, err := os.CreateTemp(s.filesTo, ".upload-*")
+	if err != nil {
+		return nil, fmt.Errorf("stage file: %w", err)
+	}
+	sf := &StagedFile{path: tmp.Name()}
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(content, limit+1))
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && n > limit {
+		err = ErrTooLarge
+	}
+	if err != nil {
+		sf.Discard()
+		return nil, fmt.Errorf("stage file: %w", err)
+	}
+	sf.Bytes, sf.SHA256 = n, hex.EncodeToString(h.Sum(nil))
+	return sf, nil
+}
+
+// CommitFile records f with the staged content. expiresAfter, if positive,
+// sets expires_at that many seconds after creation.
+func (s *Store) CommitFile(ctx context.Context, f File, sf *StagedFile, expiresAfter int64) (File, error) {
+	f.ID, f.Object, f.CreatedAt, f.Status = NewID("file-"), "file", s.now().Unix(), "processed"
+	f.Bytes, f.SHA256 = sf.Bytes, sf.SHA256
+	if expiresAfter > 0 {
+		at := f.CreatedAt + expiresAfter
+		f.ExpiresAt = &at
+	}
+	final := s.filePath(f.ID)
+	if err := os.Rename(sf.path, final); err != nil {
+		return f, fmt.Errorf("commit file: %w", err)
+	}
+	sf.path = ""
+	_, err := s.w.ExecContext(ctx, `INSERT INTO files (id, created_at, bytes, filename, purpose, status, expires_at,
+		content_type, sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		f.ID, f.CreatedAt, f.Bytes, f.Filename, f.Purpose, f.Status, f.ExpiresAt, f.ContentType, f.SHA256)
+	if err != nil {
+		os.Remove(final)
+		return f, fmt.Errorf("commit file: %w", err)
+	}
+	return f, nil
+}
+
+func (s *Store) filePath(id string) string { return filepath.Join(s.filesTo, filepath.Base(id)) }
+
+// GetFile returns the file record with id, or ErrNotFound.
+func (s *Store) GetFile(ctx context.Context, id string) (File, error) {
+	f, err := scanFile(s.r.QueryRowContext(ctx, `SELECT `+fileColumns+` FROM files WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return f, ErrNotFound
+	}
+	if err != nil {
+		return f, fmt.Errorf("get file %s: %w", id, err)
+	}
+	return f, nil
+}
+
+// MissingFiles returns those of ids that name no stored file, in order.
+func (s *Store) MissingFiles(ctx context.Context, ids []string) ([]string, error) {
+	var missing []string
+	for _, id := range ids {
+		if _, err := s.GetFile(ctx, id); errors.Is(err, ErrNotFound) {
+			missing = append(missing, id)
+		} else if err != nil {
+			return nil, err
+		}
+	}
+	return missing, nil
+}
+
+// OpenFile returns the record and an open reader of the file's content.
+// The caller closes the reader.
+func (s *Store) OpenFile(ctx context.Context, id string) (File, *os.File, error) {
+	f, err := s.GetFile(ctx, id)
+	if err != nil {
+		return f, nil, err
+	}
+	r, err := os.Open(s.filePath(id))
+	if err != nil {
+		return f, nil, fmt.Errorf("open file %s: %w", id, err)
+	}
+	return f, r, nil
+}
+
+// DeleteFile removes the record, then its content.
+func (s *Store) DeleteFile(ctx context.Context, id string) error {
+	if err := s.deleteByID(ctx, "files", id); err != nil {
+		return err
+	}
+	if err := os.Remove(s.filePath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("delete file %s content: %w", id, err)
+	}
+	return nil
+}
+
+// ListFiles returns one page of files, optionally of one purpose.
+func (s *Store) ListFiles(ctx context.Context, purpose string, p ListParams) (Page[File], error) {
+	where, args := "", []any(nil)
+	if purpose != "" {
+		where, args = "purpose = ?", []any{purpose}
+	}
+	return listQuery(ctx, s.r, "files", fileColumns, where, args, p, scanFile)
+}

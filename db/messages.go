@@ -1,0 +1,236 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// Message is a thread message as the API shows it.
+type Message struct {
+	ID                string             `json:"id"`
+	Object            string             `json:"object"`
+	CreatedAt         int64              `json:"created_at"`
+	ThreadID          string             `json:"thread_id"`
+	Status            string             `json:"status"`
+	IncompleteDetails *IncompleteDetails `json:"incomplete_details"`
+	CompletedAt       *int64             `json:"completed_at"`
+	IncompleteAt      *int64             `json:"incomplete_at"`
+	Role              string             `json:"role"`
+	Content           []ContentPart      `json:"content"`
+	AssistantID       *string            `json:"assistant_id"`
+	RunID             *string            `json:"run_id"`
+	Attachments       []Attachment       `json:"attachments"`
+	Metadata          Metadata           `json:"metadata"`
+}
+
+// IncompleteDetails says why a message or run stopped early.
+type IncompleteDetails struct {
+	Reason string `json:"reason"`
+}
+
+// ContentPart is one part of a message's content, discriminated by Type
+// ("text", "image_file", "image_url" or "refusal").
+type ContentPart struct {
+	Type      string     `json:"type"`
+	Text      *Text      `json:"text,omitempty"`
+	ImageFile *ImageFile `json:"image_file,omitempty"`
+	ImageURL  *ImageURL  `json:"image_url,omitempty"`
+	Refusal   *string    `json:"refusal,omitempty"`
+}
+
+// Text is a text content part with its annotations.
+type Text struct {
+	Value       string       `json:"value"`
+	Annotations []Annotation `json:"annotations"`
+}
+
+// Annotation marks a span of a text part as a file citation or file path.
+type Annotation struct {
+	Type         string        `json:"type"`
+	Text         string        `json:"text"`
+	StartIndex   int           `json:"start_index"`
+	EndIndex     int           `json:"end_index"`
+	FileCitation *FileCitation `json:"file_citation,omitempty"`
+	FilePath     *FilePath     `json:"file_path,omitempty"`
+}
+
+// FileCitation points at the file a citation came from.
+type FileCitation struct {
+	FileID string `json:"file_id"`
+}
+
+// FilePath points at a file a tool produced.
+type FilePath struct {
+	FileID string `json:"file_id"`
+}
+
+// ImageFile is an image stored as an uploaded file.
+type ImageFile struct {
+	FileID string `json:"file_id"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// ImageURL is an image referenced by URL.
+type ImageURL struct {
+	URL    string `json:"url"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// Attachment is a file attached to a message for the named tools.
+type Attachment struct {
+	FileID string           `json:"file_id"`
+	Tools  []AttachmentTool `json:"tools"`
+}
+
+// AttachmentTool names a tool an attachment is for.
+type AttachmentTool struct {
+	Type string `json:"type"`
+}
+
+const messageColumns = `id, thread_id, created_at, status, incomplete_details, completed_at, incomplete_at, role,
+	content, assistant_id, run_id, attachments, metadata`
+
+func scanMessage(row rowScanner) (Message, error) {
+	var (
+		m                              Message
+		incomplete, assistantID, runID sql.NullString
+		completedAt, incompleteAt      sql.NullInt64
+		content, attachments, meta     string
+	)
+	if err := row.Scan(&m.ID, &m.ThreadID, &m.CreatedAt, &m.Status, &incomplete, &completedAt, &incompleteAt, &m.Role,
+		&content, &assistantID, &runID, &attachments, &meta); err != nil {
+		return m, err
+	}
+	m.Object = "thread.message"
+	m.CompletedAt, m.IncompleteAt = nullInt(completedAt), nullInt(incompleteAt)
+	m.AssistantID, m.RunID = nullString(assistantID), nullString(runID)
+	var err error
+	if incomplete.Valid {
+		m.IncompleteDetails = &IncompleteDetails{}
+		err = decodeColumn("incomplete_details", incomplete.String, m.IncompleteDetails)
+	}
+	err = errors.Join(err, decodeColumn("content", content, &m.Content), decodeColumn("attachments", attachments, &m.Attachments),
+		decodeColumn("metadata", meta, &m.Metadata))
+	normalizeMessage(&m)
+	return m, err
+}
+
+// normalizeMessage replaces nil slices so they serialise as [].
+func normalizeMessage(m *Message) {
+	if m.Content == nil {
+		m.Content = []ContentPart{}
+	}
+	for i := range m.Content {
+		if t := m.Content[i].Text; t != nil && t.Annotations == nil {
+			t.Annotations = []Annotation{}
+		}
+	}
+	if m.Attachments == nil {
+		m.Attachments = []Attachment{}
+	}
+}
+
+// insertMessage writes m inside tx, assigning its id and creation time.
+func (s *Store) insertMessage(ctx context.Context, tx *sql.Tx, m Message) (Message, error) {
+	m.ID, m.Object = NewID("msg_"), "thread.message"
+	if m.CreatedAt == 0 {
+		m.CreatedAt = s.now().Unix()
+	}
+	normalizeMessage(&m)
+	content, err1 := jsonColumn(m.Content)
+	attachments, err2 := jsonColumn(m.Attachments)
+	meta, err3 := jsonColumn(m.Metadata)
+	var incomplete *string
+	if m.IncompleteDetails != nil {
+		s, err := jsonColumn(m.IncompleteDetails)
+		err3 = errors.Join(err3, err)
+		incomplete = &s
+	}
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return m, err
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO messages (id, thread_id, created_at, status, incomplete_details, completed_at,
+		incomplete_at, role, content, assistant_id, run_id, attachments, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		m.ID, m.ThreadID, m.CreatedAt, m.Status, incomplete, m.CompletedAt, m.IncompleteAt, m.Role, content, m.AssistantID,
+		m.RunID, attachments, meta)
+	return m, err
+}
+
+// CreateMessage appends m to its thread (m.ThreadID), returning ErrNotFound
+// if the thread does not exist.
+func (s *Store) CreateMessage(ctx context.Context, m Message) (Message, error) {
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if err := threadExists(ctx, tx, m.ThreadID); err != nil {
+			return err
+		}
+		var err error
+		m, err = s.insertMessage(ctx, tx, m)
+		return err
+	})
+	if err != nil {
+		return m, fmt.Errorf("create message: %w", err)
+	}
+	return m, nil
+}
+
+func threadExists(ctx context.Context, tx *sql.Tx, id string) error {
+	var one int
+	err := tx.QueryRowContext(ctx, `SELECT 1 FROM threads WHERE id = ?`, id).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrNotFound
+	}
+	return err
+}
+
+// GetMessage returns message id of thread threadID, or ErrNotFound.
+func (s *Store) GetMessage(ctx context.Context, threadID, id string) (Message, error) {
+	m, err := scanMessage(s.r.QueryRowContext(ctx, `SELECT `+messageColumns+` FROM messages WHERE id = ? AND thread_id = ?`, id, threadID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return m, ErrNotFound
+	}
+	if err != nil {
+		return m, fmt.Errorf("get message %s: %w", id, err)
+	}
+	return m, nil
+}
+
+// UpdateMessageMetadata replaces a message's metadata.
+func (s *Store) UpdateMessageMetadata(ctx context.Context, threadID, id string, meta Metadata) (Message, error) {
+	col, err := jsonColumn(meta)
+	if err != nil {
+		return Message{}, err
+	}
+	res, err := s.w.ExecContext(ctx, `UPDATE messages SET metadata = ? WHERE id = ? AND thread_id = ?`, col, id, threadID)
+	if err != nil {
+		return Message{}, fmt.Errorf("update message %s: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return Message{}, ErrNotFound
+	}
+	return s.GetMessage(ctx, threadID, id)
+}
+
+// DeleteMessage removes one message of a thread.
+func (s *Store) DeleteMessage(ctx context.Context, threadID, id string) error {
+	res, err := s.w.ExecContext(ctx, `DELETE FROM messages WHERE id = ? AND thread_id = ?`, id, threadID)
+	if err != nil {
+		return fmt.Errorf("delete message %s: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// ListMessages returns one page of a thread's messages, optionally only
+// those a run created.
+func (s *Store) ListMessages(ctx context.Context, threadID, runID string, p ListParams) (Page[Message], error) {
+	where, args := "thread_id = ?", []any{threadID}
+	if runID != "" {
+		where += " AND run_id = ?"
+		args = append(args, runID)
+	}
+	return listQuery(ctx, s.r, "messages", messageColumns, where, args, p, scanMessage)
+}

@@ -1,0 +1,102 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// rowScanner is satisfied by *sql.Row and *sql.Rows.
+type rowScanner interface{ Scan(dest ...any) error }
+
+// listQuery returns one page of table's rows matching where/args, ordered by
+// seq. Cursors are resolved to their seq, so objects created in the same
+// second keep a stable total order and paging never skips or repeats.
+//
+// With only `before`, the page holds the items nearest the cursor (the ones
+// a client paging backwards wants), still returned in the requested order;
+// has_more then says whether more items lie beyond them, away from the cursor.
+func listQuery[T any](ctx context.Context, q *sql.DB, table, columns, where string, args []any,
+	p ListParams, scan func(rowScanner) (T, error)) (Page[T], error) {
+	conds := []string{}
+	if where != "" {
+		conds = append(conds, where)
+	}
+	args = slices.Clone(args)
+	desc := p.Order != "asc"
+	cursor := func(param, id string) (int64, error) {
+		var seq int64
+		err := q.QueryRowContext(ctx, `SELECT seq FROM `+table+` WHERE id = ?`, id).Scan(&seq)
+		if errors.Is(err, sql.ErrNoRows) {
+			return 0, &CursorError{Param: param, ID: id}
+		}
+		return seq, err
+	}
+	if p.After != "" {
+		seq, err := cursor("after", p.After)
+		if err != nil {
+			return Page[T]{}, err
+		}
+		if desc {
+			conds = append(conds, "seq < ?")
+		} else {
+			conds = append(conds, "seq > ?")
+		}
+		args = append(args, seq)
+	}
+	if p.Before != "" {
+		seq, err := cursor("before", p.Before)
+		if err != nil {
+			return Page[T]{}, err
+		}
+		if desc {
+			conds = append(conds, "seq > ?")
+		} else {
+			conds = append(conds, "seq < ?")
+		}
+		args = append(args, seq)
+	}
+	// Walk backwards from `before` when it is the only cursor.
+	reverse := p.Before != "" && p.After == ""
+	dir := "DESC"
+	if desc == reverse {
+		dir = "ASC"
+	}
+	query := `SELECT ` + columns + ` FROM ` + table
+	if len(conds) > 0 {
+		query += ` WHERE ` + strings.Join(conds, " AND ")
+	}
+	query += ` ORDER BY seq ` + dir + ` LIMIT ?`
+	args = append(args, p.Limit+1)
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return Page[T]{}, fmt.Errorf("list %s: %w", table, err)
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return Page[T]{}, fmt.Errorf("list %s: %w", table, err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return Page[T]{}, fmt.Errorf("list %s: %w", table, err)
+	}
+	page := Page[T]{Data: out}
+	if len(out) > p.Limit {
+		page.Data = out[:p.Limit]
+		page.HasMore = true
+	}
+	if reverse {
+		slices.Reverse(page.Data)
+	}
+	if page.Data == nil {
+		page.Data = []T{}
+	}
+	return page, nil
+}

@@ -1,0 +1,95 @@
+package handlers
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	"github.com/labstack/echo/v5"
+
+	"github.com/assistantd/assistantd/db"
+)
+
+// toolResourcesRequest is tool_resources as clients send it: the stored
+// shape plus the create-time vector_stores helper.
+type toolResourcesRequest struct {
+	CodeInterpreter *struct {
+		FileIDs []string `json:"file_ids"`
+	} `json:"code_interpreter"`
+	FileSearch *struct {
+		VectorStoreIDs []string          `json:"vector_store_ids"`
+		VectorStores   []json.RawMessage `json:"vector_stores"`
+	} `json:"file_search"`
+}
+
+func (t toolResourcesRequest) hasVectorStoreHelper() bool {
+	return t.FileSearch != nil && t.FileSearch.VectorStores != nil
+}
+
+// toolResources validates a tool_resources request and returns the stored
+// form. Code interpreter files must exist.
+func (h *API) toolResources(c *echo.Context, param string, r *toolResourcesRequest) (*db.ToolResources, error) {
+	out := &db.ToolResources{}
+	if r == nil {
+		return out, nil
+	}
+	if ci := r.CodeInterpreter; ci != nil {
+		p := param + ".code_interpreter.file_ids"
+		if err := checkArrayLen(p, len(ci.FileIDs), maxCodeFiles); err != nil {
+			return nil, err
+		}
+		if err := h.checkFiles(c, p, ci.FileIDs); err != nil {
+			return nil, err
+		}
+		out.CodeInterpreter = &db.CodeInterpreterResources{FileIDs: dedupe(ci.FileIDs)}
+	}
+	if fs := r.FileSearch; fs != nil {
+		p := param + ".file_search"
+		if fs.VectorStores != nil {
+			// The helper creates a vector store; vector stores are not
+			// served yet, so say so rather than drop the files silently.
+			return nil, invalid(p+".vector_stores", "unsupported_parameter",
+				"Invalid '%s.vector_stores': creating vector stores is not supported by this server yet; pass 'vector_store_ids' instead.", p)
+		}
+		if err := checkArrayLen(p+".vector_store_ids", len(fs.VectorStoreIDs), maxVectorStores); err != nil {
+			return nil, err
+		}
+		for i, id := range fs.VectorStoreIDs {
+			if err := checkID(fmt.Sprintf("%s.vector_store_ids[%d]", p, i), id, "vs_"); err != nil {
+				return nil, err
+			}
+		}
+		out.FileSearch = &db.FileSearchResources{VectorStoreIDs: slices.Clone(fs.VectorStoreIDs)}
+		if out.FileSearch.VectorStoreIDs == nil {
+			out.FileSearch.VectorStoreIDs = []string{}
+		}
+	}
+	return out, nil
+}
+
+// checkFiles reports the first of ids that is malformed or names no file.
+func (h *API) checkFiles(c *echo.Context, param string, ids []string) error {
+	for i, id := range ids {
+		if err := checkID(fmt.Sprintf("%s[%d]", param, i), id, "file-"); err != nil {
+			return err
+		}
+	}
+	missing, err := h.store.MissingFiles(c.Request().Context(), ids)
+	if err != nil {
+		return Internal(err)
+	}
+	if len(missing) > 0 {
+		return invalid(param, "invalid_value", "Invalid '%s': no file found with id '%s'.", param, missing[0])
+	}
+	return nil
+}
+
+func dedupe(ids []string) []string {
+	out := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	return out
+}

@@ -1,0 +1,134 @@
+package handlers
+
+import (
+	"fmt"
+	"net/http"
+
+	"github.com/labstack/echo/v5"
+
+	"github.com/assistantd/assistantd/db"
+)
+
+// threadRequest is the body of create thread (and the "thread" of create
+// thread and run).
+type threadRequest struct {
+	Messages      Opt[[]messageRequest]     `json:"messages"`
+	ToolResources Opt[toolResourcesRequest] `json:"tool_resources"`
+	Metadata      Opt[db.Metadata]          `json:"metadata"`
+}
+
+// buildThread validates a thread request and returns the thread and its
+// initial messages.
+func (h *API) buildThread(c *echo.Context, param string, r threadRequest) (db.Thread, []db.Message, error) {
+	p := func(field string) string {
+		if param == "" {
+			return field
+		}
+		return param + "." + field
+	}
+	var t db.Thread
+	if err := checkArrayLen(p("messages"), len(r.Messages.V), maxThreadMessages); err != nil {
+		return t, nil, err
+	}
+	msgs := make([]db.Message, 0, len(r.Messages.V))
+	for i, mr := range r.Messages.V {
+		m, err := h.buildMessage(c, fmt.Sprintf("%s[%d]", p("messages"), i), mr)
+		if err != nil {
+			return t, nil, err
+		}
+		msgs = append(msgs, m)
+	}
+	tr, err := h.toolResources(c, p("tool_resources"), r.ToolResources.Ptr())
+	if err != nil {
+		return t, nil, err
+	}
+	t.ToolResources = tr
+	if err := checkMetadata(p("metadata"), r.Metadata.V); err != nil {
+		return t, nil, err
+	}
+	t.Metadata = r.Metadata.V
+	return t, msgs, nil
+}
+
+// CreateThread handles POST /v1/threads; an empty body is allowed.
+func (h *API) CreateThread(c *echo.Context) error {
+	var r threadRequest
+	if err := decodeBody(c.Request(), &r, true); err != nil {
+		return err
+	}
+	t, msgs, err := h.buildThread(c, "", r)
+	if err != nil {
+		return err
+	}
+	t, _, err = h.store.CreateThread(c.Request().Context(), t, msgs)
+	if err != nil {
+		return Internal(err)
+	}
+	return c.JSON(http.StatusOK, t)
+}
+
+// GetThread handles GET /v1/threads/{thread_id}.
+func (h *API) GetThread(c *echo.Context) error {
+	id := c.Param("thread_id")
+	if err := checkID("thread_id", id, "thread_"); err != nil {
+		return err
+	}
+	t, err := h.store.GetThread(c.Request().Context(), id)
+	if err != nil {
+		return storeErr(err, "thread", id)
+	}
+	return c.JSON(http.StatusOK, t)
+}
+
+// ModifyThread handles POST /v1/threads/{thread_id}: metadata and
+// tool_resources.
+func (h *API) ModifyThread(c *echo.Context) error {
+	id := c.Param("thread_id")
+	if err := checkID("thread_id", id, "thread_"); err != nil {
+		return err
+	}
+	var r struct {
+		ToolResources Opt[toolResourcesRequest] `json:"tool_resources"`
+		Metadata      Opt[db.Metadata]          `json:"metadata"`
+	}
+	if err := decodeBody(c.Request(), &r, true); err != nil {
+		return err
+	}
+	if r.Metadata.Set {
+		if err := checkMetadata("metadata", r.Metadata.V); err != nil {
+			return err
+		}
+	}
+	var resources *db.ToolResources
+	if r.ToolResources.Set {
+		var err error
+		if resources, err = h.toolResources(c, "tool_resources", r.ToolResources.Ptr()); err != nil {
+			return err
+		}
+	}
+	t, err := h.store.UpdateThread(c.Request().Context(), id, func(t *db.Thread) error {
+		if r.Metadata.Set {
+			t.Metadata = r.Metadata.V
+		}
+		if resources != nil {
+			t.ToolResources = resources
+		}
+		return nil
+	})
+	if err != nil {
+		return storeErr(err, "thread", id)
+	}
+	return c.JSON(http.StatusOK, t)
+}
+
+// DeleteThread handles DELETE /v1/threads/{thread_id}.
+func (h *API) DeleteThread(c *echo.Context) error {
+	id := c.Param("thread_id")
+	if err := checkID("thread_id", id, "thread_"); err != nil {
+		return err
+	}
+	if err := h.store.DeleteThread(c.Request().Context(), id); err != nil {
+		return storeErr(err, "thread", id)
+	}
+	return c.JSON(http.StatusOK, db.Deleted{ID: id, Object: "thread.deleted", Deleted: true})
+}

@@ -1,0 +1,211 @@
+// Command assistantd is a self-hosted, OpenAI-compatible Assistants API
+// server with a browser UI. See README.md.
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/assistantd/assistantd/db"
+	"github.com/assistantd/assistantd/handlers"
+	"github.com/assistantd/assistantd/web"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "assistantd:", err)
+		os.Exit(1)
+	}
+}
+
+// config is the validated start-up configuration.
+type config struct {
+	Addr           string
+	DataDir        string
+	APIKey         string
+	UpstreamURL    *url.URL
+	UpstreamKey    string
+	MaxUploadBytes int64
+	LogLevel       slog.Level
+}
+
+// parseConfig reads flags, falling back to environment variables, and
+// validates the result once. It returns flag.ErrHelp after printing usage
+// for --help.
+func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (config, error) {
+	fs := flag.NewFlagSet("assistantd", flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	env := func(name, def string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return def
+	}
+	addr := fs.String("addr", env("ASSISTANTD_ADDR", "127.0.0.1:8080"), "listen address (env ASSISTANTD_ADDR)")
+	data := fs.String("data", env("ASSISTANTD_DATA", "./data"), "data directory: the SQLite database and stored file contents (env ASSISTANTD_DATA)")
+	apiKey := fs.String("api-key", env("ASSISTANTD_API_KEY", ""),
+		"a client key accepted on /v1 (env ASSISTANTD_API_KEY); if none is set and none is stored, one is generated on first start and printed once")
+	upstreamURL := fs.String("upstream-url", env("ASSISTANTD_UPSTREAM_URL", "https://api.openai.com/v1"),
+		"base URL of the OpenAI-compatible Chat Completions provider runs call (env ASSISTANTD_UPSTREAM_URL)")
+	upstreamKey := fs.String("upstream-key", env("ASSISTANTD_UPSTREAM_KEY", getenv("OPENAI_API_KEY")),
+		"API key for the upstream provider (env ASSISTANTD_UPSTREAM_KEY, then OPENAI_API_KEY)")
+	maxUpload := fs.String("max-upload-bytes", env("ASSISTANTD_MAX_UPLOAD_BYTES", "512MiB"),
+		"largest accepted file upload, in bytes or with a KiB/MiB/GiB suffix (env ASSISTANTD_MAX_UPLOAD_BYTES)")
+	logLevel := fs.String("log-level", env("ASSISTANTD_LOG_LEVEL", "info"), "debug, info, warn or error (env ASSISTANTD_LOG_LEVEL)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "assistantd: a self-hosted, OpenAI-compatible Assistants API server.\n\nUsage: assistantd [flags]\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return config{}, err
+	}
+	if fs.NArg() > 0 {
+		return config{}, fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
+	}
+	cfg := config{Addr: *addr, DataDir: *data, APIKey: *apiKey, UpstreamKey: *upstreamKey}
+	if _, _, err := net.SplitHostPort(cfg.Addr); err != nil {
+		return cfg, fmt.Errorf("invalid --addr %q: %w", cfg.Addr, err)
+	}
+	if cfg.DataDir == "" {
+		return cfg, errors.New("--data must not be empty")
+	}
+	if cfg.APIKey != "" && len(cfg.APIKey) < 16 {
+		return cfg, errors.New("--api-key must be at least 16 characters")
+	}
+	u, err := url.Parse(*upstreamURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return cfg, fmt.Errorf("invalid --upstream-url %q: expected an http(s) URL such as https://api.openai.com/v1", *upstreamURL)
+	}
+	cfg.UpstreamURL = u
+	if cfg.MaxUploadBytes, err = parseBytes(*maxUpload); err != nil || cfg.MaxUploadBytes < 1 {
+		return cfg, fmt.Errorf("invalid --max-upload-bytes %q: expected a positive size such as 536870912 or 512MiB", *maxUpload)
+	}
+	if err := cfg.LogLevel.UnmarshalText([]byte(*logLevel)); err != nil {
+		return cfg, fmt.Errorf("invalid --log-level %q: %w", *logLevel, err)
+	}
+	return cfg, nil
+}
+
+// parseBytes reads "1048576", "512MiB", "1GiB", "64KiB" (also KB/MB/GB as
+// powers of 1000).
+func parseBytes(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1}}
+	mult := int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return 0, err
+	}
+	if n > (1<<62)/mult {
+		return 0, errors.New("too large")
+	}
+	return n * mult, nil
+}
+
+// run starts the server and blocks until ctx is cancelled, then shuts down
+// gracefully. Tests call it directly.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := parseConfig(args, getenv, stdout)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+
+	store, err := db.Open(ctx, cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	if cfg.APIKey == "" {
+		n, err := store.CountAPIKeys(ctx)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			_, secret, err := store.CreateAPIKey(ctx, "generated on first start")
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "Generated an API key for /v1. It is shown only this once; store it now:\n\n    %s\n\n", secret)
+		}
+	}
+
+	handler := web.New(web.Config{
+		API:      handlers.NewAPI(store, cfg.MaxUploadBytes, log),
+		CheckKey: keyChecker(cfg.APIKey, store),
+		Health:   store.Ping,
+		Logger:   log,
+	})
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	fmt.Fprintf(stdout, "assistantd listening on http://%s (data in %s)\n", ln.Addr(), cfg.DataDir)
+	log.Info("listening", "addr", ln.Addr().String(), "data", cfg.DataDir, "upstream", cfg.UpstreamURL.Redacted())
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+// keyChecker accepts the configured key (compared in constant time) and
+// any stored, unrevoked key.
+func keyChecker(configured string, store *db.Store) web.KeyChecker {
+	want := sha256.Sum256([]byte(configured))
+	return func(ctx context.Context, key string) (bool, error) {
+		got := sha256.Sum256([]byte(key))
+		if configured != "" && subtle.ConstantTimeCompare(want[:], got[:]) == 1 {
+			return true, nil
+		}
+		return store.CheckAPIKey(ctx, key)
+	}
+}

@@ -1,0 +1,64 @@
+package web
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v5"
+
+	"github.com/assistantd/assistantd/handlers"
+)
+
+// errorHandler renders every error a handler or middleware returns. Under
+// /v1 that is OpenAI's envelope with the right status; a stream that has
+// already started (committed response) cannot change its status, so the
+// error is only logged.
+func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
+	return func(c *echo.Context, err error) {
+		if r, _ := echo.UnwrapResponse(c.Response()); r != nil && r.Committed {
+			log.Warn("error after response was committed", "error", err, "request_id", c.Get(requestIDKey))
+			return
+		}
+		ae := apiError(c, err)
+		if ae.Status >= 500 {
+			log.Error("request failed", "error", err, "request_id", c.Get(requestIDKey), "path", c.Request().URL.Path)
+		}
+		if c.Request().Method == http.MethodHead {
+			_ = c.NoContent(ae.Status)
+			return
+		}
+		if !strings.HasPrefix(c.Request().URL.Path, "/v1/") && c.Request().URL.Path != "/v1" {
+			_ = c.String(ae.Status, ae.Message)
+			return
+		}
+		_ = c.JSON(ae.Status, ae)
+	}
+}
+
+// apiError converts any error into the API's typed error.
+func apiError(c *echo.Context, err error) *handlers.Error {
+	var ae *handlers.Error
+	if errors.As(err, &ae) {
+		return ae
+	}
+	req := c.Request()
+	var he *echo.HTTPError
+	status := http.StatusInternalServerError
+	var sc echo.HTTPStatusCoder
+	if errors.As(err, &sc) && sc.StatusCode() != 0 {
+		status = sc.StatusCode()
+	}
+	switch {
+	case status == http.StatusNotFound || status == http.StatusMethodNotAllowed:
+		return &handlers.Error{Status: http.StatusNotFound, Type: "invalid_request_error",
+			Message: "Invalid URL (" + req.Method + " " + req.URL.Path + ")"}
+	case status >= 500:
+		return handlers.Internal(err)
+	case errors.As(err, &he):
+		return &handlers.Error{Status: status, Type: "invalid_request_error", Message: he.Message}
+	default:
+		return &handlers.Error{Status: status, Type: "invalid_request_error", Message: http.StatusText(status)}
+	}
+}

@@ -1,0 +1,141 @@
+package web
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v5"
+
+	"github.com/assistantd/assistantd/handlers"
+)
+
+const requestIDKey = "request_id"
+
+// requestID gives every response an x-request-id (req_ + 32 hex digits),
+// which the SDKs surface as _request_id / error.requestID, and which every
+// log line about the request carries.
+func requestID(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c *echo.Context) error {
+		var b [16]byte
+		_, _ = rand.Read(b[:])
+		id := "req_" + hex.EncodeToString(b[:])
+		c.Set(requestIDKey, id)
+		c.Response().Header().Set("X-Request-Id", id)
+		return next(c)
+	}
+}
+
+// recoverPanics turns a panic in a handler into a logged 500.
+func recoverPanics(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c *echo.Context) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				if r == http.ErrAbortHandler {
+					panic(r)
+				}
+				err = handlers.Internal(fmt.Errorf("panic: %v\n%s", r, debug.Stack()))
+			}
+		}()
+		return next(c)
+	}
+}
+
+// logRequests logs one line per request. Errors are rendered here, inside
+// the chain, so the logged status is the one the client saw.
+func logRequests(log *slog.Logger) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c *echo.Context) error {
+			start := time.Now()
+			err := next(c)
+			if err != nil {
+				c.Echo().HTTPErrorHandler(c, err)
+			}
+			status := 0
+			if r, _ := echo.UnwrapResponse(c.Response()); r != nil {
+				status = r.Status
+			}
+			req := c.Request()
+			level := slog.LevelInfo
+			if status >= 500 {
+				level = slog.LevelError
+			}
+			attrs := []any{"method", req.Method, "path", req.URL.Path, "status", status,
+				"duration_ms", time.Since(start).Milliseconds(), "request_id", c.Get(requestIDKey)}
+			if err != nil && status >= 500 {
+				attrs = append(attrs, "error", err.Error())
+			}
+			log.Log(req.Context(), level, "request", attrs...)
+			return nil
+		}
+	}
+}
+
+// apiHeaders marks /v1 responses as not cacheable.
+func apiHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c *echo.Context) error {
+		c.Response().Header().Set("Cache-Control", "no-store")
+		return next(c)
+	}
+}
+
+// requireAPIKey demands "Authorization: Bearer <key>" on /v1.
+func requireAPIKey(check KeyChecker) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c *echo.Context) error {
+			auth := c.Request().Header.Get("Authorization")
+			scheme, key, ok := strings.Cut(auth, " ")
+			key = strings.TrimSpace(key)
+			if auth == "" {
+				return authError("You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).")
+			}
+			if !ok || !strings.EqualFold(scheme, "Bearer") || key == "" {
+				return authError("Malformed Authorization header: expected 'Bearer YOUR_KEY'.")
+			}
+			valid, err := check(c.Request().Context(), key)
+			if err != nil {
+				return handlers.Internal(err)
+			}
+			if !valid {
+				return authError("Incorrect API key provided: " + redactKey(key) + ".")
+			}
+			return next(c)
+		}
+	}
+}
+
+func authError(msg string) error {
+	return &handlers.Error{Status: http.StatusUnauthorized, Type: "invalid_request_error", Code: "invalid_api_key", Message: msg}
+}
+
+// redactKey shows only the ends of a key, as OpenAI did.
+func redactKey(k string) string {
+	if len(k) <= 8 {
+		return strings.Repeat("*", len(k))
+	}
+	return k[:3] + strings.Repeat("*", min(len(k)-7, 20)) + k[len(k)-4:]
+}
+
+// checkBeta rejects the retired v1 Assistants beta. The SDKs send
+// "OpenAI-Beta: assistants=v2" on /assistants, /threads and /vector_stores;
+// a request without the header (curl, say) is served as v2.
+func checkBeta(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c *echo.Context) error {
+		for _, v := range c.Request().Header.Values("OpenAI-Beta") {
+			for _, part := range strings.Split(v, ",") {
+				part = strings.TrimSpace(part)
+				if strings.HasPrefix(part, "assistants=") && part != "assistants=v2" {
+					return &handlers.Error{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "invalid_beta",
+						Message: fmt.Sprintf("Invalid 'OpenAI-Beta' header value '%s': this server implements the Assistants API v2. Set 'OpenAI-Beta: assistants=v2'.", part)}
+				}
+			}
+		}
+		return next(c)
+	}
+}
+

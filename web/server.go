@@ -1,0 +1,36 @@
+// Package web is assistantd's HTTP plumbing: the Echo server, the one route
+// table, middleware (request ids, logging, panic recovery, API-key auth),
+// and the single place where errors become responses.
+package web
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+
+	"github.com/labstack/echo/v5"
+
+	"github.com/assistantd/assistantd/handlers"
+)
+
+// KeyChecker reports whether an API key may use /v1.
+type KeyChecker func(ctx context.Context, key string) (bool, error)
+
+// Config holds what the server is built from.
+type Config struct {
+	API      *handlers.API
+	CheckKey KeyChecker
+	Health   func(ctx context.Context) error
+	Logger   *slog.Logger
+}
+
+// New returns the HTTP handler serving the API and the web app.
+func New(cfg Config) http.Handler {
+	e := echo.New()
+	e.Logger = cfg.Logger
+	e.HTTPErrorHandler = errorHandler(cfg.Logger)
+	e.JSONSerializer = jsonSerializer{}
+	e.Use(requestID, logRequests(cfg.Logger), recoverPanics)
+	addRoutes(e, cfg)
+	return e
+}
