@@ -96,17 +96,30 @@ func (s *Store) Close() error {
 // Ping checks that the database answers; used by the health check.
 func (s *Store) Ping(ctx context.Context) error { return s.r.PingContext(ctx) }
 
-// migrate applies every embedded migration newer than the recorded version,
-// each in its own transaction. Files are named NNNN_description.sql and are
+// migrate applies, in order, every embedded migration whose version is not
+// yet recorded, each in its own transaction. Files are named NNNN_description.sql and are
 // never edited once released: a change is a new file.
 func (s *Store) migrate(ctx context.Context) error {
 	if _, err := s.w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`); err != nil {
 		return fmt.Errorf("create migrations table: %w", err)
 	}
-	var current int
-	if err := s.w.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
-		return fmt.Errorf("read schema version: %w", err)
+	applied := map[int]bool{}
+	rows, err := s.w.QueryContext(ctx, `SELECT version FROM schema_migrations`)
+	if err != nil {
+		return fmt.Errorf("read schema versions: %w", err)
+	}
+	for rows.Next() {
+		var v int
+		if err := rows.Scan(&v); err != nil {
+			rows.Close()
+			return fmt.Errorf("read schema versions: %w", err)
+		}
+		applied[v] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read schema versions: %w", err)
 	}
 	entries, err := fs.ReadDir(migrationFS, "migrations")
 	if err != nil {
@@ -122,7 +135,7 @@ func (s *Store) migrate(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("migration %q: %w", e.Name(), err)
 		}
-		if version <= current {
+		if applied[version] {
 			continue
 		}
 		body, err := migrationFS.ReadFile("migrations/" + e.Name())
