@@ -27,9 +27,17 @@ func listQuery[T any](ctx context.Context, q *sql.DB, table, columns, where stri
 	}
 	args = slices.Clone(args)
 	desc := p.Order != "asc"
+	// A cursor must name an object of this very list (e.g. a message of the
+	// same thread); an id from elsewhere would silently shift the window.
+	cursorWhere, cursorArgs := `id = ?`, []any{nil}
+	if where != "" {
+		cursorWhere += ` AND (` + where + `)`
+		cursorArgs = append(cursorArgs, args...)
+	}
 	cursor := func(param, id string) (int64, error) {
 		var seq int64
-		err := q.QueryRowContext(ctx, `SELECT seq FROM `+table+` WHERE id = ?`, id).Scan(&seq)
+		cursorArgs[0] = id
+		err := q.QueryRowContext(ctx, `SELECT seq FROM `+table+` WHERE `+cursorWhere, cursorArgs...).Scan(&seq)
 		if errors.Is(err, sql.ErrNoRows) {
 			return 0, &CursorError{Param: param, ID: id}
 		}

@@ -88,7 +88,7 @@ func startServer(t testing.TB, extraArgs ...string) *server {
 	t.Cleanup(func() {
 		s.stop(t)
 		if t.Failed() {
-			t.Logf("server stderr:\n%s", s.errBuf.String())
+			t.Logf("server stderr (last lines):\n%s", lastLines(s.errBuf.String(), 60))
 		}
 	})
 	return s
@@ -327,6 +327,15 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// lastLines returns the last n lines of s.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }
 
 func truncate(b []byte, n int) string {
