@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# tests/run.sh: the one command that runs every check and test of assistantd.
+#
+#   tests/run.sh
+#
+# Needs Go and Node.js/npm (and, once browser tests exist, Chromium at
+# /usr/bin/chromium; .ci/run installs it). Run it from anywhere; it works from
+# the repository root. It stops at the first failing step and exits non-zero.
+#
+# Environment:
+#   RACE=0   run `go test` without the race detector (default: with it, when
+#            cgo is available, which -race needs)
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+started=$SECONDS
+step_started=$SECONDS
+step=""
+section() {
+	if [[ -n $step ]]; then
+		printf '    (%s: %ds)\n' "$step" $((SECONDS - step_started))
+	fi
+	step=$1
+	step_started=$SECONDS
+	printf '\n==> %s\n' "$step"
+}
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/assistantd-run.XXXXXX")
+finish() {
+	local status=$?
+	rm -rf "$tmp"
+	if ((status != 0)); then
+		printf '\nFAILED in step: %s (exit %d)\n' "$step" "$status" >&2
+	fi
+}
+trap finish EXIT
+
+# Go sources to check: everything but generated templ output, vendored
+# node packages and testdata (which the go tool ignores too).
+go_files() {
+	find . -name '*.go' -not -name '*_templ.go' \
+		-not -path './.git/*' -not -path '*/node_modules/*' -not -path '*/testdata/*' -print0
+}
+
+section "gofmt"
+unformatted=$(go_files | xargs -0 -r gofmt -l)
+if [[ -n $unformatted ]]; then
+	echo "these files need gofmt -w:" >&2
+	echo "$unformatted" >&2
+	exit 1
+fi
+echo "ok"
+
+section "go vet ./..."
+go vet ./...
+echo "ok"
+
+section "templ generate is up to date"
+templ_sources=$(find . -name '*.templ' -not -path './.git/*' -not -path '*/node_modules/*' | sort)
+if [[ -z $templ_sources ]]; then
+	echo "no .templ files yet; skipped"
+else
+	templ_version=$(go list -m -f '{{.Version}}' github.com/a-h/templ)
+	snapshot() {
+		find . -name '*_templ.go' -not -path './.git/*' -not -path '*/node_modules/*' -print0 |
+			sort -z | xargs -0 -r sha256sum
+	}
+	before=$(snapshot)
+	go run "github.com/a-h/templ/cmd/templ@${templ_version}" generate
+	after=$(snapshot)
+	if [[ $before != "$after" ]]; then
+		echo "templ generate changed generated files; run it and commit the result:" >&2
+		diff <(echo "$before") <(echo "$after") >&2 || true
+		exit 1
+	fi
+	# What is generated must also be what is committed.
+	git diff --exit-code -- '*_templ.go'
+	untracked=$(git ls-files --others --exclude-standard -- '*_templ.go')
+	if [[ -n $untracked ]]; then
+		echo "generated files not committed:" >&2
+		echo "$untracked" >&2
+		exit 1
+	fi
+	echo "ok (templ ${templ_version})"
+fi
+
+section "front-end assets (static/)"
+if [[ -f static/package.json ]]; then
+	(cd static && npm ci --no-audit --no-fund)
+else
+	echo "no static/package.json; skipped"
+fi
+
+section "build the binary"
+export ASSISTANTD_BIN="$tmp/assistantd"
+go build -o "$ASSISTANTD_BIN" .
+"$ASSISTANTD_BIN" --help >/dev/null
+echo "built $ASSISTANTD_BIN"
+
+section "go test ./..."
+race=()
+if [[ ${RACE:-1} != 0 ]]; then
+	if [[ $(go env CGO_ENABLED) == 1 ]] && command -v "$(go env CC)" >/dev/null; then
+		race=(-race)
+	else
+		echo "note: no C compiler for cgo, running go test without -race"
+	fi
+fi
+# -count=1: always run, never report cached results as a pass.
+go test -count=1 "${race[@]}" ./...
+
+section "Node SDK end-to-end tests (tests/e2e)"
+(cd tests/e2e && npm ci --no-audit --no-fund && npm test)
+
+section "browser tests (tests/browser)"
+if [[ -f tests/browser/package.json ]]; then
+	(cd tests/browser && npm ci --no-audit --no-fund && npm test)
+else
+	echo "no tests/browser/package.json; skipped"
+fi
+
+section "done"
+printf 'all checks and tests passed in %ds\n' $((SECONDS - started))
