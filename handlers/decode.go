@@ -72,6 +72,11 @@ func decodeBody(r *http.Request, v any, allowEmpty bool) error {
 		}
 		return invalid("", "", "We could not parse the JSON body of your request. The API expects a JSON object in the request body, but the body was empty.")
 	}
+	// The decoder stops after the first value, so check the whole body:
+	// `{"model":"m"} x` is malformed, not a create request with junk after it.
+	if !json.Valid(body) {
+		return decodeError(io.ErrUnexpectedEOF)
+	}
 	if body[0] != '{' {
 		return invalid("", "invalid_type", "Invalid type for request body: expected a JSON object.")
 	}

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"bytes"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -109,7 +110,7 @@ func (h *API) buildMessage(c *echo.Context, param string, r messageRequest) (db.
 		}
 		for i, a := range atts {
 			ap := fmt.Sprintf("%s[%d]", p("attachments"), i)
-			if err := h.checkFiles(c, ap+".file_id", []string{a.FileID}); err != nil {
+			if err := h.checkFile(c, ap+".file_id", a.FileID); err != nil {
 				return m, err
 			}
 			for j, t := range a.Tools {
@@ -168,7 +169,7 @@ func (h *API) contentPart(c *echo.Context, p string, part contentPartRequest) (d
 			return db.ContentPart{}, invalid(p+".image_file.detail", "invalid_value",
 				"Invalid value: '%s'. Supported values are: 'auto', 'low', and 'high'.", f.Detail)
 		}
-		if err := h.checkFiles(c, p+".image_file.file_id", []string{f.FileID}); err != nil {
+		if err := h.checkFile(c, p+".image_file.file_id", f.FileID); err != nil {
 			return db.ContentPart{}, err
 		}
 		return db.ContentPart{Type: "image_file", ImageFile: f}, nil
@@ -218,6 +219,10 @@ func (h *API) CreateMessage(c *echo.Context) error {
 	}
 	m.ThreadID = threadID
 	m, err = h.store.CreateMessage(c.Request().Context(), m)
+	var ar *db.ActiveRunError
+	if errors.As(err, &ar) {
+		return invalid("", "", "Can't add messages to %s while a run %s is active.", ar.ThreadID, ar.RunID)
+	}
 	if err != nil {
 		return storeErr(err, "thread", threadID)
 	}

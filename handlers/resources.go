@@ -84,6 +84,15 @@ func (h *API) checkFiles(c *echo.Context, param string, ids []string) error {
 	return nil
 }
 
+// checkFile is checkFiles for one id that param names by itself (an
+// image_file or attachment file_id, not an element of a list).
+func (h *API) checkFile(c *echo.Context, param, id string) error {
+	if err := checkID(param, id, "file-"); err != nil {
+		return err
+	}
+	return h.checkFiles(c, param, []string{id})
+}
+
 func dedupe(ids []string) []string {
 	out := make([]string, 0, len(ids))
 	for _, id := range ids {
