@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"bytes"
-	"errors"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -219,10 +218,6 @@ func (h *API) CreateMessage(c *echo.Context) error {
 	}
 	m.ThreadID = threadID
 	m, err = h.store.CreateMessage(c.Request().Context(), m)
-	var ar *db.ActiveRunError
-	if errors.As(err, &ar) {
-		return invalid("", "", "Can't add messages to %s while a run %s is active.", ar.ThreadID, ar.RunID)
-	}
 	if err != nil {
 		return storeErr(err, "thread", threadID)
 	}
