@@ -44,6 +44,7 @@ type config struct {
 	UpstreamKey    string
 	MaxUploadBytes int64
 	LogLevel       slog.Level
+	Web            webConfig
 }
 
 // parseConfig reads flags, falling back to environment variables, and
@@ -69,6 +70,7 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 	maxUpload := fs.String("max-upload-bytes", env("ASSISTANTD_MAX_UPLOAD_BYTES", "512MiB"),
 		"largest accepted file upload, in bytes or with a KiB/MiB/GiB suffix (env ASSISTANTD_MAX_UPLOAD_BYTES)")
 	logLevel := fs.String("log-level", env("ASSISTANTD_LOG_LEVEL", "info"), "debug, info, warn or error (env ASSISTANTD_LOG_LEVEL)")
+	webFlags := addWebFlags(fs, env)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "assistantd: a self-hosted, OpenAI-compatible Assistants API server.\n\nUsage: assistantd [flags]\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -99,6 +101,9 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 	}
 	if err := cfg.LogLevel.UnmarshalText([]byte(*logLevel)); err != nil {
 		return cfg, fmt.Errorf("invalid --log-level %q: %w", *logLevel, err)
+	}
+	if cfg.Web, err = webFlags(); err != nil {
+		return cfg, err
 	}
 	return cfg, nil
 }
@@ -160,7 +165,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	}
 
+	ui, setupToken, err := newWebUI(ctx, cfg, store, stdout, log)
+	if err != nil {
+		return err
+	}
 	handler := web.New(web.Config{
+		UI:       ui,
 		API:      handlers.NewAPI(store, cfg.MaxUploadBytes, log),
 		CheckKey: keyChecker(cfg.APIKey, store),
 		Health:   store.Ping,
@@ -179,6 +189,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
 	fmt.Fprintf(stdout, "assistantd listening on http://%s (data in %s)\n", ln.Addr(), cfg.DataDir)
+	if setupToken != "" {
+		fmt.Fprintf(stdout, "No web app user exists yet. Create the admin at this one-time link:\n\n    http://%s/setup?token=%s\n\n", ln.Addr(), setupToken)
+	}
 	log.Info("listening", "addr", ln.Addr().String(), "data", cfg.DataDir, "upstream", cfg.UpstreamURL.Redacted())
 
 	serveErr := make(chan error, 1)

@@ -15,7 +15,10 @@ import (
 // /v1 that is OpenAI's envelope with the right status; a stream that has
 // already started (committed response) cannot change its status, so the
 // error is only logged.
-func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
+//
+// Elsewhere the web app renders the error: a page, or for htmx requests a
+// fragment (ui is nil when only the API is served: then plain text).
+func errorHandler(log *slog.Logger, ui *handlers.UI) echo.HTTPErrorHandler {
 	return func(c *echo.Context, err error) {
 		if r, _ := echo.UnwrapResponse(c.Response()); r != nil && r.Committed {
 			log.Warn("error after response was committed", "error", err, "request_id", c.Get(requestIDKey))
@@ -29,13 +32,26 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 			_ = c.NoContent(ae.Status)
 			return
 		}
-		if !strings.HasPrefix(c.Request().URL.Path, "/v1/") && c.Request().URL.Path != "/v1" {
-			_ = c.String(ae.Status, ae.Message)
+		if !isAPIPath(c.Request().URL.Path) {
+			if ui == nil {
+				_ = c.String(ae.Status, ae.Message)
+				return
+			}
+			msg := ae.Message
+			if ae.Status == http.StatusNotFound && strings.HasPrefix(msg, "Invalid URL (") {
+				msg = "There is no page at " + c.Request().URL.Path + "."
+			}
+			id, _ := c.Get(requestIDKey).(string)
+			if err := ui.RenderError(c, ae.Status, msg, id); err != nil {
+				log.Warn("render error page", "error", err)
+			}
 			return
 		}
 		_ = c.JSON(ae.Status, ae)
 	}
 }
+
+func isAPIPath(p string) bool { return p == "/v1" || strings.HasPrefix(p, "/v1/") }
 
 // apiError converts any error into the API's typed error.
 func apiError(c *echo.Context, err error) *handlers.Error {

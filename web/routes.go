@@ -5,6 +5,10 @@ import (
 	"net/http"
 
 	"github.com/labstack/echo/v5"
+
+	"github.com/assistantd/assistantd/db"
+	"github.com/assistantd/assistantd/handlers"
+	"github.com/assistantd/assistantd/static"
 )
 
 // addRoutes is the route table: every route of the API and the web app.
@@ -39,6 +43,60 @@ func addRoutes(e *echo.Echo, cfg Config) {
 
 	// Anything else under /v1 is OpenAI's "Invalid URL" 404, after auth.
 	v1.RouteNotFound("/*", func(c *echo.Context) error { return echo.ErrNotFound })
+
+	if cfg.UI != nil {
+		addUIRoutes(e, cfg.UI)
+	}
+}
+
+// addUIRoutes is the web app's part of the route table. Every page needs
+// a signed-in user; every state-changing route names the role it needs
+// (viewers read everything and change nothing). Sessions, CSRF and the
+// security headers apply to all of them (see New).
+func addUIRoutes(e *echo.Echo, ui *handlers.UI) {
+	signedIn := ui.RequireUser
+	editor := ui.RequireRole(db.RoleEditor)
+	admin := ui.RequireRole(db.RoleAdmin)
+
+	e.GET("/static/chroma.css", ui.ChromaCSS)
+	e.StaticFS("/static", static.FS, cacheAssets)
+
+	e.GET("/", ui.Home)
+	e.GET("/login", ui.ShowLogin)
+	e.POST("/login", ui.Login)
+	e.POST("/logout", ui.Logout)
+	e.GET("/setup", ui.ShowSetup)
+	e.POST("/setup", ui.Setup)
+
+	e.GET("/assistants", ui.Assistants, signedIn)
+	e.GET("/assistants/new", ui.NewAssistant, editor)
+	e.POST("/assistants/new", ui.CreateAssistant, editor)
+	e.POST("/assistants/functions/check", ui.CheckFunction, editor)
+	e.GET("/assistants/:assistant_id", ui.ShowAssistant, signedIn)
+	e.POST("/assistants/:assistant_id", ui.UpdateAssistant, editor)
+	e.POST("/assistants/:assistant_id/duplicate", ui.DuplicateAssistant, editor)
+	e.POST("/assistants/:assistant_id/delete", ui.DeleteAssistant, editor)
+	e.GET("/assistants/:assistant_id/tools.json", ui.ExportTools, signedIn)
+
+	e.GET("/threads", ui.Threads, signedIn)
+	e.GET("/threads/:thread_id", ui.ShowThread, signedIn)
+	e.GET("/threads/:thread_id/export.json", ui.ExportThread, signedIn)
+	e.GET("/threads/:thread_id/export.md", ui.ExportThread, signedIn)
+	e.POST("/threads/:thread_id/delete", ui.DeleteThread, editor)
+
+	e.GET("/files", ui.Files, signedIn)
+	e.POST("/files", ui.UploadFiles, editor)
+	e.GET("/files/:file_id/download", ui.DownloadFile, signedIn)
+	e.GET("/files/:file_id/content", ui.DownloadFile, signedIn)
+	e.POST("/files/:file_id/delete", ui.DeleteFile, editor)
+
+	e.GET("/settings/keys", ui.Keys, signedIn)
+	e.POST("/settings/keys", ui.CreateKey, admin)
+	e.POST("/settings/keys/:key_id/revoke", ui.RevokeKey, admin)
+	e.GET("/settings/users", ui.Users, admin)
+	e.POST("/settings/users", ui.CreateUser, admin)
+	e.POST("/settings/users/:user_id/role", ui.SetUserRole, admin)
+	e.POST("/settings/users/:user_id/delete", ui.DeleteUser, admin)
 }
 
 // health answers GET /healthz without a key: 200 when the store answers.

@@ -19,6 +19,7 @@ type KeyChecker func(ctx context.Context, key string) (bool, error)
 // Config holds what the server is built from.
 type Config struct {
 	API      *handlers.API
+	UI       *handlers.UI // the web app; nil serves the API only
 	CheckKey KeyChecker
 	Health   func(ctx context.Context) error
 	Logger   *slog.Logger
@@ -28,9 +29,12 @@ type Config struct {
 func New(cfg Config) http.Handler {
 	e := echo.New()
 	e.Logger = cfg.Logger
-	e.HTTPErrorHandler = errorHandler(cfg.Logger)
+	e.HTTPErrorHandler = errorHandler(cfg.Logger, cfg.UI)
 	e.JSONSerializer = jsonSerializer{}
 	e.Use(requestID, logRequests(cfg.Logger), recoverPanics)
+	if cfg.UI != nil {
+		e.Use(webApp(securityHeaders), webApp(cfg.UI.Session))
+	}
 	addRoutes(e, cfg)
 	return e
 }

@@ -1,0 +1,197 @@
+package db
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// ThreadFilter selects threads for the web app's threads list. Zero fields
+// do not filter.
+type ThreadFilter struct {
+	AssistantID string    // threads with a message or run of this assistant
+	From, To    time.Time // created_at within [From, To)
+	MetaKey     string    // metadata has this key …
+	MetaValue   string    // … with this value (any value when empty)
+	Query       string    // full-text search over message text
+	Offset      int
+	Limit       int
+}
+
+// ThreadSummary is one row of the threads list.
+type ThreadSummary struct {
+	Thread
+	Messages     int
+	LastActivity int64
+	Preview      string // the start of the first message's text
+	// Snippet is the best-matching passage when searching, with matches
+	// between SnippetOpen and SnippetClose (private-use characters that
+	// cannot be confused with message text once the view escapes it).
+	Snippet string
+}
+
+// Markers around search matches in ThreadSummary.Snippet.
+const (
+	SnippetOpen  = "\ue000"
+	SnippetClose = "\ue001"
+)
+
+// ftsQuery turns what a person typed into an FTS5 query: every word must
+// appear, each quoted so FTS5 operators and punctuation are taken literally.
+func ftsQuery(q string) string {
+	var terms []string
+	for _, w := range strings.Fields(q) {
+		terms = append(terms, `"`+strings.ReplaceAll(w, `"`, `""`)+`"`)
+	}
+	return strings.Join(terms, " ")
+}
+
+// BrowseThreads returns one page of threads, newest first, and whether
+// more follow.
+func (s *Store) BrowseThreads(ctx context.Context, f ThreadFilter) ([]ThreadSummary, bool, error) {
+	var conds []string
+	var args []any
+	fts := ftsQuery(f.Query)
+	snippet := `''`
+	if fts != "" {
+		snippet = `COALESCE((SELECT snippet(messages_fts, 0, char(57344), char(57345), '…', 16) FROM messages_fts
+			WHERE messages_fts MATCH ? AND thread_id = t.id LIMIT 1), '')`
+		args = append(args, fts)
+	}
+	if f.AssistantID != "" {
+		c := `EXISTS (SELECT 1 FROM messages m WHERE m.thread_id = t.id AND m.assistant_id = ?)`
+		args = append(args, f.AssistantID)
+		if s.hasTable(ctx, "runs") {
+			c = `(` + c + ` OR EXISTS (SELECT 1 FROM runs r WHERE r.thread_id = t.id AND r.assistant_id = ?))`
+			args = append(args, f.AssistantID)
+		}
+		conds = append(conds, c)
+	}
+	if !f.From.IsZero() {
+		conds = append(conds, `t.created_at >= ?`)
+		args = append(args, f.From.Unix())
+	}
+	if !f.To.IsZero() {
+		conds = append(conds, `t.created_at < ?`)
+		args = append(args, f.To.Unix())
+	}
+	if f.MetaKey != "" {
+		if f.MetaValue != "" {
+			conds = append(conds, `EXISTS (SELECT 1 FROM json_each(t.metadata) WHERE key = ? AND value = ?)`)
+			args = append(args, f.MetaKey, f.MetaValue)
+		} else {
+			conds = append(conds, `EXISTS (SELECT 1 FROM json_each(t.metadata) WHERE key = ?)`)
+			args = append(args, f.MetaKey)
+		}
+	}
+	if fts != "" {
+		conds = append(conds, `t.id IN (SELECT thread_id FROM messages_fts WHERE messages_fts MATCH ?)`)
+		args = append(args, fts)
+	}
+	query := `SELECT t.id, t.created_at, t.tool_resources, t.metadata,
+		(SELECT COUNT(*) FROM messages m WHERE m.thread_id = t.id),
+		COALESCE((SELECT MAX(m.created_at) FROM messages m WHERE m.thread_id = t.id), t.created_at),
+		COALESCE((SELECT substr(x.body, 1, 160) FROM messages m JOIN messages_fts x ON x.rowid = m.seq
+			WHERE m.thread_id = t.id ORDER BY m.seq LIMIT 1), ''),
+		` + snippet + `
+		FROM threads t`
+	if len(conds) > 0 {
+		query += ` WHERE ` + strings.Join(conds, ` AND `)
+	}
+	limit := max(f.Limit, 1)
+	query += ` ORDER BY t.seq DESC LIMIT ? OFFSET ?`
+	args = append(args, limit+1, max(f.Offset, 0))
+	rows, err := s.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, false, fmt.Errorf("browse threads: %w", err)
+	}
+	defer rows.Close()
+	var out []ThreadSummary
+	for rows.Next() {
+		var ts ThreadSummary
+		var resources, meta string
+		if err := rows.Scan(&ts.ID, &ts.CreatedAt, &resources, &meta, &ts.Messages, &ts.LastActivity, &ts.Preview, &ts.Snippet); err != nil {
+			return nil, false, fmt.Errorf("browse threads: %w", err)
+		}
+		ts.Object = "thread"
+		ts.ToolResources = &ToolResources{}
+		if err := decodeColumn("metadata", meta, &ts.Metadata); err != nil {
+			return nil, false, err
+		}
+		if err := decodeColumn("tool_resources", resources, ts.ToolResources); err != nil {
+			return nil, false, err
+		}
+		out = append(out, ts)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, fmt.Errorf("browse threads: %w", err)
+	}
+	more := len(out) > limit
+	if more {
+		out = out[:limit]
+	}
+	return out, more, nil
+}
+
+// hasTable reports whether a table exists (the runs table arrives with a
+// later migration than the one search depends on).
+func (s *Store) hasTable(ctx context.Context, name string) bool {
+	var n int
+	_ = s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?`, name).Scan(&n)
+	return n > 0
+}
+
+// AllAssistants returns every assistant, newest first, for the web app's
+// lists and pickers.
+func (s *Store) AllAssistants(ctx context.Context) ([]Assistant, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+assistantColumns+` FROM assistants ORDER BY seq DESC`)
+	if err != nil {
+		return nil, fmt.Errorf("all assistants: %w", err)
+	}
+	defer rows.Close()
+	var out []Assistant
+	for rows.Next() {
+		a, err := scanAssistant(rows)
+		if err != nil {
+			return nil, fmt.Errorf("all assistants: %w", err)
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// ThreadTranscript returns up to limit messages of a thread, oldest first.
+func (s *Store) ThreadTranscript(ctx context.Context, threadID string, limit int) ([]Message, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+messageColumns+` FROM messages WHERE thread_id = ? ORDER BY seq LIMIT ?`, threadID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("thread messages %s: %w", threadID, err)
+	}
+	defer rows.Close()
+	var out []Message
+	for rows.Next() {
+		m, err := scanMessage(rows)
+		if err != nil {
+			return nil, fmt.Errorf("thread messages %s: %w", threadID, err)
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// FileNames maps file ids to their file names, for citations and
+// attachments; unknown ids are left out.
+func (s *Store) FileNames(ctx context.Context, ids []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, id := range ids {
+		if _, ok := out[id]; ok {
+			continue
+		}
+		var name string
+		err := s.r.QueryRowContext(ctx, `SELECT filename FROM files WHERE id = ?`, id).Scan(&name)
+		if err == nil {
+			out[id] = name
+		}
+	}
+	return out, nil
+}

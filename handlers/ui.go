@@ -1,0 +1,305 @@
+package handlers
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/a-h/templ"
+	"github.com/gorilla/sessions"
+	"github.com/labstack/echo/v5"
+
+	"github.com/assistantd/assistantd/db"
+	"github.com/assistantd/assistantd/views"
+)
+
+// UIStore is everything the web app's handlers need from the store; each
+// ui_*.go file declares its own part.
+type UIStore interface {
+	// Store is the API's store: the editor validates assistants with the
+	// API's own checks, which look up files.
+	Store
+	userStore
+	assistantStore
+	threadStore
+	fileStore
+	keyStore
+}
+
+// UIConfig holds what the web app is built from.
+type UIConfig struct {
+	Store UIStore
+	// SessionKeys are the cookie HMAC key (32 or 64 bytes) and encryption
+	// key (32 bytes), kept in the database so sessions survive restarts.
+	HashKey, BlockKey []byte
+	// SessionTTL is the absolute lifetime of a sign-in, checked on the
+	// server whatever the cookie says.
+	SessionTTL time.Duration
+	// TrustProxy makes X-Forwarded-Proto: https count as TLS (for the
+	// cookie's Secure flag) behind a reverse proxy.
+	TrustProxy bool
+	// SetupToken, when set, lets /setup?token=… create the first admin;
+	// it works only while no user exists.
+	SetupToken string
+	// Models lists the upstream's models for the assistant form; nil or an
+	// error leaves the model a free-text field.
+	Models func(ctx context.Context) ([]string, error)
+	// Runs, when set, lists a thread's runs and steps for the thread page
+	// (wired in once the run engine's store exists).
+	Runs func(ctx context.Context, threadID string) ([]views.RunView, error)
+	// MaxUpload bounds one uploaded file.
+	MaxUpload    int64
+	AssetVersion string
+	HTMX         bool
+	Log          *slog.Logger
+	Now          func() time.Time
+}
+
+// UI serves the web app's pages.
+type UI struct {
+	cfg UIConfig
+	// api lends the web app the /v1 handlers' validation, so a form and an
+	// API call accept exactly the same assistants.
+	api      *API
+	store    UIStore
+	sessions *sessions.CookieStore
+	xorigin  *http.CrossOriginProtection
+}
+
+const (
+	sessionName  = "assistantd_session"
+	ctxUser      = "ui_user"
+	ctxSession   = "ui_session"
+	ctxCSRF      = "ui_csrf"
+	csrfField    = "csrf_token"
+	csrfHeader   = "X-CSRF-Token"
+	defaultTTL   = 12 * time.Hour
+	maxFormBytes = 8 << 20
+)
+
+// NewUI returns the web app's handlers.
+func NewUI(cfg UIConfig) *UI {
+	if cfg.SessionTTL <= 0 {
+		cfg.SessionTTL = defaultTTL
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	cs := sessions.NewCookieStore(cfg.HashKey, cfg.BlockKey)
+	cs.MaxAge(int(cfg.SessionTTL.Seconds()))
+	api := &API{store: cfg.Store, maxUpload: cfg.MaxUpload, log: cfg.Log}
+	return &UI{cfg: cfg, api: api, store: cfg.Store, sessions: cs, xorigin: http.NewCrossOriginProtection()}
+}
+
+func randomToken() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// isTLS reports whether the browser reached us over TLS.
+func (u *UI) isTLS(r *http.Request) bool {
+	if r.TLS != nil {
+		return true
+	}
+	return u.cfg.TrustProxy && strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
+}
+
+// saveSession writes the session cookie with the security flags.
+func (u *UI) saveSession(c *echo.Context, s *sessions.Session) error {
+	s.Options = &sessions.Options{
+		Path:     "/",
+		MaxAge:   int(u.cfg.SessionTTL.Seconds()),
+		HttpOnly: true,
+		Secure:   u.isTLS(c.Request()),
+		SameSite: http.SameSiteLaxMode,
+	}
+	if err := s.Save(c.Request(), c.Response()); err != nil {
+		return Internal(err)
+	}
+	return nil
+}
+
+// Session loads the session of every web-app request: the signed-in user
+// (if the sign-in has not expired and the user still exists) and the CSRF
+// token, created on first visit. It refuses state-changing requests that
+// come from another origin or lack the session's CSRF token.
+func (u *UI) Session(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c *echo.Context) error {
+		r := c.Request()
+		s, err := u.sessions.Get(r, sessionName)
+		if err != nil {
+			// A cookie from old keys or tampered with: start afresh.
+			s, _ = u.sessions.New(r, sessionName)
+		}
+		dirty := false
+		token, _ := s.Values["csrf"].(string)
+		if token == "" {
+			token = randomToken()
+			s.Values["csrf"] = token
+			dirty = true
+		}
+		if uid, _ := s.Values["uid"].(string); uid != "" {
+			iat, _ := s.Values["iat"].(int64)
+			expired := u.cfg.Now().Sub(time.Unix(iat, 0)) > u.cfg.SessionTTL
+			var user db.User
+			if !expired {
+				user, err = u.store.GetUser(r.Context(), uid)
+			}
+			switch {
+			case expired || errors.Is(err, db.ErrNotFound):
+				delete(s.Values, "uid")
+				delete(s.Values, "iat")
+				dirty = true
+			case err != nil:
+				return Internal(err)
+			default:
+				c.Set(ctxUser, &user)
+			}
+		}
+		c.Set(ctxSession, s)
+		c.Set(ctxCSRF, token)
+		if dirty {
+			if err := u.saveSession(c, s); err != nil {
+				return err
+			}
+		}
+		switch r.Method {
+		case http.MethodGet, http.MethodHead, http.MethodOptions:
+			return next(c)
+		}
+		if err := u.xorigin.Check(r); err != nil {
+			return &Error{Status: http.StatusForbidden, Type: "invalid_request_error",
+				Message: "Cross-origin request refused: state-changing requests must come from this site's own pages."}
+		}
+		got := r.Header.Get(csrfHeader)
+		if got == "" {
+			if strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/form-data") {
+				r.Body = http.MaxBytesReader(c.Response(), r.Body, u.cfg.MaxUpload*maxUploadFiles+maxFormBytes)
+			} else {
+				r.Body = http.MaxBytesReader(c.Response(), r.Body, maxFormBytes)
+			}
+			got = r.FormValue(csrfField)
+		}
+		if subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+			return &Error{Status: http.StatusForbidden, Type: "invalid_request_error",
+				Message: "The form has expired or did not come from this site (CSRF token missing or wrong). Reload the page and try again."}
+		}
+		return next(c)
+	}
+}
+
+// currentUser returns the signed-in user, or nil.
+func currentUser(c *echo.Context) *db.User {
+	u, _ := c.Get(ctxUser).(*db.User)
+	return u
+}
+
+// RequireUser sends people who are not signed in to the sign-in page.
+func (u *UI) RequireUser(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c *echo.Context) error {
+		if currentUser(c) != nil {
+			return next(c)
+		}
+		r := c.Request()
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			return &Error{Status: http.StatusUnauthorized, Type: "invalid_request_error", Message: "Sign in first."}
+		}
+		target := "/login"
+		if r.URL.RequestURI() != "/" {
+			target += "?next=" + url.QueryEscape(r.URL.RequestURI())
+		}
+		return redirect(c, target)
+	}
+}
+
+var roleRank = map[string]int{db.RoleViewer: 1, db.RoleEditor: 2, db.RoleAdmin: 3}
+
+// RequireRole refuses requests from users below role, after RequireUser.
+// Every state-changing route carries it: hiding buttons is not enough.
+func (u *UI) RequireRole(role string) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return u.RequireUser(func(c *echo.Context) error {
+			if roleRank[currentUser(c).Role] < roleRank[role] {
+				return &Error{Status: http.StatusForbidden, Type: "invalid_request_error",
+					Message: "Your role (" + currentUser(c).Role + ") may not do this; it needs " + role + " access."}
+			}
+			return next(c)
+		})
+	}
+}
+
+// redirect answers with a 303 to target, or HX-Redirect for htmx.
+func redirect(c *echo.Context, target string) error {
+	if c.Request().Header.Get("HX-Request") == "true" {
+		c.Response().Header().Set("HX-Redirect", target)
+		return c.NoContent(http.StatusOK)
+	}
+	return c.Redirect(http.StatusSeeOther, target)
+}
+
+// page returns the layout model for the current request.
+func (u *UI) page(c *echo.Context, title, nav string) views.Page {
+	p := views.Page{Title: title, Nav: nav, Asset: u.cfg.AssetVersion, HTMX: u.cfg.HTMX}
+	p.CSRF, _ = c.Get(ctxCSRF).(string)
+	if usr := currentUser(c); usr != nil {
+		p.User = &views.Viewer{Email: usr.Email, Role: usr.Role,
+			CanEdit: roleRank[usr.Role] >= roleRank[db.RoleEditor], IsAdmin: usr.Role == db.RoleAdmin}
+	}
+	if s, ok := c.Get(ctxSession).(*sessions.Session); ok {
+		if fl := s.Flashes(); len(fl) > 0 {
+			p.Flash, _ = fl[0].(string)
+			if len(fl) > 1 {
+				p.FlashErr, _ = fl[1].(bool)
+			}
+			if err := u.saveSession(c, s); err != nil {
+				u.cfg.Log.Warn("save session", "error", err)
+			}
+		}
+	}
+	return p
+}
+
+// render writes a templ component with status.
+func render(c *echo.Context, status int, comp templ.Component) error {
+	c.Response().Header().Set("Content-Type", "text/html; charset=utf-8")
+	c.Response().WriteHeader(status)
+	return comp.Render(c.Request().Context(), c.Response())
+}
+
+func isHTMX(c *echo.Context) bool { return c.Request().Header.Get("HX-Request") == "true" }
+
+// RenderError writes an error for the web app: a fragment for htmx
+// requests (retargeted to the page's error area), a full page otherwise.
+func (u *UI) RenderError(c *echo.Context, status int, message, requestID string) error {
+	ev := views.ErrorView{Status: status, Title: http.StatusText(status), Message: message, ID: requestID}
+	if isHTMX(c) {
+		c.Response().Header().Set("HX-Retarget", "#htmx-errors")
+		c.Response().Header().Set("HX-Reswap", "innerHTML")
+		return render(c, status, views.ErrorFragment(ev))
+	}
+	return render(c, status, views.ErrorPage(u.page(c, ev.Title, ""), ev))
+}
+
+// flash shows msg on the next page the session sees, then redirects
+// there (the post/redirect/get pattern).
+func (u *UI) flash(c *echo.Context, target, msg string, isErr bool) error {
+	if s, ok := c.Get(ctxSession).(*sessions.Session); ok {
+		s.AddFlash(msg)
+		s.AddFlash(isErr)
+		if err := u.saveSession(c, s); err != nil {
+			return err
+		}
+	}
+	return redirect(c, target)
+}

@@ -1,0 +1,248 @@
+package handlers
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"net/http"
+	"net/mail"
+	"slices"
+	"strings"
+
+	"github.com/gorilla/sessions"
+	"github.com/labstack/echo/v5"
+
+	"github.com/assistantd/assistantd/db"
+	"github.com/assistantd/assistantd/views"
+)
+
+// userStore is what sign-in, setup and user management need.
+type userStore interface {
+	CountUsers(ctx context.Context) (int, error)
+	GetUser(ctx context.Context, id string) (db.User, error)
+	Authenticate(ctx context.Context, email, password string) (db.User, error)
+	CreateUser(ctx context.Context, email, role, password string) (db.User, error)
+	ListUsers(ctx context.Context) ([]db.User, error)
+	SetUserRole(ctx context.Context, id, role string) error
+	DeleteUser(ctx context.Context, id string) error
+}
+
+// safeNext keeps a post-sign-in redirect on this site: a path, not
+// "//evil.example" or "https://…".
+func safeNext(next string) string {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+		return "/assistants"
+	}
+	return next
+}
+
+// Home handles GET /.
+func (u *UI) Home(c *echo.Context) error {
+	if currentUser(c) == nil {
+		n, err := u.store.CountUsers(c.Request().Context())
+		if err != nil {
+			return Internal(err)
+		}
+		if n == 0 {
+			return render(c, http.StatusOK, views.ErrorPage(u.page(c, "Set up", ""), views.ErrorView{Status: 200, Title: "Not set up yet",
+				Message: "No user exists yet. Open the one-time setup link the server printed when it started, or start it with --admin-email and --admin-password."}))
+		}
+		return redirect(c, "/login")
+	}
+	return redirect(c, "/assistants")
+}
+
+// ShowLogin handles GET /login.
+func (u *UI) ShowLogin(c *echo.Context) error {
+	if currentUser(c) != nil {
+		return redirect(c, safeNext(c.QueryParam("next")))
+	}
+	return render(c, http.StatusOK, views.LoginPage(u.page(c, "Sign in", ""), views.LoginForm{Next: c.QueryParam("next")}))
+}
+
+// Login handles POST /login.
+func (u *UI) Login(c *echo.Context) error {
+	email, password, next := c.FormValue("email"), c.FormValue("password"), c.FormValue("next")
+	usr, err := u.store.Authenticate(c.Request().Context(), email, password)
+	if errors.Is(err, db.ErrBadCredentials) {
+		u.cfg.Log.Info("sign-in refused", "email", email, "ip", c.RealIP())
+		return render(c, http.StatusUnauthorized, views.LoginPage(u.page(c, "Sign in", ""),
+			views.LoginForm{Email: email, Next: next, Error: "Wrong email or password."}))
+	}
+	if err != nil {
+		return Internal(err)
+	}
+	if err := u.signIn(c, usr); err != nil {
+		return err
+	}
+	return redirect(c, safeNext(next))
+}
+
+// signIn starts a fresh session for usr: a new CSRF token and the sign-in
+// time from which the absolute expiry counts.
+func (u *UI) signIn(c *echo.Context, usr db.User) error {
+	s, _ := c.Get(ctxSession).(*sessions.Session)
+	if s == nil {
+		return Internal(errors.New("no session"))
+	}
+	for k := range s.Values {
+		delete(s.Values, k)
+	}
+	s.Values["uid"] = usr.ID
+	s.Values["iat"] = u.cfg.Now().Unix()
+	s.Values["csrf"] = randomToken()
+	return u.saveSession(c, s)
+}
+
+// Logout handles POST /logout.
+func (u *UI) Logout(c *echo.Context) error {
+	if s, _ := c.Get(ctxSession).(*sessions.Session); s != nil {
+		for k := range s.Values {
+			delete(s.Values, k)
+		}
+		s.Values["csrf"] = randomToken()
+		if err := u.saveSession(c, s); err != nil {
+			return err
+		}
+	}
+	return redirect(c, "/login")
+}
+
+// setupAllowed reports whether token opens first-run setup: it must match
+// the token printed at start, and no user may exist yet.
+func (u *UI) setupAllowed(c *echo.Context, token string) (bool, error) {
+	want := u.cfg.SetupToken
+	if want == "" || subtle.ConstantTimeCompare([]byte(token), []byte(want)) != 1 {
+		return false, nil
+	}
+	n, err := u.store.CountUsers(c.Request().Context())
+	if err != nil {
+		return false, Internal(err)
+	}
+	return n == 0, nil
+}
+
+var errSetupClosed = &Error{Status: http.StatusNotFound, Type: "invalid_request_error",
+	Message: "This setup link is not valid: it was already used, or the server was restarted (a new link is printed at each start while no user exists)."}
+
+// ShowSetup handles GET /setup?token=….
+func (u *UI) ShowSetup(c *echo.Context) error {
+	token := c.QueryParam("token")
+	ok, err := u.setupAllowed(c, token)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errSetupClosed
+	}
+	return render(c, http.StatusOK, views.SetupPage(u.page(c, "Set up", ""), views.SetupForm{Token: token}))
+}
+
+// Setup handles POST /setup: creates the first admin and signs them in.
+func (u *UI) Setup(c *echo.Context) error {
+	token := c.FormValue("token")
+	ok, err := u.setupAllowed(c, token)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errSetupClosed
+	}
+	email, password := strings.TrimSpace(c.FormValue("email")), c.FormValue("password")
+	errs := checkNewUser(email, password)
+	if password != c.FormValue("confirm") {
+		errs = append(errs, "The passwords do not match.")
+	}
+	if len(errs) > 0 {
+		return render(c, http.StatusUnprocessableEntity, views.SetupPage(u.page(c, "Set up", ""),
+			views.SetupForm{Token: token, Email: email, Errors: errs}))
+	}
+	usr, err := u.store.CreateUser(c.Request().Context(), email, db.RoleAdmin, password)
+	if err != nil {
+		return Internal(err)
+	}
+	u.cfg.Log.Info("first admin created", "email", usr.Email)
+	if err := u.signIn(c, usr); err != nil {
+		return err
+	}
+	return u.flash(c, "/assistants", "Welcome! You are the admin of this server.", false)
+}
+
+func checkNewUser(email, password string) []string {
+	var errs []string
+	if a, err := mail.ParseAddress(email); err != nil || a.Address != email {
+		errs = append(errs, "Enter a valid email address.")
+	}
+	if len(password) < db.MinPasswordLen {
+		errs = append(errs, "The password must be at least 10 characters long.")
+	}
+	return errs
+}
+
+// Users handles GET /settings/users (admins).
+func (u *UI) Users(c *echo.Context) error {
+	return u.renderUsers(c, http.StatusOK, views.UserForm{Role: db.RoleViewer})
+}
+
+func (u *UI) renderUsers(c *echo.Context, status int, f views.UserForm) error {
+	users, err := u.store.ListUsers(c.Request().Context())
+	if err != nil {
+		return Internal(err)
+	}
+	me := currentUser(c)
+	rows := make([]views.UserRow, 0, len(users))
+	for _, usr := range users {
+		rows = append(rows, views.UserRow{ID: usr.ID, Email: usr.Email, Role: usr.Role, CreatedAt: usr.CreatedAt,
+			LastLoginAt: usr.LastLoginAt, IsMe: me != nil && me.ID == usr.ID})
+	}
+	return render(c, status, views.UsersPage(u.page(c, "Users", "users"), views.UsersView{Users: rows, Roles: db.Roles, Form: f}))
+}
+
+// CreateUser handles POST /settings/users (admins).
+func (u *UI) CreateUser(c *echo.Context) error {
+	f := views.UserForm{Email: strings.TrimSpace(c.FormValue("email")), Role: c.FormValue("role")}
+	f.Errors = checkNewUser(f.Email, c.FormValue("password"))
+	if !slices.Contains(db.Roles, f.Role) {
+		f.Errors = append(f.Errors, "Pick a role.")
+	}
+	if len(f.Errors) == 0 {
+		_, err := u.store.CreateUser(c.Request().Context(), f.Email, f.Role, c.FormValue("password"))
+		switch {
+		case errors.Is(err, db.ErrDuplicate):
+			f.Errors = append(f.Errors, "A user with this email already exists.")
+		case err != nil:
+			return Internal(err)
+		default:
+			return u.flash(c, "/settings/users", "User "+f.Email+" created.", false)
+		}
+	}
+	return u.renderUsers(c, http.StatusUnprocessableEntity, f)
+}
+
+// SetUserRole handles POST /settings/users/:user_id/role (admins).
+func (u *UI) SetUserRole(c *echo.Context) error {
+	role := c.FormValue("role")
+	if !slices.Contains(db.Roles, role) {
+		return &Error{Status: http.StatusBadRequest, Message: "Unknown role."}
+	}
+	err := u.store.SetUserRole(c.Request().Context(), c.Param("user_id"), role)
+	if errors.Is(err, db.ErrLastAdmin) {
+		return u.flash(c, "/settings/users", "The last admin cannot be demoted.", true)
+	}
+	if err != nil {
+		return storeErr(err, "user", c.Param("user_id"))
+	}
+	return u.flash(c, "/settings/users", "Role changed.", false)
+}
+
+// DeleteUser handles POST /settings/users/:user_id/delete (admins).
+func (u *UI) DeleteUser(c *echo.Context) error {
+	err := u.store.DeleteUser(c.Request().Context(), c.Param("user_id"))
+	if errors.Is(err, db.ErrLastAdmin) {
+		return u.flash(c, "/settings/users", "The last admin cannot be removed.", true)
+	}
+	if err != nil {
+		return storeErr(err, "user", c.Param("user_id"))
+	}
+	return u.flash(c, "/settings/users", "User removed.", false)
+}

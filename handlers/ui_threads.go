@@ -1,0 +1,298 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"mime"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/labstack/echo/v5"
+
+	"github.com/assistantd/assistantd/db"
+	"github.com/assistantd/assistantd/views"
+)
+
+// threadStore is what the threads pages need.
+type threadStore interface {
+	BrowseThreads(ctx context.Context, f db.ThreadFilter) ([]db.ThreadSummary, bool, error)
+	GetThread(ctx context.Context, id string) (db.Thread, error)
+	DeleteThread(ctx context.Context, id string) error
+	ThreadTranscript(ctx context.Context, threadID string, limit int) ([]db.Message, error)
+	FileNames(ctx context.Context, ids []string) (map[string]string, error)
+}
+
+const (
+	threadsPerPage = 25
+	// maxThreadMessagesShown bounds one thread page; exports take all.
+	maxThreadMessagesShown = 500
+	maxExportMessages      = 100000
+)
+
+// Threads handles GET /threads: filters, full-text search, pages.
+func (u *UI) Threads(c *echo.Context) error {
+	ctx := c.Request().Context()
+	fv := views.ThreadFilters{Query: strings.TrimSpace(c.QueryParam("q")), AssistantID: c.QueryParam("assistant"),
+		From: c.QueryParam("from"), To: c.QueryParam("to"), MetaKey: strings.TrimSpace(c.QueryParam("meta_key")),
+		MetaValue: c.QueryParam("meta_value")}
+	v := views.ThreadsView{Filters: fv}
+	page, _ := strconv.Atoi(c.QueryParam("page"))
+	page = max(page, 1)
+	v.Page = page
+	f := db.ThreadFilter{Query: fv.Query, AssistantID: fv.AssistantID, MetaKey: fv.MetaKey, MetaValue: fv.MetaValue,
+		Offset: (page - 1) * threadsPerPage, Limit: threadsPerPage}
+	if fv.From != "" {
+		t, err := time.Parse("2006-01-02", fv.From)
+		if err != nil {
+			v.Errors = append(v.Errors, "“From” is not a date (YYYY-MM-DD).")
+		}
+		f.From = t
+	}
+	if fv.To != "" {
+		t, err := time.Parse("2006-01-02", fv.To)
+		if err != nil {
+			v.Errors = append(v.Errors, "“To” is not a date (YYYY-MM-DD).")
+		} else {
+			f.To = t.AddDate(0, 0, 1) // the whole day
+		}
+	}
+	if utf8.RuneCountInString(fv.Query) > 200 {
+		v.Errors = append(v.Errors, "The search is too long (at most 200 characters).")
+		f.Query = ""
+	}
+	assistants, err := u.store.AllAssistants(ctx)
+	if err != nil {
+		return Internal(err)
+	}
+	for _, a := range assistants {
+		label := deref(a.Name)
+		if label == "" {
+			label = a.ID
+		}
+		v.Assistants = append(v.Assistants, [2]string{a.ID, label})
+	}
+	var more bool
+	var rows []db.ThreadSummary
+	if len(v.Errors) == 0 {
+		if rows, more, err = u.store.BrowseThreads(ctx, f); err != nil {
+			return Internal(err)
+		}
+	}
+	for _, t := range rows {
+		row := views.ThreadRow{ID: t.ID, CreatedAt: t.CreatedAt, LastActivity: t.LastActivity, Messages: t.Messages,
+			Preview: t.Preview, Metadata: sortedPairs(t.Metadata)}
+		if t.Snippet != "" {
+			row.Snippet = views.SplitSnippet(t.Snippet, db.SnippetOpen, db.SnippetClose)
+		}
+		v.Rows = append(v.Rows, row)
+	}
+	q := c.QueryParams()
+	link := func(n int) string {
+		q.Set("page", strconv.Itoa(n))
+		return "/threads?" + q.Encode()
+	}
+	if more {
+		v.NextPage = link(page + 1)
+	}
+	if page > 1 {
+		v.PrevPage = link(page - 1)
+	}
+	return render(c, http.StatusOK, views.ThreadsPage(u.page(c, "Threads", "threads"), v))
+}
+
+func sortedPairs(m db.Metadata) [][2]string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	out := make([][2]string, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, [2]string{k, m[k]})
+	}
+	return out
+}
+
+// ShowThread handles GET /threads/:thread_id.
+func (u *UI) ShowThread(c *echo.Context) error {
+	ctx := c.Request().Context()
+	id := c.Param("thread_id")
+	t, err := u.store.GetThread(ctx, id)
+	if err != nil {
+		return storeErr(err, "thread", id)
+	}
+	msgs, err := u.store.ThreadTranscript(ctx, id, maxThreadMessagesShown+1)
+	if err != nil {
+		return Internal(err)
+	}
+	v := views.ThreadView{ID: t.ID, CreatedAt: t.CreatedAt, Metadata: sortedPairs(t.Metadata)}
+	if len(msgs) > maxThreadMessagesShown {
+		msgs, v.Truncated = msgs[:maxThreadMessagesShown], true
+	}
+	var fileIDs []string
+	for _, m := range msgs {
+		for _, p := range m.Content {
+			if p.Text != nil {
+				for _, a := range p.Text.Annotations {
+					fileIDs = append(fileIDs, annotationFile(a))
+				}
+			}
+		}
+		for _, a := range m.Attachments {
+			fileIDs = append(fileIDs, a.FileID)
+		}
+	}
+	names, err := u.store.FileNames(ctx, fileIDs)
+	if err != nil {
+		return Internal(err)
+	}
+	for _, m := range msgs {
+		v.Messages = append(v.Messages, messageView(m, names))
+	}
+	if u.cfg.Runs != nil {
+		if v.Runs, err = u.cfg.Runs(ctx, id); err != nil {
+			return Internal(err)
+		}
+	}
+	return render(c, http.StatusOK, views.ThreadPage(u.page(c, "Thread "+id, "threads"), v))
+}
+
+func annotationFile(a db.Annotation) string {
+	switch {
+	case a.FileCitation != nil:
+		return a.FileCitation.FileID
+	case a.FilePath != nil:
+		return a.FilePath.FileID
+	}
+	return ""
+}
+
+// messageView prepares a message for the page: text parts as sanitised
+// Markdown with citation markers replaced by [n], images as links to the
+// app's own file route (or an https URL).
+func messageView(m db.Message, names map[string]string) views.MessageView {
+	mv := views.MessageView{ID: m.ID, Role: m.Role, Status: m.Status, CreatedAt: m.CreatedAt,
+		AssistantID: deref(m.AssistantID), RunID: deref(m.RunID), Metadata: sortedPairs(m.Metadata)}
+	for _, p := range m.Content {
+		switch {
+		case p.Type == "text" && p.Text != nil:
+			text, cites := withCitationMarkers(p.Text.Value, p.Text.Annotations, names)
+			mv.Parts = append(mv.Parts, views.Part{Kind: "text", HTML: renderMarkdown(text), Citations: cites})
+		case p.Type == "image_file" && p.ImageFile != nil:
+			mv.Parts = append(mv.Parts, views.Part{Kind: "image_file", ImageSrc: "/files/" + url.PathEscape(p.ImageFile.FileID) + "/content"})
+		case p.Type == "image_url" && p.ImageURL != nil:
+			if u, err := url.Parse(p.ImageURL.URL); err == nil && (u.Scheme == "https" || u.Scheme == "http") {
+				mv.Parts = append(mv.Parts, views.Part{Kind: "image_url", ImageSrc: u.String()})
+			}
+		case p.Type == "refusal" && p.Refusal != nil:
+			mv.Parts = append(mv.Parts, views.Part{Kind: "refusal", Refusal: *p.Refusal})
+		}
+	}
+	for _, a := range m.Attachments {
+		mv.Attachments = append(mv.Attachments, views.Citation{FileID: a.FileID, FileName: names[a.FileID]})
+	}
+	return mv
+}
+
+// withCitationMarkers replaces each annotation's text (OpenAI's
+// "【4:0†source】" markers, or sandbox: paths) with a numbered "[n]".
+// Indexes are in characters; annotations that do not fit are listed but
+// left in place.
+func withCitationMarkers(text string, anns []db.Annotation, names map[string]string) (string, []views.Citation) {
+	if len(anns) == 0 {
+		return text, nil
+	}
+	runes := []rune(text)
+	sorted := make([]db.Annotation, len(anns))
+	copy(sorted, anns)
+	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].StartIndex < sorted[j].StartIndex })
+	var out strings.Builder
+	var cites []views.Citation
+	pos := 0
+	for i, a := range sorted {
+		c := views.Citation{N: i + 1, Kind: a.Type, FileID: annotationFile(a)}
+		c.FileName = names[c.FileID]
+		cites = append(cites, c)
+		if a.StartIndex < pos || a.EndIndex > len(runes) || a.StartIndex > a.EndIndex {
+			continue
+		}
+		out.WriteString(string(runes[pos:a.StartIndex]))
+		fmt.Fprintf(&out, " [%d]", c.N)
+		pos = a.EndIndex
+	}
+	out.WriteString(string(runes[pos:]))
+	return out.String(), cites
+}
+
+// ExportThread handles GET /threads/:thread_id/export.json and
+// GET /threads/:thread_id/export.md.
+func (u *UI) ExportThread(c *echo.Context) error {
+	ctx := c.Request().Context()
+	id := c.Param("thread_id")
+	t, err := u.store.GetThread(ctx, id)
+	if err != nil {
+		return storeErr(err, "thread", id)
+	}
+	msgs, err := u.store.ThreadTranscript(ctx, id, maxExportMessages)
+	if err != nil {
+		return Internal(err)
+	}
+	if msgs == nil {
+		msgs = []db.Message{}
+	}
+	h := c.Response().Header()
+	if strings.HasSuffix(c.Path(), ".json") {
+		b, err := json.MarshalIndent(struct {
+			Thread   db.Thread    `json:"thread"`
+			Messages []db.Message `json:"messages"`
+		}{t, msgs}, "", "  ")
+		if err != nil {
+			return Internal(err)
+		}
+		h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": id + ".json"}))
+		return c.Blob(http.StatusOK, "application/json", append(b, '\n'))
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Thread %s\n\nCreated %s\n", t.ID, views.When(t.CreatedAt))
+	for _, kv := range sortedPairs(t.Metadata) {
+		fmt.Fprintf(&b, "- %s: %s\n", kv[0], kv[1])
+	}
+	for _, m := range msgs {
+		fmt.Fprintf(&b, "\n## %s · %s\n\n", m.Role, views.When(m.CreatedAt))
+		for _, p := range m.Content {
+			switch {
+			case p.Text != nil:
+				b.WriteString(p.Text.Value + "\n")
+			case p.ImageFile != nil:
+				fmt.Fprintf(&b, "[image: %s]\n", p.ImageFile.FileID)
+			case p.ImageURL != nil:
+				fmt.Fprintf(&b, "[image: %s]\n", p.ImageURL.URL)
+			case p.Refusal != nil:
+				fmt.Fprintf(&b, "> Refusal: %s\n", *p.Refusal)
+			}
+		}
+	}
+	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": id + ".md"}))
+	return c.Blob(http.StatusOK, "text/markdown; charset=utf-8", []byte(b.String()))
+}
+
+// DeleteThread handles POST /threads/:thread_id/delete.
+func (u *UI) DeleteThread(c *echo.Context) error {
+	id := c.Param("thread_id")
+	if err := u.store.DeleteThread(c.Request().Context(), id); err != nil {
+		return storeErr(err, "thread", id)
+	}
+	return u.flash(c, "/threads", "Thread deleted.", false)
+}
+
+// ChromaCSS handles GET /static/chroma.css: the code-highlighting styles.
+func (u *UI) ChromaCSS(c *echo.Context) error {
+	c.Response().Header().Set("Cache-Control", "public, max-age=86400")
+	return c.Blob(http.StatusOK, "text/css; charset=utf-8", chromaCSS())
+}

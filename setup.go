@@ -1,0 +1,167 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/assistantd/assistantd/db"
+	"github.com/assistantd/assistantd/handlers"
+	"github.com/assistantd/assistantd/static"
+)
+
+// webConfig is the web app's part of the configuration.
+type webConfig struct {
+	AdminEmail    string
+	AdminPassword string
+	TrustProxy    bool
+	SessionTTL    time.Duration
+}
+
+// addWebFlags registers the web app's flags; the returned function
+// validates them after parsing.
+func addWebFlags(fs *flag.FlagSet, env func(name, def string) string) func() (webConfig, error) {
+	adminEmail := fs.String("admin-email", env("ASSISTANTD_ADMIN_EMAIL", ""),
+		"create this web app admin at start when no user exists (env ASSISTANTD_ADMIN_EMAIL); without it a one-time setup link is printed")
+	adminPassword := fs.String("admin-password", env("ASSISTANTD_ADMIN_PASSWORD", ""),
+		"password of --admin-email, at least 10 characters (env ASSISTANTD_ADMIN_PASSWORD)")
+	trustProxy := fs.Bool("trust-proxy", env("ASSISTANTD_TRUST_PROXY", "") == "true",
+		"trust X-Forwarded-Proto from a TLS-terminating reverse proxy, so session cookies are marked Secure (env ASSISTANTD_TRUST_PROXY=true)")
+	ttl := fs.String("session-ttl", env("ASSISTANTD_SESSION_TTL", "12h"),
+		"how long a web app sign-in lasts, however active (env ASSISTANTD_SESSION_TTL)")
+	return func() (webConfig, error) {
+		w := webConfig{AdminEmail: strings.TrimSpace(*adminEmail), AdminPassword: *adminPassword, TrustProxy: *trustProxy}
+		if (w.AdminEmail == "") != (w.AdminPassword == "") {
+			return w, errors.New("--admin-email and --admin-password go together")
+		}
+		if w.AdminPassword != "" && len(w.AdminPassword) < db.MinPasswordLen {
+			return w, fmt.Errorf("--admin-password must be at least %d characters", db.MinPasswordLen)
+		}
+		d, err := time.ParseDuration(*ttl)
+		if err != nil || d < time.Minute {
+			return w, fmt.Errorf("invalid --session-ttl %q: expected a duration of at least 1m, such as 12h", *ttl)
+		}
+		w.SessionTTL = d
+		return w, nil
+	}
+}
+
+// newWebUI builds the web app. When no user exists it creates the
+// configured admin, or else returns a random one-time setup token that
+// /setup accepts until the first user exists (run prints the link).
+func newWebUI(ctx context.Context, cfg config, store *db.Store, stdout io.Writer, log *slog.Logger) (*handlers.UI, string, error) {
+	setupToken, err := firstUser(ctx, cfg.Web, store, stdout, log)
+	if err != nil {
+		return nil, "", err
+	}
+	// Cookie keys are generated once and kept, so sign-ins survive restarts.
+	hashKey, err1 := store.Secret(ctx, "session_hash_key", 64)
+	blockKey, err2 := store.Secret(ctx, "session_block_key", 32)
+	if err := errors.Join(err1, err2); err != nil {
+		return nil, "", err
+	}
+	if !static.HasHTMX() {
+		log.Warn("htmx is not embedded: run `npm ci` in static/ before building; pages still work, less smoothly")
+	}
+	ui := handlers.NewUI(handlers.UIConfig{
+		Store: store, HashKey: hashKey, BlockKey: blockKey, SessionTTL: cfg.Web.SessionTTL,
+		TrustProxy: cfg.Web.TrustProxy, SetupToken: setupToken, MaxUpload: cfg.MaxUploadBytes,
+		Models:       modelLister(cfg.UpstreamURL, cfg.UpstreamKey),
+		AssetVersion: static.Version, HTMX: static.HasHTMX(), Log: log,
+	})
+	return ui, setupToken, nil
+}
+
+func firstUser(ctx context.Context, w webConfig, store *db.Store, stdout io.Writer, log *slog.Logger) (string, error) {
+	n, err := store.CountUsers(ctx)
+	if err != nil || n > 0 {
+		return "", err
+	}
+	if w.AdminEmail != "" {
+		if _, err := store.CreateUser(ctx, w.AdminEmail, db.RoleAdmin, w.AdminPassword); err != nil {
+			return "", fmt.Errorf("create admin %s: %w", w.AdminEmail, err)
+		}
+		log.Info("web app admin created from configuration", "email", w.AdminEmail)
+		fmt.Fprintf(stdout, "Created the web app admin %s.\n", w.AdminEmail)
+		return "", nil
+	}
+	b := make([]byte, 24)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// modelLister returns a function listing the upstream's models for the
+// assistant form, cached for five minutes; a failure is cached for a
+// minute so a down upstream does not slow every form.
+func modelLister(base *url.URL, key string) func(ctx context.Context) ([]string, error) {
+	var (
+		mu      sync.Mutex
+		models  []string
+		lastErr error
+		until   time.Time
+	)
+	client := &http.Client{Timeout: 3 * time.Second}
+	return func(ctx context.Context) ([]string, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if time.Now().Before(until) {
+			return models, lastErr
+		}
+		models, lastErr = fetchModels(ctx, client, base, key)
+		if lastErr != nil {
+			until = time.Now().Add(time.Minute)
+		} else {
+			until = time.Now().Add(5 * time.Minute)
+		}
+		return models, lastErr
+	}
+}
+
+func fetchModels(ctx context.Context, client *http.Client, base *url.URL, key string) ([]string, error) {
+	if base == nil {
+		return nil, errors.New("no upstream")
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(base.String(), "/")+"/models", nil)
+	if err != nil {
+		return nil, err
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("list models: %s", resp.Status)
+	}
+	var body struct {
+		Data []struct {
+			ID string `json:"id"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(&body); err != nil {
+		return nil, fmt.Errorf("list models: %w", err)
+	}
+	var out []string
+	for _, m := range body.Data {
+		if m.ID != "" {
+			out = append(out, m.ID)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}

@@ -1,0 +1,96 @@
+// Package views holds the web app's templ components and the typed view
+// models they render. Views do no I/O: handlers load everything first.
+// Every element a test locates carries a data-testid.
+package views
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Page is what every full page's layout needs.
+type Page struct {
+	Title    string
+	Nav      string  // the active top-level section
+	User     *Viewer // nil when nobody is signed in
+	CSRF     string  // the session's CSRF token, put in forms and htmx headers
+	Asset    string  // static asset version, for cache busting
+	HTMX     bool    // htmx is embedded (npm ci ran before the build)
+	Flash    string
+	FlashErr bool
+}
+
+// Viewer is the signed-in user as the pages show them.
+type Viewer struct {
+	Email   string
+	Role    string
+	CanEdit bool // admins and editors
+	IsAdmin bool
+}
+
+// CanEdit reports whether the page's user may change things.
+func (p Page) CanEdit() bool { return p.User != nil && p.User.CanEdit }
+
+// IsAdmin reports whether the page's user is an admin.
+func (p Page) IsAdmin() bool { return p.User != nil && p.User.IsAdmin }
+
+func csrfHeaders(token string) string {
+	b, _ := json.Marshal(map[string]string{"X-CSRF-Token": token})
+	return string(b)
+}
+
+func asset(p Page, path string) string { return "/static/" + path + "?v=" + p.Asset }
+
+// When formats a unix time for people, in UTC.
+func When(unix int64) string {
+	if unix == 0 {
+		return "—"
+	}
+	return time.Unix(unix, 0).UTC().Format("2006-01-02 15:04 UTC")
+}
+
+// WhenPtr formats an optional unix time.
+func WhenPtr(unix *int64) string {
+	if unix == nil {
+		return "never"
+	}
+	return When(*unix)
+}
+
+// Bytes formats a size for people.
+func Bytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+func navCurrent(p Page, name string) string {
+	if p.Nav == name {
+		return "page"
+	}
+	return "false"
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func orDash(s string) string {
+	if strings.TrimSpace(s) == "" {
+		return "—"
+	}
+	return s
+}
+
+func itoa(n int) string { return fmt.Sprint(n) }
