@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/assistantd/assistantd/agent"
 	"github.com/assistantd/assistantd/db"
 	"github.com/assistantd/assistantd/handlers"
 	"github.com/assistantd/assistantd/web"
@@ -45,6 +46,8 @@ type config struct {
 	MaxUploadBytes int64
 	LogLevel       slog.Level
 	Web            webConfig
+	Providers      []agent.ProviderConfig
+	Engine         agent.Config
 }
 
 // parseConfig reads flags, falling back to environment variables, and
@@ -69,6 +72,15 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 		"API key for the upstream provider (env ASSISTANTD_UPSTREAM_KEY, then OPENAI_API_KEY)")
 	maxUpload := fs.String("max-upload-bytes", env("ASSISTANTD_MAX_UPLOAD_BYTES", "512MiB"),
 		"largest accepted file upload, in bytes or with a KiB/MiB/GiB suffix (env ASSISTANTD_MAX_UPLOAD_BYTES)")
+	upstreamModels := fs.String("upstream-models", env("ASSISTANTD_UPSTREAM_MODELS", "*"),
+		"comma-separated models (or patterns such as gpt-4o*) the --upstream-url provider serves; * serves every model no providers-file entry names (env ASSISTANTD_UPSTREAM_MODELS)")
+	providersFile := fs.String("providers", env("ASSISTANTD_PROVIDERS", ""),
+		"YAML or JSON file naming further OpenAI-compatible upstreams and the models each serves (env ASSISTANTD_PROVIDERS)")
+	workers := fs.Int("workers", envInt(getenv, "ASSISTANTD_WORKERS", 256), "runs executed at once (env ASSISTANTD_WORKERS)")
+	runTimeout := fs.Duration("run-timeout", envDuration(getenv, "ASSISTANTD_RUN_TIMEOUT", 10*time.Minute),
+		"how long a run may stay unfinished before it expires (expires_at; env ASSISTANTD_RUN_TIMEOUT)")
+	retries := fs.Int("upstream-retries", envInt(getenv, "ASSISTANTD_UPSTREAM_RETRIES", 3),
+		"retries of an upstream request that failed with 429, 5xx or a timeout (env ASSISTANTD_UPSTREAM_RETRIES)")
 	logLevel := fs.String("log-level", env("ASSISTANTD_LOG_LEVEL", "info"), "debug, info, warn or error (env ASSISTANTD_LOG_LEVEL)")
 	webFlags := addWebFlags(fs, env)
 	fs.Usage = func() {
@@ -98,6 +110,27 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 	cfg.UpstreamURL = u
 	if cfg.MaxUploadBytes, err = parseBytes(*maxUpload); err != nil || cfg.MaxUploadBytes < 1 {
 		return cfg, fmt.Errorf("invalid --max-upload-bytes %q: expected a positive size such as 536870912 or 512MiB", *maxUpload)
+	}
+	if *workers < 1 || *runTimeout < time.Second || *retries < 0 {
+		return cfg, errors.New("--workers must be at least 1, --run-timeout at least 1s and --upstream-retries at least 0")
+	}
+	cfg.Engine = agent.Config{Workers: *workers, RunTimeout: *runTimeout, Retries: *retries}
+	if *providersFile != "" {
+		if cfg.Providers, err = agent.LoadProviders(*providersFile, getenv); err != nil {
+			return cfg, err
+		}
+	}
+	var models []string
+	for _, m := range strings.Split(*upstreamModels, ",") {
+		if m = strings.TrimSpace(m); m != "" {
+			models = append(models, m)
+		}
+	}
+	if len(models) > 0 {
+		// The default upstream comes last, so providers-file patterns win
+		// over its catch-all.
+		cfg.Providers = append(cfg.Providers, agent.ProviderConfig{Name: "default", BaseURL: u.String(),
+			APIKey: cfg.UpstreamKey, Models: models})
 	}
 	if err := cfg.LogLevel.UnmarshalText([]byte(*logLevel)); err != nil {
 		return cfg, fmt.Errorf("invalid --log-level %q: %w", *logLevel, err)
@@ -133,6 +166,20 @@ func parseBytes(s string) (int64, error) {
 	return n * mult, nil
 }
 
+func envInt(getenv func(string) string, name string, def int) int {
+	if n, err := strconv.Atoi(getenv(name)); err == nil {
+		return n
+	}
+	return def
+}
+
+func envDuration(getenv func(string) string, name string, def time.Duration) time.Duration {
+	if d, err := time.ParseDuration(getenv(name)); err == nil {
+		return d
+	}
+	return def
+}
+
 // run starts the server and blocks until ctx is cancelled, then shuts down
 // gracefully. Tests call it directly.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -165,13 +212,26 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	}
 
+	providers, err := agent.NewProviders(cfg.Providers, nil)
+	if err != nil {
+		return err
+	}
+	engine := agent.New(store, providers, agent.NewHub(time.Minute), log, cfg.Engine)
+	// The engine outlives the HTTP server during shutdown: requests finish
+	// first, then runs in flight stop (and resume on the next start).
+	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
+	defer func() { stopEngine(); engine.Wait() }()
+	if err := engine.Start(engineCtx); err != nil {
+		return err
+	}
+
 	ui, setupToken, err := newWebUI(ctx, cfg, store, stdout, log)
 	if err != nil {
 		return err
 	}
 	handler := web.New(web.Config{
 		UI:       ui,
-		API:      handlers.NewAPI(store, cfg.MaxUploadBytes, log),
+		API:      handlers.NewAPI(store, engine, cfg.MaxUploadBytes, log),
 		CheckKey: keyChecker(cfg.APIKey, store),
 		Health:   store.Ping,
 		Logger:   log,

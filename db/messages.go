@@ -159,11 +159,19 @@ func (s *Store) insertMessage(ctx context.Context, tx *sql.Tx, m Message) (Messa
 }
 
 // CreateMessage appends m to its thread (m.ThreadID), returning ErrNotFound
-// if the thread does not exist.
+// if the thread does not exist and *ActiveRunError while it has an active
+// run.
 func (s *Store) CreateMessage(ctx context.Context, m Message) (Message, error) {
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		if err := threadExists(ctx, tx, m.ThreadID); err != nil {
 			return err
+		}
+		// Checked in the same transaction as the insert: a run created
+		// concurrently can never miss this message or see it mid-run.
+		if active, err := activeRun(ctx, tx, m.ThreadID); err != nil {
+			return err
+		} else if active != "" {
+			return &ActiveRunError{ThreadID: m.ThreadID, RunID: active}
 		}
 		var err error
 		m, err = s.insertMessage(ctx, tx, m)

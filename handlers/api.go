@@ -39,18 +39,25 @@ type Store interface {
 	OpenFile(ctx context.Context, id string) (db.File, *os.File, error)
 	DeleteFile(ctx context.Context, id string) error
 	ListFiles(ctx context.Context, purpose string, p db.ListParams) (db.Page[db.File], error)
+
+	GetRun(ctx context.Context, threadID, id string) (db.Run, error)
+	ListRuns(ctx context.Context, threadID string, p db.ListParams) (db.Page[db.Run], error)
+	UpdateRunMetadata(ctx context.Context, threadID, id string, meta db.Metadata) (db.Run, error)
+	GetStep(ctx context.Context, threadID, runID, id string) (db.RunStep, error)
+	ListSteps(ctx context.Context, threadID, runID string, p db.ListParams) (db.Page[db.RunStep], error)
 }
 
 // API serves the Assistants API under /v1.
 type API struct {
 	store     Store
+	engine    Engine
 	maxUpload int64
 	log       *slog.Logger
 }
 
 // NewAPI returns the API handlers. maxUpload bounds one uploaded file.
-func NewAPI(store Store, maxUpload int64, log *slog.Logger) *API {
-	return &API{store: store, maxUpload: maxUpload, log: log}
+func NewAPI(store Store, engine Engine, maxUpload int64, log *slog.Logger) *API {
+	return &API{store: store, engine: engine, maxUpload: maxUpload, log: log}
 }
 
 // list is a cursor page as every list endpoint returns it.

@@ -3,6 +3,7 @@ package handlers
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -218,6 +219,10 @@ func (h *API) CreateMessage(c *echo.Context) error {
 	}
 	m.ThreadID = threadID
 	m, err = h.store.CreateMessage(c.Request().Context(), m)
+	var ar *db.ActiveRunError
+	if errors.As(err, &ar) {
+		return invalid("", "", "Can't add messages to %s while a run %s is active.", ar.ThreadID, ar.RunID)
+	}
 	if err != nil {
 		return storeErr(err, "thread", threadID)
 	}

@@ -138,4 +138,3 @@ func checkBeta(next echo.HandlerFunc) echo.HandlerFunc {
 		return next(c)
 	}
 }
-

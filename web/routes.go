@@ -35,6 +35,18 @@ func addRoutes(e *echo.Echo, cfg Config) {
 	v1.POST("/threads/:thread_id/messages/:message_id", api.ModifyMessage)
 	v1.DELETE("/threads/:thread_id/messages/:message_id", api.DeleteMessage)
 
+	v1.POST("/threads/runs", api.CreateThreadAndRun)
+	v1.GET("/threads/:thread_id/runs", api.ListRuns)
+	v1.POST("/threads/:thread_id/runs", api.CreateRun)
+	v1.GET("/threads/:thread_id/runs/:run_id", api.GetRun)
+	v1.POST("/threads/:thread_id/runs/:run_id", api.ModifyRun)
+	v1.POST("/threads/:thread_id/runs/:run_id/cancel", api.CancelRun)
+	v1.POST("/threads/:thread_id/runs/:run_id/submit_tool_outputs", api.SubmitToolOutputs)
+	v1.GET("/threads/:thread_id/runs/:run_id/steps", api.ListRunSteps)
+	v1.GET("/threads/:thread_id/runs/:run_id/steps/:step_id", api.GetRunStep)
+
+	v1.GET("/models", api.ListModels)
+
 	v1.GET("/files", api.ListFiles)
 	v1.POST("/files", api.UploadFile)
 	v1.GET("/files/:file_id", api.GetFile)

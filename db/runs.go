@@ -1,0 +1,463 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Run statuses. The first four are "active": a thread has at most one run
+// in them at a time (the runs_one_active index).
+const (
+	RunQueued         = "queued"
+	RunInProgress     = "in_progress"
+	RunRequiresAction = "requires_action"
+	RunCancelling     = "cancelling"
+	RunCancelled      = "cancelled"
+	RunFailed         = "failed"
+	RunCompleted      = "completed"
+	RunIncomplete     = "incomplete"
+	RunExpired        = "expired"
+)
+
+// ActiveStatuses are the non-terminal run statuses.
+var ActiveStatuses = []string{RunQueued, RunInProgress, RunRequiresAction, RunCancelling}
+
+// IsTerminal reports whether a run status is final.
+func IsTerminal(status string) bool {
+	switch status {
+	case RunCancelled, RunFailed, RunCompleted, RunIncomplete, RunExpired:
+		return true
+	}
+	return false
+}
+
+// ErrIllegalTransition is returned when an update would move a run between
+// statuses the lifecycle does not connect (enforced by a trigger).
+var ErrIllegalTransition = errors.New("illegal run status transition")
+
+// ActiveRunError is returned when a thread already has a non-terminal run.
+type ActiveRunError struct {
+	ThreadID, RunID string
+}
+
+func (e *ActiveRunError) Error() string {
+	return fmt.Sprintf("thread %s has an active run %s", e.ThreadID, e.RunID)
+}
+
+// Run is a run as the API shows it.
+type Run struct {
+	ID                  string              `json:"id"`
+	Object              string              `json:"object"`
+	CreatedAt           int64               `json:"created_at"`
+	ThreadID            string              `json:"thread_id"`
+	AssistantID         string              `json:"assistant_id"`
+	Status              string              `json:"status"`
+	RequiredAction      *RequiredAction     `json:"required_action"`
+	LastError           *LastError          `json:"last_error"`
+	ExpiresAt           *int64              `json:"expires_at"`
+	StartedAt           *int64              `json:"started_at"`
+	CancelledAt         *int64              `json:"cancelled_at"`
+	FailedAt            *int64              `json:"failed_at"`
+	CompletedAt         *int64              `json:"completed_at"`
+	IncompleteDetails   *IncompleteDetails  `json:"incomplete_details"`
+	Model               string              `json:"model"`
+	Instructions        string              `json:"instructions"`
+	Tools               []Tool              `json:"tools"`
+	Metadata            Metadata            `json:"metadata"`
+	Usage               *Usage              `json:"usage"`
+	Temperature         *float64            `json:"temperature"`
+	TopP                *float64            `json:"top_p"`
+	MaxPromptTokens     *int64              `json:"max_prompt_tokens"`
+	MaxCompletionTokens *int64              `json:"max_completion_tokens"`
+	TruncationStrategy  *TruncationStrategy `json:"truncation_strategy"`
+	ToolChoice          json.RawMessage     `json:"tool_choice"`
+	ParallelToolCalls   bool                `json:"parallel_tool_calls"`
+	ResponseFormat      json.RawMessage     `json:"response_format"`
+	ToolResources       *ToolResources      `json:"tool_resources"`
+
+	ReasoningEffort *string `json:"-"`
+	HistorySeq      int64   `json:"-"`
+	Attempts        int     `json:"-"`
+}
+
+// RequiredAction is what a requires_action run waits for.
+type RequiredAction struct {
+	Type              string            `json:"type"`
+	SubmitToolOutputs SubmitToolOutputs `json:"submit_tool_outputs"`
+}
+
+// SubmitToolOutputs lists the function calls awaiting outputs.
+type SubmitToolOutputs struct {
+	ToolCalls []RequiredToolCall `json:"tool_calls"`
+}
+
+// RequiredToolCall is one function call awaiting its output.
+type RequiredToolCall struct {
+	ID       string       `json:"id"`
+	Type     string       `json:"type"`
+	Function FunctionCall `json:"function"`
+}
+
+// FunctionCall names a function and its JSON-encoded arguments.
+type FunctionCall struct {
+	Name      string `json:"name"`
+	Arguments string `json:"arguments"`
+}
+
+// LastError says why a run or step failed.
+type LastError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Usage counts tokens.
+type Usage struct {
+	PromptTokens     int64 `json:"prompt_tokens"`
+	CompletionTokens int64 `json:"completion_tokens"`
+	TotalTokens      int64 `json:"total_tokens"`
+}
+
+// Add returns the sum of two usages.
+func (u Usage) Add(o Usage) Usage {
+	return Usage{u.PromptTokens + o.PromptTokens, u.CompletionTokens + o.CompletionTokens, u.TotalTokens + o.TotalTokens}
+}
+
+// TruncationStrategy controls how much thread history a run sends.
+type TruncationStrategy struct {
+	Type         string `json:"type"`
+	LastMessages *int64 `json:"last_messages"`
+}
+
+const runColumns = `id, created_at, thread_id, assistant_id, status, required_action, last_error, expires_at, started_at,
+	cancelled_at, failed_at, completed_at, incomplete_details, model, instructions, tools, tool_resources, metadata, usage,
+	temperature, top_p, max_prompt_tokens, max_completion_tokens, truncation_strategy, tool_choice, parallel_tool_calls,
+	response_format, reasoning_effort, history_seq, attempts`
+
+func scanRun(row rowScanner) (Run, error) {
+	var (
+		r                                                 Run
+		required, lastErr, incomplete, usage, effort      sql.NullString
+		expires, started, cancelled, failed, completed    sql.NullInt64
+		maxPrompt, maxCompletion                          sql.NullInt64
+		tools, resources, meta, trunc, choice, respFormat string
+		temp, topP                                        sql.NullFloat64
+	)
+	err := row.Scan(&r.ID, &r.CreatedAt, &r.ThreadID, &r.AssistantID, &r.Status, &required, &lastErr, &expires, &started,
+		&cancelled, &failed, &completed, &incomplete, &r.Model, &r.Instructions, &tools, &resources, &meta, &usage,
+		&temp, &topP, &maxPrompt, &maxCompletion, &trunc, &choice, &r.ParallelToolCalls, &respFormat, &effort,
+		&r.HistorySeq, &r.Attempts)
+	if err != nil {
+		return r, err
+	}
+	r.Object = "thread.run"
+	r.ExpiresAt, r.StartedAt, r.CancelledAt, r.FailedAt, r.CompletedAt =
+		nullInt(expires), nullInt(started), nullInt(cancelled), nullInt(failed), nullInt(completed)
+	r.MaxPromptTokens, r.MaxCompletionTokens = nullInt(maxPrompt), nullInt(maxCompletion)
+	r.Temperature, r.TopP = nullFloat(temp), nullFloat(topP)
+	r.ReasoningEffort = nullString(effort)
+	r.ToolChoice, r.ResponseFormat = json.RawMessage(choice), json.RawMessage(respFormat)
+	r.ToolResources, r.TruncationStrategy = &ToolResources{}, &TruncationStrategy{}
+	errs := []error{decodeColumn("tools", tools, &r.Tools), decodeColumn("tool_resources", resources, r.ToolResources),
+		decodeColumn("metadata", meta, &r.Metadata), decodeColumn("truncation_strategy", trunc, r.TruncationStrategy)}
+	if required.Valid {
+		r.RequiredAction = &RequiredAction{}
+		errs = append(errs, decodeColumn("required_action", required.String, r.RequiredAction))
+	}
+	if lastErr.Valid {
+		r.LastError = &LastError{}
+		errs = append(errs, decodeColumn("last_error", lastErr.String, r.LastError))
+	}
+	if incomplete.Valid {
+		r.IncompleteDetails = &IncompleteDetails{}
+		errs = append(errs, decodeColumn("incomplete_details", incomplete.String, r.IncompleteDetails))
+	}
+	if usage.Valid {
+		r.Usage = &Usage{}
+		errs = append(errs, decodeColumn("usage", usage.String, r.Usage))
+	}
+	if r.Tools == nil {
+		r.Tools = []Tool{}
+	}
+	return r, errors.Join(errs...)
+}
+
+// nullableJSON marshals v, or returns nil for a nil pointer.
+func nullableJSON[T any](v *T) (*string, error) {
+	if v == nil {
+		return nil, nil
+	}
+	s, err := jsonColumn(v)
+	return &s, err
+}
+
+func runArgs(r *Run) ([]any, error) {
+	if r.Tools == nil {
+		r.Tools = []Tool{}
+	}
+	if r.ToolResources == nil {
+		r.ToolResources = &ToolResources{}
+	}
+	if r.TruncationStrategy == nil {
+		r.TruncationStrategy = &TruncationStrategy{Type: "auto"}
+	}
+	if len(r.ToolChoice) == 0 {
+		r.ToolChoice = json.RawMessage(`"auto"`)
+	}
+	if len(r.ResponseFormat) == 0 {
+		r.ResponseFormat = json.RawMessage(`"auto"`)
+	}
+	tools, e1 := jsonColumn(r.Tools)
+	resources, e2 := jsonColumn(r.ToolResources)
+	meta, e3 := jsonColumn(r.Metadata)
+	trunc, e4 := jsonColumn(r.TruncationStrategy)
+	required, e5 := nullableJSON(r.RequiredAction)
+	lastErr, e6 := nullableJSON(r.LastError)
+	incomplete, e7 := nullableJSON(r.IncompleteDetails)
+	usage, e8 := nullableJSON(r.Usage)
+	if err := errors.Join(e1, e2, e3, e4, e5, e6, e7, e8); err != nil {
+		return nil, err
+	}
+	return []any{r.Status, required, lastErr, r.ExpiresAt, r.StartedAt, r.CancelledAt, r.FailedAt, r.CompletedAt,
+		incomplete, r.Model, r.Instructions, tools, resources, meta, usage, r.Temperature, r.TopP, r.MaxPromptTokens,
+		r.MaxCompletionTokens, trunc, string(r.ToolChoice), r.ParallelToolCalls, string(r.ResponseFormat),
+		r.ReasoningEffort, r.HistorySeq, r.Attempts}, nil
+}
+
+// Tx is a write transaction offering the run engine's multi-object updates,
+// so that, e.g., completing a step and re-queueing its run happen together.
+type Tx struct {
+	s  *Store
+	tx *sql.Tx
+}
+
+// Batch runs fn in one write transaction.
+func (s *Store) Batch(ctx context.Context, fn func(ctx context.Context, tx *Tx) error) error {
+	return s.tx(ctx, func(tx *sql.Tx) error { return fn(ctx, &Tx{s: s, tx: tx}) })
+}
+
+// Now is the store's clock, in Unix seconds.
+func (s *Store) Now() int64 { return s.now().Unix() }
+
+// activeRun returns the id of the thread's active run, or "".
+func activeRun(ctx context.Context, tx *sql.Tx, threadID string) (string, error) {
+	var id string
+	err := tx.QueryRowContext(ctx, `SELECT id FROM runs WHERE thread_id = ? AND status IN ('queued', 'in_progress',
+		'requires_action', 'cancelling')`, threadID).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	return id, err
+}
+
+// insertRun writes a new run for an existing thread inside tx: the
+// additional messages first, then the run, refusing if the thread already
+// has an active run.
+func (s *Store) insertRun(ctx context.Context, tx *sql.Tx, r Run, extra []Message) (Run, error) {
+	if active, err := activeRun(ctx, tx, r.ThreadID); err != nil {
+		return r, err
+	} else if active != "" {
+		return r, &ActiveRunError{ThreadID: r.ThreadID, RunID: active}
+	}
+	for _, m := range extra {
+		m.ThreadID = r.ThreadID
+		if _, err := s.insertMessage(ctx, tx, m); err != nil {
+			return r, err
+		}
+	}
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM messages WHERE thread_id = ?`, r.ThreadID).Scan(&r.HistorySeq); err != nil {
+		return r, err
+	}
+	r.ID, r.Object, r.CreatedAt, r.Status = NewID("run_"), "thread.run", s.now().Unix(), RunQueued
+	args, err := runArgs(&r)
+	if err != nil {
+		return r, err
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO runs (id, created_at, thread_id, assistant_id, status, required_action,
+		last_error, expires_at, started_at, cancelled_at, failed_at, completed_at, incomplete_details, model, instructions,
+		tools, tool_resources, metadata, usage, temperature, top_p, max_prompt_tokens, max_completion_tokens,
+		truncation_strategy, tool_choice, parallel_tool_calls, response_format, reasoning_effort, history_seq, attempts)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		append([]any{r.ID, r.CreatedAt, r.ThreadID, r.AssistantID}, args...)...)
+	if err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed: runs.thread_id") {
+		// A concurrent writer got there first (cannot happen with the
+		// single writer connection, but the index is the real guard).
+		return r, &ActiveRunError{ThreadID: r.ThreadID}
+	}
+	return r, err
+}
+
+// CreateRun stores a queued run on an existing thread together with its
+// additional messages, in one transaction. It returns ErrNotFound for a
+// missing thread and *ActiveRunError if the thread has an active run.
+func (s *Store) CreateRun(ctx context.Context, r Run, extra []Message) (Run, error) {
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if err := threadExists(ctx, tx, r.ThreadID); err != nil {
+			return err
+		}
+		var err error
+		r, err = s.insertRun(ctx, tx, r, extra)
+		return err
+	})
+	if err != nil {
+		return r, fmt.Errorf("create run: %w", err)
+	}
+	return r, nil
+}
+
+// CreateThreadAndRun stores a new thread, its messages and a queued run on
+// it, in one transaction.
+func (s *Store) CreateThreadAndRun(ctx context.Context, t Thread, msgs []Message, r Run) (Thread, Run, error) {
+	t.ID, t.Object, t.CreatedAt = NewID("thread_"), "thread", s.now().Unix()
+	if t.ToolResources == nil {
+		t.ToolResources = &ToolResources{}
+	}
+	resources, e1 := jsonColumn(t.ToolResources)
+	meta, e2 := jsonColumn(t.Metadata)
+	if err := errors.Join(e1, e2); err != nil {
+		return t, r, err
+	}
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO threads (id, created_at, tool_resources, metadata) VALUES (?, ?, ?, ?)`,
+			t.ID, t.CreatedAt, resources, meta); err != nil {
+			return err
+		}
+		r.ThreadID = t.ID
+		var err error
+		r, err = s.insertRun(ctx, tx, r, msgs)
+		return err
+	})
+	if err != nil {
+		return t, r, fmt.Errorf("create thread and run: %w", err)
+	}
+	return t, r, nil
+}
+
+// GetRun returns run id of thread threadID (any thread when threadID is
+// empty), or ErrNotFound.
+func (s *Store) GetRun(ctx context.Context, threadID, id string) (Run, error) {
+	return getRun(ctx, s.r, threadID, id)
+}
+
+type queryer interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func getRun(ctx context.Context, q queryer, threadID, id string) (Run, error) {
+	query, args := `SELECT `+runColumns+` FROM runs WHERE id = ?`, []any{id}
+	if threadID != "" {
+		query += ` AND thread_id = ?`
+		args = append(args, threadID)
+	}
+	r, err := scanRun(q.QueryRowContext(ctx, query, args...))
+	if errors.Is(err, sql.ErrNoRows) {
+		return r, ErrNotFound
+	}
+	if err != nil {
+		return r, fmt.Errorf("get run %s: %w", id, err)
+	}
+	return r, nil
+}
+
+// ListRuns returns one page of a thread's runs.
+func (s *Store) ListRuns(ctx context.Context, threadID string, p ListParams) (Page[Run], error) {
+	return listQuery(ctx, s.r, "runs", runColumns, "thread_id = ?", []any{threadID}, p, scanRun)
+}
+
+// RunsWithStatus returns every run in one of statuses, oldest first.
+func (s *Store) RunsWithStatus(ctx context.Context, statuses ...string) ([]Run, error) {
+	if len(statuses) == 0 {
+		return nil, nil
+	}
+	args := make([]any, len(statuses))
+	for i, st := range statuses {
+		args[i] = st
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT `+runColumns+` FROM runs WHERE status IN (?`+
+		strings.Repeat(", ?", len(statuses)-1)+`) ORDER BY seq`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("runs with status: %w", err)
+	}
+	return collect(rows, scanRun)
+}
+
+// ExpiredRuns returns active runs whose expires_at has passed.
+func (s *Store) ExpiredRuns(ctx context.Context, now int64) ([]Run, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+runColumns+` FROM runs WHERE status IN ('queued', 'in_progress',
+		'requires_action', 'cancelling') AND expires_at IS NOT NULL AND expires_at <= ? ORDER BY seq`, now)
+	if err != nil {
+		return nil, fmt.Errorf("expired runs: %w", err)
+	}
+	return collect(rows, scanRun)
+}
+
+// ThreadRuns returns every run of a thread, oldest first.
+func (s *Store) ThreadRuns(ctx context.Context, threadID string) ([]Run, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+runColumns+` FROM runs WHERE thread_id = ? ORDER BY seq`, threadID)
+	if err != nil {
+		return nil, fmt.Errorf("thread runs: %w", err)
+	}
+	return collect(rows, scanRun)
+}
+
+func collect[T any](rows *sql.Rows, scan func(rowScanner) (T, error)) ([]T, error) {
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+// UpdateRunMetadata replaces a run's metadata.
+func (s *Store) UpdateRunMetadata(ctx context.Context, threadID, id string, meta Metadata) (Run, error) {
+	var r Run
+	err := s.Batch(ctx, func(ctx context.Context, tx *Tx) error {
+		var err error
+		r, err = tx.UpdateRun(ctx, id, func(r *Run) error {
+			if r.ThreadID != threadID {
+				return ErrNotFound
+			}
+			r.Metadata = meta
+			return nil
+		})
+		return err
+	})
+	return r, err
+}
+
+// GetRun reads a run inside the transaction.
+func (t *Tx) GetRun(ctx context.Context, id string) (Run, error) { return getRun(ctx, t.tx, "", id) }
+
+// UpdateRun applies fn to the stored run and writes it back. A status
+// change the lifecycle does not allow fails with ErrIllegalTransition.
+func (t *Tx) UpdateRun(ctx context.Context, id string, fn func(*Run) error) (Run, error) {
+	r, err := getRun(ctx, t.tx, "", id)
+	if err != nil {
+		return r, err
+	}
+	if err := fn(&r); err != nil {
+		return r, err
+	}
+	args, err := runArgs(&r)
+	if err != nil {
+		return r, err
+	}
+	_, err = t.tx.ExecContext(ctx, `UPDATE runs SET status = ?, required_action = ?, last_error = ?, expires_at = ?,
+		started_at = ?, cancelled_at = ?, failed_at = ?, completed_at = ?, incomplete_details = ?, model = ?,
+		instructions = ?, tools = ?, tool_resources = ?, metadata = ?, usage = ?, temperature = ?, top_p = ?,
+		max_prompt_tokens = ?, max_completion_tokens = ?, truncation_strategy = ?, tool_choice = ?,
+		parallel_tool_calls = ?, response_format = ?, reasoning_effort = ?, history_seq = ?, attempts = ? WHERE id = ?`,
+		append(args, id)...)
+	if err != nil && strings.Contains(err.Error(), "illegal run status transition") {
+		return r, fmt.Errorf("run %s: %w", id, ErrIllegalTransition)
+	}
+	return r, err
+}

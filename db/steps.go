@@ -1,0 +1,309 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// Run step statuses and types.
+const (
+	StepInProgress = "in_progress"
+	StepCompleted  = "completed"
+	StepCancelled  = "cancelled"
+	StepFailed     = "failed"
+	StepExpired    = "expired"
+
+	StepMessageCreation = "message_creation"
+	StepToolCalls       = "tool_calls"
+)
+
+// RunStep is a run step as the API shows it.
+type RunStep struct {
+	ID          string      `json:"id"`
+	Object      string      `json:"object"`
+	CreatedAt   int64       `json:"created_at"`
+	AssistantID string      `json:"assistant_id"`
+	ThreadID    string      `json:"thread_id"`
+	RunID       string      `json:"run_id"`
+	Type        string      `json:"type"`
+	Status      string      `json:"status"`
+	StepDetails StepDetails `json:"step_details"`
+	LastError   *LastError  `json:"last_error"`
+	ExpiredAt   *int64      `json:"expired_at"`
+	CancelledAt *int64      `json:"cancelled_at"`
+	FailedAt    *int64      `json:"failed_at"`
+	CompletedAt *int64      `json:"completed_at"`
+	Metadata    Metadata    `json:"metadata"`
+	Usage       *Usage      `json:"usage"`
+
+	// TurnUsage is the token usage recorded for the step when its model
+	// turn ended; Usage shows it once the step is no longer in progress.
+	TurnUsage *Usage `json:"-"`
+}
+
+// StepDetails is message_creation or tool_calls.
+type StepDetails struct {
+	Type            string           `json:"type"`
+	MessageCreation *MessageCreation `json:"message_creation,omitempty"`
+	ToolCalls       []ToolCall       `json:"tool_calls,omitempty"`
+}
+
+// MarshalJSON always writes tool_calls (as [] when empty) for a tool_calls
+// step, as the SDKs expect.
+func (d StepDetails) MarshalJSON() ([]byte, error) {
+	type plain StepDetails
+	if d.Type == StepToolCalls {
+		calls := d.ToolCalls
+		if calls == nil {
+			calls = []ToolCall{}
+		}
+		return json.Marshal(struct {
+			Type      string     `json:"type"`
+			ToolCalls []ToolCall `json:"tool_calls"`
+		}{d.Type, calls})
+	}
+	return json.Marshal(plain(d))
+}
+
+// MessageCreation names the message a step created.
+type MessageCreation struct {
+	MessageID string `json:"message_id"`
+}
+
+// ToolCall is one call in a tool_calls step. Only function calls exist so
+// far; code_interpreter and file_search will add their own fields.
+type ToolCall struct {
+	ID       string              `json:"id"`
+	Type     string              `json:"type"`
+	Function *FunctionCallOutput `json:"function,omitempty"`
+}
+
+// FunctionCallOutput is a function call with its output (null until
+// submitted).
+type FunctionCallOutput struct {
+	Name      string  `json:"name"`
+	Arguments string  `json:"arguments"`
+	Output    *string `json:"output"`
+}
+
+const stepColumns = `id, created_at, assistant_id, thread_id, run_id, type, status, step_details, last_error, expired_at,
+	cancelled_at, failed_at, completed_at, metadata, usage`
+
+func scanStep(row rowScanner) (RunStep, error) {
+	var (
+		st                                    RunStep
+		details, meta                         string
+		lastErr, usage                        sql.NullString
+		expired, cancelled, failed, completed sql.NullInt64
+	)
+	if err := row.Scan(&st.ID, &st.CreatedAt, &st.AssistantID, &st.ThreadID, &st.RunID, &st.Type, &st.Status, &details,
+		&lastErr, &expired, &cancelled, &failed, &completed, &meta, &usage); err != nil {
+		return st, err
+	}
+	st.Object = "thread.run.step"
+	st.ExpiredAt, st.CancelledAt, st.FailedAt, st.CompletedAt = nullInt(expired), nullInt(cancelled), nullInt(failed), nullInt(completed)
+	errs := []error{decodeColumn("step_details", details, &st.StepDetails), decodeColumn("metadata", meta, &st.Metadata)}
+	if lastErr.Valid {
+		st.LastError = &LastError{}
+		errs = append(errs, decodeColumn("last_error", lastErr.String, st.LastError))
+	}
+	if usage.Valid {
+		st.TurnUsage = &Usage{}
+		errs = append(errs, decodeColumn("usage", usage.String, st.TurnUsage))
+	}
+	st.showUsage()
+	return st, errors.Join(errs...)
+}
+
+// showUsage exposes the turn's usage once the step has ended.
+func (st *RunStep) showUsage() {
+	st.Usage = nil
+	if st.Status != StepInProgress && st.TurnUsage != nil {
+		u := *st.TurnUsage
+		st.Usage = &u
+	}
+}
+
+// CreateStep inserts a step (in progress) and registers its tool call ids,
+// which must be unique across the store.
+func (t *Tx) CreateStep(ctx context.Context, st RunStep) (RunStep, error) {
+	st.ID, st.Object, st.CreatedAt = NewID("step_"), "thread.run.step", t.s.now().Unix()
+	if st.Status == "" {
+		st.Status = StepInProgress
+	}
+	if err := t.writeStep(ctx, &st, true); err != nil {
+		return st, fmt.Errorf("create step: %w", err)
+	}
+	return st, nil
+}
+
+// UpdateStep applies fn to a stored step and writes it back.
+func (t *Tx) UpdateStep(ctx context.Context, id string, fn func(*RunStep) error) (RunStep, error) {
+	st, err := scanStep(t.tx.QueryRowContext(ctx, `SELECT `+stepColumns+` FROM run_steps WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return st, ErrNotFound
+	}
+	if err != nil {
+		return st, err
+	}
+	if err := fn(&st); err != nil {
+		return st, err
+	}
+	if err := t.writeStep(ctx, &st, false); err != nil {
+		return st, fmt.Errorf("update step %s: %w", id, err)
+	}
+	return st, nil
+}
+
+func (t *Tx) writeStep(ctx context.Context, st *RunStep, insert bool) error {
+	details, e1 := jsonColumn(st.StepDetails)
+	meta, e2 := jsonColumn(st.Metadata)
+	lastErr, e3 := nullableJSON(st.LastError)
+	usage, e4 := nullableJSON(st.TurnUsage)
+	if err := errors.Join(e1, e2, e3, e4); err != nil {
+		return err
+	}
+	var err error
+	if insert {
+		_, err = t.tx.ExecContext(ctx, `INSERT INTO run_steps (id, created_at, assistant_id, thread_id, run_id, type, status,
+			step_details, last_error, expired_at, cancelled_at, failed_at, completed_at, metadata, usage)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, st.ID, st.CreatedAt, st.AssistantID, st.ThreadID, st.RunID,
+			st.Type, st.Status, details, lastErr, st.ExpiredAt, st.CancelledAt, st.FailedAt, st.CompletedAt, meta, usage)
+	} else {
+		_, err = t.tx.ExecContext(ctx, `UPDATE run_steps SET status = ?, step_details = ?, last_error = ?, expired_at = ?,
+			cancelled_at = ?, failed_at = ?, completed_at = ?, metadata = ?, usage = ? WHERE id = ?`, st.Status, details,
+			lastErr, st.ExpiredAt, st.CancelledAt, st.FailedAt, st.CompletedAt, meta, usage, st.ID)
+	}
+	if err != nil {
+		return err
+	}
+	for _, tc := range st.StepDetails.ToolCalls {
+		if _, err := t.tx.ExecContext(ctx, `INSERT INTO tool_calls (id, run_id, step_id) VALUES (?, ?, ?)
+			ON CONFLICT (id) DO NOTHING`, tc.ID, st.RunID, st.ID); err != nil {
+			return err
+		}
+		var owner string
+		if err := t.tx.QueryRowContext(ctx, `SELECT step_id FROM tool_calls WHERE id = ?`, tc.ID).Scan(&owner); err != nil {
+			return err
+		}
+		if owner != st.ID {
+			return fmt.Errorf("tool call id %s already belongs to step %s", tc.ID, owner)
+		}
+	}
+	st.showUsage()
+	return nil
+}
+
+// DeleteStep removes a step (recovery drops steps a crash interrupted).
+func (t *Tx) DeleteStep(ctx context.Context, id string) error {
+	if _, err := t.tx.ExecContext(ctx, `DELETE FROM tool_calls WHERE step_id = ?`, id); err != nil {
+		return err
+	}
+	_, err := t.tx.ExecContext(ctx, `DELETE FROM run_steps WHERE id = ?`, id)
+	return err
+}
+
+// RunSteps returns a run's steps, oldest first.
+func (t *Tx) RunSteps(ctx context.Context, runID string) ([]RunStep, error) {
+	rows, err := t.tx.QueryContext(ctx, `SELECT `+stepColumns+` FROM run_steps WHERE run_id = ? ORDER BY seq`, runID)
+	if err != nil {
+		return nil, err
+	}
+	return collect(rows, scanStep)
+}
+
+// GetStep returns step id of run runID in thread threadID, or ErrNotFound.
+func (s *Store) GetStep(ctx context.Context, threadID, runID, id string) (RunStep, error) {
+	st, err := scanStep(s.r.QueryRowContext(ctx, `SELECT `+stepColumns+` FROM run_steps WHERE id = ? AND run_id = ?
+		AND thread_id = ?`, id, runID, threadID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return st, ErrNotFound
+	}
+	if err != nil {
+		return st, fmt.Errorf("get step %s: %w", id, err)
+	}
+	return st, nil
+}
+
+// ListSteps returns one page of a run's steps.
+func (s *Store) ListSteps(ctx context.Context, threadID, runID string, p ListParams) (Page[RunStep], error) {
+	return listQuery(ctx, s.r, "run_steps", stepColumns, "run_id = ? AND thread_id = ?", []any{runID, threadID}, p, scanStep)
+}
+
+// ThreadSteps returns every step of every run of a thread, oldest first.
+func (s *Store) ThreadSteps(ctx context.Context, threadID string) ([]RunStep, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+stepColumns+` FROM run_steps WHERE thread_id = ? ORDER BY seq`, threadID)
+	if err != nil {
+		return nil, fmt.Errorf("thread steps: %w", err)
+	}
+	return collect(rows, scanStep)
+}
+
+// HistoryMessages returns every message of a thread, oldest first, each
+// with its sequence number (runs place their history by it).
+func (s *Store) HistoryMessages(ctx context.Context, threadID string) ([]Message, []int64, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT seq, `+messageColumns+` FROM messages WHERE thread_id = ? ORDER BY seq`, threadID)
+	if err != nil {
+		return nil, nil, fmt.Errorf("thread messages: %w", err)
+	}
+	defer rows.Close()
+	var msgs []Message
+	var seqs []int64
+	for rows.Next() {
+		var seq int64
+		m, err := scanMessage(seqScanner{rows, &seq})
+		if err != nil {
+			return nil, nil, fmt.Errorf("thread messages: %w", err)
+		}
+		msgs, seqs = append(msgs, m), append(seqs, seq)
+	}
+	return msgs, seqs, rows.Err()
+}
+
+// seqScanner prepends a seq column to another scanner's destinations.
+type seqScanner struct {
+	rows *sql.Rows
+	seq  *int64
+}
+
+func (s seqScanner) Scan(dest ...any) error { return s.rows.Scan(append([]any{s.seq}, dest...)...) }
+
+// CreateMessage inserts a message inside the transaction (a run's own
+// messages, which the active-run rule does not block).
+func (t *Tx) CreateMessage(ctx context.Context, m Message) (Message, error) {
+	return t.s.insertMessage(ctx, t.tx, m)
+}
+
+// UpdateMessage applies fn to a stored message and writes back its status,
+// content and timestamps.
+func (t *Tx) UpdateMessage(ctx context.Context, id string, fn func(*Message) error) (Message, error) {
+	m, err := scanMessage(t.tx.QueryRowContext(ctx, `SELECT `+messageColumns+` FROM messages WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return m, ErrNotFound
+	}
+	if err != nil {
+		return m, err
+	}
+	if err := fn(&m); err != nil {
+		return m, err
+	}
+	normalizeMessage(&m)
+	content, e1 := jsonColumn(m.Content)
+	incomplete, e2 := nullableJSON(m.IncompleteDetails)
+	meta, e3 := jsonColumn(m.Metadata)
+	if err := errors.Join(e1, e2, e3); err != nil {
+		return m, err
+	}
+	_, err = t.tx.ExecContext(ctx, `UPDATE messages SET status = ?, content = ?, incomplete_details = ?, completed_at = ?,
+		incomplete_at = ?, metadata = ? WHERE id = ?`, m.Status, content, incomplete, m.CompletedAt, m.IncompleteAt, meta, id)
+	return m, err
+}
+
+// DeleteMessage removes a message inside the transaction.
+func (t *Tx) DeleteMessage(ctx context.Context, id string) error {
+	_, err := t.tx.ExecContext(ctx, `DELETE FROM messages WHERE id = ?`, id)
+	return err
+}

@@ -1,0 +1,349 @@
+// Package upstream is a scripted OpenAI-compatible Chat Completions server
+// for tests and benchmarks. It speaks the real wire format (streaming SSE
+// chunks and plain JSON), so assistantd's real openai-go client path runs
+// against it.
+//
+// What it answers is scripted by directives in the last user message:
+//
+//	[[call NAME JSON]]       call function NAME with arguments JSON (repeat for parallel calls)
+//	[[quirk ollama]]         send each tool call whole in one chunk, every one with index 0
+//	[[quirk noindex]]        omit "index" from tool call fragments
+//	[[status CODE N]]        answer the first N requests for this message with HTTP CODE
+//	[[slow DURATION]]        wait DURATION before each chunk
+//	[[chunks N]]             answer with N words
+//	[[length]]               stop with finish_reason "length"
+//	[[recall]]               answer with the text of the first user message
+//	[[nousage]]              send no usage
+//
+// Without directives it answers "You said: <message>". When the last
+// message is a tool result it answers "Tool results: <outputs>".
+package upstream
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Server is the fake upstream. It records every request body.
+type Server struct {
+	// ChunkDelay is added before every streamed chunk (on top of [[slow]]).
+	ChunkDelay time.Duration
+
+	mu       sync.Mutex
+	requests []Request
+	failures map[string]int
+}
+
+// Request is one recorded chat completion request.
+type Request struct {
+	Model               string           `json:"model"`
+	Messages            []Message        `json:"messages"`
+	Tools               []map[string]any `json:"tools"`
+	ToolChoice          any              `json:"tool_choice"`
+	ParallelToolCalls   *bool            `json:"parallel_tool_calls"`
+	Temperature         *float64         `json:"temperature"`
+	TopP                *float64         `json:"top_p"`
+	MaxCompletionTokens *int64           `json:"max_completion_tokens"`
+	ResponseFormat      map[string]any   `json:"response_format"`
+	Stream              bool             `json:"stream"`
+}
+
+// Message is a chat message of a recorded request.
+type Message struct {
+	Role       string          `json:"role"`
+	Content    json.RawMessage `json:"content"`
+	ToolCalls  []ToolCall      `json:"tool_calls"`
+	ToolCallID string          `json:"tool_call_id"`
+}
+
+// ToolCall is an assistant tool call of a recorded request.
+type ToolCall struct {
+	ID       string `json:"id"`
+	Type     string `json:"type"`
+	Function struct {
+		Name      string `json:"name"`
+		Arguments string `json:"arguments"`
+	} `json:"function"`
+}
+
+// Text returns the message content as plain text (string content, or the
+// text parts joined).
+func (m Message) Text() string {
+	var s string
+	if json.Unmarshal(m.Content, &s) == nil {
+		return s
+	}
+	var parts []struct {
+		Type string `json:"type"`
+		Text string `json:"text"`
+	}
+	_ = json.Unmarshal(m.Content, &parts)
+	var out []string
+	for _, p := range parts {
+		if p.Type == "text" {
+			out = append(out, p.Text)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// New returns a fake upstream.
+func New() *Server { return &Server{failures: map[string]int{}} }
+
+// Requests returns the requests received so far.
+func (s *Server) Requests() []Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Request(nil), s.requests...)
+}
+
+var directive = regexp.MustCompile(`\[\[(\w+)\s*([^\]]*)\]\]`)
+
+type script struct {
+	calls   []ToolCall
+	quirk   string
+	status  int
+	times   int
+	slow    time.Duration
+	words   int
+	length  bool
+	recall  bool
+	noUsage bool
+}
+
+func parse(text string) script {
+	var sc script
+	for _, m := range directive.FindAllStringSubmatch(text, -1) {
+		arg := strings.TrimSpace(m[2])
+		switch m[1] {
+		case "call":
+			name, args, _ := strings.Cut(arg, " ")
+			var tc ToolCall
+			tc.Type, tc.Function.Name, tc.Function.Arguments = "function", name, strings.TrimSpace(args)
+			if tc.Function.Arguments == "" {
+				tc.Function.Arguments = "{}"
+			}
+			sc.calls = append(sc.calls, tc)
+		case "quirk":
+			sc.quirk = arg
+		case "status":
+			f := strings.Fields(arg)
+			if len(f) > 0 {
+				sc.status, _ = strconv.Atoi(f[0])
+				sc.times = 1 << 30
+			}
+			if len(f) > 1 {
+				sc.times, _ = strconv.Atoi(f[1])
+			}
+		case "slow":
+			sc.slow, _ = time.ParseDuration(arg)
+		case "chunks":
+			sc.words, _ = strconv.Atoi(arg)
+		case "length":
+			sc.length = true
+		case "recall":
+			sc.recall = true
+		case "nousage":
+			sc.noUsage = true
+		}
+	}
+	return sc
+}
+
+// ServeHTTP answers POST /v1/chat/completions and GET /v1/models.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/models"):
+		writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": []map[string]any{
+			{"id": "fake-model", "object": "model", "created": 1700000000, "owned_by": "fake"},
+			{"id": "fake-model-2", "object": "model", "created": 1700000000, "owned_by": "fake"},
+		}})
+		return
+	case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/chat/completions"):
+	default:
+		writeJSON(w, http.StatusNotFound, errorBody("not found: "+r.URL.Path))
+		return
+	}
+	var req Request
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		writeJSON(w, http.StatusBadRequest, errorBody("bad json: "+err.Error()))
+		return
+	}
+	s.mu.Lock()
+	s.requests = append(s.requests, req)
+	s.mu.Unlock()
+
+	var lastUser, firstUser string
+	for _, m := range req.Messages {
+		if m.Role == "user" {
+			if firstUser == "" {
+				firstUser = m.Text()
+			}
+			lastUser = m.Text()
+		}
+	}
+	last := req.Messages[len(req.Messages)-1]
+	sc := parse(lastUser)
+	if sc.status != 0 {
+		s.mu.Lock()
+		n := s.failures[lastUser]
+		if n < sc.times {
+			s.failures[lastUser] = n + 1
+		}
+		s.mu.Unlock()
+		if n < sc.times {
+			writeJSON(w, sc.status, errorBody(fmt.Sprintf("scripted failure %d", sc.status)))
+			return
+		}
+	}
+
+	var text string
+	var calls []ToolCall
+	switch {
+	case last.Role == "tool":
+		var outs []string
+		for i := len(req.Messages) - 1; i >= 0 && req.Messages[i].Role == "tool"; i-- {
+			outs = append([]string{req.Messages[i].Text()}, outs...)
+		}
+		text = "Tool results: " + strings.Join(outs, "; ")
+	case len(sc.calls) > 0:
+		calls = sc.calls
+	case sc.recall:
+		text = "Earlier you said: " + firstUser
+	case sc.words > 0:
+		words := make([]string, sc.words)
+		for i := range words {
+			words[i] = fmt.Sprintf("w%d", i)
+		}
+		text = strings.Join(words, " ")
+	default:
+		text = "You said: " + strings.TrimSpace(directive.ReplaceAllString(lastUser, ""))
+	}
+	finish := "stop"
+	if len(calls) > 0 {
+		finish = "tool_calls"
+	}
+	if sc.length {
+		finish = "length"
+	}
+	promptTokens := 0
+	for _, m := range req.Messages {
+		promptTokens += len(strings.Fields(m.Text())) + 4
+	}
+	completionTokens := len(strings.Fields(text)) + len(calls)*8
+	usage := map[string]any{"prompt_tokens": promptTokens, "completion_tokens": completionTokens, "total_tokens": promptTokens + completionTokens}
+
+	if !req.Stream {
+		msg := map[string]any{"role": "assistant", "content": text}
+		if len(calls) > 0 {
+			var tcs []map[string]any
+			for i, c := range calls {
+				tcs = append(tcs, map[string]any{"id": fmt.Sprintf("call_up%d", i), "type": "function",
+					"function": map[string]string{"name": c.Function.Name, "arguments": c.Function.Arguments}})
+			}
+			msg["tool_calls"] = tcs
+			msg["content"] = nil
+		}
+		body := map[string]any{"id": "chatcmpl-fake", "object": "chat.completion", "created": time.Now().Unix(), "model": req.Model,
+			"choices": []map[string]any{{"index": 0, "message": msg, "finish_reason": finish}}}
+		if !sc.noUsage {
+			body["usage"] = usage
+		}
+		writeJSON(w, http.StatusOK, body)
+		return
+	}
+
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.WriteHeader(http.StatusOK)
+	flusher, _ := w.(http.Flusher)
+	send := func(delta map[string]any, finishReason any) bool {
+		if d := s.ChunkDelay + sc.slow; d > 0 {
+			select {
+			case <-time.After(d):
+			case <-r.Context().Done():
+				return false
+			}
+		}
+		chunk := map[string]any{"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": time.Now().Unix(),
+			"model": req.Model, "choices": []map[string]any{{"index": 0, "delta": delta, "finish_reason": finishReason}}}
+		b, _ := json.Marshal(chunk)
+		if _, err := fmt.Fprintf(w, "data: %s\n\n", b); err != nil {
+			return false
+		}
+		if flusher != nil {
+			flusher.Flush()
+		}
+		return true
+	}
+	if !send(map[string]any{"role": "assistant", "content": ""}, nil) {
+		return
+	}
+	if text != "" {
+		fields := strings.SplitAfter(text, " ")
+		for _, f := range fields {
+			if !send(map[string]any{"content": f}, nil) {
+				return
+			}
+		}
+	}
+	for i, c := range calls {
+		args := c.Function.Arguments
+		switch sc.quirk {
+		case "ollama":
+			// Whole call in one chunk, index 0 for every call.
+			if !send(map[string]any{"tool_calls": []map[string]any{{"index": 0, "id": fmt.Sprintf("call_o%d", i), "type": "function",
+				"function": map[string]string{"name": c.Function.Name, "arguments": args}}}}, nil) {
+				return
+			}
+		default:
+			first := map[string]any{"id": fmt.Sprintf("call_up%d", i), "type": "function",
+				"function": map[string]string{"name": c.Function.Name, "arguments": ""}}
+			if sc.quirk != "noindex" {
+				first["index"] = i
+			}
+			if !send(map[string]any{"tool_calls": []map[string]any{first}}, nil) {
+				return
+			}
+			// Arguments split across several chunks.
+			for len(args) > 0 {
+				n := min(len(args), 5)
+				frag := map[string]any{"function": map[string]string{"arguments": args[:n]}}
+				if sc.quirk != "noindex" {
+					frag["index"] = i
+				}
+				if !send(map[string]any{"tool_calls": []map[string]any{frag}}, nil) {
+					return
+				}
+				args = args[n:]
+			}
+		}
+	}
+	if !send(map[string]any{}, finish) {
+		return
+	}
+	if !sc.noUsage {
+		b, _ := json.Marshal(map[string]any{"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": time.Now().Unix(),
+			"model": req.Model, "choices": []any{}, "usage": usage})
+		fmt.Fprintf(w, "data: %s\n\n", b)
+	}
+	fmt.Fprint(w, "data: [DONE]\n\n")
+	if flusher != nil {
+		flusher.Flush()
+	}
+}
+
+func errorBody(msg string) map[string]any {
+	return map[string]any{"error": map[string]any{"message": msg, "type": "server_error", "param": nil, "code": nil}}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
