@@ -83,7 +83,14 @@ type server struct {
 // if the test failed.
 func startServer(t testing.TB, extraArgs ...string) *server {
 	t.Helper()
-	s := &server{t: t, Key: "sk-test-" + randomHex(16), Data: t.TempDir(), args: extraArgs}
+	return newServer(t, "sk-test-"+randomHex(16), t.TempDir(), extraArgs...)
+}
+
+// newServer is startServer with a chosen key ("" starts the server without
+// --api-key) and data directory.
+func newServer(t testing.TB, key, data string, extraArgs ...string) *server {
+	t.Helper()
+	s := &server{t: t, Key: key, Data: data, args: extraArgs}
 	s.start(t)
 	t.Cleanup(func() {
 		s.stop(t)
@@ -97,7 +104,11 @@ func startServer(t testing.TB, extraArgs ...string) *server {
 // start execs the binary and waits for its "listening" line.
 func (s *server) start(t testing.TB) {
 	t.Helper()
-	args := append([]string{"--addr", "127.0.0.1:0", "--data", s.Data, "--api-key", s.Key}, s.args...)
+	args := []string{"--addr", "127.0.0.1:0", "--data", s.Data}
+	if s.Key != "" {
+		args = append(args, "--api-key", s.Key)
+	}
+	args = append(args, s.args...)
 	s.cmd, s.out, s.errBuf, s.exited = exec.Command(serverBin, args...), newWatchWriter(), &syncBuffer{}, make(chan struct{})
 	s.cmd.Stdout, s.cmd.Stderr = s.out, s.errBuf
 	if err := s.cmd.Start(); err != nil {
@@ -114,6 +125,11 @@ func (s *server) start(t testing.TB) {
 		t.Fatalf("server did not start: %v\nstdout:\n%s\nstderr:\n%s", err, s.out.String(), s.errBuf.String())
 	}
 	s.URL = "http://" + addr
+	s.connect()
+}
+
+// connect (re)builds Client for URL and Key.
+func (s *server) connect() {
 	s.Client = openai.NewClient(
 		option.WithBaseURL(s.URL+"/v1/"),
 		option.WithAPIKey(s.Key),
