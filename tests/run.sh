@@ -65,11 +65,17 @@ else
 		find . -name '*_templ.go' -not -path './.git/*' -not -path '*/node_modules/*' -print0 |
 			sort -z | xargs -0 -r sha256sum
 	}
+	# templ writes source paths relative to where it runs into the generated
+	# code, so generate from each top-level directory holding .templ files,
+	# as `cd views && templ generate` does.
+	templ_dirs=$(echo "$templ_sources" | cut -d/ -f2 | sort -u)
 	before=$(snapshot)
-	go run "github.com/a-h/templ/cmd/templ@${templ_version}" generate
+	for dir in $templ_dirs; do
+		(cd "$dir" && go run "github.com/a-h/templ/cmd/templ@${templ_version}" generate)
+	done
 	after=$(snapshot)
 	if [[ $before != "$after" ]]; then
-		echo "templ generate changed generated files; run it and commit the result:" >&2
+		echo "templ generate changed generated files; run it (cd <dir> && go run github.com/a-h/templ/cmd/templ@${templ_version} generate) and commit the result:" >&2
 		diff <(echo "$before") <(echo "$after") >&2 || true
 		exit 1
 	fi
