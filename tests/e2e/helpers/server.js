@@ -100,6 +100,10 @@ export async function startServer(options = {}) {
     err += chunk;
   });
   const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  // If the test process dies without calling stop(), take the server along.
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
+  exited.then(() => process.off('exit', killOnExit));
 
   const url = await new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
