@@ -59,6 +59,9 @@ func Open(ctx context.Context, dir string, opts ...Option) (*Store, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "files"), 0o750); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
+	if err := removeStaged(filepath.Join(dir, "files")); err != nil {
+		return nil, err
+	}
 	path := filepath.Join(dir, "assistantd.db")
 	pragmas := url.Values{}
 	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "foreign_keys(1)", "synchronous(NORMAL)"} {

@@ -61,10 +61,30 @@ func (sf *StagedFile) Discard() {
 	}
 }
 
+// stagedPrefix starts the name of content being staged by StageFile.
+const stagedPrefix = ".upload-"
+
+// removeStaged deletes staged content in dir that a process stopped
+// mid-upload (a crash, SIGKILL) left behind: it was never committed and
+// nothing else would remove it. One server owns a data directory, so at
+// start-up no upload is in flight.
+func removeStaged(dir string) error {
+	matches, err := filepath.Glob(filepath.Join(dir, stagedPrefix+"*"))
+	if err != nil {
+		return err
+	}
+	for _, m := range matches {
+		if err := os.Remove(m); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove staged upload: %w", err)
+		}
+	}
+	return nil
+}
+
 // StageFile streams content into the data directory, reading at most limit
 // bytes: longer content is removed and ErrTooLarge returned.
 func (s *Store) StageFile(content io.Reader, limit int64) (*StagedFile, error) {
-	tmp, err := os.CreateTemp(s.filesTo, ".upload-*")
+	tmp, err := os.CreateTemp(s.filesTo, stagedPrefix+"*")
 	if err != nil {
 		return nil, fmt.Errorf("stage file: %w", err)
 	}

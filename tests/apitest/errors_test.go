@@ -249,6 +249,13 @@ func TestBadInput(t *testing.T) {
 		{"modify temperature", "POST", A + "/" + asst.ID, `{"temperature":3}`, bad400("temperature", "decimal_above_max_value", "")},
 		{"129 tools", "POST", A, `{"model":"m","tools":[` + strings.TrimSuffix(strings.Repeat(`{"type":"code_interpreter"},`, 129), ",") + `]}`,
 			bad400("tools", "array_above_max_length", "")},
+		{"thread 33 messages", "POST", "/v1/threads", `{"messages":[` + strings.TrimSuffix(strings.Repeat(`{"role":"user","content":"x"},`, 33), ",") + `]}`,
+			bad400("messages", "array_above_max_length", "")},
+		{"11 attachments", "POST", M, `{"role":"user","content":"x","attachments":[` +
+			strings.TrimSuffix(strings.Repeat(`{"file_id":"`+file.ID+`","tools":[{"type":"code_interpreter"}]},`, 11), ",") + `]}`,
+			bad400("attachments", "array_above_max_length", "")},
+		{"body over 32 MiB", "POST", A, `{"model":"m","instructions":"` + long(33<<20) + `"}`,
+			wantErr{http.StatusRequestEntityTooLarge, "invalid_request_error", "", "", ""}},
 		{"message content too long", "POST", M, `{"role":"user","content":"` + long(256001) + `"}`, bad400("content", "string_above_max_length", "")},
 
 		// Tools and response_format.
@@ -420,9 +427,9 @@ func TestBadInput(t *testing.T) {
 
 	t.Run("limits are inclusive", func(t *testing.T) {
 		// The largest accepted values: 16 pairs, 64-character keys,
-		// 512-character values, 256-character names, an upload of exactly
-		// --max-upload-bytes.
-		a, err := s.Client.Beta.Assistants.New(ctx, openai.BetaAssistantNewParams{Model: "m", Name: openai.String(long(256)),
+		// 512-character values, 256-character names (characters, not
+		// bytes), an upload of exactly --max-upload-bytes.
+		a, err := s.Client.Beta.Assistants.New(ctx, openai.BetaAssistantNewParams{Model: "m", Name: openai.String(strings.Repeat("é", 256)),
 			Description: openai.String(long(512)), Temperature: openai.Float(2), TopP: openai.Float(0), Metadata: shared.Metadata{long(64): long(512)}})
 		if err != nil {
 			t.Fatal(err)

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"mime/multipart"
 	"net/http"
 	"os"
 	"os/exec"
@@ -268,5 +270,67 @@ func TestInvalidFlags(t *testing.T) {
 				t.Errorf("server started listening despite the bad flag")
 			}
 		})
+	}
+}
+
+// TestCrashDuringUpload kills the server while an upload is being staged:
+// the next start must not keep the partial content.
+func TestCrashDuringUpload(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	kept := uploadFile(t, s, "kept.txt", "kept", openai.FilePurposeAssistants)
+
+	pr, pw := io.Pipe()
+	mw := multipart.NewWriter(pw)
+	req, err := http.NewRequest("POST", s.URL+"/v1/files", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+s.Key)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	done := make(chan error, 1)
+	go func() {
+		res, err := http.DefaultClient.Do(req)
+		if err == nil {
+			res.Body.Close()
+		}
+		done <- err
+	}()
+	if err := mw.WriteField("purpose", "assistants"); err != nil {
+		t.Fatal(err)
+	}
+	part, err := mw.CreateFormFile("file", "big.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Stream until the server has started staging the content.
+	staged := func() bool {
+		for _, f := range storedFiles(t, s) {
+			if f != kept.ID {
+				return true
+			}
+		}
+		return false
+	}
+	chunk := bytes.Repeat([]byte("x"), 64<<10)
+	deadline := time.Now().Add(10 * time.Second)
+	for !staged() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no staged content appeared in %s/files", s.Data)
+		}
+		if _, err := part.Write(chunk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.kill(t)
+	pw.CloseWithError(errors.New("server killed"))
+	<-done
+
+	s.restart(t)
+	if diff := cmp.Diff([]string{kept.ID}, storedFiles(t, s)); diff != "" {
+		t.Errorf("%s/files after restart (-want +got):\n%s", s.Data, diff)
+	}
+	if _, err := s.Client.Files.Get(context.Background(), kept.ID); err != nil {
+		t.Errorf("committed file lost: %v", err)
 	}
 }

@@ -47,6 +47,7 @@ var routes = []route{
 	r("DELETE", "/assistants/{id}", "DeleteAssistantResponse"),
 
 	r("POST", "/threads", "ThreadObject"),
+	r("POST", "/threads/runs", "RunObject"), // before POST /threads/{id}, which it would match
 	r("GET", "/threads/{id}", "ThreadObject"),
 	r("POST", "/threads/{id}", "ThreadObject"),
 	r("DELETE", "/threads/{id}", "DeleteThreadResponse"),
@@ -62,7 +63,21 @@ var routes = []route{
 	r("GET", "/files/{id}", "OpenAIFile"),
 	r("DELETE", "/files/{id}", "DeleteFileResponse"),
 	r("GET", "/files/{id}/content", ""),
+
+	r("GET", "/threads/{id}/runs", "ListRunsResponse"),
+	r("POST", "/threads/{id}/runs", "RunObject"),
+	r("GET", "/threads/{id}/runs/{id}", "RunObject"),
+	r("POST", "/threads/{id}/runs/{id}", "RunObject"),
+	r("POST", "/threads/{id}/runs/{id}/cancel", "RunObject"),
+	r("POST", "/threads/{id}/runs/{id}/submit_tool_outputs", "RunObject"),
+	r("GET", "/threads/{id}/runs/{id}/steps", "ListRunStepsResponse"),
+	r("GET", "/threads/{id}/runs/{id}/steps/{id}", "RunStepObject"),
+	r("GET", "/models", "ListModelsResponse"),
 }
+
+// eventSchemas are the stream event payloads no route returns, compiled for
+// the stream tests (validateJSON).
+var eventSchemas = []string{"MessageDeltaObject", "RunStepDeltaObject"}
 
 // errorSchema validates every non-2xx JSON body.
 const errorSchema = "ErrorResponse"
@@ -70,7 +85,8 @@ const errorSchema = "ErrorResponse"
 // cursorListSchemas are the list responses whose first_id/last_id the spec
 // types as required strings. OpenAI (and we, per the wire contract §3) send
 // null for both when data is empty; see patchSpec.
-var cursorListSchemas = []string{"ListAssistantsResponse", "ListMessagesResponse", "ListFilesResponse"}
+var cursorListSchemas = []string{"ListAssistantsResponse", "ListMessagesResponse", "ListFilesResponse",
+	"ListRunsResponse", "ListRunStepsResponse"}
 
 // routeFor returns the route serving method and path.
 func routeFor(method, path string) (route, bool) {
@@ -106,7 +122,7 @@ var schemas = sync.OnceValues(func() (map[string]*jsonschema.Schema, error) {
 	if err := c.AddResource(specURL, doc); err != nil {
 		return nil, err
 	}
-	names := []string{errorSchema}
+	names := append([]string{errorSchema}, eventSchemas...)
 	for _, rt := range routes {
 		if rt.schema != "" {
 			names = append(names, rt.schema)
