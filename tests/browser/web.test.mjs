@@ -1,0 +1,319 @@
+// Browser tests of the web app: real chromium, real server, real HTTP.
+// Run with `npm test` (see package.json). They wait for selectors and
+// responses, never for fixed times.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { createServer } from "node:http";
+import {
+  api, binary, browserMissing, chromiumArgs, chromiumPath, shoot, startServer,
+} from "./harness.mjs";
+
+const missing = browserMissing();
+if (missing && process.env.CI) {
+  throw new Error(`browser tests cannot run in CI: ${missing}`);
+}
+if (missing) {
+  console.log(`Skipping the browser tests: ${missing}.`);
+}
+
+const ADMIN = { email: "admin@example.com", password: "admin-password-1" };
+const VIEWER = { email: "viewer@example.com", password: "viewer-password-1" };
+
+describe("web app", { skip: missing || false }, () => {
+  let server, browser, admin, call;
+
+  before(async () => {
+    const { chromium } = await import("playwright-core");
+    server = await startServer(binary());
+    call = api(server.base);
+    browser = await chromium.launch({ executablePath: chromiumPath, args: chromiumArgs });
+    admin = await newPage();
+  });
+
+  after(async () => {
+    await browser?.close();
+    await server?.stop();
+  });
+
+  async function newPage() {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await context.newPage();
+    page.on("dialog", (d) => d.accept());
+    page.on("pageerror", (err) => { throw err; });
+    return page;
+  }
+
+  async function signIn(page, user) {
+    await page.goto(server.base + "/login");
+    await page.fill("#email", user.email);
+    await page.fill("#password", user.password);
+    await Promise.all([page.waitForURL(/\/assistants/), page.click('[data-testid="login-submit"]')]);
+    assert.equal(await page.textContent('[data-testid="current-user"]'), user.email);
+  }
+
+  test("first-run admin setup, sign-out and sign-in", async () => {
+    const page = admin;
+    await page.goto(server.base + "/assistants");
+    await page.waitForSelector('[data-testid="login-form"]');
+    await shoot(page, "login");
+
+    await page.goto(server.setupURL);
+    await page.waitForSelector('[data-testid="setup-form"]');
+    await page.fill("#email", ADMIN.email);
+    await page.fill("#password", ADMIN.password);
+    await page.fill("#confirm", "a different one");
+    await page.click('[data-testid="setup-submit"]');
+    await page.waitForSelector('[data-testid="setup-errors"]');
+    assert.match(await page.textContent('[data-testid="setup-errors"]'), /do not match/);
+    await shoot(page, "setup");
+    await page.fill("#password", ADMIN.password);
+    await page.fill("#confirm", ADMIN.password);
+    await Promise.all([page.waitForURL(/\/assistants$/), page.click('[data-testid="setup-submit"]')]);
+    assert.equal(await page.textContent('[data-testid="current-role"]'), "admin");
+
+    // The link works once only.
+    const again = await page.goto(server.setupURL);
+    assert.equal(again.status(), 404);
+
+    await page.goto(server.base + "/assistants");
+    await Promise.all([page.waitForURL(/\/login/), page.click('[data-testid="sign-out"]')]);
+    await page.fill("#email", ADMIN.email);
+    await page.fill("#password", "wrong password!");
+    await page.click('[data-testid="login-submit"]');
+    await page.waitForSelector('[data-testid="login-error"]');
+    await signIn(page, ADMIN);
+  });
+
+  test("create an assistant with a function through the editor", async () => {
+    const page = admin;
+    await page.goto(server.base + "/assistants/new");
+    await page.fill("#name", "Weather helper");
+    await page.fill("#instructions", "Answer weather questions using the tool.");
+
+    // htmx swaps in a new function fieldset without a page load.
+    await page.click('[data-testid="add-function"]');
+    const fn = page.locator('[data-testid="function"]').first();
+    await fn.waitFor();
+
+    // Live server-side validation: a bad name and a schema breaking the
+    // strict rules show errors under their fields as they are typed.
+    await fn.locator('[data-testid="function-name"]').fill("get weather");
+    await fn.locator('[data-testid="function-parameters"]').fill('{"type":"object","properties":{"city":{"type":"string"}}}');
+    await page.waitForSelector('[data-testid="function-name-errors"] li');
+    assert.match(await fn.locator('[data-testid="function-name-errors"]').textContent(), /letters, digits, underscores/);
+    await page.waitForSelector('[data-testid="function-errors"] li:has-text("add \\"city\\" to \\"required\\"")');
+    const errs = await fn.locator('[data-testid="function-errors"]').textContent();
+    assert.match(errs, /"additionalProperties": false/);
+
+    // An invalid JSON Schema is caught by the schema library.
+    await fn.locator('[data-testid="function-parameters"]').fill('{"type":"object","properties":{"city":{"type":"text"}}}');
+    await page.waitForSelector('[data-testid="function-errors"] li:has-text("JSON Schema")');
+    await shoot(page, "function-editor", { readme: true });
+
+    // Saving with errors keeps the form and says what is wrong.
+    await page.click('[data-testid="save-assistant"]');
+    await page.waitForSelector('[data-testid="error-tools"]');
+
+    // Fix it: the Examples picker fills in a valid, strict function.
+    const fixed = page.locator('[data-testid="function"]').first();
+    await fixed.locator('[data-testid="example-picker"]').selectOption("weather");
+    await fixed.locator('[data-testid="insert-example"]').click();
+    await page.waitForSelector('[data-testid="function-valid"]');
+    assert.equal(await page.inputValue('[data-testid="function-name"]'), "get_weather");
+
+    // Format pretty-prints the parameters.
+    await page.fill('[data-testid="function-parameters"]', '{"type":"object","properties":{"location":{"type":"string"},"unit":{"type":"string","enum":["celsius","fahrenheit"]}},"required":["location","unit"],"additionalProperties":false}');
+    await page.click('[data-testid="format"]');
+    await page.waitForFunction(() => document.querySelector('[data-testid="function-parameters"]').value.includes('\n  "properties"'));
+
+    await Promise.all([page.waitForURL(/\/assistants\/asst_/), page.click('[data-testid="save-assistant"]')]);
+    assert.match(await page.textContent('[data-testid="flash"]'), /created/);
+    const id = await page.textContent('[data-testid="assistant-id"]');
+    const stored = await call("GET", `/assistants/${id}`);
+    assert.equal(stored.name, "Weather helper");
+    assert.equal(stored.tools[0].function.name, "get_weather");
+    assert.equal(stored.tools[0].function.strict, true);
+    assert.deepEqual(stored.tools[0].function.parameters.required, ["location", "unit"]);
+
+    // Duplicate, then find both in the list by search.
+    await page.goto(server.base + "/assistants");
+    await Promise.all([page.waitForURL(/\/assistants\/asst_/), page.click('[data-testid="assistant-duplicate"]')]);
+    await page.goto(server.base + "/assistants?q=weather");
+    assert.equal(await page.locator('[data-testid="assistant-row"]').count(), 2);
+    await call("POST", "/assistants", { model: "gpt-4o-mini", name: "Billing triage", description: "Routes invoices", tools: [{ type: "code_interpreter" }] });
+    await page.goto(server.base + "/assistants");
+    await page.waitForSelector('[data-testid="assistant-row"]');
+    await shoot(page, "assistants", { readme: true });
+  });
+
+  test("browse and search a thread created through the API", async () => {
+    const page = admin;
+    const thread = await call("POST", "/threads", {
+      metadata: { customer: "acme", channel: "email" },
+      messages: [
+        { role: "user", content: "Why was my **invoice** for March charged twice?" },
+        { role: "assistant", content: "I checked your account. The duplicate charge was refunded:\n\n```python\nrefund = charges[-1].amount\nprint(f\"refunded {refund}\")\n```\n\n| month | charged |\n|---|---|\n| March | 2 × $20 |\n\nSee [the billing FAQ](https://example.com/faq)." },
+      ],
+    });
+    await call("POST", "/threads", { metadata: { customer: "globex" }, messages: [{ role: "user", content: "How do I reset my password?" }] });
+
+    await page.goto(server.base + "/threads");
+    assert.equal(await page.locator('[data-testid="thread-row"]').count(), 2);
+    await page.fill('[data-testid="thread-search"]', "invoice");
+    await Promise.all([page.waitForURL(/q=invoice/), page.click('[data-testid="thread-filter-submit"]')]);
+    const rows = page.locator('[data-testid="thread-row"]');
+    assert.equal(await rows.count(), 1);
+    assert.equal(await rows.first().getAttribute("data-id"), thread.id);
+    assert.equal(await page.textContent('[data-testid="thread-snippet"] mark'), "invoice");
+    await shoot(page, "threads");
+
+    await page.goto(server.base + "/threads?meta_key=customer&meta_value=globex");
+    assert.equal(await page.locator('[data-testid="thread-row"]').count(), 1);
+    assert.notEqual(await page.locator('[data-testid="thread-row"]').first().getAttribute("data-id"), thread.id);
+
+    await page.goto(server.base + "/threads?q=invoice");
+    await Promise.all([page.waitForURL(/\/threads\/thread_/), page.click('[data-testid="thread-link"]')]);
+    assert.equal(await page.locator('[data-testid="message"]').count(), 2);
+    assert.equal(await page.textContent('[data-testid="message-body"] strong'), "invoice");
+    assert.ok(await page.locator('[data-testid="message-body"] pre.chroma').count() > 0, "code block highlighted");
+    assert.ok(await page.locator('[data-testid="message-body"] table').count() > 0, "table rendered");
+    await shoot(page, "thread", { readme: true });
+
+    const md = await page.request.get(server.base + `/threads/${thread.id}/export.md`);
+    assert.match(await md.text(), /## user/);
+    const js = await page.request.get(server.base + `/threads/${thread.id}/export.json`);
+    assert.equal((await js.json()).messages.length, 2);
+  });
+
+  test("a message with script, an onerror image and a javascript: link renders inert", async () => {
+    const page = admin;
+    const thread = await call("POST", "/threads", {
+      messages: [{ role: "user", content:
+        'Hello <script>window.__xss = "script"</script>\n\n<img src="x" onerror="window.__xss = \'img\'">\n\n' +
+        '[click me](javascript:window.__xss="link") and ![pic](javascript:alert(1))\n\n' +
+        '<a href="javascript:window.__xss=\'a\'">raw link</a> <svg onload="window.__xss=\'svg\'"></svg>' }],
+    });
+    await page.goto(server.base + `/threads/${thread.id}`);
+    const body = page.locator('[data-testid="message-body"]');
+    await body.waitFor();
+    assert.equal(await body.locator("script").count(), 0);
+    assert.equal(await body.locator("[onerror], [onload]").count(), 0);
+    assert.equal(await body.locator('a[href^="javascript"], img[src^="javascript"]').count(), 0);
+    assert.equal(await body.locator("svg").count(), 0);
+    const link = body.locator("text=click me");
+    if (await link.count()) await link.click();
+    assert.equal(await page.evaluate(() => window.__xss), undefined);
+    assert.match(await body.textContent(), /click me/);
+    await shoot(page, "thread-xss");
+  });
+
+  test("files: upload several at once with per-file status, download", async () => {
+    const page = admin;
+    await page.goto(server.base + "/files");
+    await page.setInputFiles("#upload-files", [
+      { name: "notes.txt", mimeType: "text/plain", buffer: Buffer.from("some notes") },
+      { name: "empty.txt", mimeType: "text/plain", buffer: Buffer.alloc(0) },
+      { name: "data.csv", mimeType: "text/csv", buffer: Buffer.from("a,b\n1,2\n") },
+    ]);
+    await page.click('[data-testid="upload-submit"]');
+    await page.waitForSelector('[data-testid="upload-result"]');
+    assert.equal(await page.locator('[data-testid="upload-ok"]').count(), 2);
+    assert.equal(await page.locator('[data-testid="upload-failed"]').count(), 1);
+    assert.equal(await page.locator('[data-testid="file-row"]').count(), 2);
+    await shoot(page, "files");
+    const href = await page.locator('[data-testid="file-download"]').first().getAttribute("href");
+    const res = await page.request.get(server.base + href);
+    assert.equal(res.status(), 200);
+    assert.match(res.headers()["content-disposition"], /attachment/);
+  });
+
+  test("API keys: created key shown once, works on /v1, revoked", async () => {
+    const page = admin;
+    await page.goto(server.base + "/settings/keys");
+    await page.fill("#key-name", "browser test");
+    await page.click('[data-testid="key-create"]');
+    const secret = (await page.textContent('[data-testid="new-key-secret"]')).trim();
+    const ok = await fetch(server.base + "/v1/assistants", { headers: { Authorization: `Bearer ${secret}` } });
+    assert.equal(ok.status, 200);
+    await page.goto(server.base + "/settings/keys");
+    assert.equal(await page.locator('[data-testid="new-key"]').count(), 0, "the secret is not shown again");
+    assert.notEqual(await page.textContent('[data-testid="key-last-used"]'), "never");
+    await shoot(page, "keys");
+    await Promise.all([page.waitForURL(/\/settings\/keys/), page.click('[data-testid="key-revoke"]')]);
+    await page.waitForSelector("text=Key revoked.");
+    const refused = await fetch(server.base + "/v1/assistants", { headers: { Authorization: `Bearer ${secret}` } });
+    assert.equal(refused.status, 401);
+  });
+
+  test("a viewer can read but not change anything", async () => {
+    await admin.goto(server.base + "/settings/users");
+    await admin.fill("#new-email", VIEWER.email);
+    await admin.fill("#new-password", VIEWER.password);
+    await admin.selectOption("#new-role", "viewer");
+    await admin.click('[data-testid="user-submit"]');
+    await admin.waitForSelector(`text=User ${VIEWER.email} created.`);
+    await shoot(admin, "users");
+
+    const before = (await call("GET", "/assistants")).data;
+    const target = before.find((a) => a.tools.some((t) => t.type === "function")).id;
+    const viewer = await newPage();
+    await signIn(viewer, VIEWER);
+    assert.equal(await viewer.textContent('[data-testid="current-role"]'), "viewer");
+    assert.equal(await viewer.locator('[data-testid="new-assistant"]').count(), 0);
+    assert.equal(await viewer.locator('[data-testid="assistant-delete"]').count(), 0);
+    await viewer.goto(server.base + `/assistants/${target}`);
+    assert.equal(await viewer.locator('[data-testid="save-assistant"]').count(), 0);
+    assert.equal(await viewer.locator('[data-testid="function-name"]').first().isDisabled(), true);
+    await shoot(viewer, "assistant-read-only");
+
+    const denied = await viewer.goto(server.base + "/assistants/new");
+    assert.equal(denied.status(), 403);
+    await shoot(viewer, "error-403");
+
+    // Direct POSTs from the viewer's own session, with a valid CSRF token,
+    // are refused by the server.
+    await viewer.goto(server.base + "/assistants");
+    const statuses = await viewer.evaluate(async (id) => {
+      const token = document.querySelector('input[name="csrf_token"]').value;
+      const post = async (path, fields) => {
+        const res = await fetch(path, { method: "POST", body: new URLSearchParams({ csrf_token: token, ...fields }), redirect: "manual" });
+        return res.status;
+      };
+      return [
+        await post(`/assistants/${id}/delete`, {}),
+        await post("/assistants/new", { name: "by viewer", model: "gpt-4o", action: "save" }),
+        await post(`/assistants/${id}`, { name: "renamed by viewer", model: "gpt-4o", action: "save" }),
+        await post(`/assistants/${id}/duplicate`, {}),
+        await post("/settings/keys", { name: "viewer key" }),
+        await post("/settings/users", { email: "x@example.com", password: "0123456789ab", role: "admin" }),
+      ];
+    }, target);
+    assert.deepEqual(statuses, [403, 403, 403, 403, 403, 403]);
+    const afterList = (await call("GET", "/assistants")).data;
+    assert.deepEqual(afterList.map((a) => [a.id, a.name]), before.map((a) => [a.id, a.name]));
+    await viewer.context().close();
+  });
+
+  test("a forged cross-site POST is refused", async () => {
+    const before = (await call("GET", "/assistants")).data.length;
+    // Another origin (a different port of the same host: same-site, so the
+    // browser even sends the session cookie) serves a self-submitting form.
+    const evil = createServer((req, res) => {
+      res.writeHead(200, { "Content-Type": "text/html" });
+      res.end(`<form id="f" method="post" action="${server.base}/assistants/new">
+        <input name="name" value="Forged"><input name="model" value="gpt-4o"><input name="action" value="save">
+        </form><script>document.getElementById("f").submit()</script>`);
+    });
+    await new Promise((r) => evil.listen(0, "127.0.0.1", r));
+    try {
+      const forged = admin.waitForResponse((r) => r.url() === `${server.base}/assistants/new` && r.request().method() === "POST");
+      await admin.goto(`http://127.0.0.1:${evil.address().port}/`);
+      assert.equal((await forged).status(), 403);
+      await admin.waitForSelector('[data-testid="error-page"]');
+      await shoot(admin, "forged-post-refused");
+    } finally {
+      evil.close();
+    }
+    assert.equal((await call("GET", "/assistants")).data.length, before);
+  });
+});
