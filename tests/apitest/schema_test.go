@@ -47,7 +47,6 @@ var routes = []route{
 	r("DELETE", "/assistants/{id}", "DeleteAssistantResponse"),
 
 	r("POST", "/threads", "ThreadObject"),
-	r("POST", "/threads/runs", "RunObject"), // before POST /threads/{id}, which it would match
 	r("GET", "/threads/{id}", "ThreadObject"),
 	r("POST", "/threads/{id}", "ThreadObject"),
 	r("DELETE", "/threads/{id}", "DeleteThreadResponse"),
@@ -63,21 +62,7 @@ var routes = []route{
 	r("GET", "/files/{id}", "OpenAIFile"),
 	r("DELETE", "/files/{id}", "DeleteFileResponse"),
 	r("GET", "/files/{id}/content", ""),
-
-	r("GET", "/threads/{id}/runs", "ListRunsResponse"),
-	r("POST", "/threads/{id}/runs", "RunObject"),
-	r("GET", "/threads/{id}/runs/{id}", "RunObject"),
-	r("POST", "/threads/{id}/runs/{id}", "RunObject"),
-	r("POST", "/threads/{id}/runs/{id}/cancel", "RunObject"),
-	r("POST", "/threads/{id}/runs/{id}/submit_tool_outputs", "RunObject"),
-	r("GET", "/threads/{id}/runs/{id}/steps", "ListRunStepsResponse"),
-	r("GET", "/threads/{id}/runs/{id}/steps/{id}", "RunStepObject"),
-	r("GET", "/models", "ListModelsResponse"),
 }
-
-// eventSchemas are the stream event payloads no route returns, compiled for
-// the stream tests (validateJSON).
-var eventSchemas = []string{"MessageDeltaObject", "RunStepDeltaObject"}
 
 // errorSchema validates every non-2xx JSON body.
 const errorSchema = "ErrorResponse"
@@ -85,8 +70,7 @@ const errorSchema = "ErrorResponse"
 // cursorListSchemas are the list responses whose first_id/last_id the spec
 // types as required strings. OpenAI (and we, per the wire contract §3) send
 // null for both when data is empty; see patchSpec.
-var cursorListSchemas = []string{"ListAssistantsResponse", "ListMessagesResponse", "ListFilesResponse",
-	"ListRunsResponse", "ListRunStepsResponse"}
+var cursorListSchemas = []string{"ListAssistantsResponse", "ListMessagesResponse", "ListFilesResponse"}
 
 // routeFor returns the route serving method and path.
 func routeFor(method, path string) (route, bool) {
@@ -122,7 +106,7 @@ var schemas = sync.OnceValues(func() (map[string]*jsonschema.Schema, error) {
 	if err := c.AddResource(specURL, doc); err != nil {
 		return nil, err
 	}
-	names := append([]string{errorSchema}, eventSchemas...)
+	names := []string{errorSchema}
 	for _, rt := range routes {
 		if rt.schema != "" {
 			names = append(names, rt.schema)
