@@ -35,6 +35,7 @@ type Store interface {
 	Now() int64
 	CreateRun(ctx context.Context, r db.Run, extra []db.Message) (db.Run, error)
 	CreateThreadAndRun(ctx context.Context, t db.Thread, msgs []db.Message, r db.Run) (db.Thread, db.Run, error)
+	GetRun(ctx context.Context, threadID, id string) (db.Run, error)
 	RunsWithStatus(ctx context.Context, statuses ...string) ([]db.Run, error)
 	ExpiredRuns(ctx context.Context, now int64) ([]db.Run, error)
 	ThreadRuns(ctx context.Context, threadID string) ([]db.Run, error)
@@ -448,6 +449,11 @@ type openWork struct {
 // status, with its open steps and message ended accordingly. It is
 // idempotent: a run no longer in `from` is left alone.
 func (e *Engine) settle(ctx context.Context, runID, from string, open *openWork) {
+	// Most calls find nothing to do: check with a read before taking the
+	// single write connection.
+	if r, err := e.store.GetRun(ctx, "", runID); err == nil && (db.IsTerminal(r.Status) || (from == db.RunCancelling && r.Status != from)) {
+		return
+	}
 	err := e.commit(ctx, runID, func(ctx context.Context, tx *db.Tx, em *emitter) error {
 		run, err := tx.GetRun(ctx, runID)
 		if err != nil {

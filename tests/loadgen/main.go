@@ -1,0 +1,355 @@
+// Command loadgen measures assistantd's streaming overhead and its
+// behaviour under many concurrent streaming runs, against the scripted
+// upstream (tests/upstream) at a fixed latency per chunk. It reports:
+//
+//	(a) time to the first thread.message.delta through assistantd versus
+//	    time to the first content chunk from the upstream directly:
+//	    the overhead's p50 and p99;
+//	(b) N concurrent streaming runs: how many completed, events lost (text
+//	    deltas missing or out of order against the upstream's chunks),
+//	    assistantd's peak RSS, and the added inter-event delay p99 (the gap
+//	    between consecutive deltas beyond the upstream's own chunk delay).
+//
+// Usage (from the repo root):
+//
+//	go build -o /tmp/assistantd . && go run ./tests/loadgen -bin /tmp/assistantd -runs 1000
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/assistantd/assistantd/tests/upstream"
+)
+
+func main() {
+	bin := flag.String("bin", "", "assistantd binary (required)")
+	runs := flag.Int("runs", 1000, "concurrent streaming runs in phase (b)")
+	samples := flag.Int("samples", 200, "sequential runs measured in phase (a)")
+	words := flag.Int("words", 20, "text chunks per answer")
+	delay := flag.Duration("chunk-delay", 10*time.Millisecond, "upstream latency per chunk")
+	timeout := flag.Duration("timeout", 5*time.Minute, "give up after this long")
+	flag.Parse()
+	if *bin == "" {
+		fmt.Fprintln(os.Stderr, "loadgen: -bin is required")
+		os.Exit(2)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	if err := run(ctx, *bin, *runs, *samples, *words, *delay); err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, bin string, runs, samples, words int, delay time.Duration) error {
+	up := upstream.New()
+	up.ChunkDelay = delay
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	upSrv := &http.Server{Handler: up}
+	go upSrv.Serve(ln)
+	defer upSrv.Close()
+	upURL := "http://" + ln.Addr().String() + "/v1"
+
+	dir, err := os.MkdirTemp("", "loadgen-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	key := "sk-loadgen-0123456789abcdef"
+	cmd := exec.CommandContext(ctx, bin, "--addr", "127.0.0.1:0", "--data", filepath.Join(dir, "data"), "--api-key", key,
+		"--upstream-url", upURL, "--workers", strconv.Itoa(runs+16), "--log-level", "warn")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	defer func() { _ = cmd.Process.Signal(os.Interrupt); _ = cmd.Wait() }()
+	addr, err := waitListening(stdout)
+	if err != nil {
+		return err
+	}
+	c := &client{base: "http://" + addr + "/v1", key: key, http: &http.Client{Transport: &http.Transport{
+		MaxIdleConnsPerHost: runs + 16, MaxConnsPerHost: 0, DisableCompression: true}}}
+
+	var asst struct{ ID string }
+	if err := c.post(ctx, "/assistants", map[string]any{"model": "fake-model", "instructions": "Answer."}, &asst); err != nil {
+		return fmt.Errorf("create assistant: %w", err)
+	}
+	prompt := fmt.Sprintf("[[chunks %d]]", words)
+
+	// (a) overhead to the first delta, sequentially (no contention).
+	var direct, through []time.Duration
+	for i := 0; i < samples; i++ {
+		d, err := firstChunkDirect(ctx, upURL, prompt)
+		if err != nil {
+			return fmt.Errorf("direct upstream: %w", err)
+		}
+		direct = append(direct, d)
+		res, err := c.streamRun(ctx, asst.ID, prompt)
+		if err != nil {
+			return fmt.Errorf("run %d: %w", i, err)
+		}
+		through = append(through, res.firstDelta)
+	}
+	overhead := make([]time.Duration, len(direct))
+	for i := range direct {
+		overhead[i] = through[i] - direct[i]
+	}
+	fmt.Printf("(a) first content, %d sequential samples, upstream chunk delay %v\n", samples, delay)
+	fmt.Printf("    upstream direct: p50 %v  p99 %v\n", pct(direct, 50), pct(direct, 99))
+	fmt.Printf("    via assistantd:  p50 %v  p99 %v\n", pct(through, 50), pct(through, 99))
+	fmt.Printf("    overhead:        p50 %v  p99 %v\n", pct(overhead, 50), pct(overhead, 99))
+
+	// (b) many concurrent streaming runs.
+	var wg sync.WaitGroup
+	var completed, failed, lost atomic.Int64
+	var mu sync.Mutex
+	var gaps []time.Duration
+	var firstErr error
+	start := time.Now()
+	for i := 0; i < runs; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := c.streamRun(ctx, asst.ID, prompt)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				failed.Add(1)
+				if firstErr == nil {
+					firstErr = err
+				}
+				return
+			}
+			if res.status == "completed" {
+				completed.Add(1)
+			} else {
+				failed.Add(1)
+			}
+			lost.Add(int64(words - res.deltas))
+			if res.text != expectedText(words) {
+				lost.Add(1) // reordered or corrupted text counts as a loss
+			}
+			for _, g := range res.gaps {
+				gaps = append(gaps, max(g-delay, 0))
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	fmt.Printf("(b) %d concurrent streaming runs of %d chunks, upstream chunk delay %v\n", runs, words, delay)
+	fmt.Printf("    completed %d, failed %d, events lost %d, wall time %v\n", completed.Load(), failed.Load(), lost.Load(), elapsed.Round(time.Millisecond))
+	fmt.Printf("    added inter-event delay: p50 %v  p99 %v  max %v\n", pct(gaps, 50), pct(gaps, 99), pct(gaps, 100))
+	if rss, err := peakRSS(cmd.Process.Pid); err == nil {
+		fmt.Printf("    assistantd peak RSS: %.1f MiB\n", float64(rss)/1024)
+	}
+	if firstErr != nil {
+		fmt.Printf("    first error: %v\n", firstErr)
+	}
+	if failed.Load() > 0 || lost.Load() > 0 {
+		return errors.New("some runs failed or lost events")
+	}
+	return nil
+}
+
+func expectedText(words int) string {
+	w := make([]string, words)
+	for i := range w {
+		w[i] = fmt.Sprintf("w%d", i)
+	}
+	return strings.Join(w, " ")
+}
+
+var listening = regexp.MustCompile(`listening on http://(\S+)`)
+
+func waitListening(r io.Reader) (string, error) {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		if m := listening.FindStringSubmatch(sc.Text()); m != nil {
+			go io.Copy(io.Discard, r)
+			return m[1], nil
+		}
+	}
+	return "", errors.New("assistantd exited before listening")
+}
+
+type client struct {
+	base, key string
+	http      *http.Client
+}
+
+func (c *client) request(ctx context.Context, path string, body any) (*http.Response, error) {
+	b, _ := json.Marshal(body)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.key)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("OpenAI-Beta", "assistants=v2")
+	res, err := c.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if res.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		return nil, fmt.Errorf("POST %s: %d %s", path, res.StatusCode, msg)
+	}
+	return res, nil
+}
+
+func (c *client) post(ctx context.Context, path string, body, out any) error {
+	res, err := c.request(ctx, path, body)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	return json.NewDecoder(res.Body).Decode(out)
+}
+
+type runResult struct {
+	firstDelta time.Duration
+	deltas     int
+	text       string
+	status     string
+	gaps       []time.Duration
+}
+
+// streamRun creates a thread and run with stream=true (one request) and
+// reads its events to the end.
+func (c *client) streamRun(ctx context.Context, assistantID, prompt string) (runResult, error) {
+	var res runResult
+	start := time.Now()
+	resp, err := c.request(ctx, "/threads/runs", map[string]any{"assistant_id": assistantID, "stream": true,
+		"thread": map[string]any{"messages": []map[string]any{{"role": "user", "content": prompt}}}})
+	if err != nil {
+		return res, err
+	}
+	defer resp.Body.Close()
+	var text strings.Builder
+	var last time.Time
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	event := ""
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "event: "):
+			event = strings.TrimPrefix(line, "event: ")
+		case strings.HasPrefix(line, "data: "):
+			data := strings.TrimPrefix(line, "data: ")
+			now := time.Now()
+			switch event {
+			case "thread.message.delta":
+				if res.deltas == 0 {
+					res.firstDelta = now.Sub(start)
+				} else {
+					res.gaps = append(res.gaps, now.Sub(last))
+				}
+				last = now
+				res.deltas++
+				var d struct {
+					Delta struct {
+						Content []struct {
+							Text struct{ Value string } `json:"text"`
+						} `json:"content"`
+					} `json:"delta"`
+				}
+				if err := json.Unmarshal([]byte(data), &d); err != nil {
+					return res, err
+				}
+				for _, c := range d.Delta.Content {
+					text.WriteString(c.Text.Value)
+				}
+			case "thread.run.completed", "thread.run.failed", "thread.run.incomplete", "thread.run.cancelled", "thread.run.expired":
+				res.status = strings.TrimPrefix(event, "thread.run.")
+			case "done":
+				res.text = text.String()
+				return res, nil
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return res, err
+	}
+	return res, errors.New("stream ended without done")
+}
+
+// firstChunkDirect measures the time to the first content chunk from the
+// upstream itself.
+func firstChunkDirect(ctx context.Context, base, prompt string) (time.Duration, error) {
+	body, _ := json.Marshal(map[string]any{"model": "fake-model", "stream": true,
+		"messages": []map[string]any{{"role": "user", "content": prompt}}})
+	start := time.Now()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/chat/completions", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer res.Body.Close()
+	sc := bufio.NewScanner(res.Body)
+	var first time.Duration
+	for sc.Scan() {
+		if line := sc.Text(); strings.Contains(line, `"content":"w`) && first == 0 {
+			first = time.Since(start)
+		}
+	}
+	if first == 0 {
+		return 0, errors.New("no content chunk")
+	}
+	return first, nil
+}
+
+func pct(ds []time.Duration, p int) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := min(len(s)-1, len(s)*p/100)
+	return s[i].Round(10 * time.Microsecond)
+}
+
+// peakRSS reads VmHWM (KiB) of a process.
+func peakRSS(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			f := strings.Fields(line)
+			if len(f) >= 2 {
+				return strconv.ParseInt(f[1], 10, 64)
+			}
+		}
+	}
+	return 0, errors.New("no VmHWM")
+}
