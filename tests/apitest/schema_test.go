@@ -47,6 +47,7 @@ var routes = []route{
 	r("DELETE", "/assistants/{id}", "DeleteAssistantResponse"),
 
 	r("POST", "/threads", "ThreadObject"),
+	r("POST", "/threads/runs", "RunObject"), // before POST /threads/{id}, which it would match
 	r("GET", "/threads/{id}", "ThreadObject"),
 	r("POST", "/threads/{id}", "ThreadObject"),
 	r("DELETE", "/threads/{id}", "DeleteThreadResponse"),
@@ -62,7 +63,21 @@ var routes = []route{
 	r("GET", "/files/{id}", "OpenAIFile"),
 	r("DELETE", "/files/{id}", "DeleteFileResponse"),
 	r("GET", "/files/{id}/content", ""),
+
+	r("GET", "/threads/{id}/runs", "ListRunsResponse"),
+	r("POST", "/threads/{id}/runs", "RunObject"),
+	r("GET", "/threads/{id}/runs/{id}", "RunObject"),
+	r("POST", "/threads/{id}/runs/{id}", "RunObject"),
+	r("POST", "/threads/{id}/runs/{id}/cancel", "RunObject"),
+	r("POST", "/threads/{id}/runs/{id}/submit_tool_outputs", "RunObject"),
+	r("GET", "/threads/{id}/runs/{id}/steps", "ListRunStepsResponse"),
+	r("GET", "/threads/{id}/runs/{id}/steps/{id}", "RunStepObject"),
+	r("GET", "/models", "ListModelsResponse"),
 }
+
+// eventSchemas are the stream event payloads no route returns, compiled for
+// the stream tests (validateJSON).
+var eventSchemas = []string{"MessageDeltaObject", "RunStepDeltaObject"}
 
 // errorSchema validates every non-2xx JSON body.
 const errorSchema = "ErrorResponse"
@@ -70,7 +85,8 @@ const errorSchema = "ErrorResponse"
 // cursorListSchemas are the list responses whose first_id/last_id the spec
 // types as required strings. OpenAI (and we, per the wire contract §3) send
 // null for both when data is empty; see patchSpec.
-var cursorListSchemas = []string{"ListAssistantsResponse", "ListMessagesResponse", "ListFilesResponse"}
+var cursorListSchemas = []string{"ListAssistantsResponse", "ListMessagesResponse", "ListFilesResponse",
+	"ListRunsResponse", "ListRunStepsResponse"}
 
 // routeFor returns the route serving method and path.
 func routeFor(method, path string) (route, bool) {
@@ -106,7 +122,7 @@ var schemas = sync.OnceValues(func() (map[string]*jsonschema.Schema, error) {
 	if err := c.AddResource(specURL, doc); err != nil {
 		return nil, err
 	}
-	names := []string{errorSchema}
+	names := append([]string{errorSchema}, eventSchemas...)
 	for _, rt := range routes {
 		if rt.schema != "" {
 			names = append(names, rt.schema)
@@ -218,7 +234,34 @@ func patchSpec(doc any) error {
 	}
 	purpose := f["properties"].(map[string]any)["purpose"].(map[string]any)
 	purpose["enum"] = append(purpose["enum"].([]any), "evals")
+
+	// 3. RunObject still marks its nullable fields (required_action,
+	// last_error, started_at, temperature, …) with OpenAPI 3.0's
+	// "nullable: true", which JSON Schema 2020-12 ignores, so every queued
+	// run would fail. Translate exactly those marks to "or null".
+	run, err := schema("RunObject")
+	if err != nil {
+		return err
+	}
+	translateNullable(run)
 	return nil
+}
+
+// translateNullable rewrites, in place, every sub-schema of s carrying
+// "nullable: true" into anyOf [the schema, null].
+func translateNullable(s map[string]any) {
+	props, _ := s["properties"].(map[string]any)
+	for name, p := range props {
+		ps, ok := p.(map[string]any)
+		if !ok {
+			continue
+		}
+		translateNullable(ps)
+		if ps["nullable"] == true {
+			delete(ps, "nullable")
+			props[name] = map[string]any{"anyOf": []any{ps, map[string]any{"type": "null"}}}
+		}
+	}
 }
 
 // checkResponse validates one response: x-request-id on everything; JSON

@@ -60,7 +60,11 @@ func TestRouteTable(t *testing.T) {
 		{"GET", "/v1/assistants/asst_1", "AssistantObject"},
 		{"POST", "/v1/threads/thread_1/messages/msg_1", "MessageObject"},
 		{"GET", "/v1/files/file-1/content", ""},
-		{"GET", "/v1/threads/thread_1/runs", "-"},
+		{"GET", "/v1/threads/thread_1/runs", "ListRunsResponse"},
+		{"POST", "/v1/threads/runs", "RunObject"},
+		{"POST", "/v1/threads/thread_1", "ThreadObject"},
+		{"GET", "/v1/threads/thread_1/runs/run_1/steps/step_1", "RunStepObject"},
+		{"GET", "/v1/threads/thread_1/runs/run_1/events", "-"},
 	}
 	for _, tc := range tests {
 		rt, ok := routeFor(tc.method, tc.path)
