@@ -109,12 +109,12 @@ func schemaErrors(err error) []string {
 	var sve *jsonschema.SchemaValidationError
 	var ve *jsonschema.ValidationError
 	if errors.As(err, &sve) && errors.As(sve.Err, &ve) {
-		var out []string
+		byLoc := map[string][]string{}
 		var walk func(e *jsonschema.ValidationError)
 		walk = func(e *jsonschema.ValidationError) {
 			if len(e.Causes) == 0 {
 				loc := "/" + strings.Join(e.InstanceLocation, "/")
-				out = append(out, fmt.Sprintf("Not a valid JSON Schema (2020-12) at %s: %s.", loc, e.ErrorKind.LocalizedString(printer)))
+				byLoc[loc] = append(byLoc[loc], e.ErrorKind.LocalizedString(printer))
 				return
 			}
 			for _, c := range e.Causes {
@@ -122,6 +122,24 @@ func schemaErrors(err error) []string {
 			}
 		}
 		walk(ve)
+		var out []string
+		for loc, msgs := range byLoc {
+			// The metaschema's anyOf alternatives (a type name or an array
+			// of them) each fail; the type mismatch against the alternative
+			// the author did not mean is noise when another reason exists.
+			var kept []string
+			for _, m := range msgs {
+				if len(msgs) == 1 || !strings.HasPrefix(m, "got ") {
+					kept = append(kept, m)
+				}
+			}
+			if len(kept) == 0 {
+				kept = msgs[:1]
+			}
+			for _, m := range kept {
+				out = append(out, fmt.Sprintf("Not a valid JSON Schema (2020-12) at %s: %s.", loc, m))
+			}
+		}
 		sort.Strings(out)
 		return dedupeStrings(out)
 	}

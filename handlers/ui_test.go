@@ -1,0 +1,468 @@
+package handlers_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/PuerkitoBio/goquery"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/assistantd/assistantd/db"
+	"github.com/assistantd/assistantd/handlers"
+	"github.com/assistantd/assistantd/web"
+)
+
+const password = "a-good-password"
+
+// app is the web app through the real router on a temp-dir SQLite store.
+type app struct {
+	t     *testing.T
+	store *db.Store
+	srv   *httptest.Server
+	mu    sync.Mutex
+	now   time.Time
+}
+
+func newApp(t *testing.T, setupToken string) *app {
+	t.Helper()
+	store, err := db.Open(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	a := &app{t: t, store: store, now: time.Now()}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ui := handlers.NewUI(handlers.UIConfig{Store: store, HashKey: make([]byte, 64), BlockKey: make([]byte, 32),
+		SessionTTL: time.Hour, SetupToken: setupToken, MaxUpload: 1 << 20, Log: log, Now: a.clock})
+	// The API handlers are not exercised here; their routes stay unused.
+	a.srv = httptest.NewServer(web.New(web.Config{UI: ui, Logger: log, Health: store.Ping}))
+	t.Cleanup(a.srv.Close)
+	return a
+}
+
+func (a *app) clock() time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.now
+}
+
+func (a *app) advance(d time.Duration) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.now = a.now.Add(d)
+}
+
+// user creates a user with role and returns a client signed in as them.
+func (a *app) user(role string) *client {
+	a.t.Helper()
+	email := role + "@example.com"
+	if _, err := a.store.CreateUser(context.Background(), email, role, password); err != nil {
+		a.t.Fatal(err)
+	}
+	c := a.client()
+	doc := c.page("/login", http.StatusOK)
+	res := c.post("/login", url.Values{"csrf_token": {csrf(doc)}, "email": {email}, "password": {password}})
+	if res.StatusCode != http.StatusSeeOther {
+		a.t.Fatalf("sign in as %s: status %d", role, res.StatusCode)
+	}
+	return c
+}
+
+type client struct {
+	t    *testing.T
+	base string
+	http *http.Client
+}
+
+func (a *app) client() *client {
+	jar, _ := cookiejar.New(nil)
+	return &client{t: a.t, base: a.srv.URL, http: &http.Client{Jar: jar,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+func (c *client) do(req *http.Request) *http.Response {
+	c.t.Helper()
+	res, err := c.http.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { res.Body.Close() })
+	return res
+}
+
+func (c *client) get(path string) *http.Response {
+	req, _ := http.NewRequest(http.MethodGet, c.base+path, nil)
+	return c.do(req)
+}
+
+// page GETs path, checks the status and parses the HTML.
+func (c *client) page(path string, status int) *goquery.Document {
+	c.t.Helper()
+	res := c.get(path)
+	if res.StatusCode != status {
+		c.t.Fatalf("GET %s: status %d, want %d", path, res.StatusCode, status)
+	}
+	return parse(c.t, res)
+}
+
+func (c *client) post(path string, form url.Values, headers ...string) *http.Response {
+	c.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, c.base+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	return c.do(req)
+}
+
+// token returns the session's CSRF token from any page.
+func (c *client) token() string {
+	c.t.Helper()
+	return csrf(c.page("/settings/keys", http.StatusOK))
+}
+
+func parse(t *testing.T, res *http.Response) *goquery.Document {
+	t.Helper()
+	doc, err := goquery.NewDocumentFromReader(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return doc
+}
+
+func csrf(doc *goquery.Document) string {
+	v, _ := doc.Find(`input[name="csrf_token"]`).First().Attr("value")
+	return v
+}
+
+func testid(doc *goquery.Document, id string) *goquery.Selection {
+	return doc.Find(`[data-testid="` + id + `"]`)
+}
+
+func texts(s *goquery.Selection) []string {
+	var out []string
+	s.Each(func(_ int, e *goquery.Selection) { out = append(out, strings.TrimSpace(e.Text())) })
+	return out
+}
+
+func TestPagesRequireSignIn(t *testing.T) {
+	a := newApp(t, "")
+	c := a.client()
+	for _, path := range []string{"/assistants", "/assistants/new", "/threads", "/files", "/settings/keys", "/settings/users", "/threads/thread_x"} {
+		t.Run(path, func(t *testing.T) {
+			res := c.get(path)
+			if res.StatusCode != http.StatusSeeOther || !strings.HasPrefix(res.Header.Get("Location"), "/login?next=") {
+				t.Errorf("GET %s: %d to %q, want a redirect to /login", path, res.StatusCode, res.Header.Get("Location"))
+			}
+		})
+	}
+}
+
+func TestSecurityHeaders(t *testing.T) {
+	a := newApp(t, "")
+	res := a.client().get("/login")
+	for h, want := range map[string]string{"X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff"} {
+		if got := res.Header.Get(h); got != want {
+			t.Errorf("%s = %q, want %q", h, got, want)
+		}
+	}
+	if csp := res.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe-inline") {
+		t.Errorf("CSP = %q", csp)
+	}
+	cookie := res.Header.Get("Set-Cookie")
+	for _, want := range []string{"HttpOnly", "SameSite=Lax"} {
+		if !strings.Contains(cookie, want) {
+			t.Errorf("session cookie %q lacks %s", cookie, want)
+		}
+	}
+	if strings.Contains(cookie, "Secure") {
+		t.Errorf("session cookie %q is Secure over plain HTTP", cookie)
+	}
+}
+
+func TestFirstRunSetup(t *testing.T) {
+	a := newApp(t, "the-setup-token")
+	c := a.client()
+	c.page("/setup?token=wrong", http.StatusNotFound)
+	doc := c.page("/setup?token=the-setup-token", http.StatusOK)
+	form := url.Values{"csrf_token": {csrf(doc)}, "token": {"the-setup-token"}, "email": {"root@example.com"},
+		"password": {"short"}, "confirm": {"short"}}
+	res := c.post("/setup", form)
+	if res.StatusCode != http.StatusUnprocessableEntity {
+		t.Fatalf("short password: status %d", res.StatusCode)
+	}
+	form.Set("password", password)
+	form.Set("confirm", password)
+	res = c.post("/setup", form)
+	if res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("setup: status %d", res.StatusCode)
+	}
+	doc = c.page("/assistants", http.StatusOK)
+	if got := testid(doc, "current-role").Text(); got != "admin" {
+		t.Errorf("role = %q, want admin", got)
+	}
+	c.page("/setup?token=the-setup-token", http.StatusNotFound)
+}
+
+func TestSessionExpires(t *testing.T) {
+	a := newApp(t, "")
+	c := a.user(db.RoleViewer)
+	c.page("/threads", http.StatusOK)
+	a.advance(61 * time.Minute)
+	if res := c.get("/threads"); res.StatusCode != http.StatusSeeOther {
+		t.Errorf("after the TTL: status %d, want a redirect to sign in", res.StatusCode)
+	}
+}
+
+func TestRolesAndCSRF(t *testing.T) {
+	a := newApp(t, "")
+	ctx := context.Background()
+	asst, err := a.store.CreateAssistant(ctx, db.Assistant{Model: "gpt-4o"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, editor, viewer := a.user(db.RoleAdmin), a.user(db.RoleEditor), a.user(db.RoleViewer)
+	newAssistant := url.Values{"name": {"x"}, "model": {"gpt-4o"}, "action": {"save"}}
+	tests := []struct {
+		name   string
+		c      *client
+		path   string
+		form   url.Values
+		noCSRF bool
+		hdr    []string
+		want   int
+	}{
+		{"viewer creates", viewer, "/assistants/new", newAssistant, false, nil, http.StatusForbidden},
+		{"viewer deletes", viewer, "/assistants/" + asst.ID + "/delete", url.Values{}, false, nil, http.StatusForbidden},
+		{"viewer edits", viewer, "/assistants/" + asst.ID, newAssistant, false, nil, http.StatusForbidden},
+		{"viewer uploads", viewer, "/files", url.Values{}, false, nil, http.StatusForbidden},
+		{"editor creates a key", editor, "/settings/keys", url.Values{"name": {"k"}}, false, nil, http.StatusForbidden},
+		{"editor adds a user", editor, "/settings/users", url.Values{"email": {"e@example.com"}}, false, nil, http.StatusForbidden},
+		{"editor without token", editor, "/assistants/new", newAssistant, true, nil, http.StatusForbidden},
+		{"editor from another site", editor, "/assistants/new", newAssistant, false, []string{"Sec-Fetch-Site", "cross-site"}, http.StatusForbidden},
+		{"editor from another origin", editor, "/assistants/new", newAssistant, false, []string{"Origin", "http://evil.example"}, http.StatusForbidden},
+		{"editor creates", editor, "/assistants/new", newAssistant, false, []string{"Sec-Fetch-Site", "same-origin"}, http.StatusSeeOther},
+		{"admin creates a key", admin, "/settings/keys", url.Values{"name": {"k"}}, false, nil, http.StatusOK},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			form := url.Values{}
+			for k, v := range tt.form {
+				form[k] = v
+			}
+			if !tt.noCSRF {
+				form.Set("csrf_token", tt.c.token())
+			}
+			if res := tt.c.post(tt.path, form, tt.hdr...); res.StatusCode != tt.want {
+				t.Errorf("POST %s: status %d, want %d", tt.path, res.StatusCode, tt.want)
+			}
+		})
+	}
+	all, _ := a.store.AllAssistants(ctx)
+	if len(all) != 2 {
+		t.Errorf("%d assistants, want 2 (the editor's one create only)", len(all))
+	}
+}
+
+func TestAssistantsList(t *testing.T) {
+	a := newApp(t, "")
+	ctx := context.Background()
+	for _, name := range []string{"Billing", "Weather", "Weekly report"} {
+		n := name
+		if _, err := a.store.CreateAssistant(ctx, db.Assistant{Model: "gpt-4o", Name: &n}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := a.user(db.RoleViewer)
+	tests := []struct{ query, want string }{
+		{"", "Weekly report,Weather,Billing"},
+		{"?sort=name", "Billing,Weather,Weekly report"},
+		{"?sort=oldest", "Billing,Weather,Weekly report"},
+		{"?q=we", "Weekly report,Weather"},
+		{"?q=nothing", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.query, func(t *testing.T) {
+			doc := c.page("/assistants"+tt.query, http.StatusOK)
+			got := strings.Join(texts(testid(doc, "assistant-name")), ",")
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("names (-want +got):\n%s", diff)
+			}
+			if testid(doc, "new-assistant").Length() != 0 {
+				t.Error("a viewer sees the New assistant button")
+			}
+		})
+	}
+}
+
+func TestFunctionCheck(t *testing.T) {
+	a := newApp(t, "")
+	c := a.user(db.RoleEditor)
+	tests := []struct {
+		name, fn, params string
+		strict           bool
+		wantName, want   []string // substrings of the errors, in order
+	}{
+		{"valid", "get_weather", `{"type":"object","properties":{"city":{"type":"string"}},"required":["city"],"additionalProperties":false}`, true, nil, nil},
+		{"no parameters", "ping", ``, false, nil, nil},
+		{"bad name", "get weather", `{"type":"object"}`, false, []string{"letters, digits"}, nil},
+		{"missing name", "", `{"type":"object"}`, false, []string{"Give the function a name"}, nil},
+		{"bad JSON", "f", "{\n  \"type\": \"object\",,\n}", false, nil, []string{"line 2, column"}},
+		{"not an object", "f", `[1]`, false, nil, []string{"must be a JSON object"}},
+		{"invalid schema", "f", `{"type":"object","properties":{"a":{"type":"text"}}}`, false, nil, []string{"/properties/a/type"}},
+		{"top level not an object", "f", `{"type":"string"}`, false, nil, []string{`"type": "object"`}},
+		{"strict rules", "f", `{"type":"object","properties":{"a":{"type":"object","properties":{"b":{"type":"string"}}}}}`, true, nil,
+			[]string{`at /properties/a, set "additionalProperties": false`, `at /properties/a, every property must be required; add "b"`,
+				`at the top level, set "additionalProperties": false`, `at the top level, every property must be required; add "a"`}},
+		{"remote reference refused", "f", `{"type":"object","properties":{"a":{"$ref":"https://example.com/s.json"}}}`, false, nil, []string{"not allowed"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			form := url.Values{"csrf_token": {c.token()}, "fn_count": {"1"}, "fn-0-name": {tt.fn}, "fn-0-parameters": {tt.params}}
+			if tt.strict {
+				form.Set("fn-0-strict", "on")
+			}
+			res := c.post("/assistants/functions/check?index=0", form, "HX-Request", "true")
+			if res.StatusCode != http.StatusOK {
+				t.Fatalf("status %d", res.StatusCode)
+			}
+			doc := parse(t, res)
+			check := func(label string, got []string, want []string) {
+				if len(got) != len(want) {
+					t.Fatalf("%s errors = %q, want %d containing %q", label, got, len(want), want)
+				}
+				for i := range want {
+					if !strings.Contains(got[i], want[i]) {
+						t.Errorf("%s error %d = %q, want it to contain %q", label, i, got[i], want[i])
+					}
+				}
+			}
+			check("name", texts(doc.Find(`[data-testid="function-name-errors"] li`)), tt.wantName)
+			got := texts(doc.Find(`[data-testid="function-errors"] li`))
+			if tt.name == "strict rules" {
+				// The walk visits nested objects after their parent.
+				got = append(got[2:], got[:2]...)
+			}
+			check("parameters", got, tt.want)
+			valid := testid(doc, "function-valid").Length() == 1
+			if valid != (len(tt.wantName)+len(tt.want) == 0) {
+				t.Errorf("valid mark shown = %v", valid)
+			}
+		})
+	}
+}
+
+func TestCreateAssistantThroughEditor(t *testing.T) {
+	a := newApp(t, "")
+	c := a.user(db.RoleEditor)
+	form := url.Values{"csrf_token": {c.token()}, "name": {"Helper"}, "model": {"gpt-4o"}, "temperature": {"3"},
+		"fn_count": {"1"}, "fn-0-name": {"lookup"}, "fn-0-parameters": {`{"type":"object"}`}, "metadata": {"team=support"}, "action": {"save"}}
+	res := c.post("/assistants/new", form)
+	if res.StatusCode != http.StatusUnprocessableEntity {
+		t.Fatalf("temperature 3: status %d", res.StatusCode)
+	}
+	doc := parse(t, res)
+	if got := testid(doc, "error-temperature").Text(); !strings.Contains(got, "maximum value") {
+		t.Errorf("temperature error = %q", got)
+	}
+	if got, _ := testid(doc, "function-name").Attr("value"); got != "lookup" {
+		t.Errorf("the form lost the function name: %q", got)
+	}
+	form.Set("temperature", "0.5")
+	if res := c.post("/assistants/new", form); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("save: status %d", res.StatusCode)
+	}
+	all, _ := a.store.AllAssistants(context.Background())
+	if len(all) != 1 || *all[0].Temperature != 0.5 || all[0].Tools[0].Function.Name != "lookup" || all[0].Metadata["team"] != "support" {
+		t.Fatalf("stored %+v", all)
+	}
+	// Examples picker and Format, without htmx: the whole form comes back.
+	form.Set("action", "example-0")
+	form.Set("fn-0-example", "none")
+	doc = parse(t, c.post("/assistants/"+all[0].ID, form))
+	if got, _ := testid(doc, "function-name").Attr("value"); got != "get_current_time" {
+		t.Errorf("example name = %q", got)
+	}
+	form.Set("action", "format-0")
+	form.Set("fn-0-parameters", `{"type":"object","properties":{}}`)
+	doc = parse(t, c.post("/assistants/"+all[0].ID, form))
+	if got := testid(doc, "function-parameters").Text(); got != "{\n  \"type\": \"object\",\n  \"properties\": {}\n}" {
+		t.Errorf("formatted = %q", got)
+	}
+	res = c.get("/assistants/" + all[0].ID + "/tools.json")
+	body, _ := io.ReadAll(res.Body)
+	if !strings.Contains(string(body), `"name": "lookup"`) || !strings.Contains(res.Header.Get("Content-Disposition"), "attachment") {
+		t.Errorf("export = %s", body)
+	}
+}
+
+func TestThreadsSearchAndSanitising(t *testing.T) {
+	a := newApp(t, "")
+	ctx := context.Background()
+	text := func(s string) []db.ContentPart {
+		return []db.ContentPart{{Type: "text", Text: &db.Text{Value: s}}}
+	}
+	evil, _, err := a.store.CreateThread(ctx, db.Thread{Metadata: db.Metadata{"customer": "acme"}}, []db.Message{
+		{Role: "user", Status: "completed", Content: text("My invoice: <script>alert(1)</script> <img src=x onerror=alert(2)> [x](javascript:alert(3))")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := a.store.CreateThread(ctx, db.Thread{Metadata: db.Metadata{"customer": "globex"}}, []db.Message{
+		{Role: "user", Status: "completed", Content: text("reset my password please")},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	c := a.user(db.RoleViewer)
+	tests := []struct{ query, want string }{
+		{"", "2"},
+		{"?q=invoice", evil.ID},
+		{"?q=INVOICE", evil.ID},
+		{"?q=%22password+please%22", "1"},
+		{"?q=AND+OR+(", "0"},
+		{"?meta_key=customer&meta_value=acme", evil.ID},
+		{"?meta_key=customer", "2"},
+		{"?from=2000-01-01&to=2000-01-02", "0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.query, func(t *testing.T) {
+			doc := c.page("/threads"+tt.query, http.StatusOK)
+			rows := testid(doc, "thread-row")
+			if strings.HasPrefix(tt.want, "thread_") {
+				if id, _ := rows.Attr("data-id"); rows.Length() != 1 || id != tt.want {
+					t.Errorf("rows = %d (%s), want only %s", rows.Length(), id, tt.want)
+				}
+				return
+			}
+			if got := rows.Length(); itoa(got) != tt.want {
+				t.Errorf("rows = %d, want %s", got, tt.want)
+			}
+		})
+	}
+	doc := c.page("/threads?q=invoice", http.StatusOK)
+	if got := doc.Find(`[data-testid="thread-snippet"] mark`).Text(); got != "invoice" {
+		t.Errorf("highlighted = %q", got)
+	}
+	doc = c.page("/threads/"+evil.ID, http.StatusOK)
+	body := testid(doc, "message-body")
+	if n := body.Find("script, [onerror], a[href^=javascript]").Length(); n != 0 {
+		html, _ := body.Html()
+		t.Errorf("active content survived: %s", html)
+	}
+	if testid(doc, "thread-delete").Length() != 0 {
+		t.Error("a viewer sees the Delete button")
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
