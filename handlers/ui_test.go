@@ -465,4 +465,3 @@ func TestThreadsSearchAndSanitising(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
-
