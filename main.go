@@ -229,9 +229,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	api := handlers.NewAPI(store, engine, cfg.MaxUploadBytes, log)
 	handler := web.New(web.Config{
 		UI:       ui,
-		API:      handlers.NewAPI(store, engine, cfg.MaxUploadBytes, log),
+		API:      api,
 		CheckKey: keyChecker(cfg.APIKey, store),
 		Health:   store.Ping,
 		Logger:   log,
@@ -248,6 +249,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
+	srv.RegisterOnShutdown(api.CloseStreams)
 	fmt.Fprintf(stdout, "assistantd listening on http://%s (data in %s)\n", ln.Addr(), cfg.DataDir)
 	if setupToken != "" {
 		fmt.Fprintf(stdout, "No web app user exists yet. Create the admin at this one-time link:\n\n    http://%s/setup?token=%s\n\n", ln.Addr(), setupToken)

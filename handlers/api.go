@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v5"
@@ -53,12 +54,20 @@ type API struct {
 	engine    Engine
 	maxUpload int64
 	log       *slog.Logger
+
+	closeOnce sync.Once
+	closing   chan struct{} // closed when the server shuts down
 }
 
 // NewAPI returns the API handlers. maxUpload bounds one uploaded file.
 func NewAPI(store Store, engine Engine, maxUpload int64, log *slog.Logger) *API {
-	return &API{store: store, engine: engine, maxUpload: maxUpload, log: log}
+	return &API{store: store, engine: engine, maxUpload: maxUpload, log: log, closing: make(chan struct{})}
 }
+
+// CloseStreams ends every open event stream, for a graceful shutdown: the
+// runs behind them go on (or resume after a restart), and clients can
+// poll them.
+func (h *API) CloseStreams() { h.closeOnce.Do(func() { close(h.closing) }) }
 
 // list is a cursor page as every list endpoint returns it.
 type list[T any] struct {

@@ -38,7 +38,15 @@ func (h *API) streamRun(c *echo.Context, runID string, after int64) error {
 		}
 	}
 	flush()
-	ctx := c.Request().Context()
+	ctx, cancel := context.WithCancel(c.Request().Context())
+	defer cancel()
+	go func() {
+		select {
+		case <-h.closing:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	sub := h.engine.Hub().Subscribe(runID, after)
 	for {
 		wctx, cancel := context.WithTimeout(ctx, heartbeat)
