@@ -102,6 +102,10 @@ export ASSISTANTD_BIN="$tmp/assistantd"
 go build -o "$ASSISTANTD_BIN" .
 "$ASSISTANTD_BIN" --help >/dev/null
 echo "built $ASSISTANTD_BIN"
+# The scripted Chat Completions upstream the Node run tests start.
+export FAKE_UPSTREAM_BIN="$tmp/fake-upstream"
+go build -o "$FAKE_UPSTREAM_BIN" ./tests/upstream/cmd/fake-upstream
+echo "built $FAKE_UPSTREAM_BIN"
 
 section "go test ./..."
 race=()

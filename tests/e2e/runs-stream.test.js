@@ -8,6 +8,9 @@ import { after, before, describe, test } from 'node:test';
 import { call, listMessages, textOf, unique, weatherTool } from './helpers/runs.js';
 import { startServerWithUpstream } from './helpers/upstream.js';
 
+// A deadline for each test, so that a run that never ends fails instead of hanging.
+const LIMIT = { timeout: 20_000 };
+
 /**
  * Attaches the AssistantStream handlers under test and records what they
  * report. Returns the record; it is complete once the stream is done.
@@ -83,7 +86,7 @@ describe('runs (streaming)', () => {
   });
   after(() => server?.stop());
 
-  test('runs.stream: text answer with textCreated, textDelta, messageDone, runStepCreated; final*()', async () => {
+  test('runs.stream: text answer with textCreated, textDelta, messageDone, runStepCreated; final*()', LIMIT, async () => {
     const thread = await client.beta.threads.create({ messages: [{ role: 'user', content: '[[chunks 8]]' }] });
     const stream = client.beta.threads.runs.stream(thread.id, { assistant_id: assistant.id });
     const r = record(stream);
@@ -135,7 +138,7 @@ describe('runs (streaming)', () => {
     assert.deepEqual(await client.beta.threads.runs.retrieve(run.id, { thread_id: thread.id }), run);
   });
 
-  test('runs.stream with two function calls, then submitToolOutputsStream to completion', async () => {
+  test('runs.stream with two function calls, then submitToolOutputsStream to completion', LIMIT, async () => {
     const paris = { city: 'Paris' };
     const rome = { city: 'Rome', units: 'metric' };
     const thread = await client.beta.threads.create({
@@ -241,7 +244,7 @@ describe('runs (streaming)', () => {
     );
   });
 
-  test('runs.stream with the Ollama quirk: each call whole at index 0, still two calls', async () => {
+  test('runs.stream with the Ollama quirk: each call whole at index 0, still two calls', LIMIT, async () => {
     const thread = await client.beta.threads.create({
       messages: [
         {
@@ -277,7 +280,36 @@ describe('runs (streaming)', () => {
     assert.equal(textOf((await listMessages(client, thread.id)).at(-1)), 'Tool results: out0; out1');
   });
 
-  test('threads.createAndRunStream: thread.created first, then the run on that thread', async () => {
+  test('runs.stream hitting max_completion_tokens: thread.run.incomplete, message incomplete', LIMIT, async () => {
+    const thread = await client.beta.threads.create({ messages: [{ role: 'user', content: 'cut short [[length]]' }] });
+    const stream = client.beta.threads.runs.stream(thread.id, { assistant_id: assistant.id, max_completion_tokens: 256 });
+    const r = record(stream);
+    const run = await stream.finalRun();
+    const messages = await stream.finalMessages();
+    assert.deepEqual(shape(r.events), [
+      'thread.run.created',
+      'thread.run.queued',
+      'thread.run.in_progress',
+      'thread.run.step.created',
+      'thread.run.step.in_progress',
+      'thread.message.created',
+      'thread.message.in_progress',
+      'thread.message.delta…',
+      'thread.message.incomplete',
+      'thread.run.step.completed',
+      'thread.run.incomplete',
+    ]);
+    assert.equal(run.status, 'incomplete');
+    assert.deepEqual(run.incomplete_details, { reason: 'max_completion_tokens' });
+    assert.equal(run.max_completion_tokens, 256);
+    assert.deepEqual(
+      messages.map((m) => [m.status, m.incomplete_details, textOf(m)]),
+      [['incomplete', { reason: 'max_tokens' }, 'You said: cut short']],
+    );
+    assert.equal(r.text, 'You said: cut short');
+  });
+
+  test('threads.createAndRunStream: thread.created first, then the run on that thread', LIMIT, async () => {
     const stream = client.beta.threads.createAndRunStream({
       assistant_id: assistant.id,
       thread: { messages: [{ role: 'user', content: 'streamed thread' }], metadata: { via: 'createAndRunStream' } },

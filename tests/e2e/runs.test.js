@@ -8,6 +8,9 @@ import { after, before, describe, test } from 'node:test';
 import { call, listMessages, listSteps, pollRun, textOf, unique, weatherTool } from './helpers/runs.js';
 import { startServerWithUpstream } from './helpers/upstream.js';
 
+// A deadline for each test, so that a run that never ends fails instead of hanging.
+const LIMIT = { timeout: 20_000 };
+
 const POLL = { pollIntervalMs: 10 };
 
 describe('runs (polling)', () => {
@@ -26,7 +29,7 @@ describe('runs (polling)', () => {
   });
   after(() => server?.stop());
 
-  test('create → poll retrieve until terminal → messages.list shows the answer', async () => {
+  test('create → poll retrieve until terminal → messages.list shows the answer', LIMIT, async () => {
     const thread = await client.beta.threads.create();
     const question = await client.beta.threads.messages.create(thread.id, { role: 'user', content: 'hello there' });
 
@@ -72,7 +75,7 @@ describe('runs (polling)', () => {
     assert.equal(steps[0].step_details.message_creation.message_id, answer.id);
   });
 
-  test('a two-turn conversation remembers the first turn', async () => {
+  test('a two-turn conversation remembers the first turn', LIMIT, async () => {
     const thread = await client.beta.threads.create({ messages: [{ role: 'user', content: 'My name is Ada.' }] });
     const first = await client.beta.threads.runs.createAndPoll(thread.id, { assistant_id: assistant.id }, POLL);
     assert.equal(first.status, 'completed');
@@ -97,7 +100,7 @@ describe('runs (polling)', () => {
     assert.deepEqual(runs, [second.id, first.id], 'runs list newest first');
   });
 
-  test('function round trip: requires_action → submitToolOutputs → answer with the output', async () => {
+  test('function round trip: requires_action → submitToolOutputs → answer with the output', LIMIT, async () => {
     const thread = await client.beta.threads.create({
       messages: [{ role: 'user', content: `Weather in Paris? ${call('get_weather', { city: 'Paris' })}` }],
     });
@@ -157,7 +160,7 @@ describe('runs (polling)', () => {
     ['two parallel calls', ''],
     ['two parallel calls, Ollama quirk (every call at index 0)', ' [[quirk ollama]]'],
   ]) {
-    test(`${label}: unique ids, both outputs in one request (createAndPoll, submitToolOutputsAndPoll)`, async () => {
+    test(`${label}: unique ids, both outputs in one request (createAndPoll, submitToolOutputsAndPoll)`, LIMIT, async () => {
       const thread = await client.beta.threads.create();
       await client.beta.threads.messages.create(thread.id, {
         role: 'user',
@@ -206,12 +209,12 @@ describe('runs (polling)', () => {
     });
   }
 
-  test('a non-terminal run is retrieved with openai-poll-after-ms', async () => {
+  test('a non-terminal run is retrieved with openai-poll-after-ms', LIMIT, async () => {
     const thread = await client.beta.threads.create({
-      messages: [{ role: 'user', content: '[[slow 30ms]] [[chunks 10]]' }],
+      messages: [{ role: 'user', content: '[[slow 60ms]] [[chunks 10]]' }],
     });
     const created = await client.beta.threads.runs.create(thread.id, { assistant_id: assistant.id });
-    // The upstream takes ≥ 330 ms, so this retrieval sees the run unfinished.
+    // The upstream takes ≥ 660 ms, so this retrieval sees the run unfinished.
     const { data, response } = await client.beta.threads.runs.retrieve(created.id, { thread_id: thread.id }).withResponse();
     assert.ok(['queued', 'in_progress'].includes(data.status), `status ${data.status}`);
     const after = response.headers.get('openai-poll-after-ms');
@@ -222,7 +225,7 @@ describe('runs (polling)', () => {
     assert.equal(textOf((await listMessages(client, thread.id))[1]), 'w0 w1 w2 w3 w4 w5 w6 w7 w8 w9');
   });
 
-  test('threads.createAndRunPoll', async () => {
+  test('threads.createAndRunPoll', LIMIT, async () => {
     const run = await client.beta.threads.createAndRunPoll(
       { assistant_id: assistant.id, thread: { messages: [{ role: 'user', content: 'create and run' }] } },
       POLL,

@@ -61,6 +61,10 @@ export async function startFakeUpstream(options = {}) {
     err += chunk;
   });
   const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  // If the test process dies without calling stop(), take the upstream along.
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
+  exited.then(() => process.off('exit', killOnExit));
 
   const url = await new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
