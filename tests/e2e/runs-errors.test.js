@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 
 import OpenAI from 'openai';
 
-import { call, listSteps, textOf, weatherTool } from './helpers/runs.js';
+import { call, listSteps, pollRun, textOf, weatherTool } from './helpers/runs.js';
 import { startServerWithUpstream } from './helpers/upstream.js';
 
 // A deadline for each test, so that a run that never ends fails instead of hanging.
@@ -17,18 +17,18 @@ const POLL = { pollIntervalMs: 10 };
 
 describe('runs (errors)', () => {
   let server; // default upstream retries
-  let noRetry; // --upstream-retries 0
+  let strict; // --upstream-retries 0 --run-timeout 2s
   let client;
   let assistant;
   before(async () => {
-    [server, noRetry] = await Promise.all([
+    [server, strict] = await Promise.all([
       startServerWithUpstream(),
-      startServerWithUpstream({ args: ['--upstream-retries', '0'] }),
+      startServerWithUpstream({ args: ['--upstream-retries', '0', '--run-timeout', '2s'] }),
     ]);
     client = server.client();
     assistant = await client.beta.assistants.create({ model: 'fake-model', tools: [weatherTool] });
   });
-  after(() => Promise.all([server?.stop(), noRetry?.stop()]));
+  after(() => Promise.all([server?.stop(), strict?.stop()]));
 
   /** A thread whose run waits in requires_action for two calls. */
   async function waitingRun() {
@@ -71,6 +71,29 @@ describe('runs (errors)', () => {
     const runs = [];
     for await (const r of client.beta.threads.runs.list(thread.id)) runs.push(r.id);
     assert.deepEqual(runs, [run.id], 'no second run was created');
+
+    // Nor can messages be added meanwhile.
+    await assert.rejects(client.beta.threads.messages.create(thread.id, { role: 'user', content: 'too early' }), (err) => {
+      assert.ok(err instanceof OpenAI.BadRequestError, `got ${err?.constructor?.name}: ${err?.message}`);
+      assert.match(err.message, new RegExp(`Can't add messages to ${thread.id} while a run ${run.id} is active`));
+      return true;
+    });
+  });
+
+  test('20 concurrent runs.create on one thread: exactly one succeeds, the rest are BadRequestError', LIMIT, async () => {
+    const thread = await client.beta.threads.create({ messages: [{ role: 'user', content: call('get_weather', { city: 'Oslo' }) }] });
+    const results = await Promise.allSettled(
+      Array.from({ length: 20 }, () => client.beta.threads.runs.create(thread.id, { assistant_id: assistant.id })),
+    );
+    const created = results.filter((r) => r.status === 'fulfilled').map((r) => r.value);
+    assert.equal(created.length, 1, `${created.length} runs created`);
+    for (const r of results.filter((r) => r.status === 'rejected')) {
+      assert.ok(r.reason instanceof OpenAI.BadRequestError, `got ${r.reason?.constructor?.name}: ${r.reason?.message}`);
+      assert.equal(r.reason.error.message, `Thread ${thread.id} already has an active run ${created[0].id}.`);
+    }
+    const runs = [];
+    for await (const r of client.beta.threads.runs.list(thread.id)) runs.push(r.id);
+    assert.deepEqual(runs, [created[0].id]);
   });
 
   test('submitting one of two outputs: BadRequestError naming the expected call ids; the run still waits', LIMIT, async () => {
@@ -218,8 +241,58 @@ describe('runs (errors)', () => {
     });
   });
 
+  test('--run-timeout 2s: a waiting run and a streaming run both expire', LIMIT, async () => {
+    const c = strict.client();
+    const a = await c.beta.assistants.create({ model: 'fake-model', tools: [weatherTool] });
+
+    const waiting = (async () => {
+      const thread = await c.beta.threads.create({ messages: [{ role: 'user', content: call('get_weather', { city: 'Bern' }) }] });
+      const run = await c.beta.threads.runs.createAndPoll(thread.id, { assistant_id: a.id }, POLL);
+      assert.equal(run.status, 'requires_action');
+      assert.equal(run.expires_at, run.created_at + 2);
+      // The SDK's poll() stops at requires_action, so poll by hand for the expiry.
+      const { run: expired } = await pollRun(c, thread.id, run.id, { until: new Set(['expired', 'cancelled', 'failed', 'completed']) });
+      assert.equal(expired.status, 'expired');
+      assert.equal(expired.required_action, null);
+      assert.equal(expired.expires_at, null);
+      const steps = await listSteps(c, thread.id, run.id);
+      assert.deepEqual(
+        steps.map((s) => [s.type, s.status]),
+        [['tool_calls', 'expired']],
+      );
+      assert.ok(steps[0].expired_at > 0);
+      const callId = run.required_action.submit_tool_outputs.tool_calls[0].id;
+      await assert.rejects(
+        c.beta.threads.runs.submitToolOutputs(run.id, { thread_id: thread.id, tool_outputs: [{ tool_call_id: callId, output: 'late' }] }),
+        OpenAI.BadRequestError,
+      );
+    })();
+
+    const streaming = (async () => {
+      // 40 chunks at 100 ms: still streaming when the 2 s are up.
+      const thread = await c.beta.threads.create({ messages: [{ role: 'user', content: '[[slow 100ms]] [[chunks 40]]' }] });
+      const stream = c.beta.threads.runs.stream(thread.id, { assistant_id: a.id });
+      const events = [];
+      let text = '';
+      stream.on('event', (e) => events.push(e.event)).on('textDelta', (d) => (text += d.value ?? ''));
+      const run = await stream.finalRun();
+      const messages = await stream.finalMessages();
+      assert.equal(run.status, 'expired', `events: ${events.join(', ')}`);
+      assert.equal(events.at(-1), 'thread.run.expired');
+      for (const e of ['thread.message.incomplete', 'thread.run.step.expired']) {
+        assert.ok(events.includes(e), `no ${e} in ${events.join(', ')}`);
+      }
+      assert.deepEqual(
+        messages.map((m) => [m.status, m.incomplete_details, textOf(m)]),
+        [['incomplete', { reason: 'run_expired' }, text]],
+      );
+    })();
+
+    await Promise.all([waiting, streaming]);
+  });
+
   test('upstream 500 with --upstream-retries 0: finalRun() resolves failed with last_error server_error', LIMIT, async () => {
-    const c = noRetry.client();
+    const c = strict.client();
     const a = await c.beta.assistants.create({ model: 'fake-model' });
     const thread = await c.beta.threads.create({ messages: [{ role: 'user', content: 'boom [[status 500]]' }] });
     const stream = c.beta.threads.runs.stream(thread.id, { assistant_id: a.id });
@@ -239,7 +312,7 @@ describe('runs (errors)', () => {
   });
 
   test('upstream 429 with --upstream-retries 0: failed with last_error rate_limit_exceeded', LIMIT, async () => {
-    const c = noRetry.client();
+    const c = strict.client();
     const a = await c.beta.assistants.create({ model: 'fake-model' });
     const run = await c.beta.threads.createAndRunPoll(
       { assistant_id: a.id, thread: { messages: [{ role: 'user', content: 'slow down [[status 429]]' }] } },

@@ -21,17 +21,18 @@ export function call(name, args) {
 }
 
 /**
- * Polls runs.retrieve until the run is settled (SETTLED) and returns it.
+ * Polls runs.retrieve until the run's status is in `until` (default
+ * SETTLED) and returns { run, seen }.
  * Only for tests where polling is the behaviour under test; the deadline
  * turns a stuck run into a failure that shows the statuses seen.
  */
-export async function pollRun(client, threadId, runId, { deadlineMs = 15_000, intervalMs = 20 } = {}) {
+export async function pollRun(client, threadId, runId, { until = SETTLED, deadlineMs = 15_000, intervalMs = 20 } = {}) {
   const deadline = Date.now() + deadlineMs;
   const seen = [];
   for (;;) {
     const run = await client.beta.threads.runs.retrieve(runId, { thread_id: threadId });
     if (seen.at(-1) !== run.status) seen.push(run.status);
-    if (SETTLED.has(run.status)) return { run, seen };
+    if (until.has(run.status)) return { run, seen };
     if (Date.now() > deadline) {
       throw new Error(`run ${runId} not settled within ${deadlineMs} ms; statuses seen: ${seen.join(' → ')}`);
     }
