@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 
 import OpenAI from 'openai';
 
-import { call, listSteps, pollRun, textOf, weatherTool } from './helpers/runs.js';
+import { call, listSteps, pollRun, statusMismatches, textOf, weatherTool } from './helpers/runs.js';
 import { startServerWithUpstream } from './helpers/upstream.js';
 
 // A deadline for each test, so that a run that never ends fails instead of hanging.
@@ -151,6 +151,7 @@ describe('runs (errors)', () => {
     let deltas = 0;
     let cancelled; // the cancel request, sent once the answer is under way
     const messagesDone = [];
+    const mismatches = statusMismatches(stream);
     stream
       .on('event', (e) => events.push(e.event))
       .on('textDelta', (d) => {
@@ -169,6 +170,7 @@ describe('runs (errors)', () => {
     assert.equal(cancelReply.status, 'cancelling');
 
     assert.equal(run.status, 'cancelled', `events: ${events.join(', ')}`);
+    assert.deepEqual(mismatches, []);
     assert.ok(run.cancelled_at > 0);
     assert.equal(run.expires_at, null);
     assert.equal(events.at(-1), 'thread.run.cancelled', `events: ${events.join(', ')}`);
@@ -274,10 +276,12 @@ describe('runs (errors)', () => {
       const stream = c.beta.threads.runs.stream(thread.id, { assistant_id: a.id });
       const events = [];
       let text = '';
+      const mismatches = statusMismatches(stream);
       stream.on('event', (e) => events.push(e.event)).on('textDelta', (d) => (text += d.value ?? ''));
       const run = await stream.finalRun();
       const messages = await stream.finalMessages();
       assert.equal(run.status, 'expired', `events: ${events.join(', ')}`);
+      assert.deepEqual(mismatches, []);
       assert.equal(events.at(-1), 'thread.run.expired');
       for (const e of ['thread.message.incomplete', 'thread.run.step.expired']) {
         assert.ok(events.includes(e), `no ${e} in ${events.join(', ')}`);
@@ -297,10 +301,12 @@ describe('runs (errors)', () => {
     const thread = await c.beta.threads.create({ messages: [{ role: 'user', content: 'boom [[status 500]]' }] });
     const stream = c.beta.threads.runs.stream(thread.id, { assistant_id: a.id });
     const events = [];
+    const mismatches = statusMismatches(stream);
     stream.on('event', (e) => events.push(e.event));
     const run = await stream.finalRun();
 
     assert.equal(run.status, 'failed', `events: ${events.join(', ')}`);
+    assert.deepEqual(mismatches, []);
     assert.equal(run.last_error?.code, 'server_error', JSON.stringify(run.last_error));
     assert.ok(run.last_error.message.length > 0);
     assert.ok(run.failed_at > 0);

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
-import { call, listMessages, textOf, unique, weatherTool } from './helpers/runs.js';
+import { call, listMessages, statusMismatches, textOf, unique, weatherTool } from './helpers/runs.js';
 import { startServerWithUpstream } from './helpers/upstream.js';
 
 // A deadline for each test, so that a run that never ends fails instead of hanging.
@@ -27,6 +27,9 @@ function record(stream) {
     toolCallsCreated: [],
     args: new Map(), // tool call index → arguments assembled from created + deltas
     toolCallDeltas: 0,
+    textDone: [],
+    messagesCreated: [],
+    statusMismatches: statusMismatches(stream),
   };
   stream
     .on('event', (e) => {
@@ -38,6 +41,8 @@ function record(stream) {
       r.text += delta.value ?? '';
       r.textDeltaSnapshots.push(snapshot.value);
     })
+    .on('textDone', (content) => r.textDone.push(content.value))
+    .on('messageCreated', (message) => r.messagesCreated.push(structuredClone(message)))
     .on('messageDone', (message) => r.messagesDone.push(structuredClone(message)))
     .on('runStepCreated', (step) => r.stepsCreated.push(structuredClone(step)))
     .on('toolCallCreated', (toolCall) => {
@@ -94,6 +99,7 @@ describe('runs (streaming)', () => {
     const messages = await stream.finalMessages();
     const steps = await stream.finalRunSteps();
 
+    assert.deepEqual(r.statusMismatches, []);
     assert.deepEqual(shape(r.events), [
       'thread.run.created',
       'thread.run.queued',
@@ -107,6 +113,10 @@ describe('runs (streaming)', () => {
     assert.equal(r.textCreated.length, 1);
     assert.equal(r.text, expected, 'concatenated textDelta values are the answer');
     assert.equal(r.textDeltaSnapshots.at(-1), expected, 'the last textDelta snapshot is the whole answer');
+    assert.deepEqual(r.textDone, [expected]);
+    assert.equal(r.messagesCreated.length, 1);
+    assert.equal(r.messagesCreated[0].status, 'in_progress');
+    assert.deepEqual(r.messagesCreated[0].content, [], 'a message is created empty');
 
     assert.equal(run.status, 'completed');
     assert.equal(run.thread_id, thread.id);
@@ -151,6 +161,7 @@ describe('runs (streaming)', () => {
     const waiting = await a.finalRun();
     const stepsA = await a.finalRunSteps();
 
+    assert.deepEqual(ra.statusMismatches, []);
     assert.deepEqual(shape(ra.events), [
       'thread.run.created',
       'thread.run.queued',
@@ -213,6 +224,7 @@ describe('runs (streaming)', () => {
     const messages = await b.finalMessages();
     const stepsB = await b.finalRunSteps();
 
+    assert.deepEqual(rb.statusMismatches, []);
     assert.deepEqual(shape(rb.events), [
       'thread.run.step.completed',
       'thread.run.queued',
@@ -286,6 +298,7 @@ describe('runs (streaming)', () => {
     const r = record(stream);
     const run = await stream.finalRun();
     const messages = await stream.finalMessages();
+    assert.deepEqual(r.statusMismatches, []);
     assert.deepEqual(shape(r.events), [
       'thread.run.created',
       'thread.run.queued',
@@ -322,6 +335,7 @@ describe('runs (streaming)', () => {
     const thread = r.firstEvent.data;
     assert.match(thread.id, /^thread_/);
     assert.deepEqual(thread.metadata, { via: 'createAndRunStream' });
+    assert.deepEqual(r.statusMismatches, []);
     assert.deepEqual(shape(r.events), [
       'thread.created',
       'thread.run.created',

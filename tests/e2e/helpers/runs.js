@@ -66,3 +66,40 @@ export async function listSteps(client, threadId, runId) {
 export function unique(values) {
   return new Set(values).size === values.length;
 }
+
+/** The status the object of each lifecycle event must carry (spec §7.2). */
+const EVENT_STATUS = {
+  'thread.run.created': 'queued',
+  'thread.run.queued': 'queued',
+  'thread.run.in_progress': 'in_progress',
+  'thread.run.requires_action': 'requires_action',
+  'thread.run.completed': 'completed',
+  'thread.run.incomplete': 'incomplete',
+  'thread.run.failed': 'failed',
+  'thread.run.cancelling': 'cancelling',
+  'thread.run.cancelled': 'cancelled',
+  'thread.run.expired': 'expired',
+  'thread.run.step.created': 'in_progress',
+  'thread.run.step.in_progress': 'in_progress',
+  'thread.run.step.completed': 'completed',
+  'thread.run.step.failed': 'failed',
+  'thread.run.step.cancelled': 'cancelled',
+  'thread.run.step.expired': 'expired',
+  'thread.message.created': 'in_progress',
+  'thread.message.in_progress': 'in_progress',
+  'thread.message.completed': 'completed',
+  'thread.message.incomplete': 'incomplete',
+};
+
+/**
+ * Records, for an AssistantStream, every lifecycle event whose object's
+ * status does not match the event name. Returns the (live) list.
+ */
+export function statusMismatches(stream) {
+  const bad = [];
+  stream.on('event', (e) => {
+    const want = EVENT_STATUS[e.event];
+    if (want !== undefined && e.data?.status !== want) bad.push(`${e.event} carried status ${e.data?.status}`);
+  });
+  return bad;
+}
