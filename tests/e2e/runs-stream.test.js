@@ -322,6 +322,35 @@ describe('runs (streaming)', () => {
     assert.equal(r.text, 'You said: cut short');
   });
 
+  test('runs.stream with additional_messages: the input message produces no events and is answered', LIMIT, async () => {
+    const thread = await client.beta.threads.create();
+    const stream = client.beta.threads.runs.stream(thread.id, {
+      assistant_id: assistant.id,
+      additional_messages: [{ role: 'user', content: 'added with the run' }],
+    });
+    const r = record(stream);
+    const messages = await stream.finalMessages();
+    assert.deepEqual(r.statusMismatches, []);
+    assert.deepEqual(shape(r.events), [
+      'thread.run.created',
+      'thread.run.queued',
+      'thread.run.in_progress',
+      ...MESSAGE_EVENTS,
+      'thread.run.completed',
+    ]);
+    assert.deepEqual(
+      messages.map((m) => textOf(m)),
+      ['You said: added with the run'],
+    );
+    assert.deepEqual(
+      (await listMessages(client, thread.id)).map((m) => [m.role, textOf(m)]),
+      [
+        ['user', 'added with the run'],
+        ['assistant', 'You said: added with the run'],
+      ],
+    );
+  });
+
   test('threads.createAndRunStream: thread.created first, then the run on that thread', LIMIT, async () => {
     const stream = client.beta.threads.createAndRunStream({
       assistant_id: assistant.id,

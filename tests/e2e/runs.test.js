@@ -225,6 +225,41 @@ describe('runs (polling)', () => {
     assert.equal(textOf((await listMessages(client, thread.id))[1]), 'w0 w1 w2 w3 w4 w5 w6 w7 w8 w9');
   });
 
+  test('a run echoes every knob it was created with; update changes metadata', LIMIT, async () => {
+    const thread = await client.beta.threads.create({ messages: [{ role: 'user', content: 'knobs' }] });
+    const knobs = {
+      model: 'fake-model-2',
+      metadata: { k: 'v' },
+      temperature: 0.2,
+      top_p: 0.9,
+      max_prompt_tokens: 1000,
+      max_completion_tokens: 500,
+      truncation_strategy: { type: 'last_messages', last_messages: 3 },
+      tool_choice: 'none',
+      parallel_tool_calls: false,
+      response_format: { type: 'json_object' },
+    };
+    const run = await client.beta.threads.runs.create(thread.id, {
+      assistant_id: assistant.id,
+      additional_instructions: 'Be brief.',
+      ...knobs,
+    });
+    for (const [k, v] of Object.entries(knobs)) assert.deepEqual(run[k], v, `run.${k}`);
+    assert.ok(
+      run.instructions.startsWith('You are a test assistant.') && run.instructions.endsWith('Be brief.'),
+      `additional_instructions are appended: ${JSON.stringify(run.instructions)}`,
+    );
+    assert.deepEqual(run.tools, [weatherTool], "the assistant's tools");
+
+    const done = await client.beta.threads.runs.poll(run.id, { thread_id: thread.id }, POLL);
+    assert.equal(done.status, 'completed', JSON.stringify(done.last_error));
+    for (const [k, v] of Object.entries(knobs)) assert.deepEqual(done[k], v, `completed run.${k}`);
+
+    const updated = await client.beta.threads.runs.update(run.id, { thread_id: thread.id, metadata: { k: 'w' } });
+    assert.deepEqual(updated.metadata, { k: 'w' });
+    assert.equal(updated.status, 'completed');
+  });
+
   test('threads.createAndRunPoll', LIMIT, async () => {
     const run = await client.beta.threads.createAndRunPoll(
       { assistant_id: assistant.id, thread: { messages: [{ role: 'user', content: 'create and run' }] } },
