@@ -478,7 +478,7 @@ type normalizer struct {
 }
 
 var (
-	idPattern = regexp.MustCompile(`\b(asst|thread|run|step|msg|call)_[A-Za-z0-9]+\b`)
+	idPattern = regexp.MustCompile(`\b(asst|thread|run|step|msg|call)_[A-Za-z0-9]{16,}\b`)
 	tsPattern = regexp.MustCompile(`"(created_at|expires_at|started_at|completed_at|cancelled_at|failed_at|expired_at|incomplete_at)":\d+`)
 )
 
