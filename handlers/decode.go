@@ -81,9 +81,117 @@ func decodeBody(r *http.Request, v any, allowEmpty bool) error {
 		return invalid("", "invalid_type", "Invalid type for request body: expected a JSON object.")
 	}
 	if err := strictUnmarshal(body, v); err != nil {
-		return decodeError(err)
+		return withPath(decodeError(err), body)
 	}
 	return nil
+}
+
+// withPath puts the full JSON path into an unknown_parameter or invalid_type
+// error: encoding/json names an unknown key without the object it is in,
+// and a mistyped value by its field names without array indices (and with
+// the Go names of embedded structs), while OpenAI reports
+// 'tools[0].function.name'.
+func withPath(err error, body []byte) error {
+	ae, ok := err.(*Error)
+	if !ok || ae.Param == "" || (ae.Code != "unknown_parameter" && ae.Code != "invalid_type") {
+		return err
+	}
+	var doc any
+	if json.Unmarshal(body, &doc) != nil {
+		return err
+	}
+	var paths []string
+	if ae.Code == "unknown_parameter" {
+		findKey(doc, "", ae.Param, &paths)
+	} else {
+		findValue(doc, "", strings.Split(ae.Param, "."), ae.kind, &paths)
+	}
+	if len(paths) != 1 || paths[0] == ae.Param {
+		return err // not found, or ambiguous: keep what encoding/json said
+	}
+	ae.Message = strings.Replace(ae.Message, "'"+ae.Param+"'", "'"+paths[0]+"'", 1)
+	ae.Param = paths[0]
+	return ae
+}
+
+func joinPath(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+// findKey collects the paths of every object key named key.
+func findKey(v any, path, key string, out *[]string) {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, e := range v {
+			if k == key {
+				*out = append(*out, joinPath(path, k))
+			}
+			findKey(e, joinPath(path, k), key, out)
+		}
+	case []any:
+		for i, e := range v {
+			findKey(e, fmt.Sprintf("%s[%d]", path, i), key, out)
+		}
+	}
+}
+
+// findValue follows the field names, trying every element of the arrays on
+// the way and skipping names that are not keys (embedded structs), and
+// collects the paths that end at a value of JSON kind kind (or at an object
+// holding one, for map values).
+func findValue(v any, path string, names []string, kind string, out *[]string) {
+	if arr, ok := v.([]any); ok && (len(names) > 0 || jsonKind(v) != kind) {
+		for i, e := range arr {
+			findValue(e, fmt.Sprintf("%s[%d]", path, i), names, kind, out)
+		}
+		return
+	}
+	if len(names) == 0 {
+		switch {
+		case jsonKind(v) == kind:
+			*out = append(*out, path)
+		case jsonKind(v) == "object":
+			// A map value of the wrong kind: name the map, as
+			// encoding/json does.
+			for _, e := range v.(map[string]any) {
+				if jsonKind(e) == kind {
+					*out = append(*out, path)
+					break
+				}
+			}
+		}
+		return
+	}
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return
+	}
+	if e, ok := obj[names[0]]; ok {
+		findValue(e, joinPath(path, names[0]), names[1:], kind, out)
+	} else {
+		findValue(v, path, names[1:], kind, out)
+	}
+}
+
+// jsonKind names a decoded JSON value's kind as encoding/json does in type
+// errors.
+func jsonKind(v any) string {
+	switch v.(type) {
+	case map[string]any:
+		return "object"
+	case []any:
+		return "array"
+	case string:
+		return "string"
+	case float64:
+		return "number"
+	case bool:
+		return "bool"
+	}
+	return "null"
 }
 
 // decodeError maps encoding/json's errors to OpenAI's.
@@ -100,8 +208,10 @@ func decodeError(err error) error {
 		return invalid("", "", "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP library correctly. The API expects a JSON payload, but what was sent was not valid JSON.)")
 	case errors.As(err, &typ):
 		param := typ.Field
-		return invalid(param, "invalid_type", "Invalid type for '%s': expected %s, but got %s instead.",
+		e := invalid(param, "invalid_type", "Invalid type for '%s': expected %s, but got %s instead.",
 			param, describeType(typ.Type), article(typ.Value))
+		e.kind, _, _ = strings.Cut(typ.Value, " ")
+		return e
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
 		return invalid(name, "unknown_parameter", "Unknown parameter: '%s'.", name)

@@ -22,6 +22,8 @@ type Error struct {
 	Param   string // "" serialises as null
 	Code    string // "" serialises as null
 	Err     error
+
+	kind string // for invalid_type from encoding/json: the JSON kind received
 }
 
 func (e *Error) Error() string {

@@ -194,6 +194,22 @@ func TestBadInput(t *testing.T) {
 		{"message content object", "POST", M, `{"role":"user","content":{"a":1}}`, bad400("content", "invalid_type", "")},
 		{"message content number", "POST", M, `{"role":"user","content":5}`, bad400("content", "invalid_type", "")},
 
+		// Nested paths name array elements as OpenAI does.
+		{"nested wrong type", "POST", A, `{"model":"m","tools":[{"type":"code_interpreter"},{"type":"function","function":{"name":5}}]}`,
+			bad400("tools[1].function.name", "invalid_type", "Invalid type for 'tools[1].function.name': expected a string, but got a number instead.")},
+		{"nested unknown", "POST", A, `{"model":"m","tools":[{"type":"function","function":{"name":"f","bogus":1}}]}`,
+			bad400("tools[0].function.bogus", "unknown_parameter", "Unknown parameter: 'tools[0].function.bogus'.")},
+		{"part text number", "POST", M, `{"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":5}]}`,
+			bad400("content[1].text", "invalid_type", "'content[1].text'")},
+		{"part unknown key", "POST", M, `{"role":"user","content":[{"type":"text","text":"a","extra":1}]}`,
+			bad400("content[0].extra", "unknown_parameter", "Unknown parameter: 'content[0].extra'.")},
+		{"attachment tool unknown key", "POST", M, `{"role":"user","content":"x","attachments":[{"file_id":"` + file.ID + `","tools":[{"type":"code_interpreter","x":1}]}]}`,
+			bad400("attachments[0].tools[0].x", "unknown_parameter", "")},
+		{"initial message metadata value", "POST", "/v1/threads", `{"messages":[{"role":"user","content":"x"},{"role":"user","content":"y","metadata":{"k":5}}]}`,
+			bad400("messages[1].metadata", "invalid_type", "")},
+		{"code file ids string", "POST", A, `{"model":"m","tool_resources":{"code_interpreter":{"file_ids":"x"}}}`,
+			bad400("tool_resources.code_interpreter.file_ids", "invalid_type", "")},
+
 		// Unknown parameters.
 		{"unknown parameter", "POST", A, `{"model":"m","colour":"red"}`, bad400("colour", "unknown_parameter", "Unknown parameter: 'colour'.")},
 		{"modify unknown", "POST", A + "/" + asst.ID, `{"nom":"x"}`, bad400("nom", "unknown_parameter", "")},
