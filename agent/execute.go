@@ -59,6 +59,7 @@ type turn struct {
 	toolStepID string
 	asm        assembler
 
+	broken         error  // a store write failed: the turn stops
 	emitted        bool   // something reached the hub: no retry from here
 	finish         string // the upstream's finish_reason
 	usage          *db.Usage
@@ -228,6 +229,9 @@ func (t *turn) model(ctx context.Context) (*db.LastError, string) {
 	if ctx.Err() != nil {
 		return nil, ""
 	}
+	if t.broken != nil {
+		return &db.LastError{Code: "server_error", Message: "The run could not be recorded: " + t.broken.Error()}, ""
+	}
 	if err != nil {
 		return upstreamErr(provider.Name, err), ""
 	}
@@ -284,7 +288,7 @@ func (t *turn) call(ctx context.Context, p *Provider, params openai.ChatCompleti
 	params.StreamOptions = openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)}
 	s := p.Client.Chat.Completions.NewStreaming(ctx, params)
 	defer s.Close()
-	for s.Next() {
+	for s.Next() && t.broken == nil {
 		chunk := s.Current()
 		if chunk.JSON.Usage.Valid() && chunk.Usage.TotalTokens > 0 {
 			t.usage = &db.Usage{PromptTokens: chunk.Usage.PromptTokens, CompletionTokens: chunk.Usage.CompletionTokens, TotalTokens: chunk.Usage.TotalTokens}
@@ -330,7 +334,7 @@ type textDelta struct {
 // onText streams a text fragment, opening the message (and its step) on
 // the first one.
 func (t *turn) onText(ctx context.Context, frag string) {
-	if t.toolStepID != "" || t.msgDone {
+	if t.broken != nil || t.toolStepID != "" || t.msgDone {
 		// Text after tool calls in one answer: rare, and a second message
 		// would interleave with the tool step; the calls carry the turn.
 		return
@@ -382,7 +386,7 @@ func (t *turn) openMessage(ctx context.Context) bool {
 		return nil
 	})
 	if err != nil {
-		t.e.log.Error("open message", "run_id", t.runID, "error", err)
+		t.broken = err
 		return false
 	}
 	t.emitted = true
@@ -461,6 +465,9 @@ func (d toolCallDelta) MarshalJSON() ([]byte, error) {
 // onTool folds a tool call fragment in, opening the tool_calls step on
 // the first one (after closing any open message: one step at a time).
 func (t *turn) onTool(ctx context.Context, tc openai.ChatCompletionChunkChoiceDeltaToolCall) {
+	if t.broken != nil {
+		return
+	}
 	if t.toolStepID == "" {
 		err := t.e.commit(context.WithoutCancel(ctx), t.runID, func(ctx context.Context, tx *db.Tx, em *emitter) error {
 			if t.msgStepID != "" && !t.msgDone {
@@ -479,7 +486,7 @@ func (t *turn) onTool(ctx context.Context, tc openai.ChatCompletionChunkChoiceDe
 			return nil
 		})
 		if err != nil {
-			t.e.log.Error("open tool step", "run_id", t.runID, "error", err)
+			t.broken = err
 			return
 		}
 		t.emitted = true
@@ -562,8 +569,8 @@ func (t *turn) complete(ctx context.Context) (*db.LastError, string) {
 			em.emit("thread.run.requires_action", run)
 			return nil
 		})
-		if err != nil && ctx.Err() == nil {
-			t.e.log.Warn("requires_action", "run_id", t.runID, "error", err)
+		if err != nil {
+			t.streamError(err)
 		}
 		return nil, ""
 	}
@@ -587,8 +594,8 @@ func (t *turn) complete(ctx context.Context) (*db.LastError, string) {
 		}
 		return t.e.finish(ctx, tx, em, t.runID, db.RunCompleted, nil, nil, now)
 	})
-	if err != nil && !errors.Is(err, db.ErrIllegalTransition) {
-		t.e.log.Error("complete run", "run_id", t.runID, "error", err)
+	if err != nil {
+		t.streamError(err)
 	}
 	return nil, ""
 }
@@ -600,7 +607,7 @@ func (t *turn) endIncomplete(ctx context.Context, reason string) {
 		return t.e.finish(ctx, tx, em, t.runID, db.RunIncomplete, nil, &db.IncompleteDetails{Reason: reason}, t.e.store.Now())
 	})
 	if err != nil {
-		t.e.log.Error("end run incomplete", "run_id", t.runID, "error", err)
+		t.streamError(err)
 	}
 }
 
@@ -620,8 +627,23 @@ func (t *turn) fail(ctx context.Context, lastErr *db.LastError) {
 		return t.e.finish(ctx, tx, em, t.runID, db.RunFailed, lastErr, nil, now)
 	})
 	if err != nil {
-		t.e.log.Error("fail run", "run_id", t.runID, "error", err)
+		t.streamError(err)
 	}
+}
+
+// streamError tells the run's stream readers that the run could not be
+// recorded (its thread was deleted, or the store failed), as the wrapped
+// error event all three SDKs raise, and logs it.
+func (t *turn) streamError(err error) {
+	if errors.Is(err, db.ErrIllegalTransition) {
+		return // settled elsewhere (cancelled or expired meanwhile)
+	}
+	t.e.log.Error("run could not be recorded", "run_id", t.runID, "error", err)
+	msg := "The run could not be recorded."
+	if errors.Is(err, db.ErrNotFound) {
+		msg = "The run no longer exists: its thread was deleted."
+	}
+	t.publish("error", map[string]any{"error": map[string]any{"message": msg, "type": "server_error", "param": nil, "code": "server_error"}})
 }
 
 // retryable reports whether an upstream error may pass on retry: rate

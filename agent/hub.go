@@ -19,7 +19,7 @@ type Event struct {
 // the run now waits for tool outputs or has finished.
 func (e Event) EndsSegment() bool {
 	switch e.Name {
-	case "thread.run.requires_action", "thread.run.completed", "thread.run.incomplete", "thread.run.failed",
+	case "error", "thread.run.requires_action", "thread.run.completed", "thread.run.incomplete", "thread.run.failed",
 		"thread.run.cancelled", "thread.run.expired":
 		return true
 	}
@@ -87,9 +87,14 @@ func (h *Hub) drop(runID string, l *runLog) {
 }
 
 // Position returns the id of the run's latest event (0 if none): a reader
-// that subscribes after it sees only what comes next.
+// that subscribes after it sees only what comes next. It creates nothing.
 func (h *Hub) Position(runID string) int64 {
-	l := h.log(runID)
+	h.mu.Lock()
+	l, ok := h.logs[runID]
+	h.mu.Unlock()
+	if !ok {
+		return 0
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return int64(len(l.events))
