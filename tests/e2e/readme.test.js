@@ -9,7 +9,7 @@ import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
-import { startServer } from './helpers/server.js';
+import { assistantdBinary, startServer } from './helpers/server.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 let server;
@@ -43,4 +43,14 @@ test("README's Node SDK example works against the server", async () => {
   assert.deepEqual(thread.metadata, { user: 'alice' });
   const messages = (await client.beta.threads.messages.list(threadID)).data;
   assert.equal(messages.length, 2);
+});
+
+test("README's configuration table names every flag and variable of --help", async () => {
+  const readme = await readFile(path.join(here, '../../README.md'), 'utf8');
+  const { stdout: help } = await promisify(execFile)(await assistantdBinary(), ['--help']);
+  const flags = [...help.matchAll(/^\s+-([a-z][a-z0-9-]*)/gm)].map((m) => m[1]);
+  const envs = [...help.matchAll(/\b(ASSISTANTD_[A-Z_]+|OPENAI_API_KEY)\b/g)].map((m) => m[1]);
+  assert.ok(flags.length >= 5, `found flags in --help: ${flags}`);
+  for (const flag of flags) assert.ok(readme.includes('`--' + flag + '`'), `README documents --${flag}`);
+  for (const env of new Set(envs)) assert.ok(readme.includes('`' + env), `README documents ${env}`);
 });
