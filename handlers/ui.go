@@ -31,6 +31,7 @@ type UIStore interface {
 	threadStore
 	fileStore
 	keyStore
+	runStore
 }
 
 // UIConfig holds what the web app is built from.
@@ -51,9 +52,6 @@ type UIConfig struct {
 	// Models lists the upstream's models for the assistant form; nil or an
 	// error leaves the model a free-text field.
 	Models func(ctx context.Context) ([]string, error)
-	// Runs, when set, lists a thread's runs and steps for the thread page
-	// (wired in once the run engine's store exists).
-	Runs func(ctx context.Context, threadID string) ([]views.RunView, error)
 	// MaxUpload bounds one uploaded file.
 	MaxUpload    int64
 	AssetVersion string

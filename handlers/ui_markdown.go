@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"bytes"
+	"html"
 	"regexp"
 	"strings"
 	"sync"
@@ -11,13 +12,17 @@ import (
 	"github.com/microcosm-cc/bluemonday"
 	"github.com/yuin/goldmark"
 	highlighting "github.com/yuin/goldmark-highlighting/v2"
+	"github.com/yuin/goldmark/ast"
 	"github.com/yuin/goldmark/extension"
+	"github.com/yuin/goldmark/renderer"
+	"github.com/yuin/goldmark/util"
 )
 
-// markdown renders message text. Raw HTML in the source is never passed
-// through (goldmark omits it without WithUnsafe), and the output goes
-// through an allow-list sanitiser as well, so nothing a model or a user
-// wrote can add script, event handlers or javascript: URLs to the page.
+// markdown renders message text. Raw HTML in the source is shown as text
+// (escapedHTML), never passed through, and the output goes through an
+// allow-list sanitiser as well, so nothing a model or a user wrote can add
+// script, event handlers or javascript: URLs to the page, while a reviewer
+// still sees what was written.
 // Code blocks are highlighted with CSS classes (the stylesheet is
 // ChromaCSS), which keeps the CSP free of inline styles.
 var markdown = goldmark.New(
@@ -28,7 +33,40 @@ var markdown = goldmark.New(
 			highlighting.WithGuessLanguage(false),
 		),
 	),
+	goldmark.WithRendererOptions(renderer.WithNodeRenderers(util.Prioritized(escapedHTML{}, 100))),
 )
+
+// escapedHTML renders raw HTML (inline and blocks) as escaped text.
+type escapedHTML struct{}
+
+func (escapedHTML) RegisterFuncs(reg renderer.NodeRendererFuncRegisterer) {
+	reg.Register(ast.KindRawHTML, func(w util.BufWriter, source []byte, node ast.Node, entering bool) (ast.WalkStatus, error) {
+		if entering {
+			segs := node.(*ast.RawHTML).Segments
+			for i := 0; i < segs.Len(); i++ {
+				seg := segs.At(i)
+				_, _ = w.WriteString(html.EscapeString(string(seg.Value(source))))
+			}
+		}
+		return ast.WalkSkipChildren, nil
+	})
+	reg.Register(ast.KindHTMLBlock, func(w util.BufWriter, source []byte, node ast.Node, entering bool) (ast.WalkStatus, error) {
+		if !entering {
+			return ast.WalkContinue, nil
+		}
+		n := node.(*ast.HTMLBlock)
+		_, _ = w.WriteString("<pre class=\"raw-html\"><code>")
+		for i := 0; i < n.Lines().Len(); i++ {
+			line := n.Lines().At(i)
+			_, _ = w.WriteString(html.EscapeString(string(line.Value(source))))
+		}
+		if n.HasClosure() {
+			_, _ = w.WriteString(html.EscapeString(string(n.ClosureLine.Value(source))))
+		}
+		_, _ = w.WriteString("</code></pre>\n")
+		return ast.WalkSkipChildren, nil
+	})
+}
 
 var sanitizer = func() *bluemonday.Policy {
 	p := bluemonday.UGCPolicy()

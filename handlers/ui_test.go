@@ -465,3 +465,63 @@ func TestThreadsSearchAndSanitising(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+func TestThreadPageShowsRuns(t *testing.T) {
+	a := newApp(t, "")
+	ctx := context.Background()
+	th, _, err := a.store.CreateThread(ctx, db.Thread{}, []db.Message{
+		{Role: "user", Status: "completed", Content: []db.ContentPart{{Type: "text", Text: &db.Text{Value: "weather?"}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := a.store.CreateRun(ctx, db.Run{ThreadID: th.ID, AssistantID: "asst_x", Model: "gpt-4o",
+		TruncationStrategy: &db.TruncationStrategy{Type: "auto"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := `{"temp":21}`
+	err = a.store.Batch(ctx, func(ctx context.Context, tx *db.Tx) error {
+		if _, err := tx.CreateStep(ctx, db.RunStep{RunID: run.ID, ThreadID: th.ID, AssistantID: "asst_x", Type: "tool_calls",
+			StepDetails: db.StepDetails{Type: "tool_calls", ToolCalls: []db.ToolCall{{ID: "call_1", Type: "function",
+				Function: &db.FunctionCallOutput{Name: "get_weather", Arguments: `{"city":"Paris"}`, Output: &out}}}}}); err != nil {
+			return err
+		}
+		_, err := tx.UpdateRun(ctx, run.ID, func(r *db.Run) error {
+			r.Status = db.RunFailed
+			r.LastError = &db.LastError{Code: "server_error", Message: "upstream said no"}
+			r.Usage = &db.Usage{PromptTokens: 10, CompletionTokens: 5, TotalTokens: 15}
+			return nil
+		})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := a.user(db.RoleViewer).page("/threads/"+th.ID, http.StatusOK)
+	for id, want := range map[string]string{
+		"run-status":     "failed",
+		"run-error":      "server_error: upstream said no",
+		"run-usage":      "total 15",
+		"tool-arguments": `"city": "Paris"`,
+		"tool-output":    `"temp": 21`,
+	} {
+		if got := testid(doc, id).Text(); !strings.Contains(got, want) {
+			t.Errorf("%s = %q, want it to contain %q", id, got, want)
+		}
+	}
+	if _, open := testid(doc, "run-step").Attr("open"); open {
+		t.Error("steps should be collapsed by default")
+	}
+}
+
+func TestRenderMarkdownShowsRawHTMLAsText(t *testing.T) {
+	got := handlers.RenderMarkdown("Hi <b onclick=\"x()\">there</b>\n\n<script>alert(1)</script>\n\n```go\nfmt.Println(1)\n```\n")
+	for _, want := range []string{"&lt;b onclick=&#34;x()&#34;&gt;there&lt;/b&gt;", "&lt;script&gt;alert(1)&lt;/script&gt;", `<span class="nx">fmt</span>`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("rendered %s\nwant it to contain %s", got, want)
+		}
+	}
+	if strings.Contains(got, "<script") || strings.Contains(got, `onclick="`) {
+		t.Errorf("active content in %s", got)
+	}
+}

@@ -155,10 +155,8 @@ func (u *UI) ShowThread(c *echo.Context) error {
 	for _, m := range msgs {
 		v.Messages = append(v.Messages, messageView(m, names))
 	}
-	if u.cfg.Runs != nil {
-		if v.Runs, err = u.cfg.Runs(ctx, id); err != nil {
-			return Internal(err)
-		}
+	if v.Runs, err = u.threadRuns(ctx, id); err != nil {
+		return Internal(err)
 	}
 	return render(c, http.StatusOK, views.ThreadPage(u.page(c, "Thread "+id, "threads"), v))
 }

@@ -94,3 +94,11 @@ func orDash(s string) string {
 }
 
 func itoa(n int) string { return fmt.Sprint(n) }
+
+// Duration formats the time between two optional unix times.
+func Duration(start, end *int64) string {
+	if start == nil || end == nil {
+		return "—"
+	}
+	return (time.Duration(*end-*start) * time.Second).String()
+}

@@ -1,0 +1,4 @@
+package handlers
+
+// RenderMarkdown exposes renderMarkdown to the external tests.
+var RenderMarkdown = renderMarkdown
