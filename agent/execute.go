@@ -190,6 +190,16 @@ func (t *turn) model(ctx context.Context) (*db.LastError, string) {
 	if !fits {
 		return nil, "max_prompt_tokens"
 	}
+	if window := provider.ContextTokens; window > 0 && (t.run.TruncationStrategy == nil || t.run.TruncationStrategy.Type == "auto") {
+		reserve := int64(1024) // room for the answer
+		if mc := t.run.MaxCompletionTokens; mc != nil {
+			reserve = min(*mc-used.CompletionTokens, window/2)
+		}
+		if items, fits = truncate(items, nil, fixed, window-reserve); !fits {
+			return &db.LastError{Code: "invalid_prompt", Message: fmt.Sprintf(
+				"The latest message alone does not fit the model's context window of %d tokens.", window)}, ""
+		}
+	}
 	t.promptEstimate = fixed
 	for _, it := range items {
 		t.promptEstimate += it.tokens

@@ -34,6 +34,10 @@ type ProviderConfig struct {
 	NoStream bool `yaml:"no_stream" json:"no_stream"`
 	// Timeout bounds one upstream request (default 5 minutes).
 	Timeout time.Duration `yaml:"timeout" json:"timeout"`
+	// ContextTokens is the models' context window. When set, the "auto"
+	// truncation strategy drops the oldest history to fit it (leaving room
+	// for the answer), as OpenAI did.
+	ContextTokens int64 `yaml:"context_tokens" json:"context_tokens"`
 }
 
 type providersFile struct {
