@@ -43,7 +43,8 @@ export function binary() {
 export async function startServer(bin) {
   const data = mkdtempSync(join(tmpdir(), "assistantd-data-"));
   const proc = spawn(bin, ["--data", data, "--addr", "127.0.0.1:0", "--api-key", API_KEY,
-    "--upstream-url", "http://127.0.0.1:9/v1", "--log-level", "warn"], { stdio: ["ignore", "pipe", "pipe"] });
+    // Nothing listens on port 9: runs fail fast with a real last_error.
+    "--upstream-url", "http://127.0.0.1:9/v1", "--upstream-retries", "0", "--log-level", "warn"], { stdio: ["ignore", "pipe", "pipe"] });
   const stderr = [];
   proc.stderr.on("data", (b) => stderr.push(b));
   const lines = createInterface({ input: proc.stdout });

@@ -185,6 +185,36 @@ describe("web app", { skip: missing || false }, () => {
     assert.equal((await js.json()).messages.length, 2);
   });
 
+  test("a failed run shows its status, real error and steps on the thread page", async () => {
+    const page = admin;
+    const asst = (await call("GET", "/assistants")).data.find((a) => a.tools.some((t) => t.type === "function"));
+    const thread = await call("POST", "/threads", { messages: [{ role: "user", content: "What is the weather in Paris?" }] });
+    const run = await call("POST", `/threads/${thread.id}/runs`, { assistant_id: asst.id });
+    // Poll the API with a deadline until the run has ended.
+    const deadline = Date.now() + 30000;
+    let status = run.status;
+    while (!["failed", "completed", "expired", "cancelled", "incomplete"].includes(status)) {
+      assert.ok(Date.now() < deadline, `run still ${status}`);
+      await new Promise((r) => setTimeout(r, 100));
+      status = (await call("GET", `/threads/${thread.id}/runs/${run.id}`)).status;
+    }
+    await page.goto(server.base + `/threads/${thread.id}`);
+    assert.equal(await page.textContent('[data-testid="run-status"]'), "failed");
+    assert.ok((await page.textContent('[data-testid="run-error"]')).length > 20, "the run's last_error is shown");
+    await page.click('[data-testid="run"] > summary');
+    await shoot(page, "thread-failed-run");
+  });
+
+  test("dark colour scheme", async () => {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: "dark" });
+    const page = await context.newPage();
+    await page.goto(server.base + "/login");
+    const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    assert.equal(bg, "rgb(20, 20, 24)");
+    await shoot(page, "login-dark");
+    await context.close();
+  });
+
   test("a message with script, an onerror image and a javascript: link renders inert", async () => {
     const page = admin;
     const thread = await call("POST", "/threads", {
