@@ -107,6 +107,30 @@ describe('runs (errors)', () => {
       return true;
     });
 
+    // Unknown, extra or repeated ids are refused too.
+    for (const tool_outputs of [
+      [
+        { tool_call_id: ids[0], output: 'a' },
+        { tool_call_id: 'call_unknown', output: 'b' },
+      ],
+      [
+        { tool_call_id: ids[0], output: 'a' },
+        { tool_call_id: ids[1], output: 'b' },
+        { tool_call_id: 'call_extra', output: 'c' },
+      ],
+      [
+        { tool_call_id: ids[0], output: 'a' },
+        { tool_call_id: ids[1], output: 'b' },
+        { tool_call_id: ids[1], output: 'c' },
+      ],
+    ]) {
+      await assert.rejects(
+        client.beta.threads.runs.submitToolOutputs(run.id, { thread_id: thread.id, tool_outputs }),
+        OpenAI.BadRequestError,
+        JSON.stringify(tool_outputs),
+      );
+    }
+
     // The streaming variant is refused the same way, before streaming.
     const stream = client.beta.threads.runs.submitToolOutputsStream(run.id, onlyFirst);
     const w = watch(stream);

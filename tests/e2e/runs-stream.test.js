@@ -256,41 +256,46 @@ describe('runs (streaming)', () => {
     );
   });
 
-  test('runs.stream with the Ollama quirk: each call whole at index 0, still two calls', LIMIT, async () => {
-    const thread = await client.beta.threads.create({
-      messages: [
-        {
-          role: 'user',
-          content: `${call('get_weather', { city: 'Oslo' })} ${call('get_weather', { city: 'Lima' })} [[quirk ollama]]`,
-        },
-      ],
-    });
-    const a = client.beta.threads.runs.stream(thread.id, { assistant_id: assistant.id });
-    const ra = record(a);
-    const waiting = await a.finalRun();
-    assert.equal(waiting.status, 'requires_action');
-    const required = waiting.required_action.submit_tool_outputs.tool_calls;
-    assert.equal(ra.toolCallsCreated.length, 2);
-    const ids = ra.toolCallsCreated.map((c) => c.id);
-    assert.ok(unique(ids), `call ids ${ids}`);
-    assert.deepEqual(
-      required.map((c) => c.id),
-      ids,
-    );
-    assert.deepEqual(
-      [...ra.args.values()].map((s) => JSON.parse(s)),
-      [{ city: 'Oslo' }, { city: 'Lima' }],
-    );
+  for (const [label, quirk] of [
+    ['the Ollama quirk: each call whole at index 0', 'ollama'],
+    ['fragments without index', 'noindex'],
+  ]) {
+    test(`runs.stream with ${label}: still two calls with their own arguments`, LIMIT, async () => {
+      const thread = await client.beta.threads.create({
+        messages: [
+          {
+            role: 'user',
+            content: `${call('get_weather', { city: 'Oslo' })} ${call('get_weather', { city: 'Lima' })} [[quirk ${quirk}]]`,
+          },
+        ],
+      });
+      const a = client.beta.threads.runs.stream(thread.id, { assistant_id: assistant.id });
+      const ra = record(a);
+      const waiting = await a.finalRun();
+      assert.equal(waiting.status, 'requires_action');
+      const required = waiting.required_action.submit_tool_outputs.tool_calls;
+      assert.equal(ra.toolCallsCreated.length, 2);
+      const ids = ra.toolCallsCreated.map((c) => c.id);
+      assert.ok(unique(ids), `call ids ${ids}`);
+      assert.deepEqual(
+        required.map((c) => c.id),
+        ids,
+      );
+      assert.deepEqual(
+        [...ra.args.values()].map((s) => JSON.parse(s)),
+        [{ city: 'Oslo' }, { city: 'Lima' }],
+      );
 
-    const final = await client.beta.threads.runs
-      .submitToolOutputsStream(waiting.id, {
-        thread_id: thread.id,
-        tool_outputs: ids.map((id, i) => ({ tool_call_id: id, output: `out${i}` })),
-      })
-      .finalRun();
-    assert.equal(final.status, 'completed');
-    assert.equal(textOf((await listMessages(client, thread.id)).at(-1)), 'Tool results: out0; out1');
-  });
+      const final = await client.beta.threads.runs
+        .submitToolOutputsStream(waiting.id, {
+          thread_id: thread.id,
+          tool_outputs: ids.map((id, i) => ({ tool_call_id: id, output: `out${i}` })),
+        })
+        .finalRun();
+      assert.equal(final.status, 'completed');
+      assert.equal(textOf((await listMessages(client, thread.id)).at(-1)), 'Tool results: out0; out1');
+    });
+  }
 
   test('runs.stream hitting max_completion_tokens: thread.run.incomplete, message incomplete', LIMIT, async () => {
     const thread = await client.beta.threads.create({ messages: [{ role: 'user', content: 'cut short [[length]]' }] });
