@@ -3,6 +3,15 @@
 // HTTP through openai-go's client (and raw net/http where the SDK cannot send
 // the request), with every JSON response checked against OpenAI's OpenAPI
 // component schemas.
+//
+//	go test ./tests/apitest/                    # builds the server first
+//	ASSISTANTD_BIN=/path/to/assistantd go test ./tests/apitest/
+//
+// Each test that needs a server calls startServer, which runs its own
+// process on a free loopback port and a temporary data directory, so tests
+// run in parallel. Every JSON body the openai-go client (or s.do) receives
+// is validated against the route's schema in schema_test.go; add a route
+// there when adding an endpoint.
 package apitest
 
 import (

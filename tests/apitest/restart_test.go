@@ -334,3 +334,16 @@ func TestCrashDuringUpload(t *testing.T) {
 		t.Errorf("committed file lost: %v", err)
 	}
 }
+
+// TestDataDirCreated starts on a data directory that does not exist yet.
+func TestDataDirCreated(t *testing.T) {
+	t.Parallel()
+	data := filepath.Join(t.TempDir(), "nested", "data")
+	s := newServer(t, "sk-test-"+randomHex(16), data)
+	uploadFile(t, s, "a.txt", "a", openai.FilePurposeAssistants)
+	for _, p := range []string{"assistantd.db", "files"} {
+		if _, err := os.Stat(filepath.Join(data, p)); err != nil {
+			t.Errorf("%s: %v", p, err)
+		}
+	}
+}
