@@ -151,6 +151,14 @@ describe('runs (polling)', () => {
       ],
     );
     assert.equal(steps[0].step_details.tool_calls[0].function.output, '22C and sunny');
+    // Usage per step, summed on the run.
+    for (const s of steps) assert.ok(s.usage?.total_tokens > 0, `step ${s.type} usage ${JSON.stringify(s.usage)}`);
+    const sum = (k) => steps.reduce((n, s) => n + s.usage[k], 0);
+    assert.deepEqual(done.usage, {
+      prompt_tokens: sum('prompt_tokens'),
+      completion_tokens: sum('completion_tokens'),
+      total_tokens: sum('total_tokens'),
+    });
     assert.equal(steps[1].step_details.message_creation.message_id, messages[1].id);
   });
 
