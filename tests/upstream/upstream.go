@@ -103,7 +103,9 @@ func (s *Server) Requests() []Request {
 	return append([]Request(nil), s.requests...)
 }
 
-var directive = regexp.MustCompile(`\[\[(\w+)\s*([^\]]*)\]\]`)
+// directive matches [[name args]]; args may hold JSON with brackets, the
+// directive ends at "]]" followed by white space or the end of the text.
+var directive = regexp.MustCompile(`\[\[(\w+)\s*(.*?)\]\](?:\s|$)`)
 
 type script struct {
 	calls   []ToolCall
