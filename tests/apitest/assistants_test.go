@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/openai/openai-go/v3"
@@ -49,6 +50,7 @@ func TestAssistantsCRUD(t *testing.T) {
 		t.Fatalf("upload: %v", err)
 	}
 
+	start := time.Now().Unix()
 	created, err := s.Client.Beta.Assistants.New(ctx, openai.BetaAssistantNewParams{
 		Model:        "gpt-4o-mini",
 		Name:         openai.String("Math Tutor"),
@@ -90,8 +92,8 @@ func TestAssistantsCRUD(t *testing.T) {
 	if !strings.HasPrefix(created.ID, "asst_") || len(created.ID) < len("asst_")+16 {
 		t.Errorf("id = %q, want asst_ and a long random part", created.ID)
 	}
-	if created.CreatedAt == 0 {
-		t.Error("created_at = 0")
+	if end := time.Now().Unix(); created.CreatedAt < start || created.CreatedAt > end {
+		t.Errorf("created_at = %d, want Unix seconds within [%d, %d]", created.CreatedAt, start, end)
 	}
 	got := decode(t, created.RawJSON())
 	want := withIDs(t, `{
