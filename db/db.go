@@ -45,6 +45,8 @@ type Store struct {
 	dir     string  // data directory
 	filesTo string  // where file contents live
 	now     func() time.Time
+	// passwordCost is bcrypt's work factor for web app passwords.
+	passwordCost int
 }
 
 // Option configures a Store.
@@ -80,7 +82,7 @@ func Open(ctx context.Context, dir string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
 	r.SetMaxOpenConns(max(4, runtime.NumCPU()*2))
-	s := &Store{w: w, r: r, dir: dir, filesTo: filepath.Join(dir, "files"), now: time.Now}
+	s := &Store{w: w, r: r, dir: dir, filesTo: filepath.Join(dir, "files"), now: time.Now, passwordCost: defaultPasswordCost}
 	for _, o := range opts {
 		o(s)
 	}

@@ -41,13 +41,14 @@ type User struct {
 	LastLoginAt *int64
 }
 
-// bcryptCost is bcrypt's work factor: about 50–100 ms a hash on current
-// hardware, slow enough to make offline guessing expensive.
-const bcryptCost = 12
+// defaultPasswordCost is bcrypt's work factor: a few hundred milliseconds
+// a hash on current hardware, slow enough to make offline guessing
+// expensive.
+const defaultPasswordCost = 12
 
-// dummyHash is compared against when the email is unknown, so that a
-// sign-in takes as long for a missing user as for a wrong password.
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("not a real password"), bcryptCost)
+// WithPasswordCost sets bcrypt's work factor; tests lower it to
+// bcrypt.MinCost to stay fast.
+func WithPasswordCost(cost int) Option { return func(s *Store) { s.passwordCost = cost } }
 
 const userColumns = `id, email, role, created_at, last_login_at`
 
@@ -66,7 +67,7 @@ func (s *Store) CreateUser(ctx context.Context, email, role, password string) (U
 	if len(password) < MinPasswordLen {
 		return User{}, fmt.Errorf("create user: password shorter than %d characters", MinPasswordLen)
 	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcryptCost)
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), s.passwordCost)
 	if err != nil {
 		return User{}, fmt.Errorf("create user: %w", err)
 	}
@@ -111,7 +112,9 @@ func (s *Store) Authenticate(ctx context.Context, email, password string) (User,
 	var last sql.NullInt64
 	err := row.Scan(&u.ID, &u.Email, &u.Role, &u.CreatedAt, &last, &hash)
 	if errors.Is(err, sql.ErrNoRows) {
-		_ = bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
+		// Spend as long as a wrong password would, so that response
+		// times do not tell which emails exist.
+		_, _ = bcrypt.GenerateFromPassword([]byte(password), s.passwordCost)
 		return User{}, ErrBadCredentials
 	}
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/PuerkitoBio/goquery"
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/assistantd/assistantd/db"
 	"github.com/assistantd/assistantd/handlers"
@@ -35,7 +36,7 @@ type app struct {
 
 func newApp(t *testing.T, setupToken string) *app {
 	t.Helper()
-	store, err := db.Open(context.Background(), t.TempDir())
+	store, err := db.Open(context.Background(), t.TempDir(), db.WithPasswordCost(bcrypt.MinCost))
 	if err != nil {
 		t.Fatal(err)
 	}
