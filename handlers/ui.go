@@ -69,6 +69,7 @@ type UI struct {
 	store    UIStore
 	sessions *sessions.CookieStore
 	xorigin  *http.CrossOriginProtection
+	failures loginFailures
 }
 
 const (

@@ -4,10 +4,13 @@ import (
 	"context"
 	"crypto/subtle"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/mail"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/gorilla/sessions"
 	"github.com/labstack/echo/v5"
@@ -60,11 +63,18 @@ func (u *UI) ShowLogin(c *echo.Context) error {
 	return render(c, http.StatusOK, views.LoginPage(u.page(c, "Sign in", ""), views.LoginForm{Next: c.QueryParam("next")}))
 }
 
-// Login handles POST /login.
+// Login handles POST /login. Repeated failures for one email from one
+// address are refused for a while, which bounds online guessing.
 func (u *UI) Login(c *echo.Context) error {
 	email, password, next := c.FormValue("email"), c.FormValue("password"), c.FormValue("next")
+	key := strings.ToLower(strings.TrimSpace(email)) + "|" + c.RealIP()
+	if wait := u.failures.blocked(key, u.cfg.Now()); wait > 0 {
+		return render(c, http.StatusTooManyRequests, views.LoginPage(u.page(c, "Sign in", ""), views.LoginForm{Email: email, Next: next,
+			Error: fmt.Sprintf("Too many failed sign-ins. Try again in %d minutes.", int(wait.Minutes())+1)}))
+	}
 	usr, err := u.store.Authenticate(c.Request().Context(), email, password)
 	if errors.Is(err, db.ErrBadCredentials) {
+		u.failures.add(key, u.cfg.Now())
 		u.cfg.Log.Info("sign-in refused", "email", email, "ip", c.RealIP())
 		return render(c, http.StatusUnauthorized, views.LoginPage(u.page(c, "Sign in", ""),
 			views.LoginForm{Email: email, Next: next, Error: "Wrong email or password."}))
@@ -72,10 +82,66 @@ func (u *UI) Login(c *echo.Context) error {
 	if err != nil {
 		return Internal(err)
 	}
+	u.failures.reset(key)
 	if err := u.signIn(c, usr); err != nil {
 		return err
 	}
 	return redirect(c, safeNext(next))
+}
+
+// loginFailures counts recent failed sign-ins per email and address.
+type loginFailures struct {
+	mu   sync.Mutex
+	seen map[string][]time.Time
+}
+
+const (
+	maxLoginFailures = 10
+	loginWindow      = 15 * time.Minute
+)
+
+func (l *loginFailures) recent(key string, now time.Time) []time.Time {
+	var keep []time.Time
+	for _, t := range l.seen[key] {
+		if now.Sub(t) < loginWindow {
+			keep = append(keep, t)
+		}
+	}
+	if len(keep) == 0 {
+		delete(l.seen, key)
+	} else {
+		l.seen[key] = keep
+	}
+	return keep
+}
+
+// blocked returns how long key must wait, or 0.
+func (l *loginFailures) blocked(key string, now time.Time) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r := l.recent(key, now)
+	if len(r) < maxLoginFailures {
+		return 0
+	}
+	return loginWindow - now.Sub(r[0])
+}
+
+func (l *loginFailures) add(key string, now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.seen == nil {
+		l.seen = map[string][]time.Time{}
+	}
+	if len(l.seen) > 100000 { // bound memory under a flood of distinct keys
+		l.seen = map[string][]time.Time{}
+	}
+	l.seen[key] = append(l.recent(key, now), now)
+}
+
+func (l *loginFailures) reset(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.seen, key)
 }
 
 // signIn starts a fresh session for usr: a new CSRF token and the sign-in

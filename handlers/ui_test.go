@@ -526,3 +526,47 @@ func TestRenderMarkdownShowsRawHTMLAsText(t *testing.T) {
 		t.Errorf("active content in %s", got)
 	}
 }
+
+func TestSignInThrottled(t *testing.T) {
+	a := newApp(t, "")
+	if _, err := a.store.CreateUser(context.Background(), "x@example.com", db.RoleViewer, password); err != nil {
+		t.Fatal(err)
+	}
+	c := a.client()
+	token := csrf(c.page("/login", http.StatusOK))
+	try := func(pw string) int {
+		return c.post("/login", url.Values{"csrf_token": {token}, "email": {"x@example.com"}, "password": {pw}}).StatusCode
+	}
+	for i := 0; i < 10; i++ {
+		if got := try("wrong password"); got != http.StatusUnauthorized {
+			t.Fatalf("failure %d: status %d", i, got)
+		}
+	}
+	if got := try(password); got != http.StatusTooManyRequests {
+		t.Errorf("after 10 failures the right password got %d, want 429", got)
+	}
+	a.advance(16 * time.Minute)
+	if got := try(password); got != http.StatusSeeOther {
+		t.Errorf("after the window: status %d, want 303", got)
+	}
+}
+
+func TestSecureCookieBehindTLSProxy(t *testing.T) {
+	store, err := db.Open(context.Background(), t.TempDir(), db.WithPasswordCost(bcrypt.MinCost))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	for _, trust := range []bool{false, true} {
+		ui := handlers.NewUI(handlers.UIConfig{Store: store, HashKey: make([]byte, 64), BlockKey: make([]byte, 32), TrustProxy: trust,
+			Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		h := web.New(web.Config{UI: ui, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Health: store.Ping})
+		req := httptest.NewRequest(http.MethodGet, "/login", nil)
+		req.Header.Set("X-Forwarded-Proto", "https")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if secure := strings.Contains(rec.Header().Get("Set-Cookie"), "Secure"); secure != trust {
+			t.Errorf("trust proxy %v: Secure = %v", trust, secure)
+		}
+	}
+}
