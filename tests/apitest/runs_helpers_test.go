@@ -22,8 +22,20 @@ import (
 	"github.com/assistantd/assistantd/tests/upstream"
 )
 
-// runDeadline bounds every wait for a run to reach a status.
-const runDeadline = 20 * time.Second
+// runDeadline bounds every wait for a run to reach a status;
+// streamDeadline every stream, so a stream that never ends fails the test
+// instead of hanging it.
+const (
+	runDeadline    = 20 * time.Second
+	streamDeadline = 30 * time.Second
+)
+
+// streamContext is a context for one test's SDK streams.
+func streamContext(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), streamDeadline)
+	t.Cleanup(cancel)
+	return ctx
+}
 
 // startRunServer starts the scripted upstream and an assistantd pointed at
 // it, plus extraArgs (later flags win over earlier ones).
@@ -235,7 +247,7 @@ type sseStream struct {
 // returns the stream, which must be 200 text/event-stream.
 func (s *server) openStream(t testing.TB, path, body string) *sseStream {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), streamDeadline)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.URL+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)

@@ -500,3 +500,46 @@ func TestRunUsage(t *testing.T) {
 		t.Errorf("run usage %s, step usage %s", run.Usage.RawJSON(), u.RawJSON())
 	}
 }
+
+func TestRunCancelQueued(t *testing.T) {
+	t.Parallel()
+	// One worker: while it executes a slow run, a second run stays queued.
+	s, up := startRunServer(t, "--workers", "1")
+	ctx := context.Background()
+	asst := newAssistant(t, s)
+	busy := threadWith(t, s, "occupy the worker [[slow 50ms]] [[chunks 40]]")
+	st := streamRun(t, s, busy, asst)
+	brun := runOf(t, st.until("thread.message.delta"))
+
+	thread := threadWith(t, s, "never started")
+	qst := streamRun(t, s, thread, asst)
+	qrun := runOf(t, qst.until("thread.run.queued"))
+	got, err := s.Client.Beta.Threads.Runs.Cancel(ctx, thread, qrun.ID)
+	if err != nil {
+		t.Fatalf("cancel: %v", err)
+	}
+	if got.Status != openai.RunStatusCancelling && got.Status != openai.RunStatusCancelled {
+		t.Errorf("cancel answered %s", got.Status)
+	}
+	want := []string{"thread.run.cancelling", "thread.run.cancelled", "done"}
+	if diff := cmp.Diff(want, eventNames(qst.all())); diff != "" {
+		t.Errorf("queued run's events after cancel (-want +got):\n%s", diff)
+	}
+	if got := waitRun(t, s, thread, qrun.ID); got.Status != openai.RunStatusCancelled || got.StartedAt != 0 || got.CancelledAt == 0 {
+		t.Errorf("run %s started_at %d cancelled_at %d", got.Status, got.StartedAt, got.CancelledAt)
+	}
+	// The busy run finishes; the cancelled one never reaches the upstream.
+	if got := waitRun(t, s, busy, brun.ID); got.Status != openai.RunStatusCompleted {
+		t.Errorf("busy run %s", got.Status)
+	}
+	st.all()
+	if steps := runSteps(t, s, thread, qrun.ID); len(steps) != 0 {
+		t.Errorf("cancelled queued run has %d steps", len(steps))
+	}
+	if n := len(requestsWith(up, "never started")); n != 0 {
+		t.Errorf("upstream got %d requests for the cancelled run", n)
+	}
+	if n := len(runMessages(t, s, thread)); n != 1 {
+		t.Errorf("%d messages on the cancelled run's thread, want 1", n)
+	}
+}

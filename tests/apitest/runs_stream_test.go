@@ -1,11 +1,11 @@
 package apitest
 
 import (
-	"context"
 	"encoding/json"
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -45,7 +45,8 @@ type sdkStream struct {
 	steps    []openai.RunStep // completed steps
 }
 
-func readSDKStream(t testing.TB, stream *ssestream.Stream[openai.AssistantStreamEventUnion]) sdkStream {
+// onEvent, if given, sees each event after it was checked.
+func readSDKStream(t testing.TB, stream *ssestream.Stream[openai.AssistantStreamEventUnion], onEvent ...func(openai.AssistantStreamEventUnion)) sdkStream {
 	t.Helper()
 	defer stream.Close()
 	var out sdkStream
@@ -214,6 +215,9 @@ func readSDKStream(t testing.TB, stream *ssestream.Stream[openai.AssistantStream
 		default:
 			t.Errorf("event %q decodes to no variant: %s", ev.Event, ev.RawJSON())
 		}
+		for _, f := range onEvent {
+			f(ev)
+		}
 	}
 	if err := stream.Err(); err != nil {
 		t.Fatalf("stream: %v", err)
@@ -227,8 +231,8 @@ func readSDKStream(t testing.TB, stream *ssestream.Stream[openai.AssistantStream
 
 func TestRunStreamSDK(t *testing.T) {
 	t.Parallel()
-	s, up := startRunServer(t)
-	ctx := context.Background()
+	s, up := startRunServer(t, "--upstream-retries", "0")
+	ctx := streamContext(t)
 	asst := newAssistant(t, s)
 	runs := s.Client.Beta.Threads.Runs
 
@@ -303,6 +307,64 @@ func TestRunStreamSDK(t *testing.T) {
 		}
 		if got.text != "You said: stream new thread" || got.run.ThreadID != got.threadID {
 			t.Errorf("text %q, run thread %s, created thread %s", got.text, got.run.ThreadID, got.threadID)
+		}
+	})
+
+	t.Run("cancelled", func(t *testing.T) {
+		t.Parallel()
+		thread := threadWith(t, s, "stream cancel [[slow 100ms]] [[chunks 100]]")
+		var runID string
+		cancelled := false
+		got := readSDKStream(t, runs.NewStreaming(ctx, thread, openai.BetaThreadRunNewParams{AssistantID: asst}),
+			func(ev openai.AssistantStreamEventUnion) {
+				if ev.Event == "thread.run.created" {
+					runID = ev.AsThreadRunCreated().Data.ID
+				}
+				if ev.Event == "thread.message.delta" && !cancelled {
+					cancelled = true
+					if _, err := runs.Cancel(ctx, thread, runID); err != nil {
+						t.Errorf("cancel: %v", err)
+					}
+				}
+			})
+		names := slices.DeleteFunc(got.names, func(n string) bool { return n == "thread.message.delta+" })
+		want := []string{"thread.run.created", "thread.run.queued", "thread.run.in_progress", "thread.run.step.created",
+			"thread.run.step.in_progress", "thread.message.created", "thread.message.in_progress", "thread.run.cancelling",
+			"thread.message.incomplete", "thread.run.step.cancelled", "thread.run.cancelled"}
+		if diff := cmp.Diff(want, names); diff != "" {
+			t.Errorf("events, deltas left out (-want +got):\n%s", diff)
+		}
+		if len(got.messages) != 1 || got.messages[0].IncompleteDetails.Reason != "run_cancelled" || messageText(got.messages[0]) != got.text {
+			t.Errorf("incomplete message %+v, streamed %q", got.messages, got.text)
+		}
+	})
+
+	t.Run("incomplete", func(t *testing.T) {
+		t.Parallel()
+		thread := threadWith(t, s, "[[length]] stream a long answer")
+		got := readSDKStream(t, runs.NewStreaming(ctx, thread, openai.BetaThreadRunNewParams{AssistantID: asst}))
+		want := []string{"thread.run.created", "thread.run.queued", "thread.run.in_progress", "thread.run.step.created",
+			"thread.run.step.in_progress", "thread.message.created", "thread.message.in_progress", "thread.message.delta+",
+			"thread.message.incomplete", "thread.run.step.completed", "thread.run.incomplete"}
+		if diff := cmp.Diff(want, got.names); diff != "" {
+			t.Errorf("events (-want +got):\n%s", diff)
+		}
+		if got.run.IncompleteDetails.Reason != "max_completion_tokens" || len(got.messages) != 1 ||
+			got.messages[0].IncompleteDetails.Reason != "max_tokens" || messageText(got.messages[0]) != "You said: stream a long answer" {
+			t.Errorf("run %s, messages %+v", got.run.IncompleteDetails.RawJSON(), got.messages)
+		}
+	})
+
+	t.Run("failed", func(t *testing.T) {
+		t.Parallel()
+		thread := threadWith(t, s, "[[status 503]] stream into a wall")
+		got := readSDKStream(t, runs.NewStreaming(ctx, thread, openai.BetaThreadRunNewParams{AssistantID: asst}))
+		want := []string{"thread.run.created", "thread.run.queued", "thread.run.in_progress", "thread.run.failed"}
+		if diff := cmp.Diff(want, got.names); diff != "" {
+			t.Errorf("events (-want +got):\n%s", diff)
+		}
+		if got.run.LastError.Code != "server_error" || !strings.Contains(got.run.LastError.Message, "503") || got.run.FailedAt == 0 {
+			t.Errorf("failed run: last_error %s failed_at %d", got.run.LastError.RawJSON(), got.run.FailedAt)
 		}
 	})
 
