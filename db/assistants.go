@@ -148,14 +148,38 @@ func (s *Store) ListAssistants(ctx context.Context, p ListParams) (Page[Assistan
 }
 
 // deleteByID deletes one row by id from table (a constant), reporting
-// ErrNotFound when nothing matched.
-func (s *Store) deleteByID(ctx context.Context, table, id string) error {
-	res, err := s.w.ExecContext(ctx, `DELETE FROM `+table+` WHERE id = ?`, id)
-	if err != nil {
+// ErrNotFound when nothing matched. extraWhere/args narrow the match (a
+// message must belong to its thread). The row's place in list order is
+// kept as a tombstone for a day, so paging clients can continue after it.
+func (s *Store) deleteByID(ctx context.Context, table, id string, extraWhere ...any) error {
+	where, args := `id = ?`, []any{id}
+	if len(extraWhere) > 0 {
+		where += ` AND ` + extraWhere[0].(string)
+		args = append(args, extraWhere[1:]...)
+	}
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var seq int64
+		err := tx.QueryRowContext(ctx, `DELETE FROM `+table+` WHERE `+where+` RETURNING seq`, args...).Scan(&seq)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		now := s.now().Unix()
+		if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO tombstones (tbl, id, seq, deleted_at) VALUES (?, ?, ?, ?)`,
+			table, id, seq, now); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM tombstones WHERE deleted_at < ?`, now-tombstoneTTL)
+		return err
+	})
+	if err != nil && !errors.Is(err, ErrNotFound) {
 		return fmt.Errorf("delete %s %s: %w", table, id, err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return ErrNotFound
-	}
-	return nil
+	return err
 }
+
+// tombstoneTTL is how long (seconds) a deleted object's list position is
+// kept for paging clients.
+const tombstoneTTL = 24 * 60 * 60

@@ -222,14 +222,7 @@ func (s *Store) UpdateMessageMetadata(ctx context.Context, threadID, id string, 
 
 // DeleteMessage removes one message of a thread.
 func (s *Store) DeleteMessage(ctx context.Context, threadID, id string) error {
-	res, err := s.w.ExecContext(ctx, `DELETE FROM messages WHERE id = ? AND thread_id = ?`, id, threadID)
-	if err != nil {
-		return fmt.Errorf("delete message %s: %w", id, err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return ErrNotFound
-	}
-	return nil
+	return s.deleteByID(ctx, "messages", id, "thread_id = ?", threadID)
 }
 
 // ListMessages returns one page of a thread's messages, optionally only

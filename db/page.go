@@ -39,6 +39,10 @@ func listQuery[T any](ctx context.Context, q *sql.DB, table, columns, where stri
 		cursorArgs[0] = id
 		err := q.QueryRowContext(ctx, `SELECT seq FROM `+table+` WHERE `+cursorWhere, cursorArgs...).Scan(&seq)
 		if errors.Is(err, sql.ErrNoRows) {
+			// Deleted while the client was paging: its place is kept.
+			err = q.QueryRowContext(ctx, `SELECT seq FROM tombstones WHERE tbl = ? AND id = ?`, table, id).Scan(&seq)
+		}
+		if errors.Is(err, sql.ErrNoRows) {
 			return 0, &CursorError{Param: param, ID: id}
 		}
 		return seq, err
