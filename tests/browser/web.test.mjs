@@ -205,6 +205,21 @@ describe("web app", { skip: missing || false }, () => {
     await shoot(page, "thread-failed-run");
   });
 
+  test("narrow screens: no sideways scrolling", async () => {
+    const page = admin;
+    await page.setViewportSize({ width: 390, height: 844 });
+    try {
+      for (const [path, name] of [["/assistants/new", "editor-narrow"], ["/threads", "threads-narrow"]]) {
+        await page.goto(server.base + path);
+        const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+        assert.ok(overflow <= 0, `${path} scrolls sideways by ${overflow}px`);
+        await shoot(page, name);
+      }
+    } finally {
+      await page.setViewportSize({ width: 1280, height: 900 });
+    }
+  });
+
   test("dark colour scheme", async () => {
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: "dark" });
     const page = await context.newPage();
