@@ -38,13 +38,40 @@ export function binary() {
   return out;
 }
 
-// startServer runs the binary on a temp data dir and 127.0.0.1:0 and
-// resolves once it prints its address (and, on first start, the setup link).
-export async function startServer(bin) {
+// startFakeUpstream runs the scripted OpenAI-compatible upstream of
+// tests/upstream ($FAKE_UPSTREAM_BIN, or a fresh build) and resolves with
+// its base URL and a stop function.
+export async function startFakeUpstream() {
+  let bin = process.env.FAKE_UPSTREAM_BIN;
+  if (!bin) {
+    bin = join(mkdtempSync(join(tmpdir(), "fake-upstream-")), "fake-upstream");
+    execFileSync("go", ["build", "-o", bin, "./tests/upstream/cmd/fake-upstream"], { cwd: repo, stdio: "inherit" });
+  }
+  const proc = spawn(bin, ["--addr", "127.0.0.1:0"], { stdio: ["ignore", "pipe", "inherit"] });
+  const lines = createInterface({ input: proc.stdout });
+  const base = await new Promise((resolveURL, reject) => {
+    proc.on("exit", (code) => reject(new Error(`fake upstream exited with ${code}`)));
+    lines.on("line", (line) => {
+      const m = line.match(/listening on (http:\/\/\S+)/);
+      if (m) resolveURL(m[1]);
+    });
+  });
+  return {
+    url: base + "/v1",
+    async stop() {
+      proc.kill("SIGTERM");
+      await new Promise((r) => (proc.exitCode !== null ? r() : proc.on("exit", r)));
+    },
+  };
+}
+
+// startServer runs the binary on a temp data dir and 127.0.0.1:0 against
+// the given upstream and resolves once it prints its address (and, on
+// first start, the setup link).
+export async function startServer(bin, upstreamURL) {
   const data = mkdtempSync(join(tmpdir(), "assistantd-data-"));
   const proc = spawn(bin, ["--data", data, "--addr", "127.0.0.1:0", "--api-key", API_KEY,
-    // Nothing listens on port 9: runs fail fast with a real last_error.
-    "--upstream-url", "http://127.0.0.1:9/v1", "--upstream-retries", "0", "--log-level", "warn"], { stdio: ["ignore", "pipe", "pipe"] });
+    "--upstream-url", upstreamURL, "--upstream-retries", "0", "--log-level", "warn"], { stdio: ["ignore", "pipe", "pipe"] });
   const stderr = [];
   proc.stderr.on("data", (b) => stderr.push(b));
   const lines = createInterface({ input: proc.stdout });

@@ -5,7 +5,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import {
-  api, binary, browserMissing, chromiumArgs, chromiumPath, shoot, startServer,
+  api, binary, browserMissing, chromiumArgs, chromiumPath, shoot, startFakeUpstream, startServer,
 } from "./harness.mjs";
 
 const missing = browserMissing();
@@ -20,11 +20,12 @@ const ADMIN = { email: "admin@example.com", password: "admin-password-1" };
 const VIEWER = { email: "viewer@example.com", password: "viewer-password-1" };
 
 describe("web app", { skip: missing || false }, () => {
-  let server, browser, admin, call;
+  let server, upstream, browser, admin, call;
 
   before(async () => {
     const { chromium } = await import("playwright-core");
-    server = await startServer(binary());
+    upstream = await startFakeUpstream();
+    server = await startServer(binary(), upstream.url);
     call = api(server.base);
     browser = await chromium.launch({ executablePath: chromiumPath, args: chromiumArgs });
     admin = await newPage();
@@ -33,6 +34,7 @@ describe("web app", { skip: missing || false }, () => {
   after(async () => {
     await browser?.close();
     await server?.stop();
+    await upstream?.stop();
   });
 
   async function newPage() {
@@ -177,7 +179,7 @@ describe("web app", { skip: missing || false }, () => {
     assert.equal(await page.textContent('[data-testid="message-body"] strong'), "invoice");
     assert.ok(await page.locator('[data-testid="message-body"] pre.chroma').count() > 0, "code block highlighted");
     assert.ok(await page.locator('[data-testid="message-body"] table').count() > 0, "table rendered");
-    await shoot(page, "thread", { readme: true });
+    await shoot(page, "thread-markdown");
 
     const md = await page.request.get(server.base + `/threads/${thread.id}/export.md`);
     assert.match(await md.text(), /## user/);
@@ -185,23 +187,54 @@ describe("web app", { skip: missing || false }, () => {
     assert.equal((await js.json()).messages.length, 2);
   });
 
-  test("a failed run shows its status, real error and steps on the thread page", async () => {
-    const page = admin;
-    const asst = (await call("GET", "/assistants")).data.find((a) => a.tools.some((t) => t.type === "function"));
-    const thread = await call("POST", "/threads", { messages: [{ role: "user", content: "What is the weather in Paris?" }] });
-    const run = await call("POST", `/threads/${thread.id}/runs`, { assistant_id: asst.id });
-    // Poll the API with a deadline until the run has ended.
+  // waitForRun polls the API with a deadline until the run reaches one of
+  // the wanted statuses.
+  async function waitForRun(threadID, runID, wanted) {
     const deadline = Date.now() + 30000;
-    let status = run.status;
-    while (!["failed", "completed", "expired", "cancelled", "incomplete"].includes(status)) {
-      assert.ok(Date.now() < deadline, `run still ${status}`);
+    for (;;) {
+      const run = await call("GET", `/threads/${threadID}/runs/${runID}`);
+      if (wanted.includes(run.status)) return run;
+      assert.ok(Date.now() < deadline, `run still ${run.status}`);
       await new Promise((r) => setTimeout(r, 100));
-      status = (await call("GET", `/threads/${thread.id}/runs/${run.id}`)).status;
     }
+  }
+
+  test("a run's tool calls, usage and the final answer on the thread page", async () => {
+    const page = admin;
+    const asst = (await call("GET", "/assistants")).data.find((a) => a.name === "Weather helper");
+    const thread = await call("POST", "/threads", {
+      metadata: { customer: "acme" },
+      messages: [{ role: "user", content: 'What is the weather in Paris? [[call get_weather {"location":"Paris, France","unit":"celsius"}]]' }],
+    });
+    let run = await call("POST", `/threads/${thread.id}/runs`, { assistant_id: asst.id });
+    run = await waitForRun(thread.id, run.id, ["requires_action", "failed"]);
+    assert.equal(run.status, "requires_action", JSON.stringify(run.last_error));
+    const calls = run.required_action.submit_tool_outputs.tool_calls;
+    await call("POST", `/threads/${thread.id}/runs/${run.id}/submit_tool_outputs`, {
+      tool_outputs: calls.map((c) => ({ tool_call_id: c.id, output: JSON.stringify({ temperature: 21, sky: "clear" }) })),
+    });
+    await waitForRun(thread.id, run.id, ["completed"]);
+
+    await page.goto(server.base + `/threads/${thread.id}`);
+    assert.equal(await page.textContent('[data-testid="run-status"]'), "completed");
+    await page.click('[data-testid="run"] > summary');
+    await page.click('[data-testid="run-step"]:has([data-testid="tool-call"]) > summary');
+    assert.match(await page.textContent('[data-testid="tool-arguments"]'), /"location": "Paris, France"/);
+    assert.match(await page.textContent('[data-testid="tool-output"]'), /"temperature": 21/);
+    assert.match(await page.textContent('[data-testid="message"][data-role="assistant"]'), /Tool results/);
+    await shoot(page, "thread", { readme: true });
+  });
+
+  test("a failed run shows its status and real error on the thread page", async () => {
+    const page = admin;
+    const asst = (await call("GET", "/assistants")).data.find((a) => a.name === "Weather helper");
+    const thread = await call("POST", "/threads", { messages: [{ role: "user", content: "Hello [[status 500 1]]" }] });
+    const run = await call("POST", `/threads/${thread.id}/runs`, { assistant_id: asst.id });
+    const ended = await waitForRun(thread.id, run.id, ["failed", "completed", "expired", "incomplete"]);
+    assert.equal(ended.status, "failed");
     await page.goto(server.base + `/threads/${thread.id}`);
     assert.equal(await page.textContent('[data-testid="run-status"]'), "failed");
-    assert.ok((await page.textContent('[data-testid="run-error"]')).length > 20, "the run's last_error is shown");
-    await page.click('[data-testid="run"] > summary');
+    assert.match(await page.textContent('[data-testid="run-error"]'), new RegExp(ended.last_error.code));
     await shoot(page, "thread-failed-run");
   });
 
