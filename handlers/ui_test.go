@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"mime/multipart"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -513,6 +514,12 @@ func TestThreadPageShowsRuns(t *testing.T) {
 	if _, open := testid(doc, "run-step").Attr("open"); open {
 		t.Error("steps should be collapsed by default")
 	}
+	c := a.user(db.RoleEditor)
+	for query, want := range map[string]int{"?assistant=asst_x": 1, "?assistant=asst_other": 0} {
+		if got := testid(c.page("/threads"+query, http.StatusOK), "thread-row").Length(); got != want {
+			t.Errorf("threads%s: %d rows, want %d", query, got, want)
+		}
+	}
 }
 
 func TestRenderMarkdownShowsRawHTMLAsText(t *testing.T) {
@@ -568,5 +575,71 @@ func TestSecureCookieBehindTLSProxy(t *testing.T) {
 		if secure := strings.Contains(rec.Header().Get("Set-Cookie"), "Secure"); secure != trust {
 			t.Errorf("trust proxy %v: Secure = %v", trust, secure)
 		}
+	}
+}
+
+func TestUploadSeveralFiles(t *testing.T) {
+	a := newApp(t, "")
+	c := a.user(db.RoleEditor)
+	var body strings.Builder
+	mw := multipart.NewWriter(&body)
+	_ = mw.WriteField("csrf_token", c.token())
+	_ = mw.WriteField("purpose", "assistants")
+	for name, content := range map[string]string{"a.txt": "alpha", "empty.txt": "", "b.md": "# beta"} {
+		w, _ := mw.CreateFormFile("files", name)
+		_, _ = w.Write([]byte(content))
+	}
+	mw.Close()
+	req, _ := http.NewRequest(http.MethodPost, c.base+"/files", strings.NewReader(body.String()))
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	res := c.do(req)
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("upload: status %d", res.StatusCode)
+	}
+	doc := parse(t, res)
+	if ok, failed := testid(doc, "upload-ok").Length(), testid(doc, "upload-failed").Length(); ok != 2 || failed != 1 {
+		t.Errorf("uploaded %d, failed %d; want 2 and 1", ok, failed)
+	}
+	if got := testid(doc, "file-row").Length(); got != 2 {
+		t.Errorf("%d files listed, want 2", got)
+	}
+	href, _ := testid(doc, "file-download").First().Attr("href")
+	res = c.get(href)
+	if res.StatusCode != http.StatusOK || !strings.HasPrefix(res.Header.Get("Content-Disposition"), "attachment") ||
+		res.Header.Get("Content-Type") != "application/octet-stream" {
+		t.Errorf("download: %d %q %q", res.StatusCode, res.Header.Get("Content-Disposition"), res.Header.Get("Content-Type"))
+	}
+}
+
+func TestAPIKeyShownOnce(t *testing.T) {
+	a := newApp(t, "")
+	c := a.user(db.RoleAdmin)
+	res := c.post("/settings/keys", url.Values{"csrf_token": {c.token()}, "name": {"ci"}})
+	doc := parse(t, res)
+	secret := strings.TrimSpace(testid(doc, "new-key-secret").Text())
+	if ok, _ := a.store.CheckAPIKey(context.Background(), secret); !ok {
+		t.Fatalf("the shown secret %q does not work", secret)
+	}
+	doc = c.page("/settings/keys", http.StatusOK)
+	if testid(doc, "new-key").Length() != 0 || strings.Contains(doc.Text(), secret) {
+		t.Error("the secret is shown again")
+	}
+	if got := testid(doc, "key-last-used").Text(); got == "never" {
+		t.Errorf("last used = %q after use", got)
+	}
+}
+
+func TestLastAdminStays(t *testing.T) {
+	a := newApp(t, "")
+	c := a.user(db.RoleAdmin)
+	users, _ := a.store.ListUsers(context.Background())
+	id := users[0].ID
+	c.post("/settings/users/"+id+"/role", url.Values{"csrf_token": {c.token()}, "role": {"viewer"}})
+	if u, _ := a.store.GetUser(context.Background(), id); u.Role != db.RoleAdmin {
+		t.Errorf("the last admin became %s", u.Role)
+	}
+	doc := c.page("/settings/users", http.StatusOK)
+	if got := testid(doc, "flash").Text(); !strings.Contains(got, "last admin") {
+		t.Errorf("flash = %q", got)
 	}
 }
