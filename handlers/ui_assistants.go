@@ -218,6 +218,10 @@ func editorAction(c *echo.Context, f *views.AssistantForm) bool {
 		f.Functions = append(f.Functions, views.FunctionForm{Index: len(f.Functions), Strict: true})
 		return true
 	}
+	if action == "format-schema" {
+		f.Schema = prettyJSON(f.Schema)
+		return true
+	}
 	if action == "import" {
 		tools, err := parseToolsJSON(f.ToolsJSON)
 		if err != nil {
@@ -308,6 +312,20 @@ func (u *UI) CheckFunction(c *echo.Context) error {
 		}
 	}
 	return render(c, http.StatusOK, views.FunctionCheck(fb))
+}
+
+// CheckSchema handles POST /assistants/schema/check: the live validation
+// of the response format's JSON schema.
+func (u *UI) CheckSchema(c *echo.Context) error {
+	f := formFromRequest(c)
+	schema, errs := checkSchema(f.Schema)
+	if schema != nil && f.SchemaStrict {
+		errs = append(errs, strictErrors(schema)...)
+	}
+	if strings.TrimSpace(f.Schema) != "" && f.SchemaName != "" && !functionName.MatchString(f.SchemaName) {
+		errs = append(errs, "The schema name may use 1 to 64 letters, digits, underscores or hyphens.")
+	}
+	return render(c, http.StatusOK, views.SchemaFeedback(errs, strings.TrimSpace(f.Schema) != ""))
 }
 
 // CreateAssistant handles POST /assistants/new.

@@ -643,3 +643,35 @@ func TestLastAdminStays(t *testing.T) {
 		t.Errorf("flash = %q", got)
 	}
 }
+
+func TestSchemaCheck(t *testing.T) {
+	a := newApp(t, "")
+	c := a.user(db.RoleEditor)
+	tests := []struct {
+		schema string
+		strict bool
+		want   string // an error substring, or "" for valid
+	}{
+		{`{"type":"object","properties":{"a":{"type":"string"}},"required":["a"],"additionalProperties":false}`, true, ""},
+		{`{"type":"object","properties":{"a":{"type":"string"}}}`, true, `add "a" to "required"`},
+		{`{"type":"object","properties":{"a":{"type":"string"}}}`, false, ""},
+		{`{"type": 5}`, false, "/type"},
+		{`{"type":`, false, "Invalid JSON"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.schema, func(t *testing.T) {
+			form := url.Values{"csrf_token": {c.token()}, "schema": {tt.schema}, "schema_name": {"answer"}}
+			if tt.strict {
+				form.Set("schema_strict", "on")
+			}
+			doc := parse(t, c.post("/assistants/schema/check", form, "HX-Request", "true"))
+			errs := strings.Join(texts(doc.Find(`[data-testid="schema-errors"] li`)), "\n")
+			if tt.want == "" && (errs != "" || testid(doc, "schema-valid").Length() != 1) {
+				t.Errorf("errors %q, want valid", errs)
+			}
+			if tt.want != "" && !strings.Contains(errs, tt.want) {
+				t.Errorf("errors %q, want %q", errs, tt.want)
+			}
+		})
+	}
+}

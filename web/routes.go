@@ -84,6 +84,7 @@ func addUIRoutes(e *echo.Echo, ui *handlers.UI) {
 	e.GET("/assistants/new", ui.NewAssistant, editor)
 	e.POST("/assistants/new", ui.CreateAssistant, editor)
 	e.POST("/assistants/functions/check", ui.CheckFunction, editor)
+	e.POST("/assistants/schema/check", ui.CheckSchema, editor)
 	e.GET("/assistants/:assistant_id", ui.ShowAssistant, signedIn)
 	e.POST("/assistants/:assistant_id", ui.UpdateAssistant, editor)
 	e.POST("/assistants/:assistant_id/duplicate", ui.DuplicateAssistant, editor)
