@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -13,6 +16,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/shared"
+
+	"github.com/assistantd/assistantd/tests/upstream"
 )
 
 // pick decodes a JSON object and keeps only keys.
@@ -566,11 +571,17 @@ func TestRunRequestErrors(t *testing.T) {
 	wantErr("duplicate call id", err, 400, ids[1])
 	_, err = s.Client.Beta.Threads.Messages.New(ctx, thread, textMessage("interrupting"))
 	wantErr("message during active run", err, 400, "Can't add messages to "+thread)
-	_, err = runs.New(ctx, thread, openai.BetaThreadRunNewParams{AssistantID: asst})
-	wantErr("second run", err, 400, "already has an active run")
-	// The refused requests changed nothing: the run still waits.
+	_, err = runs.New(ctx, thread, openai.BetaThreadRunNewParams{AssistantID: asst,
+		AdditionalMessages: []openai.BetaThreadRunNewParamsAdditionalMessage{{Role: "user",
+			Content: openai.BetaThreadRunNewParamsAdditionalMessageContentUnion{OfString: openai.String("refused with its run")}}}})
+	wantErr("second run", err, 400, "already has an active run "+run.ID)
+	// The refused requests changed nothing: the run still waits, and the
+	// refused run's additional message was not added.
 	if r, err := runs.Get(ctx, thread, run.ID); err != nil || r.Status != openai.RunStatusRequiresAction {
 		t.Fatalf("run after refused requests: %v %v", err, r.Status)
+	}
+	if msgs := runMessages(t, s, thread); len(msgs) != 1 {
+		t.Errorf("%d messages after refused requests, want 1", len(msgs))
 	}
 
 	if _, err := runs.SubmitToolOutputs(ctx, thread, run.ID, outputs(ids, "sunny", "noon")); err != nil {
@@ -649,4 +660,80 @@ func TestModels(t *testing.T) {
 			t.Errorf("failed run: last_error %s failed_at %d", run.LastError.RawJSON(), run.FailedAt)
 		}
 	})
+}
+
+func TestRunProviders(t *testing.T) {
+	t.Parallel()
+	// A providers file routes llama3.1 to a second upstream, called without
+	// streaming; everything else goes to the default upstream.
+	local := upstream.New()
+	localSrv := httptest.NewServer(local)
+	t.Cleanup(localSrv.Close)
+	file := filepath.Join(t.TempDir(), "providers.yaml")
+	yaml := "providers:\n  - name: local\n    base_url: " + localSrv.URL + "/v1\n    models: [\"llama3.1\"]\n    no_stream: true\n"
+	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, def := startRunServer(t, "--providers", file)
+	ctx := context.Background()
+
+	page, err := s.Client.Models.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var models []string
+	for _, m := range page.Data {
+		models = append(models, m.ID+" "+m.OwnedBy)
+	}
+	if diff := cmp.Diff([]string{"fake-model default", "fake-model-2 default", "llama3.1 local"}, models); diff != "" {
+		t.Errorf("models (-want +got):\n%s", diff)
+	}
+
+	llama := newAssistant(t, s, openai.BetaAssistantNewParams{Model: "llama3.1", Tools: []openai.AssistantToolUnionParam{weatherTool, timeTool}})
+	text := `local tools [[call get_weather {"city":"Oslo"}]] [[call get_time {"tz":"CET"}]]`
+	thread := threadWith(t, s, text)
+	run := waitRun(t, s, thread, startRun(t, s, thread, llama).ID, openai.RunStatusRequiresAction)
+	calls, ids := requiredCalls(t, run)
+	if diff := cmp.Diff([]string{`get_weather({"city":"Oslo"})`, `get_time({"tz":"CET"})`}, calls); diff != "" {
+		t.Fatalf("calls (-want +got):\n%s", diff)
+	}
+	if len(slices.Compact(slices.Sorted(slices.Values(ids)))) != 2 {
+		t.Errorf("call ids %v are not unique", ids)
+	}
+	if _, err := s.Client.Beta.Threads.Runs.SubmitToolOutputs(ctx, thread, run.ID, outputs(ids, "mild", "noon")); err != nil {
+		t.Fatal(err)
+	}
+	if r := waitRun(t, s, thread, run.ID); r.Status != openai.RunStatusCompleted {
+		t.Fatalf("run %s %s", r.Status, r.LastError.RawJSON())
+	}
+	if got := lastAssistantText(t, s, thread); got != "Tool results: mild; noon" {
+		t.Errorf("answer %q", got)
+	}
+	reqs := requestsWith(local, "local tools")
+	if len(reqs) != 2 || reqs[0].Stream || reqs[1].Stream || reqs[0].Model != "llama3.1" {
+		t.Errorf("local upstream requests, want 2 non-streaming ones for llama3.1: %+v", reqs)
+	}
+	if n := len(requestsWith(def, "local tools")); n != 0 {
+		t.Errorf("default upstream got %d of the llama3.1 requests", n)
+	}
+
+	// A streamed run on the non-streaming provider still has the canonical
+	// event order.
+	thread = threadWith(t, s, "local stream")
+	evs := streamRun(t, s, thread, llama).all()
+	if diff := cmp.Diff(withDone(textRunEvents), eventNames(evs)); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
+	}
+	if got := deltaText(t, evs); got != "You said: local stream" {
+		t.Errorf("streamed %q", got)
+	}
+
+	// Other models go to the default upstream, streamed.
+	thread = threadWith(t, s, "default route")
+	if r := waitRun(t, s, thread, startRun(t, s, thread, newAssistant(t, s)).ID); r.Status != openai.RunStatusCompleted {
+		t.Fatalf("run %s", r.Status)
+	}
+	if reqs := requestsWith(def, "default route"); len(reqs) != 1 || !reqs[0].Stream || len(requestsWith(local, "default route")) != 0 {
+		t.Errorf("default route: %d requests", len(reqs))
+	}
 }

@@ -372,8 +372,11 @@ func TestRunSurvivesRestarts(t *testing.T) {
 	if _, ids2 := requiredCalls(t, again); !slices.Equal(ids, ids2) {
 		t.Errorf("required calls after restarts %v, want %v", ids2, ids)
 	}
-	if _, err := s.Client.Beta.Threads.Runs.SubmitToolOutputs(ctx, waiting, wrun.ID, outputs(ids, "cold")); err != nil {
-		t.Fatalf("submit after restarts: %v", err)
+	// Streaming the submission works on the restarted server's fresh hub.
+	body := `{"stream":true,"tool_outputs":[{"tool_call_id":"` + ids[0] + `","output":"cold"}]}`
+	evs := s.openStream(t, "/v1/threads/"+waiting+"/runs/"+wrun.ID+"/submit_tool_outputs", body).all()
+	if diff := cmp.Diff(withDone(toolStreamB), eventNames(evs)); diff != "" {
+		t.Errorf("stream B after restarts (-want +got):\n%s", diff)
 	}
 	if got := waitRun(t, s, waiting, wrun.ID); got.Status != openai.RunStatusCompleted {
 		t.Fatalf("run %s", got.Status)

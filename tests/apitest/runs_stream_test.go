@@ -13,6 +13,8 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/packages/respjson"
 	"github.com/openai/openai-go/v3/packages/ssestream"
+
+	"github.com/assistantd/assistantd/tests/upstream"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden SSE transcripts in testdata/")
@@ -256,45 +258,12 @@ func TestRunStreamSDK(t *testing.T) {
 		}
 	})
 
-	t.Run("function round trip", func(t *testing.T) {
-		t.Parallel()
-		thread := threadWith(t, s, `stream tools [[call get_weather {"city":"Kraków","days":2}]] [[call get_time {"tz":"Europe/Warsaw"}]]`)
-		a := readSDKStream(t, runs.NewStreaming(ctx, thread, openai.BetaThreadRunNewParams{AssistantID: asst}))
-		if diff := cmp.Diff(toolStreamA, a.names); diff != "" {
-			t.Errorf("stream A events (-want +got):\n%s", diff)
-		}
-		calls, ids := requiredCalls(t, &a.run)
-		var want []string
-		for i, c := range calls {
-			want = append(want, ids[i]+" "+c)
-		}
-		if diff := cmp.Diff(want, a.calls); diff != "" {
-			t.Errorf("calls from step deltas vs required_action (-required +deltas):\n%s", diff)
-		}
-		if diff := cmp.Diff([]string{`get_weather({"city":"Kraków","days":2})`, `get_time({"tz":"Europe/Warsaw"})`}, calls); diff != "" {
-			t.Errorf("calls (-want +got):\n%s", diff)
-		}
-		b := readSDKStream(t, runs.SubmitToolOutputsStreaming(ctx, thread, a.run.ID, outputs(ids, "rain", "09:00")))
-		if diff := cmp.Diff(toolStreamB, b.names); diff != "" {
-			t.Errorf("stream B events (-want +got):\n%s", diff)
-		}
-		if len(b.steps) != 2 || b.steps[0].Type != "tool_calls" {
-			t.Fatalf("stream B steps: %+v", b.steps)
-		}
-		var outs []string
-		for _, c := range b.steps[0].StepDetails.ToolCalls {
-			outs = append(outs, c.ID+"="+c.Function.Output)
-		}
-		if diff := cmp.Diff([]string{ids[0] + "=rain", ids[1] + "=09:00"}, outs); diff != "" {
-			t.Errorf("outputs on the completed tool step (-want +got):\n%s", diff)
-		}
-		if b.text != "Tool results: rain; 09:00" || b.run.Status != openai.RunStatusCompleted || b.run.ID != a.run.ID {
-			t.Errorf("stream B: text %q run %s %s", b.text, b.run.ID, b.run.Status)
-		}
-		if n := len(requestsWith(up, "stream tools")); n != 2 {
-			t.Errorf("upstream got %d requests, want 2", n)
-		}
-	})
+	for _, quirk := range []string{"", "[[quirk ollama]]", "[[quirk noindex]]"} {
+		t.Run("function round trip "+quirk, func(t *testing.T) {
+			t.Parallel()
+			functionRoundTrip(t, s, up, asst, quirk)
+		})
+	}
 
 	t.Run("create thread and run", func(t *testing.T) {
 		t.Parallel()
@@ -398,7 +367,53 @@ func TestRunStreamSDK(t *testing.T) {
 	})
 }
 
-// golden compares got with testdata/name, or rewrites it with -update.
+// functionRoundTrip streams a run that calls two functions (with the
+// upstream quirk given), then streams the submission of their outputs.
+func functionRoundTrip(t *testing.T, s *server, up *upstream.Server, asst, quirk string) {
+	ctx := streamContext(t)
+	runs := s.Client.Beta.Threads.Runs
+	marker := "stream tools " + strings.Trim(quirk, "[]") + " " + quirk // distinct per quirk
+	thread := threadWith(t, s, marker+` [[call get_weather {"city":"Kraków","days":2}]] [[call get_time {"tz":"Europe/Warsaw"}]]`)
+	a := readSDKStream(t, runs.NewStreaming(ctx, thread, openai.BetaThreadRunNewParams{AssistantID: asst}))
+	if diff := cmp.Diff(toolStreamA, a.names); diff != "" {
+		t.Errorf("stream A events (-want +got):\n%s", diff)
+	}
+	calls, ids := requiredCalls(t, &a.run)
+	if len(ids) != 2 {
+		t.Fatalf("required calls %q, want 2", calls)
+	}
+	var want []string
+	for i, c := range calls {
+		want = append(want, ids[i]+" "+c)
+	}
+	if diff := cmp.Diff(want, a.calls); diff != "" {
+		t.Errorf("calls from step deltas vs required_action (-required +deltas):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{`get_weather({"city":"Kraków","days":2})`, `get_time({"tz":"Europe/Warsaw"})`}, calls); diff != "" {
+		t.Errorf("calls (-want +got):\n%s", diff)
+	}
+	b := readSDKStream(t, runs.SubmitToolOutputsStreaming(ctx, thread, a.run.ID, outputs(ids, "rain", "09:00")))
+	if diff := cmp.Diff(toolStreamB, b.names); diff != "" {
+		t.Errorf("stream B events (-want +got):\n%s", diff)
+	}
+	if len(b.steps) != 2 || b.steps[0].Type != "tool_calls" {
+		t.Fatalf("stream B steps: %+v", b.steps)
+	}
+	var outs []string
+	for _, c := range b.steps[0].StepDetails.ToolCalls {
+		outs = append(outs, c.ID+"="+c.Function.Output)
+	}
+	if diff := cmp.Diff([]string{ids[0] + "=rain", ids[1] + "=09:00"}, outs); diff != "" {
+		t.Errorf("outputs on the completed tool step (-want +got):\n%s", diff)
+	}
+	if b.text != "Tool results: rain; 09:00" || b.run.Status != openai.RunStatusCompleted || b.run.ID != a.run.ID {
+		t.Errorf("stream B: text %q run %s %s", b.text, b.run.ID, b.run.Status)
+	}
+	if n := len(requestsWith(up, marker)); n != 2 {
+		t.Errorf("upstream got %d requests, want 2", n)
+	}
+}
+
 func golden(t testing.TB, name, got string) {
 	t.Helper()
 	path := filepath.Join("testdata", name)
@@ -446,6 +461,9 @@ func TestRunStreamGolden(t *testing.T) {
 		var run openai.Run
 		eventData(t, a, "thread.run.requires_action", &run)
 		_, ids := requiredCalls(t, &run)
+		if len(ids) != 1 {
+			t.Fatalf("required calls %q, want 1", ids)
+		}
 		body, _ := json.Marshal(map[string]any{"stream": true, "tool_outputs": []map[string]string{{"tool_call_id": ids[0], "output": "22C and sunny"}}})
 		b := s.openStream(t, "/v1/threads/"+thread+"/runs/"+run.ID+"/submit_tool_outputs", string(body)).all()
 		if diff := cmp.Diff(withDone(toolStreamB), eventNames(b)); diff != "" {
