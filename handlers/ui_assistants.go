@@ -108,6 +108,13 @@ func (u *UI) ShowAssistant(c *echo.Context) error {
 
 func (u *UI) renderEditor(c *echo.Context, status int, f views.AssistantForm) error {
 	f.Models = u.models(c.Request().Context())
+	files, err := u.store.ListFiles(c.Request().Context(), "assistants", db.ListParams{Limit: 100, Order: "desc"})
+	if err != nil {
+		return Internal(err)
+	}
+	for _, fl := range files.Data {
+		f.Files = append(f.Files, views.FileOption{ID: fl.ID, Name: fl.Filename})
+	}
 	f.Examples = exampleOptions()
 	title := "New assistant"
 	if f.ID != "" {
@@ -195,7 +202,7 @@ func formFromRequest(c *echo.Context) views.AssistantForm {
 		Instructions: v("instructions"), Temperature: strings.TrimSpace(v("temperature")), TopP: strings.TrimSpace(v("top_p")),
 		ResponseType: v("response_type"), SchemaName: strings.TrimSpace(v("schema_name")), Schema: v("schema"), SchemaStrict: v("schema_strict") == "on",
 		CodeInterpreter: v("code_interpreter") == "on", FileSearch: v("file_search") == "on",
-		CodeFileIDs: v("code_file_ids"), VectorStoreIDs: v("vector_store_ids"), Metadata: v("metadata"), ToolsJSON: v("tools_json")}
+		CodeFileIDs: strings.Join(dedupe(append(c.Request().Form["code_file"], splitIDs(v("code_file_ids"))...)), " "), VectorStoreIDs: v("vector_store_ids"), Metadata: v("metadata"), ToolsJSON: v("tools_json")}
 	n, _ := strconv.Atoi(v("fn_count"))
 	for i := 0; i < min(n, maxAssistantTools); i++ {
 		fn := views.FunctionForm{Index: len(f.Functions), Name: v(fnKey(i, "name")), Description: v(fnKey(i, "description")),

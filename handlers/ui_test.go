@@ -675,3 +675,38 @@ func TestSchemaCheck(t *testing.T) {
 		})
 	}
 }
+
+func TestCodeInterpreterFilePicker(t *testing.T) {
+	a := newApp(t, "")
+	ctx := context.Background()
+	sf, err := a.store.StageFile(strings.NewReader("x,y\n1,2\n"), 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := a.store.CommitFile(ctx, db.File{Filename: "data.csv", Purpose: "assistants", ContentType: "text/csv"}, sf, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := a.user(db.RoleEditor)
+	doc := c.page("/assistants/new", http.StatusOK)
+	if got := doc.Find(`[data-testid="code-file-picker"] input[value="` + f.ID + `"]`).Length(); got != 1 {
+		t.Fatalf("the picker offers the file %d times", got)
+	}
+	form := url.Values{"csrf_token": {c.token()}, "model": {"gpt-4o"}, "code_interpreter": {"on"}, "code_file": {f.ID},
+		"code_file_ids": {f.ID + " file-missing"}, "action": {"save"}}
+	res := c.post("/assistants/new", form)
+	if res.StatusCode != http.StatusUnprocessableEntity {
+		t.Fatalf("a missing file id: status %d", res.StatusCode)
+	}
+	if got := testid(parse(t, res), "error-tool_resources").Text(); !strings.Contains(got, "file-missing") {
+		t.Errorf("error = %q", got)
+	}
+	form.Set("code_file_ids", "")
+	if res := c.post("/assistants/new", form); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("save: status %d", res.StatusCode)
+	}
+	all, _ := a.store.AllAssistants(ctx)
+	if diff := cmp.Diff([]string{f.ID}, all[0].ToolResources.CodeInterpreter.FileIDs); diff != "" {
+		t.Errorf("code interpreter files (-want +got):\n%s", diff)
+	}
+}
