@@ -710,3 +710,25 @@ func TestCodeInterpreterFilePicker(t *testing.T) {
 		t.Errorf("code interpreter files (-want +got):\n%s", diff)
 	}
 }
+
+func TestErrorPages(t *testing.T) {
+	a := newApp(t, "")
+	c := a.user(db.RoleViewer)
+	doc := c.page("/no/such/page", http.StatusNotFound)
+	if got := testid(doc, "error-message").Text(); !strings.Contains(got, "/no/such/page") {
+		t.Errorf("404 page says %q", got)
+	}
+	if testid(doc, "current-user").Length() != 1 {
+		t.Error("the error page lacks the signed-in layout")
+	}
+	c.page("/threads/thread_missing", http.StatusNotFound)
+
+	// htmx requests get a fragment aimed at the page's error area.
+	res := c.post("/assistants/functions/check?index=0", url.Values{"csrf_token": {c.token()}}, "HX-Request", "true")
+	if res.StatusCode != http.StatusForbidden || res.Header.Get("HX-Retarget") != "#htmx-errors" {
+		t.Errorf("htmx error: status %d, HX-Retarget %q", res.StatusCode, res.Header.Get("HX-Retarget"))
+	}
+	if doc := parse(t, res); testid(doc, "error-fragment").Length() != 1 || doc.Find("html body header").Length() != 0 {
+		t.Error("htmx error is not a bare fragment")
+	}
+}
