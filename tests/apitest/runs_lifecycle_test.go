@@ -47,7 +47,7 @@ func getMessage(t testing.TB, s *server, thread, id string) *openai.Message {
 
 func TestRunCancel(t *testing.T) {
 	t.Parallel()
-	s, _ := startRunServer(t)
+	s, up := startRunServer(t)
 	ctx := context.Background()
 	asst := newAssistant(t, s)
 
@@ -128,6 +128,20 @@ func TestRunCancel(t *testing.T) {
 		_, err := s.Client.Beta.Threads.Runs.Cancel(ctx, thread, run.ID)
 		if ae := apiError(t, err); ae.StatusCode != 400 || ae.Message != "Cannot cancel run with status 'cancelled'." {
 			t.Errorf("second cancel: %d %q", ae.StatusCode, ae.Message)
+		}
+		// The next run's history leaves out the call that was never
+		// answered (the Chat API refuses a tool call without its result).
+		addMessage(t, s, thread, "next question")
+		if r := waitRun(t, s, thread, startRun(t, s, thread, asst).ID); r.Status != openai.RunStatusCompleted {
+			t.Fatalf("next run %s %s", r.Status, r.LastError.RawJSON())
+		}
+		reqs := requestsWith(up, "next question")
+		if len(reqs) != 1 {
+			t.Fatalf("%d requests for the next run", len(reqs))
+		}
+		want := []string{"system: Be brief.", `user: cancel waiting [[call get_time {"tz":"UTC"}]]`, "user: next question"}
+		if diff := cmp.Diff(want, chatTurns(reqs[0])); diff != "" {
+			t.Errorf("next run's history (-want +got):\n%s", diff)
 		}
 	})
 
@@ -252,6 +266,31 @@ func TestRunTokenLimits(t *testing.T) {
 		turns := chatTurns(reqs[0])
 		if turns[len(turns)-1] != "user: fit marker" || slices.ContainsFunc(turns, func(s string) bool { return strings.HasPrefix(s, "user: old one") }) {
 			t.Errorf("upstream messages %q: want the newest kept and the oldest dropped", turns)
+		}
+	})
+
+	t.Run("max_completion_tokens spans the run's turns", func(t *testing.T) {
+		t.Parallel()
+		thread := threadWith(t, s, `budget [[call get_time {"tz":"UTC"}]]`)
+		run, err := s.Client.Beta.Threads.Runs.New(ctx, thread, openai.BetaThreadRunNewParams{AssistantID: asst, MaxCompletionTokens: openai.Int(300)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		run = waitRun(t, s, thread, run.ID, openai.RunStatusRequiresAction)
+		_, ids := requiredCalls(t, run)
+		if _, err := s.Client.Beta.Threads.Runs.SubmitToolOutputs(ctx, thread, run.ID, outputs(ids, "noon")); err != nil {
+			t.Fatal(err)
+		}
+		if run = waitRun(t, s, thread, run.ID); run.Status != openai.RunStatusCompleted {
+			t.Fatalf("run %s", run.Status)
+		}
+		reqs := requestsWith(up, "budget [[call")
+		if len(reqs) != 2 || reqs[0].MaxCompletionTokens == nil || reqs[1].MaxCompletionTokens == nil {
+			t.Fatalf("requests: %+v", reqs)
+		}
+		// The first turn's call cost 8 completion tokens (the upstream's count).
+		if a, b := *reqs[0].MaxCompletionTokens, *reqs[1].MaxCompletionTokens; a != 300 || b != 292 {
+			t.Errorf("max_completion_tokens sent: %d then %d, want 300 then 292", a, b)
 		}
 	})
 
