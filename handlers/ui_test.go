@@ -732,3 +732,54 @@ func TestErrorPages(t *testing.T) {
 		t.Error("htmx error is not a bare fragment")
 	}
 }
+
+func TestThreadCitationsAndImages(t *testing.T) {
+	a := newApp(t, "")
+	ctx := context.Background()
+	sf, _ := a.store.StageFile(strings.NewReader("manual"), 1<<20)
+	f, err := a.store.CommitFile(ctx, db.File{Filename: "manual.pdf", Purpose: "assistants", ContentType: "application/pdf"}, sf, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	value := "The warranty lasts two years【4:0†source】."
+	start := strings.Index(value, "【")
+	th, _, err := a.store.CreateThread(ctx, db.Thread{}, []db.Message{{Role: "assistant", Status: "completed", Content: []db.ContentPart{
+		{Type: "text", Text: &db.Text{Value: value, Annotations: []db.Annotation{{Type: "file_citation", Text: "【4:0†source】",
+			StartIndex: len([]rune(value[:start])), EndIndex: len([]rune(value)) - 1, FileCitation: &db.FileCitation{FileID: f.ID}}}}},
+		{Type: "image_file", ImageFile: &db.ImageFile{FileID: f.ID}},
+		{Type: "image_url", ImageURL: &db.ImageURL{URL: "javascript:alert(1)"}},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := a.user(db.RoleViewer).page("/threads/"+th.ID, http.StatusOK)
+	if got := testid(doc, "message-body").First().Text(); !strings.Contains(got, "two years [1].") || strings.Contains(got, "source") {
+		t.Errorf("body = %q, want the marker replaced by [1]", got)
+	}
+	if got := testid(doc, "citations").Text(); !strings.Contains(got, "manual.pdf") || !strings.Contains(got, f.ID) {
+		t.Errorf("citations = %q", got)
+	}
+	imgs := testid(doc, "message-image")
+	if src, _ := imgs.Attr("src"); imgs.Length() != 1 || src != "/files/"+f.ID+"/content" {
+		t.Errorf("%d images, first src %q; want only the stored file's", imgs.Length(), src)
+	}
+}
+
+func TestImportTools(t *testing.T) {
+	a := newApp(t, "")
+	c := a.user(db.RoleEditor)
+	form := url.Values{"csrf_token": {c.token()}, "model": {"gpt-4o"}, "action": {"import"},
+		"tools_json": {`[{"type":"code_interpreter"},{"type":"function","function":{"name":"lookup","parameters":{"type":"object","properties":{}}}}]`}}
+	doc := parse(t, c.post("/assistants/new", form))
+	if v, _ := testid(doc, "function-name").Attr("value"); v != "lookup" {
+		t.Errorf("imported function name %q", v)
+	}
+	if _, checked := testid(doc, "tool-code-interpreter").Attr("checked"); !checked {
+		t.Error("code interpreter not ticked")
+	}
+	form.Set("tools_json", `[{"type":"browser"}]`)
+	doc = parse(t, c.post("/assistants/new", form))
+	if got := testid(doc, "error-tools_json").Text(); !strings.Contains(got, "browser") {
+		t.Errorf("import error = %q", got)
+	}
+}
