@@ -38,6 +38,15 @@ func pick(t testing.TB, raw string, keys ...string) map[string]any {
 	return out
 }
 
+func mustJSON(t testing.TB, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // jsonOf round-trips v through JSON into generic values.
 func jsonOf(t testing.TB, v any) any {
 	t.Helper()
@@ -199,6 +208,41 @@ func TestRunKnobs(t *testing.T) {
 		}
 		if diff := cmp.Diff([]string{"system: Assistant instructions.", "user: defaults marker"}, chatTurns(reqs[0])); diff != "" {
 			t.Errorf("upstream messages (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("json_schema, required tool, zero temperature", func(t *testing.T) {
+		thread := threadWith(t, s, "schema marker")
+		run, err := s.Client.Beta.Threads.Runs.New(ctx, thread, openai.BetaThreadRunNewParams{
+			AssistantID: asst,
+			Include:     []openai.RunStepInclude{openai.RunStepIncludeStepDetailsToolCallsFileSearchResultsContent},
+			Temperature: openai.Float(0),
+			TopP:        openai.Float(1),
+			ToolChoice:  openai.AssistantToolChoiceOptionUnionParam{OfAuto: openai.String("required")},
+			ResponseFormat: openai.AssistantResponseFormatOptionUnionParam{OfJSONSchema: &shared.ResponseFormatJSONSchemaParam{
+				JSONSchema: shared.ResponseFormatJSONSchemaJSONSchemaParam{Name: "answer", Description: openai.String("The answer"),
+					Strict: openai.Bool(true), Schema: map[string]any{"type": "object", "properties": map[string]any{"a": map[string]any{"type": "string"}},
+						"required": []string{"a"}, "additionalProperties": false}}}},
+		})
+		if err != nil {
+			t.Fatalf("create run: %v", err)
+		}
+		schema := `{"type": "json_schema", "json_schema": {"name": "answer", "description": "The answer", "strict": true,
+			"schema": {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"], "additionalProperties": false}}}`
+		wantRun := decode(t, `{"temperature": 0, "top_p": 1, "tool_choice": "required", "response_format": `+schema+`}`)
+		if diff := cmp.Diff(wantRun, any(pick(t, run.RawJSON(), "temperature", "top_p", "tool_choice", "response_format"))); diff != "" {
+			t.Errorf("run knobs (-want +got):\n%s", diff)
+		}
+		if done := waitRun(t, s, thread, run.ID); done.Status != openai.RunStatusCompleted {
+			t.Fatalf("run %s: %+v", done.Status, done.LastError)
+		}
+		reqs := requestsWith(up, "schema marker")
+		if len(reqs) != 1 {
+			t.Fatalf("upstream got %d requests for the run, want 1", len(reqs))
+		}
+		got := pick(t, string(mustJSON(t, reqs[0])), "temperature", "top_p", "tool_choice", "response_format")
+		if diff := cmp.Diff(wantRun, any(got)); diff != "" {
+			t.Errorf("upstream request (-want +got):\n%s", diff)
 		}
 	})
 

@@ -585,3 +585,59 @@ func TestRunCancelQueued(t *testing.T) {
 		t.Errorf("%d messages on the cancelled run's thread, want 1", n)
 	}
 }
+
+func TestRunConcurrentSubmits(t *testing.T) {
+	t.Parallel()
+	s, up := startRunServer(t)
+	ctx := context.Background()
+	asst := newAssistant(t, s)
+	thread := threadWith(t, s, `submit race [[call get_time {"tz":"UTC"}]]`)
+	run := waitRun(t, s, thread, startRun(t, s, thread, asst).ID, openai.RunStatusRequiresAction)
+	_, ids := requiredCalls(t, run)
+	const n = 10
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		ok    int
+		other []string
+	)
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			_, err := s.Client.Beta.Threads.Runs.SubmitToolOutputs(ctx, thread, run.ID, outputs(ids, fmt.Sprintf("answer %d", i)))
+			mu.Lock()
+			defer mu.Unlock()
+			var ae *openai.Error
+			switch {
+			case err == nil:
+				ok++
+			case errors.As(err, &ae) && ae.StatusCode == 400:
+			default:
+				other = append(other, err.Error())
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if ok != 1 || len(other) != 0 {
+		t.Fatalf("%d submissions accepted (want 1); unexpected errors: %q", ok, other)
+	}
+	if got := waitRun(t, s, thread, run.ID); got.Status != openai.RunStatusCompleted {
+		t.Fatalf("run %s", got.Status)
+	}
+	if n := len(requestsWith(up, "submit race")); n != 2 {
+		t.Errorf("upstream got %d requests, want 2: the run continued once", n)
+	}
+	var answers []string
+	for _, m := range runMessages(t, s, thread) {
+		if m.Role == "assistant" {
+			answers = append(answers, messageText(m))
+		}
+	}
+	if len(answers) != 1 || !strings.HasPrefix(answers[0], "Tool results: answer ") {
+		t.Errorf("assistant answers %q, want one", answers)
+	}
+}
