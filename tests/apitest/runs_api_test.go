@@ -105,8 +105,9 @@ func TestRunKnobs(t *testing.T) {
 		if err != nil {
 			t.Fatalf("create run: %v", err)
 		}
-		if run.Status != openai.RunStatusQueued {
-			t.Errorf("create run: status %s, want queued", run.Status)
+		if run.Status != openai.RunStatusQueued || run.ExpiresAt-run.CreatedAt != 600 || run.JSON.Usage.Raw() != "null" {
+			t.Errorf("create run: status %s, expires_at %d after created_at, usage %s; want queued, 600, null",
+				run.Status, run.ExpiresAt-run.CreatedAt, run.Usage.RawJSON())
 		}
 		wantRun := decode(t, `{
 			"model": "fake-model-2",

@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -640,4 +644,60 @@ func TestRunConcurrentSubmits(t *testing.T) {
 	if len(answers) != 1 || !strings.HasPrefix(answers[0], "Tool results: answer ") {
 		t.Errorf("assistant answers %q, want one", answers)
 	}
+}
+
+func TestRunUpstreamBroken(t *testing.T) {
+	t.Parallel()
+	up := upstream.New()
+	srv := httptest.NewServer(up)
+	t.Cleanup(srv.Close)
+	// A second provider on a port nothing listens on.
+	dead := httptest.NewServer(http.NotFoundHandler())
+	deadURL := dead.URL
+	dead.Close()
+	file := filepath.Join(t.TempDir(), "providers.yaml")
+	if err := os.WriteFile(file, []byte("providers:\n  - name: gone\n    base_url: "+deadURL+"/v1\n    models: [\"gone-model\"]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := startServer(t, "--upstream-url", srv.URL+"/v1", "--upstream-retries", "0", "--providers", file)
+	asst := newAssistant(t, s)
+
+	t.Run("connection lost mid-answer", func(t *testing.T) {
+		thread := threadWith(t, s, "lose the line [[slow 50ms]] [[chunks 100]]")
+		st := streamRun(t, s, thread, asst)
+		head := st.until("thread.message.delta")
+		srv.CloseClientConnections()
+		rest := st.all()
+		names := slices.DeleteFunc(eventNames(rest), func(n string) bool { return n == "thread.message.delta+" })
+		want := []string{"thread.message.incomplete", "thread.run.step.failed", "thread.run.failed", "done"}
+		if diff := cmp.Diff(want, names); diff != "" {
+			t.Errorf("events after the upstream dropped, deltas left out (-want +got):\n%s", diff)
+		}
+		run := waitRun(t, s, thread, runOf(t, head).ID)
+		if run.Status != openai.RunStatusFailed || run.LastError.Code != "server_error" || run.LastError.Message == "" || run.FailedAt == 0 {
+			t.Errorf("run %s last_error %s failed_at %d", run.Status, run.LastError.RawJSON(), run.FailedAt)
+		}
+		steps := runSteps(t, s, thread, run.ID)
+		if len(steps) != 1 || steps[0].Status != "failed" || steps[0].FailedAt == 0 || steps[0].LastError.Code != "server_error" {
+			t.Fatalf("steps: %+v", steps)
+		}
+		m := getMessage(t, s, thread, steps[0].StepDetails.MessageCreation.MessageID)
+		text := messageText(*m)
+		if m.Status != "incomplete" || m.IncompleteDetails.Reason != "run_failed" || text == "" || text != deltaText(t, append(head, rest...)) ||
+			!strings.HasPrefix(words(100), text) {
+			t.Errorf("message %s %s, text %q", m.Status, m.IncompleteDetails.RawJSON(), text)
+		}
+	})
+
+	t.Run("unreachable provider", func(t *testing.T) {
+		gone := newAssistant(t, s, openai.BetaAssistantNewParams{Model: "gone-model"})
+		thread := threadWith(t, s, "anyone there?")
+		run := waitRun(t, s, thread, startRun(t, s, thread, gone).ID)
+		if run.Status != openai.RunStatusFailed || run.LastError.Code != "server_error" || !strings.Contains(run.LastError.Message, "gone") {
+			t.Errorf("run %s last_error %s", run.Status, run.LastError.RawJSON())
+		}
+		if steps := runSteps(t, s, thread, run.ID); len(steps) != 0 {
+			t.Errorf("%d steps, want none", len(steps))
+		}
+	})
 }
