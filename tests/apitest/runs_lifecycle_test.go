@@ -298,6 +298,34 @@ func TestRunTokenLimits(t *testing.T) {
 		}
 	})
 
+	t.Run("truncation keeps the run's own tool round", func(t *testing.T) {
+		t.Parallel()
+		thread := threadWith(t, s, "older context", `trunc tools [[call get_time {"tz":"UTC"}]]`)
+		run, err := s.Client.Beta.Threads.Runs.New(ctx, thread, openai.BetaThreadRunNewParams{AssistantID: asst,
+			TruncationStrategy: openai.BetaThreadRunNewParamsTruncationStrategy{Type: "last_messages", LastMessages: openai.Int(1)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		run = waitRun(t, s, thread, run.ID, openai.RunStatusRequiresAction)
+		_, ids := requiredCalls(t, run)
+		if _, err := s.Client.Beta.Threads.Runs.SubmitToolOutputs(ctx, thread, run.ID, outputs(ids, "noon")); err != nil {
+			t.Fatal(err)
+		}
+		if run = waitRun(t, s, thread, run.ID); run.Status != openai.RunStatusCompleted {
+			t.Fatalf("run %s", run.Status)
+		}
+		reqs := requestsWith(up, "trunc tools")
+		if len(reqs) != 2 {
+			t.Fatalf("%d requests", len(reqs))
+		}
+		q := `user: trunc tools [[call get_time {"tz":"UTC"}]]`
+		want := [][]string{{"system: Be brief.", q},
+			{"system: Be brief.", q, `assistant: get_time({"tz":"UTC"})#` + ids[0], "tool[" + ids[0] + "]: noon"}}
+		if diff := cmp.Diff(want, [][]string{chatTurns(reqs[0]), chatTurns(reqs[1])}); diff != "" {
+			t.Errorf("upstream messages (-want +got):\n%s", diff)
+		}
+	})
+
 	t.Run("truncation last_messages", func(t *testing.T) {
 		t.Parallel()
 		thread := threadWith(t, s, "trunc one", "trunc two", "trunc three", "trunc four")
