@@ -238,6 +238,26 @@ describe("web app", { skip: missing || false }, () => {
     await shoot(page, "thread-failed-run");
   });
 
+  test("the editor works without JavaScript", async () => {
+    const context = await browser.newContext({ javaScriptEnabled: false });
+    const page = await context.newPage();
+    try {
+      await signIn(page, ADMIN);
+      await page.goto(server.base + "/assistants/new");
+      await page.fill("#name", "No-JS helper");
+      await Promise.all([page.waitForNavigation(), page.click('[data-testid="add-function"]')]);
+      await page.selectOption('[data-testid="example-picker"]', "lookup");
+      await Promise.all([page.waitForNavigation(), page.click('[data-testid="insert-example"]')]);
+      assert.equal(await page.inputValue('[data-testid="function-name"]'), "get_order");
+      assert.equal(await page.locator('[data-testid="function-valid"]').count(), 1);
+      await Promise.all([page.waitForURL(/\/assistants\/asst_/), page.click('[data-testid="save-assistant"]')]);
+      const id = await page.textContent('[data-testid="assistant-id"]');
+      assert.equal((await call("GET", `/assistants/${id}`)).tools[0].function.name, "get_order");
+    } finally {
+      await context.close();
+    }
+  });
+
   test("narrow screens: no sideways scrolling", async () => {
     const page = admin;
     await page.setViewportSize({ width: 390, height: 844 });
