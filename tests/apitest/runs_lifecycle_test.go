@@ -252,6 +252,34 @@ func TestRunTokenLimits(t *testing.T) {
 		}
 	})
 
+	t.Run("max_prompt_tokens reached by a tool output", func(t *testing.T) {
+		t.Parallel()
+		thread := threadWith(t, s, `big output [[call get_time {"tz":"UTC"}]]`)
+		run, err := s.Client.Beta.Threads.Runs.New(ctx, thread, openai.BetaThreadRunNewParams{AssistantID: asst, MaxPromptTokens: openai.Int(256)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		run = waitRun(t, s, thread, run.ID, openai.RunStatusRequiresAction)
+		_, ids := requiredCalls(t, run)
+		body := string(mustJSON(t, map[string]any{"stream": true, "tool_outputs": []map[string]string{
+			{"tool_call_id": ids[0], "output": strings.Repeat("lorem ipsum dolor ", 300)}}}))
+		evs := s.openStream(t, "/v1/threads/"+thread+"/runs/"+run.ID+"/submit_tool_outputs", body).all()
+		want := []string{"thread.run.step.completed", "thread.run.queued", "thread.run.in_progress", "thread.run.incomplete", "done"}
+		if diff := cmp.Diff(want, eventNames(evs)); diff != "" {
+			t.Errorf("events (-want +got):\n%s", diff)
+		}
+		run = waitRun(t, s, thread, run.ID)
+		if run.Status != openai.RunStatusIncomplete || run.IncompleteDetails.Reason != "max_prompt_tokens" || !run.JSON.Usage.Valid() {
+			t.Errorf("run %s incomplete_details %s usage %s", run.Status, run.IncompleteDetails.RawJSON(), run.Usage.RawJSON())
+		}
+		if n := len(requestsWith(up, "big output")); n != 1 {
+			t.Errorf("upstream got %d requests, want only the first", n)
+		}
+		if steps := runSteps(t, s, thread, run.ID); len(steps) != 1 || steps[0].Status != "completed" {
+			t.Errorf("steps %+v", steps)
+		}
+	})
+
 	t.Run("max_prompt_tokens drops the oldest messages", func(t *testing.T) {
 		t.Parallel()
 		long := strings.Repeat("filler text here ", 40)
