@@ -279,7 +279,7 @@ func TestRolesAndCSRF(t *testing.T) {
 func TestAssistantsList(t *testing.T) {
 	a := newApp(t, "")
 	ctx := context.Background()
-	for _, name := range []string{"Billing", "Weather", "Weekly report"} {
+	for _, name := range []string{"Billing", "Weather help desk", "Weekly help desk"} {
 		n := name
 		if _, err := a.store.CreateAssistant(ctx, db.Assistant{Model: "gpt-4o", Name: &n}); err != nil {
 			t.Fatal(err)
@@ -287,11 +287,12 @@ func TestAssistantsList(t *testing.T) {
 	}
 	c := a.user(db.RoleViewer)
 	tests := []struct{ query, want string }{
-		{"", "Weekly report,Weather,Billing"},
-		{"?sort=name", "Billing,Weather,Weekly report"},
-		{"?sort=oldest", "Billing,Weather,Weekly report"},
-		{"?q=we", "Weekly report,Weather"},
-		{"?q=nothing", ""},
+		{"", "Weekly help desk,Weather help desk,Billing"},
+		{"?sort=name", "Billing,Weather help desk,Weekly help desk"},
+		{"?sort=oldest", "Billing,Weather help desk,Weekly help desk"},
+		// A space cannot occur in an id, which the search also matches.
+		{"?q=HELP+desk", "Weekly help desk,Weather help desk"},
+		{"?q=no+such", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.query, func(t *testing.T) {
