@@ -427,13 +427,28 @@ func TestRunSurvivesRestarts(t *testing.T) {
 	wrun := waitRun(t, s, waiting, startRun(t, s, waiting, asst).ID, openai.RunStatusRequiresAction)
 	_, ids := requiredCalls(t, wrun)
 
+	// A run killed while streaming a function call.
+	calling := threadWith(t, s, `crash while calling [[slow 200ms]] [[call get_weather {"city":"Trondheim"}]]`)
+	cst := streamRun(t, s, calling, asst)
+	crun := runOf(t, cst.until("thread.run.step.delta"))
+
 	// A run killed while streaming its answer.
 	busy := threadWith(t, s, "survive a crash [[slow 50ms]] [[chunks 40]]")
 	st := streamRun(t, s, busy, asst)
 	brun := runOf(t, st.until("thread.message.delta"))
 	s.kill(t)
 	st.close()
+	cst.close()
 	s.restart(t)
+
+	// The interrupted call is made again, in one tool step.
+	crun2 := waitRun(t, s, calling, crun.ID, openai.RunStatusRequiresAction)
+	if calls, _ := requiredCalls(t, crun2); !slices.Equal(calls, []string{`get_weather({"city":"Trondheim"})`}) {
+		t.Errorf("calls after the crash: %q", calls)
+	}
+	if steps := runSteps(t, s, calling, crun.ID); len(steps) != 1 || steps[0].Status != "in_progress" || len(steps[0].StepDetails.ToolCalls) != 1 {
+		t.Errorf("steps of the run killed while calling: %+v", steps)
+	}
 
 	got := waitRun(t, s, busy, brun.ID)
 	if got.Status != openai.RunStatusCompleted {
