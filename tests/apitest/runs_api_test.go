@@ -773,6 +773,10 @@ func TestRunProviders(t *testing.T) {
 		t.Errorf("streamed %q", got)
 	}
 
+	// So does a streamed function round trip (whole calls from a plain
+	// JSON answer become the step deltas).
+	t.Run("streamed function calls", func(t *testing.T) { functionRoundTrip(t, s, local, llama, "") })
+
 	// Other models go to the default upstream, streamed.
 	thread = threadWith(t, s, "default route")
 	if r := waitRun(t, s, thread, startRun(t, s, thread, newAssistant(t, s)).ID); r.Status != openai.RunStatusCompleted {

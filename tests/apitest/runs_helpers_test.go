@@ -266,6 +266,9 @@ func (s *server) openStream(t testing.TB, path, body string) *sseStream {
 		cancel()
 		t.Fatalf("POST %s: %d %s, want 200 text/event-stream: %s", path, res.StatusCode, ct, b)
 	}
+	if res.Header.Get("X-Request-Id") == "" {
+		t.Errorf("POST %s: stream without x-request-id", path)
+	}
 	st := &sseStream{t: t, res: res, br: bufio.NewReader(res.Body), cancel: cancel}
 	t.Cleanup(st.close)
 	return st
