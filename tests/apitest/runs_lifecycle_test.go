@@ -428,7 +428,7 @@ func TestRunSurvivesRestarts(t *testing.T) {
 	_, ids := requiredCalls(t, wrun)
 
 	// A run killed while streaming a function call.
-	calling := threadWith(t, s, `crash while calling [[slow 200ms]] [[call get_weather {"city":"Trondheim"}]]`)
+	calling := threadWith(t, s, `crash while calling [[slow 500ms]] [[call get_weather {"city":"Trondheim"}]]`)
 	cst := streamRun(t, s, calling, asst)
 	crun := runOf(t, cst.until("thread.run.step.delta"))
 
@@ -505,7 +505,8 @@ func TestRunOneActivePerThread(t *testing.T) {
 	s, _ := startRunServer(t)
 	ctx := context.Background()
 	asst := newAssistant(t, s)
-	thread := threadWith(t, s, "race [[slow 50ms]] [[chunks 20]]")
+	// The winning run lasts long enough (10s) to stay active through the race.
+	thread := threadWith(t, s, "race [[slow 100ms]] [[chunks 100]]")
 	const n = 20
 	var (
 		wg    sync.WaitGroup
@@ -538,15 +539,23 @@ func TestRunOneActivePerThread(t *testing.T) {
 	if len(ok) != 1 || len(other) != 0 {
 		t.Fatalf("%d runs created (want 1); unexpected errors: %q", len(ok), other)
 	}
-	if got := waitRun(t, s, thread, ok[0]); got.Status != openai.RunStatusCompleted {
-		t.Errorf("run %s", got.Status)
-	}
 	page, err := s.Client.Beta.Threads.Runs.List(ctx, thread, openai.BetaThreadRunListParams{})
 	if err != nil || len(page.Data) != 1 {
 		t.Errorf("runs on the thread: %v %d, want 1", err, len(page.Data))
 	}
-	if n := len(runMessages(t, s, thread)); n != 2 {
-		t.Errorf("%d messages, want the question and one answer", n)
+	if page.Data[0].Status == openai.RunStatusCompleted {
+		t.Fatalf("the winning run ended during the race; the test proves nothing")
+	}
+	if _, err := s.Client.Beta.Threads.Runs.Cancel(ctx, thread, ok[0]); err != nil {
+		t.Fatal(err)
+	}
+	if got := waitRun(t, s, thread, ok[0]); got.Status != openai.RunStatusCancelled {
+		t.Errorf("run %s", got.Status)
+	}
+	// With the run over, the thread takes a new one.
+	addMessage(t, s, thread, "again")
+	if got := waitRun(t, s, thread, startRun(t, s, thread, asst).ID); got.Status != openai.RunStatusCompleted {
+		t.Errorf("next run %s", got.Status)
 	}
 }
 
