@@ -252,7 +252,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	srv.RegisterOnShutdown(api.CloseStreams)
 	fmt.Fprintf(stdout, "assistantd listening on http://%s (data in %s)\n", ln.Addr(), cfg.DataDir)
 	if setupToken != "" {
-		fmt.Fprintf(stdout, "No web app user exists yet. Create the admin at this one-time link:\n\n    http://%s/setup?token=%s\n\n", ln.Addr(), setupToken)
+		fmt.Fprintf(stdout, "No web app user exists yet. Create the admin at this one-time link:\n\n    %s\n\n", setupLink(ln.Addr(), setupToken))
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "data", cfg.DataDir, "upstream", cfg.UpstreamURL.Redacted())
 

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"sort"
@@ -100,6 +101,21 @@ func firstUser(ctx context.Context, w webConfig, store *db.Store, stdout io.Writ
 	b := make([]byte, 24)
 	_, _ = rand.Read(b)
 	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// setupLink is the first-run link for the listen address; an unspecified
+// host (0.0.0.0, ::, as in a container) is shown as localhost.
+func setupLink(addr net.Addr, token string) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err == nil {
+		if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+			host = "localhost"
+		}
+		host = net.JoinHostPort(host, port)
+	} else {
+		host = addr.String()
+	}
+	return "http://" + host + "/setup?token=" + url.QueryEscape(token)
 }
 
 // modelLister returns a function listing the upstream's models for the
