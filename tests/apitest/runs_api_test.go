@@ -250,6 +250,7 @@ func TestRunKnobs(t *testing.T) {
 	t.Run("bad knobs", func(t *testing.T) {
 		thread := threadWith(t, s, "never run")
 		path := "/v1/threads/" + thread + "/runs"
+		tools21 := `[{"type":"function","function":{"name":"f0"}},{"type":"function","function":{"name":"f1"}},{"type":"function","function":{"name":"f2"}},{"type":"function","function":{"name":"f3"}},{"type":"function","function":{"name":"f4"}},{"type":"function","function":{"name":"f5"}},{"type":"function","function":{"name":"f6"}},{"type":"function","function":{"name":"f7"}},{"type":"function","function":{"name":"f8"}},{"type":"function","function":{"name":"f9"}},{"type":"function","function":{"name":"f10"}},{"type":"function","function":{"name":"f11"}},{"type":"function","function":{"name":"f12"}},{"type":"function","function":{"name":"f13"}},{"type":"function","function":{"name":"f14"}},{"type":"function","function":{"name":"f15"}},{"type":"function","function":{"name":"f16"}},{"type":"function","function":{"name":"f17"}},{"type":"function","function":{"name":"f18"}},{"type":"function","function":{"name":"f19"}},{"type":"function","function":{"name":"f20"}}]`
 		tests := []struct {
 			name, body, param, message string
 		}{
@@ -265,6 +266,9 @@ func TestRunKnobs(t *testing.T) {
 			{"response_format", `{"assistant_id":"` + asst + `","response_format":{"type":"yaml"}}`, "response_format.type", "yaml"},
 			{"tools", `{"assistant_id":"` + asst + `","tools":[{"type":"browser"}]}`, "tools[0].type", "browser"},
 			{"model", `{"assistant_id":"` + asst + `","model":""}`, "model", ""},
+			{"21 tools", `{"assistant_id":"` + asst + `","tools":` + tools21 + `}`, "tools", ""},
+			{"additional message role", `{"assistant_id":"` + asst + `","additional_messages":[{"role":"system","content":"x"}]}`, "additional_messages[0].role", "system"},
+			{"additional message content", `{"assistant_id":"` + asst + `","additional_messages":[{"role":"user","content":[]}]}`, "additional_messages[0].content", ""},
 			{"metadata", `{"assistant_id":"` + asst + `","metadata":{"k":1}}`, "metadata", "'metadata'"},
 			{"temperature type", `{"assistant_id":"` + asst + `","temperature":"hot"}`, "temperature", "'temperature'"},
 		}
@@ -272,7 +276,9 @@ func TestRunKnobs(t *testing.T) {
 			res := s.doJSON(t, "POST", path, tc.body)
 			wantBad(t, tc.name, res, http.StatusBadRequest, tc.param, tc.message)
 		}
-		res := s.doJSON(t, "POST", "/v1/threads/runs", `{"assistant_id":"`+asst+`","max_completion_tokens":"many"}`)
+		res := s.doJSON(t, "POST", path+"?include[]=step_details.everything", `{"assistant_id":"`+asst+`"}`)
+		wantBad(t, "include", res, http.StatusBadRequest, "include", "step_details.everything")
+		res = s.doJSON(t, "POST", "/v1/threads/runs", `{"assistant_id":"`+asst+`","max_completion_tokens":"many"}`)
 		wantBad(t, "thread and run type", res, http.StatusBadRequest, "max_completion_tokens", "'max_completion_tokens'")
 		res = s.doJSON(t, "POST", path, `{"assistant_id":"asst_doesnotexist"}`)
 		wantBad(t, "unknown assistant", res, http.StatusNotFound, "", "asst_doesnotexist")
@@ -285,6 +291,9 @@ func TestRunKnobs(t *testing.T) {
 		}
 		if len(page.Data) != 0 {
 			t.Errorf("refused requests created %d runs", len(page.Data))
+		}
+		if msgs := runMessages(t, s, thread); len(msgs) != 1 {
+			t.Errorf("refused requests left %d messages, want 1", len(msgs))
 		}
 	})
 }
