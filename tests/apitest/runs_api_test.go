@@ -579,6 +579,21 @@ func TestRunFunctionCalls(t *testing.T) {
 					t.Errorf("call %s output %q, want %q", c.ID, c.Function.Output, outs[i])
 				}
 			}
+			// A later run replays the whole first run: the calls with their
+			// outputs, then the answer.
+			next := "follow-up to " + tc.name
+			addMessage(t, s, thread, next)
+			if r := waitRun(t, s, thread, startRun(t, s, thread, asst).ID); r.Status != openai.RunStatusCompleted {
+				t.Fatalf("follow-up run %s", r.Status)
+			}
+			reqs = requestsWith(up, next)
+			if len(reqs) != 1 {
+				t.Fatalf("upstream got %d follow-up requests", len(reqs))
+			}
+			want = append(want, "assistant: Tool results: "+strings.Join(outs, "; "), "user: "+next)
+			if diff := cmp.Diff(want, chatTurns(reqs[0])); diff != "" {
+				t.Errorf("follow-up request (-want +got):\n%s", diff)
+			}
 		})
 	}
 }
