@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/openai/openai-go/v3"
@@ -780,4 +781,24 @@ func TestRunUpstreamBroken(t *testing.T) {
 			t.Errorf("%d steps, want none", len(steps))
 		}
 	})
+}
+
+func TestRunExpiresWhileDown(t *testing.T) {
+	t.Parallel()
+	s, _ := startRunServer(t, "--run-timeout", "2s")
+	asst := newAssistant(t, s)
+	thread := threadWith(t, s, `expire while down [[call get_time {"tz":"UTC"}]]`)
+	run := waitRun(t, s, thread, startRun(t, s, thread, asst).ID, openai.RunStatusRequiresAction)
+	s.kill(t)
+	for time.Now().Unix() <= run.ExpiresAt { // the condition: the deadline passes while nothing runs
+		time.Sleep(50 * time.Millisecond)
+	}
+	s.restart(t)
+	got := waitRun(t, s, thread, run.ID, openai.RunStatusExpired)
+	if steps := runSteps(t, s, thread, run.ID); len(steps) != 1 || steps[0].Status != "expired" {
+		t.Errorf("steps %+v", steps)
+	}
+	if got.ExpiresAt != 0 || got.RequiredAction.Type != "" {
+		t.Errorf("expired run: expires_at %d required_action %s", got.ExpiresAt, got.RequiredAction.RawJSON())
+	}
 }
