@@ -195,3 +195,62 @@ func (s *Store) FileNames(ctx context.Context, ids []string) (map[string]string,
 	}
 	return out, nil
 }
+
+// FileUse says where a file is used: the assistants whose code interpreter
+// has it, and the threads that attach it, show it as an image or give it
+// to their code interpreter.
+type FileUse struct {
+	Assistants []Named
+	Threads    []string
+}
+
+// Named is an object id with its name ("" when it has none).
+type Named struct {
+	ID   string
+	Name string
+}
+
+// FileUses returns where each of ids is used.
+func (s *Store) FileUses(ctx context.Context, ids []string) (map[string]FileUse, error) {
+	out := map[string]FileUse{}
+	for _, id := range ids {
+		var use FileUse
+		rows, err := s.r.QueryContext(ctx, `SELECT a.id, COALESCE(a.name, '') FROM assistants a,
+			json_each(a.tool_resources, '$.code_interpreter.file_ids') j WHERE j.value = ? ORDER BY a.seq`, id)
+		if err != nil {
+			return nil, fmt.Errorf("file uses %s: %w", id, err)
+		}
+		for rows.Next() {
+			var n Named
+			if err := rows.Scan(&n.ID, &n.Name); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("file uses %s: %w", id, err)
+			}
+			use.Assistants = append(use.Assistants, n)
+		}
+		rows.Close()
+		rows, err = s.r.QueryContext(ctx, `SELECT id FROM (
+			SELECT m.thread_id AS id, MIN(t.seq) AS seq FROM messages m JOIN threads t ON t.id = m.thread_id, json_each(m.attachments) j
+				WHERE json_extract(j.value, '$.file_id') = ?1 GROUP BY m.thread_id
+			UNION
+			SELECT m.thread_id, MIN(t.seq) FROM messages m JOIN threads t ON t.id = m.thread_id, json_each(m.content) j
+				WHERE json_extract(j.value, '$.image_file.file_id') = ?1 GROUP BY m.thread_id
+			UNION
+			SELECT t.id, t.seq FROM threads t, json_each(t.tool_resources, '$.code_interpreter.file_ids') j WHERE j.value = ?1
+		) GROUP BY id ORDER BY MIN(seq) DESC LIMIT 20`, id)
+		if err != nil {
+			return nil, fmt.Errorf("file uses %s: %w", id, err)
+		}
+		for rows.Next() {
+			var t string
+			if err := rows.Scan(&t); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("file uses %s: %w", id, err)
+			}
+			use.Threads = append(use.Threads, t)
+		}
+		rows.Close()
+		out[id] = use
+	}
+	return out, nil
+}

@@ -26,6 +26,7 @@ type fileStore interface {
 	DeleteFile(ctx context.Context, id string) error
 	StageFile(content io.Reader, limit int64) (*db.StagedFile, error)
 	CommitFile(ctx context.Context, f db.File, sf *db.StagedFile, expiresAfter int64) (db.File, error)
+	FileUses(ctx context.Context, ids []string) (map[string]db.FileUse, error)
 }
 
 // maxUploadFiles bounds how many files one upload form may carry.
@@ -52,8 +53,21 @@ func (u *UI) renderFiles(c *echo.Context, uploads []views.UploadResult) error {
 		return Internal(err)
 	}
 	v := views.FilesView{Uploads: uploads, Purposes: uiPurposes}
+	ids := make([]string, 0, len(page.Data))
 	for _, f := range page.Data {
-		v.Files = append(v.Files, views.FileRow{ID: f.ID, Filename: f.Filename, Purpose: f.Purpose, Bytes: f.Bytes, CreatedAt: f.CreatedAt, Status: f.Status})
+		ids = append(ids, f.ID)
+	}
+	uses, err := u.store.FileUses(c.Request().Context(), ids)
+	if err != nil {
+		return Internal(err)
+	}
+	for _, f := range page.Data {
+		row := views.FileRow{ID: f.ID, Filename: f.Filename, Purpose: f.Purpose, Bytes: f.Bytes, CreatedAt: f.CreatedAt, Status: f.Status,
+			Threads: uses[f.ID].Threads}
+		for _, a := range uses[f.ID].Assistants {
+			row.Assistants = append(row.Assistants, [2]string{a.ID, a.Name})
+		}
+		v.Files = append(v.Files, row)
 	}
 	if n := len(page.Data); n > 0 {
 		// has_more is about the direction of travel.

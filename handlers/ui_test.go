@@ -710,6 +710,18 @@ func TestCodeInterpreterFilePicker(t *testing.T) {
 	if diff := cmp.Diff([]string{f.ID}, all[0].ToolResources.CodeInterpreter.FileIDs); diff != "" {
 		t.Errorf("code interpreter files (-want +got):\n%s", diff)
 	}
+	th, _, err := a.store.CreateThread(ctx, db.Thread{}, []db.Message{{Role: "user", Status: "completed",
+		Content:     []db.ContentPart{{Type: "text", Text: &db.Text{Value: "see attached"}}},
+		Attachments: []db.Attachment{{FileID: f.ID, Tools: []db.AttachmentTool{{Type: "code_interpreter"}}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	used := testid(c.page("/files", http.StatusOK), "file-used-by")
+	var hrefs []string
+	used.Find("a").Each(func(_ int, a *goquery.Selection) { h, _ := a.Attr("href"); hrefs = append(hrefs, h) })
+	if diff := cmp.Diff([]string{"/assistants/" + all[0].ID, "/threads/" + th.ID}, hrefs); diff != "" {
+		t.Errorf("used by (-want +got):\n%s", diff)
+	}
 }
 
 func TestErrorPages(t *testing.T) {

@@ -102,3 +102,12 @@ func Duration(start, end *int64) string {
 	}
 	return (time.Duration(*end-*start) * time.Second).String()
 }
+
+// shortID abbreviates an object id for tight spaces ("thread_…W2kd").
+func shortID(id string) string {
+	if len(id) <= 14 {
+		return id
+	}
+	i := strings.IndexByte(id, '_') + 1
+	return id[:i] + "…" + id[len(id)-4:]
+}
