@@ -477,11 +477,12 @@ func TestRunStreamGolden(t *testing.T) {
 	t.Run("create thread and run", func(t *testing.T) {
 		t.Parallel()
 		evs := s.openStream(t, "/v1/threads/runs", `{"assistant_id":"`+asst+`","stream":true,
-			"thread":{"messages":[{"role":"user","content":"raw thread and run"}]}}`).all()
+			"thread":{"messages":[{"role":"user","content":"raw thread\nand\u2028run: ✓ \"quoted\" </script>"}]}}`).all()
 		if diff := cmp.Diff(withDone(append([]string{"thread.created"}, textRunEvents...)), eventNames(evs)); diff != "" {
 			t.Errorf("events (-want +got):\n%s", diff)
 		}
-		if got := deltaText(t, evs); got != "You said: raw thread and run" {
+		// Newlines, quotes and line separators stay inside one data line.
+		if got := deltaText(t, evs); got != "You said: raw thread\nand\u2028run: ✓ \"quoted\" </script>" {
 			t.Errorf("text %q", got)
 		}
 	})
