@@ -3,10 +3,12 @@ package apitest
 import (
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -486,4 +488,44 @@ func TestRunStreamGolden(t *testing.T) {
 			t.Errorf("text %q", got)
 		}
 	})
+}
+
+func TestRunManyConcurrentStreams(t *testing.T) {
+	t.Parallel()
+	s, _ := startRunServer(t)
+	asst := newAssistant(t, s)
+	const n = 30
+	threads := make([]string, n)
+	for i := range threads {
+		threads[i] = threadWith(t, s, fmt.Sprintf("crowd %d [[slow 10ms]] [[chunks 25]]", i))
+	}
+	var wg sync.WaitGroup
+	results := make([][]sseEvent, n)
+	for i, thread := range threads {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// A fatal read error ends only this goroutine (Done still
+			// runs) and fails the test; the checks come below.
+			results[i] = s.openStream(t, "/v1/threads/"+thread+"/runs", `{"assistant_id":"`+asst+`","stream":true}`).all()
+		}()
+	}
+	wg.Wait()
+	seen := map[string]bool{}
+	for i, evs := range results {
+		if diff := cmp.Diff(withDone(textRunEvents), eventNames(evs)); diff != "" {
+			t.Errorf("stream %d events (-want +got):\n%s", i, diff)
+			continue
+		}
+		run := runOf(t, evs)
+		if seen[run.ID] || run.ThreadID != threads[i] {
+			t.Errorf("stream %d: run %s of thread %s", i, run.ID, run.ThreadID)
+		}
+		seen[run.ID] = true
+		var m openai.Message
+		eventData(t, evs, "thread.message.completed", &m)
+		if got := deltaText(t, evs); got != words(25) || messageText(m) != got {
+			t.Errorf("stream %d: deltas %q, message %q", i, got, messageText(m))
+		}
+	}
 }
