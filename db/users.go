@@ -223,3 +223,22 @@ func (s *Store) Secret(ctx context.Context, name string, n int) ([]byte, error) 
 	}
 	return v, nil
 }
+
+// SetPassword replaces a user's password.
+func (s *Store) SetPassword(ctx context.Context, id, password string) error {
+	if len(password) < MinPasswordLen {
+		return fmt.Errorf("set password: shorter than %d characters", MinPasswordLen)
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), s.passwordCost)
+	if err != nil {
+		return fmt.Errorf("set password: %w", err)
+	}
+	res, err := s.w.ExecContext(ctx, `UPDATE users SET password_hash = ? WHERE id = ?`, string(hash), id)
+	if err != nil {
+		return fmt.Errorf("set password of %s: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}

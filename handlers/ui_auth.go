@@ -28,6 +28,7 @@ type userStore interface {
 	ListUsers(ctx context.Context) ([]db.User, error)
 	SetUserRole(ctx context.Context, id, role string) error
 	DeleteUser(ctx context.Context, id string) error
+	SetPassword(ctx context.Context, id, password string) error
 }
 
 // safeNext keeps a post-sign-in redirect on this site: a path, not
@@ -311,4 +312,47 @@ func (u *UI) DeleteUser(c *echo.Context) error {
 		return storeErr(err, "user", c.Param("user_id"))
 	}
 	return u.flash(c, "/settings/users", "User removed.", false)
+}
+
+// Account handles GET /settings/account: the signed-in user's password.
+func (u *UI) Account(c *echo.Context) error {
+	return render(c, http.StatusOK, views.AccountPage(u.page(c, "Account", "account"), nil))
+}
+
+// ChangePassword handles POST /settings/account: any signed-in user may
+// change their own password, given the current one.
+func (u *UI) ChangePassword(c *echo.Context) error {
+	me := currentUser(c)
+	current, next := c.FormValue("current"), c.FormValue("password")
+	var errs []string
+	if _, err := u.store.Authenticate(c.Request().Context(), me.Email, current); errors.Is(err, db.ErrBadCredentials) {
+		errs = append(errs, "The current password is wrong.")
+	} else if err != nil {
+		return Internal(err)
+	}
+	if len(next) < db.MinPasswordLen {
+		errs = append(errs, "The new password must be at least 10 characters long.")
+	}
+	if next != c.FormValue("confirm") {
+		errs = append(errs, "The new passwords do not match.")
+	}
+	if len(errs) > 0 {
+		return render(c, http.StatusUnprocessableEntity, views.AccountPage(u.page(c, "Account", "account"), errs))
+	}
+	if err := u.store.SetPassword(c.Request().Context(), me.ID, next); err != nil {
+		return Internal(err)
+	}
+	return u.flash(c, "/settings/account", "Password changed.", false)
+}
+
+// ResetPassword handles POST /settings/users/:user_id/password (admins).
+func (u *UI) ResetPassword(c *echo.Context) error {
+	pw := c.FormValue("password")
+	if len(pw) < db.MinPasswordLen {
+		return u.flash(c, "/settings/users", "A password must be at least 10 characters long.", true)
+	}
+	if err := u.store.SetPassword(c.Request().Context(), c.Param("user_id"), pw); err != nil {
+		return storeErr(err, "user", c.Param("user_id"))
+	}
+	return u.flash(c, "/settings/users", "Password set.", false)
 }

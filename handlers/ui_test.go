@@ -796,3 +796,33 @@ func TestImportTools(t *testing.T) {
 		t.Errorf("import error = %q", got)
 	}
 }
+
+func TestPasswords(t *testing.T) {
+	a := newApp(t, "")
+	ctx := context.Background()
+	viewer := a.user(db.RoleViewer)
+	form := url.Values{"csrf_token": {viewer.token()}, "current": {"wrong"}, "password": {"new-password-1"}, "confirm": {"new-password-1"}}
+	if res := viewer.post("/settings/account", form); res.StatusCode != http.StatusUnprocessableEntity {
+		t.Errorf("wrong current password: status %d", res.StatusCode)
+	}
+	form.Set("current", password)
+	if res := viewer.post("/settings/account", form); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("change own password: status %d", res.StatusCode)
+	}
+	if _, err := a.store.Authenticate(ctx, "viewer@example.com", "new-password-1"); err != nil {
+		t.Errorf("the new password does not work: %v", err)
+	}
+	admin := a.user(db.RoleAdmin)
+	users, _ := a.store.ListUsers(ctx)
+	res := admin.post("/settings/users/"+users[0].ID+"/password", url.Values{"csrf_token": {admin.token()}, "password": {"reset-password-1"}})
+	if res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("reset: status %d", res.StatusCode)
+	}
+	if _, err := a.store.Authenticate(ctx, users[0].Email, "reset-password-1"); err != nil {
+		t.Errorf("the reset password does not work: %v", err)
+	}
+	res = viewer.post("/settings/users/"+users[0].ID+"/password", url.Values{"csrf_token": {viewer.token()}, "password": {"hijacked-password"}})
+	if res.StatusCode != http.StatusForbidden {
+		t.Errorf("a viewer resetting a password: status %d", res.StatusCode)
+	}
+}

@@ -106,10 +106,13 @@ func addUIRoutes(e *echo.Echo, ui *handlers.UI) {
 	e.GET("/settings/keys", ui.Keys, signedIn)
 	e.POST("/settings/keys", ui.CreateKey, admin)
 	e.POST("/settings/keys/:key_id/revoke", ui.RevokeKey, admin)
+	e.GET("/settings/account", ui.Account, signedIn)
+	e.POST("/settings/account", ui.ChangePassword, signedIn) // own password: viewers too
 	e.GET("/settings/users", ui.Users, admin)
 	e.POST("/settings/users", ui.CreateUser, admin)
 	e.POST("/settings/users/:user_id/role", ui.SetUserRole, admin)
 	e.POST("/settings/users/:user_id/delete", ui.DeleteUser, admin)
+	e.POST("/settings/users/:user_id/password", ui.ResetPassword, admin)
 }
 
 // health answers GET /healthz without a key: 200 when the store answers.
