@@ -184,6 +184,11 @@ func (u *UI) Session(next echo.HandlerFunc) echo.HandlerFunc {
 		got := r.Header.Get(csrfHeader)
 		if got == "" {
 			if strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/form-data") {
+				// Uploads can be large and are spooled to disk while parsed:
+				// only editors' are read at all.
+				if usr := currentUser(c); usr == nil || roleRank[usr.Role] < roleRank[db.RoleEditor] {
+					return &Error{Status: http.StatusForbidden, Type: "invalid_request_error", Message: "Only editors and admins may upload."}
+				}
 				r.Body = http.MaxBytesReader(c.Response(), r.Body, u.cfg.MaxUpload*maxUploadFiles+maxFormBytes)
 			} else {
 				r.Body = http.MaxBytesReader(c.Response(), r.Body, maxFormBytes)

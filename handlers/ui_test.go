@@ -826,3 +826,24 @@ func TestPasswords(t *testing.T) {
 		t.Errorf("a viewer resetting a password: status %d", res.StatusCode)
 	}
 }
+
+func TestUploadRefusedBeforeReading(t *testing.T) {
+	a := newApp(t, "")
+	for name, c := range map[string]*client{"anonymous": a.client(), "viewer": a.user(db.RoleViewer)} {
+		t.Run(name, func(t *testing.T) {
+			var body strings.Builder
+			mw := multipart.NewWriter(&body)
+			w, _ := mw.CreateFormFile("files", "a.txt")
+			_, _ = w.Write([]byte("alpha"))
+			mw.Close()
+			req, _ := http.NewRequest(http.MethodPost, c.base+"/files", strings.NewReader(body.String()))
+			req.Header.Set("Content-Type", mw.FormDataContentType())
+			if res := c.do(req); res.StatusCode != http.StatusForbidden {
+				t.Errorf("status %d, want 403", res.StatusCode)
+			}
+		})
+	}
+	if page, _ := a.store.ListFiles(context.Background(), "", db.ListParams{Limit: 10}); len(page.Data) != 0 {
+		t.Errorf("%d files stored", len(page.Data))
+	}
+}
