@@ -802,3 +802,57 @@ func TestRunExpiresWhileDown(t *testing.T) {
 		t.Errorf("expired run: expires_at %d required_action %s", got.ExpiresAt, got.RequiredAction.RawJSON())
 	}
 }
+
+// TestRunCancelSubmitRace cancels runs while their tool outputs are being
+// submitted: whichever wins, every run ends terminal with no open step.
+func TestRunCancelSubmitRace(t *testing.T) {
+	t.Parallel()
+	s, _ := startRunServer(t)
+	ctx := context.Background()
+	asst := newAssistant(t, s)
+	const n = 8
+	var wg sync.WaitGroup
+	var raced [][2]string
+	for i := range n {
+		thread := threadWith(t, s, fmt.Sprintf(`race %d [[call get_time {"tz":"UTC"}]]`, i))
+		run := waitRun(t, s, thread, startRun(t, s, thread, asst).ID, openai.RunStatusRequiresAction)
+		_, ids := requiredCalls(t, run)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := make(chan struct{})
+			var inner sync.WaitGroup
+			var submitErr, cancelErr error
+			inner.Add(2)
+			go func() {
+				defer inner.Done()
+				<-start
+				_, submitErr = s.Client.Beta.Threads.Runs.SubmitToolOutputs(ctx, thread, run.ID, outputs(ids, "noon"))
+			}()
+			go func() {
+				defer inner.Done()
+				<-start
+				_, cancelErr = s.Client.Beta.Threads.Runs.Cancel(ctx, thread, run.ID)
+			}()
+			close(start)
+			inner.Wait()
+			if submitErr != nil && cancelErr != nil {
+				t.Errorf("run %d: both refused: %v / %v", i, submitErr, cancelErr)
+			}
+		}()
+		raced = append(raced, [2]string{thread, run.ID})
+	}
+	wg.Wait()
+	for i, r := range raced {
+		thread, runID := r[0], r[1]
+		got := waitRun(t, s, thread, runID)
+		if got.Status != openai.RunStatusCancelled && got.Status != openai.RunStatusCompleted {
+			t.Errorf("run %d ended %s", i, got.Status)
+		}
+		for _, st := range runSteps(t, s, thread, runID) {
+			if st.Status == "in_progress" {
+				t.Errorf("run %d (%s) left step %s in progress", i, got.Status, st.ID)
+			}
+		}
+	}
+}
