@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"strings"
 
 	"github.com/labstack/echo/v5"
 
@@ -252,20 +251,6 @@ func runErr(err error, runID string) error {
 	return storeErr(err, "run", runID)
 }
 
-// decodeRunBody is decodeBody for the bodies embedding runFields: a type
-// error in an embedded field carries its Go path ("runFields.metadata"),
-// which must read as the API parameter ("metadata").
-func decodeRunBody(r *http.Request, v any) error {
-	err := decodeBody(r, v, false)
-	var e *Error
-	if errors.As(err, &e) && strings.HasPrefix(e.Param, "runFields.") {
-		param := strings.TrimPrefix(e.Param, "runFields.")
-		e.Message = strings.ReplaceAll(e.Message, "'"+e.Param+"'", "'"+param+"'")
-		e.Param = param
-	}
-	return err
-}
-
 // CreateRun handles POST /v1/threads/{thread_id}/runs.
 func (h *API) CreateRun(c *echo.Context) error {
 	threadID := c.Param("thread_id")
@@ -276,7 +261,7 @@ func (h *API) CreateRun(c *echo.Context) error {
 		return err
 	}
 	var req createRunRequest
-	if err := decodeRunBody(c.Request(), &req); err != nil {
+	if err := decodeBody(c.Request(), &req, false); err != nil {
 		return err
 	}
 	ctx := c.Request().Context()
@@ -315,7 +300,7 @@ func (h *API) CreateRun(c *echo.Context) error {
 // CreateThreadAndRun handles POST /v1/threads/runs.
 func (h *API) CreateThreadAndRun(c *echo.Context) error {
 	var req threadAndRunRequest
-	if err := decodeRunBody(c.Request(), &req); err != nil {
+	if err := decodeBody(c.Request(), &req, false); err != nil {
 		return err
 	}
 	run, err := h.buildRun(c, req.runFields, nil)
