@@ -3,9 +3,9 @@
 #
 #   tests/run.sh
 #
-# Needs Go and Node.js/npm (and, once browser tests exist, Chromium at
-# /usr/bin/chromium; .ci/run installs it). Run it from anywhere; it works from
-# the repository root. It stops at the first failing step and exits non-zero.
+# Needs Go, Node.js/npm and, for tests/browser, Chromium at /usr/bin/chromium
+# (.ci/run installs it). Run it from anywhere: it changes to the repository
+# root. It stops at the first failing step and exits non-zero.
 #
 # Environment:
 #   RACE=0   run `go test` without the race detector (default: with it, when
