@@ -15,6 +15,7 @@ type ThreadFilter struct {
 	MetaKey     string    // metadata has this key …
 	MetaValue   string    // … with this value (any value when empty)
 	Query       string    // full-text search over message text
+	RunStatus   string    // the latest run has this status
 	Offset      int
 	Limit       int
 }
@@ -25,6 +26,10 @@ type ThreadSummary struct {
 	Messages     int
 	LastActivity int64
 	Preview      string // the start of the first message's text
+	// AssistantID is the assistant of the latest run (or assistant
+	// message); LastRunStatus the latest run's status ("" without runs).
+	AssistantID   string
+	LastRunStatus string
 	// Snippet is the best-matching passage when searching, with matches
 	// between SnippetOpen and SnippetClose (private-use characters that
 	// cannot be confused with message text once the view escapes it).
@@ -53,6 +58,13 @@ func (s *Store) BrowseThreads(ctx context.Context, f ThreadFilter) ([]ThreadSumm
 	var conds []string
 	var args []any
 	fts := ftsQuery(f.Query)
+	runCols := `COALESCE((SELECT m.assistant_id FROM messages m WHERE m.thread_id = t.id AND m.assistant_id IS NOT NULL
+		ORDER BY m.seq DESC LIMIT 1), ''), ''`
+	if s.hasTable(ctx, "runs") {
+		runCols = `COALESCE((SELECT r.assistant_id FROM runs r WHERE r.thread_id = t.id ORDER BY r.seq DESC LIMIT 1),
+			(SELECT m.assistant_id FROM messages m WHERE m.thread_id = t.id AND m.assistant_id IS NOT NULL ORDER BY m.seq DESC LIMIT 1), ''),
+		COALESCE((SELECT r.status FROM runs r WHERE r.thread_id = t.id ORDER BY r.seq DESC LIMIT 1), '')`
+	}
 	snippet := `''`
 	if fts != "" {
 		snippet = `COALESCE((SELECT snippet(messages_fts, 0, char(57344), char(57345), '…', 16) FROM messages_fts
@@ -85,6 +97,13 @@ func (s *Store) BrowseThreads(ctx context.Context, f ThreadFilter) ([]ThreadSumm
 			args = append(args, f.MetaKey)
 		}
 	}
+	if f.RunStatus != "" {
+		if !s.hasTable(ctx, "runs") {
+			return nil, false, nil
+		}
+		conds = append(conds, `(SELECT r.status FROM runs r WHERE r.thread_id = t.id ORDER BY r.seq DESC LIMIT 1) = ?`)
+		args = append(args, f.RunStatus)
+	}
 	if fts != "" {
 		conds = append(conds, `t.id IN (SELECT thread_id FROM messages_fts WHERE messages_fts MATCH ?)`)
 		args = append(args, fts)
@@ -94,7 +113,8 @@ func (s *Store) BrowseThreads(ctx context.Context, f ThreadFilter) ([]ThreadSumm
 		COALESCE((SELECT MAX(m.created_at) FROM messages m WHERE m.thread_id = t.id), t.created_at),
 		COALESCE((SELECT substr(x.body, 1, 160) FROM messages m JOIN messages_fts x ON x.rowid = m.seq
 			WHERE m.thread_id = t.id ORDER BY m.seq LIMIT 1), ''),
-		` + snippet + `
+		` + snippet + `,
+		` + runCols + `
 		FROM threads t`
 	if len(conds) > 0 {
 		query += ` WHERE ` + strings.Join(conds, ` AND `)
@@ -111,7 +131,7 @@ func (s *Store) BrowseThreads(ctx context.Context, f ThreadFilter) ([]ThreadSumm
 	for rows.Next() {
 		var ts ThreadSummary
 		var resources, meta string
-		if err := rows.Scan(&ts.ID, &ts.CreatedAt, &resources, &meta, &ts.Messages, &ts.LastActivity, &ts.Preview, &ts.Snippet); err != nil {
+		if err := rows.Scan(&ts.ID, &ts.CreatedAt, &resources, &meta, &ts.Messages, &ts.LastActivity, &ts.Preview, &ts.Snippet, &ts.AssistantID, &ts.LastRunStatus); err != nil {
 			return nil, false, fmt.Errorf("browse threads: %w", err)
 		}
 		ts.Object = "thread"

@@ -516,7 +516,11 @@ func TestThreadPageShowsRuns(t *testing.T) {
 		t.Error("steps should be collapsed by default")
 	}
 	c := a.user(db.RoleEditor)
-	for query, want := range map[string]int{"?assistant=asst_x": 1, "?assistant=asst_other": 0} {
+	list := c.page("/threads", http.StatusOK)
+	if got := testid(list, "thread-run-status").Text(); got != "failed" {
+		t.Errorf("last run status in the list = %q", got)
+	}
+	for query, want := range map[string]int{"?assistant=asst_x": 1, "?assistant=asst_other": 0, "?run_status=failed": 1, "?run_status=completed": 0} {
 		if got := testid(c.page("/threads"+query, http.StatusOK), "thread-row").Length(); got != want {
 			t.Errorf("threads%s: %d rows, want %d", query, got, want)
 		}

@@ -7,6 +7,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -40,12 +41,15 @@ func (u *UI) Threads(c *echo.Context) error {
 	ctx := c.Request().Context()
 	fv := views.ThreadFilters{Query: strings.TrimSpace(c.QueryParam("q")), AssistantID: c.QueryParam("assistant"),
 		From: c.QueryParam("from"), To: c.QueryParam("to"), MetaKey: strings.TrimSpace(c.QueryParam("meta_key")),
-		MetaValue: c.QueryParam("meta_value")}
+		MetaValue: c.QueryParam("meta_value"), RunStatus: c.QueryParam("run_status")}
 	v := views.ThreadsView{Filters: fv}
 	page, _ := strconv.Atoi(c.QueryParam("page"))
 	page = max(page, 1)
 	v.Page = page
-	f := db.ThreadFilter{Query: fv.Query, AssistantID: fv.AssistantID, MetaKey: fv.MetaKey, MetaValue: fv.MetaValue,
+	if fv.RunStatus != "" && !slices.Contains(views.RunStatuses, fv.RunStatus) {
+		v.Errors = append(v.Errors, "Unknown run status.")
+	}
+	f := db.ThreadFilter{Query: fv.Query, AssistantID: fv.AssistantID, MetaKey: fv.MetaKey, MetaValue: fv.MetaValue, RunStatus: fv.RunStatus,
 		Offset: (page - 1) * threadsPerPage, Limit: threadsPerPage}
 	if fv.From != "" {
 		t, err := time.Parse("2006-01-02", fv.From)
@@ -70,11 +74,13 @@ func (u *UI) Threads(c *echo.Context) error {
 	if err != nil {
 		return Internal(err)
 	}
+	names := map[string]string{}
 	for _, a := range assistants {
 		label := deref(a.Name)
 		if label == "" {
 			label = a.ID
 		}
+		names[a.ID] = label
 		v.Assistants = append(v.Assistants, [2]string{a.ID, label})
 	}
 	var more bool
@@ -86,7 +92,13 @@ func (u *UI) Threads(c *echo.Context) error {
 	}
 	for _, t := range rows {
 		row := views.ThreadRow{ID: t.ID, CreatedAt: t.CreatedAt, LastActivity: t.LastActivity, Messages: t.Messages,
-			Preview: t.Preview, Metadata: sortedPairs(t.Metadata)}
+			Preview: t.Preview, Metadata: sortedPairs(t.Metadata), RunStatus: t.LastRunStatus}
+		if t.AssistantID != "" {
+			row.Assistant = [2]string{t.AssistantID, names[t.AssistantID]}
+			if row.Assistant[1] == "" {
+				row.Assistant[1] = t.AssistantID + " (deleted)"
+			}
+		}
 		if t.Snippet != "" {
 			row.Snippet = views.SplitSnippet(t.Snippet, db.SnippetOpen, db.SnippetClose)
 		}
