@@ -371,8 +371,20 @@ func (u *UI) UpdateAssistant(c *echo.Context) error {
 	_, err := u.store.UpdateAssistant(c.Request().Context(), id, func(a *db.Assistant) error {
 		id, created := a.ID, a.CreatedAt
 		effort := a.ReasoningEffort
+		// The form has no fields for file_search's options: keep them.
+		var fsOptions *db.FileSearchTool
+		for _, t := range a.Tools {
+			if t.Type == "file_search" {
+				fsOptions = t.FileSearch
+			}
+		}
 		*a = next
 		a.ID, a.CreatedAt, a.Object, a.ReasoningEffort = id, created, "assistant", effort
+		for i := range a.Tools {
+			if a.Tools[i].Type == "file_search" {
+				a.Tools[i].FileSearch = fsOptions
+			}
+		}
 		return nil
 	})
 	if err != nil {

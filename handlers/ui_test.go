@@ -851,3 +851,22 @@ func TestUploadRefusedBeforeReading(t *testing.T) {
 		t.Errorf("%d files stored", len(page.Data))
 	}
 }
+
+func TestEditKeepsFileSearchOptions(t *testing.T) {
+	a := newApp(t, "")
+	ctx := context.Background()
+	n := 5
+	asst, err := a.store.CreateAssistant(ctx, db.Assistant{Model: "gpt-4o", Tools: []db.Tool{{Type: "file_search", FileSearch: &db.FileSearchTool{MaxNumResults: &n}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := a.user(db.RoleEditor)
+	res := c.post("/assistants/"+asst.ID, url.Values{"csrf_token": {c.token()}, "model": {"gpt-4o"}, "name": {"renamed"}, "file_search": {"on"}, "action": {"save"}})
+	if res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("save: status %d", res.StatusCode)
+	}
+	got, _ := a.store.GetAssistant(ctx, asst.ID)
+	if *got.Name != "renamed" || got.Tools[0].FileSearch == nil || *got.Tools[0].FileSearch.MaxNumResults != 5 {
+		t.Errorf("after editing: %+v", got.Tools)
+	}
+}
