@@ -79,6 +79,8 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 	workers := fs.Int("workers", envInt(getenv, "ASSISTANTD_WORKERS", 256), "runs executed at once (env ASSISTANTD_WORKERS)")
 	runTimeout := fs.Duration("run-timeout", envDuration(getenv, "ASSISTANTD_RUN_TIMEOUT", 10*time.Minute),
 		"how long a run may stay unfinished before it expires (expires_at; env ASSISTANTD_RUN_TIMEOUT)")
+	maxSteps := fs.Int("max-run-steps", envInt(getenv, "ASSISTANTD_MAX_RUN_STEPS", 50),
+		"steps (model turns and tool rounds) one run may take before it fails (env ASSISTANTD_MAX_RUN_STEPS)")
 	retries := fs.Int("upstream-retries", envInt(getenv, "ASSISTANTD_UPSTREAM_RETRIES", 3),
 		"retries of an upstream request that failed with 429, 5xx or a timeout (env ASSISTANTD_UPSTREAM_RETRIES)")
 	logLevel := fs.String("log-level", env("ASSISTANTD_LOG_LEVEL", "info"), "debug, info, warn or error (env ASSISTANTD_LOG_LEVEL)")
@@ -111,10 +113,10 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 	if cfg.MaxUploadBytes, err = parseBytes(*maxUpload); err != nil || cfg.MaxUploadBytes < 1 {
 		return cfg, fmt.Errorf("invalid --max-upload-bytes %q: expected a positive size such as 536870912 or 512MiB", *maxUpload)
 	}
-	if *workers < 1 || *runTimeout < time.Second || *retries < 0 {
-		return cfg, errors.New("--workers must be at least 1, --run-timeout at least 1s and --upstream-retries at least 0")
+	if *workers < 1 || *runTimeout < time.Second || *retries < 0 || *maxSteps < 1 {
+		return cfg, errors.New("--workers and --max-run-steps must be at least 1, --run-timeout at least 1s and --upstream-retries at least 0")
 	}
-	cfg.Engine = agent.Config{Workers: *workers, RunTimeout: *runTimeout, Retries: *retries}
+	cfg.Engine = agent.Config{Workers: *workers, RunTimeout: *runTimeout, Retries: *retries, MaxSteps: *maxSteps}
 	if *providersFile != "" {
 		if cfg.Providers, err = agent.LoadProviders(*providersFile, getenv); err != nil {
 			return cfg, err

@@ -14,6 +14,7 @@
 //	[[length]]               stop with finish_reason "length"
 //	[[recall]]               answer with the text of the first user message
 //	[[nousage]]              send no usage
+//	[[repeat]]               after tool results, call the same functions again (endless tool rounds)
 //
 // Without directives it answers "You said: <message>". When the last
 // message is a tool result it answers "Tool results: <outputs>".
@@ -117,6 +118,7 @@ type script struct {
 	length  bool
 	recall  bool
 	noUsage bool
+	repeat  bool
 }
 
 func parse(text string) script {
@@ -153,6 +155,8 @@ func parse(text string) script {
 			sc.recall = true
 		case "nousage":
 			sc.noUsage = true
+		case "repeat":
+			sc.repeat = true
 		}
 	}
 	return sc
@@ -208,6 +212,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var text string
 	var calls []ToolCall
 	switch {
+	case last.Role == "tool" && sc.repeat && len(sc.calls) > 0:
+		calls = sc.calls
 	case last.Role == "tool":
 		var outs []string
 		for i := len(req.Messages) - 1; i >= 0 && req.Messages[i].Role == "tool"; i-- {
