@@ -136,15 +136,16 @@ func formFromAssistant(a db.Assistant) views.AssistantForm {
 	var rf struct {
 		Type       string `json:"type"`
 		JSONSchema *struct {
-			Name   string          `json:"name"`
-			Schema json.RawMessage `json:"schema"`
-			Strict *bool           `json:"strict"`
+			Name        string          `json:"name"`
+			Description string          `json:"description"`
+			Schema      json.RawMessage `json:"schema"`
+			Strict      *bool           `json:"strict"`
 		} `json:"json_schema"`
 	}
 	if json.Unmarshal(a.ResponseFormat, &rf) == nil && rf.Type != "" {
 		f.ResponseType = rf.Type
 		if js := rf.JSONSchema; js != nil {
-			f.SchemaName, f.SchemaStrict = js.Name, js.Strict != nil && *js.Strict
+			f.SchemaName, f.SchemaDescription, f.SchemaStrict = js.Name, js.Description, js.Strict != nil && *js.Strict
 			if len(js.Schema) > 0 {
 				f.Schema = prettyJSON(string(js.Schema))
 			}
@@ -200,7 +201,7 @@ func formFromRequest(c *echo.Context) views.AssistantForm {
 	v := func(name string) string { return c.FormValue(name) }
 	f := views.AssistantForm{Name: v("name"), Description: v("description"), Model: strings.TrimSpace(v("model")),
 		Instructions: v("instructions"), Temperature: strings.TrimSpace(v("temperature")), TopP: strings.TrimSpace(v("top_p")),
-		ResponseType: v("response_type"), SchemaName: strings.TrimSpace(v("schema_name")), Schema: v("schema"), SchemaStrict: v("schema_strict") == "on",
+		ResponseType: v("response_type"), SchemaName: strings.TrimSpace(v("schema_name")), SchemaDescription: v("schema_description"), Schema: v("schema"), SchemaStrict: v("schema_strict") == "on",
 		CodeInterpreter: v("code_interpreter") == "on", FileSearch: v("file_search") == "on",
 		CodeFileIDs: strings.Join(dedupe(append(c.Request().Form["code_file"], splitIDs(v("code_file_ids"))...)), " "), VectorStoreIDs: v("vector_store_ids"), Metadata: v("metadata"), ToolsJSON: v("tools_json")}
 	n, _ := strconv.Atoi(v("fn_count"))
@@ -432,6 +433,9 @@ func (u *UI) applyForm(c *echo.Context, f *views.AssistantForm, a *db.Assistant)
 			break
 		}
 		js := map[string]any{"name": f.SchemaName}
+		if f.SchemaDescription != "" {
+			js["description"] = f.SchemaDescription
+		}
 		if schema != nil {
 			js["schema"] = schema
 		}

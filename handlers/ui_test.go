@@ -870,3 +870,23 @@ func TestEditKeepsFileSearchOptions(t *testing.T) {
 		t.Errorf("after editing: %+v", got.Tools)
 	}
 }
+
+func TestResponseFormatSchemaRoundTrip(t *testing.T) {
+	a := newApp(t, "")
+	c := a.user(db.RoleEditor)
+	form := url.Values{"csrf_token": {c.token()}, "model": {"gpt-4o"}, "response_type": {"json_schema"}, "schema_name": {"answer"},
+		"schema_description": {"The answer"}, "schema_strict": {"on"}, "action": {"save"},
+		"schema": {`{"type":"object","properties":{"text":{"type":"string"}},"required":["text"],"additionalProperties":false}`}}
+	if res := c.post("/assistants/new", form); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("save: status %d", res.StatusCode)
+	}
+	all, _ := a.store.AllAssistants(context.Background())
+	want := `{"type":"json_schema","json_schema":{"name":"answer","description":"The answer","schema":{"additionalProperties":false,"properties":{"text":{"type":"string"}},"required":["text"],"type":"object"},"strict":true}}`
+	if diff := cmp.Diff(want, string(all[0].ResponseFormat)); diff != "" {
+		t.Errorf("response_format (-want +got):\n%s", diff)
+	}
+	doc := c.page("/assistants/"+all[0].ID, http.StatusOK)
+	if v, _ := doc.Find("#schema_description").Attr("value"); v != "The answer" {
+		t.Errorf("description in the editor = %q", v)
+	}
+}
