@@ -227,7 +227,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 
-	ui, setupToken, err := newWebUI(ctx, cfg, store, stdout, log)
+	ui, setupToken, err := newWebUI(ctx, cfg, store, engine, stdout, log)
 	if err != nil {
 		return err
 	}

@@ -52,6 +52,9 @@ type UIConfig struct {
 	// Models lists the upstream's models for the assistant form; nil or an
 	// error leaves the model a free-text field.
 	Models func(ctx context.Context) ([]string, error)
+	// Engine runs assistants for the thread page's composer; nil hides
+	// "Add and run" and the run controls.
+	Engine Engine
 	// MaxUpload bounds one uploaded file.
 	MaxUpload    int64
 	AssetVersion string
@@ -96,7 +99,7 @@ func NewUI(cfg UIConfig) *UI {
 	}
 	cs := sessions.NewCookieStore(cfg.HashKey, cfg.BlockKey)
 	cs.MaxAge(int(cfg.SessionTTL.Seconds()))
-	api := &API{store: cfg.Store, maxUpload: cfg.MaxUpload, log: cfg.Log}
+	api := &API{store: cfg.Store, engine: cfg.Engine, maxUpload: cfg.MaxUpload, log: cfg.Log}
 	return &UI{cfg: cfg, api: api, store: cfg.Store, sessions: cs, xorigin: http.NewCrossOriginProtection()}
 }
 

@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 
 	"github.com/assistantd/assistantd/db"
@@ -63,6 +64,13 @@ func (u *UI) threadRuns(ctx context.Context, threadID string) ([]views.RunView, 
 		}
 		if r.IncompleteDetails != nil {
 			rv.Incomplete = r.IncompleteDetails.Reason
+		}
+		rv.Active = slices.Contains(db.ActiveStatuses, r.Status)
+		if r.Status == db.RunRequiresAction && r.RequiredAction != nil {
+			for _, call := range r.RequiredAction.SubmitToolOutputs.ToolCalls {
+				rv.Pending = append(rv.Pending, views.ToolCallView{ID: call.ID, Type: call.Type, Name: call.Function.Name,
+					Arguments: prettyJSON(call.Function.Arguments), Pending: true})
+			}
 		}
 		out = append(out, rv)
 	}

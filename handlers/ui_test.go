@@ -890,3 +890,31 @@ func TestResponseFormatSchemaRoundTrip(t *testing.T) {
 		t.Errorf("description in the editor = %q", v)
 	}
 }
+
+func TestComposerAddsMessages(t *testing.T) {
+	a := newApp(t, "")
+	ctx := context.Background()
+	th, _, err := a.store.CreateThread(ctx, db.Thread{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	editor, viewer := a.user(db.RoleEditor), a.user(db.RoleViewer)
+	if testid(viewer.page("/threads/"+th.ID, http.StatusOK), "composer").Length() != 0 {
+		t.Error("a viewer sees the composer")
+	}
+	doc := editor.page("/threads/"+th.ID, http.StatusOK)
+	if testid(doc, "composer").Length() != 1 || testid(doc, "composer-run").Length() != 0 {
+		t.Error("an editor should see the composer, without Add and run when no engine is configured")
+	}
+	form := url.Values{"csrf_token": {editor.token()}, "content": {"a **note**"}, "role": {"assistant"}, "action": {"add"}}
+	if res := editor.post("/threads/"+th.ID+"/messages", form); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("add: status %d", res.StatusCode)
+	}
+	if res := viewer.post("/threads/"+th.ID+"/messages", form); res.StatusCode != http.StatusForbidden {
+		t.Errorf("viewer add: status %d", res.StatusCode)
+	}
+	msgs, _ := a.store.ThreadTranscript(ctx, th.ID, 10)
+	if len(msgs) != 1 || msgs[0].Role != "assistant" || msgs[0].Content[0].Text.Value != "a **note**" {
+		t.Errorf("messages = %+v", msgs)
+	}
+}

@@ -170,6 +170,29 @@ func (u *UI) ShowThread(c *echo.Context) error {
 	if v.Runs, err = u.threadRuns(ctx, id); err != nil {
 		return Internal(err)
 	}
+	// Poll while a run moves by itself; not while it waits for a person
+	// (requires_action), whose typing a refresh would wipe out.
+	for _, r := range v.Runs {
+		v.Live = v.Live || (r.Active && r.Status != db.RunRequiresAction)
+	}
+	if usr := currentUser(c); usr != nil && roleRank[usr.Role] >= roleRank[db.RoleEditor] {
+		comp := &views.Composer{CanRun: u.api.engine != nil}
+		assistants, err := u.store.AllAssistants(ctx)
+		if err != nil {
+			return Internal(err)
+		}
+		for _, a := range assistants {
+			label := deref(a.Name)
+			if label == "" {
+				label = a.ID
+			}
+			comp.Assistants = append(comp.Assistants, [2]string{a.ID, label})
+		}
+		if n := len(v.Runs); n > 0 {
+			comp.Selected = v.Runs[n-1].AssistantID
+		}
+		v.Composer = comp
+	}
 	return render(c, http.StatusOK, views.ThreadPage(u.page(c, "Thread "+id, "threads"), v))
 }
 

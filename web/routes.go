@@ -96,6 +96,9 @@ func addUIRoutes(e *echo.Echo, ui *handlers.UI) {
 	e.GET("/threads/:thread_id/export.json", ui.ExportThread, signedIn)
 	e.GET("/threads/:thread_id/export.md", ui.ExportThread, signedIn)
 	e.POST("/threads/:thread_id/delete", ui.DeleteThread, editor)
+	e.POST("/threads/:thread_id/messages", ui.AddMessage, editor)
+	e.POST("/threads/:thread_id/runs/:run_id/outputs", ui.SubmitOutputs, editor)
+	e.POST("/threads/:thread_id/runs/:run_id/cancel", ui.CancelRun, editor)
 
 	e.GET("/files", ui.Files, signedIn)
 	e.POST("/files", ui.UploadFiles, editor)

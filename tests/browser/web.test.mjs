@@ -225,6 +225,41 @@ describe("web app", { skip: missing || false }, () => {
     await shoot(page, "thread", { readme: true });
   });
 
+  test("composer: add a message and run, answer the function call by hand", async () => {
+    const page = admin;
+    const thread = await call("POST", "/threads", { metadata: { source: "composer test" } });
+    await page.goto(server.base + `/threads/${thread.id}`);
+    await page.fill('[data-testid="composer-content"]', "Just a note");
+    await Promise.all([page.waitForURL(/\/threads\//), page.click('[data-testid="composer-add"]')]);
+    await page.waitForSelector("text=Message added.");
+    assert.equal(await page.locator('[data-testid="message"]').count(), 1);
+
+    await page.fill('[data-testid="composer-content"]', 'Weather in Oslo? [[call get_weather {"location":"Oslo, Norway","unit":"celsius"}]]');
+    await page.selectOption('[data-testid="composer-assistant"]', { label: "Weather helper" });
+    await page.click('[data-testid="composer-run"]');
+    // The page polls while the run is active; the pending call appears.
+    const output = page.locator('[data-testid="pending-output"]');
+    await output.waitFor();
+    assert.match(await page.textContent('[data-testid="pending-call"]'), /Oslo, Norway/);
+
+    // The server refuses a submission that misses an output.
+    const status = await page.evaluate(async () => {
+      const form = document.querySelector('[data-testid="outputs-form"]');
+      const res = await fetch(form.action, { method: "POST", redirect: "manual", body: new URLSearchParams({ csrf_token: form.csrf_token.value }) });
+      return res.type;
+    });
+    assert.equal(status, "opaqueredirect");
+    await page.reload();
+    await page.waitForSelector("text=Every call needs an output");
+
+    await shoot(page, "thread-requires-action");
+    await page.fill('[data-testid="pending-output"]', '{"temperature": 4}');
+    await page.click('[data-testid="submit-outputs"]');
+    await page.waitForSelector('[data-testid="message"][data-role="assistant"]');
+    await page.waitForSelector('[data-testid="run-status"]:has-text("completed")');
+    assert.match(await page.textContent('[data-testid="message"][data-role="assistant"]'), /temperature/);
+  });
+
   test("a failed run shows its status and real error on the thread page", async () => {
     const page = admin;
     const asst = (await call("GET", "/assistants")).data.find((a) => a.name === "Weather helper");
