@@ -260,6 +260,19 @@ describe("web app", { skip: missing || false }, () => {
     assert.match(await page.textContent('[data-testid="message"][data-role="assistant"]'), /temperature/);
   });
 
+  test("cancel a run from the thread page", async () => {
+    const page = admin;
+    const thread = await call("POST", "/threads", {});
+    await page.goto(server.base + `/threads/${thread.id}`);
+    await page.fill('[data-testid="composer-content"]', "Tell me a long story [[slow 300ms]] [[chunks 100]]");
+    await page.selectOption('[data-testid="composer-assistant"]', { label: "Weather helper" });
+    await page.click('[data-testid="composer-run"]');
+    await page.click('[data-testid="run-cancel"]');
+    await page.waitForSelector("text=Cancelling the run.");
+    await page.waitForSelector('[data-testid="run-status"]:has-text("cancelled")');
+    assert.equal(await page.locator('[data-testid="run-cancel"]').count(), 0);
+  });
+
   test("a failed run shows its status and real error on the thread page", async () => {
     const page = admin;
     const asst = (await call("GET", "/assistants")).data.find((a) => a.name === "Weather helper");
