@@ -626,20 +626,26 @@ func (e *Engine) recover(ctx context.Context) error {
 
 // failIdle fails a run no worker is executing.
 func (e *Engine) failIdle(ctx context.Context, runID string, lastErr *db.LastError) {
-	err := e.commit(ctx, runID, func(ctx context.Context, tx *db.Tx, em *emitter) error {
+	if err := e.fail(ctx, runID, nil, lastErr); err != nil {
+		e.log.Error("fail run", "run_id", runID, "error", err)
+	}
+}
+
+// fail ends a non-terminal run failed with lastErr: its open step fails
+// with the same error and its open message turns incomplete, keeping the
+// text in open (if any).
+func (e *Engine) fail(ctx context.Context, runID string, open *openWork, lastErr *db.LastError) error {
+	return e.commit(ctx, runID, func(ctx context.Context, tx *db.Tx, em *emitter) error {
 		run, err := tx.GetRun(ctx, runID)
 		if err != nil || db.IsTerminal(run.Status) {
 			return err
 		}
 		now := e.store.Now()
-		if err := e.closeOpen(ctx, tx, em, runID, nil, db.StepFailed, "run_failed", lastErr, now); err != nil {
+		if err := e.closeOpen(ctx, tx, em, runID, open, db.StepFailed, "run_failed", lastErr, now); err != nil {
 			return err
 		}
 		return e.finish(ctx, tx, em, runID, db.RunFailed, lastErr, nil, now)
 	})
-	if err != nil {
-		e.log.Error("fail run", "run_id", runID, "error", err)
-	}
 }
 
 // sweep expires overdue runs, settles cancelling runs nobody is working on,

@@ -624,19 +624,7 @@ func (t *turn) endIncomplete(ctx context.Context, reason string) {
 // fail ends the run failed, keeping any text already streamed in its
 // message (incomplete) and failing the open step with the same error.
 func (t *turn) fail(ctx context.Context, lastErr *db.LastError) {
-	open := t.open()
-	err := t.e.commit(ctx, t.runID, func(ctx context.Context, tx *db.Tx, em *emitter) error {
-		run, err := tx.GetRun(ctx, t.runID)
-		if err != nil || db.IsTerminal(run.Status) {
-			return err
-		}
-		now := t.e.store.Now()
-		if err := t.e.closeOpen(ctx, tx, em, t.runID, open, db.StepFailed, "run_failed", lastErr, now); err != nil {
-			return err
-		}
-		return t.e.finish(ctx, tx, em, t.runID, db.RunFailed, lastErr, nil, now)
-	})
-	if err != nil {
+	if err := t.e.fail(ctx, t.runID, t.open(), lastErr); err != nil {
 		t.streamError(err)
 	}
 }

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -260,6 +261,17 @@ func (h *API) ModifyMessage(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
+	return modifyMetadata(c, "message", id,
+		func(ctx context.Context) (db.Message, error) { return h.store.GetMessage(ctx, threadID, id) },
+		func(ctx context.Context, meta db.Metadata) (db.Message, error) {
+			return h.store.UpdateMessageMetadata(ctx, threadID, id, meta)
+		})
+}
+
+// modifyMetadata serves the modify endpoints whose only field is metadata
+// (messages, runs): absent metadata changes nothing and returns the object.
+func modifyMetadata[T any](c *echo.Context, kind, id string, get func(context.Context) (T, error),
+	update func(context.Context, db.Metadata) (T, error)) error {
 	var r struct {
 		Metadata Opt[db.Metadata] `json:"metadata"`
 	}
@@ -267,21 +279,19 @@ func (h *API) ModifyMessage(c *echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
+	var v T
+	var err error
 	if !r.Metadata.Set {
-		m, err := h.store.GetMessage(ctx, threadID, id)
-		if err != nil {
-			return storeErr(err, "message", id)
-		}
-		return c.JSON(http.StatusOK, m)
-	}
-	if err := checkMetadata("metadata", r.Metadata.V); err != nil {
+		v, err = get(ctx)
+	} else if err = checkMetadata("metadata", r.Metadata.V); err != nil {
 		return err
+	} else {
+		v, err = update(ctx, r.Metadata.V)
 	}
-	m, err := h.store.UpdateMessageMetadata(ctx, threadID, id, r.Metadata.V)
 	if err != nil {
-		return storeErr(err, "message", id)
+		return storeErr(err, kind, id)
 	}
-	return c.JSON(http.StatusOK, m)
+	return c.JSON(http.StatusOK, v)
 }
 
 // DeleteMessage handles DELETE /v1/threads/{thread_id}/messages/{message_id}.

@@ -382,28 +382,11 @@ func (h *API) ModifyRun(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var req struct {
-		Metadata Opt[db.Metadata] `json:"metadata"`
-	}
-	if err := decodeBody(c.Request(), &req, true); err != nil {
-		return err
-	}
-	ctx := c.Request().Context()
-	if !req.Metadata.Set {
-		run, err := h.store.GetRun(ctx, threadID, runID)
-		if err != nil {
-			return storeErr(err, "run", runID)
-		}
-		return c.JSON(http.StatusOK, run)
-	}
-	if err := checkMetadata("metadata", req.Metadata.V); err != nil {
-		return err
-	}
-	run, err := h.store.UpdateRunMetadata(ctx, threadID, runID, req.Metadata.V)
-	if err != nil {
-		return storeErr(err, "run", runID)
-	}
-	return c.JSON(http.StatusOK, run)
+	return modifyMetadata(c, "run", runID,
+		func(ctx context.Context) (db.Run, error) { return h.store.GetRun(ctx, threadID, runID) },
+		func(ctx context.Context, meta db.Metadata) (db.Run, error) {
+			return h.store.UpdateRunMetadata(ctx, threadID, runID, meta)
+		})
 }
 
 // CancelRun handles POST /v1/threads/{thread_id}/runs/{run_id}/cancel.

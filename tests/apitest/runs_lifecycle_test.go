@@ -168,7 +168,7 @@ func TestRunCancel(t *testing.T) {
 
 func TestRunExpiry(t *testing.T) {
 	t.Parallel()
-	s, _ := startRunServer(t, "--run-timeout", "2s")
+	s, _ := startRunServer(t, "--run-timeout", "5s")
 	ctx := context.Background()
 	asst := newAssistant(t, s)
 
@@ -176,8 +176,8 @@ func TestRunExpiry(t *testing.T) {
 		t.Parallel()
 		thread := threadWith(t, s, `expire [[call get_time {"tz":"UTC"}]]`)
 		run := waitRun(t, s, thread, startRun(t, s, thread, asst).ID, openai.RunStatusRequiresAction)
-		if d := run.ExpiresAt - run.CreatedAt; d < 2 || d > 3 {
-			t.Errorf("expires_at - created_at = %d, want 2s", d)
+		if d := run.ExpiresAt - run.CreatedAt; d < 5 || d > 6 {
+			t.Errorf("expires_at - created_at = %d, want 5s", d)
 		}
 		_, ids := requiredCalls(t, run)
 		got := waitRun(t, s, thread, run.ID, openai.RunStatusExpired)
@@ -785,7 +785,7 @@ func TestRunUpstreamBroken(t *testing.T) {
 
 func TestRunExpiresWhileDown(t *testing.T) {
 	t.Parallel()
-	s, _ := startRunServer(t, "--run-timeout", "2s")
+	s, _ := startRunServer(t, "--run-timeout", "5s")
 	asst := newAssistant(t, s)
 	thread := threadWith(t, s, `expire while down [[call get_time {"tz":"UTC"}]]`)
 	run := waitRun(t, s, thread, startRun(t, s, thread, asst).ID, openai.RunStatusRequiresAction)

@@ -236,12 +236,12 @@ func readSDKStream(t testing.TB, stream *ssestream.Stream[openai.AssistantStream
 func TestRunStreamSDK(t *testing.T) {
 	t.Parallel()
 	s, up := startRunServer(t, "--upstream-retries", "0")
-	ctx := streamContext(t)
 	asst := newAssistant(t, s)
 	runs := s.Client.Beta.Threads.Runs
 
 	t.Run("text", func(t *testing.T) {
 		t.Parallel()
+		ctx := streamContext(t)
 		thread := threadWith(t, s, "stream text [[chunks 12]]")
 		got := readSDKStream(t, runs.NewStreaming(ctx, thread, openai.BetaThreadRunNewParams{AssistantID: asst}))
 		if diff := cmp.Diff(textRunEvents, got.names); diff != "" {
@@ -269,6 +269,7 @@ func TestRunStreamSDK(t *testing.T) {
 
 	t.Run("create thread and run", func(t *testing.T) {
 		t.Parallel()
+		ctx := streamContext(t)
 		stream := s.Client.Beta.Threads.NewAndRunStreaming(ctx, openai.BetaThreadNewAndRunParams{AssistantID: asst,
 			Thread: openai.BetaThreadNewAndRunParamsThread{Messages: []openai.BetaThreadNewAndRunParamsThreadMessage{{Role: "user",
 				Content: openai.BetaThreadNewAndRunParamsThreadMessageContentUnion{OfString: openai.String("stream new thread")}}}}})
@@ -283,6 +284,7 @@ func TestRunStreamSDK(t *testing.T) {
 
 	t.Run("cancelled", func(t *testing.T) {
 		t.Parallel()
+		ctx := streamContext(t)
 		thread := threadWith(t, s, "stream cancel [[slow 100ms]] [[chunks 100]]")
 		var runID string
 		cancelled := false
@@ -312,6 +314,7 @@ func TestRunStreamSDK(t *testing.T) {
 
 	t.Run("incomplete", func(t *testing.T) {
 		t.Parallel()
+		ctx := streamContext(t)
 		thread := threadWith(t, s, "[[length]] stream a long answer")
 		got := readSDKStream(t, runs.NewStreaming(ctx, thread, openai.BetaThreadRunNewParams{AssistantID: asst}))
 		want := []string{"thread.run.created", "thread.run.queued", "thread.run.in_progress", "thread.run.step.created",
@@ -328,6 +331,7 @@ func TestRunStreamSDK(t *testing.T) {
 
 	t.Run("failed", func(t *testing.T) {
 		t.Parallel()
+		ctx := streamContext(t)
 		thread := threadWith(t, s, "[[status 503]] stream into a wall")
 		got := readSDKStream(t, runs.NewStreaming(ctx, thread, openai.BetaThreadRunNewParams{AssistantID: asst}))
 		want := []string{"thread.run.created", "thread.run.queued", "thread.run.in_progress", "thread.run.failed"}
@@ -341,6 +345,7 @@ func TestRunStreamSDK(t *testing.T) {
 
 	t.Run("pre-stream errors are JSON", func(t *testing.T) {
 		t.Parallel()
+		ctx := streamContext(t)
 		stream := runs.NewStreaming(ctx, "thread_doesnotexist", openai.BetaThreadRunNewParams{AssistantID: asst})
 		if stream.Next() {
 			t.Errorf("stream for an unknown thread delivered %s", stream.Current().Event)

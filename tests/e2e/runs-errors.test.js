@@ -17,13 +17,13 @@ const POLL = { pollIntervalMs: 10 };
 
 describe('runs (errors)', () => {
   let server; // default upstream retries
-  let strict; // --upstream-retries 0 --run-timeout 2s
+  let strict; // --upstream-retries 0 --run-timeout 5s
   let client;
   let assistant;
   before(async () => {
     [server, strict] = await Promise.all([
       startServerWithUpstream(),
-      startServerWithUpstream({ args: ['--upstream-retries', '0', '--run-timeout', '2s'] }),
+      startServerWithUpstream({ args: ['--upstream-retries', '0', '--run-timeout', '5s'] }),
     ]);
     client = server.client();
     assistant = await client.beta.assistants.create({ model: 'fake-model', tools: [weatherTool] });
@@ -267,7 +267,7 @@ describe('runs (errors)', () => {
     });
   });
 
-  test('--run-timeout 2s: a waiting run and a streaming run both expire', LIMIT, async () => {
+  test('--run-timeout 5s: a waiting run and a streaming run both expire', LIMIT, async () => {
     const c = strict.client();
     const a = await c.beta.assistants.create({ model: 'fake-model', tools: [weatherTool] });
 
@@ -275,7 +275,7 @@ describe('runs (errors)', () => {
       const thread = await c.beta.threads.create({ messages: [{ role: 'user', content: call('get_weather', { city: 'Bern' }) }] });
       const run = await c.beta.threads.runs.createAndPoll(thread.id, { assistant_id: a.id }, POLL);
       assert.equal(run.status, 'requires_action');
-      assert.equal(run.expires_at, run.created_at + 2);
+      assert.equal(run.expires_at, run.created_at + 5);
       // The SDK's poll() stops at requires_action, so poll by hand for the expiry.
       const { run: expired } = await pollRun(c, thread.id, run.id, { until: new Set(['expired', 'cancelled', 'failed', 'completed']) });
       assert.equal(expired.status, 'expired');
@@ -295,8 +295,8 @@ describe('runs (errors)', () => {
     })();
 
     const streaming = (async () => {
-      // 40 chunks at 100 ms: still streaming when the 2 s are up.
-      const thread = await c.beta.threads.create({ messages: [{ role: 'user', content: '[[slow 100ms]] [[chunks 40]]' }] });
+      // 150 chunks at 100 ms: still streaming when the 5 s are up.
+      const thread = await c.beta.threads.create({ messages: [{ role: 'user', content: '[[slow 100ms]] [[chunks 150]]' }] });
       const stream = c.beta.threads.runs.stream(thread.id, { assistant_id: a.id });
       const events = [];
       let text = '';
