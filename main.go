@@ -194,6 +194,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 
+	// Listen first: a port already in use must stop the start before a
+	// first-start key is generated and printed (it is shown only once).
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	defer ln.Close()
+
 	store, err := db.Open(ctx, cfg.DataDir)
 	if err != nil {
 		return err
@@ -240,10 +248,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Logger:   log,
 	})
 
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
