@@ -83,8 +83,9 @@ func (c *Config) defaults() {
 
 // Causes of a run's execution context being cancelled.
 var (
-	errCancelled = errors.New("run cancelled")
-	errExpired   = errors.New("run expired")
+	errCancelled     = errors.New("run cancelled")
+	errExpired       = errors.New("run expired")
+	errThreadDeleted = errors.New("thread deleted")
 )
 
 // maxRecoveries is how many times a run interrupted by restarts is resumed
@@ -434,6 +435,24 @@ func (e *Engine) Cancel(ctx context.Context, threadID, runID string) (db.Run, er
 		e.settle(context.WithoutCancel(ctx), runID, db.RunCancelling, nil)
 	}
 	return run, nil
+}
+
+// StopThread stops the runs of a thread about to be deleted: their
+// upstream requests end at once and their stream readers are told, instead
+// of the model answering into a thread that no longer exists.
+func (e *Engine) StopThread(ctx context.Context, threadID string) error {
+	runs, err := e.store.ThreadRuns(ctx, threadID)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, r := range runs {
+		if cancel := e.inflight[r.ID]; cancel != nil && !db.IsTerminal(r.Status) {
+			cancel(errThreadDeleted)
+		}
+	}
+	return nil
 }
 
 // openWork is what an execution has open when it stops early: the step

@@ -109,6 +109,8 @@ func (t *turn) execute(ctx context.Context, resume bool) {
 		e.settle(wctx, t.runID, db.RunCancelling, t.open())
 	case errors.Is(cause, errExpired):
 		e.settle(wctx, t.runID, db.RunExpired, t.open())
+	case errors.Is(cause, errThreadDeleted):
+		t.streamError(db.ErrNotFound)
 	case ctx.Err() != nil:
 		// The server is stopping: leave the run in_progress; start-up
 		// recovery resumes it.

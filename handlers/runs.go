@@ -20,6 +20,7 @@ type Engine interface {
 	CreateThreadAndRun(ctx context.Context, t db.Thread, msgs []db.Message, r db.Run) (db.Thread, db.Run, error)
 	SubmitToolOutputs(ctx context.Context, threadID, runID string, outputs []agent.ToolOutput) (db.Run, int64, error)
 	Cancel(ctx context.Context, threadID, runID string) (db.Run, error)
+	StopThread(ctx context.Context, threadID string) error
 	Hub() *agent.Hub
 	Providers() *agent.Providers
 }

@@ -127,7 +127,11 @@ func (h *API) DeleteThread(c *echo.Context) error {
 	if err := checkID("thread_id", id, "thread_"); err != nil {
 		return err
 	}
-	if err := h.store.DeleteThread(c.Request().Context(), id); err != nil {
+	ctx := c.Request().Context()
+	if err := h.engine.StopThread(ctx, id); err != nil {
+		return Internal(err)
+	}
+	if err := h.store.DeleteThread(ctx, id); err != nil {
 		return storeErr(err, "thread", id)
 	}
 	return c.JSON(http.StatusOK, db.Deleted{ID: id, Object: "thread.deleted", Deleted: true})

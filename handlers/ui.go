@@ -99,7 +99,7 @@ func NewUI(cfg UIConfig) *UI {
 	}
 	cs := sessions.NewCookieStore(cfg.HashKey, cfg.BlockKey)
 	cs.MaxAge(int(cfg.SessionTTL.Seconds()))
-	api := &API{store: cfg.Store, engine: cfg.Engine, maxUpload: cfg.MaxUpload, log: cfg.Log}
+	api := NewAPI(cfg.Store, cfg.Engine, cfg.MaxUpload, cfg.Log)
 	return &UI{cfg: cfg, api: api, store: cfg.Store, sessions: cs, xorigin: http.NewCrossOriginProtection()}
 }
 

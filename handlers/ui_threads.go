@@ -318,6 +318,11 @@ func (u *UI) ExportThread(c *echo.Context) error {
 // DeleteThread handles POST /threads/:thread_id/delete.
 func (u *UI) DeleteThread(c *echo.Context) error {
 	id := c.Param("thread_id")
+	if u.cfg.Engine != nil {
+		if err := u.cfg.Engine.StopThread(c.Request().Context(), id); err != nil {
+			return Internal(err)
+		}
+	}
 	if err := u.store.DeleteThread(c.Request().Context(), id); err != nil {
 		return storeErr(err, "thread", id)
 	}

@@ -390,6 +390,13 @@ func (st *sseStream) check(ev sseEvent) {
 		st.done = true
 		return
 	}
+	if ev.Name == "error" {
+		// Wrapped as spec §7.6 recommends, so every SDK raises it.
+		if err := validateJSON("ErrorResponse", []byte(ev.Data)); err != nil {
+			st.t.Errorf("error event: %v\ndata: %s", err, ev.Data)
+		}
+		return
+	}
 	schema, ok := eventSchema(ev.Name)
 	if !ok {
 		st.t.Errorf("unknown event %q: %s", ev.Name, ev.Data)
