@@ -244,7 +244,7 @@ type RequestError struct {
 
 func (e *RequestError) Error() string { return e.Message }
 
-// NewRun fills the timestamps a new run starts with.
+// expiry is the expires_at of a run created now.
 func (e *Engine) expiry() *int64 {
 	at := e.store.Now() + int64(e.cfg.RunTimeout/time.Second)
 	return &at
@@ -470,7 +470,7 @@ type openWork struct {
 func (e *Engine) settle(ctx context.Context, runID, from string, open *openWork) {
 	// Most calls find nothing to do: check with a read before taking the
 	// single write connection.
-	if r, err := e.store.GetRun(ctx, "", runID); err == nil && (db.IsTerminal(r.Status) || (from == db.RunCancelling && r.Status != from)) {
+	if r, err := e.store.GetRun(ctx, "", runID); err == nil && !needsSettling(r.Status, from) {
 		return
 	}
 	err := e.commit(ctx, runID, func(ctx context.Context, tx *db.Tx, em *emitter) error {
@@ -478,10 +478,10 @@ func (e *Engine) settle(ctx context.Context, runID, from string, open *openWork)
 		if err != nil {
 			return err
 		}
-		to, stepStatus, reason := terminalFor(from)
-		if run.Status != from && !(from == db.RunExpired && !db.IsTerminal(run.Status)) {
+		if !needsSettling(run.Status, from) {
 			return nil
 		}
+		to, stepStatus, reason := terminalFor(from)
 		now := e.store.Now()
 		if err := e.closeOpen(ctx, tx, em, runID, open, stepStatus, reason, nil, now); err != nil {
 			return err
@@ -491,6 +491,16 @@ func (e *Engine) settle(ctx context.Context, runID, from string, open *openWork)
 	if err != nil && !errors.Is(err, db.ErrNotFound) {
 		e.log.Error("settle run", "run_id", runID, "error", err)
 	}
+}
+
+// needsSettling reports whether a run in status should be settled from
+// `from`: expiry settles any unfinished run; cancelling only a run that is
+// still cancelling.
+func needsSettling(status, from string) bool {
+	if db.IsTerminal(status) {
+		return false
+	}
+	return from == db.RunExpired || status == from
 }
 
 // terminalFor maps the status a run is settled from to its terminal status,

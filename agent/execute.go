@@ -175,7 +175,6 @@ func (t *turn) model(ctx context.Context) (*db.LastError, string) {
 	if err != nil {
 		return internalErr(ctx, err)
 	}
-	params := requestParams(t.run, nil)
 	fixed := CountTokens(t.run.Instructions) + perMessageTokens
 	for _, tool := range t.run.Tools {
 		if tool.Function != nil {
@@ -206,7 +205,7 @@ func (t *turn) model(ctx context.Context) (*db.LastError, string) {
 	for _, it := range items {
 		t.promptEstimate += it.tokens
 	}
-	params = requestParams(t.run, items)
+	params := requestParams(t.run, items)
 	if mc := t.run.MaxCompletionTokens; mc != nil {
 		left := *mc - used.CompletionTokens
 		if left <= 0 {
