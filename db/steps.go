@@ -73,12 +73,14 @@ type MessageCreation struct {
 	MessageID string `json:"message_id"`
 }
 
-// ToolCall is one call in a tool_calls step. Only function calls exist so
-// far; code_interpreter and file_search will add their own fields.
+// ToolCall is one call in a tool_calls step, discriminated by Type:
+// "function", "code_interpreter" or "file_search".
 type ToolCall struct {
-	ID       string              `json:"id"`
-	Type     string              `json:"type"`
-	Function *FunctionCallOutput `json:"function,omitempty"`
+	ID              string               `json:"id"`
+	Type            string               `json:"type"`
+	Function        *FunctionCallOutput  `json:"function,omitempty"`
+	CodeInterpreter *CodeInterpreterCall `json:"code_interpreter,omitempty"`
+	FileSearch      *FileSearchCall      `json:"file_search,omitempty"`
 }
 
 // FunctionCallOutput is a function call with its output (null until
@@ -87,6 +89,54 @@ type FunctionCallOutput struct {
 	Name      string  `json:"name"`
 	Arguments string  `json:"arguments"`
 	Output    *string `json:"output"`
+}
+
+// CodeInterpreterCall is a code_interpreter call: the code the model wrote
+// and what running it produced.
+type CodeInterpreterCall struct {
+	Input   string       `json:"input"`
+	Outputs []CodeOutput `json:"outputs"`
+}
+
+// CodeOutput is one output of a code_interpreter call: "logs" (stdout,
+// stderr and errors as text) or "image" (a file the code produced).
+type CodeOutput struct {
+	Type  string     `json:"type"`
+	Logs  string     `json:"logs,omitempty"`
+	Image *CodeImage `json:"image,omitempty"`
+}
+
+// CodeImage names an image file a code_interpreter call produced.
+type CodeImage struct {
+	FileID string `json:"file_id"`
+}
+
+// FileSearchCall is a file_search call: the ranking it used and the chunks
+// it retrieved.
+type FileSearchCall struct {
+	RankingOptions *FileSearchRanking `json:"ranking_options,omitempty"`
+	Results        []FileSearchResult `json:"results,omitempty"`
+}
+
+// FileSearchRanking is the ranking a file_search call used.
+type FileSearchRanking struct {
+	Ranker         string  `json:"ranker"`
+	ScoreThreshold float64 `json:"score_threshold"`
+}
+
+// FileSearchResult is one retrieved chunk. Content is shown only when the
+// request's include[] asks for it.
+type FileSearchResult struct {
+	FileID   string              `json:"file_id"`
+	FileName string              `json:"file_name"`
+	Score    float64             `json:"score"`
+	Content  []FileSearchContent `json:"content,omitempty"`
+}
+
+// FileSearchContent is the text of a retrieved chunk.
+type FileSearchContent struct {
+	Type string `json:"type"`
+	Text string `json:"text"`
 }
 
 const stepColumns = `id, created_at, assistant_id, thread_id, run_id, type, status, step_details, last_error, expired_at,
