@@ -90,3 +90,12 @@ type ArgStream interface {
 	// yet.
 	Write(frag string) any
 }
+
+// Annotator is a Builtin that annotates the run's answer when its message
+// completes: file_search turns its source markers into file_citation
+// annotations, code_interpreter its sandbox:/mnt/data links into file_path
+// annotations. The text itself is left as the model wrote it (and as it
+// streamed); annotations point into it with start_index/end_index.
+type Annotator interface {
+	Annotate(ctx context.Context, run db.Run, text string) ([]db.Annotation, error)
+}
