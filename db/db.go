@@ -27,6 +27,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -47,6 +48,9 @@ type Store struct {
 	now     func() time.Time
 	// passwordCost is bcrypt's work factor for web app passwords.
 	passwordCost int
+	// chunkGen counts writes that may change vector store chunks, so
+	// retrieval's in-memory vector indexes know when to reload.
+	chunkGen atomic.Int64
 }
 
 // Option configures a Store.

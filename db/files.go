@@ -172,6 +172,8 @@ func (s *Store) OpenFile(ctx context.Context, id string) (File, *os.File, error)
 
 // DeleteFile removes the record, then its content.
 func (s *Store) DeleteFile(ctx context.Context, id string) error {
+	// Its vector store entries and chunks go with it (ON DELETE CASCADE).
+	defer s.chunkGen.Add(1)
 	if err := s.deleteByID(ctx, "files", id); err != nil {
 		return err
 	}

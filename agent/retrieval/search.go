@@ -1,0 +1,303 @@
+package retrieval
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"unicode"
+
+	"github.com/assistantd/assistantd/db"
+)
+
+// Searcher searches vector stores: BM25 through FTS5 always, and with an
+// embedder also cosine similarity over chunk vectors (held in memory per
+// store and reloaded when chunks change), merged by reciprocal-rank
+// fusion.
+type Searcher struct {
+	store *db.Store
+	embed Embedder
+
+	mu   sync.Mutex
+	vecs map[string]*storeVectors
+}
+
+// NewSearcher returns a searcher; embed may be nil (BM25 only).
+func NewSearcher(store *db.Store, embed Embedder) *Searcher {
+	return &Searcher{store: store, embed: embed, vecs: map[string]*storeVectors{}}
+}
+
+// Hybrid reports whether searches use embeddings.
+func (s *Searcher) Hybrid() bool { return s.embed != nil }
+
+// Query is one search.
+type Query struct {
+	StoreIDs       []string
+	Queries        []string
+	MaxResults     int     // 1..50; 0 means 10
+	ScoreThreshold float64 // 0..1
+	Filter         *Filter
+}
+
+// Result is one retrieved chunk.
+type Result struct {
+	VectorStoreID string
+	FileID        string
+	Filename      string
+	Attributes    db.Attributes
+	Text          string
+	Score         float64 // 0..1, higher is better
+}
+
+// rrfK is reciprocal-rank fusion's constant (Cormack et al.).
+const rrfK = 60
+
+// bm25Scale turns a BM25 score x (positive, unbounded) into 0..1 as
+// x/(x+bm25Scale): a chunk matching one distinctive query term scores
+// about 0.5-0.7, one matching several rare terms nears 1.
+const bm25Scale = 4.0
+
+// Search runs q and returns the best chunks, best first.
+func (s *Searcher) Search(ctx context.Context, q Query) ([]Result, error) {
+	if q.MaxResults <= 0 {
+		q.MaxResults = 10
+	}
+	files, err := s.store.SearchableFiles(ctx, q.StoreIDs)
+	if err != nil {
+		return nil, err
+	}
+	type fileKey struct{ store, file string }
+	byKey := make(map[fileKey]db.SearchableFile, len(files))
+	var allowed []string // nil: every file
+	if q.Filter != nil {
+		allowed = []string{}
+	}
+	for _, f := range files {
+		if q.Filter != nil && !q.Filter.Match(f.Attributes) {
+			continue
+		}
+		byKey[fileKey{f.VectorStoreID, f.FileID}] = f
+		if allowed != nil && !slices.Contains(allowed, f.FileID) {
+			allowed = append(allowed, f.FileID)
+		}
+	}
+	if len(byKey) == 0 {
+		return []Result{}, nil
+	}
+	candidates := max(4*q.MaxResults, 50)
+	type scored struct {
+		hit   db.ChunkHit
+		score float64
+	}
+	fused := map[int64]*scored{}
+	lists := 0
+	for _, query := range q.Queries {
+		hits, err := s.store.SearchChunks(ctx, q.StoreIDs, allowed, MatchExpr(query), candidates)
+		if err != nil {
+			return nil, err
+		}
+		lists++
+		for rank, h := range hits {
+			sc := fused[h.ID]
+			if sc == nil {
+				sc = &scored{hit: h}
+				fused[h.ID] = sc
+			}
+			if s.embed != nil {
+				sc.score += 1.0 / float64(rrfK+rank+1)
+			} else {
+				x := -h.Rank
+				sc.score = math.Max(sc.score, x/(x+bm25Scale))
+			}
+		}
+	}
+	if s.embed != nil {
+		vecs, err := s.embed.Embed(ctx, q.Queries)
+		if err != nil {
+			return nil, fmt.Errorf("embed query: %w", err)
+		}
+		var missing []int64
+		for _, v := range vecs {
+			lists++
+			nearest, err := s.nearest(ctx, q.StoreIDs, v, candidates, func(store, file string) bool {
+				_, ok := byKey[fileKey{store, file}]
+				return ok
+			})
+			if err != nil {
+				return nil, err
+			}
+			for rank, n := range nearest {
+				sc := fused[n.id]
+				if sc == nil {
+					sc = &scored{hit: db.ChunkHit{ID: n.id}}
+					fused[n.id] = sc
+					missing = append(missing, n.id)
+				}
+				sc.score += 1.0 / float64(rrfK+rank+1)
+			}
+		}
+		texts, err := s.store.ChunksByID(ctx, missing)
+		if err != nil {
+			return nil, err
+		}
+		for _, id := range missing {
+			if h, ok := texts[id]; ok {
+				fused[id].hit = h
+			} else {
+				delete(fused, id) // removed since the index was loaded
+			}
+		}
+		// The best possible fused score is first place in every list.
+		best := float64(lists) / float64(rrfK+1)
+		for _, sc := range fused {
+			sc.score = math.Min(1, sc.score/best)
+		}
+	}
+	out := make([]Result, 0, len(fused))
+	for _, sc := range fused {
+		f, ok := byKey[fileKey{sc.hit.VectorStoreID, sc.hit.FileID}]
+		if !ok || sc.score < q.ScoreThreshold {
+			continue
+		}
+		out = append(out, Result{VectorStoreID: f.VectorStoreID, FileID: f.FileID, Filename: f.Filename,
+			Attributes: f.Attributes, Text: sc.hit.Text, Score: sc.score})
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Score != out[j].Score {
+			return out[i].Score > out[j].Score
+		}
+		return out[i].FileID < out[j].FileID
+	})
+	if len(out) > q.MaxResults {
+		out = out[:q.MaxResults]
+	}
+	if err := s.store.TouchVectorStores(ctx, q.StoreIDs); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// maxTerms bounds the terms of one FTS query.
+const maxTerms = 64
+
+// MatchExpr turns free text into an FTS5 query: its distinct words, each
+// quoted (so no word is read as FTS syntax), any of which may match; BM25
+// ranks chunks matching more and rarer words first.
+func MatchExpr(text string) string {
+	words := strings.FieldsFunc(strings.ToLower(text), func(r rune) bool {
+		return !unicode.IsLetter(r) && !unicode.IsDigit(r)
+	})
+	// Words that match nearly every chunk add little to the ranking and
+	// much to the cost; they are dropped unless nothing else is left.
+	content := slices.DeleteFunc(slices.Clone(words), func(w string) bool { return stopWords[w] })
+	if len(content) > 0 {
+		words = content
+	}
+	var terms []string
+	seen := map[string]bool{}
+	for _, w := range words {
+		if seen[w] || len(terms) == maxTerms {
+			continue
+		}
+		seen[w] = true
+		terms = append(terms, `"`+w+`"`)
+	}
+	return strings.Join(terms, " OR ")
+}
+
+var stopWords = func() map[string]bool {
+	m := map[string]bool{}
+	for _, w := range strings.Fields(`a an and are as at be but by can do does for from had has have how i if in into
+		is it its me my of on or our so than that the their them then there these they this to was we were what when
+		where which who whom why will with would you your about tell find show give please`) {
+		m[w] = true
+	}
+	return m
+}()
+
+// storeVectors is one store's chunk vectors, normalised to unit length.
+type storeVectors struct {
+	gen   int64
+	ids   []int64
+	files []string
+	vecs  [][]float32
+}
+
+type neighbour struct {
+	id    int64
+	score float32
+}
+
+// nearest returns the k chunks of the stores most similar to v whose file
+// keep accepts.
+func (s *Searcher) nearest(ctx context.Context, storeIDs []string, v []float32, k int, keep func(store, file string) bool) ([]neighbour, error) {
+	q := normalize(v)
+	var top []neighbour
+	for _, id := range storeIDs {
+		sv, err := s.vectors(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		for i, vec := range sv.vecs {
+			if len(vec) != len(q) || !keep(id, sv.files[i]) {
+				continue
+			}
+			var dot float32
+			for j, x := range vec {
+				dot += x * q[j]
+			}
+			if len(top) == k && dot <= top[k-1].score {
+				continue
+			}
+			n := neighbour{sv.ids[i], dot}
+			at := sort.Search(len(top), func(i int) bool { return top[i].score < dot })
+			if len(top) < k {
+				top = append(top, neighbour{})
+			}
+			copy(top[at+1:], top[at:len(top)-1])
+			top[at] = n
+		}
+	}
+	return top, nil
+}
+
+// vectors returns a store's vectors, loading them when chunks changed.
+func (s *Searcher) vectors(ctx context.Context, storeID string) (*storeVectors, error) {
+	gen := s.store.ChunkGeneration()
+	s.mu.Lock()
+	sv := s.vecs[storeID]
+	s.mu.Unlock()
+	if sv != nil && sv.gen == gen {
+		return sv, nil
+	}
+	sv = &storeVectors{gen: gen}
+	err := s.store.ChunkVectors(ctx, storeID, func(id int64, fileID string, vec []float32) {
+		sv.ids, sv.files, sv.vecs = append(sv.ids, id), append(sv.files, fileID), append(sv.vecs, normalize(vec))
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.vecs[storeID] = sv
+	s.mu.Unlock()
+	return sv, nil
+}
+
+func normalize(v []float32) []float32 {
+	var sum float64
+	for _, x := range v {
+		sum += float64(x) * float64(x)
+	}
+	out := make([]float32, len(v))
+	if sum == 0 {
+		return out
+	}
+	inv := float32(1 / math.Sqrt(sum))
+	for i, x := range v {
+		out[i] = x * inv
+	}
+	return out
+}

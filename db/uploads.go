@@ -1,0 +1,224 @@
+package db
+
+import (
+	"context"
+	"crypto/md5"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// Upload statuses.
+const (
+	UploadPending   = "pending"
+	UploadCompleted = "completed"
+	UploadCancelled = "cancelled"
+	UploadExpired   = "expired"
+)
+
+// uploadTTL is how long an upload accepts parts (OpenAI: one hour).
+const uploadTTL = 3600
+
+// Upload is a multi-part upload as the API shows it; File is set once it
+// is completed.
+type Upload struct {
+	ID        string `json:"id"`
+	Object    string `json:"object"`
+	Bytes     int64  `json:"bytes"`
+	CreatedAt int64  `json:"created_at"`
+	Filename  string `json:"filename"`
+	Purpose   string `json:"purpose"`
+	Status    string `json:"status"`
+	ExpiresAt int64  `json:"expires_at"`
+	File      *File  `json:"file"`
+
+	MimeType         string `json:"-"`
+	FileExpiresAfter int64  `json:"-"`
+}
+
+// UploadPart is one part of an upload.
+type UploadPart struct {
+	ID        string `json:"id"`
+	Object    string `json:"object"`
+	CreatedAt int64  `json:"created_at"`
+	UploadID  string `json:"upload_id"`
+}
+
+// UploadError is a request the upload's state refuses (adding to a
+// completed upload, completing with too few bytes …); its message is for
+// the client.
+type UploadError struct{ Msg string }
+
+func (e *UploadError) Error() string { return e.Msg }
+
+const uploadColumns = `id, created_at, filename, bytes, purpose, mime_type, status, expires_at, file_expires_after, file_id`
+
+func (s *Store) scanUpload(ctx context.Context, row rowScanner) (Upload, error) {
+	var u Upload
+	var fileID sql.NullString
+	if err := row.Scan(&u.ID, &u.CreatedAt, &u.Filename, &u.Bytes, &u.Purpose, &u.MimeType, &u.Status, &u.ExpiresAt,
+		&u.FileExpiresAfter, &fileID); err != nil {
+		return u, err
+	}
+	u.Object = "upload"
+	if u.Status == UploadPending && u.ExpiresAt <= s.now().Unix() {
+		u.Status = UploadExpired
+	}
+	if fileID.Valid {
+		f, err := s.GetFile(ctx, fileID.String)
+		if err == nil {
+			u.File = &f
+		} else if !errors.Is(err, ErrNotFound) {
+			return u, err
+		}
+	}
+	return u, nil
+}
+
+func (s *Store) uploadDir(id string) string { return filepath.Join(s.dir, "uploads", filepath.Base(id)) }
+
+// CreateUpload records a pending upload.
+func (s *Store) CreateUpload(ctx context.Context, u Upload) (Upload, error) {
+	u.ID, u.Object, u.CreatedAt, u.Status = NewID("upload_"), "upload", s.now().Unix(), UploadPending
+	u.ExpiresAt = u.CreatedAt + uploadTTL
+	_, err := s.w.ExecContext(ctx, `INSERT INTO uploads (id, created_at, filename, bytes, purpose, mime_type, status,
+		expires_at, file_expires_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, u.ID, u.CreatedAt, u.Filename, u.Bytes, u.Purpose,
+		u.MimeType, u.Status, u.ExpiresAt, u.FileExpiresAfter)
+	if err != nil {
+		return u, fmt.Errorf("create upload: %w", err)
+	}
+	return u, nil
+}
+
+// GetUpload returns the upload with id, or ErrNotFound.
+func (s *Store) GetUpload(ctx context.Context, id string) (Upload, error) {
+	u, err := s.scanUpload(ctx, s.r.QueryRowContext(ctx, `SELECT `+uploadColumns+` FROM uploads WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return u, ErrNotFound
+	}
+	if err != nil {
+		return u, fmt.Errorf("get upload %s: %w", id, err)
+	}
+	return u, nil
+}
+
+// AddUploadPart stores one part (at most limit bytes) of a pending upload.
+func (s *Store) AddUploadPart(ctx context.Context, uploadID string, content io.Reader, limit int64) (UploadPart, error) {
+	u, err := s.GetUpload(ctx, uploadID)
+	if err != nil {
+		return UploadPart{}, err
+	}
+	if u.Status != UploadPending {
+		return UploadPart{}, &UploadError{Msg: fmt.Sprintf("Upload %s is %s and accepts no more parts.", u.ID, u.Status)}
+	}
+	p := UploadPart{ID: NewID("part_"), Object: "upload.part", CreatedAt: s.now().Unix(), UploadID: uploadID}
+	dir := s.uploadDir(uploadID)
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return p, fmt.Errorf("add upload part: %w", err)
+	}
+	path := filepath.Join(dir, p.ID)
+	f, err := os.Create(path)
+	if err != nil {
+		return p, fmt.Errorf("add upload part: %w", err)
+	}
+	n, err := io.Copy(f, io.LimitReader(content, limit+1))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && n > limit {
+		err = ErrTooLarge
+	}
+	if err == nil {
+		_, err = s.w.ExecContext(ctx, `INSERT INTO upload_parts (id, upload_id, created_at, bytes) VALUES (?, ?, ?, ?)`,
+			p.ID, uploadID, p.CreatedAt, n)
+	}
+	if err != nil {
+		os.Remove(path)
+		return p, fmt.Errorf("add upload part: %w", err)
+	}
+	return p, nil
+}
+
+// CompleteUpload joins the named parts, in order, into a new file. The
+// total must equal the upload's bytes, and md5 (hex, optional) must match.
+func (s *Store) CompleteUpload(ctx context.Context, id string, partIDs []string, wantMD5 string) (Upload, error) {
+	u, err := s.GetUpload(ctx, id)
+	if err != nil {
+		return u, err
+	}
+	if u.Status != UploadPending {
+		return u, &UploadError{Msg: fmt.Sprintf("Upload %s is %s and cannot be completed.", u.ID, u.Status)}
+	}
+	var readers []io.Reader
+	var total int64
+	for _, pid := range partIDs {
+		var n int64
+		err := s.r.QueryRowContext(ctx, `SELECT bytes FROM upload_parts WHERE id = ? AND upload_id = ?`, pid, id).Scan(&n)
+		if errors.Is(err, sql.ErrNoRows) {
+			return u, &UploadError{Msg: fmt.Sprintf("Part %s does not belong to upload %s.", pid, id)}
+		}
+		if err != nil {
+			return u, err
+		}
+		f, err := os.Open(filepath.Join(s.uploadDir(id), filepath.Base(pid)))
+		if err != nil {
+			return u, fmt.Errorf("complete upload: %w", err)
+		}
+		defer f.Close()
+		readers, total = append(readers, f), total+n
+	}
+	if total != u.Bytes {
+		return u, &UploadError{Msg: fmt.Sprintf("The parts hold %d bytes, but the upload was created with bytes=%d.", total, u.Bytes)}
+	}
+	h := md5.New()
+	staged, err := s.StageFile(io.TeeReader(io.MultiReader(readers...), h), total)
+	if err != nil {
+		return u, err
+	}
+	defer staged.Discard()
+	if wantMD5 != "" && hex.EncodeToString(h.Sum(nil)) != wantMD5 {
+		return u, &UploadError{Msg: "The md5 checksum does not match the uploaded parts."}
+	}
+	f, err := s.CommitFile(ctx, File{Filename: u.Filename, Purpose: u.Purpose, ContentType: u.MimeType}, staged, u.FileExpiresAfter)
+	if err != nil {
+		return u, err
+	}
+	res, err := s.w.ExecContext(ctx, `UPDATE uploads SET status = 'completed', file_id = ? WHERE id = ? AND status = 'pending'`, f.ID, id)
+	if err == nil {
+		if n, _ := res.RowsAffected(); n == 0 {
+			err = &UploadError{Msg: fmt.Sprintf("Upload %s is no longer pending.", id)}
+		}
+	}
+	if err != nil {
+		_ = s.DeleteFile(ctx, f.ID)
+		return u, err
+	}
+	s.removeParts(ctx, id)
+	return s.GetUpload(ctx, id)
+}
+
+// CancelUpload cancels a pending upload and drops its parts.
+func (s *Store) CancelUpload(ctx context.Context, id string) (Upload, error) {
+	u, err := s.GetUpload(ctx, id)
+	if err != nil {
+		return u, err
+	}
+	if u.Status != UploadPending {
+		return u, &UploadError{Msg: fmt.Sprintf("Upload %s is %s and cannot be cancelled.", u.ID, u.Status)}
+	}
+	if _, err := s.w.ExecContext(ctx, `UPDATE uploads SET status = 'cancelled' WHERE id = ?`, id); err != nil {
+		return u, fmt.Errorf("cancel upload: %w", err)
+	}
+	s.removeParts(ctx, id)
+	return s.GetUpload(ctx, id)
+}
+
+// removeParts deletes an upload's parts, which are no longer needed.
+func (s *Store) removeParts(ctx context.Context, id string) {
+	_, _ = s.w.ExecContext(ctx, `DELETE FROM upload_parts WHERE upload_id = ?`, id)
+	_ = os.RemoveAll(s.uploadDir(id))
+}
