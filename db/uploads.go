@@ -79,7 +79,9 @@ func (s *Store) scanUpload(ctx context.Context, row rowScanner) (Upload, error) 
 	return u, nil
 }
 
-func (s *Store) uploadDir(id string) string { return filepath.Join(s.dir, "uploads", filepath.Base(id)) }
+func (s *Store) uploadDir(id string) string {
+	return filepath.Join(s.dir, "uploads", filepath.Base(id))
+}
 
 // CreateUpload records a pending upload.
 func (s *Store) CreateUpload(ctx context.Context, u Upload) (Upload, error) {
