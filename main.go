@@ -48,6 +48,8 @@ type config struct {
 	Web            webConfig
 	Providers      []agent.ProviderConfig
 	Engine         agent.Config
+	// EmbeddingsModel, when set, makes file_search hybrid (BM25 + vectors).
+	EmbeddingsModel string
 }
 
 // parseConfig reads flags, falling back to environment variables, and
@@ -83,6 +85,8 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 		"steps (model turns and tool rounds) one run may take before it fails (env ASSISTANTD_MAX_RUN_STEPS)")
 	retries := fs.Int("upstream-retries", envInt(getenv, "ASSISTANTD_UPSTREAM_RETRIES", 3),
 		"retries of an upstream request that failed with 429, 5xx or a timeout (env ASSISTANTD_UPSTREAM_RETRIES)")
+	embeddingsModel := fs.String("embeddings-model", env("ASSISTANTD_EMBEDDINGS_MODEL", ""),
+		"embeddings model (served by a configured provider's /v1/embeddings) that makes file_search hybrid: BM25 and vector similarity; none: BM25 only (env ASSISTANTD_EMBEDDINGS_MODEL)")
 	logLevel := fs.String("log-level", env("ASSISTANTD_LOG_LEVEL", "info"), "debug, info, warn or error (env ASSISTANTD_LOG_LEVEL)")
 	webFlags := addWebFlags(fs, env)
 	fs.Usage = func() {
@@ -95,7 +99,7 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 	if fs.NArg() > 0 {
 		return config{}, fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
 	}
-	cfg := config{Addr: *addr, DataDir: *data, APIKey: *apiKey, UpstreamKey: *upstreamKey}
+	cfg := config{Addr: *addr, DataDir: *data, APIKey: *apiKey, UpstreamKey: *upstreamKey, EmbeddingsModel: *embeddingsModel}
 	if _, _, err := net.SplitHostPort(cfg.Addr); err != nil {
 		return cfg, fmt.Errorf("invalid --addr %q: %w", cfg.Addr, err)
 	}
@@ -239,7 +243,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	api := handlers.NewAPI(store, engine, cfg.MaxUploadBytes, log)
+	ragCtx, cancelRAG := context.WithCancel(engineCtx)
+	defer cancelRAG()
+	rag, waitRAG, err := startRetrieval(ragCtx, store, providers, cfg.EmbeddingsModel, log)
+	if err != nil {
+		return err
+	}
+	defer func() { cancelRAG(); waitRAG() }()
+	api := handlers.NewAPI(store, engine, cfg.MaxUploadBytes, log, handlers.WithVectorStores(store, rag))
 	handler := web.New(web.Config{
 		UI:       ui,
 		API:      api,

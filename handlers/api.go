@@ -54,14 +54,20 @@ type API struct {
 	engine    Engine
 	maxUpload int64
 	log       *slog.Logger
+	vectors   VectorStores // nil: no vector stores (the web app's own API)
+	retriever Retriever
 
 	closeOnce sync.Once
 	closing   chan struct{} // closed when the server shuts down
 }
 
 // NewAPI returns the API handlers. maxUpload bounds one uploaded file.
-func NewAPI(store Store, engine Engine, maxUpload int64, log *slog.Logger) *API {
-	return &API{store: store, engine: engine, maxUpload: maxUpload, log: log, closing: make(chan struct{})}
+func NewAPI(store Store, engine Engine, maxUpload int64, log *slog.Logger, opts ...APIOption) *API {
+	h := &API{store: store, engine: engine, maxUpload: maxUpload, log: log, closing: make(chan struct{})}
+	for _, o := range opts {
+		o(h)
+	}
+	return h
 }
 
 // CloseStreams ends every open event stream, for a graceful shutdown: the

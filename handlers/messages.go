@@ -227,6 +227,9 @@ func (h *API) CreateMessage(c *echo.Context) error {
 	if err != nil {
 		return storeErr(err, "thread", threadID)
 	}
+	if err := h.attachForSearch(c.Request().Context(), threadID, m); err != nil {
+		return Internal(err)
+	}
 	return c.JSON(http.StatusOK, m)
 }
 

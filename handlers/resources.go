@@ -45,14 +45,20 @@ func (h *API) toolResources(c *echo.Context, param string, r *toolResourcesReque
 	}
 	if fs := r.FileSearch; fs != nil {
 		p := param + ".file_search"
-		if fs.VectorStores != nil {
-			// The helper creates a vector store; vector stores are not
-			// served yet, so say so rather than drop the files silently.
+		if fs.VectorStores != nil && h.vectors == nil {
+			// Without vector stores, say so rather than drop the files.
 			return nil, invalid(p+".vector_stores", "unsupported_parameter",
-				"Invalid '%s.vector_stores': creating vector stores is not supported by this server yet; pass 'vector_store_ids' instead.", p)
+				"Invalid '%s.vector_stores': creating vector stores is not supported here; pass 'vector_store_ids' instead.", p)
 		}
 		if err := checkArrayLen(p+".vector_store_ids", len(fs.VectorStoreIDs), maxVectorStores); err != nil {
 			return nil, err
+		}
+		if err := checkArrayLen(p+".vector_stores", len(fs.VectorStores), maxVectorStores); err != nil {
+			return nil, err
+		}
+		if len(fs.VectorStoreIDs)+len(fs.VectorStores) > maxVectorStores {
+			return nil, invalid(p, "invalid_value",
+				"Invalid '%s': at most %d vector store may be attached, with 'vector_store_ids' or 'vector_stores'.", p, maxVectorStores)
 		}
 		for i, id := range fs.VectorStoreIDs {
 			if err := checkID(fmt.Sprintf("%s.vector_store_ids[%d]", p, i), id, "vs_"); err != nil {
@@ -62,6 +68,14 @@ func (h *API) toolResources(c *echo.Context, param string, r *toolResourcesReque
 		out.FileSearch = &db.FileSearchResources{VectorStoreIDs: slices.Clone(fs.VectorStoreIDs)}
 		if out.FileSearch.VectorStoreIDs == nil {
 			out.FileSearch.VectorStoreIDs = []string{}
+		}
+		// The vector_stores helper: create the store now and attach it.
+		for i, raw := range fs.VectorStores {
+			id, err := h.helperVectorStore(c, fmt.Sprintf("%s.vector_stores[%d]", p, i), raw)
+			if err != nil {
+				return nil, err
+			}
+			out.FileSearch.VectorStoreIDs = append(out.FileSearch.VectorStoreIDs, id)
 		}
 	}
 	return out, nil

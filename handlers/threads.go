@@ -60,9 +60,18 @@ func (h *API) CreateThread(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
-	t, _, err = h.store.CreateThread(c.Request().Context(), t, msgs)
+	t, msgs, err = h.store.CreateThread(c.Request().Context(), t, msgs)
 	if err != nil {
 		return Internal(err)
+	}
+	if err := h.attachForSearch(c.Request().Context(), t.ID, msgs...); err != nil {
+		return Internal(err)
+	}
+	if len(msgs) > 0 && h.vectors != nil {
+		// Attachments may have given the thread a vector store.
+		if t, err = h.store.GetThread(c.Request().Context(), t.ID); err != nil {
+			return Internal(err)
+		}
 	}
 	return c.JSON(http.StatusOK, t)
 }

@@ -53,6 +53,28 @@ func addRoutes(e *echo.Echo, cfg Config) {
 	v1.DELETE("/files/:file_id", api.DeleteFile)
 	v1.GET("/files/:file_id/content", api.FileContent)
 
+	v1.GET("/vector_stores", api.ListVectorStores)
+	v1.POST("/vector_stores", api.CreateVectorStore)
+	v1.GET("/vector_stores/:vector_store_id", api.GetVectorStore)
+	v1.POST("/vector_stores/:vector_store_id", api.ModifyVectorStore)
+	v1.DELETE("/vector_stores/:vector_store_id", api.DeleteVectorStore)
+	v1.GET("/vector_stores/:vector_store_id/files", api.ListVectorStoreFiles)
+	v1.POST("/vector_stores/:vector_store_id/files", api.CreateVectorStoreFile)
+	v1.GET("/vector_stores/:vector_store_id/files/:file_id", api.GetVectorStoreFile)
+	v1.POST("/vector_stores/:vector_store_id/files/:file_id", api.UpdateVectorStoreFile)
+	v1.DELETE("/vector_stores/:vector_store_id/files/:file_id", api.DeleteVectorStoreFile)
+	v1.GET("/vector_stores/:vector_store_id/files/:file_id/content", api.VectorStoreFileContent)
+	v1.POST("/vector_stores/:vector_store_id/file_batches", api.CreateFileBatch)
+	v1.GET("/vector_stores/:vector_store_id/file_batches/:batch_id", api.GetFileBatch)
+	v1.POST("/vector_stores/:vector_store_id/file_batches/:batch_id/cancel", api.CancelFileBatch)
+	v1.GET("/vector_stores/:vector_store_id/file_batches/:batch_id/files", api.ListBatchFiles)
+	v1.POST("/vector_stores/:vector_store_id/search", api.SearchVectorStore)
+
+	v1.POST("/uploads", api.CreateUpload)
+	v1.POST("/uploads/:upload_id/parts", api.AddUploadPart)
+	v1.POST("/uploads/:upload_id/complete", api.CompleteUpload)
+	v1.POST("/uploads/:upload_id/cancel", api.CancelUpload)
+
 	// Anything else under /v1 is OpenAI's "Invalid URL" 404, after auth.
 	v1.RouteNotFound("/*", func(c *echo.Context) error { return echo.ErrNotFound })
 

@@ -301,3 +301,10 @@ func normalize(v []float32) []float32 {
 	}
 	return out
 }
+
+// Service is retrieval as the API uses it: search, and the ingestion
+// queue's wake-up.
+type Service struct {
+	*Searcher
+	*Ingester
+}

@@ -73,6 +73,27 @@ var routes = []route{
 	r("GET", "/threads/{id}/runs/{id}/steps", "ListRunStepsResponse"),
 	r("GET", "/threads/{id}/runs/{id}/steps/{id}", "RunStepObject"),
 	r("GET", "/models", "ListModelsResponse"),
+
+	r("GET", "/vector_stores", "ListVectorStoresResponse"),
+	r("POST", "/vector_stores", "VectorStoreObject"),
+	r("GET", "/vector_stores/{id}", "VectorStoreObject"),
+	r("POST", "/vector_stores/{id}", "VectorStoreObject"),
+	r("DELETE", "/vector_stores/{id}", "DeleteVectorStoreResponse"),
+	r("GET", "/vector_stores/{id}/files", "ListVectorStoreFilesResponse"),
+	r("POST", "/vector_stores/{id}/files", "VectorStoreFileObject"),
+	r("GET", "/vector_stores/{id}/files/{id}", "VectorStoreFileObject"),
+	r("POST", "/vector_stores/{id}/files/{id}", "VectorStoreFileObject"),
+	r("DELETE", "/vector_stores/{id}/files/{id}", "DeleteVectorStoreFileResponse"),
+	r("GET", "/vector_stores/{id}/files/{id}/content", "VectorStoreFileContentResponse"),
+	r("POST", "/vector_stores/{id}/file_batches", "VectorStoreFileBatchObject"),
+	r("GET", "/vector_stores/{id}/file_batches/{id}", "VectorStoreFileBatchObject"),
+	r("POST", "/vector_stores/{id}/file_batches/{id}/cancel", "VectorStoreFileBatchObject"),
+	r("GET", "/vector_stores/{id}/file_batches/{id}/files", "ListVectorStoreFilesResponse"),
+	r("POST", "/vector_stores/{id}/search", "VectorStoreSearchResultsPage"),
+	r("POST", "/uploads", "Upload"),
+	r("POST", "/uploads/{id}/parts", "UploadPart"),
+	r("POST", "/uploads/{id}/complete", "Upload"),
+	r("POST", "/uploads/{id}/cancel", "Upload"),
 }
 
 // eventSchemas are the stream event payloads no route returns, compiled for
@@ -86,7 +107,7 @@ const errorSchema = "ErrorResponse"
 // types as required strings. OpenAI (and we, per the wire contract §3) send
 // null for both when data is empty; see patchSpec.
 var cursorListSchemas = []string{"ListAssistantsResponse", "ListMessagesResponse", "ListFilesResponse",
-	"ListRunsResponse", "ListRunStepsResponse"}
+	"ListRunsResponse", "ListRunStepsResponse", "ListVectorStoresResponse", "ListVectorStoreFilesResponse"}
 
 // routeFor returns the route serving method and path.
 func routeFor(method, path string) (route, bool) {
