@@ -124,6 +124,19 @@ type CodeOutput struct {
 	Image *CodeImage `json:"image,omitempty"`
 }
 
+// MarshalJSON always writes a logs output's "logs", even when empty: the
+// API requires it.
+func (o CodeOutput) MarshalJSON() ([]byte, error) {
+	if o.Type == "logs" {
+		return json.Marshal(struct {
+			Type string `json:"type"`
+			Logs string `json:"logs"`
+		}{o.Type, o.Logs})
+	}
+	type plain CodeOutput
+	return json.Marshal(plain(o))
+}
+
 // CodeImage names an image file a code_interpreter call produced.
 type CodeImage struct {
 	FileID string `json:"file_id"`
