@@ -230,6 +230,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	// file_search: ingestion and search outlive the engine (its runs
+	// search until they stop), so they stop after it.
+	ragCtx, cancelRAG := context.WithCancel(context.WithoutCancel(ctx))
+	rag, waitRAG, err := startRetrieval(ragCtx, store, providers, cfg.EmbeddingsModel, log)
+	if err != nil {
+		cancelRAG()
+		return err
+	}
+	defer func() { cancelRAG(); waitRAG() }()
+	cfg.Engine.Builtins = append(cfg.Engine.Builtins, agent.NewFileSearch(store, rag.Searcher, rag.Ingester, fileSearchWait))
 	engine := agent.New(store, providers, agent.NewHub(time.Minute), log, cfg.Engine)
 	// The engine outlives the HTTP server during shutdown: requests finish
 	// first, then runs in flight stop (and resume on the next start).
@@ -243,13 +253,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	ragCtx, cancelRAG := context.WithCancel(engineCtx)
-	defer cancelRAG()
-	rag, waitRAG, err := startRetrieval(ragCtx, store, providers, cfg.EmbeddingsModel, log)
-	if err != nil {
-		return err
-	}
-	defer func() { cancelRAG(); waitRAG() }()
 	api := handlers.NewAPI(store, engine, cfg.MaxUploadBytes, log, handlers.WithVectorStores(store, rag))
 	handler := web.New(web.Config{
 		UI:       ui,

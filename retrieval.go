@@ -15,6 +15,10 @@ import (
 // expirySweep is how often expired vector stores are marked.
 const expirySweep = time.Minute
 
+// fileSearchWait bounds how long a file_search call waits for its stores'
+// files still being ingested before it searches what is ready.
+const fileSearchWait = time.Minute
+
 // startRetrieval starts file_search's ingestion workers and the vector
 // store expiry sweeper; stop waits for both after ctx ends. With
 // embeddingsModel set, ingestion and search use that model's provider's

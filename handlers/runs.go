@@ -486,6 +486,11 @@ func (h *API) ListRunSteps(c *echo.Context) error {
 	if err != nil {
 		return storeErr(err, "", "")
 	}
+	if !wantsSearchContent(c) {
+		for i := range page.Data {
+			stripSearchContent(&page.Data[i])
+		}
+	}
 	return c.JSON(http.StatusOK, newList(page, func(s db.RunStep) string { return s.ID }))
 }
 
@@ -505,6 +510,9 @@ func (h *API) GetRunStep(c *echo.Context) error {
 	st, err := h.store.GetStep(c.Request().Context(), threadID, runID, stepID)
 	if err != nil {
 		return storeErr(err, "run step", stepID)
+	}
+	if !wantsSearchContent(c) {
+		stripSearchContent(&st)
 	}
 	return c.JSON(http.StatusOK, st)
 }

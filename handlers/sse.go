@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v5"
@@ -47,6 +48,7 @@ func (h *API) streamRun(c *echo.Context, runID string, after int64) error {
 		case <-ctx.Done():
 		}
 	}()
+	withContent := wantsSearchContent(c)
 	sub := h.engine.Hub().Subscribe(runID, after)
 	for {
 		wctx, cancel := context.WithTimeout(ctx, heartbeat)
@@ -62,7 +64,11 @@ func (h *API) streamRun(c *echo.Context, runID string, after int64) error {
 		if err != nil {
 			return nil // the client went away; the run goes on
 		}
-		if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", ev.Name, ev.Data); err != nil {
+		data := ev.Data
+		if !withContent && strings.HasPrefix(ev.Name, "thread.run.step.") {
+			data = stripSearchContentJSON(data)
+		}
+		if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", ev.Name, data); err != nil {
 			return nil
 		}
 		if ev.EndsSegment() {

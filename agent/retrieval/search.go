@@ -55,10 +55,47 @@ type Result struct {
 // rrfK is reciprocal-rank fusion's constant (Cormack et al.).
 const rrfK = 60
 
-// bm25Scale turns a BM25 score x (positive, unbounded) into 0..1 as
-// x/(x+bm25Scale): a chunk matching one distinctive query term scores
-// about 0.5-0.7, one matching several rare terms nears 1.
-const bm25Scale = 4.0
+// bm25Score maps a chunk's BM25 score x (positive, unbounded; best is the
+// query's best) into 0..1: half is x relative to the best chunk, half the
+// share of the query's terms the chunk contains. BM25 alone cannot be
+// normalised absolutely (in a store of one file every term is in every
+// document and BM25 is near zero), and relative scores alone would give
+// the best chunk 1 however poorly it matches.
+func bm25Score(query, text string, x, best float64) float64 {
+	rel := 1.0
+	if best > 0 {
+		rel = math.Min(1, x/best)
+	}
+	return 0.5*rel + 0.5*coverage(query, text)
+}
+
+// coverage is the share of the query's search terms found in text
+// (as substrings, so "hearts" finds "heart" … "hearts", and stems match).
+func coverage(query, text string) float64 {
+	terms := queryTerms(query)
+	if len(terms) == 0 {
+		return 0
+	}
+	lower := strings.ToLower(text)
+	n := 0
+	for _, t := range terms {
+		if strings.Contains(lower, stem(t)) {
+			n++
+		}
+	}
+	return float64(n) / float64(len(terms))
+}
+
+// stem strips a plural or verb ending, enough for coverage's substring
+// test ("octopuses" → "octopus").
+func stem(w string) string {
+	for _, suf := range []string{"es", "s", "ing", "ed"} {
+		if len(w) > len(suf)+3 && strings.HasSuffix(w, suf) {
+			return strings.TrimSuffix(w, suf)
+		}
+	}
+	return w
+}
 
 // Search runs q and returns the best chunks, best first.
 func (s *Searcher) Search(ctx context.Context, q Query) ([]Result, error) {
@@ -109,8 +146,7 @@ func (s *Searcher) Search(ctx context.Context, q Query) ([]Result, error) {
 			if s.embed != nil {
 				sc.score += 1.0 / float64(rrfK+rank+1)
 			} else {
-				x := -h.Rank
-				sc.score = math.Max(sc.score, x/(x+bm25Scale))
+				sc.score = math.Max(sc.score, bm25Score(query, h.Text, -h.Rank, -hits[0].Rank))
 			}
 		}
 	}
@@ -187,6 +223,15 @@ const maxTerms = 64
 // quoted (so no word is read as FTS syntax), any of which may match; BM25
 // ranks chunks matching more and rarer words first.
 func MatchExpr(text string) string {
+	terms := queryTerms(text)
+	for i, t := range terms {
+		terms[i] = `"` + t + `"`
+	}
+	return strings.Join(terms, " OR ")
+}
+
+// queryTerms are the distinct words of a query that a search looks for.
+func queryTerms(text string) []string {
 	words := strings.FieldsFunc(strings.ToLower(text), func(r rune) bool {
 		return !unicode.IsLetter(r) && !unicode.IsDigit(r)
 	})
@@ -203,9 +248,9 @@ func MatchExpr(text string) string {
 			continue
 		}
 		seen[w] = true
-		terms = append(terms, `"`+w+`"`)
+		terms = append(terms, w)
 	}
-	return strings.Join(terms, " OR ")
+	return terms
 }
 
 var stopWords = func() map[string]bool {

@@ -162,12 +162,18 @@ func TestVectorStores(t *testing.T) {
 		if raw.Status != 200 || len(got) != 2 || !got[beta] || !got[gamma] {
 			t.Errorf("compound search: %s", raw.Body)
 		}
-		// A threshold no result reaches.
-		page, err = s.Client.VectorStores.Search(ctx, vs.ID, openai.VectorStoreSearchParams{
-			Query:          openai.VectorStoreSearchParamsQueryUnion{OfString: openai.String("capybara")},
-			RankingOptions: openai.VectorStoreSearchParamsRankingOptions{ScoreThreshold: openai.Float(0.999)}})
-		if err != nil || len(page.Data) != 0 {
-			t.Errorf("threshold search: %v %v", err, page)
+		// Half the query's words match: the best result scores below a
+		// high threshold and above a low one.
+		for _, tc := range []struct {
+			threshold float64
+			want      int
+		}{{0.9, 0}, {0.3, 1}} {
+			page, err = s.Client.VectorStores.Search(ctx, vs.ID, openai.VectorStoreSearchParams{
+				Query:          openai.VectorStoreSearchParamsQueryUnion{OfString: openai.String("capybara spaceship")},
+				RankingOptions: openai.VectorStoreSearchParamsRankingOptions{ScoreThreshold: openai.Float(tc.threshold)}})
+			if err != nil || len(page.Data) != tc.want {
+				t.Errorf("threshold %v: %v %s", tc.threshold, err, page.RawJSON())
+			}
 		}
 		for _, bad := range []string{`{}`, `{"query":""}`, `{"query":"x","max_num_results":51}`,
 			`{"query":"x","filters":{"type":"eq","value":"x"}}`, `{"query":"x","ranking_options":{"score_threshold":2}}`} {
