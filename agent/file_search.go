@@ -75,7 +75,7 @@ func (*FileSearch) Stream() ArgStream { return fileSearchArgs{} }
 
 type fileSearchArgs struct{}
 
-func (fileSearchArgs) Start() any        { return map[string]any{} }
+func (fileSearchArgs) Start() any       { return map[string]any{} }
 func (fileSearchArgs) Write(string) any { return nil }
 
 // Default ranking of a file_search call, as OpenAI reported it.
