@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -589,20 +590,28 @@ func (s *Store) CompleteVectorStoreFile(ctx context.Context, storeID, fileID str
 			storeID, fileID); err != nil {
 			return err
 		}
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO vector_store_chunks (vector_store_id, file_id, idx, text, embedding)
-			VALUES (?, ?, ?, ?, ?)`)
+		// One statement for all the chunks: FTS5 flushes its pending
+		// index data at every statement's savepoint, so row-by-row inserts
+		// would cost a segment write (and merges) per chunk.
+		type row struct {
+			T string `json:"t"`
+			E string `json:"e,omitempty"` // hex of the little-endian float32s
+		}
+		rows := make([]row, len(chunks))
+		for i, c := range chunks {
+			rows[i].T = c.Text
+			if c.Embedding != nil {
+				rows[i].E = hex.EncodeToString(EncodeVector(c.Embedding))
+			}
+		}
+		raw, err := json.Marshal(rows)
 		if err != nil {
 			return err
 		}
-		defer stmt.Close()
-		for i, c := range chunks {
-			var emb []byte
-			if c.Embedding != nil {
-				emb = EncodeVector(c.Embedding)
-			}
-			if _, err := stmt.ExecContext(ctx, storeID, fileID, i, c.Text, emb); err != nil {
-				return err
-			}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO vector_store_chunks (vector_store_id, file_id, idx, text, embedding)
+			SELECT ?, ?, key, json_extract(value, '$.t'), unhex(json_extract(value, '$.e')) FROM json_each(?)`,
+			storeID, fileID, string(raw)); err != nil {
+			return err
 		}
 		done = true
 		return nil

@@ -64,13 +64,13 @@ func pieces(s string, fn func(start, end int)) {
 	i := 0
 	for i < len(s) {
 		start := i
-		r, w := utf8.DecodeRuneInString(s[i:])
+		r, w := decode(s[i:])
 		switch {
-		case unicode.IsLetter(r) || unicode.IsMark(r) || ((r == ' ' || isPunct(r)) && letterAt(s, i+w)):
+		case isLetter(r) || ((r == ' ' || isPunct(r)) && letterAt(s, i+w)):
 			i += w
 			for i < len(s) && i-start < maxPiece {
-				r, w = utf8.DecodeRuneInString(s[i:])
-				if !unicode.IsLetter(r) && !unicode.IsMark(r) {
+				r, w = decode(s[i:])
+				if !isLetter(r) {
 					break
 				}
 				i += w
@@ -85,7 +85,7 @@ func pieces(s string, fn func(start, end int)) {
 			}
 		case unicode.IsDigit(r):
 			for n := 0; n < 3 && i < len(s); n++ {
-				r, w = utf8.DecodeRuneInString(s[i:])
+				r, w = decode(s[i:])
 				if !unicode.IsDigit(r) {
 					break
 				}
@@ -96,7 +96,7 @@ func pieces(s string, fn func(start, end int)) {
 			i = punctRun(s, i, start)
 		case unicode.IsSpace(r):
 			for i < len(s) && i-start < maxPiece {
-				r, w = utf8.DecodeRuneInString(s[i:])
+				r, w = decode(s[i:])
 				if !unicode.IsSpace(r) {
 					break
 				}
@@ -116,10 +116,10 @@ func pieces(s string, fn func(start, end int)) {
 // punctRun returns the end of the run of punctuation at i, with the line
 // breaks that follow it.
 func punctRun(s string, i, start int) int {
-	_, w := utf8.DecodeRuneInString(s[i:])
+	_, w := decode(s[i:])
 	i += w
 	for i < len(s) && i-start < maxPiece {
-		r, w := utf8.DecodeRuneInString(s[i:])
+		r, w := decode(s[i:])
 		if !isPunct(r) {
 			break
 		}
@@ -136,16 +136,56 @@ func punctAt(s string, i int) bool {
 	return isPunct(r) && !letterAt(s, i+utf8.RuneLen(r))
 }
 
+// asciiClass classifies ASCII bytes, so the common case skips the
+// Unicode tables.
+var asciiClass = func() (c [128]byte) {
+	for b := range 128 {
+		r := rune(b)
+		switch {
+		case unicode.IsLetter(r):
+			c[b] = 'L'
+		case unicode.IsDigit(r):
+			c[b] = 'N'
+		case unicode.IsSpace(r):
+			c[b] = 'S'
+		default:
+			c[b] = 'P'
+		}
+	}
+	return c
+}()
+
 func isPunct(r rune) bool {
+	if r < utf8.RuneSelf {
+		return asciiClass[r] == 'P'
+	}
 	return !unicode.IsLetter(r) && !unicode.IsDigit(r) && !unicode.IsSpace(r) && !unicode.IsMark(r)
+}
+
+func isLetter(r rune) bool {
+	if r < utf8.RuneSelf {
+		return asciiClass[r] == 'L'
+	}
+	return unicode.IsLetter(r) || unicode.IsMark(r)
 }
 
 func letterAt(s string, i int) bool {
 	if i >= len(s) {
 		return false
 	}
+	if s[i] < utf8.RuneSelf {
+		return asciiClass[s[i]] == 'L'
+	}
 	r, _ := utf8.DecodeRuneInString(s[i:])
 	return unicode.IsLetter(r)
+}
+
+// decode is utf8.DecodeRuneInString with an ASCII fast path.
+func decode(s string) (rune, int) {
+	if s[0] < utf8.RuneSelf {
+		return rune(s[0]), 1
+	}
+	return utf8.DecodeRuneInString(s)
 }
 
 // CountTokens counts s's tokens piece by piece.

@@ -429,3 +429,56 @@ func TestUploads(t *testing.T) {
 		t.Errorf("missing upload → %d", r.Status)
 	}
 }
+
+// TestIngestionSurvivesRestart: a server killed (SIGKILL) while files are
+// still being ingested finishes every one of them after it starts again,
+// and each is searchable.
+func TestIngestionSurvivesRestart(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	ctx := context.Background()
+	const n = 24
+	var ids []string
+	for i := range n {
+		// About 400 KB each, so ingesting them all takes a while.
+		var b strings.Builder
+		for j := 0; b.Len() < 400_000; j++ {
+			fmt.Fprintf(&b, "Paragraph %d of file %d talks about subject s%dx%d and nothing else. ", j, i, i, j%50)
+		}
+		fmt.Fprintf(&b, "The unique marker of this file is zq%dmarker.", i)
+		ids = append(ids, uploadText(t, s, fmt.Sprintf("big%d.txt", i), b.String()))
+	}
+	vs, err := s.Client.VectorStores.New(ctx, openai.VectorStoreNewParams{FileIDs: ids})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Kill the server as soon as some files are done and others are not.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		got, err := s.Client.VectorStores.Get(ctx, vs.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.FileCounts.InProgress == 0 {
+			t.Fatalf("ingestion finished before the kill: %+v (make the files larger)", got.FileCounts)
+		}
+		if got.FileCounts.Completed > 0 || time.Now().After(deadline) {
+			t.Logf("killing with %d of %d files in progress", got.FileCounts.InProgress, n)
+			break
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval, bounded by the deadline
+	}
+	s.kill(t)
+	s.start(t)
+	got := waitStore(t, s, vs.ID)
+	if got.FileCounts.Completed != n || got.FileCounts.Failed != 0 || got.Status != "completed" {
+		t.Fatalf("after restart: %s", got.RawJSON())
+	}
+	for i, id := range ids {
+		page, err := s.Client.VectorStores.Search(ctx, vs.ID, openai.VectorStoreSearchParams{
+			Query: openai.VectorStoreSearchParamsQueryUnion{OfString: openai.String(fmt.Sprintf("zq%dmarker", i))}, MaxNumResults: openai.Int(1)})
+		if err != nil || len(page.Data) != 1 || page.Data[0].FileID != id {
+			t.Errorf("file %d not searchable after restart: %v %s", i, err, page.RawJSON())
+		}
+	}
+}
