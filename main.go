@@ -249,7 +249,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 
-	ui, setupToken, err := newWebUI(ctx, cfg, store, engine, stdout, log)
+	ui, setupToken, err := newWebUI(ctx, cfg, store, engine, rag, stdout, log)
 	if err != nil {
 		return err
 	}

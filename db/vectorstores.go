@@ -736,8 +736,10 @@ func (s *Store) SearchChunks(ctx context.Context, storeIDs, fileIDs []string, ma
 		args = append(args, anySlice(fileIDs)...)
 	}
 	args = append(args, limit)
+	// CROSS JOIN keeps the full-text match as the outer loop: otherwise
+	// SQLite may walk the store's chunks and run the MATCH once per chunk.
 	rows, err := s.r.QueryContext(ctx, `SELECT c.id, c.vector_store_id, c.file_id, c.text, bm25(vector_store_chunks_fts)
-		FROM vector_store_chunks_fts JOIN vector_store_chunks c ON c.id = vector_store_chunks_fts.rowid
+		FROM vector_store_chunks_fts CROSS JOIN vector_store_chunks c ON c.id = vector_store_chunks_fts.rowid
 		WHERE vector_store_chunks_fts MATCH ? AND c.vector_store_id IN (`+placeholders(len(storeIDs))+`)`+files+`
 		ORDER BY bm25(vector_store_chunks_fts) LIMIT ?`, args...)
 	if err != nil {

@@ -37,6 +37,10 @@ type UIStore interface {
 // UIConfig holds what the web app is built from.
 type UIConfig struct {
 	Store UIStore
+	// VectorStores and Retriever serve the vector stores pages (and the
+	// assistant form's vector store helper); nil leaves them out.
+	VectorStores VectorStores
+	Retriever    Retriever
 	// SessionKeys are the cookie HMAC key (32 or 64 bytes) and encryption
 	// key (32 bytes), kept in the database so sessions survive restarts.
 	HashKey, BlockKey []byte
@@ -99,7 +103,11 @@ func NewUI(cfg UIConfig) *UI {
 	}
 	cs := sessions.NewCookieStore(cfg.HashKey, cfg.BlockKey)
 	cs.MaxAge(int(cfg.SessionTTL.Seconds()))
-	api := NewAPI(cfg.Store, cfg.Engine, cfg.MaxUpload, cfg.Log)
+	var opts []APIOption
+	if cfg.VectorStores != nil && cfg.Retriever != nil {
+		opts = append(opts, WithVectorStores(cfg.VectorStores, cfg.Retriever))
+	}
+	api := NewAPI(cfg.Store, cfg.Engine, cfg.MaxUpload, cfg.Log, opts...)
 	return &UI{cfg: cfg, api: api, store: cfg.Store, sessions: cs, xorigin: http.NewCrossOriginProtection()}
 }
 

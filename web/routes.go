@@ -128,6 +128,13 @@ func addUIRoutes(e *echo.Echo, ui *handlers.UI) {
 	e.GET("/files/:file_id/content", ui.DownloadFile, signedIn)
 	e.POST("/files/:file_id/delete", ui.DeleteFile, editor)
 
+	e.GET("/vector_stores", ui.VectorStores, signedIn)
+	e.POST("/vector_stores", ui.CreateVectorStore, editor)
+	e.GET("/vector_stores/:vector_store_id", ui.ShowVectorStore, signedIn)
+	e.POST("/vector_stores/:vector_store_id/files", ui.AddVectorStoreFiles, editor)
+	e.POST("/vector_stores/:vector_store_id/files/:file_id/delete", ui.RemoveVectorStoreFile, editor)
+	e.POST("/vector_stores/:vector_store_id/delete", ui.DeleteVectorStore, editor)
+
 	e.GET("/settings/keys", ui.Keys, signedIn)
 	e.POST("/settings/keys", ui.CreateKey, admin)
 	e.POST("/settings/keys/:key_id/revoke", ui.RevokeKey, admin)
