@@ -757,6 +757,18 @@ func (s *Store) SearchChunks(ctx context.Context, storeIDs, fileIDs []string, ma
 	return out, rows.Err()
 }
 
+// CountMatches counts the chunks (of every store) matching an FTS5 query,
+// stopping at limit: a cheap probe of how common a term is.
+func (s *Store) CountMatches(ctx context.Context, match string, limit int) (int, error) {
+	var n int
+	err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM vector_store_chunks_fts
+		WHERE vector_store_chunks_fts MATCH ? LIMIT ?)`, match, limit).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count matches: %w", err)
+	}
+	return n, nil
+}
+
 // ChunksByID returns chunks by their ids (text and where they belong).
 func (s *Store) ChunksByID(ctx context.Context, ids []int64) (map[int64]ChunkHit, error) {
 	out := make(map[int64]ChunkHit, len(ids))

@@ -21,13 +21,15 @@ type Searcher struct {
 	store *db.Store
 	embed Embedder
 
-	mu   sync.Mutex
-	vecs map[string]*storeVectors
+	mu       sync.Mutex
+	vecs     map[string]*storeVectors
+	total    int // chunks in all stores at totalGen; -1 unknown
+	totalGen int64
 }
 
 // NewSearcher returns a searcher; embed may be nil (BM25 only).
 func NewSearcher(store *db.Store, embed Embedder) *Searcher {
-	return &Searcher{store: store, embed: embed, vecs: map[string]*storeVectors{}}
+	return &Searcher{store: store, embed: embed, vecs: map[string]*storeVectors{}, total: -1}
 }
 
 // Hybrid reports whether searches use embeddings.
@@ -132,7 +134,11 @@ func (s *Searcher) Search(ctx context.Context, q Query) ([]Result, error) {
 	fused := map[int64]*scored{}
 	lists := 0
 	for _, query := range q.Queries {
-		hits, err := s.store.SearchChunks(ctx, q.StoreIDs, allowed, MatchExpr(query), candidates)
+		match, err := s.matchExpr(ctx, query)
+		if err != nil {
+			return nil, err
+		}
+		hits, err := s.store.SearchChunks(ctx, q.StoreIDs, allowed, match, candidates)
 		if err != nil {
 			return nil, err
 		}
@@ -214,6 +220,68 @@ func (s *Searcher) Search(ctx context.Context, q Query) ([]Result, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// commonShare is the share of all chunks above which a term counts as
+// common, and commonFloor the fewest matches that can make it so.
+const (
+	commonShare = 0.05
+	commonFloor = 500
+)
+
+// matchExpr is MatchExpr without the query's common terms. A term found in
+// a large share of the chunks adds almost nothing to BM25 (its IDF is near
+// zero) but makes FTS5 score every chunk containing it, which at 100,000
+// chunks costs a second instead of milliseconds. When every term is common
+// the chunks must contain all of them.
+func (s *Searcher) matchExpr(ctx context.Context, query string) (string, error) {
+	terms := queryTerms(query)
+	if len(terms) == 0 {
+		return "", nil
+	}
+	total, err := s.totalChunks(ctx)
+	if err != nil {
+		return "", err
+	}
+	limit := max(commonFloor, int(commonShare*float64(total)))
+	var rare []string
+	for _, t := range terms {
+		n, err := s.store.CountMatches(ctx, `"`+t+`"`, limit)
+		if err != nil {
+			return "", err
+		}
+		if n < limit {
+			rare = append(rare, `"`+t+`"`)
+		}
+	}
+	if len(rare) > 0 {
+		return strings.Join(rare, " OR "), nil
+	}
+	all := make([]string, len(terms))
+	for i, t := range terms {
+		all[i] = `"` + t + `"`
+	}
+	return strings.Join(all, " AND "), nil
+}
+
+// totalChunks counts every store's chunks, cached until chunks change.
+func (s *Searcher) totalChunks(ctx context.Context) (int, error) {
+	gen := s.store.ChunkGeneration()
+	s.mu.Lock()
+	if s.totalGen == gen && s.total >= 0 {
+		n := s.total
+		s.mu.Unlock()
+		return n, nil
+	}
+	s.mu.Unlock()
+	n, err := s.store.CountChunks(ctx, "")
+	if err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	s.total, s.totalGen = int(n), gen
+	s.mu.Unlock()
+	return int(n), nil
 }
 
 // maxTerms bounds the terms of one FTS query.
