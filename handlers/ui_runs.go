@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/assistantd/assistantd/db"
@@ -45,6 +46,16 @@ func (u *UI) threadRuns(ctx context.Context, threadID string) ([]views.RunView, 
 				}
 			} else if raw, err := json.MarshalIndent(tc, "", "  "); err == nil {
 				tv.Arguments = string(raw)
+			}
+			if fs := tc.FileSearch; fs != nil {
+				tv.Name = "file_search"
+				for _, r := range fs.Results {
+					hit := views.SearchHit{FileID: r.FileID, Filename: r.FileName, Score: strconv.FormatFloat(r.Score, 'f', 3, 64)}
+					if len(r.Content) > 0 {
+						hit.Text = r.Content[0].Text
+					}
+					tv.Results = append(tv.Results, hit)
+				}
 			}
 			sv.ToolCalls = append(sv.ToolCalls, tv)
 		}
