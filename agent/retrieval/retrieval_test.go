@@ -350,3 +350,72 @@ func TestFilters(t *testing.T) {
 		}
 	}
 }
+
+// conceptEmbedder embeds words by concept, so synonyms share a vector:
+// what an embeddings model adds over BM25.
+type conceptEmbedder struct{ calls int }
+
+var concepts = map[string]int{"car": 0, "automobile": 0, "vehicle": 0, "dog": 1, "puppy": 1, "canine": 1, "rain": 2, "storm": 2}
+
+func (e *conceptEmbedder) Embed(_ context.Context, texts []string) ([][]float32, error) {
+	e.calls++
+	out := make([][]float32, len(texts))
+	for i, t := range texts {
+		v := make([]float32, 4)
+		v[3] = 0.01
+		for _, w := range strings.Fields(strings.ToLower(t)) {
+			if d, ok := concepts[strings.Trim(w, ".,?")]; ok {
+				v[d]++
+			}
+		}
+		out[i] = v
+	}
+	return out, nil
+}
+
+// TestHybridSearch: with an embedder, ingestion stores vectors and search
+// fuses BM25 with vector similarity, so a synonym finds a file BM25 alone
+// misses; scores stay in 0..1, and the best fused result scores 1 when
+// both rankings agree.
+func TestHybridSearch(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	car := upload(t, s, "car.txt", []byte("My car needs new tyres before winter."))
+	dog := upload(t, s, "dog.txt", []byte("The puppy sleeps all afternoon."))
+	wet := upload(t, s, "wet.txt", []byte("A storm is expected tonight."))
+	vs, _ := s.CreateVectorStore(ctx, db.VectorStore{}, []db.NewVectorStoreFile{
+		{FileID: car.ID, Chunking: db.AutoChunking()}, {FileID: dog.ID, Chunking: db.AutoChunking()}, {FileID: wet.ID, Chunking: db.AutoChunking()}})
+	emb := &conceptEmbedder{}
+	ingestAll(t, s, emb, vs.ID)
+	if emb.calls == 0 {
+		t.Fatal("ingestion did not embed")
+	}
+	q := Query{StoreIDs: []string{vs.ID}, Queries: []string{"automobile"}, MaxResults: 1}
+	if res, _ := NewSearcher(s, nil).Search(ctx, q); len(res) != 0 {
+		t.Fatalf("BM25 alone found %+v for a word no file contains", res)
+	}
+	hs := NewSearcher(s, emb)
+	res, err := hs.Search(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 1 || res[0].FileID != car.ID {
+		t.Fatalf("hybrid search for a synonym: %+v", res)
+	}
+	res, _ = NewSearcher(s, emb).Search(ctx, Query{StoreIDs: []string{vs.ID}, Queries: []string{"puppy"}})
+	if len(res) == 0 || res[0].FileID != dog.ID || res[0].Score != 1 {
+		t.Fatalf("hybrid search, both rankings agree: %+v", res)
+	}
+	for _, r := range res {
+		if r.Score < 0 || r.Score > 1 {
+			t.Errorf("score %v outside 0..1", r.Score)
+		}
+	}
+	// Deleting a file drops it from the in-memory vectors too.
+	if err := s.DeleteFile(ctx, car.ID); err != nil {
+		t.Fatal(err)
+	}
+	if res, _ := hs.Search(ctx, q); len(res) != 0 && res[0].FileID == car.ID {
+		t.Fatalf("deleted file still found: %+v", res)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -331,12 +332,14 @@ var stopWords = func() map[string]bool {
 	return m
 }()
 
-// storeVectors is one store's chunk vectors, normalised to unit length.
+// storeVectors is one store's chunk vectors, normalised to unit length,
+// with each chunk's file as an index into files.
 type storeVectors struct {
-	gen   int64
-	ids   []int64
-	files []string
-	vecs  [][]float32
+	gen    int64
+	ids    []int64
+	fileOf []int32
+	files  []string
+	vecs   [][]float32
 }
 
 type neighbour struct {
@@ -345,36 +348,65 @@ type neighbour struct {
 }
 
 // nearest returns the k chunks of the stores most similar to v whose file
-// keep accepts.
+// keep accepts. The scan of each store is split between the CPUs.
 func (s *Searcher) nearest(ctx context.Context, storeIDs []string, v []float32, k int, keep func(store, file string) bool) ([]neighbour, error) {
 	q := normalize(v)
-	var top []neighbour
+	var all []neighbour
 	for _, id := range storeIDs {
 		sv, err := s.vectors(ctx, id)
 		if err != nil {
 			return nil, err
 		}
-		for i, vec := range sv.vecs {
-			if len(vec) != len(q) || !keep(id, sv.files[i]) {
-				continue
-			}
-			var dot float32
-			for j, x := range vec {
-				dot += x * q[j]
-			}
-			if len(top) == k && dot <= top[k-1].score {
-				continue
-			}
-			n := neighbour{sv.ids[i], dot}
-			at := sort.Search(len(top), func(i int) bool { return top[i].score < dot })
-			if len(top) < k {
-				top = append(top, neighbour{})
-			}
-			copy(top[at+1:], top[at:len(top)-1])
-			top[at] = n
+		allowed := make([]bool, len(sv.files))
+		for i, f := range sv.files {
+			allowed[i] = keep(id, f)
+		}
+		parts := min(runtime.GOMAXPROCS(0), 8)
+		if len(sv.vecs) < 10000 {
+			parts = 1
+		}
+		tops := make([][]neighbour, parts)
+		var wg sync.WaitGroup
+		for p := range parts {
+			lo, hi := p*len(sv.vecs)/parts, (p+1)*len(sv.vecs)/parts
+			wg.Go(func() { tops[p] = topK(sv, allowed, q, k, lo, hi) })
+		}
+		wg.Wait()
+		for _, t := range tops {
+			all = append(all, t...)
 		}
 	}
-	return top, nil
+	sort.Slice(all, func(i, j int) bool { return all[i].score > all[j].score })
+	if len(all) > k {
+		all = all[:k]
+	}
+	return all, nil
+}
+
+// topK scans vectors lo..hi and keeps the k most similar to q, best first.
+func topK(sv *storeVectors, allowed []bool, q []float32, k, lo, hi int) []neighbour {
+	top := make([]neighbour, 0, k+1)
+	for i := lo; i < hi; i++ {
+		vec := sv.vecs[i]
+		if len(vec) != len(q) || !allowed[sv.fileOf[i]] {
+			continue
+		}
+		var dot float32
+		for j, x := range vec {
+			dot += x * q[j]
+		}
+		if len(top) == k && dot <= top[k-1].score {
+			continue
+		}
+		at := sort.Search(len(top), func(i int) bool { return top[i].score < dot })
+		top = append(top, neighbour{})
+		copy(top[at+1:], top[at:len(top)-1])
+		top[at] = neighbour{sv.ids[i], dot}
+		if len(top) > k {
+			top = top[:k]
+		}
+	}
+	return top
 }
 
 // vectors returns a store's vectors, loading them when chunks changed.
@@ -387,8 +419,15 @@ func (s *Searcher) vectors(ctx context.Context, storeID string) (*storeVectors, 
 		return sv, nil
 	}
 	sv = &storeVectors{gen: gen}
+	index := map[string]int32{}
 	err := s.store.ChunkVectors(ctx, storeID, func(id int64, fileID string, vec []float32) {
-		sv.ids, sv.files, sv.vecs = append(sv.ids, id), append(sv.files, fileID), append(sv.vecs, normalize(vec))
+		fi, ok := index[fileID]
+		if !ok {
+			fi = int32(len(sv.files))
+			index[fileID] = fi
+			sv.files = append(sv.files, fileID)
+		}
+		sv.ids, sv.fileOf, sv.vecs = append(sv.ids, id), append(sv.fileOf, fi), append(sv.vecs, normalize(vec))
 	})
 	if err != nil {
 		return nil, err
