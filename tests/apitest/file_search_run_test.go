@@ -142,3 +142,30 @@ func TestFileSearchRun(t *testing.T) {
 		t.Errorf("stored %q, streamed %q", stored, text.Value)
 	}
 }
+
+// TestHybridSearchFlag: with --embeddings-model, ingestion embeds chunks
+// through the provider's /v1/embeddings and search finds a file by a
+// synonym that BM25 alone cannot match.
+func TestHybridSearchFlag(t *testing.T) {
+	t.Parallel()
+	s, up := startRunServer(t, "--embeddings-model", "fake-embed")
+	ctx := streamContext(t)
+	car := uploadText(t, s, "car.txt", "My car needs new tyres before winter.")
+	uploadText(t, s, "bread.txt", "Bake the bread for forty minutes.")
+	vs, err := s.Client.VectorStores.New(ctx, openai.VectorStoreNewParams{FileIDs: []string{car}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitStore(t, s, vs.ID)
+	if up.Embedded() == 0 {
+		t.Fatal("no chunk was embedded")
+	}
+	page, err := s.Client.VectorStores.Search(ctx, vs.ID, openai.VectorStoreSearchParams{
+		Query: openai.VectorStoreSearchParamsQueryUnion{OfString: openai.String("automobile")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Data) == 0 || page.Data[0].FileID != car || page.Data[0].Score <= 0 || page.Data[0].Score > 1 {
+		t.Fatalf("hybrid search for a synonym: %s", page.RawJSON())
+	}
+}

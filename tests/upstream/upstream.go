@@ -16,6 +16,8 @@
 //	[[nousage]]              send no usage
 //	[[repeat]]               after tool results, call the same functions again (endless tool rounds)
 //
+// POST /v1/embeddings answers with a hashed bag of words (see Embed).
+//
 // Without directives it answers "You said: <message>". When the last
 // message is a tool result it answers "Tool results: <outputs>".
 package upstream
@@ -39,6 +41,7 @@ type Server struct {
 	mu       sync.Mutex
 	requests []Request
 	failures map[string]int
+	embedded int // texts embedded (POST /v1/embeddings)
 }
 
 // Request is one recorded chat completion request.
@@ -170,6 +173,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			{"id": "fake-model", "object": "model", "created": 1700000000, "owned_by": "fake"},
 			{"id": "fake-model-2", "object": "model", "created": 1700000000, "owned_by": "fake"},
 		}})
+		return
+	case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/embeddings"):
+		s.embeddings(w, r)
 		return
 	case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/chat/completions"):
 	default:
