@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -725,10 +726,58 @@ type ChunkHit struct {
 // SearchChunks runs an FTS5 query over the chunks of the given stores
 // (and, when fileIDs is not nil, of those files only) and returns the
 // limit best by BM25.
+//
+// It first ranks the match across every store without reading the chunk
+// rows (BM25 needs only the index), then reads the best few and keeps
+// those of the wanted stores and files; only when too few of them belong
+// there does it rank again joined with the chunks, filtering as it goes.
 func (s *Store) SearchChunks(ctx context.Context, storeIDs, fileIDs []string, match string, limit int) ([]ChunkHit, error) {
 	if len(storeIDs) == 0 || match == "" || (fileIDs != nil && len(fileIDs) == 0) {
 		return nil, nil
 	}
+	wanted := func(h ChunkHit) bool {
+		return slices.Contains(storeIDs, h.VectorStoreID) && (fileIDs == nil || slices.Contains(fileIDs, h.FileID))
+	}
+	probe := 4 * limit
+	rows, err := s.r.QueryContext(ctx, `SELECT rowid, bm25(vector_store_chunks_fts) FROM vector_store_chunks_fts
+		WHERE vector_store_chunks_fts MATCH ? ORDER BY bm25(vector_store_chunks_fts) LIMIT ?`, match, probe)
+	if err != nil {
+		return nil, fmt.Errorf("search chunks: %w", err)
+	}
+	var ids []int64
+	ranks := map[int64]float64{}
+	for rows.Next() {
+		var id int64
+		var rank float64
+		if err := rows.Scan(&id, &rank); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		ids, ranks[id] = append(ids, id), rank
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	byID, err := s.ChunksByID(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	var out []ChunkHit
+	for _, id := range ids {
+		if h, ok := byID[id]; ok && wanted(h) && len(out) < limit {
+			h.Rank = ranks[id]
+			out = append(out, h)
+		}
+	}
+	if len(out) == limit || len(ids) < probe {
+		return out, nil // enough, or every match was seen
+	}
+	return s.searchChunksJoined(ctx, storeIDs, fileIDs, match, limit)
+}
+
+// searchChunksJoined ranks only the chunks of the given stores and files.
+func (s *Store) searchChunksJoined(ctx context.Context, storeIDs, fileIDs []string, match string, limit int) ([]ChunkHit, error) {
 	args := append([]any{match}, anySlice(storeIDs)...)
 	files := ""
 	if fileIDs != nil {

@@ -127,3 +127,33 @@ func TestCancelBatch(t *testing.T) {
 		t.Fatalf("store after cancel %+v %s", got.FileCounts, got.Status)
 	}
 }
+
+// TestSearchChunksOtherStores: a store's chunks are found even when many
+// better-ranked matches belong to other stores.
+func TestSearchChunksOtherStores(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openClocked(t)
+	a, b := addFile(t, s, "a.txt"), addFile(t, s, "b.txt")
+	big, _ := s.CreateVectorStore(ctx, VectorStore{}, []NewVectorStoreFile{{FileID: a.ID, Chunking: AutoChunking()}})
+	small, _ := s.CreateVectorStore(ctx, VectorStore{}, []NewVectorStoreFile{{FileID: b.ID, Chunking: AutoChunking()}})
+	var chunks []NewChunk
+	for range 300 {
+		chunks = append(chunks, NewChunk{Text: "alpha alpha alpha"})
+	}
+	if ok, err := s.CompleteVectorStoreFile(ctx, big.ID, a.ID, chunks); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	if ok, err := s.CompleteVectorStoreFile(ctx, small.ID, b.ID, []NewChunk{{Text: "a long text that mentions alpha only once among many other words"}}); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	hits, err := s.SearchChunks(ctx, []string{small.ID}, nil, `"alpha"`, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hits) != 1 || hits[0].FileID != b.ID || hits[0].VectorStoreID != small.ID {
+		t.Fatalf("hits = %+v", hits)
+	}
+	if hits, _ := s.SearchChunks(ctx, []string{big.ID}, []string{a.ID}, `"alpha"`, 5); len(hits) != 5 {
+		t.Fatalf("big store: %d hits", len(hits))
+	}
+}

@@ -226,12 +226,12 @@ func (s *Searcher) Search(ctx context.Context, q Query) ([]Result, error) {
 // commonShare is the share of all chunks above which a term counts as
 // common, and commonFloor the fewest matches that can make it so.
 const (
-	commonShare = 0.05
-	commonFloor = 500
+	commonShare = 0.02
+	commonFloor = 200
 )
 
 // matchExpr is MatchExpr without the query's common terms. A term found in
-// a large share of the chunks adds almost nothing to BM25 (its IDF is near
+// more than 2% of the chunks adds almost nothing to BM25 (its IDF is near
 // zero) but makes FTS5 score every chunk containing it, which at 100,000
 // chunks costs a second instead of milliseconds. When every term is common
 // the chunks must contain all of them.
