@@ -292,6 +292,9 @@ func (h *API) CreateRun(c *echo.Context) error {
 		}
 		return runErr(err, "")
 	}
+	if err := h.attachForSearch(ctx, threadID, extra...); err != nil {
+		return Internal(err)
+	}
 	if req.Stream.V {
 		return h.streamRun(c, run.ID, 0)
 	}
@@ -320,6 +323,9 @@ func (h *API) CreateThreadAndRun(c *echo.Context) error {
 	_, run, err = h.engine.CreateThreadAndRun(c.Request().Context(), thread, msgs, run)
 	if err != nil {
 		return runErr(err, "")
+	}
+	if err := h.attachForSearch(c.Request().Context(), run.ThreadID, msgs...); err != nil {
+		return Internal(err)
 	}
 	if req.Stream.V {
 		return h.streamRun(c, run.ID, 0)
