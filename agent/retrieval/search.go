@@ -336,10 +336,13 @@ var stopWords = func() map[string]bool {
 // with each chunk's file as an index into files.
 type storeVectors struct {
 	gen    int64
+	dim    int
 	ids    []int64
 	fileOf []int32
 	files  []string
-	vecs   [][]float32
+	// flat holds the vectors one after another (dim each), so a scan
+	// reads memory in order.
+	flat []float32
 }
 
 type neighbour struct {
@@ -361,14 +364,17 @@ func (s *Searcher) nearest(ctx context.Context, storeIDs []string, v []float32, 
 		for i, f := range sv.files {
 			allowed[i] = keep(id, f)
 		}
+		if sv.dim != len(q) {
+			continue // embedded with another model
+		}
 		parts := min(runtime.GOMAXPROCS(0), 8)
-		if len(sv.vecs) < 10000 {
+		if len(sv.ids) < 10000 {
 			parts = 1
 		}
 		tops := make([][]neighbour, parts)
 		var wg sync.WaitGroup
 		for p := range parts {
-			lo, hi := p*len(sv.vecs)/parts, (p+1)*len(sv.vecs)/parts
+			lo, hi := p*len(sv.ids)/parts, (p+1)*len(sv.ids)/parts
 			wg.Go(func() { tops[p] = topK(sv, allowed, q, k, lo, hi) })
 		}
 		wg.Wait()
@@ -387,14 +393,10 @@ func (s *Searcher) nearest(ctx context.Context, storeIDs []string, v []float32, 
 func topK(sv *storeVectors, allowed []bool, q []float32, k, lo, hi int) []neighbour {
 	top := make([]neighbour, 0, k+1)
 	for i := lo; i < hi; i++ {
-		vec := sv.vecs[i]
-		if len(vec) != len(q) || !allowed[sv.fileOf[i]] {
+		if !allowed[sv.fileOf[i]] {
 			continue
 		}
-		var dot float32
-		for j, x := range vec {
-			dot += x * q[j]
-		}
+		dot := dotProduct(sv.flat[i*sv.dim:(i+1)*sv.dim], q)
 		if len(top) == k && dot <= top[k-1].score {
 			continue
 		}
@@ -409,6 +411,23 @@ func topK(sv *storeVectors, allowed []bool, q []float32, k, lo, hi int) []neighb
 	return top
 }
 
+// dotProduct of two vectors of the same length, four lanes at a time.
+func dotProduct(a, b []float32) float32 {
+	b = b[:len(a)]
+	var s0, s1, s2, s3 float32
+	i := 0
+	for ; i+4 <= len(a); i += 4 {
+		s0 += a[i] * b[i]
+		s1 += a[i+1] * b[i+1]
+		s2 += a[i+2] * b[i+2]
+		s3 += a[i+3] * b[i+3]
+	}
+	for ; i < len(a); i++ {
+		s0 += a[i] * b[i]
+	}
+	return s0 + s1 + s2 + s3
+}
+
 // vectors returns a store's vectors, loading them when chunks changed.
 func (s *Searcher) vectors(ctx context.Context, storeID string) (*storeVectors, error) {
 	gen := s.store.ChunkGeneration()
@@ -421,13 +440,19 @@ func (s *Searcher) vectors(ctx context.Context, storeID string) (*storeVectors, 
 	sv = &storeVectors{gen: gen}
 	index := map[string]int32{}
 	err := s.store.ChunkVectors(ctx, storeID, func(id int64, fileID string, vec []float32) {
+		if sv.dim == 0 {
+			sv.dim = len(vec)
+		}
+		if len(vec) != sv.dim || sv.dim == 0 {
+			return // another model's vectors: the current model's are searched
+		}
 		fi, ok := index[fileID]
 		if !ok {
 			fi = int32(len(sv.files))
 			index[fileID] = fi
 			sv.files = append(sv.files, fileID)
 		}
-		sv.ids, sv.fileOf, sv.vecs = append(sv.ids, id), append(sv.fileOf, fi), append(sv.vecs, normalize(vec))
+		sv.ids, sv.fileOf, sv.flat = append(sv.ids, id), append(sv.fileOf, fi), append(sv.flat, normalize(vec)...)
 	})
 	if err != nil {
 		return nil, err
