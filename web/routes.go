@@ -23,6 +23,11 @@ func addRoutes(e *echo.Echo, cfg Config) {
 	v1.GET("/assistants/:assistant_id", api.GetAssistant)
 	v1.POST("/assistants/:assistant_id", api.ModifyAssistant)
 	v1.DELETE("/assistants/:assistant_id", api.DeleteAssistant)
+	if wh := cfg.Webhooks; wh != nil { // an assistantd extension: functions answered by webhooks
+		v1.GET("/assistants/:assistant_id/webhooks", wh.ListWebhooks)
+		v1.PUT("/assistants/:assistant_id/webhooks/:function_name", wh.PutWebhook)
+		v1.DELETE("/assistants/:assistant_id/webhooks/:function_name", wh.DeleteWebhook)
+	}
 
 	v1.POST("/threads", api.CreateThread)
 	v1.GET("/threads/:thread_id", api.GetThread)
