@@ -90,6 +90,8 @@ func (r *webhookRunner) Run(ctx context.Context, call ToolCall) (ToolResult, err
 	}
 	return ToolResult{
 		Output: output,
+		// Streams show the output as one last delta of the call.
+		Delta: map[string]any{"output": output},
 		Details: db.ToolCall{ID: call.ID, Type: "function",
 			Function: &db.FunctionCallOutput{Name: call.Name, Arguments: call.Arguments, Output: &output}},
 	}, nil

@@ -129,6 +129,9 @@ func TestWebhookRunner(t *testing.T) {
 		if fn == nil || fn.Name != "get_weather" || fn.Arguments != `{"city":"Paris"}` || fn.Output == nil || *fn.Output != "22C, sunny" {
 			t.Fatalf("Details = %+v", res.Details)
 		}
+		if d, ok := res.Delta.(map[string]any); !ok || d["output"] != "22C, sunny" {
+			t.Fatalf("Delta = %#v, want the output", res.Delta)
+		}
 		p := f.got[0]
 		if p.Type != "function_call" || p.ToolCallID != "call_w1" || p.Function.Name != "get_weather" ||
 			p.Function.Arguments != `{"city":"Paris"}` || p.RunID != f.run.ID || p.ThreadID != f.run.ThreadID ||

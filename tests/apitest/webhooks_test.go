@@ -13,7 +13,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/openai/openai-go/v3"
-	"github.com/openai/openai-go/v3/shared"
 )
 
 // webhookObj is the extension's assistant.webhook object.
@@ -263,5 +262,3 @@ func TestWebhookEndpoints(t *testing.T) {
 		t.Errorf("webhooks of a deleted assistant: %v", err)
 	}
 }
-
-var _ = shared.FunctionDefinitionParam{}
