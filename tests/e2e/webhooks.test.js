@@ -6,7 +6,10 @@
 
 import assert from 'node:assert/strict';
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 
 import { call, listMessages, listSteps, textOf, weatherTool } from './helpers/runs.js';
 import { startHTTPServer } from './helpers/server.js';
@@ -14,16 +17,19 @@ import { startServerWithUpstream } from './helpers/upstream.js';
 
 const LIMIT = { timeout: 20_000 };
 
-/** Verifies a Standard Webhooks signature, as a receiver's docs show it. */
-function verify(secret, headers, body) {
-  const key = Buffer.from(secret.slice('whsec_'.length), 'base64');
-  const signed = `${headers['webhook-id']}.${headers['webhook-timestamp']}.${body}`;
-  const expected = Buffer.from(createHmac('sha256', key).update(signed).digest('base64'));
-  return (headers['webhook-signature'] ?? '').split(' ').some((sig) => {
-    const [version, value] = sig.split(',');
-    const got = Buffer.from(value ?? '');
-    return version === 'v1' && got.length === expected.length && timingSafeEqual(got, expected);
-  });
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+/**
+ * The README's verification snippet, run as written (its import replaced
+ * by the same functions handed in), so the documented check is the one
+ * the receiver applies.
+ */
+async function readmeVerify() {
+  const readme = await readFile(path.join(here, '../../README.md'), 'utf8');
+  const block = /## Webhooks[\s\S]*?\*\*Signing\*\*[\s\S]*?```js\n([\s\S]*?)```/.exec(readme);
+  assert.ok(block, 'README has a ```js verification block under "## Webhooks"');
+  const code = block[1].replace(/^import .*$/m, '');
+  return new Function('createHmac', 'timingSafeEqual', `${code}\nreturn verify;`)(createHmac, timingSafeEqual);
 }
 
 describe('webhooks', () => {
@@ -34,6 +40,14 @@ describe('webhooks', () => {
   const deliveries = [];
 
   before(async () => {
+    const verify = await readmeVerify();
+    // The snippet rejects what it should: another secret, an altered body.
+    const h = { 'webhook-id': 'msg_1', 'webhook-timestamp': String(Math.floor(Date.now() / 1000)) };
+    const key = 'whsec_' + Buffer.alloc(32, 7).toString('base64');
+    h['webhook-signature'] = 'v1,' + createHmac('sha256', Buffer.alloc(32, 7)).update(`msg_1.${h['webhook-timestamp']}.{}`).digest('base64');
+    assert.ok(verify(key, h, '{}'));
+    assert.ok(!verify(key, h, '{ }'));
+    assert.ok(!verify('whsec_' + Buffer.alloc(32, 8).toString('base64'), h, '{}'));
     // The receiver: a weather service that answers get_weather calls.
     receiver = await startHTTPServer((req, res) => {
       let body = '';
