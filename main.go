@@ -250,7 +250,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 
-	ui, setupToken, err := newWebUI(ctx, cfg, store, engine, stdout, log)
+	webhooks := handlers.NewWebhooks(store, hooks)
+	ui, setupToken, err := newWebUI(ctx, cfg, store, engine, webhooks, stdout, log)
 	if err != nil {
 		return err
 	}
@@ -258,7 +259,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	handler := web.New(web.Config{
 		UI:       ui,
 		API:      api,
-		Webhooks: handlers.NewWebhooks(store, hooks),
+		Webhooks: webhooks,
 		CheckKey: keyChecker(cfg.APIKey, store),
 		Health:   store.Ping,
 		Logger:   log,

@@ -95,6 +95,9 @@ func addUIRoutes(e *echo.Echo, ui *handlers.UI) {
 	e.POST("/assistants/:assistant_id/duplicate", ui.DuplicateAssistant, editor)
 	e.POST("/assistants/:assistant_id/delete", ui.DeleteAssistant, editor)
 	e.GET("/assistants/:assistant_id/tools.json", ui.ExportTools, signedIn)
+	e.POST("/assistants/:assistant_id/webhooks/:function_name", ui.SaveWebhook, editor)
+	e.POST("/assistants/:assistant_id/webhooks/:function_name/test", ui.TestWebhook, editor)
+	e.POST("/assistants/:assistant_id/webhooks/:function_name/delete", ui.DeleteWebhook, editor)
 
 	e.GET("/threads", ui.Threads, signedIn)
 	e.GET("/threads/:thread_id", ui.ShowThread, signedIn)

@@ -1,0 +1,226 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v5"
+
+	"github.com/assistantd/assistantd/agent/webhook"
+	"github.com/assistantd/assistantd/db"
+	"github.com/assistantd/assistantd/views"
+)
+
+// The assistant editor's webhook sections: each function of a stored
+// assistant gets one, saved, tested and removed on its own (htmx posts
+// only the section's fields), through the same validation and delivery
+// client as the API.
+
+// attachWebhooks gives every function the stored assistant has its
+// webhook section. Functions added in the editor but not saved yet get
+// none: a webhook belongs to a function the assistant has.
+func (u *UI) attachWebhooks(ctx context.Context, f *views.AssistantForm) error {
+	if f.ID == "" || u.cfg.Webhooks == nil {
+		return nil
+	}
+	a, err := u.store.GetAssistant(ctx, f.ID)
+	if err != nil {
+		return err
+	}
+	hooks, err := u.cfg.Webhooks.store.ListWebhooks(ctx, f.ID)
+	if err != nil {
+		return err
+	}
+	byName := map[string]db.Webhook{}
+	for _, h := range hooks {
+		byName[h.FunctionName] = h
+	}
+	for i := range f.Functions {
+		fn := &f.Functions[i]
+		if !assistantHasFunction(a, fn.Name) {
+			continue
+		}
+		wf := webhookForm(f.ID, i, fn.Name)
+		if h, ok := byName[fn.Name]; ok {
+			fillWebhookForm(&wf, h)
+		}
+		wf.ReadOnly = f.ReadOnly
+		fn.Webhook = &wf
+	}
+	return nil
+}
+
+func assistantHasFunction(a db.Assistant, name string) bool {
+	for _, t := range a.Tools {
+		if t.Type == "function" && t.Function != nil && t.Function.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// webhookForm is an empty section with the API's defaults.
+func webhookForm(assistantID string, index int, function string) views.WebhookForm {
+	return views.WebhookForm{AssistantID: assistantID, Function: function, Index: index,
+		TimeoutMS: strconv.Itoa(defaultWebhookTimeoutMS), MaxRetries: strconv.Itoa(defaultWebhookRetries),
+		OnFailure: db.OnFailureErrorOutput}
+}
+
+func fillWebhookForm(wf *views.WebhookForm, h db.Webhook) {
+	wf.Configured, wf.URL, wf.SecretHint = true, h.URL, webhook.Hint(h.Secret)
+	wf.TimeoutMS, wf.MaxRetries, wf.OnFailure = strconv.Itoa(h.TimeoutMS), strconv.Itoa(h.MaxRetries), h.OnFailure
+}
+
+// webhookSection reads the path and the posted section: the form as the
+// person left it, and the stored webhook (ok false when there is none).
+func (u *UI) webhookSection(c *echo.Context) (views.WebhookForm, db.Webhook, bool, error) {
+	if u.cfg.Webhooks == nil {
+		return views.WebhookForm{}, db.Webhook{}, false, echo.ErrNotFound
+	}
+	ctx := c.Request().Context()
+	id, name := c.Param("assistant_id"), c.Param("function_name")
+	a, err := u.store.GetAssistant(ctx, id)
+	if err != nil {
+		return views.WebhookForm{}, db.Webhook{}, false, storeErr(err, "assistant", id)
+	}
+	if !assistantHasFunction(a, name) {
+		return views.WebhookForm{}, db.Webhook{}, false, &Error{Status: http.StatusNotFound, Type: "invalid_request_error",
+			Message: "The assistant has no function named '" + name + "'. Save the assistant first."}
+	}
+	index, _ := strconv.Atoi(c.FormValue("webhook_index"))
+	wf := webhookForm(id, max(index, 0), name)
+	stored, err := u.cfg.Webhooks.store.GetWebhook(ctx, id, name)
+	switch {
+	case errors.Is(err, db.ErrNotFound):
+	case err != nil:
+		return wf, stored, false, Internal(err)
+	default:
+		fillWebhookForm(&wf, stored)
+	}
+	if c.Request().Form.Has("webhook_url") {
+		wf.URL, wf.TimeoutMS = strings.TrimSpace(c.FormValue("webhook_url")), strings.TrimSpace(c.FormValue("webhook_timeout_ms"))
+		wf.MaxRetries, wf.OnFailure = strings.TrimSpace(c.FormValue("webhook_max_retries")), c.FormValue("webhook_on_failure")
+	}
+	return wf, stored, err == nil, nil
+}
+
+// SaveWebhook handles POST /assistants/:assistant_id/webhooks/:function_name:
+// the section's Save. A new webhook without a secret gets one generated,
+// shown this once; a stored one keeps its secret unless a new one is given
+// or "Generate a new secret" is ticked.
+func (u *UI) SaveWebhook(c *echo.Context) error {
+	wf, stored, exists, err := u.webhookSection(c)
+	if err != nil {
+		return err
+	}
+	r := webhookRequest{URL: Opt[string]{Set: true, V: wf.URL}}
+	errs := map[string]string{}
+	if s := strings.TrimSpace(c.FormValue("webhook_secret")); s != "" {
+		r.Secret = Opt[string]{Set: true, V: s}
+	} else if exists && c.FormValue("webhook_rotate") != "on" {
+		r.Secret = Opt[string]{Set: true, V: stored.Secret}
+	}
+	for field, raw := range map[string]string{"timeout_ms": wf.TimeoutMS, "max_retries": wf.MaxRetries} {
+		if raw == "" {
+			continue
+		}
+		n, err := strconv.Atoi(raw)
+		if err != nil {
+			errs[field] = "Enter a whole number."
+			continue
+		}
+		if field == "timeout_ms" {
+			r.TimeoutMS = Opt[int]{Set: true, V: n}
+		} else {
+			r.MaxRetries = Opt[int]{Set: true, V: n}
+		}
+	}
+	if wf.OnFailure != "" {
+		r.OnFailure = Opt[string]{Set: true, V: wf.OnFailure}
+	}
+	if len(errs) == 0 {
+		obj, err := u.cfg.Webhooks.put(c.Request().Context(), wf.AssistantID, wf.Function, r)
+		var ae *Error
+		switch {
+		case errors.As(err, &ae) && ae.Status == http.StatusBadRequest:
+			field := ae.Param
+			if field == "function_name" {
+				field = ""
+			}
+			errs[field] = ae.Message
+		case err != nil:
+			return err
+		default:
+			wf.Configured, wf.Saved, wf.NewSecret = true, true, obj.Secret
+			wf.URL, wf.SecretHint = obj.URL, obj.SecretHint
+			wf.TimeoutMS, wf.MaxRetries, wf.OnFailure = strconv.Itoa(obj.TimeoutMS), strconv.Itoa(obj.MaxRetries), obj.OnFailure
+			return render(c, http.StatusOK, views.WebhookSettings(wf))
+		}
+	}
+	wf.Errors = errs
+	return render(c, http.StatusUnprocessableEntity, views.WebhookSettings(wf))
+}
+
+// DeleteWebhook handles POST /assistants/:assistant_id/webhooks/:function_name/delete.
+func (u *UI) DeleteWebhook(c *echo.Context) error {
+	wf, _, exists, err := u.webhookSection(c)
+	if err != nil {
+		return err
+	}
+	if exists {
+		if err := u.cfg.Webhooks.store.DeleteWebhook(c.Request().Context(), wf.AssistantID, wf.Function); err != nil && !errors.Is(err, db.ErrNotFound) {
+			return Internal(err)
+		}
+	}
+	return render(c, http.StatusOK, views.WebhookSettings(webhookForm(wf.AssistantID, wf.Index, wf.Function)))
+}
+
+// testCallTimeout bounds a whole test call, retries included.
+const testCallTimeout = 2 * time.Minute
+
+// TestWebhook handles POST /assistants/:assistant_id/webhooks/:function_name/test:
+// "Send test call" delivers a sample call, signed, to the stored webhook
+// through the runs' own client (and so its address guard and retries),
+// and shows every attempt.
+func (u *UI) TestWebhook(c *echo.Context) error {
+	wf, stored, exists, err := u.webhookSection(c)
+	if err != nil {
+		return err
+	}
+	if !exists {
+		wf.Errors = map[string]string{"": "Save the webhook before sending a test call."}
+		return render(c, http.StatusUnprocessableEntity, views.WebhookSettings(wf))
+	}
+	callID := "call_test_" + db.NewID("")
+	body, err := json.Marshal(webhook.Payload{Type: "function_call", ToolCallID: callID,
+		Function: webhook.PayloadFunction{Name: stored.FunctionName, Arguments: "{}"},
+		RunID:    "run_test", ThreadID: "thread_test", AssistantID: stored.AssistantID, CreatedAt: time.Now().Unix()})
+	if err != nil {
+		return Internal(err)
+	}
+	ctx, cancel := context.WithTimeout(c.Request().Context(), testCallTimeout)
+	defer cancel()
+	test := &views.WebhookTest{}
+	target := webhook.Target{URL: stored.URL, Secret: stored.Secret,
+		Timeout: time.Duration(stored.TimeoutMS) * time.Millisecond, MaxRetries: stored.MaxRetries}
+	out, err := u.cfg.Webhooks.client.Deliver(ctx, target, webhook.MessageID(callID), body, func(a webhook.Attempt) {
+		va := views.WebhookAttempt{N: a.N, Status: "no response", OK: a.Err == "", LatencyMS: a.Latency.Milliseconds(),
+			Response: a.Response, Err: a.Err}
+		if a.Status != 0 {
+			va.Status = "HTTP " + strconv.Itoa(a.Status)
+		}
+		test.Attempts = append(test.Attempts, va)
+	})
+	if err != nil {
+		test.Err = err.Error()
+	} else {
+		test.Output = out
+	}
+	wf.Test = test
+	return render(c, http.StatusOK, views.WebhookSettings(wf))
+}
