@@ -224,3 +224,36 @@ func (u *UI) TestWebhook(c *echo.Context) error {
 	wf.Test = test
 	return render(c, http.StatusOK, views.WebhookSettings(wf))
 }
+
+// attachDeliveries adds each function call's webhook attempts to the
+// thread page's runs.
+func (u *UI) attachDeliveries(ctx context.Context, threadID string, runs []views.RunView) error {
+	if u.cfg.Webhooks == nil || len(runs) == 0 {
+		return nil
+	}
+	ds, err := u.cfg.Webhooks.store.ListThreadDeliveries(ctx, threadID)
+	if err != nil || len(ds) == 0 {
+		return err
+	}
+	byCall := map[string][]views.DeliveryView{}
+	for _, d := range ds {
+		dv := views.DeliveryView{WebhookID: d.WebhookID, Attempt: d.Attempt, Status: "no response", OK: d.Error == nil,
+			LatencyMS: d.LatencyMS, Response: d.Response, CreatedAt: d.CreatedAt}
+		if d.StatusCode != nil {
+			dv.Status = "HTTP " + strconv.Itoa(*d.StatusCode)
+		}
+		if d.Error != nil {
+			dv.Err = *d.Error
+		}
+		byCall[d.ToolCallID] = append(byCall[d.ToolCallID], dv)
+	}
+	for i := range runs {
+		for j := range runs[i].Steps {
+			for k := range runs[i].Steps[j].ToolCalls {
+				tc := &runs[i].Steps[j].ToolCalls[k]
+				tc.Deliveries = byCall[tc.ID]
+			}
+		}
+	}
+	return nil
+}

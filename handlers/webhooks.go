@@ -18,6 +18,7 @@ type WebhookStore interface {
 	GetWebhook(ctx context.Context, assistantID, functionName string) (db.Webhook, error)
 	ListWebhooks(ctx context.Context, assistantID string) ([]db.Webhook, error)
 	DeleteWebhook(ctx context.Context, assistantID, functionName string) error
+	ListThreadDeliveries(ctx context.Context, threadID string) ([]db.Delivery, error)
 }
 
 // Webhooks serves the webhook extension of the API

@@ -136,7 +136,32 @@ describe("webhook settings in the function editor", { skip: missing || false }, 
     assert.match(await page.textContent('[data-testid="webhook-test-error"]'), /HTTP 500/);
     assert.ok(signed(secret, deliveries.at(-1).headers, deliveries.at(-1).body), "the secret was kept");
 
+    // A run: the call is delivered, and the thread page lists the attempt.
+    await page.fill('[data-testid="webhook-url"]', `${receiverURL}/weather`);
+    await page.click('[data-testid="webhook-save"]');
+    await page.waitForSelector('[data-testid="webhook-saved"]');
+    const thread = await call("POST", "/threads", {
+      messages: [{ role: "user", content: 'weather please [[call get_weather {"city":"Paris"}]]' }],
+    });
+    let run = await call("POST", `/threads/${thread.id}/runs`, { assistant_id: a.id });
+    const deadline = Date.now() + 20_000;
+    while (!["completed", "failed", "requires_action", "cancelled", "expired", "incomplete"].includes(run.status)) {
+      assert.ok(Date.now() < deadline, `run still ${run.status}`);
+      await new Promise((r) => setTimeout(r, 50));
+      run = await call("GET", `/threads/${thread.id}/runs/${run.id}`);
+    }
+    assert.equal(run.status, "completed");
+    await page.goto(`${server.base}/threads/${thread.id}`);
+    await page.click('[data-testid="run"] > summary');
+    await page.click('[data-testid="run-step"] > summary');
+    const delivery = page.locator('[data-testid="delivery"]');
+    assert.equal(await delivery.count(), 1);
+    assert.equal(await delivery.locator('[data-testid="delivery-status"]').textContent(), "HTTP 200");
+    assert.match(await page.textContent('[data-testid="tool-output"]'), /weather for get_weather: 21C/);
+    await shoot(page, "webhook-run-deliveries");
+
     // Remove.
+    await page.goto(`${server.base}/assistants/${a.id}`);
     await page.click('[data-testid="webhook-remove"]');
     await page.waitForSelector('[data-testid="webhook-status"]:has-text("none")');
     assert.deepEqual((await call("GET", `/assistants/${a.id}/webhooks`)).data, []);
