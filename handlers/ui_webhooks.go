@@ -42,8 +42,8 @@ func (u *UI) attachWebhooks(ctx context.Context, f *views.AssistantForm) error {
 	}
 	for i := range f.Functions {
 		fn := &f.Functions[i]
-		if !assistantHasFunction(a, fn.Name) {
-			continue
+		if fn.Webhook != nil || !assistantHasFunction(a, fn.Name) {
+			continue // already set (a section just posted), or not saved yet
 		}
 		wf := webhookForm(f.ID, i, fn.Name)
 		if h, ok := byName[fn.Name]; ok {
@@ -92,7 +92,8 @@ func (u *UI) webhookSection(c *echo.Context) (views.WebhookForm, db.Webhook, boo
 		return views.WebhookForm{}, db.Webhook{}, false, &Error{Status: http.StatusNotFound, Type: "invalid_request_error",
 			Message: "The assistant has no function named '" + name + "'. Save the assistant first."}
 	}
-	index, _ := strconv.Atoi(c.FormValue("webhook_index"))
+	field := func(n string) string { return c.FormValue(views.WebhookField(name, n)) }
+	index, _ := strconv.Atoi(field("index"))
 	wf := webhookForm(id, max(index, 0), name)
 	stored, err := u.cfg.Webhooks.store.GetWebhook(ctx, id, name)
 	switch {
@@ -102,9 +103,9 @@ func (u *UI) webhookSection(c *echo.Context) (views.WebhookForm, db.Webhook, boo
 	default:
 		fillWebhookForm(&wf, stored)
 	}
-	if c.Request().Form.Has("webhook_url") {
-		wf.URL, wf.TimeoutMS = strings.TrimSpace(c.FormValue("webhook_url")), strings.TrimSpace(c.FormValue("webhook_timeout_ms"))
-		wf.MaxRetries, wf.OnFailure = strings.TrimSpace(c.FormValue("webhook_max_retries")), c.FormValue("webhook_on_failure")
+	if c.Request().Form.Has(views.WebhookField(name, "url")) {
+		wf.URL, wf.TimeoutMS = strings.TrimSpace(field("url")), strings.TrimSpace(field("timeout_ms"))
+		wf.MaxRetries, wf.OnFailure = strings.TrimSpace(field("max_retries")), field("on_failure")
 	}
 	return wf, stored, err == nil, nil
 }
@@ -120,9 +121,9 @@ func (u *UI) SaveWebhook(c *echo.Context) error {
 	}
 	r := webhookRequest{URL: Opt[string]{Set: true, V: wf.URL}}
 	errs := map[string]string{}
-	if s := strings.TrimSpace(c.FormValue("webhook_secret")); s != "" {
+	if s := strings.TrimSpace(c.FormValue(views.WebhookField(wf.Function, "secret"))); s != "" {
 		r.Secret = Opt[string]{Set: true, V: s}
-	} else if exists && c.FormValue("webhook_rotate") != "on" {
+	} else if exists && c.FormValue(views.WebhookField(wf.Function, "rotate")) != "on" {
 		r.Secret = Opt[string]{Set: true, V: stored.Secret}
 	}
 	for field, raw := range map[string]string{"timeout_ms": wf.TimeoutMS, "max_retries": wf.MaxRetries} {
@@ -159,11 +160,33 @@ func (u *UI) SaveWebhook(c *echo.Context) error {
 			wf.Configured, wf.Saved, wf.NewSecret = true, true, obj.Secret
 			wf.URL, wf.SecretHint = obj.URL, obj.SecretHint
 			wf.TimeoutMS, wf.MaxRetries, wf.OnFailure = strconv.Itoa(obj.TimeoutMS), strconv.Itoa(obj.MaxRetries), obj.OnFailure
-			return render(c, http.StatusOK, views.WebhookSettings(wf))
+			return u.renderWebhook(c, http.StatusOK, wf)
 		}
 	}
 	wf.Errors = errs
-	return render(c, http.StatusUnprocessableEntity, views.WebhookSettings(wf))
+	return u.renderWebhook(c, http.StatusUnprocessableEntity, wf)
+}
+
+// renderWebhook answers a section's post: the section for htmx, which
+// swaps it in place; without JavaScript, the editor of the stored
+// assistant with this section as it now is (a new secret shown once, or
+// the errors beside the input kept).
+func (u *UI) renderWebhook(c *echo.Context, status int, wf views.WebhookForm) error {
+	if isHTMX(c) {
+		return render(c, status, views.WebhookSettings(wf))
+	}
+	a, err := u.store.GetAssistant(c.Request().Context(), wf.AssistantID)
+	if err != nil {
+		return storeErr(err, "assistant", wf.AssistantID)
+	}
+	f := formFromAssistant(a)
+	for i := range f.Functions {
+		if f.Functions[i].Name == wf.Function {
+			wf.Index = i
+			f.Functions[i].Webhook = &wf
+		}
+	}
+	return u.renderEditor(c, status, f)
 }
 
 // DeleteWebhook handles POST /assistants/:assistant_id/webhooks/:function_name/delete.
@@ -177,7 +200,7 @@ func (u *UI) DeleteWebhook(c *echo.Context) error {
 			return Internal(err)
 		}
 	}
-	return render(c, http.StatusOK, views.WebhookSettings(webhookForm(wf.AssistantID, wf.Index, wf.Function)))
+	return u.renderWebhook(c, http.StatusOK, webhookForm(wf.AssistantID, wf.Index, wf.Function))
 }
 
 // testCallTimeout bounds a whole test call, retries included.
@@ -194,7 +217,7 @@ func (u *UI) TestWebhook(c *echo.Context) error {
 	}
 	if !exists {
 		wf.Errors = map[string]string{"": "Save the webhook before sending a test call."}
-		return render(c, http.StatusUnprocessableEntity, views.WebhookSettings(wf))
+		return u.renderWebhook(c, http.StatusUnprocessableEntity, wf)
 	}
 	callID := "call_test_" + db.NewID("")
 	body, err := json.Marshal(webhook.Payload{Type: "function_call", ToolCallID: callID,
@@ -222,7 +245,7 @@ func (u *UI) TestWebhook(c *echo.Context) error {
 		test.Output = out
 	}
 	wf.Test = test
-	return render(c, http.StatusOK, views.WebhookSettings(wf))
+	return u.renderWebhook(c, http.StatusOK, wf)
 }
 
 // attachDeliveries adds each function call's webhook attempts to the

@@ -166,4 +166,39 @@ describe("webhook settings in the function editor", { skip: missing || false }, 
     await page.waitForSelector('[data-testid="webhook-status"]:has-text("none")');
     assert.deepEqual((await call("GET", `/assistants/${a.id}/webhooks`)).data, []);
   });
+
+  test("without JavaScript: save a webhook and send a test call", async () => {
+    const a = await call("POST", "/assistants", {
+      model: "fake-model", name: "Hooked without JS",
+      tools: [
+        { type: "function", function: { name: "get_time", parameters: { type: "object", properties: {} } } },
+        { type: "function", function: { name: "get_weather", parameters: { type: "object", properties: {} } } },
+      ],
+    });
+    const context = await browser.newContext({ javaScriptEnabled: false });
+    const nojs = await context.newPage();
+    try {
+      await nojs.goto(server.base + "/login");
+      await nojs.fill("#email", ADMIN.email);
+      await nojs.fill("#password", ADMIN.password);
+      await Promise.all([nojs.waitForURL(/\/assistants/), nojs.click('[data-testid="login-submit"]')]);
+      await nojs.goto(`${server.base}/assistants/${a.id}`);
+      const weather = nojs.locator('[data-testid="webhook"][data-function="get_weather"]');
+      await weather.locator('[data-testid="webhook-url"]').fill(`${receiverURL}/weather`);
+      await Promise.all([nojs.waitForNavigation(), weather.locator('[data-testid="webhook-save"]').click()]);
+      const saved = nojs.locator('[data-testid="webhook"][data-function="get_weather"]');
+      const secret = (await saved.locator('[data-testid="webhook-new-secret"] code').textContent()).trim();
+      assert.match(secret, /^whsec_/);
+      // Only get_weather got a webhook; get_time's section is untouched.
+      const stored = (await call("GET", `/assistants/${a.id}/webhooks`)).data;
+      assert.deepEqual(stored.map((w) => [w.function_name, w.url]), [["get_weather", `${receiverURL}/weather`]]);
+      assert.match(await nojs.textContent('[data-testid="webhook"][data-function="get_time"] [data-testid="webhook-status"]'), /none/);
+
+      await Promise.all([nojs.waitForNavigation(), saved.locator('[data-testid="webhook-test"]').click()]);
+      assert.equal(await nojs.textContent('[data-testid="webhook-attempt-status"]'), "HTTP 200");
+      assert.ok(signed(secret, deliveries.at(-1).headers, deliveries.at(-1).body));
+    } finally {
+      await context.close();
+    }
+  });
 });
