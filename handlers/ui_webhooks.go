@@ -228,7 +228,7 @@ func (u *UI) TestWebhook(c *echo.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), testCallTimeout)
 	defer cancel()
-	test := &views.WebhookTest{}
+	test := &views.WebhookTest{URL: stored.URL}
 	target := webhook.Target{URL: stored.URL, Secret: stored.Secret,
 		Timeout: time.Duration(stored.TimeoutMS) * time.Millisecond, MaxRetries: stored.MaxRetries}
 	out, err := u.cfg.Webhooks.client.Deliver(ctx, target, webhook.MessageID(callID), body, func(a webhook.Attempt) {
