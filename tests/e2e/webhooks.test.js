@@ -12,7 +12,10 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import { call, listMessages, listSteps, textOf, weatherTool } from './helpers/runs.js';
-import { startHTTPServer } from './helpers/server.js';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+
+import { assistantdBinary, startHTTPServer, startServer } from './helpers/server.js';
 import { startServerWithUpstream } from './helpers/upstream.js';
 
 const LIMIT = { timeout: 20_000 };
@@ -148,5 +151,30 @@ describe('webhooks', () => {
       client.put(`/assistants/${assistant.id}/webhooks/get_weather`, { body: { url: 'http://169.254.169.254/latest' } }),
       (err) => err.status === 400 && err.param === 'url' && /--webhook-allow-networks/.test(err.message),
     );
+  });
+});
+
+describe('--webhook-allow-networks', () => {
+  test('an invalid network stops the start with a message naming the setting', LIMIT, async () => {
+    await assert.rejects(
+      promisify(execFile)(await assistantdBinary(), ['--addr', '127.0.0.1:0', '--webhook-allow-networks', '10.0.0.0/8,bogus']),
+      (err) => err.code !== 0 && /invalid --webhook-allow-networks: "bogus" is not a CIDR/.test(err.stderr),
+    );
+  });
+
+  test('ASSISTANTD_WEBHOOK_ALLOW_NETWORKS opens exactly the listed networks', LIMIT, async () => {
+    const server = await startServer({ env: { ASSISTANTD_WEBHOOK_ALLOW_NETWORKS: '10.1.0.0/16' } });
+    try {
+      const client = server.client();
+      const a = await client.beta.assistants.create({ model: 'm', tools: [weatherTool] });
+      const ok = await client.put(`/assistants/${a.id}/webhooks/get_weather`, { body: { url: 'http://10.1.2.3:8080/hook' } });
+      assert.equal(ok.url, 'http://10.1.2.3:8080/hook');
+      await assert.rejects(
+        client.put(`/assistants/${a.id}/webhooks/get_weather`, { body: { url: 'http://10.2.0.1/hook' } }),
+        (err) => err.status === 400 && err.param === 'url',
+      );
+    } finally {
+      await server.stop();
+    }
   });
 });
