@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"os/signal"
@@ -22,6 +23,7 @@ import (
 	"time"
 
 	"github.com/assistantd/assistantd/agent"
+	"github.com/assistantd/assistantd/agent/webhook"
 	"github.com/assistantd/assistantd/db"
 	"github.com/assistantd/assistantd/handlers"
 	"github.com/assistantd/assistantd/web"
@@ -48,6 +50,9 @@ type config struct {
 	Web            webConfig
 	Providers      []agent.ProviderConfig
 	Engine         agent.Config
+	// WebhookAllow are the networks webhooks may reach although the guard
+	// refuses them by default (loopback, private, link-local …).
+	WebhookAllow []netip.Prefix
 }
 
 // parseConfig reads flags, falling back to environment variables, and
@@ -83,6 +88,8 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 		"steps (model turns and tool rounds) one run may take before it fails (env ASSISTANTD_MAX_RUN_STEPS)")
 	retries := fs.Int("upstream-retries", envInt(getenv, "ASSISTANTD_UPSTREAM_RETRIES", 3),
 		"retries of an upstream request that failed with 429, 5xx or a timeout (env ASSISTANTD_UPSTREAM_RETRIES)")
+	webhookAllow := fs.String("webhook-allow-networks", env("ASSISTANTD_WEBHOOK_ALLOW_NETWORKS", ""),
+		"comma-separated CIDRs webhooks may reach although they are loopback, private, link-local, CGNAT or metadata addresses, e.g. 10.0.0.0/8,fd00::/8; default none (env ASSISTANTD_WEBHOOK_ALLOW_NETWORKS)")
 	logLevel := fs.String("log-level", env("ASSISTANTD_LOG_LEVEL", "info"), "debug, info, warn or error (env ASSISTANTD_LOG_LEVEL)")
 	webFlags := addWebFlags(fs, env)
 	fs.Usage = func() {
@@ -133,6 +140,9 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 		// over its catch-all.
 		cfg.Providers = append(cfg.Providers, agent.ProviderConfig{Name: "default", BaseURL: u.String(),
 			APIKey: cfg.UpstreamKey, Models: models})
+	}
+	if cfg.WebhookAllow, err = webhook.ParseNetworks(*webhookAllow); err != nil {
+		return cfg, fmt.Errorf("invalid --webhook-allow-networks: %w", err)
 	}
 	if err := cfg.LogLevel.UnmarshalText([]byte(*logLevel)); err != nil {
 		return cfg, fmt.Errorf("invalid --log-level %q: %w", *logLevel, err)
@@ -226,6 +236,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	// One delivery client, whose dialer checks every address it connects
+	// to, serves the runs' webhooks, the API's URL checks and the web app's
+	// test calls.
+	hooks := webhook.NewClient(webhook.NewGuard(cfg.WebhookAllow, nil))
+	cfg.Engine.Functions = agent.NewWebhooks(store, hooks, log)
 	engine := agent.New(store, providers, agent.NewHub(time.Minute), log, cfg.Engine)
 	// The engine outlives the HTTP server during shutdown: requests finish
 	// first, then runs in flight stop (and resume on the next start).
@@ -235,7 +250,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 
-	ui, setupToken, err := newWebUI(ctx, cfg, store, engine, stdout, log)
+	webhooks := handlers.NewWebhooks(store, hooks)
+	ui, setupToken, err := newWebUI(ctx, cfg, store, engine, webhooks, stdout, log)
 	if err != nil {
 		return err
 	}
@@ -243,6 +259,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	handler := web.New(web.Config{
 		UI:       ui,
 		API:      api,
+		Webhooks: webhooks,
 		CheckKey: keyChecker(cfg.APIKey, store),
 		Health:   store.Ping,
 		Logger:   log,

@@ -73,6 +73,12 @@ var routes = []route{
 	r("GET", "/threads/{id}/runs/{id}/steps", "ListRunStepsResponse"),
 	r("GET", "/threads/{id}/runs/{id}/steps/{id}", "RunStepObject"),
 	r("GET", "/models", "ListModelsResponse"),
+
+	// assistantd's webhook extension has no schema in OpenAI's document;
+	// webhooks_test.go checks its shapes.
+	r("GET", "/assistants/{id}/webhooks", ""),
+	r("PUT", "/assistants/{id}/webhooks/{id}", ""),
+	r("DELETE", "/assistants/{id}/webhooks/{id}", ""),
 }
 
 // eventSchemas are the stream event payloads no route returns, compiled for
