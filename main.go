@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"os/signal"
@@ -22,6 +23,7 @@ import (
 	"time"
 
 	"github.com/assistantd/assistantd/agent"
+	"github.com/assistantd/assistantd/agent/webhook"
 	"github.com/assistantd/assistantd/db"
 	"github.com/assistantd/assistantd/handlers"
 	"github.com/assistantd/assistantd/web"
@@ -50,6 +52,9 @@ type config struct {
 	Engine         agent.Config
 	// EmbeddingsModel, when set, makes file_search hybrid (BM25 + vectors).
 	EmbeddingsModel string
+	// WebhookAllow are the networks webhooks may reach although the guard
+	// refuses them by default (loopback, private, link-local …).
+	WebhookAllow []netip.Prefix
 }
 
 // parseConfig reads flags, falling back to environment variables, and
@@ -87,6 +92,8 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 		"retries of an upstream request that failed with 429, 5xx or a timeout (env ASSISTANTD_UPSTREAM_RETRIES)")
 	embeddingsModel := fs.String("embeddings-model", env("ASSISTANTD_EMBEDDINGS_MODEL", ""),
 		"embeddings model (served by a configured provider's /v1/embeddings) that makes file_search hybrid: BM25 and vector similarity; none: BM25 only (env ASSISTANTD_EMBEDDINGS_MODEL)")
+	webhookAllow := fs.String("webhook-allow-networks", env("ASSISTANTD_WEBHOOK_ALLOW_NETWORKS", ""),
+		"comma-separated CIDRs webhooks may reach although they are loopback, private, link-local, CGNAT or metadata addresses, e.g. 10.0.0.0/8,fd00::/8; default none (env ASSISTANTD_WEBHOOK_ALLOW_NETWORKS)")
 	logLevel := fs.String("log-level", env("ASSISTANTD_LOG_LEVEL", "info"), "debug, info, warn or error (env ASSISTANTD_LOG_LEVEL)")
 	webFlags := addWebFlags(fs, env)
 	fs.Usage = func() {
@@ -137,6 +144,9 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 		// over its catch-all.
 		cfg.Providers = append(cfg.Providers, agent.ProviderConfig{Name: "default", BaseURL: u.String(),
 			APIKey: cfg.UpstreamKey, Models: models})
+	}
+	if cfg.WebhookAllow, err = webhook.ParseNetworks(*webhookAllow); err != nil {
+		return cfg, fmt.Errorf("invalid --webhook-allow-networks: %w", err)
 	}
 	if err := cfg.LogLevel.UnmarshalText([]byte(*logLevel)); err != nil {
 		return cfg, fmt.Errorf("invalid --log-level %q: %w", *logLevel, err)
@@ -240,6 +250,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer func() { cancelRAG(); waitRAG() }()
 	cfg.Engine.Builtins = append(cfg.Engine.Builtins, agent.NewFileSearch(store, rag.Searcher, rag.Ingester, fileSearchWait))
+	// One delivery client, whose dialer checks every address it connects
+	// to, serves the runs' webhooks, the API's URL checks and the web app's
+	// test calls.
+	hooks := webhook.NewClient(webhook.NewGuard(cfg.WebhookAllow, nil))
+	cfg.Engine.Functions = agent.NewWebhooks(store, hooks, log)
 	engine := agent.New(store, providers, agent.NewHub(time.Minute), log, cfg.Engine)
 	// The engine outlives the HTTP server during shutdown: requests finish
 	// first, then runs in flight stop (and resume on the next start).
@@ -249,7 +264,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 
-	ui, setupToken, err := newWebUI(ctx, cfg, store, engine, rag, stdout, log)
+	webhooks := handlers.NewWebhooks(store, hooks)
+	ui, setupToken, err := newWebUI(ctx, cfg, store, engine, webhooks, rag, stdout, log)
 	if err != nil {
 		return err
 	}
@@ -257,6 +273,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	handler := web.New(web.Config{
 		UI:       ui,
 		API:      api,
+		Webhooks: webhooks,
 		CheckKey: keyChecker(cfg.APIKey, store),
 		Health:   store.Ping,
 		Logger:   log,

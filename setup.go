@@ -62,8 +62,8 @@ func addWebFlags(fs *flag.FlagSet, env func(name, def string) string) func() (we
 // newWebUI builds the web app. When no user exists it creates the
 // configured admin, or else returns a random one-time setup token that
 // /setup accepts until the first user exists (run prints the link).
-func newWebUI(ctx context.Context, cfg config, store *db.Store, engine handlers.Engine, rag handlers.Retriever, stdout io.Writer,
-	log *slog.Logger) (*handlers.UI, string, error) {
+func newWebUI(ctx context.Context, cfg config, store *db.Store, engine handlers.Engine, hooks *handlers.Webhooks,
+	rag handlers.Retriever, stdout io.Writer, log *slog.Logger) (*handlers.UI, string, error) {
 	setupToken, err := firstUser(ctx, cfg.Web, store, stdout, log)
 	if err != nil {
 		return nil, "", err
@@ -78,7 +78,7 @@ func newWebUI(ctx context.Context, cfg config, store *db.Store, engine handlers.
 		log.Warn("htmx is not embedded: run `npm ci` in static/ before building; pages still work, less smoothly")
 	}
 	ui := handlers.NewUI(handlers.UIConfig{
-		Store: store, Engine: engine, HashKey: hashKey, BlockKey: blockKey, SessionTTL: cfg.Web.SessionTTL,
+		Store: store, Engine: engine, Webhooks: hooks, HashKey: hashKey, BlockKey: blockKey, SessionTTL: cfg.Web.SessionTTL,
 		TrustProxy: cfg.Web.TrustProxy, SetupToken: setupToken, MaxUpload: cfg.MaxUploadBytes,
 		Models:       modelLister(cfg.UpstreamURL, cfg.UpstreamKey),
 		AssetVersion: static.Version, HTMX: static.HasHTMX(), Log: log,

@@ -266,31 +266,40 @@ func (e *Engine) expiry() *int64 {
 // CreateRun stores a queued run (with its additional messages), publishes
 // thread.run.created and thread.run.queued, and enqueues it.
 func (e *Engine) CreateRun(ctx context.Context, r db.Run, extra []db.Message) (db.Run, error) {
-	r.ExpiresAt = e.expiry()
-	run, err := e.store.CreateRun(ctx, r, extra)
-	if err != nil {
-		return run, err
-	}
-	e.announce(run, nil)
-	return run, nil
+	return e.create(r, func(r db.Run) (*db.Thread, db.Run, error) {
+		run, err := e.store.CreateRun(ctx, r, extra)
+		return nil, run, err
+	})
 }
 
 // CreateThreadAndRun stores a thread, its messages and a queued run on it,
 // publishes thread.created, thread.run.created and thread.run.queued, and
 // enqueues the run.
 func (e *Engine) CreateThreadAndRun(ctx context.Context, t db.Thread, msgs []db.Message, r db.Run) (db.Thread, db.Run, error) {
-	r.ExpiresAt = e.expiry()
-	t, run, err := e.store.CreateThreadAndRun(ctx, t, msgs, r)
-	if err != nil {
-		return t, run, err
-	}
-	e.announce(run, &t)
-	return t, run, nil
+	run, err := e.create(r, func(r db.Run) (*db.Thread, db.Run, error) {
+		var run db.Run
+		var err error
+		t, run, err = e.store.CreateThreadAndRun(ctx, t, msgs, r)
+		return &t, run, err
+	})
+	return t, run, err
 }
 
-func (e *Engine) announce(run db.Run, thread *db.Thread) {
-	mu := e.lockRun(run.ID)
+// create stores a new run through store and announces it. The run's id is
+// chosen first and its lock held from before the insert until its first
+// events are published: the sweeper may find the queued run in the store
+// at once, but no worker can claim it (and publish thread.run.in_progress)
+// before thread.run.created is out.
+func (e *Engine) create(r db.Run, store func(db.Run) (*db.Thread, db.Run, error)) (db.Run, error) {
+	r.ID = db.NewID("run_")
+	r.ExpiresAt = e.expiry()
+	mu := e.lockRun(r.ID)
 	mu.Lock()
+	thread, run, err := store(r)
+	if err != nil {
+		mu.Unlock()
+		return run, err
+	}
 	var em emitter
 	if thread != nil {
 		em.emit("thread.created", thread)
@@ -302,6 +311,7 @@ func (e *Engine) announce(run db.Run, thread *db.Thread) {
 	}
 	mu.Unlock()
 	e.enqueue(job{runID: run.ID})
+	return run, nil
 }
 
 // ToolOutput is one submitted function result.

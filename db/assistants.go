@@ -128,7 +128,11 @@ func (s *Store) UpdateAssistant(ctx context.Context, id string, fn func(*Assista
 		_, err = tx.ExecContext(ctx, `UPDATE assistants SET name = ?, description = ?, model = ?, instructions = ?,
 			tools = ?, tool_resources = ?, metadata = ?, temperature = ?, top_p = ?, response_format = ?,
 			reasoning_effort = ? WHERE id = ?`, append(args, id)...)
-		return err
+		if err != nil {
+			return err
+		}
+		// A function removed from the assistant takes its webhook with it.
+		return deleteRemovedWebhooks(ctx, tx, id, args[4].(string)) // args[4]: the tools column
 	})
 	if err != nil {
 		return a, fmt.Errorf("update assistant %s: %w", id, err)

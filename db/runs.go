@@ -271,7 +271,10 @@ func (s *Store) insertRun(ctx context.Context, tx *sql.Tx, r Run, extra []Messag
 	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM messages WHERE thread_id = ?`, r.ThreadID).Scan(&r.HistorySeq); err != nil {
 		return r, err
 	}
-	r.ID, r.Object, r.CreatedAt, r.Status = NewID("run_"), "thread.run", s.now().Unix(), RunQueued
+	if r.ID == "" { // the engine picks the id itself, to lock the run before it exists
+		r.ID = NewID("run_")
+	}
+	r.Object, r.CreatedAt, r.Status = "thread.run", s.now().Unix(), RunQueued
 	args, err := runArgs(&r)
 	if err != nil {
 		return r, err

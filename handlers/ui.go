@@ -59,6 +59,9 @@ type UIConfig struct {
 	// Engine runs assistants for the thread page's composer; nil hides
 	// "Add and run" and the run controls.
 	Engine Engine
+	// Webhooks gives the function editor its webhook sections; nil hides
+	// them.
+	Webhooks *Webhooks
 	// MaxUpload bounds one uploaded file.
 	MaxUpload    int64
 	AssetVersion string

@@ -116,6 +116,9 @@ func (u *UI) renderEditor(c *echo.Context, status int, f views.AssistantForm) er
 		f.Files = append(f.Files, views.FileOption{ID: fl.ID, Name: fl.Filename})
 	}
 	f.Examples = exampleOptions()
+	if err := u.attachWebhooks(c.Request().Context(), &f); err != nil {
+		return storeErr(err, "assistant", f.ID)
+	}
 	title := "New assistant"
 	if f.ID != "" {
 		title = "Assistant " + f.Name

@@ -85,6 +85,9 @@ func (u *UI) threadRuns(ctx context.Context, threadID string) ([]views.RunView, 
 		}
 		out = append(out, rv)
 	}
+	if err := u.attachDeliveries(ctx, threadID, out); err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 

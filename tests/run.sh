@@ -55,6 +55,12 @@ section "go vet ./..."
 go vet ./...
 echo "ok"
 
+section "go mod tidy -diff"
+# go.mod must list exactly what the code imports, direct requirements
+# unmarked: tidy would change nothing.
+go mod tidy -diff
+echo "ok"
+
 section "templ generate is up to date"
 templ_sources=$(find . -name '*.templ' -not -path './.git/*' -not -path '*/node_modules/*' | sort)
 if [[ -z $templ_sources ]]; then

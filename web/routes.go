@@ -23,6 +23,11 @@ func addRoutes(e *echo.Echo, cfg Config) {
 	v1.GET("/assistants/:assistant_id", api.GetAssistant)
 	v1.POST("/assistants/:assistant_id", api.ModifyAssistant)
 	v1.DELETE("/assistants/:assistant_id", api.DeleteAssistant)
+	if wh := cfg.Webhooks; wh != nil { // an assistantd extension: functions answered by webhooks
+		v1.GET("/assistants/:assistant_id/webhooks", wh.ListWebhooks)
+		v1.PUT("/assistants/:assistant_id/webhooks/:function_name", wh.PutWebhook)
+		v1.DELETE("/assistants/:assistant_id/webhooks/:function_name", wh.DeleteWebhook)
+	}
 
 	v1.POST("/threads", api.CreateThread)
 	v1.GET("/threads/:thread_id", api.GetThread)
@@ -112,6 +117,9 @@ func addUIRoutes(e *echo.Echo, ui *handlers.UI) {
 	e.POST("/assistants/:assistant_id/duplicate", ui.DuplicateAssistant, editor)
 	e.POST("/assistants/:assistant_id/delete", ui.DeleteAssistant, editor)
 	e.GET("/assistants/:assistant_id/tools.json", ui.ExportTools, signedIn)
+	e.POST("/assistants/:assistant_id/webhooks/:function_name", ui.SaveWebhook, editor)
+	e.POST("/assistants/:assistant_id/webhooks/:function_name/test", ui.TestWebhook, editor)
+	e.POST("/assistants/:assistant_id/webhooks/:function_name/delete", ui.DeleteWebhook, editor)
 
 	e.GET("/threads", ui.Threads, signedIn)
 	e.GET("/threads/:thread_id", ui.ShowThread, signedIn)

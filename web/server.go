@@ -18,8 +18,11 @@ type KeyChecker func(ctx context.Context, key string) (bool, error)
 
 // Config holds what the server is built from.
 type Config struct {
-	API      *handlers.API
-	UI       *handlers.UI // the web app; nil serves the API only
+	API *handlers.API
+	UI  *handlers.UI // the web app; nil serves the API only
+	// Webhooks serves the webhook extension under /v1/assistants; nil
+	// leaves it out.
+	Webhooks *handlers.Webhooks
 	CheckKey KeyChecker
 	Health   func(ctx context.Context) error
 	Logger   *slog.Logger

@@ -94,6 +94,11 @@ var routes = []route{
 	r("POST", "/uploads/{id}/parts", "UploadPart"),
 	r("POST", "/uploads/{id}/complete", "Upload"),
 	r("POST", "/uploads/{id}/cancel", "Upload"),
+	// assistantd's webhook extension has no schema in OpenAI's document;
+	// webhooks_test.go checks its shapes.
+	r("GET", "/assistants/{id}/webhooks", ""),
+	r("PUT", "/assistants/{id}/webhooks/{id}", ""),
+	r("DELETE", "/assistants/{id}/webhooks/{id}", ""),
 }
 
 // eventSchemas are the stream event payloads no route returns, compiled for
