@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"net/http"
 	"net/mail"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/gorilla/sessions"
 	"github.com/labstack/echo/v5"
@@ -31,13 +34,55 @@ type userStore interface {
 	SetPassword(ctx context.Context, id, password string) error
 }
 
-// safeNext keeps a post-sign-in redirect on this site: a path, not
-// "//evil.example" or "https://…".
+// safeNext keeps a post-sign-in redirect on this site. Only a plain
+// same-origin path is accepted; anything else becomes "/". Browsers drop
+// tabs and newlines from URLs and read a backslash as a slash, so
+// "/\t/evil.example" and "/\\evil.example" mean "//evil.example", another
+// site: control characters, backslashes and a leading "//" are refused in
+// the text as given and in every percent-decoded form of it (a later hop,
+// such as a proxy or the router, may decode it again).
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
-		return "/assistants"
+	const fallback = "/"
+	s, settled := next, false
+	for range 4 {
+		if !sameOriginPath(s) {
+			return fallback
+		}
+		d, err := url.PathUnescape(s)
+		if err != nil {
+			return fallback
+		}
+		if d == s {
+			settled = true
+			break
+		}
+		s = d
+	}
+	if !settled { // encoded four times over: nobody types that
+		return fallback
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" {
+		return fallback
 	}
 	return next
+}
+
+// sameOriginPath reports whether s is an absolute path on this site with
+// nothing a browser would read as another origin.
+func sameOriginPath(s string) bool {
+	if len(s) == 0 || s[0] != '/' || len(s) > 2048 {
+		return false
+	}
+	if len(s) > 1 && (s[1] == '/' || s[1] == '\\') {
+		return false
+	}
+	for _, r := range s {
+		if r == '\\' || unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || r == utf8.RuneError {
+			return false
+		}
+	}
+	return true
 }
 
 // Home handles GET /.
