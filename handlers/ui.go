@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/a-h/templ"
 	"github.com/gorilla/sessions"
@@ -300,13 +301,28 @@ func (u *UI) RenderError(c *echo.Context, status int, message, requestID string)
 
 // flash shows msg on the next page the session sees, then redirects
 // there (the post/redirect/get pattern).
+//
+// The message travels in the session cookie, which holds 4 KB at most, so
+// it is cut to maxFlashRunes: a message quoting what someone typed (an id
+// in a URL, say) can never make the cookie too large to write.
 func (u *UI) flash(c *echo.Context, target, msg string, isErr bool) error {
 	if s, ok := c.Get(ctxSession).(*sessions.Session); ok {
-		s.AddFlash(msg)
+		s.AddFlash(clip(msg, maxFlashRunes))
 		s.AddFlash(isErr)
 		if err := u.saveSession(c, s); err != nil {
 			return err
 		}
 	}
 	return redirect(c, target)
+}
+
+// maxFlashRunes bounds a flash message (see flash).
+const maxFlashRunes = 300
+
+// clip shortens s to at most n runes, marking the cut with an ellipsis.
+func clip(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	return string([]rune(s)[:n-1]) + "…"
 }

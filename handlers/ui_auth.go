@@ -282,13 +282,30 @@ func (u *UI) Setup(c *echo.Context) error {
 
 func checkNewUser(email, password string) []string {
 	var errs []string
-	if a, err := mail.ParseAddress(email); err != nil || a.Address != email {
+	if len(email) > maxEmailLen {
+		errs = append(errs, fmt.Sprintf("An email address has at most %d characters.", maxEmailLen))
+	} else if a, err := mail.ParseAddress(email); err != nil || a.Address != email {
 		errs = append(errs, "Enter a valid email address.")
 	}
-	if len(password) < db.MinPasswordLen {
-		errs = append(errs, "The password must be at least 10 characters long.")
+	return append(errs, checkPassword("The password", password)...)
+}
+
+// maxEmailLen is the longest email address that can be delivered (RFC
+// 5321's limit on a forward path).
+const maxEmailLen = 254
+
+// checkPassword checks a new password's length: at least MinPasswordLen
+// characters, and at most bcrypt's 72 bytes (longer ones are refused, not
+// cut short).
+func checkPassword(what, password string) []string {
+	switch {
+	case len(password) < db.MinPasswordLen:
+		return []string{fmt.Sprintf("%s must be at least %d characters long.", what, db.MinPasswordLen)}
+	case len(password) > db.MaxPasswordBytes:
+		return []string{fmt.Sprintf("%s must be at most %d bytes long (%d is the most bcrypt reads; letters beyond ASCII take 2 to 4 bytes each).",
+			what, db.MaxPasswordBytes, db.MaxPasswordBytes)}
 	}
-	return errs
+	return nil
 }
 
 // Users handles GET /settings/users (admins).
@@ -375,9 +392,7 @@ func (u *UI) ChangePassword(c *echo.Context) error {
 	} else if err != nil {
 		return Internal(err)
 	}
-	if len(next) < db.MinPasswordLen {
-		errs = append(errs, "The new password must be at least 10 characters long.")
-	}
+	errs = append(errs, checkPassword("The new password", next)...)
 	if next != c.FormValue("confirm") {
 		errs = append(errs, "The new passwords do not match.")
 	}
@@ -393,8 +408,8 @@ func (u *UI) ChangePassword(c *echo.Context) error {
 // ResetPassword handles POST /settings/users/:user_id/password (admins).
 func (u *UI) ResetPassword(c *echo.Context) error {
 	pw := c.FormValue("password")
-	if len(pw) < db.MinPasswordLen {
-		return u.flash(c, "/settings/users", "A password must be at least 10 characters long.", true)
+	if errs := checkPassword("A password", pw); len(errs) > 0 {
+		return u.flash(c, "/settings/users", errs[0], true)
 	}
 	if err := u.store.SetPassword(c.Request().Context(), c.Param("user_id"), pw); err != nil {
 		return storeErr(err, "user", c.Param("user_id"))

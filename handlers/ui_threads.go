@@ -133,6 +133,12 @@ func sortedPairs(m db.Metadata) [][2]string {
 
 // ShowThread handles GET /threads/:thread_id.
 func (u *UI) ShowThread(c *echo.Context) error {
+	return u.showThread(c, http.StatusOK, views.Composer{})
+}
+
+// showThread renders the thread page; draft refills the composer after a
+// refused message (its Content, Role, Error and chosen assistant).
+func (u *UI) showThread(c *echo.Context, status int, draft views.Composer) error {
 	ctx := c.Request().Context()
 	id := c.Param("thread_id")
 	t, err := u.store.GetThread(ctx, id)
@@ -191,9 +197,13 @@ func (u *UI) ShowThread(c *echo.Context) error {
 		if n := len(v.Runs); n > 0 {
 			comp.Selected = v.Runs[n-1].AssistantID
 		}
+		comp.Content, comp.Role, comp.Error = draft.Content, draft.Role, draft.Error
+		if draft.Selected != "" {
+			comp.Selected = draft.Selected
+		}
 		v.Composer = comp
 	}
-	return render(c, http.StatusOK, views.ThreadPage(u.page(c, "Thread "+id, "threads"), v))
+	return render(c, status, views.ThreadPage(u.page(c, "Thread "+id, "threads"), v))
 }
 
 func annotationFile(a db.Annotation) string {
