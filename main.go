@@ -246,6 +246,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		CheckKey: keyChecker(cfg.APIKey, store),
 		Health:   store.Ping,
 		Logger:   log,
+		// HSTS behind a TLS-terminating proxy, as for the cookies.
+		TrustProxy: cfg.Web.TrustProxy,
 	})
 
 	srv := &http.Server{
