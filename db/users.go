@@ -164,7 +164,7 @@ func (s *Store) ListUsers(ctx context.Context) ([]User, error) {
 	return out, rows.Err()
 }
 
-// SetUserRole changes a user's role. It refuses to demote the last admin,
+// SetUserRole changes a user's role and ends all their sessions. It refuses to demote the last admin,
 // which would leave nobody able to manage users.
 func (s *Store) SetUserRole(ctx context.Context, id, role string) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
@@ -179,6 +179,10 @@ func (s *Store) SetUserRole(ctx context.Context, id, role string) error {
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			return ErrNotFound
+		}
+		// The user signs in again to work with the new role.
+		if _, err := tx.ExecContext(ctx, `DELETE FROM web_sessions WHERE user_id = ?`, id); err != nil {
+			return fmt.Errorf("end sessions of %s: %w", id, err)
 		}
 		return nil
 	})
@@ -239,7 +243,7 @@ func (s *Store) Secret(ctx context.Context, name string, n int) ([]byte, error) 
 	return v, nil
 }
 
-// SetPassword replaces a user's password.
+// SetPassword replaces a user's password and ends all their sessions.
 func (s *Store) SetPassword(ctx context.Context, id, password string) error {
 	if len(password) < MinPasswordLen || len(password) > MaxPasswordBytes {
 		return fmt.Errorf("set password: %w", ErrPasswordLength)
@@ -248,12 +252,19 @@ func (s *Store) SetPassword(ctx context.Context, id, password string) error {
 	if err != nil {
 		return fmt.Errorf("set password: %w", err)
 	}
-	res, err := s.w.ExecContext(ctx, `UPDATE users SET password_hash = ? WHERE id = ?`, string(hash), id)
-	if err != nil {
-		return fmt.Errorf("set password of %s: %w", id, err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return ErrNotFound
-	}
-	return nil
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE users SET password_hash = ? WHERE id = ?`, string(hash), id)
+		if err != nil {
+			return fmt.Errorf("set password of %s: %w", id, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrNotFound
+		}
+		// Whoever knew the old password is signed out everywhere (the
+		// web app signs the person who changed it in again).
+		if _, err := tx.ExecContext(ctx, `DELETE FROM web_sessions WHERE user_id = ?`, id); err != nil {
+			return fmt.Errorf("end sessions of %s: %w", id, err)
+		}
+		return nil
+	})
 }

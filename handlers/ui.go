@@ -134,8 +134,10 @@ func (u *UI) saveSession(c *echo.Context, s *sessions.Session) error {
 }
 
 // Session loads the session of every web-app request: the signed-in user
-// (if the sign-in has not expired and the user still exists) and the CSRF
-// token, created on first visit. It refuses state-changing requests that
+// and the CSRF token, created on first visit. The cookie names a session
+// kept on the server (db.SessionUser), checked on every request, so a
+// sign-in ends at once when its row goes: at sign-out, on a password or
+// role change, "sign out everywhere", or at the absolute expiry. It refuses state-changing requests that
 // come from another origin or lack the session's CSRF token.
 func (u *UI) Session(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c *echo.Context) error {
@@ -152,17 +154,18 @@ func (u *UI) Session(next echo.HandlerFunc) echo.HandlerFunc {
 			s.Values["csrf"] = token
 			dirty = true
 		}
-		if uid, _ := s.Values["uid"].(string); uid != "" {
-			iat, _ := s.Values["iat"].(int64)
-			expired := u.cfg.Now().Sub(time.Unix(iat, 0)) > u.cfg.SessionTTL
-			var user db.User
-			if !expired {
-				user, err = u.store.GetUser(r.Context(), uid)
-			}
+		// Cookies from before sessions were kept on the server carry a
+		// user id: they no longer sign anyone in.
+		if _, old := s.Values["uid"]; old {
+			delete(s.Values, "uid")
+			delete(s.Values, "iat")
+			dirty = true
+		}
+		if sid, _ := s.Values["sid"].(string); sid != "" {
+			user, err := u.store.SessionUser(r.Context(), sid, u.cfg.Now().Unix())
 			switch {
-			case expired || errors.Is(err, db.ErrNotFound):
-				delete(s.Values, "uid")
-				delete(s.Values, "iat")
+			case errors.Is(err, db.ErrNotFound): // signed out, revoked, expired or removed
+				delete(s.Values, "sid")
 				dirty = true
 			case err != nil:
 				return Internal(err)

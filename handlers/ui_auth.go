@@ -32,6 +32,12 @@ type userStore interface {
 	SetUserRole(ctx context.Context, id, role string) error
 	DeleteUser(ctx context.Context, id string) error
 	SetPassword(ctx context.Context, id, password string) error
+	CreateSession(ctx context.Context, userID string, now, expiresAt int64) (string, error)
+	SessionUser(ctx context.Context, token string, now int64) (db.User, error)
+	DeleteSession(ctx context.Context, token string) error
+	DeleteUserSessions(ctx context.Context, userID string) (int, error)
+	Setting(ctx context.Context, name, def string) (string, error)
+	SetSetting(ctx context.Context, name, value string) error
 }
 
 // safeNext keeps a post-sign-in redirect on this site. Only a plain
@@ -190,27 +196,50 @@ func (l *loginFailures) reset(key string) {
 	delete(l.seen, key)
 }
 
-// signIn starts a fresh session for usr: a new CSRF token and the sign-in
-// time from which the absolute expiry counts.
+// signIn starts a fresh session for usr: a new server-side session (whose
+// row sets the absolute expiry) and a new CSRF token. A session the
+// browser held before is ended.
 func (u *UI) signIn(c *echo.Context, usr db.User) error {
 	s, _ := c.Get(ctxSession).(*sessions.Session)
 	if s == nil {
 		return Internal(errors.New("no session"))
 	}
-	for k := range s.Values {
-		delete(s.Values, k)
+	ctx := c.Request().Context()
+	if err := u.endSession(c, s); err != nil {
+		return err
 	}
-	s.Values["uid"] = usr.ID
-	s.Values["iat"] = u.cfg.Now().Unix()
+	now := u.cfg.Now()
+	sid, err := u.store.CreateSession(ctx, usr.ID, now.Unix(), now.Add(u.cfg.SessionTTL).Unix())
+	if err != nil {
+		return Internal(err)
+	}
+	s.Values["sid"] = sid
 	s.Values["csrf"] = randomToken()
+	c.Set(ctxUser, &usr)
+	c.Set(ctxCSRF, s.Values["csrf"])
 	return u.saveSession(c, s)
 }
 
-// Logout handles POST /logout.
+// endSession deletes the browser's server-side session, if any, and
+// empties the cookie's values.
+func (u *UI) endSession(c *echo.Context, s *sessions.Session) error {
+	if sid, _ := s.Values["sid"].(string); sid != "" {
+		if err := u.store.DeleteSession(c.Request().Context(), sid); err != nil {
+			return Internal(err)
+		}
+	}
+	for k := range s.Values {
+		delete(s.Values, k)
+	}
+	return nil
+}
+
+// Logout handles POST /logout: the session ends on the server, so a copy
+// of the cookie stops working too.
 func (u *UI) Logout(c *echo.Context) error {
 	if s, _ := c.Get(ctxSession).(*sessions.Session); s != nil {
-		for k := range s.Values {
-			delete(s.Values, k)
+		if err := u.endSession(c, s); err != nil {
+			return err
 		}
 		s.Values["csrf"] = randomToken()
 		if err := u.saveSession(c, s); err != nil {
@@ -218,6 +247,42 @@ func (u *UI) Logout(c *echo.Context) error {
 		}
 	}
 	return redirect(c, "/login")
+}
+
+// RevokeMySessions handles POST /settings/account/sessions/revoke: "sign
+// out everywhere" for the signed-in user, this browser included.
+func (u *UI) RevokeMySessions(c *echo.Context) error {
+	me := currentUser(c)
+	if _, err := u.store.DeleteUserSessions(c.Request().Context(), me.ID); err != nil {
+		return Internal(err)
+	}
+	u.cfg.Log.Info("signed out everywhere", "user", me.Email)
+	if s, _ := c.Get(ctxSession).(*sessions.Session); s != nil {
+		for k := range s.Values {
+			delete(s.Values, k)
+		}
+		s.Values["csrf"] = randomToken()
+	}
+	return u.flash(c, "/login", "You are signed out everywhere.", false)
+}
+
+// RevokeUserSessions handles POST /settings/users/:user_id/sessions/revoke
+// (admins): signs that user out on every device at once.
+func (u *UI) RevokeUserSessions(c *echo.Context) error {
+	id := c.Param("user_id")
+	if me := currentUser(c); me != nil && me.ID == id {
+		return u.RevokeMySessions(c)
+	}
+	usr, err := u.store.GetUser(c.Request().Context(), id)
+	if err != nil {
+		return storeErr(err, "user", clip(id, maxIDLen))
+	}
+	n, err := u.store.DeleteUserSessions(c.Request().Context(), id)
+	if err != nil {
+		return Internal(err)
+	}
+	u.cfg.Log.Info("user signed out everywhere by an admin", "user", usr.Email, "admin", currentUser(c).Email, "sessions", n)
+	return u.flash(c, "/settings/users", fmt.Sprintf("%s is signed out everywhere (%d sessions ended).", usr.Email, n), false)
 }
 
 // setupAllowed reports whether token opens first-run setup: it must match
@@ -324,7 +389,11 @@ func (u *UI) renderUsers(c *echo.Context, status int, f views.UserForm) error {
 		rows = append(rows, views.UserRow{ID: usr.ID, Email: usr.Email, Role: usr.Role, CreatedAt: usr.CreatedAt,
 			LastLoginAt: usr.LastLoginAt, IsMe: me != nil && me.ID == usr.ID})
 	}
-	return render(c, status, views.UsersPage(u.page(c, "Users", "users"), views.UsersView{Users: rows, Roles: db.Roles, Form: f}))
+	remote, err := u.store.Setting(c.Request().Context(), settingRemoteImages, "off")
+	if err != nil {
+		return Internal(err)
+	}
+	return render(c, status, views.UsersPage(u.page(c, "Users", "users"), views.UsersView{Users: rows, Roles: db.Roles, Form: f, RemoteImages: remote == "on"}))
 }
 
 // CreateUser handles POST /settings/users (admins).
@@ -402,7 +471,12 @@ func (u *UI) ChangePassword(c *echo.Context) error {
 	if err := u.store.SetPassword(c.Request().Context(), me.ID, next); err != nil {
 		return Internal(err)
 	}
-	return u.flash(c, "/settings/account", "Password changed.", false)
+	// SetPassword ended every session of the user; this browser signs in
+	// afresh, the others (and any copied cookie) stay out.
+	if err := u.signIn(c, *me); err != nil {
+		return err
+	}
+	return u.flash(c, "/settings/account", "Password changed; you are signed out on every other device.", false)
 }
 
 // ResetPassword handles POST /settings/users/:user_id/password (admins).

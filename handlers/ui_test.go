@@ -825,6 +825,12 @@ func TestPasswords(t *testing.T) {
 	if _, err := a.store.Authenticate(ctx, users[0].Email, "reset-password-1"); err != nil {
 		t.Errorf("the reset password does not work: %v", err)
 	}
+	// The reset signed the viewer out everywhere; a viewer still signed
+	// in may not reset anyone's password.
+	if signedIn(viewer) {
+		t.Error("the viewer is still signed in after an admin reset their password")
+	}
+	viewer = a.signInAs("viewer2@example.com")
 	res = viewer.post("/settings/users/"+users[0].ID+"/password", url.Values{"csrf_token": {viewer.token()}, "password": {"hijacked-password"}})
 	if res.StatusCode != http.StatusForbidden {
 		t.Errorf("a viewer resetting a password: status %d", res.StatusCode)
