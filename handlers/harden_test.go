@@ -23,7 +23,7 @@ import (
 
 // newAppWith is newApp with the UI configuration adjusted by opt and the
 // web server's by wopt.
-func newAppWith(t *testing.T, opt func(*handlers.UIConfig, *db.Store), wopt func(*web.Config)) *app {
+func newAppWith(t testing.TB, opt func(*handlers.UIConfig, *db.Store), wopt func(*web.Config)) *app {
 	t.Helper()
 	store, err := db.Open(context.Background(), t.TempDir(), db.WithPasswordCost(bcrypt.MinCost))
 	if err != nil {

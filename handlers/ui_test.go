@@ -28,14 +28,14 @@ const password = "a-good-password"
 
 // app is the web app through the real router on a temp-dir SQLite store.
 type app struct {
-	t     *testing.T
+	t     testing.TB
 	store *db.Store
 	srv   *httptest.Server
 	mu    sync.Mutex
 	now   time.Time
 }
 
-func newApp(t *testing.T, setupToken string) *app {
+func newApp(t testing.TB, setupToken string) *app {
 	t.Helper()
 	store, err := db.Open(context.Background(), t.TempDir(), db.WithPasswordCost(bcrypt.MinCost))
 	if err != nil {
@@ -81,7 +81,7 @@ func (a *app) user(role string) *client {
 }
 
 type client struct {
-	t    *testing.T
+	t    testing.TB
 	base string
 	http *http.Client
 }
@@ -133,7 +133,7 @@ func (c *client) token() string {
 	return csrf(c.page("/settings/keys", http.StatusOK))
 }
 
-func parse(t *testing.T, res *http.Response) *goquery.Document {
+func parse(t testing.TB, res *http.Response) *goquery.Document {
 	t.Helper()
 	doc, err := goquery.NewDocumentFromReader(res.Body)
 	if err != nil {
