@@ -137,8 +137,9 @@ func (u *UI) saveSession(c *echo.Context, s *sessions.Session) error {
 // and the CSRF token, created on first visit. The cookie names a session
 // kept on the server (db.SessionUser), checked on every request, so a
 // sign-in ends at once when its row goes: at sign-out, on a password or
-// role change, "sign out everywhere", or at the absolute expiry. It refuses state-changing requests that
-// come from another origin or lack the session's CSRF token.
+// role change, "sign out everywhere", or at the absolute expiry. It
+// refuses state-changing requests that come from another origin or lack
+// the session's CSRF token.
 func (u *UI) Session(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c *echo.Context) error {
 		r := c.Request()
