@@ -239,12 +239,17 @@ func TestWriteLimitKeepsStreamsAndDropsStalledReaders(t *testing.T) {
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		if r.URL.Path == "/stream" {
-			// An SSE stream quieter than WriteStall between events, and
-			// longer than it in all.
+			// An SSE stream longer than WriteStall in all, with one quiet
+			// spell between events longer than WriteStall too (a run
+			// waiting on a slow model).
 			for i := range 8 {
 				fmt.Fprintf(w, "data: %d\n\n", i)
 				w.(http.Flusher).Flush()
-				time.Sleep(200 * time.Millisecond) // the stream's own pace
+				pause := 100 * time.Millisecond
+				if i == 3 {
+					pause = 2 * l.WriteStall
+				}
+				time.Sleep(pause) // the stream's own pace
 			}
 			return
 		}
