@@ -520,3 +520,22 @@ func (a *app) signInAs(email string) *client {
 	}
 	return c
 }
+
+func TestFlashesDoNotPileUp(t *testing.T) {
+	a := newApp(t, "")
+	admin := a.user(db.RoleAdmin)
+	users, _ := a.store.ListUsers(context.Background())
+	token := admin.token()
+	// A client that does not follow the redirects never sees the
+	// messages; they must not pile up in the session cookie.
+	for i := range 100 {
+		res := admin.post("/settings/users/"+users[0].ID+"/password", url.Values{"csrf_token": {token}, "password": {"short"}})
+		if res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("post %d: status %d", i+1, res.StatusCode)
+		}
+	}
+	doc := admin.page("/settings/users", http.StatusOK)
+	if got := testid(doc, "flash").Length(); got != 1 {
+		t.Errorf("%d flash messages shown, want the latest only", got)
+	}
+}

@@ -308,9 +308,12 @@ func (u *UI) RenderError(c *echo.Context, status int, message, requestID string)
 //
 // The message travels in the session cookie, which holds 4 KB at most, so
 // it is cut to maxFlashRunes: a message quoting what someone typed (an id
-// in a URL, say) can never make the cookie too large to write.
+// in a URL, say) can never make the cookie too large to write. Only the
+// latest message is kept: posts that redirect to no page (a script, a
+// browser that does not follow) must not pile messages up in the cookie.
 func (u *UI) flash(c *echo.Context, target, msg string, isErr bool) error {
 	if s, ok := c.Get(ctxSession).(*sessions.Session); ok {
+		_ = s.Flashes() // drop any not yet shown
 		s.AddFlash(clip(msg, maxFlashRunes))
 		s.AddFlash(isErr)
 		if err := u.saveSession(c, s); err != nil {
