@@ -176,12 +176,16 @@ func TestLargeAndSteadyUploadsSucceed(t *testing.T) {
 		}
 	}
 	// 64 MiB as fast as loopback goes.
+	start := time.Now()
 	res, body := upload(t, addr, 64<<20, 1<<20, 0)
 	check("64 MiB", res, body, 64<<20)
+	t.Logf("64 MiB uploaded in %s", time.Since(start).Round(time.Millisecond))
 	// A slow but steady upload for several times BodyGrace: 16 KiB every
 	// 125 ms is 128 KiB/s, twice MinBodyRate.
+	start = time.Now()
 	res, body = upload(t, addr, 384<<10, 16<<10, 125*time.Millisecond)
 	check("steady 128 KiB/s", res, body, 384<<10)
+	t.Logf("384 KiB at 128 KiB/s uploaded in %s (BodyGrace %s)", time.Since(start).Round(time.Millisecond), l.BodyGrace)
 }
 
 func TestUnauthorizedBodyIsNotDrained(t *testing.T) {
@@ -192,10 +196,12 @@ func TestUnauthorizedBodyIsNotDrained(t *testing.T) {
 	// otherwise wait to discard it before answering.
 	fmt.Fprintf(conn, "POST /v1/files HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer wrong-key\r\nContent-Type: application/json\r\nContent-Length: 200000\r\n\r\n")
 	br := bufio.NewReader(conn)
+	start := time.Now()
 	res, err := http.ReadResponse(br, nil)
 	if err != nil {
 		t.Fatalf("no answer to a wrong key within 5 s: %v", err)
 	}
+	t.Logf("401 after %s", time.Since(start).Round(time.Millisecond))
 	_, _ = io.Copy(io.Discard, res.Body)
 	res.Body.Close()
 	if res.StatusCode != http.StatusUnauthorized || !res.Close {
