@@ -25,10 +25,11 @@ func errorHandler(log *slog.Logger, ui *handlers.UI) echo.HTTPErrorHandler {
 			return
 		}
 		// A body cut off for arriving too slowly is the answer, whatever
-		// the handler made of the short read. A body left unread (a 401
-		// before the upload, say) is not drained: the connection closes
-		// after this response instead, so a client cannot hold it open by
-		// declaring a body it never sends.
+		// the handler made of the short read. With a body left unread (a
+		// 401 before the upload, say) the connection closes after this
+		// response: the answer goes out at once instead of after net/http
+		// has read the body, so a client cannot stall it by declaring a
+		// body it never sends (withLimits bounds what is read after).
 		unread, slow := bodyState(c.Request())
 		if slow {
 			err = slowBodyError()

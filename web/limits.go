@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -94,28 +93,19 @@ func withLimits(h http.Handler, l Limits) http.Handler {
 		r = r.WithContext(context.WithValue(r.Context(), bodyKey{}, b))
 		h.ServeHTTP(w, r)
 		// net/http reads what is left of a body (up to 256 KiB) once the
-		// handler returns, to reuse the connection. When the response
-		// closes the connection (an error before the body was read, see
-		// errorHandler) that read is pointless and a declared-but-unsent
-		// body would hold it: end it at once. Otherwise the rest of the
-		// body gets BodyGrace to arrive.
-		if unread, _ := b.state(); unread {
+		// handler returns, whether it keeps the connection or closes it
+		// after an error (closing with unread data would reset it, and
+		// the client could lose the response). That read gets BodyGrace,
+		// so a declared-but-unsent body cannot hold the connection longer;
+		// a body already cut off for slowness gets no more time.
+		if unread, slow := b.state(); unread {
 			deadline := time.Now().Add(l.BodyGrace)
-			if hasToken(w.Header().Get("Connection"), "close") {
+			if slow {
 				deadline = time.Now()
 			}
 			_ = rc.SetReadDeadline(deadline)
 		}
 	})
-}
-
-func hasToken(header, token string) bool {
-	for _, v := range strings.Split(header, ",") {
-		if strings.EqualFold(strings.TrimSpace(v), token) {
-			return true
-		}
-	}
-	return false
 }
 
 // rateBody enforces Limits.BodyGrace and MinBodyRate on a request body
