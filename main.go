@@ -12,7 +12,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/netip"
 	"net/url"
 	"os"
@@ -263,15 +262,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		CheckKey: keyChecker(cfg.APIKey, store),
 		Health:   store.Ping,
 		Logger:   log,
+		// HSTS behind a TLS-terminating proxy, as for the cookies.
+		TrustProxy: cfg.Web.TrustProxy,
 	})
 
-	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
+	// Header, body-rate, write-stall and idle limits: see web.Limits.
+	srv := web.NewHTTPServer(handler, web.DefaultLimits(), log)
+	srv.BaseContext = func(net.Listener) context.Context { return context.WithoutCancel(ctx) }
 	srv.RegisterOnShutdown(api.CloseStreams)
 	fmt.Fprintf(stdout, "assistantd listening on http://%s (data in %s)\n", ln.Addr(), cfg.DataDir)
 	if setupToken != "" {
