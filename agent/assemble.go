@@ -17,6 +17,11 @@ type toolCall struct {
 	name       string
 	args       strings.Builder
 	announced  bool // its first delta (id, type, name) has been emitted
+
+	// For a call of a built-in tool: the tool, and the decoder of its
+	// streamed arguments.
+	builtin Builtin
+	stream  ArgStream
 }
 
 // assembler rebuilds tool calls from chunk deltas leniently. OpenAI sends

@@ -58,6 +58,13 @@ type Config struct {
 	RetryBackoff time.Duration
 	// SweepInterval is how often expiry and the queue are checked.
 	SweepInterval time.Duration
+	// Builtins are the tool types the server runs itself
+	// (code_interpreter, file_search), by their Type. A built-in tool type
+	// none of them serves is not offered to the model.
+	Builtins []Builtin
+	// Functions picks a runner for a function call (a webhook); nil, or a
+	// call it does not serve, leaves the call to the client.
+	Functions FunctionRouter
 }
 
 func (c *Config) defaults() {
@@ -105,6 +112,8 @@ type Engine struct {
 	log       *slog.Logger
 	cfg       Config
 
+	builtins map[string]Builtin
+
 	queue chan job
 	locks [256]sync.Mutex
 
@@ -117,8 +126,12 @@ type Engine struct {
 // New returns an engine; Start runs it.
 func New(store Store, providers *Providers, hub *Hub, log *slog.Logger, cfg Config) *Engine {
 	cfg.defaults()
+	builtins := map[string]Builtin{}
+	for _, b := range cfg.Builtins {
+		builtins[b.Type()] = b
+	}
 	return &Engine{
-		store: store, providers: providers, hub: hub, log: log, cfg: cfg,
+		store: store, providers: providers, hub: hub, log: log, cfg: cfg, builtins: builtins,
 		queue:    make(chan job, 4096),
 		inflight: map[string]context.CancelCauseFunc{},
 		pending:  map[string]bool{},
@@ -603,8 +616,10 @@ func (e *Engine) finish(ctx context.Context, tx *db.Tx, em *emitter, runID, stat
 
 // recover handles what a previous process left: cancelling runs are
 // settled, queued runs enqueued, in_progress runs resumed from their last
-// completed step (the interrupted step and its message, never persisted
-// beyond their start, are dropped) or failed after too many interruptions.
+// completed step or failed after too many interruptions. An interrupted
+// model turn (its step and message, never persisted beyond their start) is
+// dropped and asked again; a tool step whose calls the model had finished
+// is kept, and only its calls without a result run again.
 // requires_action runs keep waiting.
 func (e *Engine) recover(ctx context.Context) error {
 	runs, err := e.store.RunsWithStatus(ctx, db.RunQueued, db.RunInProgress, db.RunCancelling)
@@ -629,7 +644,7 @@ func (e *Engine) recover(ctx context.Context) error {
 					return err
 				}
 				for _, st := range steps {
-					if st.Status != db.StepInProgress {
+					if st.Status != db.StepInProgress || (st.Type == db.StepToolCalls && st.TurnUsage != nil) {
 						continue
 					}
 					if mc := st.StepDetails.MessageCreation; mc != nil {

@@ -130,19 +130,18 @@ func runHistory(byID map[string]db.Message, steps []db.RunStep) ([]historyItem, 
 			var results []openai.ChatCompletionMessageParamUnion
 			var tokens int64
 			for _, tc := range st.StepDetails.ToolCalls {
-				if tc.Function == nil || tc.Function.Output == nil {
+				name, args, output, ok := replayedCall(st, tc)
+				if !ok {
 					continue
 				}
 				calls = append(calls, openai.ChatCompletionMessageToolCallUnionParam{
 					OfFunction: &openai.ChatCompletionMessageFunctionToolCallParam{
-						ID: tc.ID,
-						Function: openai.ChatCompletionMessageFunctionToolCallFunctionParam{
-							Name: tc.Function.Name, Arguments: tc.Function.Arguments,
-						},
+						ID:       tc.ID,
+						Function: openai.ChatCompletionMessageFunctionToolCallFunctionParam{Name: name, Arguments: args},
 					},
 				})
-				results = append(results, openai.ToolMessage(*tc.Function.Output, tc.ID))
-				tokens += CountTokens(tc.Function.Name) + CountTokens(tc.Function.Arguments) + CountTokens(*tc.Function.Output) + 2*perMessageTokens
+				results = append(results, openai.ToolMessage(output, tc.ID))
+				tokens += CountTokens(name) + CountTokens(args) + CountTokens(output) + 2*perMessageTokens
 			}
 			if len(calls) == 0 {
 				continue
@@ -152,6 +151,19 @@ func runHistory(byID map[string]db.Message, steps []db.RunStep) ([]historyItem, 
 		}
 	}
 	return items, nil
+}
+
+// replayedCall is a finished tool call as the model made and read it: a
+// server-side call from its ToolIO record, a client's function call from
+// the step (its submitted output). ok is false for a call without output.
+func replayedCall(st db.RunStep, tc db.ToolCall) (name, args, output string, ok bool) {
+	if io, server := st.ToolIO[tc.ID]; server && io.Output != nil {
+		return io.Name, io.Arguments, *io.Output, true
+	}
+	if tc.Function == nil || tc.Function.Output == nil {
+		return "", "", "", false
+	}
+	return tc.Function.Name, tc.Function.Arguments, *tc.Function.Output, true
 }
 
 // messageText joins a message's text parts.
@@ -274,8 +286,10 @@ func truncate(items []historyItem, ts *db.TruncationStrategy, fixed, budget int6
 	return items, total <= budget
 }
 
-// requestParams builds the Chat Completions request for a run.
-func requestParams(run db.Run, items []historyItem) openai.ChatCompletionNewParams {
+// requestParams builds the Chat Completions request for a run, offering
+// the model the functions in offered (the run's functions and its built-in
+// tools as functions).
+func requestParams(run db.Run, items []historyItem, offered []db.FunctionDef) openai.ChatCompletionNewParams {
 	p := openai.ChatCompletionNewParams{Model: run.Model}
 	if run.Instructions != "" {
 		p.Messages = append(p.Messages, openai.SystemMessage(run.Instructions))
@@ -283,28 +297,25 @@ func requestParams(run db.Run, items []historyItem) openai.ChatCompletionNewPara
 	for _, it := range items {
 		p.Messages = append(p.Messages, it.msgs...)
 	}
-	for _, t := range run.Tools {
-		if t.Type != "function" || t.Function == nil {
-			continue // code_interpreter and file_search are server-side tools, not offered as functions
+	for _, f := range offered {
+		fd := shared.FunctionDefinitionParam{Name: f.Name}
+		if f.Description != "" {
+			fd.Description = openai.String(f.Description)
 		}
-		fd := shared.FunctionDefinitionParam{Name: t.Function.Name}
-		if t.Function.Description != "" {
-			fd.Description = openai.String(t.Function.Description)
-		}
-		if len(t.Function.Parameters) > 0 {
+		if len(f.Parameters) > 0 {
 			var params shared.FunctionParameters
-			if json.Unmarshal(t.Function.Parameters, &params) == nil {
+			if json.Unmarshal(f.Parameters, &params) == nil {
 				fd.Parameters = params
 			}
 		}
-		if t.Function.Strict != nil {
-			fd.Strict = openai.Bool(*t.Function.Strict)
+		if f.Strict != nil {
+			fd.Strict = openai.Bool(*f.Strict)
 		}
 		p.Tools = append(p.Tools, openai.ChatCompletionFunctionTool(fd))
 	}
 	if len(p.Tools) > 0 {
 		p.ParallelToolCalls = openai.Bool(run.ParallelToolCalls)
-		p.ToolChoice = toolChoice(run.ToolChoice)
+		p.ToolChoice = toolChoice(run.ToolChoice, offered)
 	}
 	if run.Temperature != nil {
 		p.Temperature = openai.Float(*run.Temperature)
@@ -319,7 +330,10 @@ func requestParams(run db.Run, items []historyItem) openai.ChatCompletionNewPara
 	return p
 }
 
-func toolChoice(raw json.RawMessage) openai.ChatCompletionToolChoiceOptionUnionParam {
+// toolChoice maps a run's tool_choice to the request's: {"type":
+// "code_interpreter"} names the function a built-in tool is offered as,
+// when it is offered.
+func toolChoice(raw json.RawMessage, offered []db.FunctionDef) openai.ChatCompletionToolChoiceOptionUnionParam {
 	var s string
 	if json.Unmarshal(raw, &s) == nil {
 		if s == "" {
@@ -333,11 +347,19 @@ func toolChoice(raw json.RawMessage) openai.ChatCompletionToolChoiceOptionUnionP
 			Name string `json:"name"`
 		} `json:"function"`
 	}
-	if json.Unmarshal(raw, &obj) == nil && obj.Type == "function" {
-		return openai.ChatCompletionToolChoiceOptionUnionParam{OfFunctionToolChoice: &openai.ChatCompletionNamedToolChoiceParam{
-			Function: openai.ChatCompletionNamedToolChoiceFunctionParam{Name: obj.Function.Name}}}
+	if json.Unmarshal(raw, &obj) == nil {
+		name := obj.Function.Name
+		if obj.Type != "function" {
+			name = obj.Type
+		}
+		for _, f := range offered {
+			if f.Name == name {
+				return openai.ChatCompletionToolChoiceOptionUnionParam{OfFunctionToolChoice: &openai.ChatCompletionNamedToolChoiceParam{
+					Function: openai.ChatCompletionNamedToolChoiceFunctionParam{Name: name}}}
+			}
+		}
 	}
-	// {"type": "code_interpreter" | "file_search"}: not offered as functions.
+	// A tool this server does not offer.
 	return openai.ChatCompletionToolChoiceOptionUnionParam{OfAuto: openai.String("auto")}
 }
 

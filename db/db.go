@@ -29,7 +29,8 @@ import (
 	"strings"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"modernc.org/sqlite" // also registers the "sqlite" driver
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // ErrNotFound is returned when the requested record does not exist.
@@ -201,3 +202,19 @@ func randomString(n int) string {
 	}
 	return string(b)
 }
+
+// sqliteCode is the extended result code of a SQLite error (0 for nil or
+// another error), so failures are classified by code, not by message.
+func sqliteCode(err error) int {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code()
+	}
+	return 0
+}
+
+// isUnique reports a UNIQUE constraint violation.
+func isUnique(err error) bool { return sqliteCode(err) == sqlite3.SQLITE_CONSTRAINT_UNIQUE }
+
+// isTriggerAbort reports a trigger's RAISE(ABORT, ...).
+func isTriggerAbort(err error) bool { return sqliteCode(err) == sqlite3.SQLITE_CONSTRAINT_TRIGGER }

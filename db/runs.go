@@ -282,7 +282,7 @@ func (s *Store) insertRun(ctx context.Context, tx *sql.Tx, r Run, extra []Messag
 		truncation_strategy, tool_choice, parallel_tool_calls, response_format, reasoning_effort, history_seq, attempts)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		append([]any{r.ID, r.CreatedAt, r.ThreadID, r.AssistantID}, args...)...)
-	if err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed: runs.thread_id") {
+	if isUnique(err) {
 		// A concurrent writer got there first (cannot happen with the
 		// single writer connection, but the index is the real guard).
 		return r, &ActiveRunError{ThreadID: r.ThreadID}
@@ -456,7 +456,8 @@ func (t *Tx) UpdateRun(ctx context.Context, id string, fn func(*Run) error) (Run
 		max_prompt_tokens = ?, max_completion_tokens = ?, truncation_strategy = ?, tool_choice = ?,
 		parallel_tool_calls = ?, response_format = ?, reasoning_effort = ?, history_seq = ?, attempts = ? WHERE id = ?`,
 		append(args, id)...)
-	if err != nil && strings.Contains(err.Error(), "illegal run status transition") {
+	if isTriggerAbort(err) {
+		// The only trigger on runs that aborts is runs_legal_transition.
 		return r, fmt.Errorf("run %s: %w", id, ErrIllegalTransition)
 	}
 	return r, err

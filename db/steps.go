@@ -42,6 +42,24 @@ type RunStep struct {
 	// TurnUsage is the token usage recorded for the step when its model
 	// turn ended; Usage shows it once the step is no longer in progress.
 	TurnUsage *Usage `json:"-"`
+	// ToolIO records, by tool call id, the calls of a tool_calls step that
+	// the server runs itself (not part of the API object).
+	ToolIO map[string]ToolIO `json:"-"`
+}
+
+// ToolIO is what the model sent to and read from one server-side tool
+// call, as the Chat Completions history replays it.
+type ToolIO struct {
+	Name      string `json:"name"`
+	Arguments string `json:"arguments"`
+	// Output is nil until the call has finished.
+	Output *string `json:"output"`
+	// Attachments are content parts the call adds to the run's answer
+	// message (images a code_interpreter call produced).
+	Attachments []ContentPart `json:"attachments,omitempty"`
+	// Client is set when the server handed the call to the client after
+	// all (a failed webhook with on_failure "requires_action").
+	Client bool `json:"client,omitempty"`
 }
 
 // StepDetails is message_creation or tool_calls.
@@ -106,6 +124,19 @@ type CodeOutput struct {
 	Image *CodeImage `json:"image,omitempty"`
 }
 
+// MarshalJSON always writes a logs output's "logs", even when empty: the
+// API requires it.
+func (o CodeOutput) MarshalJSON() ([]byte, error) {
+	if o.Type == "logs" {
+		return json.Marshal(struct {
+			Type string `json:"type"`
+			Logs string `json:"logs"`
+		}{o.Type, o.Logs})
+	}
+	type plain CodeOutput
+	return json.Marshal(plain(o))
+}
+
 // CodeImage names an image file a code_interpreter call produced.
 type CodeImage struct {
 	FileID string `json:"file_id"`
@@ -140,17 +171,17 @@ type FileSearchContent struct {
 }
 
 const stepColumns = `id, created_at, assistant_id, thread_id, run_id, type, status, step_details, last_error, expired_at,
-	cancelled_at, failed_at, completed_at, metadata, usage`
+	cancelled_at, failed_at, completed_at, metadata, usage, tool_io`
 
 func scanStep(row rowScanner) (RunStep, error) {
 	var (
 		st                                    RunStep
 		details, meta                         string
-		lastErr, usage                        sql.NullString
+		lastErr, usage, toolIO                sql.NullString
 		expired, cancelled, failed, completed sql.NullInt64
 	)
 	if err := row.Scan(&st.ID, &st.CreatedAt, &st.AssistantID, &st.ThreadID, &st.RunID, &st.Type, &st.Status, &details,
-		&lastErr, &expired, &cancelled, &failed, &completed, &meta, &usage); err != nil {
+		&lastErr, &expired, &cancelled, &failed, &completed, &meta, &usage, &toolIO); err != nil {
 		return st, err
 	}
 	st.Object = "thread.run.step"
@@ -163,6 +194,9 @@ func scanStep(row rowScanner) (RunStep, error) {
 	if usage.Valid {
 		st.TurnUsage = &Usage{}
 		errs = append(errs, decodeColumn("usage", usage.String, st.TurnUsage))
+	}
+	if toolIO.Valid {
+		errs = append(errs, decodeColumn("tool_io", toolIO.String, &st.ToolIO))
 	}
 	st.showUsage()
 	return st, errors.Join(errs...)
@@ -213,19 +247,24 @@ func (t *Tx) writeStep(ctx context.Context, st *RunStep, insert bool) error {
 	meta, e2 := jsonColumn(st.Metadata)
 	lastErr, e3 := nullableJSON(st.LastError)
 	usage, e4 := nullableJSON(st.TurnUsage)
-	if err := errors.Join(e1, e2, e3, e4); err != nil {
+	var toolIO any
+	var e5 error
+	if len(st.ToolIO) > 0 {
+		toolIO, e5 = jsonColumn(st.ToolIO)
+	}
+	if err := errors.Join(e1, e2, e3, e4, e5); err != nil {
 		return err
 	}
 	var err error
 	if insert {
 		_, err = t.tx.ExecContext(ctx, `INSERT INTO run_steps (id, created_at, assistant_id, thread_id, run_id, type, status,
-			step_details, last_error, expired_at, cancelled_at, failed_at, completed_at, metadata, usage)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, st.ID, st.CreatedAt, st.AssistantID, st.ThreadID, st.RunID,
-			st.Type, st.Status, details, lastErr, st.ExpiredAt, st.CancelledAt, st.FailedAt, st.CompletedAt, meta, usage)
+			step_details, last_error, expired_at, cancelled_at, failed_at, completed_at, metadata, usage, tool_io)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, st.ID, st.CreatedAt, st.AssistantID, st.ThreadID, st.RunID,
+			st.Type, st.Status, details, lastErr, st.ExpiredAt, st.CancelledAt, st.FailedAt, st.CompletedAt, meta, usage, toolIO)
 	} else {
 		_, err = t.tx.ExecContext(ctx, `UPDATE run_steps SET status = ?, step_details = ?, last_error = ?, expired_at = ?,
-			cancelled_at = ?, failed_at = ?, completed_at = ?, metadata = ?, usage = ? WHERE id = ?`, st.Status, details,
-			lastErr, st.ExpiredAt, st.CancelledAt, st.FailedAt, st.CompletedAt, meta, usage, st.ID)
+			cancelled_at = ?, failed_at = ?, completed_at = ?, metadata = ?, usage = ?, tool_io = ? WHERE id = ?`, st.Status, details,
+			lastErr, st.ExpiredAt, st.CancelledAt, st.FailedAt, st.CompletedAt, meta, usage, toolIO, st.ID)
 	}
 	if err != nil {
 		return err

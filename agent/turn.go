@@ -6,20 +6,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
-	"strconv"
+	"slices"
 	"strings"
-	"time"
 
 	"github.com/openai/openai-go/v3"
 
 	"github.com/assistantd/assistantd/db"
 )
 
-// execute runs one model turn of a run: it claims the run, sends the
-// thread to the upstream, streams the answer out as events, and leaves the
-// run requires_action (function calls) or terminal.
+// execute runs a run until it waits for the client or ends: it claims the
+// run, then takes turns (ask the model; run the server-side tool calls it
+// made, and ask again) until the model answers, the run needs the
+// client's tool outputs, or ctx ends.
 func (e *Engine) execute(parent context.Context, j job) {
 	ctx, cancel := context.WithCancelCause(parent)
 	defer cancel(nil)
@@ -32,8 +30,7 @@ func (e *Engine) execute(parent context.Context, j job) {
 	e.inflight[j.runID] = cancel
 	e.mu.Unlock()
 
-	t := &turn{e: e, runID: j.runID}
-	t.execute(ctx, j.resume)
+	e.runTurns(ctx, j)
 
 	e.mu.Lock()
 	delete(e.inflight, j.runID)
@@ -45,7 +42,75 @@ func (e *Engine) execute(parent context.Context, j job) {
 	}
 }
 
-// turn is the state of one model turn while it streams.
+// runTurns claims the run and takes its turns.
+func (e *Engine) runTurns(ctx context.Context, j job) {
+	run, ok := e.claim(ctx, j)
+	if !ok {
+		return
+	}
+	wctx := context.WithoutCancel(ctx) // store writes finish even when the run is cancelled
+	for {
+		t := &turn{e: e, runID: j.runID, run: run}
+		again, lastErr, incomplete := t.take(ctx)
+		switch cause := context.Cause(ctx); {
+		case errors.Is(cause, errCancelled):
+			e.settle(wctx, t.runID, db.RunCancelling, t.open())
+		case errors.Is(cause, errExpired):
+			e.settle(wctx, t.runID, db.RunExpired, t.open())
+		case errors.Is(cause, errThreadDeleted):
+			t.streamError(db.ErrNotFound)
+		case ctx.Err() != nil:
+			// The server is stopping: leave the run in_progress; start-up
+			// recovery resumes it.
+		case lastErr != nil:
+			t.fail(wctx, lastErr)
+		case incomplete != "":
+			t.endIncomplete(wctx, incomplete)
+		case again:
+			continue
+		}
+		return
+	}
+}
+
+// claim moves a queued run (or, resuming after a restart, an in_progress
+// one) to in_progress and counts the attempt.
+func (e *Engine) claim(ctx context.Context, j job) (db.Run, bool) {
+	var run db.Run
+	err := e.commit(context.WithoutCancel(ctx), j.runID, func(ctx context.Context, tx *db.Tx, em *emitter) error {
+		r, err := tx.GetRun(ctx, j.runID)
+		if err != nil {
+			return err
+		}
+		switch {
+		case j.resume && r.Status == db.RunInProgress:
+		case !j.resume && r.Status == db.RunQueued:
+		default:
+			return errNotRunnable
+		}
+		run, err = tx.UpdateRun(ctx, j.runID, func(r *db.Run) error {
+			now := e.store.Now()
+			r.Status = db.RunInProgress
+			if r.StartedAt == nil {
+				r.StartedAt = &now
+			}
+			r.Attempts++
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		em.emit("thread.run.in_progress", run)
+		return nil
+	})
+	if err != nil && !errors.Is(err, errNotRunnable) && !errors.Is(err, db.ErrNotFound) {
+		e.log.Error("claim run", "run_id", j.runID, "error", err)
+	}
+	return run, err == nil
+}
+
+// turn is the state of one turn while it runs: one model request and the
+// tool calls it made.
 type turn struct {
 	e     *Engine
 	runID string
@@ -66,61 +131,6 @@ type turn struct {
 	promptEstimate int64
 }
 
-func (t *turn) execute(ctx context.Context, resume bool) {
-	e := t.e
-	wctx := context.WithoutCancel(ctx) // store writes finish even when the run is cancelled
-	err := e.commit(wctx, t.runID, func(ctx context.Context, tx *db.Tx, em *emitter) error {
-		run, err := tx.GetRun(ctx, t.runID)
-		if err != nil {
-			return err
-		}
-		switch {
-		case resume && run.Status == db.RunInProgress:
-		case !resume && run.Status == db.RunQueued:
-		default:
-			return errNotRunnable
-		}
-		t.run, err = tx.UpdateRun(ctx, t.runID, func(r *db.Run) error {
-			now := e.store.Now()
-			r.Status = db.RunInProgress
-			if r.StartedAt == nil {
-				r.StartedAt = &now
-			}
-			r.Attempts++
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		em.emit("thread.run.in_progress", t.run)
-		return nil
-	})
-	if errors.Is(err, errNotRunnable) || errors.Is(err, db.ErrNotFound) {
-		return
-	}
-	if err != nil {
-		e.log.Error("claim run", "run_id", t.runID, "error", err)
-		return
-	}
-
-	lastErr, incomplete := t.model(ctx)
-	switch cause := context.Cause(ctx); {
-	case errors.Is(cause, errCancelled):
-		e.settle(wctx, t.runID, db.RunCancelling, t.open())
-	case errors.Is(cause, errExpired):
-		e.settle(wctx, t.runID, db.RunExpired, t.open())
-	case errors.Is(cause, errThreadDeleted):
-		t.streamError(db.ErrNotFound)
-	case ctx.Err() != nil:
-		// The server is stopping: leave the run in_progress; start-up
-		// recovery resumes it.
-	case lastErr != nil:
-		t.fail(wctx, lastErr)
-	case incomplete != "":
-		t.endIncomplete(wctx, incomplete)
-	}
-}
-
 var errNotRunnable = errors.New("run is not runnable")
 
 // open describes the work in flight, for settling a stopped run.
@@ -136,25 +146,47 @@ func (t *turn) open() *openWork {
 	return o
 }
 
-// model performs the turn. It returns a last_error to fail the run with,
-// or an incomplete reason ("max_prompt_tokens", "max_completion_tokens"),
-// or neither when it has already moved the run on (or ctx ended).
-func (t *turn) model(ctx context.Context) (*db.LastError, string) {
-	e := t.e
-	steps, err := e.store.ThreadSteps(ctx, t.run.ThreadID)
+// take performs the turn. It reports again when the turn ran the model's
+// tool calls itself and the model is to be asked again; otherwise a
+// last_error to fail the run with, or an incomplete reason
+// ("max_prompt_tokens", "max_completion_tokens"), or none of these when it
+// has already moved the run on (or ctx ended).
+func (t *turn) take(ctx context.Context) (again bool, lastErr *db.LastError, incomplete string) {
+	steps, err := t.e.store.ThreadSteps(ctx, t.run.ThreadID)
 	if err != nil {
-		return internalErr(ctx, err)
+		lastErr, incomplete = internalErr(ctx, err)
+		return false, lastErr, incomplete
 	}
 	var used db.Usage
 	n := 0
 	for _, st := range steps {
-		if st.RunID == t.runID {
-			n++
-			if st.TurnUsage != nil {
-				used = used.Add(*st.TurnUsage)
-			}
+		if st.RunID != t.runID {
+			continue
+		}
+		n++
+		if st.TurnUsage != nil {
+			used = used.Add(*st.TurnUsage)
+		}
+		if st.Type == db.StepToolCalls && st.Status == db.StepInProgress && st.TurnUsage != nil {
+			// The model has made its calls but they have not all run: a
+			// restart interrupted the tools. Run the rest; nothing that
+			// finished runs again.
+			t.toolStepID = st.ID
+			return t.dispatch(ctx, st)
 		}
 	}
+	lastErr, incomplete = t.model(ctx, steps, n, used)
+	if lastErr != nil || incomplete != "" || t.toolStepID == "" || ctx.Err() != nil || t.broken != nil {
+		return false, lastErr, incomplete
+	}
+	return t.tools(ctx)
+}
+
+// model asks the model and streams its answer into the run. A text answer
+// completes the run (incomplete at a token cap); tool calls are left
+// announced for take to run.
+func (t *turn) model(ctx context.Context, steps []db.RunStep, n int, used db.Usage) (*db.LastError, string) {
+	e := t.e
 	if n >= e.cfg.MaxSteps {
 		return &db.LastError{Code: "server_error", Message: fmt.Sprintf("The run reached its limit of %d steps.", e.cfg.MaxSteps)}, ""
 	}
@@ -175,11 +207,10 @@ func (t *turn) model(ctx context.Context) (*db.LastError, string) {
 	if err != nil {
 		return internalErr(ctx, err)
 	}
+	offered := e.offer(t.run)
 	fixed := CountTokens(t.run.Instructions) + perMessageTokens
-	for _, tool := range t.run.Tools {
-		if tool.Function != nil {
-			fixed += CountTokens(tool.Function.Name) + CountTokens(tool.Function.Description) + CountTokens(string(tool.Function.Parameters))
-		}
+	for _, fd := range offered {
+		fixed += CountTokens(fd.Name) + CountTokens(fd.Description) + CountTokens(string(fd.Parameters))
 	}
 	var budget int64
 	if mp := t.run.MaxPromptTokens; mp != nil {
@@ -205,7 +236,7 @@ func (t *turn) model(ctx context.Context) (*db.LastError, string) {
 	for _, it := range items {
 		t.promptEstimate += it.tokens
 	}
-	params := requestParams(t.run, items)
+	params := requestParams(t.run, items, offered)
 	if mc := t.run.MaxCompletionTokens; mc != nil {
 		left := *mc - used.CompletionTokens
 		if left <= 0 {
@@ -214,29 +245,7 @@ func (t *turn) model(ctx context.Context) (*db.LastError, string) {
 		params.MaxCompletionTokens = openai.Int(left)
 	}
 
-	stream := !provider.NoStream
-	for attempt := 0; ; attempt++ {
-		err = t.call(ctx, provider, params, stream)
-		if err == nil || ctx.Err() != nil {
-			break
-		}
-		if stream && !t.emitted && streamingUnsupported(err) {
-			stream = false // fall back to a plain request once
-			continue
-		}
-		if t.emitted || attempt >= e.cfg.Retries || !retryable(err) {
-			break
-		}
-		wait := backoff(err, e.cfg.RetryBackoff, attempt)
-		e.log.Warn("upstream request failed; retrying", "run_id", t.runID, "provider", provider.Name, "attempt", attempt+1, "wait", wait, "error", err)
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
-			break
-		}
-	}
+	err = t.request(ctx, provider, params)
 	if ctx.Err() != nil {
 		return nil, ""
 	}
@@ -245,6 +254,9 @@ func (t *turn) model(ctx context.Context) (*db.LastError, string) {
 	}
 	if err != nil {
 		return upstreamErr(provider.Name, err), ""
+	}
+	if t.toolStepID != "" {
+		return nil, "" // take runs the calls
 	}
 	return t.complete(ctx)
 }
@@ -265,64 +277,6 @@ func internalErr(ctx context.Context, err error) (*db.LastError, string) {
 		return nil, ""
 	}
 	return &db.LastError{Code: "server_error", Message: "Internal error while preparing the run: " + err.Error()}, ""
-}
-
-// call sends one request and feeds the answer into the turn.
-func (t *turn) call(ctx context.Context, p *Provider, params openai.ChatCompletionNewParams, stream bool) error {
-	if !stream {
-		resp, err := p.Client.Chat.Completions.New(ctx, params)
-		if err != nil {
-			return err
-		}
-		if resp.JSON.Usage.Valid() {
-			t.usage = &db.Usage{PromptTokens: resp.Usage.PromptTokens, CompletionTokens: resp.Usage.CompletionTokens, TotalTokens: resp.Usage.TotalTokens}
-		}
-		if len(resp.Choices) == 0 {
-			return nil
-		}
-		ch := resp.Choices[0]
-		if ch.Message.Content != "" {
-			t.onText(ctx, ch.Message.Content)
-		}
-		for i, tc := range ch.Message.ToolCalls {
-			var d openai.ChatCompletionChunkChoiceDeltaToolCall
-			raw, _ := json.Marshal(map[string]any{"index": i, "id": tc.ID, "type": "function",
-				"function": map[string]string{"name": tc.Function.Name, "arguments": tc.Function.Arguments}})
-			if err := json.Unmarshal(raw, &d); err != nil {
-				return err
-			}
-			t.onTool(ctx, d)
-		}
-		t.finish = string(ch.FinishReason)
-		return nil
-	}
-	params.StreamOptions = openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)}
-	s := p.Client.Chat.Completions.NewStreaming(ctx, params)
-	defer s.Close()
-	for s.Next() && t.broken == nil {
-		chunk := s.Current()
-		if chunk.JSON.Usage.Valid() && chunk.Usage.TotalTokens > 0 {
-			t.usage = &db.Usage{PromptTokens: chunk.Usage.PromptTokens, CompletionTokens: chunk.Usage.CompletionTokens, TotalTokens: chunk.Usage.TotalTokens}
-		}
-		for _, ch := range chunk.Choices {
-			if ch.Index != 0 {
-				continue
-			}
-			if ch.Delta.Content != "" {
-				t.onText(ctx, ch.Delta.Content)
-			}
-			if ch.Delta.Refusal != "" {
-				t.onText(ctx, ch.Delta.Refusal)
-			}
-			for _, tc := range ch.Delta.ToolCalls {
-				t.onTool(ctx, tc)
-			}
-			if ch.FinishReason != "" {
-				t.finish = ch.FinishReason
-			}
-		}
-	}
-	return s.Err()
 }
 
 type messageDelta struct {
@@ -405,13 +359,27 @@ func (t *turn) openMessage(ctx context.Context) bool {
 }
 
 // closeMessage completes (or marks incomplete) the open message and
-// completes its step with usage.
-func (t *turn) closeMessage(ctx context.Context, tx *db.Tx, em *emitter, reason string, usage db.Usage) error {
+// completes its step with usage. The message gets the text written so far
+// with anns, and the attachments (images) of the tool calls made since
+// the run's previous message.
+func (t *turn) closeMessage(ctx context.Context, tx *db.Tx, em *emitter, reason string, usage db.Usage, anns []db.Annotation) error {
 	now := t.e.store.Now()
 	text := t.text.String()
+	attached, err := t.attachments(ctx, tx)
+	if err != nil {
+		return err
+	}
+	if anns == nil {
+		anns = []db.Annotation{}
+	}
+	var content []db.ContentPart
+	if text != "" {
+		content = append(content, db.ContentPart{Type: "text", Text: &db.Text{Value: text, Annotations: anns}})
+	}
+	content = append(content, attached...)
 	m, err := tx.UpdateMessage(ctx, t.msgID, func(m *db.Message) error {
-		if text != "" {
-			m.Content = []db.ContentPart{{Type: "text", Text: &db.Text{Value: text, Annotations: []db.Annotation{}}}}
+		if len(content) > 0 {
+			m.Content = content
 		}
 		if reason == "" {
 			m.Status, m.CompletedAt = "completed", &now
@@ -430,10 +398,88 @@ func (t *turn) closeMessage(ctx context.Context, tx *db.Tx, em *emitter, reason 
 	if err != nil {
 		return err
 	}
+	if d, ok := closingDelta(t.msgID, text != "", anns, attached); ok {
+		em.emit("thread.message.delta", d)
+	}
 	em.emit("thread.message."+m.Status, m)
 	em.emit("thread.run.step.completed", st)
 	t.msgDone = true
 	return nil
+}
+
+// attachments collects the content parts the run's tool calls added since
+// its previous message (steps are in order; a message step other than the
+// open one starts the collection afresh).
+func (t *turn) attachments(ctx context.Context, tx *db.Tx) ([]db.ContentPart, error) {
+	steps, err := tx.RunSteps(ctx, t.runID)
+	if err != nil {
+		return nil, err
+	}
+	var parts []db.ContentPart
+	for _, st := range steps {
+		switch {
+		case st.Type == db.StepMessageCreation && st.ID != t.msgStepID:
+			parts = parts[:0]
+		case st.Type == db.StepToolCalls:
+			for _, tc := range st.StepDetails.ToolCalls {
+				parts = append(parts, st.ToolIO[tc.ID].Attachments...)
+			}
+		}
+	}
+	return parts, nil
+}
+
+// closingDelta is the message delta that streams what a message gains as
+// it closes: its text's annotations and the attached images, each with
+// its index, as the SDKs' delta merging needs.
+func closingDelta(msgID string, hasText bool, anns []db.Annotation, attached []db.ContentPart) (map[string]any, bool) {
+	var content []any
+	first := 0
+	if hasText {
+		first = 1
+		if len(anns) > 0 {
+			list := make([]any, len(anns))
+			for i, a := range anns {
+				m := asJSONValue(a).(map[string]any)
+				m["index"] = i
+				list[i] = m
+			}
+			content = append(content, map[string]any{"index": 0, "type": "text", "text": map[string]any{"annotations": list}})
+		}
+	}
+	for i, p := range attached {
+		m := asJSONValue(p).(map[string]any)
+		m["index"] = first + i
+		content = append(content, m)
+	}
+	if len(content) == 0 {
+		return nil, false
+	}
+	return map[string]any{"id": msgID, "object": "thread.message.delta", "delta": map[string]any{"content": content}}, true
+}
+
+// annotate asks the run's built-in tools that annotate answers for the
+// annotations of the text written so far.
+func (t *turn) annotate(ctx context.Context) []db.Annotation {
+	text := t.text.String()
+	if text == "" {
+		return nil
+	}
+	var anns []db.Annotation
+	for _, tool := range t.run.Tools {
+		a, ok := t.e.builtins[tool.Type].(Annotator)
+		if !ok {
+			continue
+		}
+		more, err := a.Annotate(ctx, t.run, text)
+		if err != nil {
+			t.e.log.Warn("annotate answer", "run_id", t.runID, "tool", tool.Type, "error", err)
+			continue
+		}
+		anns = append(anns, more...)
+	}
+	slices.SortStableFunc(anns, func(a, b db.Annotation) int { return a.StartIndex - b.StartIndex })
+	return anns
 }
 
 type stepDelta struct {
@@ -441,8 +487,8 @@ type stepDelta struct {
 	Object string `json:"object"`
 	Delta  struct {
 		StepDetails struct {
-			Type      string          `json:"type"`
-			ToolCalls []toolCallDelta `json:"tool_calls"`
+			Type      string `json:"type"`
+			ToolCalls []any  `json:"tool_calls"`
 		} `json:"step_details"`
 	} `json:"delta"`
 }
@@ -480,9 +526,13 @@ func (t *turn) onTool(ctx context.Context, tc openai.ChatCompletionChunkChoiceDe
 		return
 	}
 	if t.toolStepID == "" {
+		var anns []db.Annotation
+		if t.msgStepID != "" && !t.msgDone {
+			anns = t.annotate(ctx)
+		}
 		err := t.e.commit(context.WithoutCancel(ctx), t.runID, func(ctx context.Context, tx *db.Tx, em *emitter) error {
 			if t.msgStepID != "" && !t.msgDone {
-				if err := t.closeMessage(ctx, tx, em, "", db.Usage{}); err != nil {
+				if err := t.closeMessage(ctx, tx, em, "", db.Usage{}, anns); err != nil {
 					return err
 				}
 			}
@@ -506,6 +556,10 @@ func (t *turn) onTool(ctx context.Context, tc openai.ChatCompletionChunkChoiceDe
 	switch {
 	case !call.announced && call.name != "":
 		t.announceCall(call)
+	case call.announced && frag != "" && call.stream != nil:
+		if part := call.stream.Write(frag); part != nil {
+			t.publishStepDelta(builtinDelta(t.asm.position(call), "", call.builtin.Type(), part))
+		}
 	case call.announced && frag != "":
 		d := toolCallDelta{Index: t.asm.position(call), Type: "function"}
 		d.Function.Arguments = frag
@@ -513,20 +567,48 @@ func (t *turn) onTool(ctx context.Context, tc openai.ChatCompletionChunkChoiceDe
 	}
 }
 
-// announceCall sends a call's first fragment: id, type, name, the
-// arguments so far, and a null output.
+// announceCall sends a call's first fragment. A function call's carries
+// its id, type, name, the arguments so far and a null output; a built-in
+// tool's carries its id and type and what its ArgStream makes of the
+// arguments so far.
 func (t *turn) announceCall(call *toolCall) {
-	d := toolCallDelta{Index: t.asm.position(call), ID: call.ID, Type: "function"}
+	i := t.asm.position(call)
+	if b := t.e.builtin(t.run, call.name); b != nil {
+		call.builtin, call.stream = b, b.Stream()
+		t.publishStepDelta(builtinDelta(i, call.ID, b.Type(), call.stream.Start()))
+		if args := call.args.String(); args != "" {
+			if part := call.stream.Write(args); part != nil {
+				t.publishStepDelta(builtinDelta(i, "", b.Type(), part))
+			}
+		}
+		call.announced = true
+		return
+	}
+	d := toolCallDelta{Index: i, ID: call.ID, Type: "function"}
 	d.Function.Name, d.Function.Arguments = call.name, call.args.String()
 	t.publishStepDelta(d)
 	call.announced = true
 }
 
-func (t *turn) publishStepDelta(d toolCallDelta) {
-	sd := stepDelta{ID: t.toolStepID, Object: "thread.run.step.delta"}
+// builtinDelta is a step delta's tool call entry for a built-in tool:
+// {"index", "id"?, "type": typ, typ: part}.
+func builtinDelta(index int, id, typ string, part any) map[string]any {
+	d := map[string]any{"index": index, "type": typ, typ: part}
+	if id != "" {
+		d["id"] = id
+	}
+	return d
+}
+
+func (t *turn) publishStepDelta(d any) {
+	t.publish("thread.run.step.delta", newStepDelta(t.toolStepID, d))
+}
+
+func newStepDelta(stepID string, d any) stepDelta {
+	sd := stepDelta{ID: stepID, Object: "thread.run.step.delta"}
 	sd.Delta.StepDetails.Type = db.StepToolCalls
-	sd.Delta.StepDetails.ToolCalls = []toolCallDelta{d}
-	t.publish("thread.run.step.delta", sd)
+	sd.Delta.StepDetails.ToolCalls = []any{d}
+	return sd
 }
 
 // turnUsage is the upstream's usage, or an estimate when it sent none.
@@ -541,50 +623,11 @@ func (t *turn) turnUsage() db.Usage {
 	return db.Usage{PromptTokens: t.promptEstimate, CompletionTokens: completion, TotalTokens: t.promptEstimate + completion}
 }
 
-// complete ends the turn after the upstream answered: function calls move
-// the run to requires_action; text completes it (incomplete on a token cap).
+// complete ends the turn after the model answered with text: the run
+// completes (incomplete on a token cap).
 func (t *turn) complete(ctx context.Context) (*db.LastError, string) {
 	usage := t.turnUsage()
 	wctx := context.WithoutCancel(ctx)
-	if t.toolStepID != "" {
-		for _, c := range t.asm.calls {
-			if c.name == "" {
-				return &db.LastError{Code: "server_error", Message: "The model returned a tool call without a function name."}, ""
-			}
-			if !c.announced {
-				t.announceCall(c)
-			}
-		}
-		err := t.e.commit(wctx, t.runID, func(ctx context.Context, tx *db.Tx, em *emitter) error {
-			var required []db.RequiredToolCall
-			var calls []db.ToolCall
-			for _, c := range t.asm.calls {
-				args := c.args.String()
-				calls = append(calls, db.ToolCall{ID: c.ID, Type: "function", Function: &db.FunctionCallOutput{Name: c.name, Arguments: args}})
-				required = append(required, db.RequiredToolCall{ID: c.ID, Type: "function", Function: db.FunctionCall{Name: c.name, Arguments: args}})
-			}
-			if _, err := tx.UpdateStep(ctx, t.toolStepID, func(st *db.RunStep) error {
-				st.StepDetails.ToolCalls, st.TurnUsage = calls, &usage
-				return nil
-			}); err != nil {
-				return err
-			}
-			run, err := tx.UpdateRun(ctx, t.runID, func(r *db.Run) error {
-				r.Status = db.RunRequiresAction
-				r.RequiredAction = &db.RequiredAction{Type: "submit_tool_outputs", SubmitToolOutputs: db.SubmitToolOutputs{ToolCalls: required}}
-				return nil
-			})
-			if err != nil {
-				return err
-			}
-			em.emit("thread.run.requires_action", run)
-			return nil
-		})
-		if err != nil {
-			t.streamError(err)
-		}
-		return nil, ""
-	}
 	if t.msgStepID == "" && !t.openMessage(ctx) {
 		return &db.LastError{Code: "server_error", Message: "Could not record the model's answer."}, ""
 	}
@@ -595,8 +638,9 @@ func (t *turn) complete(ctx context.Context) (*db.LastError, string) {
 	case "content_filter":
 		reason = "content_filter"
 	}
+	anns := t.annotate(wctx)
 	err := t.e.commit(wctx, t.runID, func(ctx context.Context, tx *db.Tx, em *emitter) error {
-		if err := t.closeMessage(ctx, tx, em, reason, usage); err != nil {
+		if err := t.closeMessage(ctx, tx, em, reason, usage, anns); err != nil {
 			return err
 		}
 		now := t.e.store.Now()
@@ -643,61 +687,4 @@ func (t *turn) streamError(err error) {
 		msg = "The run no longer exists: its thread was deleted."
 	}
 	t.publish("error", map[string]any{"error": map[string]any{"message": msg, "type": "server_error", "param": nil, "code": "server_error"}})
-}
-
-// retryable reports whether an upstream error may pass on retry: rate
-// limits, server errors, timeouts and dropped connections.
-func retryable(err error) bool {
-	var apiErr *openai.Error
-	if errors.As(err, &apiErr) {
-		s := apiErr.StatusCode
-		return s == http.StatusTooManyRequests || s == http.StatusRequestTimeout || s == http.StatusConflict || s >= 500
-	}
-	var ne net.Error
-	if errors.As(err, &ne) {
-		return true
-	}
-	return errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "connection reset") ||
-		strings.Contains(err.Error(), "EOF") || strings.Contains(err.Error(), "connection refused")
-}
-
-// streamingUnsupported spots upstreams that reject stream=true.
-func streamingUnsupported(err error) bool {
-	var apiErr *openai.Error
-	if !errors.As(err, &apiErr) {
-		return false
-	}
-	return (apiErr.StatusCode == http.StatusBadRequest || apiErr.StatusCode == http.StatusNotImplemented) &&
-		strings.Contains(strings.ToLower(apiErr.Message), "stream")
-}
-
-// backoff doubles base per attempt, or honours the upstream's Retry-After.
-func backoff(err error, base time.Duration, attempt int) time.Duration {
-	var apiErr *openai.Error
-	if errors.As(err, &apiErr) && apiErr.Response != nil {
-		if ms, err := strconv.ParseFloat(apiErr.Response.Header.Get("Retry-After-Ms"), 64); err == nil && ms >= 0 {
-			return min(time.Duration(ms*float64(time.Millisecond)), time.Minute)
-		}
-		if s, err := strconv.ParseFloat(apiErr.Response.Header.Get("Retry-After"), 64); err == nil && s >= 0 {
-			return min(time.Duration(s*float64(time.Second)), time.Minute)
-		}
-	}
-	return base << attempt
-}
-
-// upstreamErr describes a failed upstream request as the run's last_error.
-func upstreamErr(provider string, err error) *db.LastError {
-	var apiErr *openai.Error
-	if errors.As(err, &apiErr) {
-		code := "server_error"
-		if apiErr.StatusCode == http.StatusTooManyRequests {
-			code = "rate_limit_exceeded"
-		}
-		msg := apiErr.Message
-		if msg == "" {
-			msg = http.StatusText(apiErr.StatusCode)
-		}
-		return &db.LastError{Code: code, Message: fmt.Sprintf("The model provider '%s' answered HTTP %d: %s", provider, apiErr.StatusCode, msg)}
-	}
-	return &db.LastError{Code: "server_error", Message: fmt.Sprintf("The model provider '%s' could not be reached: %v", provider, err)}
 }

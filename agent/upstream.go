@@ -1,0 +1,170 @@
+package agent
+
+// The upstream half of a turn: one Chat Completions request, streamed or
+// not, with retries on transient failures and a one-time fallback to a
+// plain request for providers that reject stream=true. Errors are
+// classified by their type (openai.Error's status, net.Error, syscall
+// errnos), never by their text.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/openai/openai-go/v3"
+
+	"github.com/assistantd/assistantd/db"
+)
+
+// request sends the turn's request, retrying what may pass on retry as
+// long as nothing of the answer has reached the run's readers. It returns
+// the last error (nil on success or when ctx ended).
+func (t *turn) request(ctx context.Context, provider *Provider, params openai.ChatCompletionNewParams) error {
+	e := t.e
+	stream := !provider.NoStream
+	for attempt := 0; ; attempt++ {
+		err := t.call(ctx, provider, params, stream)
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		if stream && !t.emitted && streamingUnsupported(err) {
+			stream = false // fall back to a plain request once
+			continue
+		}
+		if t.emitted || attempt >= e.cfg.Retries || !retryable(err) {
+			return err
+		}
+		wait := backoff(err, e.cfg.RetryBackoff, attempt)
+		e.log.Warn("upstream request failed; retrying", "run_id", t.runID, "provider", provider.Name, "attempt", attempt+1, "wait", wait, "error", err)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// call sends one request and feeds the answer into the turn.
+func (t *turn) call(ctx context.Context, p *Provider, params openai.ChatCompletionNewParams, stream bool) error {
+	if !stream {
+		resp, err := p.Client.Chat.Completions.New(ctx, params)
+		if err != nil {
+			return err
+		}
+		if resp.JSON.Usage.Valid() {
+			t.usage = &db.Usage{PromptTokens: resp.Usage.PromptTokens, CompletionTokens: resp.Usage.CompletionTokens, TotalTokens: resp.Usage.TotalTokens}
+		}
+		if len(resp.Choices) == 0 {
+			return nil
+		}
+		ch := resp.Choices[0]
+		if ch.Message.Content != "" {
+			t.onText(ctx, ch.Message.Content)
+		}
+		for i, tc := range ch.Message.ToolCalls {
+			var d openai.ChatCompletionChunkChoiceDeltaToolCall
+			raw, _ := json.Marshal(map[string]any{"index": i, "id": tc.ID, "type": "function",
+				"function": map[string]string{"name": tc.Function.Name, "arguments": tc.Function.Arguments}})
+			if err := json.Unmarshal(raw, &d); err != nil {
+				return err
+			}
+			t.onTool(ctx, d)
+		}
+		t.finish = string(ch.FinishReason)
+		return nil
+	}
+	params.StreamOptions = openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)}
+	s := p.Client.Chat.Completions.NewStreaming(ctx, params)
+	defer s.Close()
+	for s.Next() && t.broken == nil {
+		chunk := s.Current()
+		if chunk.JSON.Usage.Valid() && chunk.Usage.TotalTokens > 0 {
+			t.usage = &db.Usage{PromptTokens: chunk.Usage.PromptTokens, CompletionTokens: chunk.Usage.CompletionTokens, TotalTokens: chunk.Usage.TotalTokens}
+		}
+		for _, ch := range chunk.Choices {
+			if ch.Index != 0 {
+				continue
+			}
+			if ch.Delta.Content != "" {
+				t.onText(ctx, ch.Delta.Content)
+			}
+			if ch.Delta.Refusal != "" {
+				t.onText(ctx, ch.Delta.Refusal)
+			}
+			for _, tc := range ch.Delta.ToolCalls {
+				t.onTool(ctx, tc)
+			}
+			if ch.FinishReason != "" {
+				t.finish = ch.FinishReason
+			}
+		}
+	}
+	return s.Err()
+}
+
+// retryable reports whether an upstream error may pass on retry: rate
+// limits, server errors, timeouts and dropped connections.
+func retryable(err error) bool {
+	var apiErr *openai.Error
+	if errors.As(err, &apiErr) {
+		s := apiErr.StatusCode
+		return s == http.StatusTooManyRequests || s == http.StatusRequestTimeout || s == http.StatusConflict || s >= 500
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return true
+	}
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE)
+}
+
+// streamingUnsupported spots upstreams that reject stream=true: a 400 or
+// 501 whose message names streaming (the provider's own words are all
+// there is to go on).
+func streamingUnsupported(err error) bool {
+	var apiErr *openai.Error
+	if !errors.As(err, &apiErr) {
+		return false
+	}
+	return (apiErr.StatusCode == http.StatusBadRequest || apiErr.StatusCode == http.StatusNotImplemented) &&
+		strings.Contains(strings.ToLower(apiErr.Message), "stream")
+}
+
+// backoff doubles base per attempt, or honours the upstream's Retry-After.
+func backoff(err error, base time.Duration, attempt int) time.Duration {
+	var apiErr *openai.Error
+	if errors.As(err, &apiErr) && apiErr.Response != nil {
+		if ms, err := strconv.ParseFloat(apiErr.Response.Header.Get("Retry-After-Ms"), 64); err == nil && ms >= 0 {
+			return min(time.Duration(ms*float64(time.Millisecond)), time.Minute)
+		}
+		if s, err := strconv.ParseFloat(apiErr.Response.Header.Get("Retry-After"), 64); err == nil && s >= 0 {
+			return min(time.Duration(s*float64(time.Second)), time.Minute)
+		}
+	}
+	return base << attempt
+}
+
+// upstreamErr describes a failed upstream request as the run's last_error.
+func upstreamErr(provider string, err error) *db.LastError {
+	var apiErr *openai.Error
+	if errors.As(err, &apiErr) {
+		code := "server_error"
+		if apiErr.StatusCode == http.StatusTooManyRequests {
+			code = "rate_limit_exceeded"
+		}
+		msg := apiErr.Message
+		if msg == "" {
+			msg = http.StatusText(apiErr.StatusCode)
+		}
+		return &db.LastError{Code: code, Message: fmt.Sprintf("The model provider '%s' answered HTTP %d: %s", provider, apiErr.StatusCode, msg)}
+	}
+	return &db.LastError{Code: "server_error", Message: fmt.Sprintf("The model provider '%s' could not be reached: %v", provider, err)}
+}
