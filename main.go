@@ -16,12 +16,14 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/assistantd/assistantd/agent"
+	"github.com/assistantd/assistantd/agent/sandbox"
 	"github.com/assistantd/assistantd/db"
 	"github.com/assistantd/assistantd/handlers"
 	"github.com/assistantd/assistantd/web"
@@ -48,6 +50,7 @@ type config struct {
 	Web            webConfig
 	Providers      []agent.ProviderConfig
 	Engine         agent.Config
+	Code           sandbox.Config
 }
 
 // parseConfig reads flags, falling back to environment variables, and
@@ -85,6 +88,7 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 		"retries of an upstream request that failed with 429, 5xx or a timeout (env ASSISTANTD_UPSTREAM_RETRIES)")
 	logLevel := fs.String("log-level", env("ASSISTANTD_LOG_LEVEL", "info"), "debug, info, warn or error (env ASSISTANTD_LOG_LEVEL)")
 	webFlags := addWebFlags(fs, env)
+	codeFlags := addCodeFlags(fs, env)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "assistantd: a self-hosted, OpenAI-compatible Assistants API server.\n\nUsage: assistantd [flags]\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -138,6 +142,9 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 		return cfg, fmt.Errorf("invalid --log-level %q: %w", *logLevel, err)
 	}
 	if cfg.Web, err = webFlags(); err != nil {
+		return cfg, err
+	}
+	if cfg.Code, err = codeFlags(); err != nil {
 		return cfg, err
 	}
 	return cfg, nil
@@ -226,6 +233,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	// code_interpreter: each thread's Python kernel in its sandbox, files
+	// under the data directory. Closed after the engine stops.
+	cfg.Code.Dir, cfg.Code.Logger = filepath.Join(cfg.DataDir, "sandbox"), log
+	sb, err := sandbox.NewLocal(cfg.Code)
+	if err != nil {
+		return err
+	}
+	defer sb.Close()
+	cfg.Engine.Builtins = append(cfg.Engine.Builtins, agent.NewCodeInterpreter(sb, store))
 	engine := agent.New(store, providers, agent.NewHub(time.Minute), log, cfg.Engine)
 	// The engine outlives the HTTP server during shutdown: requests finish
 	// first, then runs in flight stop (and resume on the next start).

@@ -128,6 +128,11 @@ type Local struct {
 
 	pool   chan *kernel
 	refill chan struct{}
+	// warm is closed by the first Warm or Exec: the pool fills only once
+	// code is about to run, so a server that never runs code starts no
+	// Python.
+	warm     chan struct{}
+	warmOnce sync.Once
 	stop   chan struct{}
 	wg     sync.WaitGroup
 }
@@ -158,7 +163,7 @@ func NewLocal(cfg Config) (*Local, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	l := &Local{cfg: cfg, logger: cfg.Logger, root: os.Geteuid() == 0, sessions: map[string]*session{},
-		uids: map[int]bool{}, refill: make(chan struct{}, 1), stop: make(chan struct{})}
+		uids: map[int]bool{}, refill: make(chan struct{}, 1), stop: make(chan struct{}), warm: make(chan struct{})}
 	bw := cfg.Bwrap
 	if bw == "" {
 		bw = "bwrap"
@@ -205,6 +210,11 @@ func (l *Local) Isolated() bool { return l.bwrap != "" }
 // in parallel).
 func (l *Local) fill(size int) {
 	defer l.wg.Done()
+	select {
+	case <-l.warm:
+	case <-l.stop:
+		return
+	}
 	for {
 		for len(l.pool) < size {
 			k, err := l.start()
@@ -227,6 +237,11 @@ func (l *Local) fill(size int) {
 		}
 	}
 }
+
+// Warm starts filling the warm pool, if it has not started yet. The
+// code_interpreter tool calls it when it is offered to a model, so kernels
+// start while the model writes the code.
+func (l *Local) Warm() { l.warmOnce.Do(func() { close(l.warm) }) }
 
 // reap frees kernels idle past the timeout.
 func (l *Local) reap() {
@@ -291,6 +306,7 @@ func (l *Local) Exec(ctx context.Context, threadID string, req Request) (Result,
 	if !l.enabled() {
 		return Result{Error: ErrUnavailable.Error()}, nil
 	}
+	l.Warm()
 	s, err := l.session(threadID)
 	if err != nil {
 		return Result{}, err

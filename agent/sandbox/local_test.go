@@ -190,6 +190,7 @@ func (l *Local) idle(thread string) bool {
 
 func TestWarmPool(t *testing.T) {
 	l, _ := newTestLocal(t, func(c *Config) { c.PoolSize = 1 })
+	l.Warm()
 	waitPool(t, l, 1)
 	// A thread with files from an earlier kernel gets them in a pooled one.
 	mustOK(t, run(t, l, "thread_p", "open('a.txt', 'w').write('A')"))

@@ -31,6 +31,12 @@ type Sandbox interface {
 	Close() error
 }
 
+// Warmer is a Sandbox that can prepare kernels ahead of calls (the local
+// backend's warm pool).
+type Warmer interface {
+	Warm()
+}
+
 // Request is one call: code and the files it should find.
 type Request struct {
 	Code  string
