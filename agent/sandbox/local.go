@@ -133,8 +133,8 @@ type Local struct {
 	// Python.
 	warm     chan struct{}
 	warmOnce sync.Once
-	stop   chan struct{}
-	wg     sync.WaitGroup
+	stop     chan struct{}
+	wg       sync.WaitGroup
 }
 
 // session is one thread's kernel and the files placed for it. lock is a
