@@ -119,6 +119,8 @@ type Local struct {
 	bwrap  string
 	root   bool
 	logger *slog.Logger
+	// broken says why kernels cannot start at all (set at start).
+	broken error
 
 	mu       sync.Mutex
 	sessions map[string]*session
@@ -186,10 +188,15 @@ func NewLocal(cfg Config) (*Local, error) {
 	}
 	if l.root && l.bwrap != "" {
 		if err := l.grantTraversal(); err != nil {
-			return nil, err
+			// The rest of the server works; code calls explain.
+			l.broken = err
+			l.logger.Warn("code_interpreter disabled", "err", err)
 		}
 	}
 	size := max(cfg.PoolSize, 0)
+	if l.broken != nil {
+		size = 0
+	}
 	l.pool = make(chan *kernel, max(size, 1))
 	l.wg.Add(1)
 	go l.reap()
@@ -305,6 +312,9 @@ func (l *Local) threadDir(threadID string) string {
 func (l *Local) Exec(ctx context.Context, threadID string, req Request) (Result, error) {
 	if !l.enabled() {
 		return Result{Error: ErrUnavailable.Error()}, nil
+	}
+	if l.broken != nil {
+		return Result{Error: "Code execution is unavailable on this server: " + l.broken.Error()}, nil
 	}
 	l.Warm()
 	s, err := l.session(threadID)

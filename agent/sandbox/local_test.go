@@ -335,6 +335,11 @@ func TestEscapesContained(t *testing.T) {
 			if next.Logs != want {
 				t.Fatalf("next call: %q, want %q", next.Logs, want)
 			}
+			// Nothing the call started outlives it (a fork bomb's copies
+			// would starve every later call).
+			if procs := mustOK(t, run(t, l, "thread_x", "import os\nprint(len([p for p in os.listdir('/proc') if p.isdigit()]))")); procs.Logs != "2\n" {
+				t.Fatalf("processes left in the sandbox: %s", procs.Logs)
+			}
 			if other := mustOK(t, run(t, l, "thread_other", "print(open('private.txt').read())")); other.Logs != "OTHER\n" {
 				t.Fatalf("other thread: %q", other.Logs)
 			}
