@@ -1,10 +1,13 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"time"
 
+	"github.com/assistantd/assistantd/agent"
 	"github.com/assistantd/assistantd/agent/sandbox"
 )
 
@@ -75,4 +78,23 @@ func envIntFrom(env func(name, def string) string, name string, def int) int {
 		return n
 	}
 	return def
+}
+
+// forgetfulEngine is the engine as the handlers see it: stopping a thread
+// (which they do just before deleting it) also drops its code_interpreter
+// kernel and /mnt/data, which no one can reach once the thread is gone.
+type forgetfulEngine struct {
+	*agent.Engine
+	code *agent.CodeInterpreter
+	log  *slog.Logger
+}
+
+func (e forgetfulEngine) StopThread(ctx context.Context, threadID string) error {
+	if err := e.Engine.StopThread(ctx, threadID); err != nil {
+		return err
+	}
+	if err := e.code.Forget(threadID); err != nil {
+		e.log.Warn("code_interpreter: removing a deleted thread's files", "thread_id", threadID, "err", err)
+	}
+	return nil
 }

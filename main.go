@@ -241,8 +241,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer sb.Close()
-	cfg.Engine.Builtins = append(cfg.Engine.Builtins, agent.NewCodeInterpreter(sb, store))
+	code := agent.NewCodeInterpreter(sb, store)
+	cfg.Engine.Builtins = append(cfg.Engine.Builtins, code)
 	engine := agent.New(store, providers, agent.NewHub(time.Minute), log, cfg.Engine)
+	handlersEngine := forgetfulEngine{engine, code, log}
 	// The engine outlives the HTTP server during shutdown: requests finish
 	// first, then runs in flight stop (and resume on the next start).
 	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
@@ -251,11 +253,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 
-	ui, setupToken, err := newWebUI(ctx, cfg, store, engine, stdout, log)
+	ui, setupToken, err := newWebUI(ctx, cfg, store, handlersEngine, stdout, log)
 	if err != nil {
 		return err
 	}
-	api := handlers.NewAPI(store, engine, cfg.MaxUploadBytes, log)
+	api := handlers.NewAPI(store, handlersEngine, cfg.MaxUploadBytes, log)
 	handler := web.New(web.Config{
 		UI:       ui,
 		API:      api,

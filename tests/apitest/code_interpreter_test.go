@@ -278,6 +278,24 @@ func TestCodeInterpreterRuns(t *testing.T) {
 	})
 }
 
+// Deleting a thread removes its kernel and its /mnt/data.
+func TestCodeInterpreterThreadDeleted(t *testing.T) {
+	s, _ := startCodeServer(t)
+	asst := codeAssistant(t, s)
+	thread := threadWith(t, s)
+	codeRun(t, s, thread, asst, "open('/mnt/data/notes.txt', 'w').write('private')")
+	dir := filepath.Join(s.Data, "sandbox", "threads", thread)
+	if _, err := os.Stat(filepath.Join(dir, "notes.txt")); err != nil {
+		t.Fatalf("thread file on the host: %v", err)
+	}
+	if _, err := s.Client.Beta.Threads.Delete(context.Background(), thread); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("thread directory after delete: %v", err)
+	}
+}
+
 // Escapes through the API: each ends as an error output the model reads,
 // and the thread's next call and the server are unaffected.
 func TestCodeInterpreterEscapesContained(t *testing.T) {
