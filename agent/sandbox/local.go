@@ -20,6 +20,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -130,6 +131,8 @@ type Local struct {
 
 	pool   chan *kernel
 	refill chan struct{}
+	// starting is set while the pool is starting a kernel.
+	starting atomic.Bool
 	// warm is closed by the first Warm or Exec: the pool fills only once
 	// code is about to run, so a server that never runs code starts no
 	// Python.
@@ -224,7 +227,9 @@ func (l *Local) fill(size int) {
 	}
 	for {
 		for len(l.pool) < size {
+			l.starting.Store(true)
 			k, err := l.start()
+			l.starting.Store(false)
 			if err != nil {
 				l.logger.Warn("code_interpreter: starting a pooled kernel failed", "err", err)
 				break
@@ -387,6 +392,21 @@ func (l *Local) checkout(ctx context.Context, dir string) (*kernel, error) {
 		}
 		if k != nil {
 			break
+		}
+		if l.starting.Load() {
+			// A pooled kernel is on its way: it is ready sooner than a
+			// new one would be, and two starts at once slow each other.
+			select {
+			case k = <-l.pool:
+				if k.exited() {
+					l.release(k)
+					k = nil
+				}
+				continue
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(startTimeout):
+			}
 		}
 		type started struct {
 			k   *kernel
@@ -824,8 +844,8 @@ func (l *Local) start() (*kernel, error) {
 	}()
 	select {
 	case err = <-ready:
-	case <-time.After(60 * time.Second):
-		err = errors.New("the kernel did not start within 60s")
+	case <-time.After(startTimeout):
+		err = fmt.Errorf("the kernel did not start within %s", startTimeout)
 	}
 	if err != nil {
 		k.kill()
@@ -838,6 +858,9 @@ func (l *Local) start() (*kernel, error) {
 	}
 	return k, nil
 }
+
+// startTimeout bounds a kernel's start (bubblewrap, Python, the imports).
+const startTimeout = 60 * time.Second
 
 // kernel is one running Python process.
 type kernel struct {

@@ -12,8 +12,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/openai/openai-go/v3"
@@ -85,7 +87,19 @@ func codeRun(t testing.TB, s *server, thread, asst, code string, params ...opena
 		t.Fatalf("add message: %v", err)
 	}
 	run := startRun(t, s, thread, asst)
-	run = waitRun(t, s, thread, run.ID, openai.RunStatusCompleted)
+	// A generous deadline: a kernel's first start on a loaded 2-core CI
+	// machine can take several seconds.
+	deadline := time.Now().Add(90 * time.Second)
+	for run.Status != openai.RunStatusCompleted {
+		if slices.Contains(terminalStatuses, run.Status) || time.Now().After(deadline) {
+			t.Fatalf("run %s is %s (last_error %+v), want completed", run.ID, run.Status, run.LastError)
+		}
+		time.Sleep(20 * time.Millisecond)
+		var err error
+		if run, err = s.Client.Beta.Threads.Runs.Get(context.Background(), thread, run.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
 	var call openai.CodeInterpreterToolCall
 	found := false
 	for _, st := range runSteps(t, s, thread, run.ID) {
