@@ -344,7 +344,7 @@ func TestCodeInterpreterEscapesContained(t *testing.T) {
 		{"write outside", "open('/usr/lib/evil.py', 'w').write('x')", "Read-only file system"},
 		{"fork bomb", "import os\nwhile True:\n    os.fork()", "BlockingIOError"},
 		{"memory bomb", "def grow():\n    a = []\n    while True:\n        a.append(bytearray(50 << 20))\ngrow()", "MemoryError"},
-		{"endless loop", "while True:\n    pass", "CPU time limit exceeded"},
+		{"endless loop", "while True:\n    pass", "limit exceeded"}, // CPU or wall time, whichever comes first
 		{"output flood", "while True:\n    print('flood' * 100)", "OutputLimit"},
 		{"kernel crash", "import ctypes\nctypes.string_at(0)", "The kernel crashed"},
 	}
