@@ -12,17 +12,18 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/netip"
 	"net/url"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/assistantd/assistantd/agent"
+	"github.com/assistantd/assistantd/agent/sandbox"
 	"github.com/assistantd/assistantd/agent/webhook"
 	"github.com/assistantd/assistantd/db"
 	"github.com/assistantd/assistantd/handlers"
@@ -55,6 +56,7 @@ type config struct {
 	// WebhookAllow are the networks webhooks may reach although the guard
 	// refuses them by default (loopback, private, link-local …).
 	WebhookAllow []netip.Prefix
+	Code         sandbox.Config
 }
 
 // parseConfig reads flags, falling back to environment variables, and
@@ -96,6 +98,7 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 		"comma-separated CIDRs webhooks may reach although they are loopback, private, link-local, CGNAT or metadata addresses, e.g. 10.0.0.0/8,fd00::/8; default none (env ASSISTANTD_WEBHOOK_ALLOW_NETWORKS)")
 	logLevel := fs.String("log-level", env("ASSISTANTD_LOG_LEVEL", "info"), "debug, info, warn or error (env ASSISTANTD_LOG_LEVEL)")
 	webFlags := addWebFlags(fs, env)
+	codeFlags := addCodeFlags(fs, env)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "assistantd: a self-hosted, OpenAI-compatible Assistants API server.\n\nUsage: assistantd [flags]\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -152,6 +155,9 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 		return cfg, fmt.Errorf("invalid --log-level %q: %w", *logLevel, err)
 	}
 	if cfg.Web, err = webFlags(); err != nil {
+		return cfg, err
+	}
+	if cfg.Code, err = codeFlags(); err != nil {
 		return cfg, err
 	}
 	return cfg, nil
@@ -255,7 +261,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// test calls.
 	hooks := webhook.NewClient(webhook.NewGuard(cfg.WebhookAllow, nil))
 	cfg.Engine.Functions = agent.NewWebhooks(store, hooks, log)
+	// code_interpreter: each thread's Python kernel in its sandbox, files
+	// under the data directory. Closed after the engine stops.
+	cfg.Code.Dir, cfg.Code.Logger = filepath.Join(cfg.DataDir, "sandbox"), log
+	sb, err := sandbox.NewLocal(cfg.Code)
+	if err != nil {
+		return err
+	}
+	defer sb.Close()
+	code := agent.NewCodeInterpreter(sb, store)
+	cfg.Engine.Builtins = append(cfg.Engine.Builtins, code)
 	engine := agent.New(store, providers, agent.NewHub(time.Minute), log, cfg.Engine)
+	handlersEngine := forgetfulEngine{engine, code, log}
 	// The engine outlives the HTTP server during shutdown: requests finish
 	// first, then runs in flight stop (and resume on the next start).
 	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
@@ -265,11 +282,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 
 	webhooks := handlers.NewWebhooks(store, hooks)
-	ui, setupToken, err := newWebUI(ctx, cfg, store, engine, webhooks, rag, stdout, log)
+	ui, setupToken, err := newWebUI(ctx, cfg, store, handlersEngine, webhooks, rag, stdout, log)
 	if err != nil {
 		return err
 	}
-	api := handlers.NewAPI(store, engine, cfg.MaxUploadBytes, log, handlers.WithVectorStores(store, rag))
+	api := handlers.NewAPI(store, handlersEngine, cfg.MaxUploadBytes, log, handlers.WithVectorStores(store, rag))
 	handler := web.New(web.Config{
 		UI:       ui,
 		API:      api,
@@ -277,15 +294,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		CheckKey: keyChecker(cfg.APIKey, store),
 		Health:   store.Ping,
 		Logger:   log,
+		// HSTS behind a TLS-terminating proxy, as for the cookies.
+		TrustProxy: cfg.Web.TrustProxy,
 	})
 
-	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
+	// Header, body-rate, write-stall and idle limits: see web.Limits.
+	srv := web.NewHTTPServer(handler, web.DefaultLimits(), log)
+	srv.BaseContext = func(net.Listener) context.Context { return context.WithoutCancel(ctx) }
 	srv.RegisterOnShutdown(api.CloseStreams)
 	fmt.Fprintf(stdout, "assistantd listening on http://%s (data in %s)\n", ln.Addr(), cfg.DataDir)
 	if setupToken != "" {

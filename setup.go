@@ -47,8 +47,8 @@ func addWebFlags(fs *flag.FlagSet, env func(name, def string) string) func() (we
 		if (w.AdminEmail == "") != (w.AdminPassword == "") {
 			return w, errors.New("--admin-email and --admin-password go together")
 		}
-		if w.AdminPassword != "" && len(w.AdminPassword) < db.MinPasswordLen {
-			return w, fmt.Errorf("--admin-password must be at least %d characters", db.MinPasswordLen)
+		if w.AdminPassword != "" && (len(w.AdminPassword) < db.MinPasswordLen || len(w.AdminPassword) > db.MaxPasswordBytes) {
+			return w, fmt.Errorf("--admin-password must be %d characters to %d bytes long", db.MinPasswordLen, db.MaxPasswordBytes)
 		}
 		d, err := time.ParseDuration(*ttl)
 		if err != nil || d < time.Minute {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // ThreadFilter selects threads for the web app's threads list. Zero fields
@@ -44,7 +45,17 @@ const (
 
 // ftsQuery turns what a person typed into an FTS5 query: every word must
 // appear, each quoted so FTS5 operators and punctuation are taken literally.
+// Control characters and invalid UTF-8 separate words: FTS5's parser reads
+// a NUL as the end of the query ("unterminated string"), and neither can
+// match indexed text anyway.
 func ftsQuery(q string) string {
+	q = strings.ToValidUTF8(q, " ")
+	q = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, q)
 	var terms []string
 	for _, w := range strings.Fields(q) {
 		terms = append(terms, `"`+strings.ReplaceAll(w, `"`, `""`)+`"`)

@@ -32,6 +32,15 @@ var ErrDuplicate = errors.New("already exists")
 // MinPasswordLen is the shortest accepted password.
 const MinPasswordLen = 10
 
+// MaxPasswordBytes is the longest accepted password, in bytes: bcrypt
+// reads no further (and refuses longer input), so a longer one would be
+// silently shortened or fail.
+const MaxPasswordBytes = 72
+
+// ErrPasswordLength is returned for a password outside MinPasswordLen and
+// MaxPasswordBytes; callers validate first and show their own message.
+var ErrPasswordLength = fmt.Errorf("a password must be %d characters to %d bytes long", MinPasswordLen, MaxPasswordBytes)
+
 // User is a person who signs in to the web app.
 type User struct {
 	ID          string
@@ -64,8 +73,8 @@ func scanUser(row rowScanner) (User, error) {
 // compared case-insensitively; a taken one returns ErrDuplicate.
 func (s *Store) CreateUser(ctx context.Context, email, role, password string) (User, error) {
 	email = strings.TrimSpace(email)
-	if len(password) < MinPasswordLen {
-		return User{}, fmt.Errorf("create user: password shorter than %d characters", MinPasswordLen)
+	if len(password) < MinPasswordLen || len(password) > MaxPasswordBytes {
+		return User{}, fmt.Errorf("create user: %w", ErrPasswordLength)
 	}
 	hash, err := bcrypt.GenerateFromPassword([]byte(password), s.passwordCost)
 	if err != nil {
@@ -106,6 +115,12 @@ func (s *Store) GetUser(ctx context.Context, id string) (User, error) {
 
 // Authenticate checks an email and password and records the sign-in.
 func (s *Store) Authenticate(ctx context.Context, email, password string) (User, error) {
+	if len(password) > MaxPasswordBytes {
+		// No stored password is this long; spend the time a check takes.
+		password = password[:MaxPasswordBytes]
+		_, _ = bcrypt.GenerateFromPassword([]byte(password), s.passwordCost)
+		return User{}, ErrBadCredentials
+	}
 	var hash string
 	row := s.r.QueryRowContext(ctx, `SELECT `+userColumns+`, password_hash FROM users WHERE email = ?`, strings.TrimSpace(email))
 	var u User
@@ -149,7 +164,7 @@ func (s *Store) ListUsers(ctx context.Context) ([]User, error) {
 	return out, rows.Err()
 }
 
-// SetUserRole changes a user's role. It refuses to demote the last admin,
+// SetUserRole changes a user's role and ends all their sessions. It refuses to demote the last admin,
 // which would leave nobody able to manage users.
 func (s *Store) SetUserRole(ctx context.Context, id, role string) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
@@ -164,6 +179,10 @@ func (s *Store) SetUserRole(ctx context.Context, id, role string) error {
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			return ErrNotFound
+		}
+		// The user signs in again to work with the new role.
+		if _, err := tx.ExecContext(ctx, `DELETE FROM web_sessions WHERE user_id = ?`, id); err != nil {
+			return fmt.Errorf("end sessions of %s: %w", id, err)
 		}
 		return nil
 	})
@@ -224,21 +243,28 @@ func (s *Store) Secret(ctx context.Context, name string, n int) ([]byte, error) 
 	return v, nil
 }
 
-// SetPassword replaces a user's password.
+// SetPassword replaces a user's password and ends all their sessions.
 func (s *Store) SetPassword(ctx context.Context, id, password string) error {
-	if len(password) < MinPasswordLen {
-		return fmt.Errorf("set password: shorter than %d characters", MinPasswordLen)
+	if len(password) < MinPasswordLen || len(password) > MaxPasswordBytes {
+		return fmt.Errorf("set password: %w", ErrPasswordLength)
 	}
 	hash, err := bcrypt.GenerateFromPassword([]byte(password), s.passwordCost)
 	if err != nil {
 		return fmt.Errorf("set password: %w", err)
 	}
-	res, err := s.w.ExecContext(ctx, `UPDATE users SET password_hash = ? WHERE id = ?`, string(hash), id)
-	if err != nil {
-		return fmt.Errorf("set password of %s: %w", id, err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return ErrNotFound
-	}
-	return nil
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE users SET password_hash = ? WHERE id = ?`, string(hash), id)
+		if err != nil {
+			return fmt.Errorf("set password of %s: %w", id, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrNotFound
+		}
+		// Whoever knew the old password is signed out everywhere (the
+		// web app signs the person who changed it in again).
+		if _, err := tx.ExecContext(ctx, `DELETE FROM web_sessions WHERE user_id = ?`, id); err != nil {
+			return fmt.Errorf("end sessions of %s: %w", id, err)
+		}
+		return nil
+	})
 }

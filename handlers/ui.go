@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/a-h/templ"
 	"github.com/gorilla/sessions"
@@ -144,9 +145,12 @@ func (u *UI) saveSession(c *echo.Context, s *sessions.Session) error {
 }
 
 // Session loads the session of every web-app request: the signed-in user
-// (if the sign-in has not expired and the user still exists) and the CSRF
-// token, created on first visit. It refuses state-changing requests that
-// come from another origin or lack the session's CSRF token.
+// and the CSRF token, created on first visit. The cookie names a session
+// kept on the server (db.SessionUser), checked on every request, so a
+// sign-in ends at once when its row goes: at sign-out, on a password or
+// role change, "sign out everywhere", or at the absolute expiry. It
+// refuses state-changing requests that come from another origin or lack
+// the session's CSRF token.
 func (u *UI) Session(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c *echo.Context) error {
 		r := c.Request()
@@ -162,17 +166,18 @@ func (u *UI) Session(next echo.HandlerFunc) echo.HandlerFunc {
 			s.Values["csrf"] = token
 			dirty = true
 		}
-		if uid, _ := s.Values["uid"].(string); uid != "" {
-			iat, _ := s.Values["iat"].(int64)
-			expired := u.cfg.Now().Sub(time.Unix(iat, 0)) > u.cfg.SessionTTL
-			var user db.User
-			if !expired {
-				user, err = u.store.GetUser(r.Context(), uid)
-			}
+		// Cookies from before sessions were kept on the server carry a
+		// user id: they no longer sign anyone in.
+		if _, old := s.Values["uid"]; old {
+			delete(s.Values, "uid")
+			delete(s.Values, "iat")
+			dirty = true
+		}
+		if sid, _ := s.Values["sid"].(string); sid != "" {
+			user, err := u.store.SessionUser(r.Context(), sid, u.cfg.Now().Unix())
 			switch {
-			case expired || errors.Is(err, db.ErrNotFound):
-				delete(s.Values, "uid")
-				delete(s.Values, "iat")
+			case errors.Is(err, db.ErrNotFound): // signed out, revoked, expired or removed
+				delete(s.Values, "sid")
 				dirty = true
 			case err != nil:
 				return Internal(err)
@@ -311,13 +316,31 @@ func (u *UI) RenderError(c *echo.Context, status int, message, requestID string)
 
 // flash shows msg on the next page the session sees, then redirects
 // there (the post/redirect/get pattern).
+//
+// The message travels in the session cookie, which holds 4 KB at most, so
+// it is cut to maxFlashRunes: a message quoting what someone typed (an id
+// in a URL, say) can never make the cookie too large to write. Only the
+// latest message is kept: posts that redirect to no page (a script, a
+// browser that does not follow) must not pile messages up in the cookie.
 func (u *UI) flash(c *echo.Context, target, msg string, isErr bool) error {
 	if s, ok := c.Get(ctxSession).(*sessions.Session); ok {
-		s.AddFlash(msg)
+		_ = s.Flashes() // drop any not yet shown
+		s.AddFlash(clip(msg, maxFlashRunes))
 		s.AddFlash(isErr)
 		if err := u.saveSession(c, s); err != nil {
 			return err
 		}
 	}
 	return redirect(c, target)
+}
+
+// maxFlashRunes bounds a flash message (see flash).
+const maxFlashRunes = 300
+
+// clip shortens s to at most n runes, marking the cut with an ellipsis.
+func clip(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	return string([]rune(s)[:n-1]) + "…"
 }

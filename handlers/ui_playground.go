@@ -1,13 +1,16 @@
 package handlers
 
 import (
+	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 
 	"github.com/labstack/echo/v5"
 
 	"github.com/assistantd/assistantd/agent"
 	"github.com/assistantd/assistantd/db"
+	"github.com/assistantd/assistantd/views"
 )
 
 // The thread page's composer and run controls: add a message with or
@@ -17,7 +20,8 @@ import (
 
 // AddMessage handles POST /threads/:thread_id/messages: action "add"
 // stores the message; "run" stores it and starts a run of the chosen
-// assistant in the same transaction.
+// assistant in the same transaction. A refused message comes back in the
+// composer with the reason (422), so nothing typed is lost.
 func (u *UI) AddMessage(c *echo.Context) error {
 	threadID := c.Param("thread_id")
 	ctx := c.Request().Context()
@@ -25,37 +29,63 @@ func (u *UI) AddMessage(c *echo.Context) error {
 	if _, err := u.store.GetThread(ctx, threadID); err != nil {
 		return storeErr(err, "thread", threadID)
 	}
-	text := c.FormValue("content")
-	if strings.TrimSpace(text) == "" {
-		return u.flash(c, back, "Write a message first.", true)
+	text, role, assistantID := c.FormValue("content"), c.FormValue("role"), c.FormValue("assistant_id")
+	refuse := func(msg string) error {
+		d := views.Composer{Content: text, Role: role, Error: clip(msg, maxFlashRunes)}
+		if len(assistantID) <= maxIDLen {
+			d.Selected = assistantID
+		}
+		return u.showThread(c, http.StatusUnprocessableEntity, d)
 	}
-	m, err := u.api.buildMessage(c, "", messageRequest{Role: c.FormValue("role"), Content: messageContent{Set: true, Text: &text}})
+	if strings.TrimSpace(text) == "" {
+		return refuse("Write a message first.")
+	}
+	if role != "user" && role != "assistant" {
+		return refuse("Add the message as user or assistant.")
+	}
+	m, err := u.api.buildMessage(c, "", messageRequest{Role: role, Content: messageContent{Set: true, Text: &text}})
 	if err != nil {
-		return u.flash(c, back, errMessage(err), true)
+		return refuse(errMessage(err))
 	}
 	m.ThreadID = threadID
 	if c.FormValue("action") != "run" {
 		if _, err := u.store.CreateMessage(ctx, m); err != nil {
+			if isRequestError(err) {
+				return refuse(errMessage(runErr(err, "")))
+			}
 			return storeErr(err, "thread", threadID)
 		}
 		return u.flash(c, back, "Message added.", false)
 	}
 	if u.api.engine == nil {
-		return u.flash(c, back, "Runs are not available on this server.", true)
+		return refuse("Runs are not available on this server.")
 	}
-	assistantID := c.FormValue("assistant_id")
-	if assistantID == "" {
-		return u.flash(c, back, "Choose an assistant to run.", true)
+	if assistantID == "" || len(assistantID) > maxIDLen {
+		return refuse("Choose an assistant to run.")
 	}
 	run, err := u.api.buildRun(c, runFields{AssistantID: Opt[string]{Set: true, V: assistantID}}, nil)
 	if err != nil {
-		return u.flash(c, back, errMessage(err), true)
+		return refuse(errMessage(err))
 	}
 	run.ThreadID = threadID
 	if _, err := u.api.engine.CreateRun(ctx, run, []db.Message{m}); err != nil {
-		return u.flash(c, back, errMessage(runErr(err, "")), true)
+		if isRequestError(err) {
+			return refuse(errMessage(runErr(err, "")))
+		}
+		return runErr(err, "")
 	}
 	return u.flash(c, back, "Message added; the run started.", false)
+}
+
+// maxIDLen bounds an object id taken from a form: ours are far shorter.
+const maxIDLen = 64
+
+// isRequestError reports whether a store or engine error is the client's
+// to fix (an active run on the thread, an invalid request), not ours.
+func isRequestError(err error) bool {
+	var ar *db.ActiveRunError
+	var re *agent.RequestError
+	return errors.As(err, &ar) || errors.As(err, &re) || errors.Is(err, db.ErrIllegalTransition)
 }
 
 // SubmitOutputs handles POST /threads/:thread_id/runs/:run_id/outputs:

@@ -44,6 +44,19 @@ func (u *UI) threadRuns(ctx context.Context, threadID string) ([]views.RunView, 
 				} else {
 					tv.Pending = true
 				}
+			} else if ci := tc.CodeInterpreter; ci != nil {
+				// The code as written and what it printed; its images are
+				// in the run's message.
+				tv.Name, tv.Arguments = "code_interpreter", ci.Input
+				var out []string
+				for _, o := range ci.Outputs {
+					if o.Type == "logs" {
+						out = append(out, o.Logs)
+					} else if o.Image != nil {
+						out = append(out, "[image "+o.Image.FileID+"]")
+					}
+				}
+				tv.Output = strings.Join(out, "\n")
 			} else if raw, err := json.MarshalIndent(tc, "", "  "); err == nil {
 				tv.Arguments = string(raw)
 			}

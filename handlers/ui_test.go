@@ -28,14 +28,14 @@ const password = "a-good-password"
 
 // app is the web app through the real router on a temp-dir SQLite store.
 type app struct {
-	t     *testing.T
+	t     testing.TB
 	store *db.Store
 	srv   *httptest.Server
 	mu    sync.Mutex
 	now   time.Time
 }
 
-func newApp(t *testing.T, setupToken string) *app {
+func newApp(t testing.TB, setupToken string) *app {
 	t.Helper()
 	store, err := db.Open(context.Background(), t.TempDir(), db.WithPasswordCost(bcrypt.MinCost))
 	if err != nil {
@@ -81,7 +81,7 @@ func (a *app) user(role string) *client {
 }
 
 type client struct {
-	t    *testing.T
+	t    testing.TB
 	base string
 	http *http.Client
 }
@@ -133,7 +133,7 @@ func (c *client) token() string {
 	return csrf(c.page("/settings/keys", http.StatusOK))
 }
 
-func parse(t *testing.T, res *http.Response) *goquery.Document {
+func parse(t testing.TB, res *http.Response) *goquery.Document {
 	t.Helper()
 	doc, err := goquery.NewDocumentFromReader(res.Body)
 	if err != nil {
@@ -825,6 +825,12 @@ func TestPasswords(t *testing.T) {
 	if _, err := a.store.Authenticate(ctx, users[0].Email, "reset-password-1"); err != nil {
 		t.Errorf("the reset password does not work: %v", err)
 	}
+	// The reset signed the viewer out everywhere; a viewer still signed
+	// in may not reset anyone's password.
+	if signedIn(viewer) {
+		t.Error("the viewer is still signed in after an admin reset their password")
+	}
+	viewer = a.signInAs("viewer2@example.com")
 	res = viewer.post("/settings/users/"+users[0].ID+"/password", url.Values{"csrf_token": {viewer.token()}, "password": {"hijacked-password"}})
 	if res.StatusCode != http.StatusForbidden {
 		t.Errorf("a viewer resetting a password: status %d", res.StatusCode)

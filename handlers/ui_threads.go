@@ -133,6 +133,12 @@ func sortedPairs(m db.Metadata) [][2]string {
 
 // ShowThread handles GET /threads/:thread_id.
 func (u *UI) ShowThread(c *echo.Context) error {
+	return u.showThread(c, http.StatusOK, views.Composer{})
+}
+
+// showThread renders the thread page; draft refills the composer after a
+// refused message (its Content, Role, Error and chosen assistant).
+func (u *UI) showThread(c *echo.Context, status int, draft views.Composer) error {
 	ctx := c.Request().Context()
 	id := c.Param("thread_id")
 	t, err := u.store.GetThread(ctx, id)
@@ -164,8 +170,12 @@ func (u *UI) ShowThread(c *echo.Context) error {
 	if err != nil {
 		return Internal(err)
 	}
+	remote, err := u.remoteImages(c)
+	if err != nil {
+		return err
+	}
 	for _, m := range msgs {
-		v.Messages = append(v.Messages, messageView(m, names))
+		v.Messages = append(v.Messages, messageViewWith(m, names, remote))
 	}
 	if v.Runs, err = u.threadRuns(ctx, id); err != nil {
 		return Internal(err)
@@ -191,9 +201,13 @@ func (u *UI) ShowThread(c *echo.Context) error {
 		if n := len(v.Runs); n > 0 {
 			comp.Selected = v.Runs[n-1].AssistantID
 		}
+		comp.Content, comp.Role, comp.Error = draft.Content, draft.Role, draft.Error
+		if draft.Selected != "" {
+			comp.Selected = draft.Selected
+		}
 		v.Composer = comp
 	}
-	return render(c, http.StatusOK, views.ThreadPage(u.page(c, "Thread "+id, "threads"), v))
+	return render(c, status, views.ThreadPage(u.page(c, "Thread "+id, "threads"), v))
 }
 
 func annotationFile(a db.Annotation) string {
@@ -210,18 +224,28 @@ func annotationFile(a db.Annotation) string {
 // Markdown with citation markers replaced by [n], images as links to the
 // app's own file route (or an https URL).
 func messageView(m db.Message, names map[string]string) views.MessageView {
+	return messageViewWith(m, names, false)
+}
+
+// messageViewWith is messageView; remoteImages loads images from other
+// sites (the admin's opt-in) instead of showing them as links.
+func messageViewWith(m db.Message, names map[string]string, remoteImages bool) views.MessageView {
 	mv := views.MessageView{ID: m.ID, Role: m.Role, Status: m.Status, CreatedAt: m.CreatedAt,
 		AssistantID: deref(m.AssistantID), RunID: deref(m.RunID), Metadata: sortedPairs(m.Metadata)}
 	for _, p := range m.Content {
 		switch {
 		case p.Type == "text" && p.Text != nil:
 			text, cites := withCitationMarkers(p.Text.Value, p.Text.Annotations, names)
-			mv.Parts = append(mv.Parts, views.Part{Kind: "text", HTML: renderMarkdown(text), Citations: cites})
+			mv.Parts = append(mv.Parts, views.Part{Kind: "text", HTML: renderMarkdownWith(text, remoteImages), Citations: cites})
 		case p.Type == "image_file" && p.ImageFile != nil:
 			mv.Parts = append(mv.Parts, views.Part{Kind: "image_file", ImageSrc: "/files/" + url.PathEscape(p.ImageFile.FileID) + "/content"})
 		case p.Type == "image_url" && p.ImageURL != nil:
 			if u, err := url.Parse(p.ImageURL.URL); err == nil && (u.Scheme == "https" || u.Scheme == "http") {
-				mv.Parts = append(mv.Parts, views.Part{Kind: "image_url", ImageSrc: u.String()})
+				kind := "image_link"
+				if remoteImages {
+					kind = "image_url"
+				}
+				mv.Parts = append(mv.Parts, views.Part{Kind: kind, ImageSrc: u.String()})
 			}
 		case p.Type == "refusal" && p.Refusal != nil:
 			mv.Parts = append(mv.Parts, views.Part{Kind: "refusal", Refusal: *p.Refusal})

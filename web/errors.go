@@ -24,6 +24,19 @@ func errorHandler(log *slog.Logger, ui *handlers.UI) echo.HTTPErrorHandler {
 			log.Warn("error after response was committed", "error", err, "request_id", c.Get(requestIDKey))
 			return
 		}
+		// A body cut off for arriving too slowly is the answer, whatever
+		// the handler made of the short read. With a body left unread (a
+		// 401 before the upload, say) the connection closes after this
+		// response: the answer goes out at once instead of after net/http
+		// has read the body, so a client cannot stall it by declaring a
+		// body it never sends (withLimits bounds what is read after).
+		unread, slow := bodyState(c.Request())
+		if slow {
+			err = slowBodyError()
+		}
+		if unread {
+			c.Response().Header().Set("Connection", "close")
+		}
 		ae := apiError(c, err)
 		if ae.Status >= 500 {
 			log.Error("request failed", "error", err, "request_id", c.Get(requestIDKey), "path", c.Request().URL.Path)

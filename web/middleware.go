@@ -76,6 +76,27 @@ func logRequests(log *slog.Logger) echo.MiddlewareFunc {
 	}
 }
 
+// hstsValue keeps browsers on https for a year once they have seen it
+// there. It leaves out includeSubDomains: other sites on the same domain
+// are not ours to move to https.
+const hstsValue = "max-age=31536000"
+
+// hsts sends Strict-Transport-Security on every response that reached us
+// over TLS: directly, or through a trusted proxy (--trust-proxy) that says
+// X-Forwarded-Proto: https. Over plain HTTP it is never sent (browsers
+// ignore it there, and it would be wrong for a local http:// server).
+func hsts(trustProxy bool) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c *echo.Context) error {
+			r := c.Request()
+			if r.TLS != nil || trustProxy && strings.EqualFold(strings.TrimSpace(r.Header.Get("X-Forwarded-Proto")), "https") {
+				c.Response().Header().Set("Strict-Transport-Security", hstsValue)
+			}
+			return next(c)
+		}
+	}
+}
+
 // apiHeaders marks /v1 responses as not cacheable.
 func apiHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c *echo.Context) error {

@@ -153,6 +153,9 @@ func addUIRoutes(e *echo.Echo, ui *handlers.UI) {
 	e.POST("/settings/users/:user_id/role", ui.SetUserRole, admin)
 	e.POST("/settings/users/:user_id/delete", ui.DeleteUser, admin)
 	e.POST("/settings/users/:user_id/password", ui.ResetPassword, admin)
+	e.POST("/settings/users/:user_id/sessions/revoke", ui.RevokeUserSessions, admin)
+	e.POST("/settings/account/sessions/revoke", ui.RevokeMySessions, signedIn)
+	e.POST("/settings/remote-images", ui.SetRemoteImages, admin)
 }
 
 // health answers GET /healthz without a key: 200 when the store answers.

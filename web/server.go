@@ -26,6 +26,9 @@ type Config struct {
 	CheckKey KeyChecker
 	Health   func(ctx context.Context) error
 	Logger   *slog.Logger
+	// TrustProxy makes X-Forwarded-Proto: https from a reverse proxy count
+	// as TLS (for HSTS), as --trust-proxy does for the web app's cookies.
+	TrustProxy bool
 }
 
 // New returns the HTTP handler serving the API and the web app.
@@ -34,7 +37,7 @@ func New(cfg Config) http.Handler {
 	e.Logger = cfg.Logger
 	e.HTTPErrorHandler = errorHandler(cfg.Logger, cfg.UI)
 	e.JSONSerializer = jsonSerializer{}
-	e.Use(requestID, logRequests(cfg.Logger), recoverPanics)
+	e.Use(requestID, hsts(cfg.TrustProxy), logRequests(cfg.Logger), recoverPanics)
 	if cfg.UI != nil {
 		e.Use(webApp(securityHeaders), webApp(cfg.UI.Session))
 	}

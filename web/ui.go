@@ -4,6 +4,8 @@ import (
 	"strings"
 
 	"github.com/labstack/echo/v5"
+
+	"github.com/assistantd/assistantd/handlers"
 )
 
 // webApp applies mw to the web app's requests only: not to /v1 (bearer
@@ -21,18 +23,12 @@ func webApp(mw echo.MiddlewareFunc) echo.MiddlewareFunc {
 	}
 }
 
-// contentSecurityPolicy allows only the app's own scripts and styles (no
-// inline script or style anywhere), images from the app, data: URLs and
-// the web (messages may show image URLs), and no framing.
-const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; " +
-	"object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-
 // securityHeaders sets the web app's security headers.
 func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c *echo.Context) error {
 		h := c.Response().Header()
 		if h.Get("Content-Security-Policy") == "" {
-			h.Set("Content-Security-Policy", contentSecurityPolicy)
+			h.Set("Content-Security-Policy", handlers.ContentSecurityPolicy)
 		}
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("X-Content-Type-Options", "nosniff")

@@ -31,6 +31,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // Server is the fake upstream. It records every request body.
@@ -327,6 +328,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			// Arguments split across several chunks.
 			for len(args) > 0 {
 				n := min(len(args), 5)
+				for n < len(args) && !utf8.RuneStart(args[n]) {
+					n++ // whole characters only, as a real upstream's JSON strings
+				}
 				frag := map[string]any{"function": map[string]string{"arguments": args[:n]}}
 				if sc.quirk != "noindex" {
 					frag["index"] = i

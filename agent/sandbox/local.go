@@ -1,0 +1,1104 @@
+package sandbox
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	_ "embed"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+//go:embed kernel.py
+var kernelSource string
+
+// Limits bound what one kernel may use. Zero fields take the defaults.
+type Limits struct {
+	// CPUTime is the CPU time one call may use (the kernel is killed
+	// past it).
+	CPUTime time.Duration
+	// WallTime is how long one call may take.
+	WallTime time.Duration
+	// Memory caps the kernel's address space, in bytes.
+	Memory int64
+	// Processes caps the processes and threads the kernel may have.
+	Processes int
+	// OpenFiles caps its open file descriptors.
+	OpenFiles int
+	// FileSize caps the size of any file it writes, in bytes.
+	FileSize int64
+	// Output caps one call's logs, in bytes.
+	Output int64
+}
+
+// DefaultLimits are generous for data analysis yet keep one thread from
+// taking the machine.
+var DefaultLimits = Limits{
+	CPUTime:   60 * time.Second,
+	WallTime:  120 * time.Second,
+	Memory:    2 << 30,
+	Processes: 64,
+	OpenFiles: 256,
+	FileSize:  256 << 20,
+	Output:    256 << 10,
+}
+
+func (l *Limits) defaults() {
+	d := DefaultLimits
+	if l.CPUTime <= 0 {
+		l.CPUTime = d.CPUTime
+	}
+	if l.WallTime <= 0 {
+		l.WallTime = d.WallTime
+	}
+	if l.Memory <= 0 {
+		l.Memory = d.Memory
+	}
+	if l.Processes <= 0 {
+		l.Processes = d.Processes
+	}
+	if l.OpenFiles <= 0 {
+		l.OpenFiles = d.OpenFiles
+	}
+	if l.FileSize <= 0 {
+		l.FileSize = d.FileSize
+	}
+	if l.Output <= 0 {
+		l.Output = d.Output
+	}
+}
+
+// Config configures the local backend.
+type Config struct {
+	// Dir holds the threads' files and the kernels' scratch space
+	// (<data>/sandbox). Only the sandbox subtree of a thread's own
+	// directory is ever visible to its code.
+	Dir string
+	// Python is the interpreter (default /usr/bin/python3: Debian's, whose
+	// numpy, pandas, matplotlib, scipy and scikit-learn are installed
+	// under /usr).
+	Python string
+	// Bwrap is the bubblewrap binary (default: bwrap on PATH).
+	Bwrap string
+	// Unsafe runs code without bubblewrap when it is missing: no
+	// isolation beyond the limits, a separate user when the server runs as
+	// root, and the thread's directory as the working directory.
+	Unsafe bool
+	// IdleTimeout frees a thread's kernel after this long without a call
+	// (files are kept); 0 means 10 minutes.
+	IdleTimeout time.Duration
+	// PoolSize is how many pre-started kernels wait for threads' first
+	// calls; negative means none.
+	PoolSize int
+	Limits   Limits
+	Logger   *slog.Logger
+}
+
+// Local runs kernels on this machine under bubblewrap: no network, a
+// read-only /usr, a private /tmp, /proc and /dev, a cleared environment,
+// and the thread's directory bound at /mnt/data as the only place it can
+// write that outlives the kernel. When the server runs as root each kernel
+// runs as a user of its own, so its process limit counts only itself.
+type Local struct {
+	cfg    Config
+	bwrap  string
+	root   bool
+	logger *slog.Logger
+	// broken says why kernels cannot start at all (set at start).
+	broken error
+
+	mu       sync.Mutex
+	sessions map[string]*session
+	uids     map[int]bool
+	nextSlot int
+	closed   bool
+
+	pool   chan *kernel
+	refill chan struct{}
+	// starting is set while the pool is starting a kernel.
+	starting atomic.Bool
+	// warm is closed by the first Warm or Exec: the pool fills only once
+	// code is about to run, so a server that never runs code starts no
+	// Python.
+	warm     chan struct{}
+	warmOnce sync.Once
+	stop     chan struct{}
+	wg       sync.WaitGroup
+}
+
+// session is one thread's kernel and the files placed for it. lock is a
+// one-slot channel so that waiting for a busy kernel can be abandoned with
+// ctx.
+type session struct {
+	lock chan struct{}
+	k    *kernel
+	used time.Time
+}
+
+// uidBase starts the range of user ids kernels run as when the server is
+// root: far above ordinary and subordinate id ranges.
+const uidBase = 1_900_000_000
+
+// NewLocal prepares the directories and starts filling the warm pool.
+func NewLocal(cfg Config) (*Local, error) {
+	cfg.Limits.defaults()
+	if cfg.Python == "" {
+		cfg.Python = "/usr/bin/python3"
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 10 * time.Minute
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	l := &Local{cfg: cfg, logger: cfg.Logger, root: os.Geteuid() == 0, sessions: map[string]*session{},
+		uids: map[int]bool{}, refill: make(chan struct{}, 1), stop: make(chan struct{}), warm: make(chan struct{})}
+	bw := cfg.Bwrap
+	if bw == "" {
+		bw = "bwrap"
+	}
+	if p, err := exec.LookPath(bw); err == nil {
+		l.bwrap = p
+	} else if !cfg.Unsafe {
+		l.logger.Warn("code_interpreter disabled: bubblewrap not found (set --code-unsafe to run code without isolation)")
+	}
+	// Scratch directories of kernels a previous process left are stale.
+	for _, d := range []string{"slots", "tmp"} {
+		if err := os.RemoveAll(filepath.Join(cfg.Dir, d)); err != nil {
+			return nil, fmt.Errorf("sandbox: %w", err)
+		}
+	}
+	for _, d := range []string{"threads", "slots", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(cfg.Dir, d), 0o700); err != nil {
+			return nil, fmt.Errorf("sandbox: %w", err)
+		}
+	}
+	if l.root && l.bwrap != "" {
+		if err := l.grantTraversal(); err != nil {
+			// The rest of the server works; code calls explain.
+			l.broken = err
+			l.logger.Warn("code_interpreter disabled", "err", err)
+		}
+	}
+	size := max(cfg.PoolSize, 0)
+	if l.broken != nil {
+		size = 0
+	}
+	l.pool = make(chan *kernel, max(size, 1))
+	l.wg.Add(1)
+	go l.reap()
+	if size > 0 && l.enabled() {
+		l.wg.Add(1)
+		go l.fill(size)
+	}
+	return l, nil
+}
+
+func (l *Local) enabled() bool { return l.bwrap != "" || l.cfg.Unsafe }
+
+// Isolated reports whether code runs under bubblewrap.
+func (l *Local) Isolated() bool { return l.bwrap != "" }
+
+// fill keeps the warm pool at size, one kernel start at a time (each
+// start is a burst of CPU the server's other work should not compete with
+// in parallel).
+func (l *Local) fill(size int) {
+	defer l.wg.Done()
+	select {
+	case <-l.warm:
+	case <-l.stop:
+		return
+	}
+	for {
+		for len(l.pool) < size {
+			l.starting.Store(true)
+			k, err := l.start()
+			l.starting.Store(false)
+			if err != nil {
+				l.logger.Warn("code_interpreter: starting a pooled kernel failed", "err", err)
+				break
+			}
+			select {
+			case l.pool <- k:
+			case <-l.stop:
+				k.kill()
+				return
+			}
+		}
+		select {
+		case <-l.refill:
+		case <-l.stop:
+			return
+		case <-time.After(30 * time.Second): // retry after a failed start
+		}
+	}
+}
+
+// Warm starts filling the warm pool, if it has not started yet. The
+// code_interpreter tool calls it when it is offered to a model, so kernels
+// start while the model writes the code.
+func (l *Local) Warm() { l.warmOnce.Do(func() { close(l.warm) }) }
+
+// reap frees kernels idle past the timeout.
+func (l *Local) reap() {
+	defer l.wg.Done()
+	tick := time.NewTicker(min(l.cfg.IdleTimeout/4+time.Millisecond, 10*time.Second))
+	defer tick.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case now := <-tick.C:
+			l.mu.Lock()
+			var idle []*session
+			for _, s := range l.sessions {
+				idle = append(idle, s)
+			}
+			l.mu.Unlock()
+			for _, s := range idle {
+				select {
+				case s.lock <- struct{}{}:
+				default:
+					continue // busy: not idle
+				}
+				if s.k != nil && now.Sub(s.used) >= l.cfg.IdleTimeout {
+					s.k.kill()
+					l.release(s.k)
+					s.k = nil
+				}
+				<-s.lock
+			}
+		}
+	}
+}
+
+func (l *Local) session(threadID string) (*session, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil, errors.New("sandbox closed")
+	}
+	s := l.sessions[threadID]
+	if s == nil {
+		s = &session{lock: make(chan struct{}, 1)}
+		l.sessions[threadID] = s
+	}
+	return s, nil
+}
+
+var safeID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
+
+// threadDir is the host directory holding a thread's /mnt/data.
+func (l *Local) threadDir(threadID string) string {
+	name := threadID
+	if !safeID.MatchString(name) {
+		name = "x" + hex.EncodeToString([]byte(threadID))
+	}
+	return filepath.Join(l.cfg.Dir, "threads", name)
+}
+
+// Exec implements Sandbox.
+func (l *Local) Exec(ctx context.Context, threadID string, req Request) (Result, error) {
+	if !l.enabled() {
+		return Result{Error: ErrUnavailable.Error()}, nil
+	}
+	if l.broken != nil {
+		return Result{Error: "Code execution is unavailable on this server: " + l.broken.Error()}, nil
+	}
+	l.Warm()
+	s, err := l.session(threadID)
+	if err != nil {
+		return Result{}, err
+	}
+	select {
+	case s.lock <- struct{}{}:
+	case <-ctx.Done():
+		return Result{}, ctx.Err()
+	}
+	defer func() { <-s.lock }()
+	s.used = time.Now()
+	defer func() { s.used = time.Now() }()
+
+	dir := l.threadDir(threadID)
+	if s.k == nil || s.k.exited() {
+		if s.k != nil {
+			l.release(s.k)
+			s.k = nil
+		}
+		k, err := l.checkout(ctx, dir)
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return Result{}, err
+		}
+		if err != nil {
+			l.logger.Error("code_interpreter: kernel start failed", "thread", threadID, "err", err)
+			return Result{Error: "The sandbox could not start a Python kernel: " + err.Error()}, nil
+		}
+		s.k = k
+	}
+	if err := l.place(dir, s.k.uid, req.Files); err != nil {
+		return Result{}, err
+	}
+	before := snapshot(dir)
+	res := s.k.exec(ctx, req.Code, l.cfg.Limits)
+	if res.Restarted {
+		l.release(s.k)
+		s.k = nil
+	}
+	res.Files = changed(before, snapshot(dir))
+	if ctx.Err() != nil {
+		return res, ctx.Err()
+	}
+	return res, nil
+}
+
+// checkout gives a thread a running kernel bound to its directory: a
+// pooled one when one is waiting, else a fresh one. A kernel starts with
+// its own empty slot directory at /mnt/data; the thread's files are moved
+// into it and the slot directory then renamed to be the thread's
+// directory. The bind mount follows the directory, not its name, so a
+// kernel started before its thread was known sees exactly that thread's
+// files and nothing else.
+func (l *Local) checkout(ctx context.Context, dir string) (*kernel, error) {
+	var k *kernel
+	for k == nil {
+		select {
+		case k = <-l.pool:
+			if k.exited() {
+				l.release(k)
+				k = nil
+				continue
+			}
+		default:
+		}
+		select {
+		case l.refill <- struct{}{}:
+		default:
+		}
+		if k != nil {
+			break
+		}
+		if l.starting.Load() {
+			// A pooled kernel is on its way: it is ready sooner than a
+			// new one would be, and two starts at once slow each other.
+			select {
+			case k = <-l.pool:
+				if k.exited() {
+					l.release(k)
+					k = nil
+				}
+				continue
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(startTimeout):
+			}
+		}
+		type started struct {
+			k   *kernel
+			err error
+		}
+		ch := make(chan started, 1)
+		go func() {
+			k, err := l.start()
+			ch <- started{k, err}
+		}()
+		select {
+		case st := <-ch:
+			if st.err != nil {
+				return nil, st.err
+			}
+			k = st.k
+		case <-ctx.Done():
+			go func() {
+				if st := <-ch; st.k != nil {
+					st.k.kill()
+					l.release(st.k)
+				}
+			}()
+			return nil, ctx.Err()
+		}
+	}
+	if err := l.assign(k, dir); err != nil {
+		k.kill()
+		l.release(k)
+		return nil, err
+	}
+	return k, nil
+}
+
+func (l *Local) assign(k *kernel, dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	for _, e := range entries {
+		if err := os.Rename(filepath.Join(dir, e.Name()), filepath.Join(k.dir, e.Name())); err != nil {
+			return fmt.Errorf("move thread files: %w", err)
+		}
+	}
+	if k.uid >= 0 {
+		// Files a previous kernel of the thread wrote belong to its user.
+		err := filepath.WalkDir(k.dir, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			return os.Lchown(p, k.uid, kernelGID)
+		})
+		if err != nil {
+			return fmt.Errorf("own thread files: %w", err)
+		}
+	}
+	// syscall.Rename: os.Rename refuses to replace a directory, even an
+	// empty one.
+	if err := syscall.Rename(k.dir, dir); err != nil {
+		return fmt.Errorf("assign thread directory: %w", err)
+	}
+	k.dir = dir
+	return nil
+}
+
+// release frees a dead kernel's user id and scratch space.
+func (l *Local) release(k *kernel) {
+	<-k.done
+	if k.respFile != nil {
+		k.respFile.Close()
+	}
+	os.RemoveAll(k.tmp)
+	if strings.HasPrefix(k.dir, filepath.Join(l.cfg.Dir, "slots")+string(filepath.Separator)) {
+		os.RemoveAll(k.dir)
+	}
+	l.mu.Lock()
+	delete(l.uids, k.uid)
+	l.mu.Unlock()
+}
+
+// place writes the files the call should find that this thread has not
+// been given yet. Writes go through an os.Root of the thread's directory,
+// so a symlink the code planted cannot redirect them outside it; a file
+// is written under a temporary name and renamed into place, replacing
+// whatever the code left under that name.
+func (l *Local) place(dir string, uid int, files []InputFile) error {
+	if len(files) == 0 {
+		return nil
+	}
+	manifest := dir + ".files.json"
+	placed := map[string]string{}
+	if b, err := os.ReadFile(manifest); err == nil {
+		json.Unmarshal(b, &placed)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return fmt.Errorf("place files: %w", err)
+	}
+	defer root.Close()
+	dirty := false
+	for _, f := range files {
+		if _, ok := placed[f.ID]; ok {
+			continue
+		}
+		name := cleanName(f.Name)
+		if name == "" {
+			name = f.ID
+		}
+		if other := nameTaken(placed, name); other {
+			name = f.ID + "-" + name
+		}
+		if err := writeInto(root, name, uid, f.Open); err != nil {
+			return fmt.Errorf("place %s: %w", f.ID, err)
+		}
+		placed[f.ID], dirty = name, true
+	}
+	if !dirty {
+		return nil
+	}
+	b, _ := json.Marshal(placed)
+	return os.WriteFile(manifest, b, 0o600)
+}
+
+func nameTaken(placed map[string]string, name string) bool {
+	for _, n := range placed {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}
+
+// cleanName keeps a stored file's name usable as one path element.
+func cleanName(name string) string {
+	name = filepath.Base(strings.ReplaceAll(name, "\\", "/"))
+	if name == "." || name == "/" || name == ".." || strings.HasPrefix(name, ".files") {
+		return ""
+	}
+	return name
+}
+
+func writeInto(root *os.Root, name string, uid int, open func() (io.ReadCloser, error)) error {
+	src, err := open()
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	tmp := fmt.Sprintf(".placing-%d", time.Now().UnixNano())
+	dst, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(dst, src)
+	if cerr := dst.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && uid >= 0 {
+		err = root.Lchown(tmp, uid, kernelGID)
+	}
+	if err == nil {
+		root.RemoveAll(name) // a directory the code made under that name
+		err = root.Rename(tmp, name)
+	}
+	if err != nil {
+		root.Remove(tmp)
+	}
+	return err
+}
+
+// Open implements Sandbox: the name is resolved inside the thread's
+// directory (os.Root), so neither ".." nor a symlink the code made reaches
+// anything outside it.
+func (l *Local) Open(threadID, name string) (io.ReadCloser, error) {
+	root, err := os.OpenRoot(l.threadDir(threadID))
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	f, err := root.Open(filepath.Clean(strings.TrimPrefix(name, "/mnt/data/")))
+	if err != nil {
+		return nil, err
+	}
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("%s is not a regular file", name)
+	}
+	return f, nil
+}
+
+// Forget implements Sandbox.
+func (l *Local) Forget(threadID string) error {
+	l.mu.Lock()
+	s := l.sessions[threadID]
+	delete(l.sessions, threadID)
+	l.mu.Unlock()
+	if s != nil {
+		s.lock <- struct{}{}
+		if s.k != nil {
+			s.k.kill()
+			l.release(s.k)
+			s.k = nil
+		}
+		<-s.lock
+	}
+	dir := l.threadDir(threadID)
+	os.Remove(dir + ".files.json")
+	return os.RemoveAll(dir)
+}
+
+// Close implements Sandbox.
+func (l *Local) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.closed = true
+	sessions := l.sessions
+	l.mu.Unlock()
+	close(l.stop)
+	l.wg.Wait()
+	for {
+		select {
+		case k := <-l.pool:
+			k.kill()
+			l.release(k)
+			continue
+		default:
+		}
+		break
+	}
+	for _, s := range sessions {
+		s.lock <- struct{}{}
+		if s.k != nil {
+			s.k.kill()
+			l.release(s.k)
+			s.k = nil
+		}
+		<-s.lock
+	}
+	return nil
+}
+
+// kernelGID is the group every kernel runs in when the server is root:
+// the only group allowed to pass through the data directory to the
+// sandbox's directories (bubblewrap resolves its bind sources as the
+// kernel's user, before the kernel can see anything).
+const kernelGID = uidBase
+
+// grantTraversal lets kernelGID pass through the data directory and the
+// sandbox directory (search permission only, no listing), and checks the
+// directories above them let others pass.
+func (l *Local) grantTraversal() error {
+	dir, err := filepath.Abs(l.cfg.Dir)
+	if err != nil {
+		return err
+	}
+	own := []string{filepath.Dir(dir), dir}
+	for _, d := range []string{"threads", "slots", "tmp"} {
+		own = append(own, filepath.Join(dir, d))
+	}
+	for _, d := range own {
+		st, err := os.Stat(d)
+		if err != nil {
+			return fmt.Errorf("sandbox: %w", err)
+		}
+		if err := os.Lchown(d, -1, kernelGID); err != nil {
+			return fmt.Errorf("sandbox: %w", err)
+		}
+		if err := os.Chmod(d, st.Mode().Perm()&^0o070|0o010); err != nil {
+			return fmt.Errorf("sandbox: %w", err)
+		}
+	}
+	for d := filepath.Dir(own[0]); ; d = filepath.Dir(d) {
+		st, err := os.Stat(d)
+		if err != nil {
+			return fmt.Errorf("sandbox: %w", err)
+		}
+		if st.Mode().Perm()&0o001 == 0 {
+			return fmt.Errorf("sandbox: %s does not let other users pass (chmod o+x %s): "+
+				"code_interpreter kernels run as their own users and must reach %s", d, d, dir)
+		}
+		if d == "/" || d == "." {
+			return nil
+		}
+	}
+}
+
+// allocUID picks the user a new kernel runs as (-1 when the server is not
+// root and cannot switch users).
+func (l *Local) allocUID() int {
+	if !l.root {
+		return -1
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for {
+		l.nextSlot = (l.nextSlot + 1) % 1_000_000
+		uid := uidBase + l.nextSlot
+		if !l.uids[uid] {
+			l.uids[uid] = true
+			return uid
+		}
+	}
+}
+
+// start launches a kernel with a fresh slot directory at /mnt/data and
+// waits until it has imported the scientific stack.
+func (l *Local) start() (*kernel, error) {
+	uid := l.allocUID()
+	k := &kernel{uid: uid, done: make(chan struct{})}
+	name := fmt.Sprintf("%d-%d", time.Now().UnixNano(), uid)
+	k.dir = filepath.Join(l.cfg.Dir, "slots", name)
+	k.tmp = filepath.Join(l.cfg.Dir, "tmp", name)
+	fail := func(err error) (*kernel, error) {
+		os.RemoveAll(k.dir)
+		os.RemoveAll(k.tmp)
+		l.mu.Lock()
+		delete(l.uids, uid)
+		l.mu.Unlock()
+		return nil, err
+	}
+	for _, d := range []string{k.dir, k.tmp} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			return fail(err)
+		}
+		if uid >= 0 {
+			if err := os.Chown(d, uid, kernelGID); err != nil {
+				return fail(err)
+			}
+		}
+	}
+	lim := l.cfg.Limits
+	cpu := int64(max(lim.CPUTime/time.Second, 1))
+	k.output = filepath.Join(k.tmp, ".kernel-output")
+	cfg, _ := json.Marshal(map[string]any{
+		"memory_bytes": lim.Memory, "open_files": lim.OpenFiles, "file_bytes": lim.FileSize,
+		"processes": lim.Processes, "cpu_seconds": cpu, "cpu_total_seconds": cpu * 20,
+		"output_bytes": lim.Output, "chdir_fds": l.bwrap == "",
+	})
+	env := []string{"HOME=/tmp", "TMPDIR=/tmp", "MPLBACKEND=Agg", "MPLCONFIGDIR=/tmp/.matplotlib", "LANG=C.UTF-8",
+		"PATH=/usr/local/bin:/usr/bin:/bin", "OPENBLAS_NUM_THREADS=1", "OMP_NUM_THREADS=1", "MKL_NUM_THREADS=1",
+		"PYTHONDONTWRITEBYTECODE=1", "PYTHONUNBUFFERED=1"}
+	pyArgs := []string{l.cfg.Python, "-s", "-c", kernelSource, string(cfg)}
+	var cmd *exec.Cmd
+	if l.bwrap != "" {
+		args := []string{"--unshare-all", "--die-with-parent", "--new-session", "--hostname", "sandbox",
+			"--cap-drop", "ALL",
+			"--ro-bind", "/usr", "/usr",
+			"--symlink", "usr/bin", "/bin", "--symlink", "usr/sbin", "/sbin",
+			"--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
+			"--dir", "/etc",
+		}
+		// Only what Python, BLAS and matplotlib read from /etc; nothing of
+		// the host's users, hosts or secrets.
+		for _, p := range []string{"/etc/alternatives", "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d",
+			"/etc/fonts", "/etc/matplotlibrc", "/etc/localtime", "/etc/mime.types"} {
+			args = append(args, "--ro-bind-try", p, p)
+		}
+		if ms, _ := filepath.Glob("/etc/python3*"); len(ms) > 0 {
+			for _, p := range ms {
+				args = append(args, "--ro-bind", p, p)
+			}
+		}
+		args = append(args, "--proc", "/proc", "--dev", "/dev",
+			// By descriptor (fds 5 and 6): the kernel's user may not
+			// traverse the data directory, and need not.
+			"--bind-fd", "6", "/tmp",
+			"--bind-fd", "5", "/mnt/data", "--chdir", "/mnt/data",
+			"--remount-ro", "/", "--clearenv")
+		for _, e := range env {
+			n, v, _ := strings.Cut(e, "=")
+			args = append(args, "--setenv", n, v)
+		}
+		args = append(args, "--")
+		cmd = exec.Command(l.bwrap, append(args, pyArgs...)...)
+		cmd.Env = []string{}
+	} else {
+		// Unsafe: the kernel changes into its directory by descriptor.
+		cmd = exec.Command(pyArgs[0], pyArgs[1:]...)
+		env = slices.DeleteFunc(env, func(e string) bool { return strings.Contains(e, "/tmp") })
+		cmd.Env = append(env, "HOME=/nonexistent")
+	}
+	cmd.Dir = "/"
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if uid >= 0 {
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: kernelGID}
+	}
+	reqR, reqW, err := os.Pipe()
+	if err != nil {
+		return fail(err)
+	}
+	respR, respW, err := os.Pipe()
+	if err != nil {
+		reqR.Close()
+		reqW.Close()
+		return fail(err)
+	}
+	dirFD, err := os.Open(k.dir)
+	if err != nil {
+		return fail(err)
+	}
+	defer dirFD.Close()
+	tmpFD, err := os.Open(k.tmp)
+	if err != nil {
+		return fail(err)
+	}
+	defer tmpFD.Close()
+	// fds 3 and 4 are the protocol; 5 and 6 the directories, which the
+	// kernel closes before running any code (a host directory's
+	// descriptor would lead out of the sandbox through "..").
+	cmd.ExtraFiles = []*os.File{reqR, respW, dirFD, tmpFD}
+	k.stderr = &capBuffer{max: 8 << 10}
+	cmd.Stdout, cmd.Stderr = k.stderr, k.stderr
+	err = cmd.Start()
+	reqR.Close()
+	respW.Close()
+	if err != nil {
+		reqW.Close()
+		respR.Close()
+		return fail(fmt.Errorf("start kernel: %w", err))
+	}
+	k.cmd, k.req, k.resp = cmd, reqW, bufio.NewReader(respR)
+	k.respFile = respR
+	go func() {
+		k.waitErr = cmd.Wait()
+		close(k.done)
+	}()
+	ready := make(chan error, 1)
+	go func() {
+		var msg struct {
+			Ready bool `json:"ready"`
+		}
+		ready <- readFrame(k.resp, &msg)
+	}()
+	select {
+	case err = <-ready:
+	case <-time.After(startTimeout):
+		err = fmt.Errorf("the kernel did not start within %s", startTimeout)
+	}
+	if err != nil {
+		k.kill()
+		<-k.done
+		detail := strings.TrimSpace(k.stderr.String())
+		if detail != "" {
+			err = fmt.Errorf("%w: %s", err, detail)
+		}
+		return fail(fmt.Errorf("kernel start: %w", err))
+	}
+	return k, nil
+}
+
+// startTimeout bounds a kernel's start (bubblewrap, Python, the imports).
+const startTimeout = 60 * time.Second
+
+// kernel is one running Python process.
+type kernel struct {
+	cmd      *exec.Cmd
+	uid      int
+	dir, tmp string
+	output   string // host path of its output file
+	req      *os.File
+	resp     *bufio.Reader
+	respFile *os.File
+	stderr   *capBuffer
+	done     chan struct{}
+	waitErr  error
+}
+
+func (k *kernel) exited() bool {
+	select {
+	case <-k.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// kill stops the kernel and everything it started: its process group,
+// and (under bubblewrap) its PID namespace, which dies with its init.
+func (k *kernel) kill() {
+	if k.cmd != nil && k.cmd.Process != nil {
+		syscall.Kill(-k.cmd.Process.Pid, syscall.SIGKILL)
+		k.cmd.Process.Kill()
+	}
+	if k.req != nil {
+		k.req.Close()
+	}
+}
+
+type reply struct {
+	Logs      string   `json:"logs"`
+	Truncated bool     `json:"truncated"`
+	Omitted   int64    `json:"omitted"`
+	Error     *string  `json:"error"`
+	Images    [][]byte `json:"images"` // base64 in JSON
+}
+
+// restartNote ends the error of a call that cost the kernel its state.
+const restartNote = "\nThe Python kernel was restarted: variables and imports are lost; files in /mnt/data are kept."
+
+func (k *kernel) exec(ctx context.Context, code string, lim Limits) Result {
+	got := make(chan error, 1)
+	var rep reply
+	go func() {
+		body, _ := json.Marshal(map[string]string{"code": code})
+		if err := writeFrame(k.req, body); err != nil {
+			got <- err
+			return
+		}
+		got <- readFrame(k.resp, &rep)
+	}()
+	timer := time.NewTimer(lim.WallTime)
+	defer timer.Stop()
+	var reason string
+	select {
+	case err := <-got:
+		if err == nil {
+			res := Result{Logs: rep.Logs, Images: rep.Images}
+			if rep.Truncated {
+				res.Logs += fmt.Sprintf("\n[output truncated: %d more bytes]", rep.Omitted)
+			}
+			if rep.Error != nil {
+				res.Error = *rep.Error
+			}
+			return res
+		}
+		// The kernel is dying on its own: let it, so its exit status
+		// says why.
+		select {
+		case <-k.done:
+		case <-time.After(2 * time.Second):
+		}
+		k.kill()
+		<-k.done
+		reason = k.deathReason(lim)
+	case <-timer.C:
+		k.kill()
+		<-k.done
+		reason = fmt.Sprintf("Time limit exceeded: the call ran longer than %s and was stopped.", lim.WallTime)
+	case <-ctx.Done():
+		k.kill()
+		<-k.done
+		reason = "The call was cancelled."
+	}
+	return Result{Logs: k.partialOutput(lim.Output), Error: reason + restartNote, Restarted: true}
+}
+
+// partialOutput reads what a killed call had written.
+func (k *kernel) partialOutput(limit int64) string {
+	f, err := os.Open(k.output)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	b, _ := io.ReadAll(io.LimitReader(f, limit))
+	s := string(bytes.ToValidUTF8(b, []byte("\uFFFD")))
+	if st, err := f.Stat(); err == nil && st.Size() > limit {
+		s += fmt.Sprintf("\n[output truncated: %d more bytes]", st.Size()-limit)
+	}
+	return s
+}
+
+// deathReason explains, for the model, why the kernel died mid-call.
+func (k *kernel) deathReason(lim Limits) string {
+	var ee *exec.ExitError
+	if errors.As(k.waitErr, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok {
+			if ws.Signaled() {
+				switch ws.Signal() {
+				case syscall.SIGXCPU:
+					return fmt.Sprintf("CPU time limit exceeded: the call used more than %s of CPU time.", lim.CPUTime)
+				case syscall.SIGXFSZ:
+					return fmt.Sprintf("File size limit exceeded: files may be at most %d bytes.", lim.FileSize)
+				case syscall.SIGKILL:
+					return "The kernel was killed (out of memory?)."
+				case syscall.SIGSEGV, syscall.SIGBUS, syscall.SIGILL, syscall.SIGABRT, syscall.SIGFPE:
+					return fmt.Sprintf("The kernel crashed (%s).", ws.Signal())
+				}
+				return fmt.Sprintf("The kernel was terminated by signal %s.", ws.Signal())
+			}
+			// bwrap reports its child's death by signal as 128+n.
+			if c := ws.ExitStatus(); c > 128 && c < 128+65 {
+				sig := syscall.Signal(c - 128)
+				switch sig {
+				case syscall.SIGXCPU:
+					return fmt.Sprintf("CPU time limit exceeded: the call used more than %s of CPU time.", lim.CPUTime)
+				case syscall.SIGKILL:
+					return "The kernel was killed (out of memory?)."
+				}
+				return fmt.Sprintf("The kernel crashed (%s).", sig)
+			}
+			return fmt.Sprintf("The kernel exited with status %d.", ws.ExitStatus())
+		}
+	}
+	if k.waitErr == nil {
+		return "The kernel exited."
+	}
+	return "The kernel stopped: " + k.waitErr.Error()
+}
+
+// maxFrame bounds one response (logs are capped; figures are not).
+const maxFrame = 256 << 20
+
+func writeFrame(w io.Writer, body []byte) error {
+	var hdr [4]byte
+	binary.BigEndian.PutUint32(hdr[:], uint32(len(body)))
+	_, err := w.Write(append(hdr[:], body...))
+	return err
+}
+
+func readFrame(r io.Reader, v any) error {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return err
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if n > maxFrame {
+		return fmt.Errorf("kernel reply of %d bytes is too large", n)
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return err
+	}
+	return json.Unmarshal(body, v)
+}
+
+// capBuffer keeps the first max bytes written to it (bubblewrap's own
+// error messages).
+type capBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+	max int
+}
+
+func (b *capBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if room := b.max - b.buf.Len(); room > 0 {
+		b.buf.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
+
+func (b *capBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+type fileState struct {
+	size  int64
+	mtime time.Time
+}
+
+// snapshotLimit bounds how many entries a scan of /mnt/data looks at.
+const snapshotLimit = 10000
+
+// snapshot lists the regular files under dir (not following symlinks).
+func snapshot(dir string) map[string]fileState {
+	out := map[string]fileState{}
+	n := 0
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if n++; n > snapshotLimit {
+			return filepath.SkipAll
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		rel, _ := filepath.Rel(dir, p)
+		if strings.HasPrefix(d.Name(), ".placing-") {
+			return nil
+		}
+		if info, err := d.Info(); err == nil {
+			out[rel] = fileState{info.Size(), info.ModTime()}
+		}
+		return nil
+	})
+	return out
+}
+
+// changed lists files new or modified between two snapshots, sorted.
+func changed(before, after map[string]fileState) []string {
+	var out []string
+	for name, st := range after {
+		if old, ok := before[name]; !ok || old != st {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}

@@ -1,0 +1,75 @@
+// Package sandbox runs the code_interpreter tool's Python: one stateful
+// kernel per thread, like a notebook's, isolated from the server and from
+// other threads. The Sandbox interface is what the tool needs, so a remote
+// sandbox service can replace the local bubblewrap backend (Local).
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"io"
+)
+
+// Sandbox runs code for threads. Each thread has its own kernel (variables
+// and imports persist between its calls) and its own files, visible to its
+// code as /mnt/data.
+type Sandbox interface {
+	// Exec places req.Files in the thread's /mnt/data (each once: a file
+	// already placed is not overwritten, so the code's edits survive), runs
+	// req.Code in the thread's kernel and reports what it did. Anything
+	// that goes wrong inside the sandbox (an exception, a limit hit, a
+	// crash) is Result.Error, for the model to read; error is only for
+	// ctx ending or the server failing to place files.
+	Exec(ctx context.Context, threadID string, req Request) (Result, error)
+	// Open reads a file of the thread's /mnt/data by its path there
+	// (relative, as Result.Files names it).
+	Open(threadID, name string) (io.ReadCloser, error)
+	// Forget stops the thread's kernel and removes its files (the thread
+	// was deleted).
+	Forget(threadID string) error
+	// Close stops every kernel; files are kept.
+	Close() error
+}
+
+// Warmer is a Sandbox that can prepare kernels ahead of calls (the local
+// backend's warm pool).
+type Warmer interface {
+	Warm()
+}
+
+// Request is one call: code and the files it should find.
+type Request struct {
+	Code  string
+	Files []InputFile
+}
+
+// InputFile is a stored file to place in /mnt/data under Name.
+type InputFile struct {
+	// ID identifies the file: the same ID is placed only once per thread.
+	ID   string
+	Name string
+	Open func() (io.ReadCloser, error)
+}
+
+// Result is what one call did.
+type Result struct {
+	// Logs is the call's stdout and stderr, in order, cut at the output
+	// limit (with a note saying how much was left out).
+	Logs string
+	// Error is the traceback of an exception, or why the sandbox stopped
+	// the call (a limit, a crash, no bubblewrap). Empty on success.
+	Error string
+	// Restarted says the kernel died or was stopped: the thread's next
+	// call starts a fresh one (variables lost, files kept).
+	Restarted bool
+	// Images are the figures the code showed or left open, as PNG.
+	Images [][]byte
+	// Files are the files in /mnt/data the call created or changed,
+	// paths relative to /mnt/data.
+	Files []string
+}
+
+// ErrUnavailable is the reason given when the local backend cannot
+// isolate code (no bubblewrap) and unsafe execution was not allowed.
+var ErrUnavailable = errors.New("code execution is disabled on this server: bubblewrap (bwrap) is not installed, " +
+	"so code cannot be isolated; install bubblewrap, or start the server with --code-unsafe to run code without isolation")
