@@ -2,6 +2,7 @@ package retrieval
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"unicode"
@@ -205,9 +206,23 @@ func Chunk(text string, size, overlap int) []string {
 	if overlap < 0 || overlap > size/2 {
 		overlap = size / 2
 	}
-	type piece struct{ start, end, tokens int }
-	var ps []piece
-	pieces(text, func(a, b int) { ps = append(ps, piece{a, b, countPiece(text[a:b])}) })
+	if len(text) > math.MaxInt32 {
+		text = text[:math.MaxInt32] // offsets are int32; ingestion reads at most 512 MiB
+	}
+	type piece struct{ start, end, tokens int32 }
+	ps := make([]piece, 0, len(text)/4+1)
+	// A local cache first: most pieces repeat within a text, and it needs
+	// no lock.
+	local := make(map[string]int32, 4096)
+	pieces(text, func(a, b int) {
+		p := text[a:b]
+		n, ok := local[p]
+		if !ok {
+			n = int32(countPiece(p))
+			local[p] = n
+		}
+		ps = append(ps, piece{int32(a), int32(b), n})
+	})
 	var out []string
 	for first := 0; first < len(ps); {
 		// Skip pure white space at a chunk's start.
@@ -217,8 +232,8 @@ func Chunk(text string, size, overlap int) []string {
 		if first >= len(ps) {
 			break
 		}
-		tokens, last := 0, first
-		for last < len(ps) && (tokens+ps[last].tokens <= size || last == first) {
+		tokens, last := int32(0), first
+		for last < len(ps) && (int(tokens+ps[last].tokens) <= size || last == first) {
 			tokens += ps[last].tokens
 			last++
 		}
@@ -227,8 +242,8 @@ func Chunk(text string, size, overlap int) []string {
 			break
 		}
 		// The next chunk starts overlap tokens before this one's end.
-		next, back := last, 0
-		for next > first+1 && back+ps[next-1].tokens <= overlap {
+		next, back := last, int32(0)
+		for next > first+1 && int(back+ps[next-1].tokens) <= overlap {
 			next--
 			back += ps[next].tokens
 		}
