@@ -48,6 +48,8 @@ type config struct {
 	Web            webConfig
 	Providers      []agent.ProviderConfig
 	Engine         agent.Config
+	// InspectRetention is how long upstream exchanges are kept; 0 records none.
+	InspectRetention time.Duration
 }
 
 // parseConfig reads flags, falling back to environment variables, and
@@ -83,6 +85,8 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 		"steps (model turns and tool rounds) one run may take before it fails (env ASSISTANTD_MAX_RUN_STEPS)")
 	retries := fs.Int("upstream-retries", envInt(getenv, "ASSISTANTD_UPSTREAM_RETRIES", 3),
 		"retries of an upstream request that failed with 429, 5xx or a timeout (env ASSISTANTD_UPSTREAM_RETRIES)")
+	inspectRetention := fs.Duration("inspect-retention", envDuration(getenv, "ASSISTANTD_INSPECT_RETENTION", agent.DefaultInspectRetention),
+		"how long the upstream inspector keeps each run's exact upstream requests and responses (keys redacted); 0 records none (env ASSISTANTD_INSPECT_RETENTION)")
 	logLevel := fs.String("log-level", env("ASSISTANTD_LOG_LEVEL", "info"), "debug, info, warn or error (env ASSISTANTD_LOG_LEVEL)")
 	webFlags := addWebFlags(fs, env)
 	fs.Usage = func() {
@@ -95,7 +99,10 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 	if fs.NArg() > 0 {
 		return config{}, fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
 	}
-	cfg := config{Addr: *addr, DataDir: *data, APIKey: *apiKey, UpstreamKey: *upstreamKey}
+	cfg := config{Addr: *addr, DataDir: *data, APIKey: *apiKey, UpstreamKey: *upstreamKey, InspectRetention: *inspectRetention}
+	if cfg.InspectRetention < 0 {
+		return cfg, errors.New("--inspect-retention must not be negative (0 turns the upstream inspector off)")
+	}
 	if _, _, err := net.SplitHostPort(cfg.Addr); err != nil {
 		return cfg, fmt.Errorf("invalid --addr %q: %w", cfg.Addr, err)
 	}
@@ -231,6 +238,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// first, then runs in flight stop (and resume on the next start).
 	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
 	defer func() { stopEngine(); engine.Wait() }()
+	inspector := agent.NewInspector(store, cfg.InspectRetention, log)
+	engine.EnableInspector(inspector)
+	go inspector.Sweep(engineCtx, time.Hour)
 	if err := engine.Start(engineCtx); err != nil {
 		return err
 	}

@@ -62,6 +62,9 @@ func (h *API) streamRun(c *echo.Context, runID string, after int64) error {
 		if err != nil {
 			return nil // the client went away; the run goes on
 		}
+		if ev.Internal() {
+			continue // assistantd's own events are for the web app
+		}
 		if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", ev.Name, ev.Data); err != nil {
 			return nil
 		}
