@@ -266,6 +266,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
 	srv.RegisterOnShutdown(api.CloseStreams)
+	if ui != nil {
+		srv.RegisterOnShutdown(ui.CloseStreams)
+	}
 	fmt.Fprintf(stdout, "assistantd listening on http://%s (data in %s)\n", ln.Addr(), cfg.DataDir)
 	if setupToken != "" {
 		fmt.Fprintf(stdout, "No web app user exists yet. Create the admin at this one-time link:\n\n    %s\n\n", setupLink(ln.Addr(), setupToken))

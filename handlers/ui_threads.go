@@ -131,21 +131,16 @@ func sortedPairs(m db.Metadata) [][2]string {
 	return out
 }
 
-// ShowThread handles GET /threads/:thread_id.
-func (u *UI) ShowThread(c *echo.Context) error {
-	ctx := c.Request().Context()
-	id := c.Param("thread_id")
-	t, err := u.store.GetThread(ctx, id)
-	if err != nil {
-		return storeErr(err, "thread", id)
-	}
+// threadMessages loads a thread's messages for the page (at most
+// maxThreadMessagesShown; truncated says there are more).
+func (u *UI) threadMessages(ctx context.Context, id string) ([]views.MessageView, bool, error) {
 	msgs, err := u.store.ThreadTranscript(ctx, id, maxThreadMessagesShown+1)
 	if err != nil {
-		return Internal(err)
+		return nil, false, err
 	}
-	v := views.ThreadView{ID: t.ID, CreatedAt: t.CreatedAt, Metadata: sortedPairs(t.Metadata)}
+	truncated := false
 	if len(msgs) > maxThreadMessagesShown {
-		msgs, v.Truncated = msgs[:maxThreadMessagesShown], true
+		msgs, truncated = msgs[:maxThreadMessagesShown], true
 	}
 	var fileIDs []string
 	for _, m := range msgs {
@@ -162,38 +157,74 @@ func (u *UI) ShowThread(c *echo.Context) error {
 	}
 	names, err := u.store.FileNames(ctx, fileIDs)
 	if err != nil {
-		return Internal(err)
+		return nil, false, err
 	}
+	out := make([]views.MessageView, 0, len(msgs))
 	for _, m := range msgs {
-		v.Messages = append(v.Messages, messageView(m, names))
+		out = append(out, messageView(m, names))
 	}
-	if v.Runs, err = u.threadRuns(ctx, id); err != nil {
+	return out, truncated, nil
+}
+
+// ShowThread handles GET /threads/:thread_id. The page follows the thread
+// live (static/live.js over GET /threads/:thread_id/events).
+func (u *UI) ShowThread(c *echo.Context) error {
+	return u.showThread(c, nil)
+}
+
+// showThread renders the thread page; comp, when set, is a composer to
+// show again with what was typed and why it was refused.
+func (u *UI) showThread(c *echo.Context, comp *views.Composer) error {
+	ctx := c.Request().Context()
+	id := c.Param("thread_id")
+	t, err := u.store.GetThread(ctx, id)
+	if err != nil {
+		return storeErr(err, "thread", id)
+	}
+	v := views.ThreadView{ID: t.ID, CreatedAt: t.CreatedAt, Metadata: sortedPairs(t.Metadata)}
+	msgs, truncated, err := u.threadMessages(ctx, id)
+	if err != nil {
 		return Internal(err)
 	}
-	// Poll while a run moves by itself; not while it waits for a person
-	// (requires_action), whose typing a refresh would wipe out.
-	for _, r := range v.Runs {
-		v.Live = v.Live || (r.Active && r.Status != db.RunRequiresAction)
+	v.Truncated = truncated
+	if v.Live, err = u.liveView(ctx, id, msgs); err != nil {
+		return Internal(err)
 	}
+	status := http.StatusOK
 	if usr := currentUser(c); usr != nil && roleRank[usr.Role] >= roleRank[db.RoleEditor] {
-		comp := &views.Composer{CanRun: u.api.engine != nil}
-		assistants, err := u.store.AllAssistants(ctx)
-		if err != nil {
+		if comp == nil {
+			comp = &views.Composer{}
+		} else {
+			status = http.StatusUnprocessableEntity
+		}
+		comp.CanRun = u.api.engine != nil
+		if comp.Assistants, err = u.assistantChoices(ctx); err != nil {
 			return Internal(err)
 		}
-		for _, a := range assistants {
-			label := deref(a.Name)
-			if label == "" {
-				label = a.ID
-			}
-			comp.Assistants = append(comp.Assistants, [2]string{a.ID, label})
+		if comp.Selected == "" && v.Live.Latest != nil {
+			comp.Selected = v.Live.Latest.AssistantID
 		}
-		if n := len(v.Runs); n > 0 {
-			comp.Selected = v.Runs[n-1].AssistantID
-		}
+		comp.Disabled = v.Live.Active
 		v.Composer = comp
 	}
-	return render(c, http.StatusOK, views.ThreadPage(u.page(c, "Thread "+id, "threads"), v))
+	return render(c, status, views.ThreadPage(u.page(c, "Thread "+id, "threads"), v))
+}
+
+// assistantChoices lists assistants for pickers: id and name (or id).
+func (u *UI) assistantChoices(ctx context.Context) ([][2]string, error) {
+	assistants, err := u.store.AllAssistants(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][2]string, 0, len(assistants))
+	for _, a := range assistants {
+		label := deref(a.Name)
+		if label == "" {
+			label = a.ID
+		}
+		out = append(out, [2]string{a.ID, label})
+	}
+	return out, nil
 }
 
 func annotationFile(a db.Annotation) string {

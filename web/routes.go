@@ -99,6 +99,12 @@ func addUIRoutes(e *echo.Echo, ui *handlers.UI) {
 	e.POST("/threads/:thread_id/messages", ui.AddMessage, editor)
 	e.POST("/threads/:thread_id/runs/:run_id/outputs", ui.SubmitOutputs, editor)
 	e.POST("/threads/:thread_id/runs/:run_id/cancel", ui.CancelRun, editor)
+	e.POST("/threads/:thread_id/runs/:run_id/retry", ui.RetryRun, editor)
+	e.GET("/threads/:thread_id/events", ui.ThreadEvents, signedIn)
+	e.GET("/threads/:thread_id/live", ui.LiveFragment, signedIn)
+	e.GET("/threads/:thread_id/exchanges/:exchange_id", ui.ShowExchange, signedIn)
+	e.GET("/playground", ui.Playground, signedIn)
+	e.POST("/playground", ui.PlaygroundPost, editor)
 
 	e.GET("/files", ui.Files, signedIn)
 	e.POST("/files", ui.UploadFiles, editor)
