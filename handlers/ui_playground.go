@@ -207,7 +207,7 @@ func (u *UI) RetryRun(c *echo.Context) error {
 	}
 	f := runFields{AssistantID: Opt[string]{Set: true, V: old.AssistantID}, Model: Opt[string]{Set: true, V: old.Model},
 		Instructions: Opt[string]{Set: true, V: old.Instructions}, Tools: Opt[[]db.Tool]{Set: true, V: old.Tools},
-		ToolChoice: Opt[json.RawMessage]{Set: len(old.ToolChoice) > 0, V: old.ToolChoice},
+		ToolChoice:        Opt[json.RawMessage]{Set: len(old.ToolChoice) > 0, V: old.ToolChoice},
 		ParallelToolCalls: Opt[bool]{Set: true, V: old.ParallelToolCalls}}
 	if old.Temperature != nil {
 		f.Temperature = Opt[float64]{Set: true, V: *old.Temperature}
