@@ -156,7 +156,7 @@
     }
     var buttons = form.querySelectorAll("button");
     buttons.forEach(function (b) { b.disabled = true; });
-    fetch(form.action, { method: "POST", body: body, credentials: "same-origin", headers: { "X-Live": "1" } })
+    fetch(form.getAttribute("action"), { method: "POST", body: body, credentials: "same-origin", headers: { "X-Live": "1" } })
       .then(function (res) {
         var loc = res.headers.get("X-Location");
         if (res.ok && loc) { window.location.assign(loc); return; }
@@ -170,6 +170,11 @@
           return;
         }
         return res.text().then(function (t) {
+          var html = (res.headers.get("Content-Type") || "").indexOf("text/html") === 0;
+          if (html) {
+            var d = new DOMParser().parseFromString(t, "text/html").querySelector('[data-testid="error-message"]');
+            t = d ? d.textContent : "The server refused this (" + res.status + ").";
+          }
           errBox.textContent = res.status >= 500 ? "Something went wrong (" + res.status + "); see the server log." : t;
         });
       })

@@ -68,10 +68,10 @@ export async function startFakeUpstream() {
 // startServer runs the binary on a temp data dir and 127.0.0.1:0 against
 // the given upstream and resolves once it prints its address (and, on
 // first start, the setup link).
-export async function startServer(bin, upstreamURL) {
+export async function startServer(bin, upstreamURL, extraArgs = []) {
   const data = mkdtempSync(join(tmpdir(), "assistantd-data-"));
   const proc = spawn(bin, ["--data", data, "--addr", "127.0.0.1:0", "--api-key", API_KEY,
-    "--upstream-url", upstreamURL, "--upstream-retries", "0", "--log-level", "warn"], { stdio: ["ignore", "pipe", "pipe"] });
+    "--upstream-url", upstreamURL, "--upstream-retries", "0", "--log-level", "warn", ...extraArgs], { stdio: ["ignore", "pipe", "pipe"] });
   const stderr = [];
   proc.stderr.on("data", (b) => stderr.push(b));
   const lines = createInterface({ input: proc.stdout });
