@@ -305,6 +305,9 @@ func (u *UI) showPlayground(c *echo.Context, threadID, assistantID string, ov vi
 	comp.CanRun = u.api.engine != nil
 	comp.Assistants = v.Assistants
 	comp.Selected = assistantID
+	if v.Assistant != nil {
+		comp.Fixed = v.Assistant.ID
+	}
 	comp.Disabled = v.Live.Active
 	v.Composer = comp
 	title := "Playground"

@@ -310,12 +310,30 @@ func (u *UI) ExportThread(c *echo.Context) error {
 	if msgs == nil {
 		msgs = []db.Message{}
 	}
+	runs, err := u.store.ThreadRuns(ctx, id)
+	if err != nil {
+		return Internal(err)
+	}
+	steps, err := u.store.ThreadSteps(ctx, id)
+	if err != nil {
+		return Internal(err)
+	}
+	if runs == nil {
+		runs = []db.Run{}
+	}
+	if steps == nil {
+		steps = []db.RunStep{}
+	}
 	h := c.Response().Header()
 	if strings.HasSuffix(c.Path(), ".json") {
+		// Runs and their steps carry every tool call with its arguments
+		// and output.
 		b, err := json.MarshalIndent(struct {
 			Thread   db.Thread    `json:"thread"`
 			Messages []db.Message `json:"messages"`
-		}{t, msgs}, "", "  ")
+			Runs     []db.Run     `json:"runs"`
+			Steps    []db.RunStep `json:"run_steps"`
+		}{t, msgs, runs, steps}, "", "  ")
 		if err != nil {
 			return Internal(err)
 		}
@@ -342,6 +360,7 @@ func (u *UI) ExportThread(c *echo.Context) error {
 			}
 		}
 	}
+	writeRunsMarkdown(&b, runs, steps)
 	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": id + ".md"}))
 	return c.Blob(http.StatusOK, "text/markdown; charset=utf-8", []byte(b.String()))
 }
@@ -364,4 +383,62 @@ func (u *UI) DeleteThread(c *echo.Context) error {
 func (u *UI) ChromaCSS(c *echo.Context) error {
 	c.Response().Header().Set("Cache-Control", "public, max-age=86400")
 	return c.Blob(http.StatusOK, "text/css; charset=utf-8", chromaCSS())
+}
+
+// writeRunsMarkdown appends the runs of a thread to its Markdown export:
+// status, model, the real last_error, usage, and each step with its tool
+// calls, their arguments and outputs.
+func writeRunsMarkdown(b *strings.Builder, runs []db.Run, steps []db.RunStep) {
+	if len(runs) == 0 {
+		return
+	}
+	b.WriteString("\n# Runs\n")
+	fence := func(label, body string) {
+		fmt.Fprintf(b, "\n%s:\n\n````\n%s\n````\n", label, body)
+	}
+	for _, r := range runs {
+		fmt.Fprintf(b, "\n## Run %s · %s\n\n- assistant: %s\n- model: %s\n- created: %s\n", r.ID, r.Status, r.AssistantID, r.Model, views.When(r.CreatedAt))
+		if r.LastError != nil {
+			fmt.Fprintf(b, "- last_error: %s\n", lastError(r.LastError))
+		}
+		if r.Usage != nil {
+			fmt.Fprintf(b, "- tokens: prompt %d, completion %d, total %d\n", r.Usage.PromptTokens, r.Usage.CompletionTokens, r.Usage.TotalTokens)
+		}
+		for _, st := range steps {
+			if st.RunID != r.ID {
+				continue
+			}
+			fmt.Fprintf(b, "\n### Step %s · %s · %s\n", st.ID, st.Type, st.Status)
+			if mc := st.StepDetails.MessageCreation; mc != nil {
+				fmt.Fprintf(b, "\nCreated message %s.\n", mc.MessageID)
+			}
+			for _, tc := range st.StepDetails.ToolCalls {
+				switch {
+				case tc.Function != nil:
+					fmt.Fprintf(b, "\n#### %s `%s` (%s)\n", tc.Type, tc.Function.Name, tc.ID)
+					fence("Arguments", prettyJSON(tc.Function.Arguments))
+					if tc.Function.Output != nil {
+						fence("Output", prettyJSON(*tc.Function.Output))
+					} else {
+						b.WriteString("\nOutput: (none yet)\n")
+					}
+				case tc.CodeInterpreter != nil:
+					fmt.Fprintf(b, "\n#### code_interpreter (%s)\n", tc.ID)
+					fence("Code", tc.CodeInterpreter.Input)
+					for _, o := range tc.CodeInterpreter.Outputs {
+						if o.Image != nil {
+							fmt.Fprintf(b, "\n[image: %s]\n", o.Image.FileID)
+						} else {
+							fence("Logs", o.Logs)
+						}
+					}
+				case tc.FileSearch != nil:
+					fmt.Fprintf(b, "\n#### file_search (%s)\n\n", tc.ID)
+					for _, res := range tc.FileSearch.Results {
+						fmt.Fprintf(b, "- %s (%s), score %.3f\n", res.FileName, res.FileID, res.Score)
+					}
+				}
+			}
+		}
+	}
 }

@@ -72,6 +72,7 @@ func addUIRoutes(e *echo.Echo, ui *handlers.UI) {
 
 	e.GET("/static/chroma.css", ui.ChromaCSS)
 	e.StaticFS("/static", static.FS, cacheAssets)
+	e.GET("/favicon.ico", func(c *echo.Context) error { return c.Redirect(http.StatusMovedPermanently, "/static/favicon.svg") })
 
 	e.GET("/", ui.Home)
 	e.GET("/login", ui.ShowLogin)

@@ -146,7 +146,7 @@ describe("playground", { skip: missing || false }, () => {
 
   test("two parallel function calls answered by hand, in one submission", async () => {
     const page = admin;
-    await newThread(page);
+    const threadID = await newThread(page);
     await runFromComposer(page, '[[call get_weather {"city":"Oslo"}]] [[call get_time {}]] what now?');
     await waitBadge(page, "requires_action");
     assert.equal(await page.locator('[data-testid="pending-call"]').count(), 2);
@@ -162,6 +162,15 @@ describe("playground", { skip: missing || false }, () => {
     assert.match(await page.textContent('[data-role="assistant"] [data-testid="message-body"]'), /Tool results/);
     assert.equal(await page.locator('[data-testid="inline-tools"]').count(), 1);
     assert.ok(await page.locator('[data-testid="tool-output"]').count() >= 2);
+    // Exports carry runs, steps, tool calls and their outputs.
+    const exp = await (await page.request.get(server.base + `/threads/${threadID}/export.json`)).json();
+    assert.equal(exp.runs.length, 1);
+    const calls = exp.run_steps.flatMap((s) => s.step_details.tool_calls || []);
+    assert.deepEqual(calls.map((c) => c.function.output).sort(), ['{"temp": 3}', '{"time": "12:00"}']);
+    const md = await (await page.request.get(server.base + `/threads/${threadID}/export.md`)).text();
+    assert.match(md, /## Run run_\w+ · completed/);
+    assert.match(md, /function `get_time`/);
+    assert.match(md, /"temp": 3/);
   });
 
   test("cancel mid-stream keeps the partial text", async () => {
@@ -239,6 +248,12 @@ describe("playground", { skip: missing || false }, () => {
     const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert.ok(overflow <= 0, `the thread page scrolls sideways by ${overflow}px at 390 px`);
     await shoot(phone, "thread-390-dark");
+    // The theme toggle overrides the system's dark.
+    await phone.click('[data-testid="theme-toggle"]');
+    assert.equal(await phone.evaluate(() => document.documentElement.getAttribute("data-theme")), "light");
+    await phone.reload();
+    assert.equal(await phone.evaluate(() => document.documentElement.getAttribute("data-theme")), "light");
+    await phone.click('[data-testid="theme-toggle"]');
     await phone.goto(server.base + "/playground");
     const overflow2 = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert.ok(overflow2 <= 0, `the playground scrolls sideways by ${overflow2}px at 390 px`);
