@@ -274,6 +274,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintf(stdout, "No web app user exists yet. Create the admin at this one-time link:\n\n    %s\n\n", setupLink(ln.Addr(), setupToken))
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "data", cfg.DataDir, "upstream", cfg.UpstreamURL.Redacted())
+	if cfg.UpstreamKey == "" && cfg.UpstreamURL.Host == "api.openai.com" {
+		fmt.Fprintln(stdout, "Warning: runs need an upstream model provider, and --upstream-key (or OPENAI_API_KEY) is not set for", cfg.UpstreamURL.String()+".",
+			"Runs will fail until you set it, or point --upstream-url at a local server such as Ollama.")
+	}
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
