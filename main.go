@@ -57,6 +57,8 @@ type config struct {
 	// refuses them by default (loopback, private, link-local …).
 	WebhookAllow []netip.Prefix
 	Code         sandbox.Config
+	// InspectRetention is how long upstream exchanges are kept; 0 records none.
+	InspectRetention time.Duration
 }
 
 // parseConfig reads flags, falling back to environment variables, and
@@ -96,6 +98,8 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 		"embeddings model (served by a configured provider's /v1/embeddings) that makes file_search hybrid: BM25 and vector similarity; none: BM25 only (env ASSISTANTD_EMBEDDINGS_MODEL)")
 	webhookAllow := fs.String("webhook-allow-networks", env("ASSISTANTD_WEBHOOK_ALLOW_NETWORKS", ""),
 		"comma-separated CIDRs webhooks may reach although they are loopback, private, link-local, CGNAT or metadata addresses, e.g. 10.0.0.0/8,fd00::/8; default none (env ASSISTANTD_WEBHOOK_ALLOW_NETWORKS)")
+	inspectRetention := fs.Duration("inspect-retention", envDuration(getenv, "ASSISTANTD_INSPECT_RETENTION", agent.DefaultInspectRetention),
+		"how long the upstream inspector keeps each run's exact upstream requests and responses (keys redacted); 0 records none (env ASSISTANTD_INSPECT_RETENTION)")
 	logLevel := fs.String("log-level", env("ASSISTANTD_LOG_LEVEL", "info"), "debug, info, warn or error (env ASSISTANTD_LOG_LEVEL)")
 	webFlags := addWebFlags(fs, env)
 	codeFlags := addCodeFlags(fs, env)
@@ -109,7 +113,11 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 	if fs.NArg() > 0 {
 		return config{}, fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
 	}
-	cfg := config{Addr: *addr, DataDir: *data, APIKey: *apiKey, UpstreamKey: *upstreamKey, EmbeddingsModel: *embeddingsModel}
+	cfg := config{Addr: *addr, DataDir: *data, APIKey: *apiKey, UpstreamKey: *upstreamKey, InspectRetention: *inspectRetention,
+		EmbeddingsModel: *embeddingsModel}
+	if cfg.InspectRetention < 0 {
+		return cfg, errors.New("--inspect-retention must not be negative (0 turns the upstream inspector off)")
+	}
 	if _, _, err := net.SplitHostPort(cfg.Addr); err != nil {
 		return cfg, fmt.Errorf("invalid --addr %q: %w", cfg.Addr, err)
 	}
@@ -277,6 +285,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// first, then runs in flight stop (and resume on the next start).
 	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
 	defer func() { stopEngine(); engine.Wait() }()
+	inspector := agent.NewInspector(store, cfg.InspectRetention, log)
+	engine.EnableInspector(inspector)
+	go inspector.Sweep(engineCtx, time.Hour)
 	if err := engine.Start(engineCtx); err != nil {
 		return err
 	}
@@ -302,11 +313,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	srv := web.NewHTTPServer(handler, web.DefaultLimits(), log)
 	srv.BaseContext = func(net.Listener) context.Context { return context.WithoutCancel(ctx) }
 	srv.RegisterOnShutdown(api.CloseStreams)
+	if ui != nil {
+		srv.RegisterOnShutdown(ui.CloseStreams)
+	}
 	fmt.Fprintf(stdout, "assistantd listening on http://%s (data in %s)\n", ln.Addr(), cfg.DataDir)
 	if setupToken != "" {
 		fmt.Fprintf(stdout, "No web app user exists yet. Create the admin at this one-time link:\n\n    %s\n\n", setupLink(ln.Addr(), setupToken))
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "data", cfg.DataDir, "upstream", cfg.UpstreamURL.Redacted())
+	if cfg.UpstreamKey == "" && cfg.UpstreamURL.Host == "api.openai.com" {
+		fmt.Fprintln(stdout, "Warning: runs need an upstream model provider, and --upstream-key (or OPENAI_API_KEY) is not set for", cfg.UpstreamURL.String()+".",
+			"Runs will fail until you set it, or point --upstream-url at a local server such as Ollama.")
+	}
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()

@@ -112,7 +112,8 @@ type Engine struct {
 	log       *slog.Logger
 	cfg       Config
 
-	builtins map[string]Builtin
+	builtins  map[string]Builtin
+	inspector *Inspector // records upstream exchanges, when enabled
 
 	queue chan job
 	locks [256]sync.Mutex

@@ -26,14 +26,29 @@ func (e Event) EndsSegment() bool {
 	return false
 }
 
+// Internal reports whether the event is assistantd's own (upstream
+// exchanges for the web app's timeline): the API's streams skip them, so
+// SDKs see only OpenAI's event names.
+func (e Event) Internal() bool { return len(e.Name) > 11 && e.Name[:11] == "assistantd." }
+
 // Hub keeps each active run's event log in memory and lets any number of
 // readers follow it. A reader starts at any position: from 0 it replays the
 // whole run so far (a consistent snapshot, since the log is append-only)
 // and then receives live events, with nothing lost or duplicated. Readers
 // never slow the writer down: each keeps its own cursor into the log.
+//
+// The hub also knows which thread each logged run belongs to (from the
+// run's first events), so a page can follow a thread and see runs started
+// anywhere (the API, another tab) as they appear.
+//
+// Only Publish creates a log: a reader of a run the hub has no log for
+// (finished and dropped, from before a restart, or unknown) waits for one
+// to appear instead of creating it, so readers never leak logs.
 type Hub struct {
 	mu     sync.Mutex
 	logs   map[string]*runLog
+	runs   map[string][]string // thread id → its logged runs, oldest first
+	born   chan struct{}       // closed and replaced whenever a log is created or learns its thread
 	retain time.Duration
 }
 
@@ -42,28 +57,70 @@ type runLog struct {
 	events  []Event
 	changed chan struct{} // closed and replaced on every append
 	ended   bool          // the run is terminal; the log will be dropped
+	thread  string        // the run's thread, once an event named it
 }
 
 // NewHub returns a hub that keeps a finished run's log for retain before
 // dropping it.
 func NewHub(retain time.Duration) *Hub {
-	return &Hub{logs: map[string]*runLog{}, retain: retain}
+	return &Hub{logs: map[string]*runLog{}, runs: map[string][]string{}, born: make(chan struct{}), retain: retain}
 }
 
-func (h *Hub) log(runID string) *runLog {
+// wake tells readers waiting for a log to appear to look again. Callers
+// hold h.mu.
+func (h *Hub) wake() {
+	close(h.born)
+	h.born = make(chan struct{})
+}
+
+// find returns the run's log, or nil; it creates nothing.
+func (h *Hub) find(runID string) *runLog {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	l, ok := h.logs[runID]
-	if !ok {
-		l = &runLog{changed: make(chan struct{})}
-		h.logs[runID] = l
+	return h.logs[runID]
+}
+
+// threadOf reads the thread id out of a run's event data: run, step and
+// message objects carry thread_id. thread.created (the first event of
+// create-thread-and-run) is the thread itself.
+func threadOf(name string, data json.RawMessage) string {
+	var v struct {
+		ID       string `json:"id"`
+		Object   string `json:"object"`
+		ThreadID string `json:"thread_id"`
 	}
-	return l
+	if json.Unmarshal(data, &v) != nil {
+		return ""
+	}
+	if v.ThreadID != "" {
+		return v.ThreadID
+	}
+	if name == "thread.created" && v.Object == "thread" {
+		return v.ID
+	}
+	return ""
 }
 
 // Publish appends an event to the run's log and wakes its readers.
 func (h *Hub) Publish(runID, name string, data json.RawMessage) Event {
-	l := h.log(runID)
+	h.mu.Lock()
+	l, ok := h.logs[runID]
+	if !ok {
+		l = &runLog{changed: make(chan struct{})}
+		h.logs[runID] = l
+		h.wake()
+	}
+	if l.thread == "" {
+		// Only a run's first events are parsed: every run announces its
+		// thread in thread.created or thread.run.created.
+		if t := threadOf(name, data); t != "" {
+			l.thread = t
+			h.runs[t] = append(h.runs[t], runID)
+			h.wake()
+		}
+	}
+	h.mu.Unlock()
+
 	l.mu.Lock()
 	ev := Event{ID: int64(len(l.events)) + 1, Name: name, Data: data}
 	l.events = append(l.events, ev)
@@ -81,18 +138,31 @@ func (h *Hub) Publish(runID, name string, data json.RawMessage) Event {
 func (h *Hub) drop(runID string, l *runLog) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.logs[runID] == l {
-		delete(h.logs, runID)
+	if h.logs[runID] != l {
+		return
+	}
+	delete(h.logs, runID)
+	if l.thread != "" {
+		runs := h.runs[l.thread]
+		for i, id := range runs {
+			if id == runID {
+				runs = append(runs[:i:i], runs[i+1:]...)
+				break
+			}
+		}
+		if len(runs) == 0 {
+			delete(h.runs, l.thread)
+		} else {
+			h.runs[l.thread] = runs
+		}
 	}
 }
 
 // Position returns the id of the run's latest event (0 if none): a reader
 // that subscribes after it sees only what comes next. It creates nothing.
 func (h *Hub) Position(runID string) int64 {
-	h.mu.Lock()
-	l, ok := h.logs[runID]
-	h.mu.Unlock()
-	if !ok {
+	l := h.find(runID)
+	if l == nil {
 		return 0
 	}
 	l.mu.Lock()
@@ -100,20 +170,128 @@ func (h *Hub) Position(runID string) int64 {
 	return int64(len(l.events))
 }
 
+// Logged reports whether the hub holds the run's event log.
+func (h *Hub) Logged(runID string) bool { return h.find(runID) != nil }
+
+// ThreadRuns returns the runs of the thread the hub holds logs for, in the
+// order they first published.
+func (h *Hub) ThreadRuns(threadID string) []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), h.runs[threadID]...)
+}
+
+// WaitThread waits until the thread has a logged run that is not in known
+// (its runs as last seen), or ctx ends, and returns the thread's runs.
+func (h *Hub) WaitThread(ctx context.Context, threadID string, known []string) ([]string, error) {
+	seen := map[string]bool{}
+	for _, id := range known {
+		seen[id] = true
+	}
+	for {
+		h.mu.Lock()
+		runs := h.runs[threadID]
+		born := h.born
+		fresh := false
+		for _, id := range runs {
+			fresh = fresh || !seen[id]
+		}
+		out := append([]string(nil), runs...)
+		h.mu.Unlock()
+		if fresh {
+			return out, nil
+		}
+		select {
+		case <-born:
+		case <-ctx.Done():
+			return out, ctx.Err()
+		}
+	}
+}
+
 // Subscription reads a run's events in order.
 type Subscription struct {
-	log  *runLog
-	next int64 // index of the next event to read
+	hub   *Hub
+	runID string
+	log   *runLog // nil until the run has a log
+	next  int64   // index of the next event to read
+
+	// load, when set, builds the run's state from the store for a reader
+	// the hub has no log for; see Follow.
+	load     func(ctx context.Context) ([]Event, error)
+	snapshot []Event
+	finished bool // the snapshot showed a finished run
 }
 
 // Subscribe returns a reader of the run's events with ids greater than
-// after.
+// after. If the hub has no log for the run yet, the reader waits for the
+// run's first event; it never creates a log itself.
 func (h *Hub) Subscribe(runID string, after int64) *Subscription {
-	return &Subscription{log: h.log(runID), next: max(after, 0)}
+	return &Subscription{hub: h, runID: runID, log: h.find(runID), next: max(after, 0)}
 }
+
+// Follow returns a reader of the run's events after `after` that also
+// serves a run whose log is gone: finished and dropped, or from before a
+// restart. Then it first yields the events load builds from the store
+// (the run's state as one consistent snapshot, with ID 0), and afterwards
+// the run's live events should it publish again, from its new log's
+// start. A snapshot that ends the segment (a finished run) ends the
+// reading: Next returns ErrFinished.
+func (h *Hub) Follow(runID string, after int64, load func(ctx context.Context) ([]Event, error)) *Subscription {
+	s := h.Subscribe(runID, after)
+	s.load = load
+	return s
+}
+
+// ErrFinished is returned by Next after a snapshot of a finished run.
+var ErrFinished = errFinished{}
+
+type errFinished struct{}
+
+func (errFinished) Error() string { return "the run has finished" }
 
 // Next returns the next event, waiting for it until ctx is done.
 func (s *Subscription) Next(ctx context.Context) (Event, error) {
+	if len(s.snapshot) > 0 {
+		ev := s.snapshot[0]
+		s.snapshot = s.snapshot[1:]
+		return ev, nil
+	}
+	for s.log == nil {
+		h := s.hub
+		h.mu.Lock()
+		s.log = h.logs[s.runID]
+		born := h.born
+		h.mu.Unlock()
+		if s.log != nil {
+			break
+		}
+		if s.load != nil {
+			evs, err := s.load(ctx)
+			if err != nil {
+				return Event{}, err
+			}
+			// Live events after the snapshot come from a new log: from
+			// its start.
+			s.load, s.snapshot, s.next = nil, evs, 0
+			if n := len(evs); n > 0 {
+				last := evs[n-1]
+				s.finished = last.EndsSegment() && last.Name != "thread.run.requires_action"
+			}
+			if len(evs) > 0 {
+				return s.Next(ctx)
+			}
+			continue
+		}
+		if s.finished {
+			return Event{}, ErrFinished
+		}
+		select {
+		case <-born:
+		case <-ctx.Done():
+			return Event{}, ctx.Err()
+		}
+	}
 	for {
 		s.log.mu.Lock()
 		if s.next < int64(len(s.log.events)) {

@@ -138,3 +138,175 @@ func BenchmarkHubFanOut(b *testing.B) {
 	hub.Publish("run_b", "thread.run.completed", json.RawMessage(`{}`))
 	wg.Wait()
 }
+
+// A reconnecting reader resumes after the last event id it saw
+// (Last-Event-ID) while the writer keeps publishing: the events it reads
+// across any number of reconnects are the run's events, each exactly once.
+func TestHubResumeAfterLastEventID(t *testing.T) {
+	hub := NewHub(time.Minute)
+	const n = 300
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < n; i++ {
+			hub.Publish("run_r", "thread.message.delta", json.RawMessage(fmt.Sprintf(`{"thread_id":"thread_r","i":%d}`, i)))
+		}
+		hub.Publish("run_r", "thread.run.completed", json.RawMessage(`{"thread_id":"thread_r"}`))
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var got []Event
+	last := int64(0)
+	for reconnects := 0; ; reconnects++ {
+		sub := hub.Subscribe("run_r", last)
+		// Each connection reads a few events, then "drops".
+		for k := 0; k < 7; k++ {
+			ev, err := sub.Next(ctx)
+			if err != nil {
+				t.Fatalf("after %d events: %v", len(got), err)
+			}
+			got = append(got, ev)
+			last = ev.ID
+			if ev.EndsSegment() {
+				break
+			}
+		}
+		if got[len(got)-1].EndsSegment() {
+			break
+		}
+	}
+	<-done
+	if len(got) != n+1 {
+		t.Fatalf("read %d events across reconnects, want %d", len(got), n+1)
+	}
+	for i, ev := range got {
+		if ev.ID != int64(i+1) {
+			t.Fatalf("event %d has id %d: lost or duplicated", i, ev.ID)
+		}
+	}
+}
+
+// A reader of a run with no log (finished and dropped, or from before a
+// restart) gets the store's snapshot first; the hub creates no log for it.
+func TestHubFollowFinishedRunFromStore(t *testing.T) {
+	hub := NewHub(time.Minute)
+	loads := 0
+	load := func(context.Context) ([]Event, error) {
+		loads++
+		return []Event{{Name: "thread.run.step.completed", Data: json.RawMessage(`{"id":"step_1"}`)},
+			{Name: "thread.run.completed", Data: json.RawMessage(`{"id":"run_gone","thread_id":"thread_1"}`)}}, nil
+	}
+	sub := hub.Follow("run_gone", 42, load)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var names []string
+	for {
+		ev, err := sub.Next(ctx)
+		if err == ErrFinished {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, ev.Name)
+	}
+	if diff := cmp.Diff([]string{"thread.run.step.completed", "thread.run.completed"}, names); diff != "" {
+		t.Errorf("snapshot (-want +got):\n%s", diff)
+	}
+	if loads != 1 {
+		t.Errorf("loaded the snapshot %d times, want 1", loads)
+	}
+	if hub.Logged("run_gone") || hub.Position("run_gone") != 0 {
+		t.Error("reading an unknown run created a log for it")
+	}
+	hub.mu.Lock()
+	n := len(hub.logs)
+	hub.mu.Unlock()
+	if n != 0 {
+		t.Errorf("hub holds %d logs after reads of unknown runs, want 0", n)
+	}
+}
+
+// A reader of an unfinished run without a log (say, a queued run after a
+// restart) gets the snapshot and then the run's live events from the log
+// that its next publish creates.
+func TestHubFollowSnapshotThenLive(t *testing.T) {
+	hub := NewHub(time.Minute)
+	loaded := make(chan struct{})
+	load := func(context.Context) ([]Event, error) {
+		defer close(loaded)
+		return []Event{{Name: "thread.run.queued", Data: json.RawMessage(`{"id":"run_q","thread_id":"thread_q"}`)}}, nil
+	}
+	sub := hub.Follow("run_q", 0, load)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	got := make(chan []string, 1)
+	go func() {
+		var names []string
+		for {
+			ev, err := sub.Next(ctx)
+			if err != nil {
+				t.Error(err)
+				got <- names
+				return
+			}
+			names = append(names, ev.Name)
+			if ev.EndsSegment() {
+				got <- names
+				return
+			}
+		}
+	}()
+	<-loaded
+	hub.Publish("run_q", "thread.run.in_progress", json.RawMessage(`{"id":"run_q","thread_id":"thread_q"}`))
+	hub.Publish("run_q", "thread.message.delta", json.RawMessage(`{"id":"msg_1"}`))
+	hub.Publish("run_q", "thread.run.completed", json.RawMessage(`{"id":"run_q","thread_id":"thread_q"}`))
+	want := []string{"thread.run.queued", "thread.run.in_progress", "thread.message.delta", "thread.run.completed"}
+	if diff := cmp.Diff(want, <-got); diff != "" {
+		t.Errorf("snapshot then live (-want +got):\n%s", diff)
+	}
+}
+
+// Subscribe to a run that has not published yet creates no log; the
+// reader sees the run's events once it does.
+func TestHubSubscribeBeforeFirstEventCreatesNothing(t *testing.T) {
+	hub := NewHub(time.Minute)
+	sub := hub.Subscribe("run_later", 0)
+	if hub.Logged("run_later") {
+		t.Fatal("Subscribe created a log")
+	}
+	hub.Publish("run_later", "thread.run.created", json.RawMessage(`{"thread_id":"thread_1"}`))
+	hub.Publish("run_later", "thread.run.completed", json.RawMessage(`{"thread_id":"thread_1"}`))
+	if evs := readAll(t, sub); len(evs) != 2 {
+		t.Fatalf("read %d events, want 2", len(evs))
+	}
+}
+
+// A thread's follower learns of every run on the thread as it starts.
+func TestHubWaitThread(t *testing.T) {
+	hub := NewHub(time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	result := make(chan []string, 1)
+	go func() {
+		runs, err := hub.WaitThread(ctx, "thread_w", nil)
+		if err != nil {
+			t.Error(err)
+		}
+		result <- runs
+	}()
+	hub.Publish("run_other", "thread.run.created", json.RawMessage(`{"id":"run_other","thread_id":"thread_x"}`))
+	hub.Publish("run_1", "thread.created", json.RawMessage(`{"id":"thread_w","object":"thread"}`))
+	hub.Publish("run_1", "thread.run.created", json.RawMessage(`{"id":"run_1","thread_id":"thread_w"}`))
+	if diff := cmp.Diff([]string{"run_1"}, <-result); diff != "" {
+		t.Errorf("thread runs (-want +got):\n%s", diff)
+	}
+	hub.Publish("run_2", "thread.run.created", json.RawMessage(`{"id":"run_2","thread_id":"thread_w"}`))
+	runs, err := hub.WaitThread(ctx, "thread_w", []string{"run_1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"run_1", "run_2"}, runs); diff != "" {
+		t.Errorf("thread runs (-want +got):\n%s", diff)
+	}
+}

@@ -128,6 +128,9 @@ func NewProviders(cfgs []ProviderConfig, httpClient *http.Client) (*Providers, e
 			option.WithAPIKey(key),
 			option.WithMaxRetries(0),
 			option.WithRequestTimeout(c.Timeout),
+			// Records runs' exchanges when the request's context asks
+			// for it (see inspect.go); a no-op otherwise.
+			option.WithMiddleware(inspectMiddleware),
 		}
 		if httpClient != nil {
 			opts = append(opts, option.WithHTTPClient(httpClient))

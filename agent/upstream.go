@@ -54,6 +54,7 @@ func (t *turn) request(ctx context.Context, provider *Provider, params openai.Ch
 
 // call sends one request and feeds the answer into the turn.
 func (t *turn) call(ctx context.Context, p *Provider, params openai.ChatCompletionNewParams, stream bool) error {
+	ctx = t.e.inspectContext(ctx, t.runID) // each attempt is its own recorded exchange
 	if !stream {
 		resp, err := p.Client.Chat.Completions.New(ctx, params)
 		if err != nil {

@@ -64,6 +64,9 @@ func (h *API) streamRun(c *echo.Context, runID string, after int64) error {
 		if err != nil {
 			return nil // the client went away; the run goes on
 		}
+		if ev.Internal() {
+			continue // assistantd's own events are for the web app
+		}
 		data := ev.Data
 		if !withContent && strings.HasPrefix(ev.Name, "thread.run.step.") {
 			data = stripSearchContentJSON(data)

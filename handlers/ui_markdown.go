@@ -149,15 +149,35 @@ func renderMarkdownWith(src string, remoteImages bool) string {
 }
 
 // chromaCSS is the stylesheet for highlighted code: a light style, and a
-// dark one under prefers-color-scheme.
+// dark one for the dark theme (the system's, or the one the theme toggle
+// picks). In the dark theme every token class the light style colours is
+// first reset to the page's text colour, so a token the dark style leaves
+// alone (punctuation, say) never keeps a dark-on-dark light colour.
 var chromaCSS = sync.OnceValue(func() []byte {
 	f := chromahtml.New(chromahtml.WithClasses(true))
-	var buf bytes.Buffer
-	_ = f.WriteCSS(&buf, styles.Get("github"))
-	var dark bytes.Buffer
+	var light, dark bytes.Buffer
+	_ = f.WriteCSS(&light, styles.Get("github"))
 	_ = f.WriteCSS(&dark, styles.Get("github-dark"))
+	var resets strings.Builder
+	for _, m := range cssRule.FindAllStringSubmatch(light.String(), -1) {
+		if sel := strings.TrimSpace(m[1]); strings.HasPrefix(sel, ".chroma .") && strings.Contains(m[2], "color:") {
+			resets.WriteString(sel + " { color: var(--text); }\n")
+		}
+	}
+	scoped := func(prefix string) string {
+		return cssRule.ReplaceAllStringFunc(resets.String()+dark.String(), func(rule string) string {
+			m := cssRule.FindStringSubmatch(rule)
+			return prefix + strings.TrimSpace(m[1]) + " {" + m[2] + "}"
+		})
+	}
+	var buf bytes.Buffer
+	buf.Write(light.Bytes())
 	buf.WriteString("@media (prefers-color-scheme: dark) {\n")
-	buf.WriteString(strings.ReplaceAll(dark.String(), "\n", "\n  "))
+	buf.WriteString(scoped(":root:not([data-theme=light]) "))
 	buf.WriteString("\n}\n")
+	buf.WriteString(scoped(":root[data-theme=dark] "))
 	return buf.Bytes()
 })
+
+// cssRule matches one rule of chroma's stylesheet (after its comment).
+var cssRule = regexp.MustCompile(`([.][^{}/]*?)\{([^{}]*)\}`)

@@ -1,9 +1,12 @@
 package handlers
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/labstack/echo/v5"
@@ -13,10 +16,53 @@ import (
 	"github.com/assistantd/assistantd/views"
 )
 
-// The thread page's composer and run controls: add a message with or
-// without running an assistant, answer a run's pending function calls by
-// hand, cancel a run. They go through the run engine exactly as the API
-// does (the same validation, the same one-active-run rule).
+// The composer and run controls of the thread page and the playground.
+// They go through the run engine exactly as the API does: the same
+// validation (the API's buildMessage and buildRun), the same
+// one-active-run rule. A mistake is answered in place with what was
+// typed kept: 422 with the message for live.js (which sends X-Live), or
+// the page rendered again with the form filled in.
+
+// liveRequest reports whether live.js sent the form (fetch, no reload).
+func liveRequest(c *echo.Context) bool { return c.Request().Header.Get("X-Live") == "1" }
+
+// done answers a form that worked: 204 for live.js (X-Location says where
+// to go when the page must change, as after a new thread), otherwise a
+// redirect with a flash.
+func (u *UI) done(c *echo.Context, target, location, msg string) error {
+	if liveRequest(c) {
+		if location != "" {
+			c.Response().Header().Set("X-Location", location)
+		}
+		return c.NoContent(http.StatusNoContent)
+	}
+	if location != "" {
+		target = location
+	}
+	return u.flash(c, target, msg, false)
+}
+
+// refuse answers a user's mistake: 422 and the message for live.js,
+// otherwise again (rerender shows the message and keeps the input).
+func (u *UI) refuse(c *echo.Context, msg string, rerender func() error) error {
+	if liveRequest(c) {
+		return c.String(http.StatusUnprocessableEntity, msg)
+	}
+	return rerender()
+}
+
+// userMessage is what a person sees for an error of the engine or the
+// validation: the API's own message, naming the field.
+func userMessage(err error) string {
+	var ae *Error
+	if errors.As(err, &ae) && ae.Status < 500 {
+		if ae.Param != "" && !strings.Contains(ae.Message, ae.Param) {
+			return ae.Param + ": " + ae.Message
+		}
+		return ae.Message
+	}
+	return "Something went wrong; see the server log."
+}
 
 // AddMessage handles POST /threads/:thread_id/messages: action "add"
 // stores the message; "run" stores it and starts a run of the chosen
@@ -25,56 +71,69 @@ import (
 func (u *UI) AddMessage(c *echo.Context) error {
 	threadID := c.Param("thread_id")
 	ctx := c.Request().Context()
-	back := "/threads/" + threadID
 	if _, err := u.store.GetThread(ctx, threadID); err != nil {
 		return storeErr(err, "thread", threadID)
 	}
-	text, role, assistantID := c.FormValue("content"), c.FormValue("role"), c.FormValue("assistant_id")
-	refuse := func(msg string) error {
-		d := views.Composer{Content: text, Role: role, Error: clip(msg, maxFlashRunes)}
-		if len(assistantID) <= maxIDLen {
-			d.Selected = assistantID
-		}
-		return u.showThread(c, http.StatusUnprocessableEntity, d)
+	text, role, action, assistantID := c.FormValue("content"), c.FormValue("role"), c.FormValue("action"), c.FormValue("assistant_id")
+	again := func(msg string) error {
+		return u.refuse(c, msg, func() error {
+			return u.showThread(c, &views.Composer{Content: text, Role: role, Selected: assistantID, Error: msg})
+		})
 	}
-	if strings.TrimSpace(text) == "" {
-		return refuse("Write a message first.")
-	}
-	if role != "user" && role != "assistant" {
-		return refuse("Add the message as user or assistant.")
-	}
-	m, err := u.api.buildMessage(c, "", messageRequest{Role: role, Content: messageContent{Set: true, Text: &text}})
-	if err != nil {
-		return refuse(errMessage(err))
+	m, msg := u.composedMessage(c, text, role)
+	if msg != "" {
+		return again(msg)
 	}
 	m.ThreadID = threadID
-	if c.FormValue("action") != "run" {
+	back := "/threads/" + threadID
+	if action != "run" {
 		if _, err := u.store.CreateMessage(ctx, m); err != nil {
-			if isRequestError(err) {
-				return refuse(errMessage(runErr(err, "")))
+			if msg := runConflict(err); msg != "" {
+				return again(msg)
 			}
 			return storeErr(err, "thread", threadID)
 		}
-		return u.flash(c, back, "Message added.", false)
+		return u.done(c, back, "", "Message added.")
 	}
 	if u.api.engine == nil {
-		return refuse("Runs are not available on this server.")
+		return again("Runs are not available on this server.")
 	}
 	if assistantID == "" || len(assistantID) > maxIDLen {
-		return refuse("Choose an assistant to run.")
+		return again("Choose an assistant to run.")
 	}
 	run, err := u.api.buildRun(c, runFields{AssistantID: Opt[string]{Set: true, V: assistantID}}, nil)
 	if err != nil {
-		return refuse(errMessage(err))
+		return again(userMessage(err))
 	}
 	run.ThreadID = threadID
 	if _, err := u.api.engine.CreateRun(ctx, run, []db.Message{m}); err != nil {
-		if isRequestError(err) {
-			return refuse(errMessage(runErr(err, "")))
-		}
-		return runErr(err, "")
+		return again(userMessage(runErr(err, "")))
 	}
-	return u.flash(c, back, "Message added; the run started.", false)
+	return u.done(c, back, "", "Message added; the run started.")
+}
+
+// composedMessage validates a composed message with the API's rules.
+func (u *UI) composedMessage(c *echo.Context, text, role string) (db.Message, string) {
+	if strings.TrimSpace(text) == "" {
+		return db.Message{}, "Write a message first."
+	}
+	if role == "" {
+		role = "user"
+	}
+	m, err := u.api.buildMessage(c, "", messageRequest{Role: role, Content: messageContent{Set: true, Text: &text}})
+	if err != nil {
+		return m, userMessage(err)
+	}
+	return m, ""
+}
+
+// runConflict turns "the thread has an active run" into words, or "".
+func runConflict(err error) string {
+	var ar *db.ActiveRunError
+	if errors.As(err, &ar) {
+		return "A run is active on this thread; wait for it to end (or cancel it) before adding messages."
+	}
+	return ""
 }
 
 // maxIDLen bounds an object id taken from a form: ours are far shorter.
@@ -95,15 +154,18 @@ func (u *UI) SubmitOutputs(c *echo.Context) error {
 	threadID, runID := c.Param("thread_id"), c.Param("run_id")
 	ctx := c.Request().Context()
 	back := "/threads/" + threadID
+	fail := func(msg string) error {
+		return u.refuse(c, msg, func() error { return u.flash(c, back, msg, true) })
+	}
 	if u.api.engine == nil {
-		return u.flash(c, back, "Runs are not available on this server.", true)
+		return fail("Runs are not available on this server.")
 	}
 	run, err := u.store.GetRun(ctx, threadID, runID)
 	if err != nil {
 		return storeErr(err, "run", runID)
 	}
 	if run.Status != db.RunRequiresAction || run.RequiredAction == nil {
-		return u.flash(c, back, fmt.Sprintf("Run %s is %s: it is not waiting for outputs.", runID, run.Status), true)
+		return fail(fmt.Sprintf("Run %s is %s: it is not waiting for outputs.", runID, run.Status))
 	}
 	var outputs []agent.ToolOutput
 	var missing []string
@@ -115,31 +177,341 @@ func (u *UI) SubmitOutputs(c *echo.Context) error {
 		outputs = append(outputs, agent.ToolOutput{ToolCallID: call.ID, Output: out})
 	}
 	if len(missing) > 0 {
-		return u.flash(c, back, "Every call needs an output; missing: "+strings.Join(missing, ", ")+".", true)
+		return fail("Every call needs an output; missing: " + strings.Join(missing, ", ") + ".")
 	}
 	if _, _, err := u.api.engine.SubmitToolOutputs(ctx, threadID, runID, outputs); err != nil {
-		return u.flash(c, back, errMessage(runErr(err, runID)), true)
+		return fail(userMessage(runErr(err, runID)))
 	}
-	return u.flash(c, back, "Outputs submitted; the run continues.", false)
+	return u.done(c, back, "", "Outputs submitted; the run continues.")
 }
 
 // CancelRun handles POST /threads/:thread_id/runs/:run_id/cancel.
 func (u *UI) CancelRun(c *echo.Context) error {
 	threadID, runID := c.Param("thread_id"), c.Param("run_id")
 	back := "/threads/" + threadID
+	fail := func(msg string) error {
+		return u.refuse(c, msg, func() error { return u.flash(c, back, msg, true) })
+	}
 	if u.api.engine == nil {
-		return u.flash(c, back, "Runs are not available on this server.", true)
+		return fail("Runs are not available on this server.")
 	}
 	if _, err := u.api.engine.Cancel(c.Request().Context(), threadID, runID); err != nil {
-		return u.flash(c, back, errMessage(runErr(err, runID)), true)
+		return fail(userMessage(runErr(err, runID)))
 	}
-	return u.flash(c, back, "Cancelling the run.", false)
+	return u.done(c, back, "", "Cancelling the run.")
 }
 
-// errMessage is the public message of an error for a flash.
-func errMessage(err error) string {
-	if ae, ok := err.(*Error); ok && ae.Status < 500 {
-		return ae.Message
+// RetryRun handles POST /threads/:thread_id/runs/:run_id/retry: a new run
+// on the same thread with the ended run's assistant and settings.
+func (u *UI) RetryRun(c *echo.Context) error {
+	threadID, runID := c.Param("thread_id"), c.Param("run_id")
+	ctx := c.Request().Context()
+	back := "/threads/" + threadID
+	fail := func(msg string) error {
+		return u.refuse(c, msg, func() error { return u.flash(c, back, msg, true) })
 	}
-	return "Something went wrong; see the server log."
+	if u.api.engine == nil {
+		return fail("Runs are not available on this server.")
+	}
+	old, err := u.store.GetRun(ctx, threadID, runID)
+	if err != nil {
+		return storeErr(err, "run", runID)
+	}
+	f := runFields{AssistantID: Opt[string]{Set: true, V: old.AssistantID}, Model: Opt[string]{Set: true, V: old.Model},
+		Instructions: Opt[string]{Set: true, V: old.Instructions}, Tools: Opt[[]db.Tool]{Set: true, V: old.Tools},
+		ToolChoice:        Opt[json.RawMessage]{Set: len(old.ToolChoice) > 0, V: old.ToolChoice},
+		ParallelToolCalls: Opt[bool]{Set: true, V: old.ParallelToolCalls}}
+	if old.Temperature != nil {
+		f.Temperature = Opt[float64]{Set: true, V: *old.Temperature}
+	}
+	if old.TopP != nil {
+		f.TopP = Opt[float64]{Set: true, V: *old.TopP}
+	}
+	if len(old.ResponseFormat) > 0 {
+		f.ResponseFormat = Opt[json.RawMessage]{Set: true, V: old.ResponseFormat}
+	}
+	run, err := u.api.buildRun(c, f, nil)
+	if err != nil {
+		return fail(userMessage(err))
+	}
+	run.ThreadID = threadID
+	if _, err := u.api.engine.CreateRun(ctx, run, nil); err != nil {
+		return fail(userMessage(runErr(err, "")))
+	}
+	return u.done(c, back, "", "A new run started.")
+}
+
+// playgroundURL is the playground's address for a thread and assistant.
+func playgroundURL(threadID, assistantID string) string {
+	q := url.Values{}
+	if threadID != "" {
+		q.Set("thread", threadID)
+	}
+	if assistantID != "" {
+		q.Set("assistant", assistantID)
+	}
+	if len(q) == 0 {
+		return "/playground"
+	}
+	return "/playground?" + q.Encode()
+}
+
+// Playground handles GET /playground?thread=…&assistant=…: settings with
+// per-run overrides | the thread | the timeline. The URL names the thread,
+// so a reload or a shared link opens the same state.
+func (u *UI) Playground(c *echo.Context) error {
+	return u.showPlayground(c, c.QueryParam("thread"), c.QueryParam("assistant"), views.Overrides{}, nil)
+}
+
+func (u *UI) showPlayground(c *echo.Context, threadID, assistantID string, ov views.Overrides, comp *views.Composer) error {
+	ctx := c.Request().Context()
+	v := views.PlaygroundView{ThreadID: threadID, Overrides: ov}
+	var err error
+	if v.Assistants, err = u.assistantChoices(ctx); err != nil {
+		return Internal(err)
+	}
+	status := http.StatusOK
+	if threadID != "" {
+		if _, err := u.store.GetThread(ctx, threadID); err != nil {
+			if errors.Is(err, db.ErrNotFound) {
+				v.Notice = "Thread " + threadID + " does not exist (deleted?). Start a new one."
+				v.ThreadID, threadID = "", ""
+				status = http.StatusNotFound
+			} else {
+				return Internal(err)
+			}
+		}
+	}
+	if threadID != "" {
+		remote, err := u.remoteImages(c)
+		if err != nil {
+			return err
+		}
+		msgs, _, err := u.threadMessages(ctx, threadID, remote)
+		if err != nil {
+			return Internal(err)
+		}
+		if v.Live, err = u.liveView(ctx, threadID, msgs); err != nil {
+			return Internal(err)
+		}
+		if assistantID == "" && v.Live.Latest != nil {
+			assistantID = v.Live.Latest.AssistantID
+		}
+	}
+	v.Live.ThreadID, v.Live.CanRun = threadID, u.api.engine != nil
+	if assistantID == "" && len(v.Assistants) > 0 {
+		assistantID = v.Assistants[0][0]
+	}
+	if assistantID != "" {
+		a, err := u.store.GetAssistant(ctx, assistantID)
+		switch {
+		case errors.Is(err, db.ErrNotFound):
+			v.Notice = "Assistant " + assistantID + " does not exist; pick another."
+		case err != nil:
+			return Internal(err)
+		default:
+			v.Assistant = assistantSettings(a)
+		}
+	}
+	if comp == nil {
+		comp = &views.Composer{}
+	} else {
+		status = http.StatusUnprocessableEntity
+	}
+	comp.CanRun = u.api.engine != nil
+	comp.Assistants = v.Assistants
+	comp.Selected = assistantID
+	if v.Assistant != nil {
+		comp.Fixed = v.Assistant.ID
+	}
+	comp.Disabled = v.Live.Active
+	v.Composer = comp
+	title := "Playground"
+	if threadID != "" {
+		title += " · " + threadID
+	}
+	return render(c, status, views.PlaygroundPage(u.page(c, title, "playground"), v))
+}
+
+// assistantSettings is what the settings pane shows as the assistant's
+// own values, which overrides replace for one run.
+func assistantSettings(a db.Assistant) *views.AssistantSettings {
+	s := &views.AssistantSettings{ID: a.ID, Name: deref(a.Name), Model: a.Model, Instructions: deref(a.Instructions)}
+	if a.Temperature != nil {
+		s.Temperature = strconv.FormatFloat(*a.Temperature, 'f', -1, 64)
+	}
+	if a.TopP != nil {
+		s.TopP = strconv.FormatFloat(*a.TopP, 'f', -1, 64)
+	}
+	s.ResponseFormat = "auto"
+	var rf struct {
+		Type string `json:"type"`
+	}
+	if json.Unmarshal(a.ResponseFormat, &rf) == nil && rf.Type != "" {
+		s.ResponseFormat = rf.Type
+	}
+	for _, t := range a.Tools {
+		name := t.Type
+		if t.Function != nil {
+			name = t.Function.Name
+		}
+		s.Tools = append(s.Tools, name)
+	}
+	return s
+}
+
+// playgroundOverrides reads the settings pane: only fields given count
+// as overrides of the assistant's values.
+func playgroundOverrides(c *echo.Context) views.Overrides {
+	ov := views.Overrides{Model: strings.TrimSpace(c.FormValue("model")), Instructions: c.FormValue("instructions"),
+		Temperature: strings.TrimSpace(c.FormValue("temperature")), TopP: strings.TrimSpace(c.FormValue("top_p")),
+		ToolChoice: c.FormValue("tool_choice"), ResponseFormat: c.FormValue("response_format"),
+		ToolsSet: c.FormValue("tools_override") == "on"}
+	if ov.ToolsSet {
+		ov.Tools = c.Request().Form["tool"]
+	}
+	return ov
+}
+
+// runFieldsFrom turns overrides into the API's run fields; buildRun
+// validates them exactly as POST /v1/threads/{id}/runs would.
+func runFieldsFrom(assistantID string, a *views.AssistantSettings, all []db.Tool, ov views.Overrides) (runFields, string) {
+	f := runFields{AssistantID: Opt[string]{Set: true, V: assistantID}}
+	if ov.Model != "" {
+		f.Model = Opt[string]{Set: true, V: ov.Model}
+	}
+	if ov.Instructions != "" {
+		f.Instructions = Opt[string]{Set: true, V: ov.Instructions}
+	}
+	for _, n := range []struct {
+		name, v string
+		dst     *Opt[float64]
+	}{{"temperature", ov.Temperature, &f.Temperature}, {"top_p", ov.TopP, &f.TopP}} {
+		if n.v == "" {
+			continue
+		}
+		x, err := strconv.ParseFloat(n.v, 64)
+		if err != nil {
+			return f, n.name + ": “" + n.v + "” is not a number."
+		}
+		*n.dst = Opt[float64]{Set: true, V: x}
+	}
+	switch ov.ToolChoice {
+	case "":
+	case "auto", "none", "required":
+		f.ToolChoice = Opt[json.RawMessage]{Set: true, V: json.RawMessage(strconv.Quote(ov.ToolChoice))}
+	default:
+		name, ok := strings.CutPrefix(ov.ToolChoice, "function:")
+		if !ok {
+			return f, "tool_choice: unknown choice “" + ov.ToolChoice + "”."
+		}
+		b, _ := json.Marshal(map[string]any{"type": "function", "function": map[string]string{"name": name}})
+		f.ToolChoice = Opt[json.RawMessage]{Set: true, V: b}
+	}
+	switch ov.ResponseFormat {
+	case "":
+	case "auto":
+		f.ResponseFormat = Opt[json.RawMessage]{Set: true, V: json.RawMessage(`"auto"`)}
+	case "text", "json_object":
+		f.ResponseFormat = Opt[json.RawMessage]{Set: true, V: json.RawMessage(`{"type":"` + ov.ResponseFormat + `"}`)}
+	default:
+		return f, "response_format: unknown format “" + ov.ResponseFormat + "”."
+	}
+	if ov.ToolsSet {
+		keep := map[string]bool{}
+		for _, t := range ov.Tools {
+			keep[t] = true
+		}
+		tools := []db.Tool{}
+		for _, t := range all {
+			name := t.Type
+			if t.Function != nil {
+				name = t.Function.Name
+			}
+			if keep[name] {
+				tools = append(tools, t)
+			}
+		}
+		f.Tools = Opt[[]db.Tool]{Set: true, V: tools}
+	}
+	return f, ""
+}
+
+// PlaygroundPost handles POST /playground: add a message to the thread (a
+// new one when none is named) and, for "Add and run", start a run with the
+// settings pane's overrides.
+func (u *UI) PlaygroundPost(c *echo.Context) error {
+	ctx := c.Request().Context()
+	threadID, assistantID := c.FormValue("thread_id"), c.FormValue("assistant_id")
+	text, role, action := c.FormValue("content"), c.FormValue("role"), c.FormValue("action")
+	ov := playgroundOverrides(c)
+	again := func(msg string) error {
+		return u.refuse(c, msg, func() error {
+			return u.showPlayground(c, threadID, assistantID, ov,
+				&views.Composer{Content: text, Role: role, Error: msg})
+		})
+	}
+	if threadID != "" {
+		if _, err := u.store.GetThread(ctx, threadID); err != nil {
+			if errors.Is(err, db.ErrNotFound) {
+				threadID = ""
+				return again("That thread no longer exists; this message would start a new one.")
+			}
+			return Internal(err)
+		}
+	}
+	m, msg := u.composedMessage(c, text, role)
+	if msg != "" {
+		return again(msg)
+	}
+	if action != "run" {
+		if threadID == "" {
+			t, _, err := u.store.CreateThread(ctx, db.Thread{}, []db.Message{m})
+			if err != nil {
+				return Internal(err)
+			}
+			return u.done(c, "", playgroundURL(t.ID, assistantID), "Thread started.")
+		}
+		m.ThreadID = threadID
+		if _, err := u.store.CreateMessage(ctx, m); err != nil {
+			if msg := runConflict(err); msg != "" {
+				return again(msg)
+			}
+			return storeErr(err, "thread", threadID)
+		}
+		return u.done(c, playgroundURL(threadID, assistantID), "", "Message added.")
+	}
+	if u.api.engine == nil {
+		return again("Runs are not available on this server.")
+	}
+	if assistantID == "" || len(assistantID) > maxIDLen {
+		return again("Choose an assistant to run.")
+	}
+	a, err := u.store.GetAssistant(ctx, assistantID)
+	if err != nil {
+		if errors.Is(err, db.ErrNotFound) {
+			return again("Assistant " + assistantID + " does not exist.")
+		}
+		return Internal(err)
+	}
+	f, msg := runFieldsFrom(assistantID, assistantSettings(a), a.Tools, ov)
+	if msg != "" {
+		return again(msg)
+	}
+	run, err := u.api.buildRun(c, f, nil)
+	if err != nil {
+		return again(userMessage(err))
+	}
+	if threadID == "" {
+		t, _, err := u.api.engine.CreateThreadAndRun(ctx, db.Thread{}, []db.Message{m}, run)
+		if err != nil {
+			return again(userMessage(runErr(err, "")))
+		}
+		return u.done(c, "", playgroundURL(t.ID, assistantID), "The run started.")
+	}
+	run.ThreadID = threadID
+	if _, err := u.api.engine.CreateRun(ctx, run, []db.Message{m}); err != nil {
+		return again(userMessage(runErr(err, "")))
+	}
+	return u.done(c, playgroundURL(threadID, assistantID), "", "The run started.")
 }

@@ -4,80 +4,109 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
-	"strconv"
+	"sort"
 	"strings"
 
 	"github.com/assistantd/assistantd/db"
 	"github.com/assistantd/assistantd/views"
 )
 
-// runStore is what the thread page needs to show runs and their steps.
+// runStore is what the live view needs to show runs, their steps and
+// their upstream exchanges.
 type runStore interface {
 	ThreadRuns(ctx context.Context, threadID string) ([]db.Run, error)
 	ThreadSteps(ctx context.Context, threadID string) ([]db.RunStep, error)
+	ThreadExchanges(ctx context.Context, threadID string) ([]db.Exchange, error)
+	GetExchange(ctx context.Context, threadID string, id int64) (db.Exchange, error)
 }
 
-// threadRuns returns the thread's runs, each with its steps, for the
-// thread page: status, the real last_error, usage, timings and every tool
-// call with its arguments and output.
-func (u *UI) threadRuns(ctx context.Context, threadID string) ([]views.RunView, error) {
+// stepView prepares a run step: status, timings, tokens and every tool
+// call with what it received and returned.
+func stepView(st db.RunStep) views.StepView {
+	sv := views.StepView{ID: st.ID, RunID: st.RunID, Type: st.Type, Status: st.Status, CreatedAt: st.CreatedAt, LastError: lastError(st.LastError)}
+	for _, end := range []*int64{st.CompletedAt, st.FailedAt, st.CancelledAt, st.ExpiredAt} {
+		if end != nil {
+			sv.EndedAt = end
+		}
+	}
+	if st.Usage != nil {
+		sv.Tokens = st.Usage.TotalTokens
+	}
+	if mc := st.StepDetails.MessageCreation; mc != nil {
+		sv.MessageID = mc.MessageID
+	}
+	for _, tc := range st.StepDetails.ToolCalls {
+		tv := views.ToolCallView{ID: tc.ID, Type: tc.Type}
+		switch {
+		case tc.Function != nil:
+			f := tc.Function
+			tv.Name, tv.Arguments = f.Name, prettyJSON(f.Arguments)
+			if f.Output != nil {
+				tv.Output = prettyJSON(*f.Output)
+			} else {
+				tv.Pending = true
+			}
+		case tc.CodeInterpreter != nil:
+			tv.Code = tc.CodeInterpreter.Input
+			for _, o := range tc.CodeInterpreter.Outputs {
+				ov := views.CodeOutputView{Logs: o.Logs}
+				if o.Image != nil {
+					ov.ImageFileID = o.Image.FileID
+				}
+				tv.CodeOutputs = append(tv.CodeOutputs, ov)
+			}
+		case tc.FileSearch != nil:
+			for _, r := range tc.FileSearch.Results {
+				rv := views.FileResultView{FileID: r.FileID, FileName: r.FileName, Score: r.Score}
+				for _, c := range r.Content {
+					rv.Text += c.Text
+				}
+				tv.Results = append(tv.Results, rv)
+			}
+		default:
+			if raw, err := json.MarshalIndent(tc, "", "  "); err == nil {
+				tv.Arguments = string(raw)
+			}
+		}
+		sv.ToolCalls = append(sv.ToolCalls, tv)
+	}
+	return sv
+}
+
+// threadRuns returns the thread's runs, each with its steps and upstream
+// exchanges, and the tool steps by run for the conversation.
+func (u *UI) threadRuns(ctx context.Context, threadID string) ([]views.RunView, []views.StepView, error) {
 	runs, err := u.store.ThreadRuns(ctx, threadID)
 	if err != nil || len(runs) == 0 {
-		return nil, err
+		return nil, nil, err
 	}
 	steps, err := u.store.ThreadSteps(ctx, threadID)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	xs, err := u.store.ThreadExchanges(ctx, threadID)
+	if err != nil {
+		return nil, nil, err
 	}
 	byRun := map[string][]views.StepView{}
+	var toolSteps []views.StepView
 	for _, st := range steps {
-		sv := views.StepView{ID: st.ID, Type: st.Type, Status: st.Status, CreatedAt: st.CreatedAt, LastError: lastError(st.LastError)}
-		if mc := st.StepDetails.MessageCreation; mc != nil {
-			sv.MessageID = mc.MessageID
-		}
-		for _, tc := range st.StepDetails.ToolCalls {
-			tv := views.ToolCallView{ID: tc.ID, Type: tc.Type}
-			if f := tc.Function; f != nil {
-				tv.Name, tv.Arguments = f.Name, prettyJSON(f.Arguments)
-				if f.Output != nil {
-					tv.Output = prettyJSON(*f.Output)
-				} else {
-					tv.Pending = true
-				}
-			} else if ci := tc.CodeInterpreter; ci != nil {
-				// The code as written and what it printed; its images are
-				// in the run's message.
-				tv.Name, tv.Arguments = "code_interpreter", ci.Input
-				var out []string
-				for _, o := range ci.Outputs {
-					if o.Type == "logs" {
-						out = append(out, o.Logs)
-					} else if o.Image != nil {
-						out = append(out, "[image "+o.Image.FileID+"]")
-					}
-				}
-				tv.Output = strings.Join(out, "\n")
-			} else if raw, err := json.MarshalIndent(tc, "", "  "); err == nil {
-				tv.Arguments = string(raw)
-			}
-			if fs := tc.FileSearch; fs != nil {
-				tv.Name = "file_search"
-				for _, r := range fs.Results {
-					hit := views.SearchHit{FileID: r.FileID, Filename: r.FileName, Score: strconv.FormatFloat(r.Score, 'f', 3, 64)}
-					if len(r.Content) > 0 {
-						hit.Text = r.Content[0].Text
-					}
-					tv.Results = append(tv.Results, hit)
-				}
-			}
-			sv.ToolCalls = append(sv.ToolCalls, tv)
-		}
+		sv := stepView(st)
 		byRun[st.RunID] = append(byRun[st.RunID], sv)
+		if st.Type == db.StepToolCalls {
+			toolSteps = append(toolSteps, sv)
+		}
+	}
+	exByRun := map[string][]views.ExchangeView{}
+	for _, x := range xs {
+		n := len(exByRun[x.RunID]) + 1
+		exByRun[x.RunID] = append(exByRun[x.RunID], views.ExchangeView{ID: x.ID, N: n, StartedAt: x.StartedAt, Status: x.Status,
+			DurationMS: x.DurationMS, Error: x.Error, Streamed: x.Streamed, Chunks: x.Chunks})
 	}
 	out := make([]views.RunView, 0, len(runs))
 	for _, r := range runs {
 		rv := views.RunView{ID: r.ID, AssistantID: r.AssistantID, Model: r.Model, Status: r.Status, LastError: lastError(r.LastError),
-			CreatedAt: r.CreatedAt, StartedAt: r.StartedAt, Steps: byRun[r.ID]}
+			CreatedAt: r.CreatedAt, StartedAt: r.StartedAt, Steps: byRun[r.ID], Exchanges: exByRun[r.ID]}
 		for _, end := range []*int64{r.CompletedAt, r.FailedAt, r.CancelledAt} {
 			if end != nil {
 				rv.CompletedAt = end
@@ -99,9 +128,52 @@ func (u *UI) threadRuns(ctx context.Context, threadID string) ([]views.RunView, 
 		out = append(out, rv)
 	}
 	if err := u.attachDeliveries(ctx, threadID, out); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return out, nil
+	return out, toolSteps, nil
+}
+
+// liveView builds the live part of a thread page or the playground:
+// messages with tool steps inline where they happened, the runs, and the
+// latest run's controls.
+func (u *UI) liveView(ctx context.Context, threadID string, msgs []views.MessageView) (views.LiveView, error) {
+	v := views.LiveView{ThreadID: threadID, CanRun: u.api.engine != nil}
+	runs, toolSteps, err := u.threadRuns(ctx, threadID)
+	if err != nil {
+		return v, err
+	}
+	v.Runs = runs
+	if n := len(runs); n > 0 {
+		v.Latest = &v.Runs[n-1]
+		v.Active = v.Latest.Active
+	}
+	// Order by time; within one second a user message comes before the
+	// tools its run called, and those before the assistant's answer.
+	type keyed struct {
+		at, rank int64
+		item     views.ConvItem
+	}
+	var items []keyed
+	for i := range msgs {
+		rank := int64(0)
+		if msgs[i].Role == "assistant" {
+			rank = 2
+		}
+		items = append(items, keyed{msgs[i].CreatedAt, rank, views.ConvItem{Message: &msgs[i]}})
+	}
+	for i := range toolSteps {
+		items = append(items, keyed{toolSteps[i].CreatedAt, 1, views.ConvItem{Step: &toolSteps[i]}})
+	}
+	sort.SliceStable(items, func(i, j int) bool {
+		if items[i].at != items[j].at {
+			return items[i].at < items[j].at
+		}
+		return items[i].rank < items[j].rank
+	})
+	for _, it := range items {
+		v.Items = append(v.Items, it.item)
+	}
+	return v, nil
 }
 
 func lastError(e *db.LastError) string {

@@ -131,27 +131,17 @@ func sortedPairs(m db.Metadata) [][2]string {
 	return out
 }
 
-// ShowThread handles GET /threads/:thread_id.
-func (u *UI) ShowThread(c *echo.Context) error {
-	return u.showThread(c, http.StatusOK, views.Composer{})
-}
-
-// showThread renders the thread page; draft refills the composer after a
-// refused message (its Content, Role, Error and chosen assistant).
-func (u *UI) showThread(c *echo.Context, status int, draft views.Composer) error {
-	ctx := c.Request().Context()
-	id := c.Param("thread_id")
-	t, err := u.store.GetThread(ctx, id)
-	if err != nil {
-		return storeErr(err, "thread", id)
-	}
+// threadMessages loads a thread's messages for the page (at most
+// maxThreadMessagesShown; truncated says there are more).
+// Remote images load only where an admin allowed them (remote).
+func (u *UI) threadMessages(ctx context.Context, id string, remote bool) ([]views.MessageView, bool, error) {
 	msgs, err := u.store.ThreadTranscript(ctx, id, maxThreadMessagesShown+1)
 	if err != nil {
-		return Internal(err)
+		return nil, false, err
 	}
-	v := views.ThreadView{ID: t.ID, CreatedAt: t.CreatedAt, Metadata: sortedPairs(t.Metadata)}
+	truncated := false
 	if len(msgs) > maxThreadMessagesShown {
-		msgs, v.Truncated = msgs[:maxThreadMessagesShown], true
+		msgs, truncated = msgs[:maxThreadMessagesShown], true
 	}
 	var fileIDs []string
 	for _, m := range msgs {
@@ -168,46 +158,78 @@ func (u *UI) showThread(c *echo.Context, status int, draft views.Composer) error
 	}
 	names, err := u.store.FileNames(ctx, fileIDs)
 	if err != nil {
-		return Internal(err)
+		return nil, false, err
 	}
+	out := make([]views.MessageView, 0, len(msgs))
+	for _, m := range msgs {
+		out = append(out, messageViewWith(m, names, remote))
+	}
+	return out, truncated, nil
+}
+
+// ShowThread handles GET /threads/:thread_id. The page follows the thread
+// live (static/live.js over GET /threads/:thread_id/events).
+func (u *UI) ShowThread(c *echo.Context) error {
+	return u.showThread(c, nil)
+}
+
+// showThread renders the thread page; comp, when set, is a composer to
+// show again with what was typed and why it was refused.
+func (u *UI) showThread(c *echo.Context, comp *views.Composer) error {
+	ctx := c.Request().Context()
+	id := c.Param("thread_id")
+	t, err := u.store.GetThread(ctx, id)
+	if err != nil {
+		return storeErr(err, "thread", id)
+	}
+	v := views.ThreadView{ID: t.ID, CreatedAt: t.CreatedAt, Metadata: sortedPairs(t.Metadata)}
 	remote, err := u.remoteImages(c)
 	if err != nil {
 		return err
 	}
-	for _, m := range msgs {
-		v.Messages = append(v.Messages, messageViewWith(m, names, remote))
-	}
-	if v.Runs, err = u.threadRuns(ctx, id); err != nil {
+	msgs, truncated, err := u.threadMessages(ctx, id, remote)
+	if err != nil {
 		return Internal(err)
 	}
-	// Poll while a run moves by itself; not while it waits for a person
-	// (requires_action), whose typing a refresh would wipe out.
-	for _, r := range v.Runs {
-		v.Live = v.Live || (r.Active && r.Status != db.RunRequiresAction)
+	v.Truncated = truncated
+	if v.Live, err = u.liveView(ctx, id, msgs); err != nil {
+		return Internal(err)
 	}
+	status := http.StatusOK
 	if usr := currentUser(c); usr != nil && roleRank[usr.Role] >= roleRank[db.RoleEditor] {
-		comp := &views.Composer{CanRun: u.api.engine != nil}
-		assistants, err := u.store.AllAssistants(ctx)
-		if err != nil {
+		if comp == nil {
+			comp = &views.Composer{}
+		} else {
+			status = http.StatusUnprocessableEntity
+		}
+		comp.CanRun = u.api.engine != nil
+		if comp.Assistants, err = u.assistantChoices(ctx); err != nil {
 			return Internal(err)
 		}
-		for _, a := range assistants {
-			label := deref(a.Name)
-			if label == "" {
-				label = a.ID
-			}
-			comp.Assistants = append(comp.Assistants, [2]string{a.ID, label})
+		if comp.Selected == "" && v.Live.Latest != nil {
+			comp.Selected = v.Live.Latest.AssistantID
 		}
-		if n := len(v.Runs); n > 0 {
-			comp.Selected = v.Runs[n-1].AssistantID
-		}
-		comp.Content, comp.Role, comp.Error = draft.Content, draft.Role, draft.Error
-		if draft.Selected != "" {
-			comp.Selected = draft.Selected
-		}
+		comp.Disabled = v.Live.Active
 		v.Composer = comp
 	}
 	return render(c, status, views.ThreadPage(u.page(c, "Thread "+id, "threads"), v))
+}
+
+// assistantChoices lists assistants for pickers: id and name (or id).
+func (u *UI) assistantChoices(ctx context.Context) ([][2]string, error) {
+	assistants, err := u.store.AllAssistants(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][2]string, 0, len(assistants))
+	for _, a := range assistants {
+		label := deref(a.Name)
+		if label == "" {
+			label = a.ID
+		}
+		out = append(out, [2]string{a.ID, label})
+	}
+	return out, nil
 }
 
 func annotationFile(a db.Annotation) string {
@@ -303,12 +325,30 @@ func (u *UI) ExportThread(c *echo.Context) error {
 	if msgs == nil {
 		msgs = []db.Message{}
 	}
+	runs, err := u.store.ThreadRuns(ctx, id)
+	if err != nil {
+		return Internal(err)
+	}
+	steps, err := u.store.ThreadSteps(ctx, id)
+	if err != nil {
+		return Internal(err)
+	}
+	if runs == nil {
+		runs = []db.Run{}
+	}
+	if steps == nil {
+		steps = []db.RunStep{}
+	}
 	h := c.Response().Header()
 	if strings.HasSuffix(c.Path(), ".json") {
+		// Runs and their steps carry every tool call with its arguments
+		// and output.
 		b, err := json.MarshalIndent(struct {
 			Thread   db.Thread    `json:"thread"`
 			Messages []db.Message `json:"messages"`
-		}{t, msgs}, "", "  ")
+			Runs     []db.Run     `json:"runs"`
+			Steps    []db.RunStep `json:"run_steps"`
+		}{t, msgs, runs, steps}, "", "  ")
 		if err != nil {
 			return Internal(err)
 		}
@@ -335,6 +375,7 @@ func (u *UI) ExportThread(c *echo.Context) error {
 			}
 		}
 	}
+	writeRunsMarkdown(&b, runs, steps)
 	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": id + ".md"}))
 	return c.Blob(http.StatusOK, "text/markdown; charset=utf-8", []byte(b.String()))
 }
@@ -357,4 +398,62 @@ func (u *UI) DeleteThread(c *echo.Context) error {
 func (u *UI) ChromaCSS(c *echo.Context) error {
 	c.Response().Header().Set("Cache-Control", "public, max-age=86400")
 	return c.Blob(http.StatusOK, "text/css; charset=utf-8", chromaCSS())
+}
+
+// writeRunsMarkdown appends the runs of a thread to its Markdown export:
+// status, model, the real last_error, usage, and each step with its tool
+// calls, their arguments and outputs.
+func writeRunsMarkdown(b *strings.Builder, runs []db.Run, steps []db.RunStep) {
+	if len(runs) == 0 {
+		return
+	}
+	b.WriteString("\n# Runs\n")
+	fence := func(label, body string) {
+		fmt.Fprintf(b, "\n%s:\n\n````\n%s\n````\n", label, body)
+	}
+	for _, r := range runs {
+		fmt.Fprintf(b, "\n## Run %s · %s\n\n- assistant: %s\n- model: %s\n- created: %s\n", r.ID, r.Status, r.AssistantID, r.Model, views.When(r.CreatedAt))
+		if r.LastError != nil {
+			fmt.Fprintf(b, "- last_error: %s\n", lastError(r.LastError))
+		}
+		if r.Usage != nil {
+			fmt.Fprintf(b, "- tokens: prompt %d, completion %d, total %d\n", r.Usage.PromptTokens, r.Usage.CompletionTokens, r.Usage.TotalTokens)
+		}
+		for _, st := range steps {
+			if st.RunID != r.ID {
+				continue
+			}
+			fmt.Fprintf(b, "\n### Step %s · %s · %s\n", st.ID, st.Type, st.Status)
+			if mc := st.StepDetails.MessageCreation; mc != nil {
+				fmt.Fprintf(b, "\nCreated message %s.\n", mc.MessageID)
+			}
+			for _, tc := range st.StepDetails.ToolCalls {
+				switch {
+				case tc.Function != nil:
+					fmt.Fprintf(b, "\n#### %s `%s` (%s)\n", tc.Type, tc.Function.Name, tc.ID)
+					fence("Arguments", prettyJSON(tc.Function.Arguments))
+					if tc.Function.Output != nil {
+						fence("Output", prettyJSON(*tc.Function.Output))
+					} else {
+						b.WriteString("\nOutput: (none yet)\n")
+					}
+				case tc.CodeInterpreter != nil:
+					fmt.Fprintf(b, "\n#### code_interpreter (%s)\n", tc.ID)
+					fence("Code", tc.CodeInterpreter.Input)
+					for _, o := range tc.CodeInterpreter.Outputs {
+						if o.Image != nil {
+							fmt.Fprintf(b, "\n[image: %s]\n", o.Image.FileID)
+						} else {
+							fence("Logs", o.Logs)
+						}
+					}
+				case tc.FileSearch != nil:
+					fmt.Fprintf(b, "\n#### file_search (%s)\n\n", tc.ID)
+					for _, res := range tc.FileSearch.Results {
+						fmt.Fprintf(b, "- %s (%s), score %.3f\n", res.FileName, res.FileID, res.Score)
+					}
+				}
+			}
+		}
+	}
 }

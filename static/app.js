@@ -2,6 +2,26 @@
 // conveniences. No inline scripts anywhere (the CSP forbids them).
 (function () {
   "use strict";
+  // Theme: the system's (auto), or light or dark as picked with the
+  // header's toggle; remembered in this browser.
+  var themes = ["auto", "light", "dark"];
+  function applyTheme(t) {
+    if (t === "light" || t === "dark") document.documentElement.setAttribute("data-theme", t);
+    else document.documentElement.removeAttribute("data-theme");
+    document.querySelectorAll("[data-theme-toggle]").forEach(function (b) {
+      b.textContent = "Theme: " + t;
+      b.hidden = false;
+    });
+  }
+  var theme = "auto";
+  try { theme = localStorage.getItem("theme") || "auto"; } catch (e) {}
+  applyTheme(theme);
+  document.addEventListener("click", function (ev) {
+    if (!ev.target.closest("[data-theme-toggle]")) return;
+    theme = themes[(themes.indexOf(theme) + 1) % themes.length];
+    try { localStorage.setItem("theme", theme); } catch (e) {}
+    applyTheme(theme);
+  });
   // Copy buttons: <button data-copy="#selector">.
   document.addEventListener("click", function (ev) {
     var btn = ev.target.closest("[data-copy]");

@@ -16,7 +16,7 @@ import (
 	"sort"
 )
 
-//go:embed app.css app.js all:vendor
+//go:embed app.css app.js live.js favicon.svg all:vendor
 var files embed.FS
 
 // FS is the tree served under /static/.

@@ -99,6 +99,7 @@ func addUIRoutes(e *echo.Echo, ui *handlers.UI) {
 
 	e.GET("/static/chroma.css", ui.ChromaCSS)
 	e.StaticFS("/static", static.FS, cacheAssets)
+	e.GET("/favicon.ico", func(c *echo.Context) error { return c.Redirect(http.StatusMovedPermanently, "/static/favicon.svg") })
 
 	e.GET("/", ui.Home)
 	e.GET("/login", ui.ShowLogin)
@@ -129,6 +130,12 @@ func addUIRoutes(e *echo.Echo, ui *handlers.UI) {
 	e.POST("/threads/:thread_id/messages", ui.AddMessage, editor)
 	e.POST("/threads/:thread_id/runs/:run_id/outputs", ui.SubmitOutputs, editor)
 	e.POST("/threads/:thread_id/runs/:run_id/cancel", ui.CancelRun, editor)
+	e.POST("/threads/:thread_id/runs/:run_id/retry", ui.RetryRun, editor)
+	e.GET("/threads/:thread_id/events", ui.ThreadEvents, signedIn)
+	e.GET("/threads/:thread_id/live", ui.LiveFragment, signedIn)
+	e.GET("/threads/:thread_id/exchanges/:exchange_id", ui.ShowExchange, signedIn)
+	e.GET("/playground", ui.Playground, signedIn)
+	e.POST("/playground", ui.PlaygroundPost, editor)
 
 	e.GET("/files", ui.Files, signedIn)
 	e.POST("/files", ui.UploadFiles, editor)

@@ -1,0 +1,187 @@
+// assistantd's live view: follows a thread's event stream (one
+// EventSource per page, GET /threads/:id/events) and keeps the page's
+// messages, run controls and timeline current. Tokens are appended as they
+// arrive; when a step, message or run changes, the live parts are fetched
+// again from the store (GET /threads/:id/live) and swapped in, keeping
+// open steps open and typed outputs typed. Forms marked data-composer or
+// data-live-form are sent with fetch so the page (and its stream) stays.
+// No inline script anywhere: the CSP forbids it.
+(function () {
+  "use strict";
+
+  // Assistant picker: apply on change.
+  document.addEventListener("change", function (ev) {
+    var form = ev.target.closest && ev.target.closest("form[data-autosubmit]");
+    if (form) form.submit();
+  });
+
+  var root = document.querySelector("[data-live-root]");
+  var PARTS = ["live-messages", "live-controls", "live-timeline"];
+  var texts = {}; // message id → text streamed so far
+  var args = {}; // step id → tool call arguments streamed so far
+  var last = ""; // id of the last event seen
+  var es = null;
+
+  function paintStreams() {
+    document.querySelectorAll("[data-stream-for]").forEach(function (el) {
+      var t = texts[el.getAttribute("data-stream-for")];
+      if (t !== undefined && el.textContent !== t) el.textContent = t;
+    });
+    document.querySelectorAll("[data-args-for]").forEach(function (el) {
+      var t = args[el.getAttribute("data-args-for")];
+      if (t) {
+        el.hidden = false;
+        if (el.textContent !== t) el.textContent = t;
+      }
+    });
+  }
+
+  function syncControls() {
+    var controls = document.getElementById("live-controls");
+    var active = controls && controls.getAttribute("data-active") === "true";
+    document.querySelectorAll("[data-composer-controls]").forEach(function (fs) { fs.disabled = active; });
+    document.querySelectorAll("[data-composer-busy]").forEach(function (p) { p.hidden = !active; });
+    document.querySelectorAll("form[data-outputs-form]").forEach(checkOutputs);
+  }
+
+  // Submit is enabled only when every pending call has an output.
+  function checkOutputs(form) {
+    var boxes = form.querySelectorAll("textarea");
+    var ready = boxes.length > 0;
+    boxes.forEach(function (b) { if (!b.value.trim()) ready = false; });
+    var btn = form.querySelector("[data-needs-all]");
+    if (btn) btn.disabled = !ready;
+  }
+  document.addEventListener("input", function (ev) {
+    var form = ev.target.closest && ev.target.closest("form[data-outputs-form]");
+    if (form) checkOutputs(form);
+  });
+
+  var refreshing = false, again = false;
+  function refresh() {
+    if (!root) return;
+    if (refreshing) { again = true; return; }
+    refreshing = true;
+    fetch(root.getAttribute("data-fragment"), { headers: { "Accept": "text/html" }, credentials: "same-origin" })
+      .then(function (res) { return res.ok ? res.text() : Promise.reject(res.status); })
+      .then(function (html) {
+        var doc = new DOMParser().parseFromString("<body>" + html + "</body>", "text/html");
+        PARTS.forEach(function (id) {
+          var now = document.getElementById(id), next = doc.getElementById(id);
+          if (!now || !next) return;
+          // Keep open what is open, and what was typed.
+          now.querySelectorAll("details[id]").forEach(function (d) {
+            var n = next.querySelector("details[id='" + d.id + "']");
+            if (n) n.open = d.open;
+          });
+          now.querySelectorAll("textarea[id]").forEach(function (t) {
+            var n = next.querySelector("textarea[id='" + t.id + "']");
+            if (n && t.value) n.value = t.value;
+          });
+          now.replaceWith(document.adoptNode(next));
+        });
+        paintStreams();
+        syncControls();
+      })
+      .catch(function () {})
+      .then(function () {
+        refreshing = false;
+        if (again) { again = false; refresh(); }
+      });
+  }
+
+  function onEvent(ev) {
+    if (ev.lastEventId) last = ev.lastEventId;
+    var msg;
+    try { msg = JSON.parse(ev.data); } catch (e) { return; }
+    var d = msg.data || {};
+    if (msg.event === "thread.message.delta") {
+      ((d.delta && d.delta.content) || []).forEach(function (part) {
+        if (part.text && part.text.value) texts[d.id] = (texts[d.id] || "") + part.text.value;
+      });
+      paintStreams();
+      return;
+    }
+    if (msg.event === "thread.run.step.delta") {
+      var calls = (d.delta && d.delta.step_details && d.delta.step_details.tool_calls) || [];
+      calls.forEach(function (c) {
+        var f = c["function"];
+        if (f) args[d.id] = (args[d.id] || "") + (f.name ? "\n" + f.name + " " : "") + (f.arguments || "");
+      });
+      paintStreams();
+      return;
+    }
+    refresh();
+  }
+
+  function connect() {
+    if (!root || es) return;
+    var url = root.getAttribute("data-events");
+    if (last) url += (url.indexOf("?") < 0 ? "?" : "&") + "last=" + encodeURIComponent(last);
+    es = new EventSource(url);
+    es.onmessage = onEvent;
+    es.addEventListener("close", disconnect);
+  }
+  function disconnect() {
+    if (es) { es.close(); es = null; }
+  }
+  if (root) {
+    connect();
+    syncControls();
+    // Browsers allow about six connections per origin across all tabs:
+    // a hidden tab gives its stream back and resumes where it left off.
+    document.addEventListener("visibilitychange", function () {
+      if (document.hidden) disconnect();
+      else { connect(); refresh(); }
+    });
+    window.addEventListener("pagehide", disconnect);
+  }
+
+  // Forms sent without leaving the page; a mistake shows in place and
+  // keeps what was typed.
+  document.addEventListener("submit", function (ev) {
+    var form = ev.target;
+    if (!form.matches("form[data-composer], form[data-live-form]")) return;
+    if (ev.defaultPrevented) return;
+    ev.preventDefault();
+    var body = new URLSearchParams(new FormData(form, ev.submitter || null));
+    var errBox = form.querySelector("[data-composer-error]");
+    if (!errBox) {
+      errBox = document.createElement("p");
+      errBox.className = "errors";
+      errBox.setAttribute("role", "alert");
+      errBox.setAttribute("data-composer-error", "");
+      errBox.setAttribute("data-testid", "form-error");
+      form.appendChild(errBox);
+    }
+    var buttons = form.querySelectorAll("button");
+    buttons.forEach(function (b) { b.disabled = true; });
+    fetch(form.getAttribute("action"), { method: "POST", body: body, credentials: "same-origin", headers: { "X-Live": "1" } })
+      .then(function (res) {
+        var loc = res.headers.get("X-Location");
+        if (res.ok && loc) { window.location.assign(loc); return; }
+        if (res.ok) {
+          errBox.textContent = "";
+          if (form.matches("[data-composer]")) {
+            var ta = form.querySelector("textarea[name=content]");
+            if (ta) ta.value = "";
+          }
+          refresh();
+          return;
+        }
+        return res.text().then(function (t) {
+          var html = (res.headers.get("Content-Type") || "").indexOf("text/html") === 0;
+          if (html) {
+            var d = new DOMParser().parseFromString(t, "text/html").querySelector('[data-testid="error-message"]');
+            t = d ? d.textContent : "The server refused this (" + res.status + ").";
+          }
+          errBox.textContent = res.status >= 500 ? "Something went wrong (" + res.status + "); see the server log." : t;
+        });
+      })
+      .catch(function () { errBox.textContent = "The server did not answer; try again."; })
+      .then(function () {
+        buttons.forEach(function (b) { b.disabled = false; });
+        syncControls();
+      });
+  });
+})();
