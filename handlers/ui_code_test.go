@@ -33,16 +33,17 @@ func TestThreadPageShowsCodeInterpreterCall(t *testing.T) {
 		t.Fatal(err)
 	}
 	doc := a.user(db.RoleViewer).page("/threads/"+th.ID, http.StatusOK)
-	if got := testid(doc, "tool-arguments").Text(); got != "print('<b>hi</b>')" {
+	if got := testid(doc, "code-input").First().Text(); got != "print('<b>hi</b>')" {
 		t.Errorf("code = %q", got)
 	}
-	if got := testid(doc, "tool-output").Text(); !strings.Contains(got, "<b>hi</b>") || !strings.Contains(got, "[image file-fig]") {
-		t.Errorf("output = %q", got)
+	logs := testid(doc, "code-logs").First()
+	if got := logs.Text(); !strings.Contains(got, "<b>hi</b>") {
+		t.Errorf("logs = %q", got)
 	}
-	if testid(doc, "tool-output").Find("b").Length() != 0 {
+	if logs.Find("b").Length() != 0 {
 		t.Error("logs were rendered as HTML")
 	}
-	if got := testid(doc, "tool-call").Find("code").First().Text(); got != "code_interpreter" {
-		t.Errorf("call name = %q", got)
+	if src, _ := testid(doc, "code-image").First().Attr("src"); src != "/files/file-fig/content" {
+		t.Errorf("image src = %q, want the figure's content", src)
 	}
 }

@@ -120,6 +120,9 @@ func (u *UI) composedMessage(c *echo.Context, text, role string) (db.Message, st
 	if role == "" {
 		role = "user"
 	}
+	if role != "user" && role != "assistant" {
+		return db.Message{}, "Add the message as user or assistant."
+	}
 	m, err := u.api.buildMessage(c, "", messageRequest{Role: role, Content: messageContent{Set: true, Text: &text}})
 	if err != nil {
 		return m, userMessage(err)
@@ -131,7 +134,7 @@ func (u *UI) composedMessage(c *echo.Context, text, role string) (db.Message, st
 func runConflict(err error) string {
 	var ar *db.ActiveRunError
 	if errors.As(err, &ar) {
-		return "A run is active on this thread; wait for it to end (or cancel it) before adding messages."
+		return "This thread has an active run; wait for it to end (or cancel it) before adding messages."
 	}
 	return ""
 }

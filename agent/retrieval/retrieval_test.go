@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -352,13 +353,14 @@ func TestFilters(t *testing.T) {
 }
 
 // conceptEmbedder embeds words by concept, so synonyms share a vector:
-// what an embeddings model adds over BM25.
-type conceptEmbedder struct{ calls int }
+// what an embeddings model adds over BM25. Ingestion workers call it
+// concurrently.
+type conceptEmbedder struct{ calls atomic.Int64 }
 
 var concepts = map[string]int{"car": 0, "automobile": 0, "vehicle": 0, "dog": 1, "puppy": 1, "canine": 1, "rain": 2, "storm": 2}
 
 func (e *conceptEmbedder) Embed(_ context.Context, texts []string) ([][]float32, error) {
-	e.calls++
+	e.calls.Add(1)
 	out := make([][]float32, len(texts))
 	for i, t := range texts {
 		v := make([]float32, 4)
@@ -387,7 +389,7 @@ func TestHybridSearch(t *testing.T) {
 		{FileID: car.ID, Chunking: db.AutoChunking()}, {FileID: dog.ID, Chunking: db.AutoChunking()}, {FileID: wet.ID, Chunking: db.AutoChunking()}})
 	emb := &conceptEmbedder{}
 	ingestAll(t, s, emb, vs.ID)
-	if emb.calls == 0 {
+	if emb.calls.Load() == 0 {
 		t.Fatal("ingestion did not embed")
 	}
 	q := Query{StoreIDs: []string{vs.ID}, Queries: []string{"automobile"}, MaxResults: 1}
