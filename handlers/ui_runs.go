@@ -130,6 +130,20 @@ func (u *UI) threadRuns(ctx context.Context, threadID string) ([]views.RunView, 
 	if err := u.attachDeliveries(ctx, threadID, out); err != nil {
 		return nil, nil, err
 	}
+	// The conversation's inline tool steps show the same deliveries.
+	byCall := map[string][]views.DeliveryView{}
+	for _, r := range out {
+		for _, st := range r.Steps {
+			for _, tc := range st.ToolCalls {
+				byCall[tc.ID] = tc.Deliveries
+			}
+		}
+	}
+	for i := range toolSteps {
+		for j := range toolSteps[i].ToolCalls {
+			toolSteps[i].ToolCalls[j].Deliveries = byCall[toolSteps[i].ToolCalls[j].ID]
+		}
+	}
 	return out, toolSteps, nil
 }
 

@@ -22,6 +22,18 @@
     try { localStorage.setItem("theme", theme); } catch (e) {}
     applyTheme(theme);
   });
+  // Upload progress: htmx reports the request body's progress; the form's
+  // <progress data-upload-progress> shows it (the answer replaces the form).
+  document.addEventListener("htmx:xhr:progress", function (ev) {
+    var form = ev.target.closest && ev.target.closest("form");
+    var bar = form && form.querySelector("[data-upload-progress]");
+    var d = ev.detail || {};
+    if (!bar || !d.lengthComputable || !d.total) return;
+    var pct = Math.round((100 * d.loaded) / d.total);
+    bar.hidden = false;
+    bar.setAttribute("value", String(pct));
+    bar.textContent = pct + "%";
+  });
   // Copy buttons: <button data-copy="#selector">.
   document.addEventListener("click", function (ev) {
     var btn = ev.target.closest("[data-copy]");

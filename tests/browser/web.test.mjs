@@ -375,6 +375,27 @@ describe("web app", { skip: missing || false }, () => {
     assert.match(res.headers()["content-disposition"], /attachment/);
   });
 
+  test("files: a large upload shows its progress", async () => {
+    const page = admin;
+    await page.goto(server.base + "/files");
+    // Record every value the progress bar shows (the answer replaces it).
+    await page.evaluate(() => {
+      window.uploadProgress = [];
+      new MutationObserver(() => {
+        const bar = document.querySelector("[data-upload-progress]");
+        if (bar && !bar.hidden) window.uploadProgress.push(Number(bar.getAttribute("value")));
+      }).observe(document.body, { attributes: true, subtree: true, attributeFilter: ["value", "hidden"] });
+    });
+    await page.setInputFiles("#upload-files", [
+      { name: "big.bin", mimeType: "application/octet-stream", buffer: Buffer.alloc(24 << 20, 7) },
+    ]);
+    await page.click('[data-testid="upload-submit"]');
+    await page.waitForSelector('[data-testid="upload-ok"]');
+    const seen = await page.evaluate(() => window.uploadProgress);
+    assert.ok(seen.length > 0, "the progress bar never showed");
+    assert.equal(Math.max(...seen), 100, `progress values seen: ${seen.join(", ")}`);
+  });
+
   test("API keys: created key shown once, works on /v1, revoked", async () => {
     const page = admin;
     await page.goto(server.base + "/settings/keys");

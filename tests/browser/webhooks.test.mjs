@@ -152,12 +152,13 @@ describe("webhook settings in the function editor", { skip: missing || false }, 
     }
     assert.equal(run.status, "completed");
     await page.goto(`${server.base}/threads/${thread.id}`);
-    await page.click('[data-testid="run"] > summary');
-    await page.click('[data-testid="run-step"] > summary');
-    const delivery = page.locator('[data-testid="delivery"]');
+    // The timeline opens the latest run; open its tool step.
+    const timeline = page.locator('[data-testid="timeline"]');
+    await timeline.locator('[data-testid="run-step"][data-type="tool_calls"] > summary').click();
+    const delivery = timeline.locator('[data-testid="delivery"]');
     assert.equal(await delivery.count(), 1);
     assert.equal(await delivery.locator('[data-testid="delivery-status"]').textContent(), "HTTP 200");
-    assert.match(await page.textContent('[data-testid="tool-output"]'), /weather for get_weather: 21C/);
+    assert.match(await timeline.locator('[data-testid="tool-output"]').textContent(), /weather for get_weather: 21C/);
     await shoot(page, "webhook-run-deliveries");
 
     // Remove.
