@@ -51,6 +51,14 @@ func (u *UI) refuse(c *echo.Context, msg string, rerender func() error) error {
 	return rerender()
 }
 
+// refuseBack returns how a run action on a thread page is refused: 422
+// with the message for the page's script, otherwise a flash back at back.
+func (u *UI) refuseBack(c *echo.Context, back string) func(msg string) error {
+	return func(msg string) error {
+		return u.refuse(c, msg, func() error { return u.flash(c, back, msg, true) })
+	}
+}
+
 // userMessage is what a person sees for an error of the engine or the
 // validation: the API's own message, naming the field.
 func userMessage(err error) string {
@@ -142,14 +150,6 @@ func runConflict(err error) string {
 // maxIDLen bounds an object id taken from a form: ours are far shorter.
 const maxIDLen = 64
 
-// isRequestError reports whether a store or engine error is the client's
-// to fix (an active run on the thread, an invalid request), not ours.
-func isRequestError(err error) bool {
-	var ar *db.ActiveRunError
-	var re *agent.RequestError
-	return errors.As(err, &ar) || errors.As(err, &re) || errors.Is(err, db.ErrIllegalTransition)
-}
-
 // SubmitOutputs handles POST /threads/:thread_id/runs/:run_id/outputs:
 // one output per pending call, all sent in one request. A missing output
 // is refused here, with the call named, before the engine sees anything.
@@ -157,9 +157,7 @@ func (u *UI) SubmitOutputs(c *echo.Context) error {
 	threadID, runID := c.Param("thread_id"), c.Param("run_id")
 	ctx := c.Request().Context()
 	back := "/threads/" + threadID
-	fail := func(msg string) error {
-		return u.refuse(c, msg, func() error { return u.flash(c, back, msg, true) })
-	}
+	fail := u.refuseBack(c, back)
 	if u.api.engine == nil {
 		return fail("Runs are not available on this server.")
 	}
@@ -192,9 +190,7 @@ func (u *UI) SubmitOutputs(c *echo.Context) error {
 func (u *UI) CancelRun(c *echo.Context) error {
 	threadID, runID := c.Param("thread_id"), c.Param("run_id")
 	back := "/threads/" + threadID
-	fail := func(msg string) error {
-		return u.refuse(c, msg, func() error { return u.flash(c, back, msg, true) })
-	}
+	fail := u.refuseBack(c, back)
 	if u.api.engine == nil {
 		return fail("Runs are not available on this server.")
 	}
@@ -210,9 +206,7 @@ func (u *UI) RetryRun(c *echo.Context) error {
 	threadID, runID := c.Param("thread_id"), c.Param("run_id")
 	ctx := c.Request().Context()
 	back := "/threads/" + threadID
-	fail := func(msg string) error {
-		return u.refuse(c, msg, func() error { return u.flash(c, back, msg, true) })
-	}
+	fail := u.refuseBack(c, back)
 	if u.api.engine == nil {
 		return fail("Runs are not available on this server.")
 	}
