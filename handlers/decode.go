@@ -9,48 +9,14 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
+
+	"github.com/assistantd/assistantd/handlers/validate"
 )
 
 // maxJSONBody bounds a JSON request body. The largest legitimate bodies
 // (instructions of 256,000 characters, 32 messages of 256,000 characters
 // each when creating a thread) stay well below it.
 const maxJSONBody = 32 << 20
-
-// Opt is a request field that distinguishes absent, null and a value, which
-// modify endpoints need ("name": null clears the name; no "name" keeps it).
-type Opt[T any] struct {
-	Set  bool // the field was present
-	Null bool // it was JSON null
-	V    T
-}
-
-// UnmarshalJSON records presence and decodes strictly (unknown nested
-// fields are errors, as they are at the top level).
-func (o *Opt[T]) UnmarshalJSON(b []byte) error {
-	o.Set = true
-	if bytes.Equal(bytes.TrimSpace(b), []byte("null")) {
-		o.Null = true
-		var zero T
-		o.V = zero
-		return nil
-	}
-	return strictUnmarshal(b, &o.V)
-}
-
-// Ptr returns the value's address, or nil when absent or null.
-func (o Opt[T]) Ptr() *T {
-	if !o.Set || o.Null {
-		return nil
-	}
-	v := o.V
-	return &v
-}
-
-func strictUnmarshal(b []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	return dec.Decode(v)
-}
 
 // decodeBody decodes a JSON object request body into v, rejecting unknown
 // parameters and wrong types with OpenAI's messages. An empty body decodes
@@ -80,7 +46,7 @@ func decodeBody(r *http.Request, v any, allowEmpty bool) error {
 	if body[0] != '{' {
 		return invalid("", "invalid_type", "Invalid type for request body: expected a JSON object.")
 	}
-	if err := strictUnmarshal(body, v); err != nil {
+	if err := validate.Strict(body, v); err != nil {
 		return withPath(decodeError(err), body)
 	}
 	return nil
@@ -199,11 +165,10 @@ func decodeError(err error) error {
 	var (
 		syn *json.SyntaxError
 		typ *json.UnmarshalTypeError
-		ae  *Error
 	)
 	switch {
-	case errors.As(err, &ae):
-		return ae
+	case AsError(err) != nil:
+		return AsError(err)
 	case errors.As(err, &syn), errors.Is(err, io.ErrUnexpectedEOF):
 		return invalid("", "", "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP library correctly. The API expects a JSON payload, but what was sent was not valid JSON.)")
 	case errors.As(err, &typ):

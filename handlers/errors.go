@@ -85,13 +85,12 @@ func Internal(err error) *Error {
 // storeErr turns a store error into an API error: ErrNotFound becomes the
 // 404 for kind/id, a bad cursor a 400, anything else a 500.
 func storeErr(err error, kind, id string) error {
-	var ae *Error
 	var ce *db.CursorError
 	switch {
 	case err == nil:
 		return nil
-	case errors.As(err, &ae):
-		return ae
+	case AsError(err) != nil:
+		return AsError(err)
 	case errors.Is(err, db.ErrNotFound):
 		if kind == "file" {
 			return fileNotFound(id)

@@ -2,9 +2,7 @@ package handlers
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"slices"
 
@@ -12,6 +10,7 @@ import (
 
 	"github.com/assistantd/assistantd/agent"
 	"github.com/assistantd/assistantd/db"
+	"github.com/assistantd/assistantd/handlers/validate"
 )
 
 // Engine is what the API handlers need from the run engine.
@@ -25,213 +24,34 @@ type Engine interface {
 	Providers() *agent.Providers
 }
 
-const (
-	maxRunTools     = 20
-	minTokenLimit   = 256
-	pollAfterMillis = "500"
-)
-
-// runFields are the knobs shared by create run and create thread and run.
-type runFields struct {
-	AssistantID         Opt[string]                `json:"assistant_id"`
-	Model               Opt[string]                `json:"model"`
-	Instructions        Opt[string]                `json:"instructions"`
-	Tools               Opt[[]db.Tool]             `json:"tools"`
-	Metadata            Opt[db.Metadata]           `json:"metadata"`
-	Temperature         Opt[float64]               `json:"temperature"`
-	TopP                Opt[float64]               `json:"top_p"`
-	Stream              Opt[bool]                  `json:"stream"`
-	MaxPromptTokens     Opt[int64]                 `json:"max_prompt_tokens"`
-	MaxCompletionTokens Opt[int64]                 `json:"max_completion_tokens"`
-	TruncationStrategy  Opt[db.TruncationStrategy] `json:"truncation_strategy"`
-	ToolChoice          Opt[json.RawMessage]       `json:"tool_choice"`
-	ParallelToolCalls   Opt[bool]                  `json:"parallel_tool_calls"`
-	ResponseFormat      Opt[json.RawMessage]       `json:"response_format"`
-	ReasoningEffort     Opt[string]                `json:"reasoning_effort"`
-}
+const pollAfterMillis = "500"
 
 // createRunRequest is the body of POST /threads/{thread_id}/runs.
 type createRunRequest struct {
-	runFields
-	AdditionalInstructions Opt[string]           `json:"additional_instructions"`
-	AdditionalMessages     Opt[[]messageRequest] `json:"additional_messages"`
+	validate.RunFields
+	AdditionalInstructions validate.Opt[string]                    `json:"additional_instructions"`
+	AdditionalMessages     validate.Opt[[]validate.MessageRequest] `json:"additional_messages"`
 }
 
 // threadAndRunRequest is the body of POST /threads/runs.
 type threadAndRunRequest struct {
-	runFields
-	Thread        Opt[threadRequest]        `json:"thread"`
-	ToolResources Opt[toolResourcesRequest] `json:"tool_resources"`
+	validate.RunFields
+	Thread        validate.Opt[validate.ThreadRequest]        `json:"thread"`
+	ToolResources validate.Opt[validate.ToolResourcesRequest] `json:"tool_resources"`
 }
 
-// buildRun validates the run knobs against the assistant and returns the
-// run with its effective settings.
-func (h *API) buildRun(c *echo.Context, f runFields, additional *string) (db.Run, error) {
-	var r db.Run
-	if !f.AssistantID.Set || f.AssistantID.Null {
-		return r, invalid("assistant_id", "missing_required_parameter", "Missing required parameter: 'assistant_id'.")
-	}
-	if err := checkID("assistant_id", f.AssistantID.V, "asst_"); err != nil {
-		return r, err
-	}
-	asst, err := h.store.GetAssistant(c.Request().Context(), f.AssistantID.V)
+// buildRun loads the assistant a run names and validates the run's knobs
+// against it (package validate, which the playground calls too).
+func (h *API) buildRun(c *echo.Context, f validate.RunFields, additional *string) (db.Run, error) {
+	id, err := f.AssistantRef()
 	if err != nil {
-		return r, storeErr(err, "assistant", f.AssistantID.V)
+		return db.Run{}, err
 	}
-	r.AssistantID, r.Model, r.Tools = asst.ID, asst.Model, asst.Tools
-	r.Temperature, r.TopP, r.ResponseFormat, r.ReasoningEffort = asst.Temperature, asst.TopP, asst.ResponseFormat, asst.ReasoningEffort
-	if asst.Instructions != nil {
-		r.Instructions = *asst.Instructions
+	asst, err := h.store.GetAssistant(c.Request().Context(), id)
+	if err != nil {
+		return db.Run{}, storeErr(err, "assistant", id)
 	}
-	if f.Model.Set && !f.Model.Null {
-		if f.Model.V == "" {
-			return r, invalid("model", "invalid_value", "Invalid 'model': expected a non-empty string.")
-		}
-		r.Model = f.Model.V
-	}
-	if f.Instructions.Set && !f.Instructions.Null {
-		if err := checkLen("instructions", &f.Instructions.V, maxInstructions); err != nil {
-			return r, err
-		}
-		r.Instructions = f.Instructions.V
-	}
-	if additional != nil && *additional != "" {
-		if err := checkLen("additional_instructions", additional, maxInstructions); err != nil {
-			return r, err
-		}
-		if r.Instructions != "" {
-			r.Instructions += "\n\n"
-		}
-		r.Instructions += *additional
-	}
-	if f.Tools.Set && !f.Tools.Null {
-		if err := checkTools("tools", f.Tools.V, maxRunTools); err != nil {
-			return r, err
-		}
-		r.Tools = slices.Clone(f.Tools.V)
-	}
-	if err := checkMetadata("metadata", f.Metadata.V); err != nil {
-		return r, err
-	}
-	r.Metadata = f.Metadata.V
-	if f.Temperature.Set && !f.Temperature.Null {
-		if err := checkRange("temperature", &f.Temperature.V, 0, 2); err != nil {
-			return r, err
-		}
-		r.Temperature = f.Temperature.Ptr()
-	}
-	if f.TopP.Set && !f.TopP.Null {
-		if err := checkRange("top_p", &f.TopP.V, 0, 1); err != nil {
-			return r, err
-		}
-		r.TopP = f.TopP.Ptr()
-	}
-	for _, lim := range []struct {
-		name string
-		v    Opt[int64]
-		dst  **int64
-	}{{"max_prompt_tokens", f.MaxPromptTokens, &r.MaxPromptTokens}, {"max_completion_tokens", f.MaxCompletionTokens, &r.MaxCompletionTokens}} {
-		if p := lim.v.Ptr(); p != nil {
-			if *p < minTokenLimit {
-				return r, invalid(lim.name, "integer_below_min_value",
-					"Invalid '%s': integer below minimum value. Expected a value >= %d, but got %d instead.", lim.name, minTokenLimit, *p)
-			}
-			*lim.dst = p
-		}
-	}
-	r.TruncationStrategy = &db.TruncationStrategy{Type: "auto"}
-	if ts := f.TruncationStrategy.Ptr(); ts != nil {
-		switch ts.Type {
-		case "auto":
-			if ts.LastMessages != nil {
-				return r, invalid("truncation_strategy.last_messages", "invalid_value",
-					"Invalid 'truncation_strategy.last_messages': only allowed when type is 'last_messages'.")
-			}
-		case "last_messages":
-			if ts.LastMessages == nil || *ts.LastMessages < 1 {
-				return r, invalid("truncation_strategy.last_messages", "invalid_value",
-					"Invalid 'truncation_strategy.last_messages': expected an integer >= 1 when type is 'last_messages'.")
-			}
-		default:
-			return r, invalid("truncation_strategy.type", "invalid_value",
-				"Invalid value: '%s'. Supported values are: 'auto' and 'last_messages'.", ts.Type)
-		}
-		r.TruncationStrategy = ts
-	}
-	r.ToolChoice = json.RawMessage(`"auto"`)
-	if f.ToolChoice.Set && !f.ToolChoice.Null {
-		tc, err := checkToolChoice(f.ToolChoice.V, r.Tools)
-		if err != nil {
-			return r, err
-		}
-		r.ToolChoice = tc
-	}
-	r.ParallelToolCalls = true
-	if p := f.ParallelToolCalls.Ptr(); p != nil {
-		r.ParallelToolCalls = *p
-	}
-	if f.ResponseFormat.Set && !f.ResponseFormat.Null {
-		rf, err := checkResponseFormat("response_format", f.ResponseFormat.V)
-		if err != nil {
-			return r, err
-		}
-		r.ResponseFormat = rf
-	}
-	if e := f.ReasoningEffort.Ptr(); e != nil {
-		if !slices.Contains(reasoningEfforts, *e) {
-			return r, invalid("reasoning_effort", "invalid_value",
-				"Invalid value: '%s'. Supported values are: 'none', 'minimal', 'low', 'medium', 'high', 'xhigh', and 'max'.", *e)
-		}
-		r.ReasoningEffort = e
-	}
-	return r, nil
-}
-
-// checkToolChoice validates tool_choice against the run's tools.
-func checkToolChoice(raw json.RawMessage, tools []db.Tool) (json.RawMessage, error) {
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		switch s {
-		case "none", "auto":
-		case "required":
-			if len(tools) == 0 {
-				return nil, invalid("tool_choice", "invalid_value", "Invalid 'tool_choice': 'required' needs at least one tool.")
-			}
-		default:
-			return nil, invalid("tool_choice", "invalid_value", "Invalid value: '%s'. Supported values are: 'none', 'auto', and 'required'.", s)
-		}
-		return json.Marshal(s)
-	}
-	var obj struct {
-		Type     string `json:"type"`
-		Function *struct {
-			Name string `json:"name"`
-		} `json:"function,omitempty"`
-	}
-	if err := strictUnmarshal(raw, &obj); err != nil {
-		return nil, invalid("tool_choice", "invalid_type", "Invalid type for 'tool_choice': expected a string or an object with a 'type'.")
-	}
-	switch obj.Type {
-	case "function":
-		if obj.Function == nil || obj.Function.Name == "" {
-			return nil, invalid("tool_choice.function.name", "missing_required_parameter", "Missing required parameter: 'tool_choice.function.name'.")
-		}
-		if !slices.ContainsFunc(tools, func(t db.Tool) bool { return t.Function != nil && t.Function.Name == obj.Function.Name }) {
-			return nil, invalid("tool_choice.function.name", "invalid_value",
-				"Invalid 'tool_choice.function.name': no function named '%s' is among the run's tools.", obj.Function.Name)
-		}
-	case "code_interpreter", "file_search":
-		if obj.Function != nil {
-			return nil, invalid("tool_choice.function", "unknown_parameter", "Unknown parameter: 'tool_choice.function'.")
-		}
-		if !slices.ContainsFunc(tools, func(t db.Tool) bool { return t.Type == obj.Type }) {
-			return nil, invalid("tool_choice.type", "invalid_value", "Invalid 'tool_choice': the run has no '%s' tool.", obj.Type)
-		}
-	default:
-		return nil, invalid("tool_choice.type", "invalid_value",
-			"Invalid value: '%s'. Supported values are: 'function', 'code_interpreter', and 'file_search'.", obj.Type)
-	}
-	return json.Marshal(obj)
+	return validate.Run(f, asst, additional)
 }
 
 // runErr maps engine and store errors of run operations.
@@ -269,17 +89,17 @@ func (h *API) CreateRun(c *echo.Context) error {
 	if _, err := h.store.GetThread(ctx, threadID); err != nil {
 		return storeErr(err, "thread", threadID)
 	}
-	run, err := h.buildRun(c, req.runFields, req.AdditionalInstructions.Ptr())
+	run, err := h.buildRun(c, req.RunFields, req.AdditionalInstructions.Ptr())
 	if err != nil {
 		return err
 	}
 	run.ThreadID = threadID
-	if err := checkArrayLen("additional_messages", len(req.AdditionalMessages.V), maxThreadMessages); err != nil {
+	if err := checkArrayLen("additional_messages", len(req.AdditionalMessages.V), validate.MaxThreadMessages); err != nil {
 		return err
 	}
 	var extra []db.Message
 	for i, mr := range req.AdditionalMessages.V {
-		m, err := h.buildMessage(c, fmt.Sprintf("additional_messages[%d]", i), mr)
+		m, err := h.buildMessage(c, validate.P("additional_messages", i), mr)
 		if err != nil {
 			return err
 		}
@@ -307,7 +127,7 @@ func (h *API) CreateThreadAndRun(c *echo.Context) error {
 	if err := decodeBody(c.Request(), &req, false); err != nil {
 		return err
 	}
-	run, err := h.buildRun(c, req.runFields, nil)
+	run, err := h.buildRun(c, req.RunFields, nil)
 	if err != nil {
 		return err
 	}
@@ -420,32 +240,19 @@ func (h *API) SubmitToolOutputs(c *echo.Context) error {
 		return err
 	}
 	var req struct {
-		ToolOutputs Opt[[]struct {
-			ToolCallID *string `json:"tool_call_id"`
-			Output     *string `json:"output"`
-		}] `json:"tool_outputs"`
-		Stream Opt[bool] `json:"stream"`
+		ToolOutputs validate.Opt[[]validate.ToolOutputRequest] `json:"tool_outputs"`
+		Stream      validate.Opt[bool]                         `json:"stream"`
 	}
 	if err := decodeBody(c.Request(), &req, false); err != nil {
 		return err
 	}
-	if !req.ToolOutputs.Set || req.ToolOutputs.Null {
-		return invalid("tool_outputs", "missing_required_parameter", "Missing required parameter: 'tool_outputs'.")
+	checked, err := validate.ToolOutputs(validate.P("tool_outputs"), req.ToolOutputs)
+	if err != nil {
+		return err
 	}
-	outputs := make([]agent.ToolOutput, 0, len(req.ToolOutputs.V))
-	for i, o := range req.ToolOutputs.V {
-		if o.ToolCallID == nil || *o.ToolCallID == "" {
-			return invalid(fmt.Sprintf("tool_outputs[%d].tool_call_id", i), "missing_required_parameter",
-				"Missing required parameter: 'tool_outputs[%d].tool_call_id'.", i)
-		}
-		out := ""
-		if o.Output != nil {
-			out = *o.Output
-		}
-		if err := checkLen(fmt.Sprintf("tool_outputs[%d].output", i), &out, 512*1024); err != nil {
-			return err
-		}
-		outputs = append(outputs, agent.ToolOutput{ToolCallID: *o.ToolCallID, Output: out})
+	outputs := make([]agent.ToolOutput, len(checked))
+	for i, o := range checked {
+		outputs[i] = agent.ToolOutput{ToolCallID: o.ToolCallID, Output: o.Output}
 	}
 	run, from, err := h.engine.SubmitToolOutputs(c.Request().Context(), threadID, runID, outputs)
 	if err != nil {

@@ -1,58 +1,31 @@
 package handlers
 
 import (
-	"fmt"
 	"net/http"
 
 	"github.com/labstack/echo/v5"
 
 	"github.com/assistantd/assistantd/db"
+	"github.com/assistantd/assistantd/handlers/validate"
 )
 
-// threadRequest is the body of create thread (and the "thread" of create
-// thread and run).
-type threadRequest struct {
-	Messages      Opt[[]messageRequest]     `json:"messages"`
-	ToolResources Opt[toolResourcesRequest] `json:"tool_resources"`
-	Metadata      Opt[db.Metadata]          `json:"metadata"`
-}
-
-// buildThread validates a thread request and returns the thread and its
-// initial messages.
-func (h *API) buildThread(c *echo.Context, param string, r threadRequest) (db.Thread, []db.Message, error) {
-	p := func(field string) string {
-		if param == "" {
-			return field
-		}
-		return param + "." + field
+// buildThread validates a thread request at param with package validate
+// and creates the stores of a vector_stores helper.
+func (h *API) buildThread(c *echo.Context, param string, r validate.ThreadRequest) (db.Thread, []db.Message, error) {
+	tr := joinPath(param, "tool_resources")
+	if err := h.refuseHelper(r.ToolResources.Ptr(), tr); err != nil {
+		return db.Thread{}, nil, err
 	}
-	var t db.Thread
-	if err := checkArrayLen(p("messages"), len(r.Messages.V), maxThreadMessages); err != nil {
-		return t, nil, err
-	}
-	msgs := make([]db.Message, 0, len(r.Messages.V))
-	for i, mr := range r.Messages.V {
-		m, err := h.buildMessage(c, fmt.Sprintf("%s[%d]", p("messages"), i), mr)
-		if err != nil {
-			return t, nil, err
-		}
-		msgs = append(msgs, m)
-	}
-	tr, err := h.toolResources(c, p("tool_resources"), r.ToolResources.Ptr())
+	t, msgs, err := validate.Thread(c.Request().Context(), h.store, pathOf(param), r)
 	if err != nil {
 		return t, nil, err
 	}
-	t.ToolResources = tr
-	if err := checkMetadata(p("metadata"), r.Metadata.V); err != nil {
-		return t, nil, err
-	}
-	t.Metadata = r.Metadata.V
-	return t, msgs, nil
+	return t, msgs, h.createHelperStores(c, tr, r.ToolResources.Ptr(), t.ToolResources)
 }
 
 // CreateThread handles POST /v1/threads; an empty body is allowed.
 func (h *API) CreateThread(c *echo.Context) error {
-	var r threadRequest
+	var r validate.ThreadRequest
 	if err := decodeBody(c.Request(), &r, true); err != nil {
 		return err
 	}
@@ -97,8 +70,8 @@ func (h *API) ModifyThread(c *echo.Context) error {
 		return err
 	}
 	var r struct {
-		ToolResources Opt[toolResourcesRequest] `json:"tool_resources"`
-		Metadata      Opt[db.Metadata]          `json:"metadata"`
+		ToolResources validate.Opt[validate.ToolResourcesRequest] `json:"tool_resources"`
+		Metadata      validate.Opt[db.Metadata]                   `json:"metadata"`
 	}
 	if err := decodeBody(c.Request(), &r, true); err != nil {
 		return err

@@ -17,6 +17,7 @@ import (
 	"github.com/labstack/echo/v5"
 
 	"github.com/assistantd/assistantd/db"
+	"github.com/assistantd/assistantd/handlers/validate"
 	"github.com/assistantd/assistantd/views"
 )
 
@@ -209,7 +210,7 @@ func formFromRequest(c *echo.Context) views.AssistantForm {
 		CodeInterpreter: v("code_interpreter") == "on", FileSearch: v("file_search") == "on",
 		CodeFileIDs: strings.Join(dedupe(append(c.Request().Form["code_file"], splitIDs(v("code_file_ids"))...)), " "), VectorStoreIDs: v("vector_store_ids"), Metadata: v("metadata"), ToolsJSON: v("tools_json")}
 	n, _ := strconv.Atoi(v("fn_count"))
-	for i := 0; i < min(n, maxAssistantTools); i++ {
+	for i := 0; i < min(n, validate.MaxAssistantTools); i++ {
 		fn := views.FunctionForm{Index: len(f.Functions), Name: v(fnKey(i, "name")), Description: v(fnKey(i, "description")),
 			Parameters: v(fnKey(i, "parameters")), Strict: v(fnKey(i, "strict")) == "on"}
 		f.Functions = append(f.Functions, fn)
@@ -242,9 +243,7 @@ func editorAction(c *echo.Context, f *views.AssistantForm) bool {
 		}
 		setTools(f, tools)
 		f.ToolsJSON = ""
-		for i := range f.Functions {
-			f.Functions[i].Feedback, _ = checkFunctionForm(f.Functions[i])
-		}
+		checkFunctions(f)
 		return true
 	}
 	m := actionIndex.FindStringSubmatch(action)
@@ -263,7 +262,7 @@ func editorAction(c *echo.Context, f *views.AssistantForm) bool {
 		}
 	case "format":
 		f.Functions[i].Parameters = prettyJSON(f.Functions[i].Parameters)
-		f.Functions[i].Feedback, _ = checkFunctionForm(f.Functions[i])
+		checkFunctions(f)
 	case "example":
 		key := c.FormValue(fnKey(i, "example"))
 		for _, ex := range functionExamples {
@@ -271,7 +270,7 @@ func editorAction(c *echo.Context, f *views.AssistantForm) bool {
 				fn := &f.Functions[i]
 				fn.Name, fn.Description, fn.Strict = ex.fn.Name, ex.fn.Description, true
 				fn.Parameters = prettyJSON(string(ex.fn.Parameters))
-				fn.Feedback, _ = checkFunctionForm(*fn)
+				checkFunctions(f)
 			}
 		}
 	}
@@ -298,12 +297,8 @@ func parseToolsJSON(raw string) ([]db.Tool, error) {
 	} else if err := json.Unmarshal([]byte(raw), &tools); err != nil {
 		return nil, fmt.Errorf("not valid tools JSON: %v", err)
 	}
-	if err := checkTools("tools", tools, maxAssistantTools); err != nil {
-		var ae *Error
-		if errors.As(err, &ae) {
-			return nil, errors.New(ae.Message)
-		}
-		return nil, err
+	if problems, ok := validate.List(validate.Tools(validate.P("tools"), tools, validate.MaxAssistantTools)); ok {
+		return nil, problems[0]
 	}
 	return tools, nil
 }
@@ -316,13 +311,8 @@ func (u *UI) CheckFunction(c *echo.Context) error {
 	if err != nil || i < 0 || i >= len(f.Functions) {
 		return &Error{Status: http.StatusBadRequest, Message: "No such function in the form."}
 	}
-	fb, _ := checkFunctionForm(f.Functions[i])
-	for j, other := range f.Functions {
-		if j != i && strings.TrimSpace(other.Name) != "" && strings.TrimSpace(other.Name) == strings.TrimSpace(f.Functions[i].Name) {
-			fb.Name = append(fb.Name, fmt.Sprintf("Function %d already uses this name.", j+1))
-			break
-		}
-	}
+	checkFunctions(&f)
+	fb := f.Functions[i].Feedback
 	return render(c, http.StatusOK, views.FunctionCheck(fb))
 }
 
@@ -330,13 +320,8 @@ func (u *UI) CheckFunction(c *echo.Context) error {
 // of the response format's JSON schema.
 func (u *UI) CheckSchema(c *echo.Context) error {
 	f := formFromRequest(c)
-	schema, errs := checkSchema(f.Schema)
-	if schema != nil && f.SchemaStrict {
-		errs = append(errs, strictErrors(schema)...)
-	}
-	if strings.TrimSpace(f.Schema) != "" && f.SchemaName != "" && !functionName.MatchString(f.SchemaName) {
-		errs = append(errs, "The schema name may use 1 to 64 letters, digits, underscores or hyphens.")
-	}
+	f.ResponseType = "json_schema"
+	_, errs := formResponseFormat(&f)
 	return render(c, http.StatusOK, views.SchemaFeedback(errs, strings.TrimSpace(f.Schema) != ""))
 }
 
@@ -398,21 +383,16 @@ func (u *UI) UpdateAssistant(c *echo.Context) error {
 	return u.flash(c, "/assistants/"+id, "Changes saved.", false)
 }
 
-// applyForm validates the whole form into a, recording errors on f. The
-// fields go through the same checks as POST /v1/assistants.
+// applyForm reads the whole form into a request and validates it onto a
+// with validate.Assistant, the check POST /v1/assistants runs, recording
+// each problem beside its field.
 func (u *UI) applyForm(c *echo.Context, f *views.AssistantForm, a *db.Assistant) bool {
 	errs := map[string]string{}
-	r := assistantRequest{}
-	r.Model = Opt[string]{Set: true, V: f.Model}
-	r.Name = optString(f.Name)
-	r.Description = optString(f.Description)
-	r.Instructions = optString(f.Instructions)
-	if f.Model == "" {
-		errs["model"] = "Choose a model."
-	}
-	num := func(field, s string, o *Opt[float64]) {
+	r := validate.AssistantRequest{Model: validate.Some(f.Model), Name: optString(f.Name),
+		Description: optString(f.Description), Instructions: optString(f.Instructions)}
+	num := func(field, s string, o *validate.Opt[float64]) {
 		if s == "" {
-			*o = Opt[float64]{Set: true, Null: true}
+			*o = validate.Null[float64]()
 			return
 		}
 		v, err := strconv.ParseFloat(s, 64)
@@ -422,43 +402,15 @@ func (u *UI) applyForm(c *echo.Context, f *views.AssistantForm, a *db.Assistant)
 			errs[field] = "Enter a number."
 			return
 		}
-		*o = Opt[float64]{Set: true, V: v}
+		*o = validate.Some(v)
 	}
 	num("temperature", f.Temperature, &r.Temperature)
 	num("top_p", f.TopP, &r.TopP)
-
-	switch f.ResponseType {
-	case "", "auto":
-		r.ResponseFormat = Opt[json.RawMessage]{Set: true, V: json.RawMessage(`"auto"`)}
-	case "text", "json_object":
-		r.ResponseFormat = Opt[json.RawMessage]{Set: true, V: json.RawMessage(`{"type":"` + f.ResponseType + `"}`)}
-	case "json_schema":
-		schema, serrs := checkSchema(f.Schema)
-		if len(serrs) > 0 {
-			errs["response_format"] = strings.Join(serrs, " ")
-			break
-		}
-		js := map[string]any{"name": f.SchemaName}
-		if f.SchemaDescription != "" {
-			js["description"] = f.SchemaDescription
-		}
-		if schema != nil {
-			js["schema"] = schema
-		}
-		if f.SchemaStrict {
-			js["strict"] = true
-			if schema != nil {
-				if se := strictErrors(schema); len(se) > 0 {
-					errs["response_format"] = strings.Join(se, " ")
-				}
-			}
-		}
-		raw, _ := json.Marshal(map[string]any{"type": "json_schema", "json_schema": js})
-		r.ResponseFormat = Opt[json.RawMessage]{Set: true, V: raw}
-	default:
-		errs["response_format"] = "Choose a response format."
+	if rf, problems := formResponseFormat(f); len(problems) > 0 {
+		errs["response_format"] = strings.Join(problems, " ")
+	} else {
+		r.ResponseFormat = validate.Some(rf)
 	}
-
 	var tools []db.Tool
 	if f.CodeInterpreter {
 		tools = append(tools, db.Tool{Type: "code_interpreter"})
@@ -466,78 +418,36 @@ func (u *UI) applyForm(c *echo.Context, f *views.AssistantForm, a *db.Assistant)
 	if f.FileSearch {
 		tools = append(tools, db.Tool{Type: "file_search"})
 	}
-	fnOffset := len(tools)
-	fnOK := true
-	names := map[string]int{}
-	for i := range f.Functions {
-		fb, def := checkFunctionForm(f.Functions[i])
-		if j, dup := names[def.Name]; dup && def.Name != "" {
-			fb.Name = append(fb.Name, fmt.Sprintf("Function %d already uses this name.", j+1))
-		}
-		names[def.Name] = i
-		f.Functions[i].Feedback = fb
-		if !fb.OK() {
-			fnOK = false
-		}
-		tools = append(tools, db.Tool{Type: "function", Function: &def})
-	}
-	if !fnOK {
-		errs["tools"] = "Fix the functions marked below."
-	}
-	r.Tools = Opt[[]db.Tool]{Set: true, V: tools}
-
-	var tr toolResourcesRequest
-	if ids := splitIDs(f.CodeFileIDs); len(ids) > 0 {
-		tr.CodeInterpreter = &struct {
-			FileIDs []string `json:"file_ids"`
-		}{FileIDs: ids}
-	}
-	if ids := splitIDs(f.VectorStoreIDs); len(ids) > 0 {
-		tr.FileSearch = &struct {
-			VectorStoreIDs []string          `json:"vector_store_ids"`
-			VectorStores   []json.RawMessage `json:"vector_stores"`
-		}{VectorStoreIDs: ids}
-	}
-	r.ToolResources = Opt[toolResourcesRequest]{Set: true, V: tr}
-
-	meta, err := parseMetadata(f.Metadata)
-	if err != nil {
+	offset := len(tools)
+	r.Tools = validate.Some(append(tools, formFunctions(f, offset)...))
+	r.ToolResources = validate.Some(validate.NewToolResources(splitIDs(f.CodeFileIDs), splitIDs(f.VectorStoreIDs)))
+	if meta, err := parseMetadata(f.Metadata); err != nil {
 		errs["metadata"] = err.Error()
+	} else {
+		r.Metadata = validate.Some(meta)
 	}
-	r.Metadata = Opt[db.Metadata]{Set: true, V: meta}
 
-	if len(errs) == 0 {
-		if err := u.api.applyAssistant(c, r, a); err != nil {
-			var ae *Error
-			if !errors.As(err, &ae) {
-				errs[""] = "Could not save the assistant."
-				u.cfg.Log.Error("apply assistant form", "error", err)
-			} else {
-				errs[formField(ae.Param, fnOffset, f)] = ae.Message
-			}
+	err := validate.Assistant(c.Request().Context(), u.store, r, a)
+	problems, ok := validate.List(err)
+	if err != nil && !ok {
+		errs[""] = "Could not save the assistant."
+		u.cfg.Log.Error("validate assistant form", "error", err)
+	}
+	fieldErrors(errs, functionFeedback(f, offset, problems))
+	for _, fn := range f.Functions {
+		if !fn.Feedback.OK() {
+			errs["tools"] = "Fix the functions marked below."
 		}
 	}
 	f.Errors = errs
 	return len(errs) == 0
 }
 
-// formField maps an API error's param ("tools[2].function.name",
-// "tool_resources.code_interpreter.file_ids") to the editor's field.
-func formField(param string, fnOffset int, f *views.AssistantForm) string {
-	top, _, _ := strings.Cut(param, ".")
-	top, _, _ = strings.Cut(top, "[")
-	switch top {
-	case "name", "description", "model", "instructions", "temperature", "top_p", "response_format", "metadata", "tool_resources", "tools":
-		return top
-	}
-	return ""
-}
-
-func optString(s string) Opt[string] {
+func optString(s string) validate.Opt[string] {
 	if strings.TrimSpace(s) == "" {
-		return Opt[string]{Set: true, Null: true}
+		return validate.Opt[string]{Set: true, Null: true}
 	}
-	return Opt[string]{Set: true, V: s}
+	return validate.Opt[string]{Set: true, V: s}
 }
 
 func splitIDs(s string) []string {
@@ -572,8 +482,8 @@ func (u *UI) DuplicateAssistant(c *echo.Context) error {
 	if a.Name == nil {
 		name = "Copy of " + a.ID
 	}
-	if len([]rune(name)) > maxName {
-		name = string([]rune(name)[:maxName])
+	if len([]rune(name)) > validate.MaxName {
+		name = string([]rune(name)[:validate.MaxName])
 	}
 	a.Name = &name
 	cp, err := u.store.CreateAssistant(c.Request().Context(), a)

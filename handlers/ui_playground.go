@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/assistantd/assistantd/agent"
 	"github.com/assistantd/assistantd/db"
+	"github.com/assistantd/assistantd/handlers/validate"
 	"github.com/assistantd/assistantd/views"
 )
 
@@ -60,8 +62,15 @@ func (u *UI) refuseBack(c *echo.Context, back string) func(msg string) error {
 }
 
 // userMessage is what a person sees for an error of the engine or the
-// validation: the API's own message, naming the field.
+// validation: validation's words for a person, naming the field.
 func userMessage(err error) string {
+	if problems, ok := validate.List(err); ok {
+		e := problems[0]
+		if e.Hint != "" && len(e.Path) > 0 {
+			return e.Path.String() + ": " + e.Hint
+		}
+		return e.Message
+	}
 	var ae *Error
 	if errors.As(err, &ae) && ae.Status < 500 {
 		if ae.Param != "" && !strings.Contains(ae.Message, ae.Param) {
@@ -70,6 +79,32 @@ func userMessage(err error) string {
 		return ae.Message
 	}
 	return "Something went wrong; see the server log."
+}
+
+// newRun validates a run the web app starts with validate.Run, loading
+// the assistant as the API does. A person's mistake comes back as msg.
+func (u *UI) newRun(ctx context.Context, f validate.RunFields) (run db.Run, msg string, err error) {
+	id, err := f.AssistantRef()
+	if err != nil {
+		return run, userMessage(err), nil
+	}
+	a, err := u.store.GetAssistant(ctx, id)
+	if errors.Is(err, db.ErrNotFound) {
+		return run, "Assistant " + id + " does not exist.", nil
+	}
+	if err != nil {
+		return run, "", err
+	}
+	return runOrMessage(validate.Run(f, a, nil))
+}
+
+// runOrMessage splits validate.Run's outcome into a person's message and
+// a failure.
+func runOrMessage(run db.Run, err error) (db.Run, string, error) {
+	if _, ok := validate.List(err); ok {
+		return run, userMessage(err), nil
+	}
+	return run, "", err
 }
 
 // AddMessage handles POST /threads/:thread_id/messages: action "add"
@@ -109,9 +144,12 @@ func (u *UI) AddMessage(c *echo.Context) error {
 	if assistantID == "" || len(assistantID) > maxIDLen {
 		return again("Choose an assistant to run.")
 	}
-	run, err := u.api.buildRun(c, runFields{AssistantID: Opt[string]{Set: true, V: assistantID}}, nil)
+	run, msg, err := u.newRun(ctx, validate.RunFields{AssistantID: validate.Some(assistantID)})
 	if err != nil {
-		return again(userMessage(err))
+		return Internal(err)
+	}
+	if msg != "" {
+		return again(msg)
 	}
 	run.ThreadID = threadID
 	if _, err := u.api.engine.CreateRun(ctx, run, []db.Message{m}); err != nil {
@@ -120,20 +158,23 @@ func (u *UI) AddMessage(c *echo.Context) error {
 	return u.done(c, back, "", "Message added; the run started.")
 }
 
-// composedMessage validates a composed message with the API's rules.
+// composedMessage validates a composed message with validate.Message, as
+// POST /v1/threads/{id}/messages does. Blank text counts as none.
 func (u *UI) composedMessage(c *echo.Context, text, role string) (db.Message, string) {
 	if strings.TrimSpace(text) == "" {
-		return db.Message{}, "Write a message first."
+		text = ""
 	}
 	if role == "" {
 		role = "user"
 	}
-	if role != "user" && role != "assistant" {
-		return db.Message{}, "Add the message as user or assistant."
+	m, err := validate.Message(c.Request().Context(), u.store, validate.Path{},
+		validate.MessageRequest{Role: role, Content: validate.TextContent(text)})
+	if problems, ok := validate.List(err); ok {
+		return m, problems[0].Text()
 	}
-	m, err := u.api.buildMessage(c, "", messageRequest{Role: role, Content: messageContent{Set: true, Text: &text}})
 	if err != nil {
-		return m, userMessage(err)
+		u.cfg.Log.Error("validate message", "error", err)
+		return m, "Could not add the message; see the server log."
 	}
 	return m, ""
 }
@@ -168,17 +209,25 @@ func (u *UI) SubmitOutputs(c *echo.Context) error {
 	if run.Status != db.RunRequiresAction || run.RequiredAction == nil {
 		return fail(fmt.Sprintf("Run %s is %s: it is not waiting for outputs.", runID, run.Status))
 	}
-	var outputs []agent.ToolOutput
+	var given []validate.ToolOutputRequest
 	var missing []string
 	for _, call := range run.RequiredAction.SubmitToolOutputs.ToolCalls {
 		out := c.FormValue("output-" + call.ID)
 		if strings.TrimSpace(out) == "" {
 			missing = append(missing, call.Function.Name+" ("+call.ID+")")
 		}
-		outputs = append(outputs, agent.ToolOutput{ToolCallID: call.ID, Output: out})
+		given = append(given, validate.ToolOutputRequest{ToolCallID: &call.ID, Output: &out})
 	}
 	if len(missing) > 0 {
 		return fail("Every call needs an output; missing: " + strings.Join(missing, ", ") + ".")
+	}
+	checked, err := validate.ToolOutputs(validate.P("tool_outputs"), validate.Some(given))
+	if err != nil {
+		return fail(userMessage(err))
+	}
+	outputs := make([]agent.ToolOutput, len(checked))
+	for i, o := range checked {
+		outputs[i] = agent.ToolOutput{ToolCallID: o.ToolCallID, Output: o.Output}
 	}
 	if _, _, err := u.api.engine.SubmitToolOutputs(ctx, threadID, runID, outputs); err != nil {
 		return fail(userMessage(runErr(err, runID)))
@@ -214,22 +263,25 @@ func (u *UI) RetryRun(c *echo.Context) error {
 	if err != nil {
 		return storeErr(err, "run", runID)
 	}
-	f := runFields{AssistantID: Opt[string]{Set: true, V: old.AssistantID}, Model: Opt[string]{Set: true, V: old.Model},
-		Instructions: Opt[string]{Set: true, V: old.Instructions}, Tools: Opt[[]db.Tool]{Set: true, V: old.Tools},
-		ToolChoice:        Opt[json.RawMessage]{Set: len(old.ToolChoice) > 0, V: old.ToolChoice},
-		ParallelToolCalls: Opt[bool]{Set: true, V: old.ParallelToolCalls}}
+	f := validate.RunFields{AssistantID: validate.Opt[string]{Set: true, V: old.AssistantID}, Model: validate.Opt[string]{Set: true, V: old.Model},
+		Instructions: validate.Opt[string]{Set: true, V: old.Instructions}, Tools: validate.Opt[[]db.Tool]{Set: true, V: old.Tools},
+		ToolChoice:        validate.Opt[json.RawMessage]{Set: len(old.ToolChoice) > 0, V: old.ToolChoice},
+		ParallelToolCalls: validate.Opt[bool]{Set: true, V: old.ParallelToolCalls}}
 	if old.Temperature != nil {
-		f.Temperature = Opt[float64]{Set: true, V: *old.Temperature}
+		f.Temperature = validate.Opt[float64]{Set: true, V: *old.Temperature}
 	}
 	if old.TopP != nil {
-		f.TopP = Opt[float64]{Set: true, V: *old.TopP}
+		f.TopP = validate.Opt[float64]{Set: true, V: *old.TopP}
 	}
 	if len(old.ResponseFormat) > 0 {
-		f.ResponseFormat = Opt[json.RawMessage]{Set: true, V: old.ResponseFormat}
+		f.ResponseFormat = validate.Opt[json.RawMessage]{Set: true, V: old.ResponseFormat}
 	}
-	run, err := u.api.buildRun(c, f, nil)
+	run, msg, err := u.newRun(ctx, f)
 	if err != nil {
-		return fail(userMessage(err))
+		return Internal(err)
+	}
+	if msg != "" {
+		return fail(msg)
 	}
 	run.ThreadID = threadID
 	if _, err := u.api.engine.CreateRun(ctx, run, nil); err != nil {
@@ -372,17 +424,17 @@ func playgroundOverrides(c *echo.Context) views.Overrides {
 
 // runFieldsFrom turns overrides into the API's run fields; buildRun
 // validates them exactly as POST /v1/threads/{id}/runs would.
-func runFieldsFrom(assistantID string, a *views.AssistantSettings, all []db.Tool, ov views.Overrides) (runFields, string) {
-	f := runFields{AssistantID: Opt[string]{Set: true, V: assistantID}}
+func runFieldsFrom(assistantID string, a *views.AssistantSettings, all []db.Tool, ov views.Overrides) (validate.RunFields, string) {
+	f := validate.RunFields{AssistantID: validate.Opt[string]{Set: true, V: assistantID}}
 	if ov.Model != "" {
-		f.Model = Opt[string]{Set: true, V: ov.Model}
+		f.Model = validate.Opt[string]{Set: true, V: ov.Model}
 	}
 	if ov.Instructions != "" {
-		f.Instructions = Opt[string]{Set: true, V: ov.Instructions}
+		f.Instructions = validate.Opt[string]{Set: true, V: ov.Instructions}
 	}
 	for _, n := range []struct {
 		name, v string
-		dst     *Opt[float64]
+		dst     *validate.Opt[float64]
 	}{{"temperature", ov.Temperature, &f.Temperature}, {"top_p", ov.TopP, &f.TopP}} {
 		if n.v == "" {
 			continue
@@ -391,26 +443,26 @@ func runFieldsFrom(assistantID string, a *views.AssistantSettings, all []db.Tool
 		if err != nil {
 			return f, n.name + ": “" + n.v + "” is not a number."
 		}
-		*n.dst = Opt[float64]{Set: true, V: x}
+		*n.dst = validate.Opt[float64]{Set: true, V: x}
 	}
 	switch ov.ToolChoice {
 	case "":
 	case "auto", "none", "required":
-		f.ToolChoice = Opt[json.RawMessage]{Set: true, V: json.RawMessage(strconv.Quote(ov.ToolChoice))}
+		f.ToolChoice = validate.Opt[json.RawMessage]{Set: true, V: json.RawMessage(strconv.Quote(ov.ToolChoice))}
 	default:
 		name, ok := strings.CutPrefix(ov.ToolChoice, "function:")
 		if !ok {
 			return f, "tool_choice: unknown choice “" + ov.ToolChoice + "”."
 		}
 		b, _ := json.Marshal(map[string]any{"type": "function", "function": map[string]string{"name": name}})
-		f.ToolChoice = Opt[json.RawMessage]{Set: true, V: b}
+		f.ToolChoice = validate.Opt[json.RawMessage]{Set: true, V: b}
 	}
 	switch ov.ResponseFormat {
 	case "":
 	case "auto":
-		f.ResponseFormat = Opt[json.RawMessage]{Set: true, V: json.RawMessage(`"auto"`)}
+		f.ResponseFormat = validate.Opt[json.RawMessage]{Set: true, V: json.RawMessage(`"auto"`)}
 	case "text", "json_object":
-		f.ResponseFormat = Opt[json.RawMessage]{Set: true, V: json.RawMessage(`{"type":"` + ov.ResponseFormat + `"}`)}
+		f.ResponseFormat = validate.Opt[json.RawMessage]{Set: true, V: json.RawMessage(`{"type":"` + ov.ResponseFormat + `"}`)}
 	default:
 		return f, "response_format: unknown format “" + ov.ResponseFormat + "”."
 	}
@@ -429,7 +481,7 @@ func runFieldsFrom(assistantID string, a *views.AssistantSettings, all []db.Tool
 				tools = append(tools, t)
 			}
 		}
-		f.Tools = Opt[[]db.Tool]{Set: true, V: tools}
+		f.Tools = validate.Opt[[]db.Tool]{Set: true, V: tools}
 	}
 	return f, ""
 }
@@ -495,9 +547,12 @@ func (u *UI) PlaygroundPost(c *echo.Context) error {
 	if msg != "" {
 		return again(msg)
 	}
-	run, err := u.api.buildRun(c, f, nil)
+	run, msg, err := runOrMessage(validate.Run(f, a, nil))
 	if err != nil {
-		return again(userMessage(err))
+		return Internal(err)
+	}
+	if msg != "" {
+		return again(msg)
 	}
 	if threadID == "" {
 		t, _, err := u.api.engine.CreateThreadAndRun(ctx, db.Thread{}, []db.Message{m}, run)

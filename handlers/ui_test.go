@@ -409,6 +409,62 @@ func TestCreateAssistantThroughEditor(t *testing.T) {
 	}
 }
 
+// The editor validates with package validate, as POST /v1/assistants
+// does, and puts every problem beside its field by the problem's path:
+// tools[i] past the built-in tools is function i-offset of the form.
+func TestEditorShowsEveryProblemInPlace(t *testing.T) {
+	a := newApp(t, "")
+	c := a.user(db.RoleEditor)
+	form := url.Values{"csrf_token": {c.token()}, "name": {strings.Repeat("n", 257)}, "model": {"gpt-4o"}, "top_p": {"2"},
+		"code_interpreter": {"on"}, "code_file_ids": {"file-nosuch"},
+		"fn_count":  {"3"},
+		"fn-0-name": {"lookup"}, "fn-0-parameters": {`{"type":"object"}`},
+		"fn-1-name": {"lookup"}, "fn-1-parameters": {`{"type":"object","properties":{"a":{"type":"string"}}}`}, "fn-1-strict": {"on"},
+		"fn-2-name": {"ok_one"}, "fn-2-parameters": {`{"type": "object",,}`},
+		"action": {"save"}}
+	res := c.post("/assistants/new", form)
+	if res.StatusCode != http.StatusUnprocessableEntity {
+		t.Fatalf("status %d", res.StatusCode)
+	}
+	doc := parse(t, res)
+	for field, want := range map[string]string{
+		"name":           "At most 256 characters",
+		"top_p":          "maximum value is 1",
+		"tool_resources": "No file has the id file-nosuch",
+		"tools":          "Fix the functions marked below",
+	} {
+		if got := testid(doc, "error-"+field).Text(); !strings.Contains(got, want) {
+			t.Errorf("error-%s = %q, want it to contain %q", field, got, want)
+		}
+	}
+	fns := doc.Find(`[data-testid="function"]`)
+	if fns.Length() != 3 {
+		t.Fatalf("%d functions in the form, want 3", fns.Length())
+	}
+	wantFn := []struct{ name, params string }{
+		{"", ""},
+		{"Function 1 already uses this name.", `Strict: at the top level, set "additionalProperties": false.`},
+		{"", "line 1, column"},
+	}
+	for i, w := range wantFn {
+		fn := fns.Eq(i)
+		name := strings.TrimSpace(fn.Find(`[data-testid="function-name-errors"] li`).First().Text())
+		params := strings.TrimSpace(fn.Find(`[data-testid="function-errors"] li`).First().Text())
+		if !strings.Contains(name, w.name) || (w.name == "") != (name == "") {
+			t.Errorf("function %d name error = %q, want %q", i+1, name, w.name)
+		}
+		if !strings.Contains(params, w.params) || (w.params == "") != (params == "") {
+			t.Errorf("function %d parameters error = %q, want %q", i+1, params, w.params)
+		}
+	}
+	if got, _ := fns.Eq(2).Find(`[data-testid="function-name"]`).Attr("value"); got != "ok_one" {
+		t.Errorf("the form lost function 3's name: %q", got)
+	}
+	if all, _ := a.store.AllAssistants(context.Background()); len(all) != 0 {
+		t.Errorf("a refused form stored %d assistants", len(all))
+	}
+}
+
 func TestThreadsSearchAndSanitising(t *testing.T) {
 	a := newApp(t, "")
 	ctx := context.Background()
@@ -887,7 +943,8 @@ func TestResponseFormatSchemaRoundTrip(t *testing.T) {
 		t.Fatalf("save: status %d", res.StatusCode)
 	}
 	all, _ := a.store.AllAssistants(context.Background())
-	want := `{"type":"json_schema","json_schema":{"name":"answer","description":"The answer","schema":{"additionalProperties":false,"properties":{"text":{"type":"string"}},"required":["text"],"type":"object"},"strict":true}}`
+	// The schema is stored as typed, as the API stores the same JSON.
+	want := `{"type":"json_schema","json_schema":{"name":"answer","description":"The answer","schema":{"type":"object","properties":{"text":{"type":"string"}},"required":["text"],"additionalProperties":false},"strict":true}}`
 	if diff := cmp.Diff(want, string(all[0].ResponseFormat)); diff != "" {
 		t.Errorf("response_format (-want +got):\n%s", diff)
 	}

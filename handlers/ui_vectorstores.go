@@ -14,6 +14,7 @@ import (
 
 	"github.com/assistantd/assistantd/agent/retrieval"
 	"github.com/assistantd/assistantd/db"
+	"github.com/assistantd/assistantd/handlers/validate"
 	"github.com/assistantd/assistantd/views"
 )
 
@@ -70,8 +71,9 @@ func (u *UI) CreateVectorStore(c *echo.Context) error {
 		return err
 	}
 	name := strings.TrimSpace(c.FormValue("name"))
-	if len([]rune(name)) > maxName {
-		return u.renderVectorStores(c, http.StatusBadRequest, name, fmt.Sprintf("The name may have at most %d characters.", maxName))
+	if err := validate.Len(validate.P("name"), &name, validate.MaxName); err != nil {
+		problems, _ := validate.List(err)
+		return u.renderVectorStores(c, http.StatusBadRequest, name, problems[0].Text())
 	}
 	v, err := u.cfg.VectorStores.CreateVectorStore(c.Request().Context(), db.VectorStore{Name: name}, nil)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/assistantd/assistantd/agent/webhook"
 	"github.com/assistantd/assistantd/db"
+	"github.com/assistantd/assistantd/handlers/validate"
 	"github.com/assistantd/assistantd/views"
 )
 
@@ -67,7 +68,7 @@ func assistantHasFunction(a db.Assistant, name string) bool {
 // webhookForm is an empty section with the API's defaults.
 func webhookForm(assistantID string, index int, function string) views.WebhookForm {
 	return views.WebhookForm{AssistantID: assistantID, Function: function, Index: index,
-		TimeoutMS: strconv.Itoa(defaultWebhookTimeoutMS), MaxRetries: strconv.Itoa(defaultWebhookRetries),
+		TimeoutMS: strconv.Itoa(validate.DefaultWebhookTimeoutMS), MaxRetries: strconv.Itoa(validate.DefaultWebhookRetries),
 		OnFailure: db.OnFailureErrorOutput}
 }
 
@@ -119,12 +120,12 @@ func (u *UI) SaveWebhook(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
-	r := webhookRequest{URL: Opt[string]{Set: true, V: wf.URL}}
+	r := validate.WebhookRequest{URL: validate.Opt[string]{Set: true, V: wf.URL}}
 	errs := map[string]string{}
 	if s := strings.TrimSpace(c.FormValue(views.WebhookField(wf.Function, "secret"))); s != "" {
-		r.Secret = Opt[string]{Set: true, V: s}
+		r.Secret = validate.Opt[string]{Set: true, V: s}
 	} else if exists && c.FormValue(views.WebhookField(wf.Function, "rotate")) != "on" {
-		r.Secret = Opt[string]{Set: true, V: stored.Secret}
+		r.Secret = validate.Opt[string]{Set: true, V: stored.Secret}
 	}
 	for field, raw := range map[string]string{"timeout_ms": wf.TimeoutMS, "max_retries": wf.MaxRetries} {
 		if raw == "" {
@@ -136,27 +137,24 @@ func (u *UI) SaveWebhook(c *echo.Context) error {
 			continue
 		}
 		if field == "timeout_ms" {
-			r.TimeoutMS = Opt[int]{Set: true, V: n}
+			r.TimeoutMS = validate.Opt[int]{Set: true, V: n}
 		} else {
-			r.MaxRetries = Opt[int]{Set: true, V: n}
+			r.MaxRetries = validate.Opt[int]{Set: true, V: n}
 		}
 	}
 	if wf.OnFailure != "" {
-		r.OnFailure = Opt[string]{Set: true, V: wf.OnFailure}
+		r.OnFailure = validate.Opt[string]{Set: true, V: wf.OnFailure}
 	}
 	if len(errs) == 0 {
 		obj, err := u.cfg.Webhooks.put(c.Request().Context(), wf.AssistantID, wf.Function, r)
 		var ae *Error
-		switch {
-		case errors.As(err, &ae) && ae.Status == http.StatusBadRequest:
-			field := ae.Param
-			if field == "function_name" {
-				field = ""
-			}
-			errs[field] = ae.Message
-		case err != nil:
+		if problems, ok := validate.List(err); ok {
+			fieldErrors(errs, problems)
+		} else if errors.As(err, &ae) && ae.Status == http.StatusBadRequest {
+			errs[""] = ae.Message // the assistant lost the function meanwhile
+		} else if err != nil {
 			return err
-		default:
+		} else {
 			wf.Configured, wf.Saved, wf.NewSecret = true, true, obj.Secret
 			wf.URL, wf.SecretHint = obj.URL, obj.SecretHint
 			wf.TimeoutMS, wf.MaxRetries, wf.OnFailure = strconv.Itoa(obj.TimeoutMS), strconv.Itoa(obj.MaxRetries), obj.OnFailure

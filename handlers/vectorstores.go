@@ -14,6 +14,7 @@ import (
 
 	"github.com/assistantd/assistantd/agent/retrieval"
 	"github.com/assistantd/assistantd/db"
+	"github.com/assistantd/assistantd/handlers/validate"
 )
 
 // VectorStores is what the vector store and upload endpoints need from
@@ -176,12 +177,12 @@ func expiresAfter(param string, r *expiresAfterRequest) (*db.ExpiresAfter, error
 // of the vector_stores helper, which has only file_ids, chunking_strategy
 // and metadata).
 type vectorStoreRequest struct {
-	FileIDs          []string             `json:"file_ids"`
-	Name             *string              `json:"name"`
-	Description      *string              `json:"description"`
-	ExpiresAfter     *expiresAfterRequest `json:"expires_after"`
-	ChunkingStrategy *chunkingRequest     `json:"chunking_strategy"`
-	Metadata         Opt[db.Metadata]     `json:"metadata"`
+	FileIDs          []string                  `json:"file_ids"`
+	Name             *string                   `json:"name"`
+	Description      *string                   `json:"description"`
+	ExpiresAfter     *expiresAfterRequest      `json:"expires_after"`
+	ChunkingStrategy *chunkingRequest          `json:"chunking_strategy"`
+	Metadata         validate.Opt[db.Metadata] `json:"metadata"`
 }
 
 // buildVectorStore validates a create request.
@@ -200,12 +201,12 @@ func (h *API) buildVectorStore(c *echo.Context, param string, r vectorStoreReque
 		return v, nil, err
 	}
 	if r.Name != nil {
-		if err := checkLen(p("name"), r.Name, maxName); err != nil {
+		if err := checkLen(p("name"), r.Name, validate.MaxName); err != nil {
 			return v, nil, err
 		}
 		v.Name = *r.Name
 	}
-	if err := checkLen(p("description"), r.Description, maxDescription); err != nil {
+	if err := checkLen(p("description"), r.Description, validate.MaxDescription); err != nil {
 		return v, nil, err
 	}
 	v.Description = r.Description
@@ -284,14 +285,14 @@ func (h *API) ModifyVectorStore(c *echo.Context) error {
 		return err
 	}
 	var r struct {
-		Name         Opt[string]              `json:"name"`
-		ExpiresAfter Opt[expiresAfterRequest] `json:"expires_after"`
-		Metadata     Opt[db.Metadata]         `json:"metadata"`
+		Name         validate.Opt[string]              `json:"name"`
+		ExpiresAfter validate.Opt[expiresAfterRequest] `json:"expires_after"`
+		Metadata     validate.Opt[db.Metadata]         `json:"metadata"`
 	}
 	if err := decodeBody(c.Request(), &r, true); err != nil {
 		return err
 	}
-	if err := checkLen("name", r.Name.Ptr(), maxName); err != nil {
+	if err := checkLen("name", r.Name.Ptr(), validate.MaxName); err != nil {
 		return err
 	}
 	ea, err := expiresAfter("expires_after", r.ExpiresAfter.Ptr())
@@ -763,11 +764,11 @@ func (h *API) SearchVectorStore(c *echo.Context) error {
 // returns its id.
 func (h *API) helperVectorStore(c *echo.Context, param string, raw json.RawMessage) (string, error) {
 	var r struct {
-		FileIDs          []string         `json:"file_ids"`
-		ChunkingStrategy *chunkingRequest `json:"chunking_strategy"`
-		Metadata         Opt[db.Metadata] `json:"metadata"`
+		FileIDs          []string                  `json:"file_ids"`
+		ChunkingStrategy *chunkingRequest          `json:"chunking_strategy"`
+		Metadata         validate.Opt[db.Metadata] `json:"metadata"`
 	}
-	if err := strictUnmarshal(raw, &r); err != nil {
+	if err := validate.Strict(raw, &r); err != nil {
 		return "", withPath(decodeError(err), raw)
 	}
 	v, files, err := h.buildVectorStore(c, param, vectorStoreRequest{FileIDs: r.FileIDs, ChunkingStrategy: r.ChunkingStrategy,

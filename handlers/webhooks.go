@@ -9,6 +9,7 @@ import (
 
 	"github.com/assistantd/assistantd/agent/webhook"
 	"github.com/assistantd/assistantd/db"
+	"github.com/assistantd/assistantd/handlers/validate"
 )
 
 // WebhookStore is what the webhook endpoints need from the store.
@@ -35,24 +36,6 @@ func NewWebhooks(store WebhookStore, client *webhook.Client) *Webhooks {
 	return &Webhooks{store: store, client: client}
 }
 
-// Limits and defaults of a webhook's settings.
-const (
-	defaultWebhookTimeoutMS = 10000
-	maxWebhookTimeoutMS     = 600000
-	defaultWebhookRetries   = 2
-	maxWebhookRetries       = 10
-	maxWebhookURL           = 2048
-)
-
-// webhookRequest is the body of PUT …/webhooks/{function_name}.
-type webhookRequest struct {
-	URL        Opt[string] `json:"url"`
-	Secret     Opt[string] `json:"secret"`
-	TimeoutMS  Opt[int]    `json:"timeout_ms"`
-	MaxRetries Opt[int]    `json:"max_retries"`
-	OnFailure  Opt[string] `json:"on_failure"`
-}
-
 // webhookObject is a webhook as the API shows it. Secret is set only in
 // the response that generated it.
 type webhookObject struct {
@@ -73,63 +56,13 @@ func toWebhookObject(w db.Webhook) webhookObject {
 		CreatedAt: w.CreatedAt}
 }
 
-// settings validates a webhook's settings, fills in the defaults and
-// generates a secret when none is given (generated reports it). The web
-// app's form goes through it too, so both accept exactly the same.
-func (h *Webhooks) settings(r webhookRequest, w *db.Webhook) (generated bool, err error) {
-	if !r.URL.Set || r.URL.Null || r.URL.V == "" {
-		return false, invalid("url", "missing_required_parameter", "Missing required parameter: 'url'.")
-	}
-	if err := checkLen("url", &r.URL.V, maxWebhookURL); err != nil {
-		return false, err
-	}
-	u, err := h.client.Guard().CheckURL(r.URL.V)
-	if err != nil {
-		return false, invalid("url", "invalid_value", "Invalid 'url': %v.", err)
-	}
-	w.URL = u.String()
-	if s := r.Secret.Ptr(); s != nil {
-		if _, err := webhook.Key(*s); err != nil {
-			return false, invalid("secret", "invalid_value", "Invalid 'secret': %v. Omit it to have one generated.", err)
-		}
-		w.Secret = *s
-	} else {
-		w.Secret, generated = webhook.NewSecret(), true
-	}
-	w.TimeoutMS = defaultWebhookTimeoutMS
-	if v := r.TimeoutMS.Ptr(); v != nil {
-		if *v < 1 || *v > maxWebhookTimeoutMS {
-			return false, invalid("timeout_ms", "invalid_value",
-				"Invalid 'timeout_ms': expected a value between 1 and %d, but got %d instead.", maxWebhookTimeoutMS, *v)
-		}
-		w.TimeoutMS = *v
-	}
-	w.MaxRetries = defaultWebhookRetries
-	if v := r.MaxRetries.Ptr(); v != nil {
-		if *v < 0 || *v > maxWebhookRetries {
-			return false, invalid("max_retries", "invalid_value",
-				"Invalid 'max_retries': expected a value between 0 and %d, but got %d instead.", maxWebhookRetries, *v)
-		}
-		w.MaxRetries = *v
-	}
-	w.OnFailure = db.OnFailureErrorOutput
-	if v := r.OnFailure.Ptr(); v != nil {
-		if *v != db.OnFailureErrorOutput && *v != db.OnFailureRequiresAction {
-			return false, invalid("on_failure", "invalid_value",
-				"Invalid value: '%s'. Supported values are: 'error_output' and 'requires_action'.", *v)
-		}
-		w.OnFailure = *v
-	}
-	return generated, nil
-}
-
 // webhookPath validates the path's assistant id and function name.
 func webhookPath(c *echo.Context) (assistantID, name string, err error) {
 	assistantID, name = c.Param("assistant_id"), c.Param("function_name")
 	if err := checkID("assistant_id", assistantID, "asst_"); err != nil {
 		return "", "", err
 	}
-	if !functionName.MatchString(name) {
+	if !validate.FunctionName.MatchString(name) {
 		return "", "", invalid("function_name", "invalid_value",
 			"Invalid 'function_name': string does not match pattern. Expected a string that matches the pattern '^[a-zA-Z0-9_-]{1,64}$'.")
 	}
@@ -143,9 +76,9 @@ func noFunction(assistantID, name string) *Error {
 }
 
 // put validates and stores a webhook; the API and the web app share it.
-func (h *Webhooks) put(ctx context.Context, assistantID, name string, r webhookRequest) (webhookObject, error) {
+func (h *Webhooks) put(ctx context.Context, assistantID, name string, r validate.WebhookRequest) (webhookObject, error) {
 	w := db.Webhook{AssistantID: assistantID, FunctionName: name}
-	generated, err := h.settings(r, &w)
+	generated, err := validate.Webhook(r, &w, h.client.Guard().CheckURL)
 	if err != nil {
 		return webhookObject{}, err
 	}
@@ -169,7 +102,7 @@ func (h *Webhooks) PutWebhook(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var r webhookRequest
+	var r validate.WebhookRequest
 	if err := decodeBody(c.Request(), &r, false); err != nil {
 		return err
 	}

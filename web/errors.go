@@ -68,8 +68,7 @@ func isAPIPath(p string) bool { return p == "/v1" || strings.HasPrefix(p, "/v1/"
 
 // apiError converts any error into the API's typed error.
 func apiError(c *echo.Context, err error) *handlers.Error {
-	var ae *handlers.Error
-	if errors.As(err, &ae) {
+	if ae := handlers.AsError(err); ae != nil {
 		return ae
 	}
 	req := c.Request()

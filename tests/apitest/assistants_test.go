@@ -67,8 +67,9 @@ func TestAssistantsCRUD(t *testing.T) {
 				Description: openai.String("Weather for a city"),
 				Parameters: shared.FunctionParameters{
 					"type":       "object",
-					"properties": map[string]any{"city": map[string]any{"type": "string"}},
-					"required":   []string{"city"},
+					"properties":           map[string]any{"city": map[string]any{"type": "string"}},
+					"required":             []string{"city"},
+					"additionalProperties": false,
 				},
 				Strict: openai.Bool(true),
 			}),
@@ -82,7 +83,8 @@ func TestAssistantsCRUD(t *testing.T) {
 		ReasoningEffort: shared.ReasoningEffortLow,
 		ResponseFormat: openai.AssistantResponseFormatOptionParamOfJSONSchema(shared.ResponseFormatJSONSchemaJSONSchemaParam{
 			Name:   "answer",
-			Schema: map[string]any{"type": "object", "properties": map[string]any{"n": map[string]any{"type": "number"}}},
+			Schema: map[string]any{"type": "object", "properties": map[string]any{"n": map[string]any{"type": "number"}},
+				"required": []string{"n"}, "additionalProperties": false},
 			Strict: openai.Bool(true),
 		}),
 	})
@@ -106,13 +108,13 @@ func TestAssistantsCRUD(t *testing.T) {
 			{"type": "code_interpreter"},
 			{"type": "file_search", "file_search": {"max_num_results": 7, "ranking_options": {"ranker": "auto", "score_threshold": 0.5}}},
 			{"type": "function", "function": {"name": "get_weather", "description": "Weather for a city",
-				"parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}, "strict": true}}
+				"parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"], "additionalProperties": false}, "strict": true}}
 		],
 		"tool_resources": {"code_interpreter": {"file_ids": ["`+file.ID+`"]}},
 		"metadata": {"team": "math", "tier": "1"},
 		"temperature": 0.5,
 		"top_p": 0.9,
-		"response_format": {"type": "json_schema", "json_schema": {"name": "answer", "schema": {"type": "object", "properties": {"n": {"type": "number"}}}, "strict": true}}
+		"response_format": {"type": "json_schema", "json_schema": {"name": "answer", "schema": {"type": "object", "properties": {"n": {"type": "number"}}, "required": ["n"], "additionalProperties": false}, "strict": true}}
 	}`, got)
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("create response mismatch (-want +got):\n%s", diff)

@@ -288,6 +288,21 @@ func TestBadInput(t *testing.T) {
 			bad400("tools[1].function.name", "invalid_value", "")},
 		{"function parameters not object", "POST", A, `{"model":"m","tools":[{"type":"function","function":{"name":"f","parameters":[1]}}]}`,
 			bad400("tools[0].function.parameters", "invalid_type", "")},
+		// Parameters are a JSON Schema (checked against the 2020-12
+		// metaschema), and a strict function follows the strict rules, as
+		// OpenAI checked them when the assistant was created.
+		{"function parameters not a schema", "POST", A, `{"model":"m","tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object","properties":{"a":{"type":"text"}}}}}]}`,
+			bad400("tools[0].function.parameters", "invalid_function_parameters", "Invalid schema for function 'f': Not a valid JSON Schema (2020-12) at /properties/a/type")},
+		{"function parameters not an object schema", "POST", A, `{"model":"m","tools":[{"type":"function","function":{"name":"f","parameters":{"type":"string"}}}]}`,
+			bad400("tools[0].function.parameters", "invalid_function_parameters", `"type": "object"`)},
+		{"function parameters remote reference", "POST", A, `{"model":"m","tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object","properties":{"a":{"$ref":"http://127.0.0.1:1/s.json"}}}}}]}`,
+			bad400("tools[0].function.parameters", "invalid_function_parameters", "not allowed")},
+		{"strict function loose schema", "POST", A, `{"model":"m","tools":[{"type":"code_interpreter"},{"type":"function","function":{"name":"f","strict":true,"parameters":{"type":"object","properties":{"a":{"type":"string"}}}}}]}`,
+			bad400("tools[1].function.parameters", "invalid_function_parameters", `Strict: at the top level, set "additionalProperties": false.`)},
+		{"strict json_schema loose schema", "POST", A, `{"model":"m","response_format":{"type":"json_schema","json_schema":{"name":"a","strict":true,"schema":{"type":"object","properties":{"n":{"type":"number"}},"additionalProperties":false}}}}`,
+			bad400("response_format.json_schema.schema", "invalid_value", `add "n" to "required"`)},
+		{"run tools strict loose schema", "POST", T + "/runs", `{"assistant_id":"` + asst.ID + `","tools":[{"type":"function","function":{"name":"f","strict":true,"parameters":{"type":"object","properties":{},"additionalProperties":true}}}]}`,
+			bad400("tools[0].function.parameters", "invalid_function_parameters", "additionalProperties")},
 		{"unknown tool type", "POST", A, `{"model":"m","tools":[{"type":"browser"}]}`, bad400("tools[0].type", "invalid_value", "")},
 		{"tool without type", "POST", A, `{"model":"m","tools":[{}]}`, bad400("tools[0].type", "missing_required_parameter", "")},
 		{"file_search max results", "POST", A, `{"model":"m","tools":[{"type":"file_search","file_search":{"max_num_results":51}}]}`,
