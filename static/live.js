@@ -80,13 +80,14 @@
   // syncOverrides writes the pane into the address; edited says the
   // person changed the pane (the server's note about the address it
   // came from stands until then).
-  function syncOverrides(edited) {
+  function syncOverrides(edited, restored) {
     var params = overrideParams();
     var instr = pane.querySelector("[data-override][name=instructions]");
     if (params.has("instructions_omitted")) {
       stash(instr.value);
-      longNote("These instructions are " + byteLength(instr.value) + " bytes, too long for the page's address (limit " +
-        urlLimit + "): a reload in this tab keeps them, but a copied link will not carry them.");
+      longNote((restored ? "Restored from this tab. " : "") + "These instructions are " + byteLength(instr.value) +
+        " bytes, too long for the page's address (limit " + urlLimit +
+        "): a reload in this tab keeps them, but a copied link will not carry them.");
     } else {
       stash(null);
       if (edited) longNote("");
@@ -111,18 +112,19 @@
   if (pane) {
     // Instructions the address stood for come back from this tab.
     var instr = pane.querySelector("[data-override][name=instructions]");
-    var long = stashed();
+    var long = stashed(), restored = false;
     if (instr && !instr.value && long && new URLSearchParams(window.location.search).has("instructions_omitted")) {
       instr.value = long;
+      restored = true;
     }
-    syncOverrides(false);
+    syncOverrides(false, restored);
     var onEdit = function (ev) {
       if (!ev.target.matches || !ev.target.matches("[data-override]")) return;
       // What the pane said about the old value no longer holds.
       var key = ev.target.name === "tool" || ev.target.name === "tools_override" ? "tools" : ev.target.name;
       pane.querySelectorAll('[data-error-for="' + key + '"], [data-error-for=""]').forEach(function (el) { el.hidden = true; });
       ev.target.removeAttribute("aria-invalid");
-      syncOverrides(true);
+      syncOverrides(true, false);
     };
     pane.addEventListener("input", onEdit);
     pane.addEventListener("change", onEdit);
