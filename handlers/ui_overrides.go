@@ -133,7 +133,7 @@ func fitOverrides(st overrideState, a *views.AssistantSettings) overrideState {
 		return st
 	}
 	if name, ok := strings.CutPrefix(st.ToolChoice, "function:"); ok && !hasFunction(a, name) {
-		st.Notes = append(st.Notes, "Tool choice “function "+name+"” not applied: "+assistantLabel(a)+" has no such function.")
+		st.Notes = append(st.Notes, "Tool choice “function "+name+"” dropped: "+assistantLabel(a)+" has no such function.")
 		st.ToolChoice = ""
 	}
 	if st.ToolsSet {
@@ -146,7 +146,7 @@ func fitOverrides(st overrideState, a *views.AssistantSettings) overrideState {
 			}
 		}
 		if len(gone) > 0 {
-			st.Notes = append(st.Notes, "Not in the tool override: "+strings.Join(gone, ", ")+" ("+assistantLabel(a)+" has no such tool).")
+			st.Notes = append(st.Notes, "Dropped from the tool override: "+strings.Join(gone, ", ")+" ("+assistantLabel(a)+" has no such tool).")
 		}
 		st.Tools = kept
 		if st.Tools == nil {

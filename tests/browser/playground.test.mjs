@@ -307,6 +307,7 @@ describe("playground", { skip: missing || false }, () => {
     await page.selectOption('[data-testid="ov-tool-choice"]', "function:get_weather");
     await Promise.all([page.waitForURL(new RegExp(`assistant=${other.id}`)), page.selectOption('[data-testid="pick-assistant"]', other.id)]);
     const notes = await page.textContent('[data-testid="ov-notes"]');
+    await shoot(page, "playground-switched-assistant");
     assert.match(notes, /get_weather/);
     assert.deepEqual(await pane(page), { temperature: "0.6", instructions: "", toolsOverride: true, tools: [], toolChoice: "" });
     // The address now says what the pane shows.
@@ -323,6 +324,7 @@ describe("playground", { skip: missing || false }, () => {
     assert.equal(await page.inputValue('[data-testid="ov-tool-choice"]'), "bogus");
     assert.match(await page.textContent('[data-testid="ov-error-temperature"]'), /not a number/);
     assert.match(await page.textContent('[data-testid="ov-error-tool_choice"]'), /bogus/);
+    await shoot(page, "playground-bad-overrides");
     await page.fill('[data-testid="composer-content"]', "refuse me");
     await page.click('[data-testid="composer-run"]');
     await page.waitForFunction(() => /not a number/.test(document.querySelector('[data-testid="composer-error"]')?.textContent || ""));
