@@ -78,23 +78,15 @@ func overridesFromQuery(q url.Values) overrideState {
 	}
 	if st.ToolsSet {
 		tools := q["tool"]
-		if len(tools) > maxQueryTools {
+		switch {
+		case len(tools) > maxQueryTools:
 			st.Notes = append(st.Notes, fmt.Sprintf("The link names more than %d tools; the tool override was left out.", maxQueryTools))
 			st.ToolsSet = false
-		}
-		for _, t := range tools {
-			if !st.ToolsSet {
-				break
-			}
-			if len(t) > maxQueryToolName {
-				st.Notes = append(st.Notes, fmt.Sprintf("The link names a tool longer than %d bytes; the tool override was left out.", maxQueryToolName))
-				st.ToolsSet, st.Tools = false, nil
-				break
-			}
-			st.Tools = append(st.Tools, t)
-		}
-		if st.ToolsSet && st.Tools == nil {
-			st.Tools = []string{}
+		case slices.ContainsFunc(tools, func(t string) bool { return len(t) > maxQueryToolName }):
+			st.Notes = append(st.Notes, fmt.Sprintf("The link names a tool longer than %d bytes; the tool override was left out.", maxQueryToolName))
+			st.ToolsSet = false
+		default:
+			st.Tools = append([]string{}, tools...)
 		}
 	}
 	return st

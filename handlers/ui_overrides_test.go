@@ -166,6 +166,15 @@ func TestPlaygroundBadOverridesInTheAddress(t *testing.T) {
 		t.Errorf("notes %q", n)
 	}
 
+	many := url.Values{"assistant": {asst.ID}, "tools_override": {"1"}}
+	for i := 0; i < 129; i++ {
+		many.Add("tool", "get_time")
+	}
+	doc = c.page("/playground?"+many.Encode(), http.StatusOK)
+	if _, on := testid(doc, "ov-tools").Attr("checked"); on || !strings.Contains(testid(doc, "ov-notes").Text(), "more than 128 tools") {
+		t.Errorf("129 tools in a link: override on %v, notes %q", on, testid(doc, "ov-notes").Text())
+	}
+
 	// NaN parses as a float and passes every range check: the pane and
 	// the run refuse it all the same.
 	doc = c.page("/playground?assistant="+asst.ID+"&top_p=NaN", http.StatusOK)
