@@ -290,8 +290,9 @@ func (u *UI) RetryRun(c *echo.Context) error {
 	return u.done(c, back, "", "A new run started.")
 }
 
-// playgroundURL is the playground's address for a thread and assistant.
-func playgroundURL(threadID, assistantID string) string {
+// playgroundURL is the playground's address for a thread, an assistant
+// and the settings pane's overrides (see ui_overrides.go).
+func playgroundURL(threadID, assistantID string, ov views.Overrides) string {
 	q := url.Values{}
 	if threadID != "" {
 		q.Set("thread", threadID)
@@ -299,22 +300,24 @@ func playgroundURL(threadID, assistantID string) string {
 	if assistantID != "" {
 		q.Set("assistant", assistantID)
 	}
+	setOverrides(q, ov)
 	if len(q) == 0 {
 		return "/playground"
 	}
 	return "/playground?" + q.Encode()
 }
 
-// Playground handles GET /playground?thread=…&assistant=…: settings with
-// per-run overrides | the thread | the timeline. The URL names the thread,
-// so a reload or a shared link opens the same state.
+// Playground handles GET /playground?thread=…&assistant=…&<overrides>:
+// settings with per-run overrides | the thread | the timeline. The URL
+// names the thread and the overrides, so a reload or a shared link opens
+// the same state.
 func (u *UI) Playground(c *echo.Context) error {
-	return u.showPlayground(c, c.QueryParam("thread"), c.QueryParam("assistant"), views.Overrides{}, nil)
+	return u.showPlayground(c, c.QueryParam("thread"), c.QueryParam("assistant"), overridesFromQuery(c.QueryParams()), nil)
 }
 
-func (u *UI) showPlayground(c *echo.Context, threadID, assistantID string, ov views.Overrides, comp *views.Composer) error {
+func (u *UI) showPlayground(c *echo.Context, threadID, assistantID string, st overrideState, comp *views.Composer) error {
 	ctx := c.Request().Context()
-	v := views.PlaygroundView{ThreadID: threadID, Overrides: ov}
+	v := views.PlaygroundView{ThreadID: threadID}
 	var err error
 	if v.Assistants, err = u.assistantChoices(ctx); err != nil {
 		return Internal(err)
@@ -360,6 +363,18 @@ func (u *UI) showPlayground(c *echo.Context, threadID, assistantID string, ov vi
 			return Internal(err)
 		default:
 			v.Assistant = assistantSettings(a)
+			st = fitOverrides(st, v.Assistant)
+			v.OverrideErrors = u.overrideErrors(c, v.Assistant, a.Tools, st.Overrides)
+		}
+	}
+	v.Overrides, v.OverrideNotes, v.InstructionsOmitted = st.Overrides, st.Notes, st.InstructionsOmitted
+	v.CarryQuery, v.URLInstructionsLimit = carryQuery(st.Overrides), maxURLInstructions
+	if v.Assistant != nil {
+		v.NewThreadHref = playgroundURL("", v.Assistant.ID, st.Overrides)
+	} else {
+		v.NewThreadHref = playgroundURL("", "", st.Overrides)
+		if len(v.CarryQuery) > 0 {
+			v.OverrideNotes = append(v.OverrideNotes, "This link's overrides apply once an assistant is picked; they are kept until then.")
 		}
 	}
 	if comp == nil {
@@ -496,7 +511,7 @@ func (u *UI) PlaygroundPost(c *echo.Context) error {
 	ov := playgroundOverrides(c)
 	again := func(msg string) error {
 		return u.refuse(c, msg, func() error {
-			return u.showPlayground(c, threadID, assistantID, ov,
+			return u.showPlayground(c, threadID, assistantID, overrideState{Overrides: ov},
 				&views.Composer{Content: text, Role: role, Error: msg})
 		})
 	}
@@ -519,7 +534,7 @@ func (u *UI) PlaygroundPost(c *echo.Context) error {
 			if err != nil {
 				return Internal(err)
 			}
-			return u.done(c, "", playgroundURL(t.ID, assistantID), "Thread started.")
+			return u.done(c, "", playgroundURL(t.ID, assistantID, ov), "Thread started.")
 		}
 		m.ThreadID = threadID
 		if _, err := u.store.CreateMessage(ctx, m); err != nil {
@@ -528,7 +543,7 @@ func (u *UI) PlaygroundPost(c *echo.Context) error {
 			}
 			return storeErr(err, "thread", threadID)
 		}
-		return u.done(c, playgroundURL(threadID, assistantID), "", "Message added.")
+		return u.done(c, playgroundURL(threadID, assistantID, ov), "", "Message added.")
 	}
 	if u.api.engine == nil {
 		return again("Runs are not available on this server.")
@@ -542,6 +557,9 @@ func (u *UI) PlaygroundPost(c *echo.Context) error {
 			return again("Assistant " + assistantID + " does not exist.")
 		}
 		return Internal(err)
+	}
+	if msg := nanOverride(ov); msg != "" {
+		return again(msg)
 	}
 	f, msg := runFieldsFrom(assistantID, assistantSettings(a), a.Tools, ov)
 	if msg != "" {
@@ -559,11 +577,11 @@ func (u *UI) PlaygroundPost(c *echo.Context) error {
 		if err != nil {
 			return again(userMessage(runErr(err, "")))
 		}
-		return u.done(c, "", playgroundURL(t.ID, assistantID), "The run started.")
+		return u.done(c, "", playgroundURL(t.ID, assistantID, ov), "The run started.")
 	}
 	run.ThreadID = threadID
 	if _, err := u.api.engine.CreateRun(ctx, run, []db.Message{m}); err != nil {
 		return again(userMessage(runErr(err, "")))
 	}
-	return u.done(c, playgroundURL(threadID, assistantID), "", "The run started.")
+	return u.done(c, playgroundURL(threadID, assistantID, ov), "", "The run started.")
 }

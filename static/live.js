@@ -9,11 +9,126 @@
 (function () {
   "use strict";
 
-  // Assistant picker: apply on change.
+  // Assistant picker: apply on change (it carries the overrides along).
   document.addEventListener("change", function (ev) {
     var form = ev.target.closest && ev.target.closest("form[data-autosubmit]");
     if (form) form.submit();
   });
+
+  // The playground's per-run overrides live in the page's address, so a
+  // reload or a copied link opens the same settings. As the pane changes,
+  // the address (history.replaceState: no navigation, no new history
+  // entry), the assistant picker's hidden fields and the New thread link
+  // follow. The keys are the pane's form names; only values set count.
+  // Instructions too long for an address are left out of it
+  // (instructions_omitted=1 says so), kept in this tab's sessionStorage
+  // for a reload or the page after "Add and run", and the pane says so.
+  var pane = document.querySelector("[data-overrides]");
+  var OVERRIDE_KEYS = ["model", "instructions", "instructions_omitted", "temperature", "top_p",
+    "tool_choice", "response_format", "tools_override", "tool"];
+  var LONG_KEY = "assistantd.playground.instructions";
+  var urlLimit = pane ? parseInt(pane.getAttribute("data-url-limit"), 10) || 2000 : 2000;
+
+  // byteLength counts as the server will: UTF-8, and a form sends a
+  // textarea's line breaks as CRLF.
+  function byteLength(s) {
+    return new TextEncoder().encode(s.replace(/\r?\n/g, "\r\n")).length;
+  }
+
+  function stash(v) {
+    try {
+      if (v === null) sessionStorage.removeItem(LONG_KEY); else sessionStorage.setItem(LONG_KEY, v);
+    } catch (e) { /* storage off: the pane's note still tells */ }
+  }
+  function stashed() {
+    try { return sessionStorage.getItem(LONG_KEY); } catch (e) { return null; }
+  }
+
+  function overrideParams() {
+    var p = new URLSearchParams();
+    var fields = pane.querySelectorAll("[data-override]");
+    var toolsOn = false;
+    fields.forEach(function (el) { if (el.name === "tools_override") toolsOn = el.checked; });
+    fields.forEach(function (el) {
+      if (el.name === "tools_override") { if (el.checked) p.append("tools_override", "1"); return; }
+      if (el.name === "tool") { if (toolsOn && el.checked) p.append("tool", el.value); return; }
+      var v = el.value;
+      if (el.name !== "instructions") v = v.trim();
+      if (!v) return;
+      if (el.name === "instructions" && byteLength(v) > urlLimit) { p.append("instructions_omitted", "1"); return; }
+      p.append(el.name, v);
+    });
+    return p;
+  }
+
+  function withOverrides(href, params) {
+    var u = new URL(href, window.location.href);
+    OVERRIDE_KEYS.forEach(function (k) { u.searchParams.delete(k); });
+    params.forEach(function (v, k) { u.searchParams.append(k, v); });
+    u.searchParams.sort();
+    var q = u.searchParams.toString();
+    return u.pathname + (q ? "?" + q : "") + u.hash;
+  }
+
+  function longNote(text) {
+    var note = pane.querySelector("[data-long-note]");
+    if (!note) return;
+    note.textContent = text;
+    note.hidden = !text;
+  }
+
+  // syncOverrides writes the pane into the address; edited says the
+  // person changed the pane (the server's note about the address it
+  // came from stands until then).
+  function syncOverrides(edited, restored) {
+    var params = overrideParams();
+    var instr = pane.querySelector("[data-override][name=instructions]");
+    if (params.has("instructions_omitted")) {
+      stash(instr.value);
+      longNote((restored ? "Restored from this tab. " : "") + "These instructions are " + byteLength(instr.value) +
+        " bytes, too long for the page's address (limit " + urlLimit +
+        "): a reload in this tab keeps them, but a copied link will not carry them.");
+    } else {
+      stash(null);
+      if (edited) longNote("");
+    }
+    history.replaceState(history.state, "", withOverrides(window.location.href, params));
+    var link = document.querySelector("a[data-carry-overrides]");
+    if (link) link.setAttribute("href", withOverrides(link.getAttribute("href"), params));
+    var pick = document.querySelector("form[data-carry-overrides]");
+    if (pick) {
+      pick.querySelectorAll("input[data-carried]").forEach(function (el) { el.remove(); });
+      params.forEach(function (v, k) {
+        var el = document.createElement("input");
+        el.type = "hidden";
+        el.name = k;
+        el.value = v;
+        el.setAttribute("data-carried", "");
+        pick.appendChild(el);
+      });
+    }
+  }
+
+  if (pane) {
+    // Instructions the address stood for come back from this tab.
+    var instr = pane.querySelector("[data-override][name=instructions]");
+    var long = stashed(), restored = false;
+    if (instr && !instr.value && long && new URLSearchParams(window.location.search).has("instructions_omitted")) {
+      instr.value = long;
+      restored = true;
+    }
+    syncOverrides(false, restored);
+    var onEdit = function (ev) {
+      if (!ev.target.matches || !ev.target.matches("[data-override]")) return;
+      // What the pane said about the old value no longer holds.
+      var key = ev.target.name === "tool" || ev.target.name === "tools_override" ? "tools" : ev.target.name;
+      pane.querySelectorAll('[data-error-for="' + key + '"], [data-error-for=""]').forEach(function (el) { el.hidden = true; });
+      ev.target.removeAttribute("aria-invalid");
+      syncOverrides(true, false);
+    };
+    pane.addEventListener("input", onEdit);
+    pane.addEventListener("change", onEdit);
+  }
 
   var root = document.querySelector("[data-live-root]");
   var PARTS = ["live-messages", "live-controls", "live-timeline"];

@@ -213,6 +213,125 @@ describe("playground", { skip: missing || false }, () => {
     await inspector.close();
   });
 
+  // The pane's overrides as the page shows them.
+  async function pane(page) {
+    return page.evaluate(() => ({
+      temperature: document.querySelector('[data-testid="ov-temperature"]').value,
+      instructions: document.querySelector('[data-testid="ov-instructions"]').value,
+      toolsOverride: document.querySelector('[data-testid="ov-tools"]').checked,
+      tools: [...document.querySelectorAll('input[name="tool"]:checked')].map((el) => el.value),
+      toolChoice: document.querySelector('[data-testid="ov-tool-choice"]').value,
+    }));
+  }
+  const query = (page) => page.evaluate(() => Object.fromEntries(
+    [...new URL(location.href).searchParams.keys()].map((k) => [k, new URL(location.href).searchParams.getAll(k).join(",")])));
+
+  test("overrides stay in the address: Add and run on a new thread, the next run, a reload and a copied link", async () => {
+    const page = admin;
+    await page.goto(server.base + `/playground?assistant=${assistant.id}`);
+    const entries = await page.evaluate(() => history.length);
+    await page.fill('[data-testid="ov-temperature"]', "0.2");
+    await page.fill('[data-testid="ov-instructions"]', "Reply like a pirate & be brief.");
+    await page.check('[data-testid="ov-tools"]');
+    await page.uncheck('input[type="checkbox"][name="tool"][value="get_time"]');
+    // The address follows the pane, with no navigation and no new entry.
+    assert.deepEqual(await query(page), {
+      assistant: assistant.id, instructions: "Reply like a pirate & be brief.", temperature: "0.2",
+      tool: "get_weather", tools_override: "1",
+    });
+    assert.equal(await page.evaluate(() => history.length), entries, "editing the pane added history entries");
+    assert.match(await page.getAttribute('[data-testid="new-thread"]', "href"), /temperature=0\.2/);
+
+    await page.fill('[data-testid="composer-content"]', "first");
+    await Promise.all([page.waitForURL(/thread=thread_/), page.click('[data-testid="composer-run"]')]);
+    const threadID = (await query(page)).thread;
+    const want = { temperature: "0.2", instructions: "Reply like a pirate & be brief.", toolsOverride: true, tools: ["get_weather"], toolChoice: "" };
+    assert.deepEqual(await pane(page), want, "the overrides were lost after Add and run on a new thread");
+    await waitBadge(page, "completed");
+    await runFromComposer(page, "second");
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid="run"]').length === 2 &&
+      document.querySelector('[data-testid="run-badge"]')?.textContent === "completed", null, { timeout: 30000 });
+    const runs = await call("GET", `/threads/${threadID}/runs`);
+    assert.equal(runs.data.length, 2);
+    for (const run of runs.data) {
+      assert.equal(run.temperature, 0.2);
+      assert.equal(run.instructions, "Reply like a pirate & be brief.");
+      assert.deepEqual(run.tools.map((t) => t.function.name), ["get_weather"]);
+    }
+
+    await page.reload();
+    assert.deepEqual(await pane(page), want, "a reload lost the overrides");
+    // A copied link, in a fresh tab (no restored form, no tab storage).
+    const tab = await page.context().newPage();
+    await tab.goto(page.url());
+    assert.deepEqual(await pane(tab), want, "a copied link lost the overrides");
+    await tab.close();
+  });
+
+  test("instructions too long for an address: kept in the tab, and the pane says a link will not carry them", async () => {
+    const page = admin;
+    const long = "Answer as a careful pirate. ".repeat(100); // 2800 bytes: over the address limit
+    await page.goto(server.base + `/playground?assistant=${assistant.id}`);
+    await page.fill('[data-testid="ov-temperature"]', "0.4");
+    await page.fill('[data-testid="ov-instructions"]', long);
+    let q = await query(page);
+    assert.equal(q.instructions, undefined, "the long instructions went into the address");
+    assert.equal(q.instructions_omitted, "1");
+    assert.match(await page.textContent('[data-testid="ov-instructions-note"]'), /too long for the page's address/);
+    await page.fill('[data-testid="composer-content"]', "long one");
+    await Promise.all([page.waitForURL(/thread=thread_/), page.click('[data-testid="composer-run"]')]);
+    const threadID = (await query(page)).thread;
+    assert.equal((await pane(page)).instructions, long, "the tab did not keep the long instructions");
+    assert.match(await page.textContent('[data-testid="ov-instructions-note"]'), /Restored from this tab\..*copied link will not carry them/);
+    assert.equal((await pane(page)).temperature, "0.4");
+    await waitBadge(page, "completed");
+    const runs = await call("GET", `/threads/${threadID}/runs`);
+    assert.equal(runs.data[0].instructions, long);
+    // Another tab has no copy: it says so instead of running silently without them.
+    const tab = await page.context().newPage();
+    await tab.goto(page.url());
+    assert.equal((await pane(tab)).instructions, "");
+    assert.match(await tab.textContent('[data-testid="ov-instructions-note"]'), /too long to carry in an address/);
+    await tab.close();
+  });
+
+  test("switching assistant keeps the overrides that apply and names the ones dropped", async () => {
+    const page = admin;
+    const other = await call("POST", "/assistants", {
+      model: "gpt-4o-mini", name: "Clock only", tools: [{ type: "function", function: { name: "get_time", parameters: { type: "object", properties: {} } } }],
+    });
+    await page.goto(server.base + `/playground?assistant=${assistant.id}`);
+    await page.fill('[data-testid="ov-temperature"]', "0.6");
+    await page.check('[data-testid="ov-tools"]');
+    await page.uncheck('input[type="checkbox"][name="tool"][value="get_time"]');
+    await page.selectOption('[data-testid="ov-tool-choice"]', "function:get_weather");
+    await Promise.all([page.waitForURL(new RegExp(`assistant=${other.id}`)), page.selectOption('[data-testid="pick-assistant"]', other.id)]);
+    const notes = await page.textContent('[data-testid="ov-notes"]');
+    await shoot(page, "playground-switched-assistant");
+    assert.match(notes, /get_weather/);
+    assert.deepEqual(await pane(page), { temperature: "0.6", instructions: "", toolsOverride: true, tools: [], toolChoice: "" });
+    // The address now says what the pane shows.
+    const q = await query(page);
+    assert.equal(q.tool, undefined);
+    assert.equal(q.tool_choice, undefined);
+    assert.equal(q.temperature, "0.6");
+  });
+
+  test("bad values in the address: kept in the pane with a message; a run is refused in place", async () => {
+    const page = admin;
+    await page.goto(server.base + `/playground?assistant=${assistant.id}&temperature=abc&tool_choice=bogus`);
+    assert.equal(await page.inputValue('[data-testid="ov-temperature"]'), "abc");
+    assert.equal(await page.inputValue('[data-testid="ov-tool-choice"]'), "bogus");
+    assert.match(await page.textContent('[data-testid="ov-error-temperature"]'), /not a number/);
+    assert.match(await page.textContent('[data-testid="ov-error-tool_choice"]'), /bogus/);
+    await shoot(page, "playground-bad-overrides");
+    await page.fill('[data-testid="composer-content"]', "refuse me");
+    await page.click('[data-testid="composer-run"]');
+    await page.waitForFunction(() => /not a number/.test(document.querySelector('[data-testid="composer-error"]')?.textContent || ""));
+    assert.equal(await page.inputValue('[data-testid="composer-content"]'), "refuse me");
+    assert.equal(await page.inputValue('[data-testid="ov-temperature"]'), "abc");
+  });
+
   test("a viewer can watch a run but not start one", async () => {
     await admin.goto(server.base + "/settings/users");
     await admin.fill("#new-email", VIEWER.email);
