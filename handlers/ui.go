@@ -24,8 +24,8 @@ import (
 // UIStore is everything the web app's handlers need from the store; each
 // ui_*.go file declares its own part.
 type UIStore interface {
-	// Store is the API's store: the editor validates assistants with the
-	// API's own checks, which look up files.
+	// Store is the API's store: the forms validate with package
+	// validate, whose checks look up files.
 	Store
 	userStore
 	assistantStore
@@ -74,8 +74,8 @@ type UIConfig struct {
 // UI serves the web app's pages.
 type UI struct {
 	cfg UIConfig
-	// api lends the web app the /v1 handlers' validation, so a form and an
-	// API call accept exactly the same assistants.
+	// api lends the web app the run engine and its streams; validation
+	// is package validate's, which the /v1 handlers call too.
 	api      *API
 	store    UIStore
 	sessions *sessions.CookieStore

@@ -2,13 +2,9 @@ package handlers
 
 import (
 	"fmt"
-	"math"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
-
-	"github.com/labstack/echo/v5"
 
 	"github.com/assistantd/assistantd/db"
 	"github.com/assistantd/assistantd/views"
@@ -163,60 +159,14 @@ func assistantLabel(a *views.AssistantSettings) string {
 	return "assistant " + a.ID
 }
 
-// overrideErrors checks each override set, alone, exactly as a run would
-// (runFieldsFrom, then buildRun), and then all of them together, so the
-// pane can say before any run which value is wrong. Keys are the form
-// names; "" holds a problem of the combination.
-func (u *UI) overrideErrors(c *echo.Context, a *views.AssistantSettings, tools []db.Tool, ov views.Overrides) map[string]string {
-	errs := map[string]string{}
-	check := func(key string, one views.Overrides) {
-		msg := nanOverride(one)
-		var f runFields
-		if msg == "" {
-			f, msg = runFieldsFrom(a.ID, a, tools, one)
-		}
-		if msg == "" {
-			if _, err := u.api.buildRun(c, f, nil); err != nil {
-				msg = userMessage(err)
-			}
-		}
-		if msg != "" {
-			errs[key] = msg
-		}
-	}
-	for _, one := range []struct {
-		key string
-		set bool
-		ov  views.Overrides
-	}{
-		{"model", ov.Model != "", views.Overrides{Model: ov.Model}},
-		{"instructions", ov.Instructions != "", views.Overrides{Instructions: ov.Instructions}},
-		{"temperature", ov.Temperature != "", views.Overrides{Temperature: ov.Temperature}},
-		{"top_p", ov.TopP != "", views.Overrides{TopP: ov.TopP}},
-		{"tool_choice", ov.ToolChoice != "", views.Overrides{ToolChoice: ov.ToolChoice}},
-		{"response_format", ov.ResponseFormat != "", views.Overrides{ResponseFormat: ov.ResponseFormat}},
-		{"tools", ov.ToolsSet, views.Overrides{ToolsSet: true, Tools: ov.Tools}},
-	} {
-		if one.set {
-			check(one.key, one.ov)
-		}
-	}
-	if len(errs) == 0 {
-		check("", ov)
+// overrideErrors says, by the pane's field, what a run with these
+// overrides would be refused for, so the pane shows it before any run.
+func (u *UI) overrideErrors(a db.Assistant, ov views.Overrides) map[string]string {
+	_, errs, err := overrideRun(a, ov)
+	if err != nil {
+		u.cfg.Log.Error("check overrides", "error", err)
 	}
 	return errs
-}
-
-// nanOverride refuses a temperature or top_p of NaN: strconv.ParseFloat
-// reads "NaN", no range check rejects it, and the run it reached could not
-// be stored (a 500). Inf is out of range already.
-func nanOverride(ov views.Overrides) string {
-	for _, n := range [][2]string{{"temperature", ov.Temperature}, {"top_p", ov.TopP}} {
-		if x, err := strconv.ParseFloat(n[1], 64); err == nil && math.IsNaN(x) {
-			return n[0] + ": “" + n[1] + "” is not a number."
-		}
-	}
-	return ""
 }
 
 // carryQuery lists the overrides as query pairs, for the assistant

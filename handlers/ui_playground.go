@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -20,7 +22,7 @@ import (
 
 // The composer and run controls of the thread page and the playground.
 // They go through the run engine exactly as the API does: the same
-// validation (the API's buildMessage and buildRun), the same
+// validation (validate.Message and validate.Run), the same
 // one-active-run rule. A mistake is answered in place with what was
 // typed kept: 422 with the message for live.js (which sends X-Live), or
 // the page rendered again with the form filled in.
@@ -364,7 +366,7 @@ func (u *UI) showPlayground(c *echo.Context, threadID, assistantID string, st ov
 		default:
 			v.Assistant = assistantSettings(a)
 			st = fitOverrides(st, v.Assistant)
-			v.OverrideErrors = u.overrideErrors(c, v.Assistant, a.Tools, st.Overrides)
+			v.OverrideErrors = u.overrideErrors(a, st.Overrides)
 		}
 	}
 	v.Overrides, v.OverrideNotes, v.InstructionsOmitted = st.Overrides, st.Notes, st.InstructionsOmitted
@@ -437,15 +439,17 @@ func playgroundOverrides(c *echo.Context) views.Overrides {
 	return ov
 }
 
-// runFieldsFrom turns overrides into the API's run fields; buildRun
-// validates them exactly as POST /v1/threads/{id}/runs would.
-func runFieldsFrom(assistantID string, a *views.AssistantSettings, all []db.Tool, ov views.Overrides) (validate.RunFields, string) {
-	f := validate.RunFields{AssistantID: validate.Opt[string]{Set: true, V: assistantID}}
+// runFieldsFrom reads the settings pane's overrides into run fields, as
+// the API's decoder reads a body: what cannot be read (a number that is
+// not one, a choice the pane does not offer) comes back by form name.
+func runFieldsFrom(assistantID string, all []db.Tool, ov views.Overrides) (validate.RunFields, map[string]string) {
+	errs := map[string]string{}
+	f := validate.RunFields{AssistantID: validate.Some(assistantID)}
 	if ov.Model != "" {
-		f.Model = validate.Opt[string]{Set: true, V: ov.Model}
+		f.Model = validate.Some(ov.Model)
 	}
 	if ov.Instructions != "" {
-		f.Instructions = validate.Opt[string]{Set: true, V: ov.Instructions}
+		f.Instructions = validate.Some(ov.Instructions)
 	}
 	for _, n := range []struct {
 		name, v string
@@ -454,32 +458,36 @@ func runFieldsFrom(assistantID string, a *views.AssistantSettings, all []db.Tool
 		if n.v == "" {
 			continue
 		}
+		// ParseFloat also reads "NaN" and "Inf", which are not numbers
+		// a run can hold.
 		x, err := strconv.ParseFloat(n.v, 64)
-		if err != nil {
-			return f, n.name + ": “" + n.v + "” is not a number."
+		if err != nil || math.IsNaN(x) || math.IsInf(x, 0) {
+			errs[n.name] = "“" + n.v + "” is not a number."
+			continue
 		}
-		*n.dst = validate.Opt[float64]{Set: true, V: x}
+		*n.dst = validate.Some(x)
 	}
 	switch ov.ToolChoice {
 	case "":
 	case "auto", "none", "required":
-		f.ToolChoice = validate.Opt[json.RawMessage]{Set: true, V: json.RawMessage(strconv.Quote(ov.ToolChoice))}
+		f.ToolChoice = validate.Some(json.RawMessage(strconv.Quote(ov.ToolChoice)))
 	default:
 		name, ok := strings.CutPrefix(ov.ToolChoice, "function:")
 		if !ok {
-			return f, "tool_choice: unknown choice “" + ov.ToolChoice + "”."
+			errs["tool_choice"] = "Unknown choice “" + ov.ToolChoice + "”."
+			break
 		}
 		b, _ := json.Marshal(map[string]any{"type": "function", "function": map[string]string{"name": name}})
-		f.ToolChoice = validate.Opt[json.RawMessage]{Set: true, V: b}
+		f.ToolChoice = validate.Some(json.RawMessage(b))
 	}
 	switch ov.ResponseFormat {
 	case "":
 	case "auto":
-		f.ResponseFormat = validate.Opt[json.RawMessage]{Set: true, V: json.RawMessage(`"auto"`)}
+		f.ResponseFormat = validate.Some(json.RawMessage(`"auto"`))
 	case "text", "json_object":
-		f.ResponseFormat = validate.Opt[json.RawMessage]{Set: true, V: json.RawMessage(`{"type":"` + ov.ResponseFormat + `"}`)}
+		f.ResponseFormat = validate.Some(json.RawMessage(`{"type":"` + ov.ResponseFormat + `"}`))
 	default:
-		return f, "response_format: unknown format “" + ov.ResponseFormat + "”."
+		errs["response_format"] = "Unknown format “" + ov.ResponseFormat + "”."
 	}
 	if ov.ToolsSet {
 		keep := map[string]bool{}
@@ -496,9 +504,37 @@ func runFieldsFrom(assistantID string, a *views.AssistantSettings, all []db.Tool
 				tools = append(tools, t)
 			}
 		}
-		f.Tools = validate.Opt[[]db.Tool]{Set: true, V: tools}
+		f.Tools = validate.Some(tools)
 	}
-	return f, ""
+	return f, errs
+}
+
+// overrideRun is the run a's overrides ask for, checked with validate.Run
+// as POST /v1/threads/{id}/runs checks one; each problem is keyed by the
+// pane's field, which has the name of the run field its path starts with.
+func overrideRun(a db.Assistant, ov views.Overrides) (db.Run, map[string]string, error) {
+	f, errs := runFieldsFrom(a.ID, a.Tools, ov)
+	run, err := validate.Run(f, a, nil)
+	problems, ok := validate.List(err)
+	if err != nil && !ok {
+		return run, nil, err
+	}
+	fieldErrors(errs, problems)
+	return run, errs, nil
+}
+
+// overrideMessage is a refused run's message: each field's problem, named.
+func overrideMessage(errs map[string]string) string {
+	keys := make([]string, 0, len(errs))
+	for k := range errs {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	msgs := make([]string, len(keys))
+	for i, k := range keys {
+		msgs[i] = k + ": " + errs[k]
+	}
+	return strings.Join(msgs, " ")
 }
 
 // PlaygroundPost handles POST /playground: add a message to the thread (a
@@ -558,19 +594,12 @@ func (u *UI) PlaygroundPost(c *echo.Context) error {
 		}
 		return Internal(err)
 	}
-	if msg := nanOverride(ov); msg != "" {
-		return again(msg)
-	}
-	f, msg := runFieldsFrom(assistantID, assistantSettings(a), a.Tools, ov)
-	if msg != "" {
-		return again(msg)
-	}
-	run, msg, err := runOrMessage(validate.Run(f, a, nil))
+	run, errs, err := overrideRun(a, ov)
 	if err != nil {
 		return Internal(err)
 	}
-	if msg != "" {
-		return again(msg)
+	if len(errs) > 0 {
+		return again(overrideMessage(errs))
 	}
 	if threadID == "" {
 		t, _, err := u.api.engine.CreateThreadAndRun(ctx, db.Thread{}, []db.Message{m}, run)

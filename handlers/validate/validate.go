@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -222,6 +223,11 @@ func Len(p Path, s *string, max int) error {
 func Range(p Path, v *float64, lo, hi float64) error {
 	if v == nil {
 		return nil
+	}
+	if math.IsNaN(*v) || math.IsInf(*v, 0) {
+		// JSON cannot carry these, but a form's number can, and NaN
+		// passes both comparisons below.
+		return New(p, "invalid_value", "Invalid '%s': expected a number.", p).withHint("Enter a number.")
 	}
 	if *v < lo {
 		return New(p, "decimal_below_min_value",

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -200,6 +201,11 @@ func TestRunOverrides(t *testing.T) {
 		ToolChoice: Some(json.RawMessage(`{"type":"function","function":{"name":"lookup"}}`))}, asst, nil)
 	if diff := cmp.Diff([]string{"tool_choice.function.name invalid_value"}, problems(t, err)); diff != "" {
 		t.Errorf("problems (-want +got):\n%s", diff)
+	}
+	// NaN passes every comparison; a form can send it, JSON cannot.
+	_, err = Run(RunFields{AssistantID: Some("asst_1"), Temperature: Some(math.NaN())}, asst, nil)
+	if diff := cmp.Diff([]string{"temperature invalid_value"}, problems(t, err)); diff != "" {
+		t.Errorf("NaN temperature (-want +got):\n%s", diff)
 	}
 	if _, err := (RunFields{}).AssistantRef(); err == nil {
 		t.Error("a run without an assistant passed")
