@@ -14,13 +14,12 @@ import (
 	"github.com/labstack/echo/v5"
 
 	"github.com/assistantd/assistantd/db"
+	"github.com/assistantd/assistantd/handlers/validate"
 )
 
-// uploadPurposes are the purposes a client may upload with; the listing
-// filter also accepts the purposes of files the server produces.
+// listPurposes are those of uploads and of the files the server produces.
 var (
-	uploadPurposes = []string{"assistants", "batch", "fine-tune", "vision", "user_data", "evals"}
-	listPurposes   = append(slices.Clone(uploadPurposes), "assistants_output", "batch_output", "fine-tune-results")
+	listPurposes = append(slices.Clone(validate.UploadPurposes), "assistants_output", "batch_output", "fine-tune-results")
 )
 
 const (
@@ -103,9 +102,8 @@ func (h *API) UploadFile(c *echo.Context) error {
 	if !gotPurpose {
 		return invalid("purpose", "missing_required_parameter", "Missing required parameter: 'purpose'.")
 	}
-	if !slices.Contains(uploadPurposes, purpose) {
-		return invalid("purpose", "invalid_value",
-			"Invalid value for 'purpose': '%s'. Supported values are: 'assistants', 'batch', 'fine-tune', 'vision', 'user_data', and 'evals'.", purpose)
+	if err := validate.UploadPurpose(validate.P("purpose"), purpose); err != nil {
+		return err
 	}
 	if staged == nil {
 		return invalid("file", "missing_required_parameter", "Missing required parameter: 'file'.")

@@ -10,11 +10,11 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 
 	"github.com/labstack/echo/v5"
 
 	"github.com/assistantd/assistantd/db"
+	"github.com/assistantd/assistantd/handlers/validate"
 	"github.com/assistantd/assistantd/views"
 )
 
@@ -95,12 +95,8 @@ func (u *UI) UploadFiles(c *echo.Context) error {
 	}
 	defer r.MultipartForm.RemoveAll()
 	purpose := r.FormValue("purpose")
-	valid := false
-	for _, p := range uiPurposes {
-		valid = valid || p == purpose
-	}
-	if !valid {
-		return &Error{Status: http.StatusBadRequest, Message: "Unknown purpose " + strconv.Quote(purpose) + "."}
+	if problems, ok := validate.List(validate.UploadPurpose(validate.P("purpose"), purpose)); ok {
+		return &Error{Status: http.StatusBadRequest, Message: problems[0].Text()}
 	}
 	headers := r.MultipartForm.File["files"]
 	if len(headers) == 0 {

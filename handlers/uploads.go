@@ -5,11 +5,11 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"slices"
 
 	"github.com/labstack/echo/v5"
 
 	"github.com/assistantd/assistantd/db"
+	"github.com/assistantd/assistantd/handlers/validate"
 )
 
 // maxPartBytes bounds one upload part (OpenAI: 64 MB).
@@ -54,9 +54,8 @@ func (h *API) CreateUpload(c *echo.Context) error {
 	if *r.Filename == "" {
 		return invalid("filename", "invalid_value", "Invalid 'filename': expected a non-empty string.")
 	}
-	if !slices.Contains(uploadPurposes, *r.Purpose) {
-		return invalid("purpose", "invalid_value",
-			"Invalid value for 'purpose': '%s'. Supported values are: 'assistants', 'batch', 'fine-tune', 'vision', 'user_data', and 'evals'.", *r.Purpose)
+	if err := validate.UploadPurpose(validate.P("purpose"), *r.Purpose); err != nil {
+		return err
 	}
 	if *r.Bytes < 0 || *r.Bytes > h.maxUpload {
 		return invalid("bytes", "invalid_value", "Invalid 'bytes': expected a value between 0 and %d, but got %d instead.", h.maxUpload, *r.Bytes)
