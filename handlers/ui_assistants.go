@@ -138,15 +138,7 @@ func formFromAssistant(a db.Assistant) views.AssistantForm {
 	if a.TopP != nil {
 		f.TopP = strconv.FormatFloat(*a.TopP, 'f', -1, 64)
 	}
-	var rf struct {
-		Type       string `json:"type"`
-		JSONSchema *struct {
-			Name        string          `json:"name"`
-			Description string          `json:"description"`
-			Schema      json.RawMessage `json:"schema"`
-			Strict      *bool           `json:"strict"`
-		} `json:"json_schema"`
-	}
+	var rf validate.ResponseFormatObject
 	if json.Unmarshal(a.ResponseFormat, &rf) == nil && rf.Type != "" {
 		f.ResponseType = rf.Type
 		if js := rf.JSONSchema; js != nil {
@@ -208,7 +200,7 @@ func formFromRequest(c *echo.Context) views.AssistantForm {
 		Instructions: v("instructions"), Temperature: strings.TrimSpace(v("temperature")), TopP: strings.TrimSpace(v("top_p")),
 		ResponseType: v("response_type"), SchemaName: strings.TrimSpace(v("schema_name")), SchemaDescription: v("schema_description"), Schema: v("schema"), SchemaStrict: v("schema_strict") == "on",
 		CodeInterpreter: v("code_interpreter") == "on", FileSearch: v("file_search") == "on",
-		CodeFileIDs: strings.Join(dedupe(append(c.Request().Form["code_file"], splitIDs(v("code_file_ids"))...)), " "), VectorStoreIDs: v("vector_store_ids"), Metadata: v("metadata"), ToolsJSON: v("tools_json")}
+		CodeFileIDs: strings.Join(validate.Dedupe(append(c.Request().Form["code_file"], splitIDs(v("code_file_ids"))...)), " "), VectorStoreIDs: v("vector_store_ids"), Metadata: v("metadata"), ToolsJSON: v("tools_json")}
 	n, _ := strconv.Atoi(v("fn_count"))
 	for i := 0; i < min(n, validate.MaxAssistantTools); i++ {
 		fn := views.FunctionForm{Index: len(f.Functions), Name: v(fnKey(i, "name")), Description: v(fnKey(i, "description")),

@@ -3,7 +3,6 @@ package handlers
 import (
 	"errors"
 	"net/http"
-	"slices"
 
 	"github.com/labstack/echo/v5"
 
@@ -64,14 +63,4 @@ func (h *API) checkFiles(c *echo.Context, param string, ids []string) error {
 // checkFile is checkFiles for one id that param names by itself.
 func (h *API) checkFile(c *echo.Context, param, id string) error {
 	return validate.FileID(c.Request().Context(), h.store, pathOf(param), id)
-}
-
-func dedupe(ids []string) []string {
-	out := make([]string, 0, len(ids))
-	for _, id := range ids {
-		if !slices.Contains(out, id) {
-			out = append(out, id)
-		}
-	}
-	return out
 }

@@ -224,7 +224,7 @@ func (h *API) buildVectorStore(c *echo.Context, param string, r vectorStoreReque
 	}
 	v.Metadata = r.Metadata.V
 	files := make([]db.NewVectorStoreFile, 0, len(r.FileIDs))
-	for _, id := range dedupe(r.FileIDs) {
+	for _, id := range validate.Dedupe(r.FileIDs) {
 		files = append(files, db.NewVectorStoreFile{FileID: id, Chunking: cs})
 	}
 	return v, files, nil
@@ -577,7 +577,7 @@ func (h *API) CreateFileBatch(c *echo.Context) error {
 		if err != nil {
 			return err
 		}
-		for _, fid := range dedupe(r.FileIDs) {
+		for _, fid := range validate.Dedupe(r.FileIDs) {
 			files = append(files, db.NewVectorStoreFile{FileID: fid, Chunking: cs, Attributes: attrs})
 		}
 	case r.Files != nil:

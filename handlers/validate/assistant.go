@@ -132,7 +132,7 @@ func ToolResources(ctx context.Context, files Files, p Path, r *ToolResourcesReq
 	if ci := r.CodeInterpreter; ci != nil {
 		fp := p.Key("code_interpreter").Key("file_ids")
 		if !c.add(ArrayLen(fp, len(ci.FileIDs), MaxCodeFiles)) && !c.add(FileIDs(ctx, files, fp, ci.FileIDs)) {
-			out.CodeInterpreter = &db.CodeInterpreterResources{FileIDs: dedupe(ci.FileIDs)}
+			out.CodeInterpreter = &db.CodeInterpreterResources{FileIDs: Dedupe(ci.FileIDs)}
 		}
 	}
 	if fs := r.FileSearch; fs != nil {
@@ -165,7 +165,8 @@ func ToolResources(ctx context.Context, files Files, p Path, r *ToolResourcesReq
 	return out, nil
 }
 
-func dedupe(ids []string) []string {
+// Dedupe returns ids without repeats, in first-seen order.
+func Dedupe(ids []string) []string {
 	out := make([]string, 0, len(ids))
 	for _, id := range ids {
 		if !slices.Contains(out, id) {

@@ -136,6 +136,17 @@ func Function(p Path, f *db.FunctionDef) Errors {
 	return es
 }
 
+// ResponseFormatObject is response_format in its object form.
+type ResponseFormatObject struct {
+	Type       string `json:"type"`
+	JSONSchema *struct {
+		Name        string          `json:"name"`
+		Description string          `json:"description,omitempty"`
+		Schema      json.RawMessage `json:"schema,omitempty"`
+		Strict      *bool           `json:"strict,omitempty"`
+	} `json:"json_schema,omitempty"`
+}
+
 // ResponseFormat validates "auto" or {"type": "text" | "json_object" |
 // "json_schema", ...} and returns its canonical JSON. A json_schema's schema
 // must be a valid JSON Schema, and, when strict, follow the strict rules.
@@ -147,15 +158,7 @@ func ResponseFormat(p Path, raw json.RawMessage) (json.RawMessage, error) {
 		}
 		return json.RawMessage(`"auto"`), nil
 	}
-	var rf struct {
-		Type       string `json:"type"`
-		JSONSchema *struct {
-			Name        string          `json:"name"`
-			Description string          `json:"description,omitempty"`
-			Schema      json.RawMessage `json:"schema,omitempty"`
-			Strict      *bool           `json:"strict,omitempty"`
-		} `json:"json_schema,omitempty"`
-	}
+	var rf ResponseFormatObject
 	if err := Strict(raw, &rf); err != nil {
 		if name, ok := unknownField(err); ok {
 			up := p.Key(name)
