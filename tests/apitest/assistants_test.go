@@ -66,7 +66,7 @@ func TestAssistantsCRUD(t *testing.T) {
 				Name:        "get_weather",
 				Description: openai.String("Weather for a city"),
 				Parameters: shared.FunctionParameters{
-					"type":       "object",
+					"type":                 "object",
 					"properties":           map[string]any{"city": map[string]any{"type": "string"}},
 					"required":             []string{"city"},
 					"additionalProperties": false,
@@ -82,7 +82,7 @@ func TestAssistantsCRUD(t *testing.T) {
 		TopP:            openai.Float(0.9),
 		ReasoningEffort: shared.ReasoningEffortLow,
 		ResponseFormat: openai.AssistantResponseFormatOptionParamOfJSONSchema(shared.ResponseFormatJSONSchemaJSONSchemaParam{
-			Name:   "answer",
+			Name: "answer",
 			Schema: map[string]any{"type": "object", "properties": map[string]any{"n": map[string]any{"type": "number"}},
 				"required": []string{"n"}, "additionalProperties": false},
 			Strict: openai.Bool(true),
