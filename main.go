@@ -263,6 +263,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer func() { cancelRAG(); waitRAG() }()
+	go sweepExpired(ragCtx, store, expirySweep, log)
 	cfg.Engine.Builtins = append(cfg.Engine.Builtins, agent.NewFileSearch(store, rag.Searcher, rag.Ingester, fileSearchWait))
 	// One delivery client, whose dialer checks every address it connects
 	// to, serves the runs' webhooks, the API's URL checks and the web app's

@@ -12,15 +12,12 @@ import (
 	"github.com/assistantd/assistantd/db"
 )
 
-// expirySweep is how often expired vector stores are marked.
-const expirySweep = time.Minute
-
 // fileSearchWait bounds how long a file_search call waits for its stores'
 // files still being ingested before it searches what is ready.
 const fileSearchWait = time.Minute
 
-// startRetrieval starts file_search's ingestion workers and the vector
-// store expiry sweeper; stop waits for both after ctx ends. With
+// startRetrieval starts file_search's ingestion workers; stop waits for
+// them after ctx ends. With
 // embeddingsModel set, ingestion and search use that model's provider's
 // /v1/embeddings (hybrid search); without it, BM25 alone.
 func startRetrieval(ctx context.Context, store *db.Store, providers *agent.Providers, embeddingsModel string,
@@ -36,21 +33,5 @@ func startRetrieval(ctx context.Context, store *db.Store, providers *agent.Provi
 	svc = &retrieval.Service{Searcher: retrieval.NewSearcher(store, embed), Ingester: retrieval.NewIngester(store, embed, 2, log)}
 	var wg sync.WaitGroup
 	wg.Go(func() { svc.Ingester.Run(ctx) })
-	wg.Go(func() {
-		t := time.NewTicker(expirySweep)
-		defer t.Stop()
-		for {
-			if n, err := store.ExpireVectorStores(ctx); err != nil && ctx.Err() == nil {
-				log.Error("expire vector stores", "err", err)
-			} else if n > 0 {
-				log.Info("vector stores expired", "count", n)
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-		}
-	})
 	return svc, wg.Wait, nil
 }

@@ -224,3 +224,39 @@ func (s *Store) removeParts(ctx context.Context, id string) {
 	_, _ = s.w.ExecContext(ctx, `DELETE FROM upload_parts WHERE upload_id = ?`, id)
 	_ = os.RemoveAll(s.uploadDir(id))
 }
+
+// ExpireUploads marks pending uploads past their expiry as expired and
+// deletes their parts, which can no longer be completed; it returns how
+// many it expired.
+func (s *Store) ExpireUploads(ctx context.Context) (int, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT id FROM uploads WHERE status = 'pending' AND expires_at <= ?`, s.now().Unix())
+	if err != nil {
+		return 0, fmt.Errorf("find expired uploads: %w", err)
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("find expired uploads: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return 0, fmt.Errorf("find expired uploads: %w", err)
+	}
+	n := 0
+	for _, id := range ids {
+		// Only a still-pending upload expires: one completing right now
+		// keeps its parts until CompleteUpload is done with them.
+		res, err := s.w.ExecContext(ctx, `UPDATE uploads SET status = 'expired' WHERE id = ? AND status = 'pending'`, id)
+		if err != nil {
+			return n, fmt.Errorf("expire upload %s: %w", id, err)
+		}
+		if k, _ := res.RowsAffected(); k == 1 {
+			s.removeParts(ctx, id)
+			n++
+		}
+	}
+	return n, nil
+}
