@@ -137,6 +137,10 @@ func TestFunctionSchemas(t *testing.T) {
 		{"null parameters", `null`, false, nil},
 		{"empty schema", `{}`, false, nil},
 		{"properties without type", `{"properties":{"city":{"type":"string"}}}`, false, nil},
+		// What zod-to-json-schema and pydantic emit: a $schema of another
+		// draft (known to the library, nothing fetched) and local refs.
+		{"draft-07 with local refs", `{"$schema":"http://json-schema.org/draft-07/schema#","type":"object","properties":{"a":{"$ref":"#/definitions/A"}},"definitions":{"A":{"type":"string"}}}`, false, nil},
+		{"pydantic $defs", `{"type":"object","properties":{"a":{"$ref":"#/$defs/A"}},"$defs":{"A":{"type":"object","properties":{"b":{"type":"integer"}},"required":["b"],"additionalProperties":false}},"required":["a"],"additionalProperties":false}`, true, nil},
 		{"strict and complete", `{"type":"object","properties":{"a":{"type":"string"}},"required":["a"],"additionalProperties":false}`, true, nil},
 		{"array", `[1]`, false, []string{"The schema must be a JSON object ({…}), not an array."}},
 		{"bad keyword value", `{"type":"object","properties":{"a":{"type":"text"}}}`, false,
@@ -209,5 +213,23 @@ func TestRunOverrides(t *testing.T) {
 	}
 	if _, err := (RunFields{}).AssistantRef(); err == nil {
 		t.Error("a run without an assistant passed")
+	}
+}
+
+// BenchmarkAssistantWithFunctions measures validating an assistant of ten
+// strict functions, each schema checked against the metaschema.
+func BenchmarkAssistantWithFunctions(b *testing.B) {
+	params := json.RawMessage(`{"type":"object","properties":{"city":{"type":"string"},"unit":{"type":["string","null"],"enum":["c","f",null]}},"required":["city","unit"],"additionalProperties":false}`)
+	strict := true
+	var tools []db.Tool
+	for i := range 10 {
+		tools = append(tools, db.Tool{Type: "function", Function: &db.FunctionDef{Name: "fn_" + string(rune('a'+i)), Parameters: params, Strict: &strict}})
+	}
+	r := AssistantRequest{Model: Some("m"), Tools: Some(tools)}
+	for b.Loop() {
+		var a db.Assistant
+		if err := Assistant(context.Background(), files{}, r, &a); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
