@@ -34,7 +34,7 @@ func TestCleanRewrite(t *testing.T) {
 		{`"Zanzibar accord 1890"`, "Zanzibar accord 1890"},
 		{"`octopus hearts`", "octopus hearts"},
 		{"“octopus hearts”", "octopus hearts"},
-		{`"three hearts" octopus`, `"three hearts" octopus`},        // a phrase, kept
+		{`"three hearts" octopus`, `"three hearts" octopus`},           // a phrase, kept
 		{`"three hearts" "blue blood"`, `"three hearts" "blue blood"`}, // two phrases, not one wrapped answer
 		{"octopus\n\nhearts\tblue", "octopus hearts blue"},
 		{"   ", ""},
