@@ -3,8 +3,10 @@ package apitest
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -194,5 +196,21 @@ func waitLog(t testing.TB, s *server, text string) {
 			t.Fatalf("no %q in the server log:\n%s", text, lastLines(s.errBuf.String(), 30))
 		}
 		time.Sleep(20 * time.Millisecond) // polling interval, bounded by the deadline
+	}
+}
+
+// TestQueryRewriteModelUnserved: a rewrite model no provider serves stops
+// the start with a message naming the flag, rather than failing every
+// rewrite later.
+func TestQueryRewriteModelUnserved(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, serverBin, "--addr", "127.0.0.1:0", "--data", t.TempDir(), "--api-key", "sk-test-"+randomHex(16),
+		"--upstream-models", "fake-model", "--query-rewrite-model", "unserved-model")
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(string(out), `--query-rewrite-model "unserved-model": no provider serves it`) {
+		t.Fatalf("err %v, output:\n%s", err, out)
 	}
 }
