@@ -53,6 +53,9 @@ type config struct {
 	Engine         agent.Config
 	// EmbeddingsModel, when set, makes file_search hybrid (BM25 + vectors).
 	EmbeddingsModel string
+	// QueryRewriteModel, when set, rewrites searches' queries that ask for
+	// rewrite_query.
+	QueryRewriteModel string
 	// WebhookAllow are the networks webhooks may reach although the guard
 	// refuses them by default (loopback, private, link-local …).
 	WebhookAllow []netip.Prefix
@@ -96,6 +99,8 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 		"retries of an upstream request that failed with 429, 5xx or a timeout (env ASSISTANTD_UPSTREAM_RETRIES)")
 	embeddingsModel := fs.String("embeddings-model", env("ASSISTANTD_EMBEDDINGS_MODEL", ""),
 		"embeddings model (served by a configured provider's /v1/embeddings) that makes file_search hybrid: BM25 and vector similarity; none: BM25 only (env ASSISTANTD_EMBEDDINGS_MODEL)")
+	queryRewriteModel := fs.String("query-rewrite-model", env("ASSISTANTD_QUERY_REWRITE_MODEL", ""),
+		"chat model (served by a configured provider) that rewrites vector store searches' queries when they ask for rewrite_query; none: queries are searched as given (env ASSISTANTD_QUERY_REWRITE_MODEL)")
 	webhookAllow := fs.String("webhook-allow-networks", env("ASSISTANTD_WEBHOOK_ALLOW_NETWORKS", ""),
 		"comma-separated CIDRs webhooks may reach although they are loopback, private, link-local, CGNAT or metadata addresses, e.g. 10.0.0.0/8,fd00::/8; default none (env ASSISTANTD_WEBHOOK_ALLOW_NETWORKS)")
 	inspectRetention := fs.Duration("inspect-retention", envDuration(getenv, "ASSISTANTD_INSPECT_RETENTION", agent.DefaultInspectRetention),
@@ -114,7 +119,7 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 		return config{}, fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
 	}
 	cfg := config{Addr: *addr, DataDir: *data, APIKey: *apiKey, UpstreamKey: *upstreamKey, InspectRetention: *inspectRetention,
-		EmbeddingsModel: *embeddingsModel}
+		EmbeddingsModel: *embeddingsModel, QueryRewriteModel: *queryRewriteModel}
 	if cfg.InspectRetention < 0 {
 		return cfg, errors.New("--inspect-retention must not be negative (0 turns the upstream inspector off)")
 	}
@@ -257,7 +262,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// file_search: ingestion and search outlive the engine (its runs
 	// search until they stop), so they stop after it.
 	ragCtx, cancelRAG := context.WithCancel(context.WithoutCancel(ctx))
-	rag, waitRAG, err := startRetrieval(ragCtx, store, providers, cfg.EmbeddingsModel, log)
+	rag, waitRAG, err := startRetrieval(ragCtx, store, providers, cfg.EmbeddingsModel, cfg.QueryRewriteModel, log)
 	if err != nil {
 		cancelRAG()
 		return err

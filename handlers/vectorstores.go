@@ -46,6 +46,10 @@ type Retriever interface {
 	Search(ctx context.Context, q retrieval.Query) ([]retrieval.Result, error)
 	// Wake tells ingestion that files were added.
 	Wake()
+	// RewriteQueries returns the queries a search with rewrite_query
+	// searches: rewritten by the configured model, or as given when there
+	// is none or it fails. It never fails the search.
+	RewriteQueries(ctx context.Context, queries []string) []string
 }
 
 // APIOption configures optional parts of the API.
@@ -683,9 +687,9 @@ type searchResult struct {
 	Content    []searchContent `json:"content"`
 }
 
-// SearchVectorStore handles POST /v1/vector_stores/{id}/search. The query
-// is searched as given: rewrite_query is accepted, and search_query shows
-// the query used.
+// SearchVectorStore handles POST /v1/vector_stores/{id}/search. With
+// rewrite_query the queries are rewritten for search first (see
+// Retriever.RewriteQueries); search_query shows the queries searched.
 func (h *API) SearchVectorStore(c *echo.Context) error {
 	id, err := storePath(c)
 	if err != nil {
@@ -746,6 +750,11 @@ func (h *API) SearchVectorStore(c *echo.Context) error {
 	if _, err := h.activeStore(ctx, id); err != nil {
 		return err
 	}
+	// Rewritten only once the request is known good, so that a bad
+	// request costs no upstream call.
+	if r.RewriteQuery != nil && *r.RewriteQuery {
+		q.Queries = h.retriever.RewriteQueries(ctx, q.Queries)
+	}
 	results, err := h.retriever.Search(ctx, q)
 	if err != nil {
 		return Internal(err)
@@ -755,7 +764,7 @@ func (h *API) SearchVectorStore(c *echo.Context) error {
 		data[i] = searchResult{FileID: res.FileID, Filename: res.Filename, Score: res.Score, Attributes: res.Attributes,
 			Content: []searchContent{{Type: "text", Text: res.Text}}}
 	}
-	return c.JSON(http.StatusOK, map[string]any{"object": "vector_store.search_results.page", "search_query": queries,
+	return c.JSON(http.StatusOK, map[string]any{"object": "vector_store.search_results.page", "search_query": q.Queries,
 		"data": data, "has_more": false, "next_page": nil})
 }
 

@@ -479,9 +479,11 @@ func normalize(v []float32) []float32 {
 	return out
 }
 
-// Service is retrieval as the API uses it: search, and the ingestion
-// queue's wake-up.
+// Service is retrieval as the API uses it: search, the ingestion
+// queue's wake-up, and rewrite_query (a nil Rewriting searches queries as
+// given).
 type Service struct {
 	*Searcher
 	*Ingester
+	*Rewriting
 }

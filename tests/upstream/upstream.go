@@ -18,8 +18,9 @@
 //
 // POST /v1/embeddings answers with a hashed bag of words (see Embed).
 //
-// Without directives it answers "You said: <message>". When the last
-// message is a tool result it answers "Tool results: <outputs>".
+// Without directives it answers "You said: <message>", or what Answer
+// scripted for that message. When the last message is a tool result it
+// answers "Tool results: <outputs>".
 package upstream
 
 import (
@@ -42,7 +43,8 @@ type Server struct {
 	mu       sync.Mutex
 	requests []Request
 	failures map[string]int
-	embedded int // texts embedded (POST /v1/embeddings)
+	embedded int               // texts embedded (POST /v1/embeddings)
+	answers  map[string]string // Answer's scripted replies by user message
 }
 
 // Request is one recorded chat completion request.
@@ -99,7 +101,16 @@ func (m Message) Text() string {
 }
 
 // New returns a fake upstream.
-func New() *Server { return &Server{failures: map[string]int{}} }
+func New() *Server { return &Server{failures: map[string]int{}, answers: map[string]string{}} }
+
+// Answer scripts the reply to a last user message equal to message, for
+// replies a directive in the message cannot script without changing it
+// (e.g. a search query's rewrite, where the message itself is searched).
+func (s *Server) Answer(message, reply string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.answers[message] = reply
+}
 
 // Requests returns the requests received so far.
 func (s *Server) Requests() []Request {
@@ -203,6 +214,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	last := req.Messages[len(req.Messages)-1]
 	sc := parse(lastUser)
+	s.mu.Lock()
+	answer, scripted := s.answers[lastUser]
+	s.mu.Unlock()
 	if sc.status != 0 {
 		s.mu.Lock()
 		n := s.failures[lastUser]
@@ -229,6 +243,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		text = "Tool results: " + strings.Join(outs, "; ")
 	case len(sc.calls) > 0:
 		calls = sc.calls
+	case scripted:
+		text = answer
 	case sc.recall:
 		text = "Earlier you said: " + firstUser
 	case sc.words > 0:
