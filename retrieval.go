@@ -17,9 +17,9 @@ import (
 const fileSearchWait = time.Minute
 
 // startRetrieval starts file_search's ingestion workers; stop waits for
-// them after ctx ends. With
-// embeddingsModel set, ingestion and search use that model's provider's
-// /v1/embeddings (hybrid search); without it, BM25 alone. With
+// them after ctx ends. With embeddingsModel set, ingestion and search use
+// that model's provider's /v1/embeddings (hybrid search); without it, BM25
+// alone. With
 // rewriteModel set, searches asking for rewrite_query have their queries
 // rewritten by that model's provider's Chat Completions.
 func startRetrieval(ctx context.Context, store *db.Store, providers *agent.Providers, embeddingsModel, rewriteModel string,
