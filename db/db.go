@@ -222,3 +222,25 @@ func isUnique(err error) bool { return sqliteCode(err) == sqlite3.SQLITE_CONSTRA
 
 // isTriggerAbort reports a trigger's RAISE(ABORT, ...).
 func isTriggerAbort(err error) bool { return sqliteCode(err) == sqlite3.SQLITE_CONSTRAINT_TRIGGER }
+
+// queryStrings runs a query of one text column and returns its values in
+// order; what names the query in errors.
+func (s *Store) queryStrings(ctx context.Context, what, query string, args ...any) ([]string, error) {
+	rows, err := s.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return out, nil
+}

@@ -196,21 +196,10 @@ func (s *Store) ListFiles(ctx context.Context, purpose string, p ListParams) (Pa
 // its content and its vector store entries, and returns how many it
 // deleted. Uploads' expires_after makes such files; OpenAI deleted them.
 func (s *Store) DeleteExpiredFiles(ctx context.Context) (int, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT id FROM files WHERE expires_at IS NOT NULL AND expires_at <= ? ORDER BY seq`, s.now().Unix())
+	ids, err := s.queryStrings(ctx, "find expired files",
+		`SELECT id FROM files WHERE expires_at IS NOT NULL AND expires_at <= ? ORDER BY seq`, s.now().Unix())
 	if err != nil {
-		return 0, fmt.Errorf("find expired files: %w", err)
-	}
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return 0, fmt.Errorf("find expired files: %w", err)
-		}
-		ids = append(ids, id)
-	}
-	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-		return 0, fmt.Errorf("find expired files: %w", err)
+		return 0, err
 	}
 	n := 0
 	for _, id := range ids {

@@ -229,21 +229,10 @@ func (s *Store) removeParts(ctx context.Context, id string) {
 // deletes their parts, which can no longer be completed; it returns how
 // many it expired.
 func (s *Store) ExpireUploads(ctx context.Context) (int, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT id FROM uploads WHERE status = 'pending' AND expires_at <= ?`, s.now().Unix())
+	ids, err := s.queryStrings(ctx, "find expired uploads",
+		`SELECT id FROM uploads WHERE status = 'pending' AND expires_at <= ?`, s.now().Unix())
 	if err != nil {
-		return 0, fmt.Errorf("find expired uploads: %w", err)
-	}
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return 0, fmt.Errorf("find expired uploads: %w", err)
-		}
-		ids = append(ids, id)
-	}
-	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-		return 0, fmt.Errorf("find expired uploads: %w", err)
+		return 0, err
 	}
 	n := 0
 	for _, id := range ids {

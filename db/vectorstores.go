@@ -643,21 +643,8 @@ func (s *Store) FailVectorStoreFile(ctx context.Context, storeID, fileID, code, 
 
 // FileChunks returns the text of a store file's chunks, in order.
 func (s *Store) FileChunks(ctx context.Context, storeID, fileID string) ([]string, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT text FROM vector_store_chunks WHERE vector_store_id = ? AND file_id = ?
+	return s.queryStrings(ctx, "file chunks", `SELECT text FROM vector_store_chunks WHERE vector_store_id = ? AND file_id = ?
 		ORDER BY idx`, storeID, fileID)
-	if err != nil {
-		return nil, fmt.Errorf("file chunks: %w", err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var t string
-		if err := rows.Scan(&t); err != nil {
-			return nil, err
-		}
-		out = append(out, t)
-	}
-	return out, rows.Err()
 }
 
 // CountChunks counts the chunks of a file across every store (0 once the
