@@ -1,0 +1,314 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// The disk cap. A thread's /mnt/data lives on the server's disk, and the
+// per-file limit (RLIMIT_FSIZE) does not stop code writing file after
+// file until that disk is full. Neither a size-limited mount nor a quota
+// serves here: tmpfs is memory, not disk, and loop images or project
+// quotas need privileges an unprivileged server lacks. So the server
+// measures the thread's directory (and the kernel's /tmp, which is on the
+// same disk) itself: before a call, every diskInterval while it runs, and
+// once when it ends. A call that takes the thread past Limits.Disk bytes
+// or Limits.DiskFiles entries is stopped like one past its time limit
+// (the kernel is killed), and what it created or changed is deleted, so
+// the thread is back under the cap with its earlier files intact.
+//
+// Bytes are counted as allocated (st_blocks*512), so a sparse file made
+// with truncate costs what it really holds, and a file with several names
+// counts once. Directories count too (entries and their own blocks).
+//
+// Overshoot: code may write between two checks, so the most a thread can
+// hold before it is stopped is the cap plus what its code writes in one
+// interval plus one walk: rate × (diskInterval + walk time), where the
+// rate is what the disk (or page cache) accepts from one kernel. At
+// 100 ms and 1 GB/s that is about 100 MB; each single file stays under
+// the per-file limit whatever the rate. The walk is cheap for ordinary
+// directories (BenchmarkDiskUsage: about 1 ms for 1000 files) and stops
+// as soon as it has seen more than the cap, so it never costs more than a
+// walk of Limits.DiskFiles entries; a slow walk stretches the interval
+// (to ten walks' time) so that measuring takes at most about a tenth of a
+// core.
+//
+// Not seen by a walk: a file the code deleted while keeping it open. Its
+// size is bounded by the per-file limit times the open-file limit, and it
+// is freed when the kernel is (any limit, the idle timeout).
+
+// diskInterval is how often a running call's disk use is measured.
+const diskInterval = 100 * time.Millisecond
+
+// usage is what a directory tree holds.
+type usage struct {
+	bytes   int64 // allocated: st_blocks * 512
+	entries int64 // files, directories, links (not the top directory)
+}
+
+func (u usage) over(lim Limits) bool { return u.bytes > lim.Disk || u.entries > int64(lim.DiskFiles) }
+
+// entry is what a path was before a call: the same inode with the same
+// ctime is untouched (every write, truncate, chmod, utime or rename
+// advances ctime, and code cannot set it back).
+type entry struct {
+	ino   uint64
+	ctime syscall.Timespec
+	dir   bool
+}
+
+// diskWalk measures trees. Walking stops once the total is over lim, so a
+// walk of a flooded directory costs no more than one at the cap.
+type diskWalk struct {
+	lim   Limits
+	u     usage
+	links map[[2]uint64]bool // inodes with several names, counted once
+	// state, when not nil, records every entry (under its path relative
+	// to the walked root).
+	state map[string]entry
+}
+
+var errOver = errors.New("over the disk limit")
+
+// measure walks each root (missing ones hold nothing) and reports what
+// they hold, and whether that is over the limits (then possibly only
+// part of it was counted).
+func measureDisk(lim Limits, state map[string]entry, roots ...string) (usage, bool) {
+	w := &diskWalk{lim: lim, state: state}
+	for _, r := range roots {
+		if err := w.walk(r, ""); errors.Is(err, errOver) {
+			return w.u, true
+		}
+	}
+	return w.u, w.u.over(lim)
+}
+
+// walk counts dir's entries, recursively. It opens directories itself
+// (os.File.ReadDir, unsorted) rather than through filepath.WalkDir, which
+// sorts every directory. Errors (an entry removed meanwhile) skip the
+// entry: the code is still running and changing the tree.
+func (w *diskWalk) walk(dir, rel string) error {
+	f, err := os.Open(dir)
+	if errors.Is(err, fs.ErrPermission) {
+		// Code can chmod its directories to 000; the server owns them
+		// (or is root) and may take access back.
+		os.Chmod(dir, 0o700)
+		f, err = os.Open(dir)
+	}
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	for {
+		ents, err := f.ReadDir(256)
+		for _, e := range ents {
+			p := filepath.Join(dir, e.Name())
+			var st syscall.Stat_t
+			if syscall.Lstat(p, &st) != nil {
+				continue
+			}
+			w.u.entries++
+			if st.Nlink > 1 && st.Mode&syscall.S_IFMT != syscall.S_IFDIR {
+				if w.links == nil {
+					w.links = map[[2]uint64]bool{}
+				}
+				key := [2]uint64{st.Dev, st.Ino}
+				if !w.links[key] {
+					w.links[key] = true
+					w.u.bytes += st.Blocks * 512
+				}
+			} else {
+				w.u.bytes += st.Blocks * 512
+			}
+			if w.u.over(w.lim) {
+				return errOver
+			}
+			isDir := st.Mode&syscall.S_IFMT == syscall.S_IFDIR
+			r := e.Name()
+			if rel != "" {
+				r = rel + "/" + e.Name()
+			}
+			if w.state != nil {
+				w.state[r] = entry{ino: st.Ino, ctime: st.Ctim, dir: isDir}
+			}
+			if isDir {
+				if err := w.walk(p, r); err != nil {
+					return err
+				}
+			}
+		}
+		if err != nil || len(ents) == 0 {
+			return nil
+		}
+	}
+}
+
+// diskWatch measures a running call's directories until stop is closed;
+// the first time they are over the limits it calls over with what it saw
+// and returns. The first check comes after diskMinInterval and the wait
+// doubles up to diskInterval (a call that floods the disk from its first
+// line is caught early), and it shrinks again when the last two checks
+// show the thread growing fast enough to reach its cap before the next
+// one (to half the time the growth would take, down to diskMinInterval).
+// So a fast writer overshoots by about what it writes in diskMinInterval
+// rather than in a whole interval. A walk that takes long stretches the
+// wait to ten walks, so measuring costs at most about a tenth of a core.
+func diskWatch(lim Limits, roots []string, stop <-chan struct{}, over func(usage)) {
+	wait, ramp := diskMinInterval, diskMinInterval
+	var last usage
+	var lastAt time.Time
+	for {
+		select {
+		case <-stop:
+			return
+		case <-time.After(wait):
+		}
+		start := time.Now()
+		u, isOver := measureDisk(lim, nil, roots...)
+		if isOver {
+			over(u)
+			return
+		}
+		walk := time.Since(start)
+		ramp = min(2*ramp, diskInterval)
+		wait = ramp
+		if !lastAt.IsZero() {
+			dt := start.Sub(lastAt)
+			soon := func(used, prev, limit int64) {
+				if grew := used - prev; grew > 0 {
+					eta := time.Duration(float64(dt) * float64(limit-used) / float64(grew))
+					wait = min(wait, max(eta/2, diskMinInterval))
+				}
+			}
+			soon(u.bytes, last.bytes, lim.Disk)
+			soon(u.entries, last.entries, int64(lim.DiskFiles))
+		}
+		wait = max(wait, 10*walk)
+		last, lastAt = u, start
+	}
+}
+
+// diskMinInterval is the shortest wait between checks of a thread
+// growing towards its cap.
+const diskMinInterval = 5 * time.Millisecond
+
+// undoCall deletes what a call created or changed in dir, given the
+// entries before it: new entries (a new directory with everything in it)
+// and entries whose inode or ctime moved. It returns the paths deleted,
+// relative to dir.
+func undoCall(dir string, before map[string]entry) []string {
+	var deleted []string
+	var walk func(d, rel string)
+	walk = func(d, rel string) {
+		f, err := os.Open(d)
+		if errors.Is(err, fs.ErrPermission) {
+			os.Chmod(d, 0o700)
+			f, err = os.Open(d)
+		}
+		if err != nil {
+			return
+		}
+		names, _ := f.Readdirnames(-1)
+		f.Close()
+		for _, n := range names {
+			p, r := filepath.Join(d, n), n
+			if rel != "" {
+				r = rel + "/" + n
+			}
+			var st syscall.Stat_t
+			if syscall.Lstat(p, &st) != nil {
+				continue
+			}
+			isDir := st.Mode&syscall.S_IFMT == syscall.S_IFDIR
+			old, existed := before[r]
+			switch {
+			case isDir && existed && old.dir && old.ino == st.Ino:
+				// An earlier directory: its ctime moves with its
+				// entries; look inside.
+				walk(p, r)
+				continue
+			case existed && !isDir && !old.dir && old.ino == st.Ino && old.ctime == st.Ctim:
+				continue // untouched
+			}
+			if isDir {
+				removeTree(p)
+			} else {
+				os.Remove(p)
+			}
+			deleted = append(deleted, r)
+		}
+	}
+	walk(dir, "")
+	slices.Sort(deleted)
+	return deleted
+}
+
+// removeTree removes a directory the code made, taking back access to
+// subdirectories it made unreadable or unwritable.
+func removeTree(p string) {
+	if os.RemoveAll(p) == nil {
+		return
+	}
+	filepath.WalkDir(p, func(q string, d fs.DirEntry, err error) error {
+		if d != nil && d.IsDir() {
+			os.Chmod(q, 0o700)
+		}
+		return nil
+	})
+	os.RemoveAll(p)
+}
+
+// formatBytes shows a size for people: 8.0 MiB.
+func formatBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d bytes", n)
+	}
+	v, i := float64(n)/unit, 0
+	for v >= unit && i < 4 {
+		v /= unit
+		i++
+	}
+	return fmt.Sprintf("%.1f %s", v, []string{"KiB", "MiB", "GiB", "TiB", "PiB"}[i])
+}
+
+// diskReason explains a thread over its disk limits.
+func diskReason(u usage, lim Limits, withTmp bool) string {
+	where := "/mnt/data holds"
+	if withTmp {
+		where = "/mnt/data and /tmp hold"
+	}
+	if u.entries > int64(lim.DiskFiles) {
+		return fmt.Sprintf("Disk limit exceeded: %s %d files and directories, the limit is %d.", where, u.entries, lim.DiskFiles)
+	}
+	if u.bytes > lim.Disk {
+		held, limit := formatBytes(u.bytes), formatBytes(lim.Disk)
+		if held == limit {
+			held, limit = fmt.Sprintf("%d bytes", u.bytes), fmt.Sprintf("%d bytes", lim.Disk)
+		}
+		return fmt.Sprintf("Disk limit exceeded: %s %s, the limit is %s.", where, held, limit)
+	}
+	return fmt.Sprintf("Disk limit exceeded: %s %s in %d entries, the limits are %s and %d entries.",
+		where, formatBytes(u.bytes), u.entries, formatBytes(lim.Disk), lim.DiskFiles)
+}
+
+// deletedNote tells the model what undoCall removed.
+func deletedNote(deleted []string) string {
+	if len(deleted) == 0 {
+		return "\nNothing this call wrote was left to delete."
+	}
+	shown := deleted[:min(len(deleted), 10)]
+	s := fmt.Sprintf("\nTo bring /mnt/data back under the limit, what this call created or changed was deleted (%d entries): %s",
+		len(deleted), strings.Join(shown, ", "))
+	if len(deleted) > len(shown) {
+		s += fmt.Sprintf(" and %d more", len(deleted)-len(shown))
+	}
+	return s + ". Files from earlier calls are kept."
+}
