@@ -380,24 +380,25 @@ func (l *Local) Exec(ctx context.Context, threadID string, req Request) (Result,
 			"Start a new thread, or give it fewer or smaller files."}, nil
 	}
 	before := snapshot(dir)
+	k := s.k
 	overCh, stopWatch := make(chan usage, 1), make(chan struct{})
 	var seen usage
 	var tripped atomic.Bool
 	watched := make(chan struct{})
 	go func() {
 		defer close(watched)
-		diskWatch(lim, roots, stopWatch, func(u usage) {
+		diskWatch(func() (usage, bool) { return k.measure(lim, nil) }, stopWatch, func(u usage) {
 			seen = u
 			tripped.Store(true)
 			overCh <- u
-		})
+		}, lim)
 	}()
-	res := s.k.exec(ctx, req.Code, lim, overCh)
+	res := k.exec(ctx, req.Code, lim, overCh)
 	close(stopWatch)
 	<-watched
 	// A call shorter than the interval is measured here; so is one the
 	// watcher stopped (with everything it wrote by then).
-	u, over := measureDisk(lim, nil, roots...)
+	u, over := k.measure(lim, nil)
 	if over || tripped.Load() {
 		if !over {
 			u = seen
@@ -951,8 +952,10 @@ type kernel struct {
 	done    chan struct{}
 	waitErr error
 	// pidfd refers to the sandbox's init (its PID namespace's first
-	// process), -1 when unknown; set before infoDone is closed.
+	// process), -1 when unknown; pidNS names that namespace (as
+	// /proc/<pid>/ns/pid reads). Both are set before infoDone is closed.
 	pidfd    int
+	pidNS    string
 	infoDone chan struct{}
 }
 
@@ -972,6 +975,13 @@ func (k *kernel) readInfo(r *os.File) {
 	}
 	if fd, err := unix.PidfdOpen(info.ChildPID, 0); err == nil {
 		k.pidfd = fd
+		// Read after the pidfd is held: a pid reused since would have
+		// another namespace, and the pidfd pins this one's process.
+		if ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", info.ChildPID)); err == nil {
+			if unix.PidfdSendSignal(fd, 0, nil, 0) == nil {
+				k.pidNS = ns
+			}
+		}
 	}
 }
 
