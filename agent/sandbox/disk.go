@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -75,13 +74,22 @@ type usage struct {
 
 func (u usage) over(lim Limits) bool { return u.bytes > lim.Disk || u.entries > int64(lim.DiskFiles) }
 
-// entry is what a path was before a call: the same inode with the same
-// ctime is untouched (every write, truncate, chmod, utime or rename
-// advances ctime, and code cannot set it back).
+// entry is what a path was before a call. A file whose inode, size and
+// mtime are the same and whose blocks did not grow holds no more than
+// before the call, whatever else the code did to it (a second name or a
+// chmod, which move ctime, are not growth; a rewrite in place with its
+// mtime set back costs no space).
 type entry struct {
-	ino   uint64
-	ctime syscall.Timespec
-	dir   bool
+	ino    uint64
+	size   int64
+	mtime  unix.Timespec
+	blocks int64
+	dir    bool
+}
+
+// grew says whether st, at the path e described, may hold more than then.
+func (e entry) grew(st *unix.Stat_t) bool {
+	return st.Ino != e.ino || st.Size != e.size || st.Mtim != e.mtime || st.Blocks > e.blocks
 }
 
 // diskWalk measures trees. Walking stops once the total is over lim, so a
@@ -157,7 +165,7 @@ func (w *diskWalk) walk(dir, rel string) error {
 				r = rel + "/" + e.Name()
 			}
 			if w.state != nil {
-				w.state[r] = entry{ino: st.Ino, ctime: syscall.Timespec{Sec: st.Ctim.Sec, Nsec: st.Ctim.Nsec}, dir: isDir}
+				w.state[r] = entry{ino: st.Ino, size: st.Size, mtime: st.Mtim, blocks: st.Blocks, dir: isDir}
 			}
 			if isDir {
 				if err := w.walk(filepath.Join(dir, e.Name()), r); err != nil {
@@ -222,7 +230,7 @@ const diskMinInterval = 5 * time.Millisecond
 
 // undoCall deletes what a call created or changed in dir, given the
 // entries before it: new entries (a new directory with everything in it)
-// and entries whose inode or ctime moved. It returns the paths deleted,
+// and files that may have grown (entry.grew). It returns the paths deleted,
 // relative to dir.
 func undoCall(dir string, before map[string]entry) []string {
 	var deleted []string
@@ -243,20 +251,20 @@ func undoCall(dir string, before map[string]entry) []string {
 			if rel != "" {
 				r = rel + "/" + n
 			}
-			var st syscall.Stat_t
-			if syscall.Lstat(p, &st) != nil {
+			var st unix.Stat_t
+			if unix.Lstat(p, &st) != nil {
 				continue
 			}
-			isDir := st.Mode&syscall.S_IFMT == syscall.S_IFDIR
+			isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
 			old, existed := before[r]
 			switch {
 			case isDir && existed && old.dir && old.ino == st.Ino:
-				// An earlier directory: its ctime moves with its
-				// entries; look inside.
+				// An earlier directory: its size and times move
+				// with its entries; look inside.
 				walk(p, r)
 				continue
-			case existed && !isDir && !old.dir && old.ino == st.Ino && old.ctime == st.Ctim:
-				continue // untouched
+			case existed && !isDir && !old.dir && !old.grew(&st):
+				continue // holds no more than before
 			}
 			if isDir {
 				removeTree(p)

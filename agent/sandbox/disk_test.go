@@ -209,3 +209,59 @@ func BenchmarkDiskCheck(b *testing.B) {
 		}
 	}
 }
+
+// measureDisk and undoCall on a plain directory: a file with two names
+// counts once, a sparse file by its blocks; undoing a call removes what
+// is new or changed (a new directory whole, even one made unreadable)
+// and keeps the rest.
+func TestUndoCall(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, n int) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(strings.Repeat("x", n)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Mkdir(filepath.Join(dir, "old"), 0o755)
+	write("keep", 1<<20)
+	write("old/a", 10)
+	write("old/b", 10)
+	lim := Limits{Disk: 1 << 30, DiskFiles: 100}
+	before := map[string]entry{}
+	u0, over := measureDisk(lim, before, dir)
+	if over || u0.entries != 4 || len(before) != 4 {
+		t.Fatalf("before: %+v %v %v", u0, over, before)
+	}
+	// The call: a second name for keep, a sparse file, old/a rewritten,
+	// a new directory it then locks.
+	if err := os.Link(filepath.Join(dir, "keep"), filepath.Join(dir, "keep2")); err != nil {
+		t.Fatal(err)
+	}
+	f, _ := os.Create(filepath.Join(dir, "sparse"))
+	f.Truncate(1 << 30)
+	f.Close()
+	write("old/a", 20)
+	os.MkdirAll(filepath.Join(dir, "new", "deep"), 0o755)
+	write("new/deep/x", 100)
+	os.Chmod(filepath.Join(dir, "new"), 0)
+	u1, _ := measureDisk(lim, nil, dir)
+	if u1.entries != 9 || u1.bytes > u0.bytes+64<<10 {
+		t.Fatalf("after the call: %+v (before %+v): the link or the sparse file counted in full", u1, u0)
+	}
+	if small := (Limits{Disk: 1 << 30, DiskFiles: 5}); !u1.over(small) {
+		t.Fatal("9 entries not over a cap of 5")
+	}
+	deleted := undoCall(dir, before)
+	if got := strings.Join(deleted, ","); got != "keep2,new,old/a,sparse" {
+		t.Fatalf("deleted %s", got)
+	}
+	var left []string
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		rel, _ := filepath.Rel(dir, p)
+		left = append(left, rel)
+		return nil
+	})
+	if got := strings.Join(left, ","); got != ".,keep,old,old/b" {
+		t.Fatalf("left %s", got)
+	}
+}

@@ -373,9 +373,10 @@ func (l *Local) Exec(ctx context.Context, threadID string, req Request) (Result,
 	lim := l.cfg.Limits
 	roots := []string{dir, s.k.tmp}
 	entries := map[string]entry{}
-	if u, over := measureDisk(lim, entries, dir); over {
+	if _, over := measureDisk(lim, entries, dir); over {
 		// Files placed from attachments (or left by an earlier server
 		// with a larger cap) fill it: running code could only add.
+		u, _ := measureDisk(Limits{Disk: math.MaxInt64, DiskFiles: math.MaxInt}, nil, dir)
 		return Result{Error: diskReason(u, lim, false) + " The code was not run: the thread's files leave no room. " +
 			"Start a new thread, or give it fewer or smaller files."}, nil
 	}
