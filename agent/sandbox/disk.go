@@ -39,9 +39,9 @@ import (
 // when the thread grows fast enough to reach the cap before the next
 // check; so a writer at 1 GB/s passes the cap by tens of MB, not by the
 // 100 MB of a whole interval. Measured (TestDiskLimitStopsWriter, 8 MiB
-// cap, 2-core VM): a loop writing 1 MiB files stopped at 13-25 MiB; a loop
+// cap, 2-core VM): a loop writing 1 MiB files stopped at 13-57 MiB; a loop
 // of 4 MiB posix_fallocate calls, which reserve without writing at
-// several GB/s, at 56-192 MiB.
+// several GB/s, at 52-192 MiB.
 //
 // Cost: a walk is one getdents per directory and one fstatat per entry;
 // on the test VM, where a system call costs about 3 µs, about 3.3 ms for
