@@ -34,6 +34,10 @@ func addCodeFlags(fs *flag.FlagSet, env func(name, def string) string) func() (s
 		"code_interpreter: open files a kernel may hold (env ASSISTANTD_CODE_OPEN_FILES)")
 	fileSize := fs.String("code-file-size", env("ASSISTANTD_CODE_FILE_SIZE", "256MiB"),
 		"code_interpreter: largest file the code may write (env ASSISTANTD_CODE_FILE_SIZE)")
+	disk := fs.String("code-disk", env("ASSISTANTD_CODE_DISK", "1GiB"),
+		"code_interpreter: most a thread's /mnt/data (with its kernel's /tmp) may hold on disk; a call past it is stopped and what it wrote deleted (env ASSISTANTD_CODE_DISK)")
+	diskFiles := fs.Int("code-disk-files", envIntFrom(env, "ASSISTANTD_CODE_DISK_FILES", d.DiskFiles),
+		"code_interpreter: most files and directories a thread's /mnt/data (with its kernel's /tmp) may hold (env ASSISTANTD_CODE_DISK_FILES)")
 	output := fs.String("code-output", env("ASSISTANTD_CODE_OUTPUT", "256KiB"),
 		"code_interpreter: output (stdout and stderr) one call may print; the code is stopped past it (env ASSISTANTD_CODE_OUTPUT)")
 	return func() (sandbox.Config, error) {
@@ -58,16 +62,17 @@ func addCodeFlags(fs *flag.FlagSet, env func(name, def string) string) func() (s
 			dst  *int64
 			min  int64
 		}{{"code-memory", *memory, &c.Limits.Memory, 256 << 20}, {"code-file-size", *fileSize, &c.Limits.FileSize, 1 << 10},
-			{"code-output", *output, &c.Limits.Output, 1 << 10}}
+			{"code-output", *output, &c.Limits.Output, 1 << 10}, {"code-disk", *disk, &c.Limits.Disk, 1 << 20}}
 		for _, v := range sizes {
 			if *v.dst, err = parseBytes(v.val); err != nil || *v.dst < v.min {
 				return c, fmt.Errorf("invalid --%s %q: expected a size of at least %d bytes, such as 1GiB", v.name, v.val, v.min)
 			}
 		}
-		if *pool < 0 || *procs < 4 || *files < 16 {
-			return c, fmt.Errorf("--code-pool must be at least 0, --code-processes at least 4 and --code-open-files at least 16")
+		if *pool < 0 || *procs < 4 || *files < 16 || *diskFiles < 1 {
+			return c, fmt.Errorf("--code-pool must be at least 0, --code-processes at least 4, --code-open-files at least 16 " +
+				"and --code-disk-files at least 1")
 		}
-		c.Limits.Processes, c.Limits.OpenFiles = *procs, *files
+		c.Limits.Processes, c.Limits.OpenFiles, c.Limits.DiskFiles = *procs, *files, *diskFiles
 		return c, nil
 	}
 }

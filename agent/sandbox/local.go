@@ -13,6 +13,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +24,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 //go:embed kernel.py
@@ -45,6 +48,11 @@ type Limits struct {
 	FileSize int64
 	// Output caps one call's logs, in bytes.
 	Output int64
+	// Disk caps what a thread's /mnt/data (with its kernel's /tmp) may
+	// hold, in bytes as allocated on disk; DiskFiles caps its files and
+	// directories. See disk.go for how they are enforced.
+	Disk      int64
+	DiskFiles int
 }
 
 // DefaultLimits are generous for data analysis yet keep one thread from
@@ -57,6 +65,8 @@ var DefaultLimits = Limits{
 	OpenFiles: 256,
 	FileSize:  256 << 20,
 	Output:    256 << 10,
+	Disk:      1 << 30,
+	DiskFiles: 10000,
 }
 
 func (l *Limits) defaults() {
@@ -81,6 +91,12 @@ func (l *Limits) defaults() {
 	}
 	if l.Output <= 0 {
 		l.Output = d.Output
+	}
+	if l.Disk <= 0 {
+		l.Disk = d.Disk
+	}
+	if l.DiskFiles <= 0 {
+		l.DiskFiles = d.DiskFiles
 	}
 }
 
@@ -354,8 +370,57 @@ func (l *Local) Exec(ctx context.Context, threadID string, req Request) (Result,
 	if err := l.place(dir, s.k.uid, req.Files); err != nil {
 		return Result{}, err
 	}
+	lim := l.cfg.Limits
+	roots := []string{dir, s.k.tmp}
+	entries := map[string]entry{}
+	if _, over := measureDisk(lim, entries, dir); over {
+		// Files placed from attachments (or left by an earlier server
+		// with a larger cap) fill it: running code could only add.
+		u, _ := measureDisk(Limits{Disk: math.MaxInt64, DiskFiles: math.MaxInt}, nil, dir)
+		return Result{Error: diskReason(u, lim, false) + " The code was not run: the thread's files leave no room. " +
+			"Start a new thread, or give it fewer or smaller files."}, nil
+	}
 	before := snapshot(dir)
-	res := s.k.exec(ctx, req.Code, l.cfg.Limits)
+	k := s.k
+	overCh, stopWatch := make(chan usage, 1), make(chan struct{})
+	var seen usage
+	var tripped atomic.Bool
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		diskWatch(func() (usage, bool) { return k.measure(lim, nil) }, stopWatch, func(u usage) {
+			seen = u
+			tripped.Store(true)
+			overCh <- u
+		}, lim)
+	}()
+	res := k.exec(ctx, req.Code, lim, overCh)
+	close(stopWatch)
+	<-watched
+	// A call shorter than the interval is measured here; so is one the
+	// watcher stopped (with everything it wrote by then).
+	u, over := k.measure(lim, nil)
+	if over || tripped.Load() {
+		if !over {
+			u = seen
+		}
+		if !res.Restarted {
+			s.k.kill()
+			<-s.k.done
+			res.Restarted = true
+		}
+		// Nothing writes any more: measure all of it, for the message.
+		if all, _ := measureDisk(Limits{Disk: math.MaxInt64, DiskFiles: math.MaxInt}, nil, roots...); all.over(lim) {
+			u = all
+		}
+		deleted := undoCall(dir, entries)
+		res.Error = diskReason(u, lim, true) + deletedNote(deleted) + restartNote
+		res.Images = nil
+		if u, over := measureDisk(lim, nil, dir); over {
+			l.logger.Warn("code_interpreter: a thread is over its disk limit after deleting a call's files", "thread", threadID,
+				"bytes", u.bytes, "entries", u.entries)
+		}
+	}
 	if res.Restarted {
 		l.release(s.k)
 		s.k = nil
@@ -717,7 +782,7 @@ func (l *Local) allocUID() int {
 // waits until it has imported the scientific stack.
 func (l *Local) start() (*kernel, error) {
 	uid := l.allocUID()
-	k := &kernel{uid: uid, done: make(chan struct{})}
+	k := &kernel{uid: uid, done: make(chan struct{}), pidfd: -1, infoDone: make(chan struct{})}
 	name := fmt.Sprintf("%d-%d", time.Now().UnixNano(), uid)
 	k.dir = filepath.Join(l.cfg.Dir, "slots", name)
 	k.tmp = filepath.Join(l.cfg.Dir, "tmp", name)
@@ -776,7 +841,9 @@ func (l *Local) start() (*kernel, error) {
 			// traverse the data directory, and need not.
 			"--bind-fd", "6", "/tmp",
 			"--bind-fd", "5", "/mnt/data", "--chdir", "/mnt/data",
-			"--remount-ro", "/", "--clearenv")
+			"--remount-ro", "/", "--clearenv",
+			// bwrap reports the sandbox's init there (see waitGone).
+			"--info-fd", "7")
 		for _, e := range env {
 			n, v, _ := strings.Cut(e, "=")
 			args = append(args, "--setenv", n, v)
@@ -818,21 +885,30 @@ func (l *Local) start() (*kernel, error) {
 	// fds 3 and 4 are the protocol; 5 and 6 the directories, which the
 	// kernel closes before running any code (a host directory's
 	// descriptor would lead out of the sandbox through "..").
-	cmd.ExtraFiles = []*os.File{reqR, respW, dirFD, tmpFD}
+	infoR, infoW, err := os.Pipe()
+	if err != nil {
+		return fail(err)
+	}
+	defer infoW.Close()
+	cmd.ExtraFiles = []*os.File{reqR, respW, dirFD, tmpFD, infoW}
 	k.stderr = &capBuffer{max: 8 << 10}
 	cmd.Stdout, cmd.Stderr = k.stderr, k.stderr
 	err = cmd.Start()
 	reqR.Close()
 	respW.Close()
+	infoW.Close()
 	if err != nil {
 		reqW.Close()
 		respR.Close()
+		infoR.Close()
 		return fail(fmt.Errorf("start kernel: %w", err))
 	}
+	go k.readInfo(infoR)
 	k.cmd, k.req, k.resp = cmd, reqW, bufio.NewReader(respR)
 	k.respFile = respR
 	go func() {
 		k.waitErr = cmd.Wait()
+		k.waitGone()
 		close(k.done)
 	}()
 	ready := make(chan error, 1)
@@ -872,8 +948,62 @@ type kernel struct {
 	resp     *bufio.Reader
 	respFile *os.File
 	stderr   *capBuffer
-	done     chan struct{}
-	waitErr  error
+	// done is closed once the kernel and every process of its sandbox
+	// have exited: nothing writes to its directories any more.
+	done    chan struct{}
+	waitErr error
+	// pidfd refers to the sandbox's init (its PID namespace's first
+	// process), -1 when unknown; pidNS names that namespace (as
+	// /proc/<pid>/ns/pid reads). Both are set before infoDone is closed.
+	pidfd    int
+	pidNS    string
+	infoDone chan struct{}
+}
+
+// readInfo reads bubblewrap's report of the sandbox's init process and
+// holds a pidfd on it. Killing bwrap does not wait for the processes in
+// the sandbox: the init gets SIGKILL by its parent-death signal a moment
+// later, and until it (and with it the whole PID namespace) is gone, code
+// may still be writing to /mnt/data.
+func (k *kernel) readInfo(r *os.File) {
+	defer close(k.infoDone)
+	defer r.Close()
+	var info struct {
+		ChildPID int `json:"child-pid"`
+	}
+	if json.NewDecoder(r).Decode(&info) != nil || info.ChildPID <= 0 {
+		return
+	}
+	if fd, err := unix.PidfdOpen(info.ChildPID, 0); err == nil {
+		k.pidfd = fd
+		// Read after the pidfd is held: a pid reused since would have
+		// another namespace, and the pidfd pins this one's process.
+		if ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", info.ChildPID)); err == nil {
+			if unix.PidfdSendSignal(fd, 0, nil, 0) == nil {
+				k.pidNS = ns
+			}
+		}
+	}
+}
+
+// waitGone waits, after bwrap has exited, until the sandbox's init has
+// too: the kernel ends every process of a PID namespace before its init
+// exits.
+func (k *kernel) waitGone() {
+	<-k.infoDone
+	if k.pidfd < 0 {
+		return
+	}
+	defer unix.Close(k.pidfd)
+	unix.PidfdSendSignal(k.pidfd, unix.SIGKILL, nil, 0)
+	fds := []unix.PollFd{{Fd: int32(k.pidfd), Events: unix.POLLIN}}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		n, err := unix.Poll(fds, int(time.Until(deadline).Milliseconds())+1)
+		if n > 0 || (err != nil && err != unix.EINTR) {
+			return
+		}
+	}
 }
 
 func (k *kernel) exited() bool {
@@ -908,7 +1038,9 @@ type reply struct {
 // restartNote ends the error of a call that cost the kernel its state.
 const restartNote = "\nThe Python kernel was restarted: variables and imports are lost; files in /mnt/data are kept."
 
-func (k *kernel) exec(ctx context.Context, code string, lim Limits) Result {
+// exec runs one call. A usage on diskOver (the disk watcher saw the
+// thread past its limits) stops it like the time limit does.
+func (k *kernel) exec(ctx context.Context, code string, lim Limits, diskOver <-chan usage) Result {
 	got := make(chan error, 1)
 	var rep reply
 	go func() {
@@ -947,6 +1079,10 @@ func (k *kernel) exec(ctx context.Context, code string, lim Limits) Result {
 		k.kill()
 		<-k.done
 		reason = fmt.Sprintf("Time limit exceeded: the call ran longer than %s and was stopped.", lim.WallTime)
+	case u := <-diskOver:
+		k.kill()
+		<-k.done
+		reason = diskReason(u, lim, true)
 	case <-ctx.Done():
 		k.kill()
 		<-k.done

@@ -44,8 +44,8 @@ func requireCodeSandbox(t testing.TB) {
 }
 
 // startCodeServer starts assistantd with tight sandbox limits against the
-// scripted upstream.
-func startCodeServer(t testing.TB) (*server, *upstream.Server) {
+// scripted upstream; extra flags are appended.
+func startCodeServer(t testing.TB, extra ...string) (*server, *upstream.Server) {
 	t.Helper()
 	requireCodeSandbox(t)
 	up := upstream.New()
@@ -56,9 +56,10 @@ func startCodeServer(t testing.TB) (*server, *upstream.Server) {
 	// above the data directory, as they would through /var/lib.
 	os.Chmod(tmp, 0o711)
 	os.Chmod(filepath.Dir(tmp), 0o711)
-	s := newServer(t, "sk-test-"+randomHex(16), filepath.Join(tmp, "data"), "--upstream-url", srv.URL+"/v1",
+	args := append([]string{"--upstream-url", srv.URL + "/v1",
 		"--code-pool", "1", "--code-timeout", "10s", "--code-cpu", "3s", "--code-memory", "1GiB",
-		"--code-processes", "32", "--code-output", "16KiB")
+		"--code-processes", "32", "--code-output", "16KiB"}, extra...)
+	s := newServer(t, "sk-test-"+randomHex(16), filepath.Join(tmp, "data"), args...)
 	return s, up
 }
 
