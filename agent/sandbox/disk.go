@@ -48,11 +48,10 @@ import (
 // 1000 files (BenchmarkDiskUsage), plus about 0.3 ms for the scan of
 // /proc for deleted open files with 70 processes on the host
 // (BenchmarkDiskCheck, a whole check of a running kernel: 3.4 ms), so
-// ~3.5% of a core at 100 ms. A walk
-// stops as soon as it has seen more than the cap, so it never costs more
-// than a walk of Limits.DiskFiles entries, and a slow walk stretches the
-// wait to ten walks' time, so measuring takes at most about a tenth of a
-// core.
+// ~3.5% of a core at 100 ms. A walk stops as soon as it has seen more
+// than the cap, so it never costs more than a walk of Limits.DiskFiles
+// entries, and a slow walk stretches the wait to ten walks' time, so
+// measuring takes at most about a tenth of a core.
 //
 // Not seen by a walk: a file the code deleted while keeping it open,
 // which holds its blocks until it is closed. So each check also looks at
