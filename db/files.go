@@ -197,7 +197,7 @@ func (s *Store) ListFiles(ctx context.Context, purpose string, p ListParams) (Pa
 // deleted. Uploads' expires_after makes such files; OpenAI deleted them.
 func (s *Store) DeleteExpiredFiles(ctx context.Context) (int, error) {
 	ids, err := s.queryStrings(ctx, "find expired files",
-		`SELECT id FROM files WHERE expires_at IS NOT NULL AND expires_at <= ? ORDER BY seq`, s.now().Unix())
+		`SELECT id FROM files WHERE expires_at IS NOT NULL AND expires_at <= ?`, s.now().Unix())
 	if err != nil {
 		return 0, err
 	}

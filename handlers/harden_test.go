@@ -37,12 +37,14 @@ func newAppWith(t testing.TB, opt func(*handlers.UIConfig, *db.Store), wopt func
 	if opt != nil {
 		opt(&cfg, store)
 	}
-	wcfg := web.Config{UI: handlers.NewUI(cfg), Logger: log, Health: store.Ping}
+	ui := handlers.NewUI(cfg)
+	wcfg := web.Config{UI: ui, Logger: log, Health: store.Ping}
 	if wopt != nil {
 		wopt(&wcfg)
 	}
 	a.srv = httptest.NewServer(web.New(wcfg))
 	t.Cleanup(a.srv.Close)
+	t.Cleanup(ui.CloseStreams)
 	return a
 }
 

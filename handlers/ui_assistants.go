@@ -437,9 +437,9 @@ func (u *UI) applyForm(c *echo.Context, f *views.AssistantForm, a *db.Assistant)
 
 func optString(s string) validate.Opt[string] {
 	if strings.TrimSpace(s) == "" {
-		return validate.Opt[string]{Set: true, Null: true}
+		return validate.Null[string]()
 	}
-	return validate.Opt[string]{Set: true, V: s}
+	return validate.Some(s)
 }
 
 func splitIDs(s string) []string {

@@ -29,17 +29,9 @@ func (u *UI) LiveFragment(c *echo.Context) error {
 	if _, err := u.store.GetThread(ctx, id); err != nil {
 		return storeErr(err, "thread", id)
 	}
-	remote, err := u.remoteImages(c)
+	v, _, err := u.threadLive(c, id)
 	if err != nil {
 		return err
-	}
-	msgs, _, err := u.threadMessages(ctx, id, remote)
-	if err != nil {
-		return Internal(err)
-	}
-	v, err := u.liveView(ctx, id, msgs)
-	if err != nil {
-		return Internal(err)
 	}
 	return render(c, http.StatusOK, views.LiveFragment(u.page(c, "", ""), v))
 }

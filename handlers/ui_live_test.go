@@ -5,44 +5,28 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
-
 	"github.com/assistantd/assistantd/agent"
 	"github.com/assistantd/assistantd/db"
 	"github.com/assistantd/assistantd/handlers"
-	"github.com/assistantd/assistantd/web"
 )
 
 // newLiveApp is the web app with a run engine whose hub the test
 // publishes into directly (the engine is not started: no runs execute).
 func newLiveApp(t *testing.T) (*app, *agent.Hub) {
 	t.Helper()
-	store, err := db.Open(context.Background(), t.TempDir(), db.WithPasswordCost(bcrypt.MinCost))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	a := &app{t: t, store: store, now: time.Now()}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	ps, err := agent.NewProviders(nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	hub := agent.NewHub(time.Minute)
-	engine := agent.New(store, ps, hub, log, agent.Config{})
-	ui := handlers.NewUI(handlers.UIConfig{Store: store, HashKey: make([]byte, 64), BlockKey: make([]byte, 32),
-		SessionTTL: time.Hour, MaxUpload: 1 << 20, Log: log, Now: a.clock, Engine: engine})
-	a.srv = httptest.NewServer(web.New(web.Config{UI: ui, Logger: log, Health: store.Ping}))
-	t.Cleanup(a.srv.Close)
-	t.Cleanup(ui.CloseStreams)
+	a := newAppWith(t, func(cfg *handlers.UIConfig, store *db.Store) {
+		ps, err := agent.NewProviders(nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Engine = agent.New(store, ps, hub, cfg.Log, agent.Config{})
+	}, nil)
 	return a, hub
 }
 

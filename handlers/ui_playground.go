@@ -265,18 +265,18 @@ func (u *UI) RetryRun(c *echo.Context) error {
 	if err != nil {
 		return storeErr(err, "run", runID)
 	}
-	f := validate.RunFields{AssistantID: validate.Opt[string]{Set: true, V: old.AssistantID}, Model: validate.Opt[string]{Set: true, V: old.Model},
-		Instructions: validate.Opt[string]{Set: true, V: old.Instructions}, Tools: validate.Opt[[]db.Tool]{Set: true, V: old.Tools},
+	f := validate.RunFields{AssistantID: validate.Some(old.AssistantID), Model: validate.Some(old.Model),
+		Instructions: validate.Some(old.Instructions), Tools: validate.Some(old.Tools),
 		ToolChoice:        validate.Opt[json.RawMessage]{Set: len(old.ToolChoice) > 0, V: old.ToolChoice},
-		ParallelToolCalls: validate.Opt[bool]{Set: true, V: old.ParallelToolCalls}}
+		ParallelToolCalls: validate.Some(old.ParallelToolCalls)}
 	if old.Temperature != nil {
-		f.Temperature = validate.Opt[float64]{Set: true, V: *old.Temperature}
+		f.Temperature = validate.Some(*old.Temperature)
 	}
 	if old.TopP != nil {
-		f.TopP = validate.Opt[float64]{Set: true, V: *old.TopP}
+		f.TopP = validate.Some(*old.TopP)
 	}
 	if len(old.ResponseFormat) > 0 {
-		f.ResponseFormat = validate.Opt[json.RawMessage]{Set: true, V: old.ResponseFormat}
+		f.ResponseFormat = validate.Some(old.ResponseFormat)
 	}
 	run, msg, err := u.newRun(ctx, f)
 	if err != nil {
@@ -337,16 +337,8 @@ func (u *UI) showPlayground(c *echo.Context, threadID, assistantID string, st ov
 		}
 	}
 	if threadID != "" {
-		remote, err := u.remoteImages(c)
-		if err != nil {
+		if v.Live, _, err = u.threadLive(c, threadID); err != nil {
 			return err
-		}
-		msgs, _, err := u.threadMessages(ctx, threadID, remote)
-		if err != nil {
-			return Internal(err)
-		}
-		if v.Live, err = u.liveView(ctx, threadID, msgs); err != nil {
-			return Internal(err)
 		}
 		if assistantID == "" && v.Live.Latest != nil {
 			assistantID = v.Live.Latest.AssistantID

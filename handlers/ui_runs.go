@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/labstack/echo/v5"
+
 	"github.com/assistantd/assistantd/db"
 	"github.com/assistantd/assistantd/views"
 )
@@ -145,6 +147,24 @@ func (u *UI) threadRuns(ctx context.Context, threadID string) ([]views.RunView, 
 		}
 	}
 	return out, toolSteps, nil
+}
+
+// threadLive reads a thread's messages (remote images as the viewer's
+// setting says) and builds its live view; truncated says the thread has
+// more messages than a page shows.
+func (u *UI) threadLive(c *echo.Context, threadID string) (v views.LiveView, truncated bool, err error) {
+	remote, err := u.remoteImages(c)
+	if err != nil {
+		return v, false, err
+	}
+	msgs, truncated, err := u.threadMessages(c.Request().Context(), threadID, remote)
+	if err != nil {
+		return v, false, Internal(err)
+	}
+	if v, err = u.liveView(c.Request().Context(), threadID, msgs); err != nil {
+		return v, false, Internal(err)
+	}
+	return v, truncated, nil
 }
 
 // liveView builds the live part of a thread page or the playground:

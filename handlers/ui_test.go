@@ -37,19 +37,8 @@ type app struct {
 
 func newApp(t testing.TB, setupToken string) *app {
 	t.Helper()
-	store, err := db.Open(context.Background(), t.TempDir(), db.WithPasswordCost(bcrypt.MinCost))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	a := &app{t: t, store: store, now: time.Now()}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	ui := handlers.NewUI(handlers.UIConfig{Store: store, HashKey: make([]byte, 64), BlockKey: make([]byte, 32),
-		SessionTTL: time.Hour, SetupToken: setupToken, MaxUpload: 1 << 20, Log: log, Now: a.clock})
 	// The API handlers are not exercised here; their routes stay unused.
-	a.srv = httptest.NewServer(web.New(web.Config{UI: ui, Logger: log, Health: store.Ping}))
-	t.Cleanup(a.srv.Close)
-	return a
+	return newAppWith(t, func(cfg *handlers.UIConfig, _ *db.Store) { cfg.SetupToken = setupToken }, nil)
 }
 
 func (a *app) clock() time.Time {

@@ -183,17 +183,8 @@ func (u *UI) showThread(c *echo.Context, comp *views.Composer) error {
 		return storeErr(err, "thread", id)
 	}
 	v := views.ThreadView{ID: t.ID, CreatedAt: t.CreatedAt, Metadata: sortedPairs(t.Metadata)}
-	remote, err := u.remoteImages(c)
-	if err != nil {
+	if v.Live, v.Truncated, err = u.threadLive(c, id); err != nil {
 		return err
-	}
-	msgs, truncated, err := u.threadMessages(ctx, id, remote)
-	if err != nil {
-		return Internal(err)
-	}
-	v.Truncated = truncated
-	if v.Live, err = u.liveView(ctx, id, msgs); err != nil {
-		return Internal(err)
 	}
 	status := http.StatusOK
 	if usr := currentUser(c); usr != nil && roleRank[usr.Role] >= roleRank[db.RoleEditor] {

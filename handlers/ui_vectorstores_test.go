@@ -2,44 +2,29 @@ package handlers_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"mime/multipart"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
-
 	"github.com/assistantd/assistantd/agent/retrieval"
 	"github.com/assistantd/assistantd/db"
 	"github.com/assistantd/assistantd/handlers"
-	"github.com/assistantd/assistantd/web"
 )
 
 // newVectorApp is newApp with vector stores: ingestion runs for real.
 func newVectorApp(t *testing.T) *app {
 	t.Helper()
-	store, err := db.Open(context.Background(), t.TempDir(), db.WithPasswordCost(bcrypt.MinCost))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	a := &app{t: t, store: store, now: time.Now()}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	rag := &retrieval.Service{Searcher: retrieval.NewSearcher(store, nil), Ingester: retrieval.NewIngester(store, nil, 1, log)}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { rag.Ingester.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	ui := handlers.NewUI(handlers.UIConfig{Store: store, HashKey: make([]byte, 64), BlockKey: make([]byte, 32),
-		SessionTTL: time.Hour, MaxUpload: 1 << 20, Log: log, Now: a.clock, VectorStores: store, Retriever: rag})
-	a.srv = httptest.NewServer(web.New(web.Config{UI: ui, Logger: log, Health: store.Ping}))
-	t.Cleanup(a.srv.Close)
-	return a
+	return newAppWith(t, func(cfg *handlers.UIConfig, store *db.Store) {
+		rag := &retrieval.Service{Searcher: retrieval.NewSearcher(store, nil), Ingester: retrieval.NewIngester(store, nil, 1, cfg.Log)}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { rag.Ingester.Run(ctx); close(done) }()
+		t.Cleanup(func() { cancel(); <-done })
+		cfg.VectorStores, cfg.Retriever = store, rag
+	}, nil)
 }
 
 // TestVectorStorePages: an editor creates a store, adds files (each with

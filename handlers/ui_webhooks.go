@@ -120,12 +120,12 @@ func (u *UI) SaveWebhook(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
-	r := validate.WebhookRequest{URL: validate.Opt[string]{Set: true, V: wf.URL}}
+	r := validate.WebhookRequest{URL: validate.Some(wf.URL)}
 	errs := map[string]string{}
 	if s := strings.TrimSpace(c.FormValue(views.WebhookField(wf.Function, "secret"))); s != "" {
-		r.Secret = validate.Opt[string]{Set: true, V: s}
+		r.Secret = validate.Some(s)
 	} else if exists && c.FormValue(views.WebhookField(wf.Function, "rotate")) != "on" {
-		r.Secret = validate.Opt[string]{Set: true, V: stored.Secret}
+		r.Secret = validate.Some(stored.Secret)
 	}
 	for field, raw := range map[string]string{"timeout_ms": wf.TimeoutMS, "max_retries": wf.MaxRetries} {
 		if raw == "" {
@@ -137,13 +137,13 @@ func (u *UI) SaveWebhook(c *echo.Context) error {
 			continue
 		}
 		if field == "timeout_ms" {
-			r.TimeoutMS = validate.Opt[int]{Set: true, V: n}
+			r.TimeoutMS = validate.Some(n)
 		} else {
-			r.MaxRetries = validate.Opt[int]{Set: true, V: n}
+			r.MaxRetries = validate.Some(n)
 		}
 	}
 	if wf.OnFailure != "" {
-		r.OnFailure = validate.Opt[string]{Set: true, V: wf.OnFailure}
+		r.OnFailure = validate.Some(wf.OnFailure)
 	}
 	if len(errs) == 0 {
 		obj, err := u.cfg.Webhooks.put(c.Request().Context(), wf.AssistantID, wf.Function, r)

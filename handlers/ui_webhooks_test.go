@@ -2,40 +2,23 @@ package handlers_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
-	"time"
-
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/assistantd/assistantd/agent/webhook"
 	"github.com/assistantd/assistantd/db"
 	"github.com/assistantd/assistantd/handlers"
-	"github.com/assistantd/assistantd/web"
 )
 
 // newWebhookApp is newApp with the webhook sections enabled (no networks
 // allowed beyond the public ones).
 func newWebhookApp(t *testing.T) *app {
 	t.Helper()
-	store, err := db.Open(context.Background(), t.TempDir(), db.WithPasswordCost(bcrypt.MinCost))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	a := &app{t: t, store: store, now: time.Now()}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	hooks := handlers.NewWebhooks(store, webhook.NewClient(webhook.NewGuard(nil, nil)))
-	ui := handlers.NewUI(handlers.UIConfig{Store: store, HashKey: make([]byte, 64), BlockKey: make([]byte, 32),
-		SessionTTL: time.Hour, MaxUpload: 1 << 20, Log: log, Now: a.clock, Webhooks: hooks})
-	a.srv = httptest.NewServer(web.New(web.Config{UI: ui, Logger: log, Health: store.Ping}))
-	t.Cleanup(a.srv.Close)
-	return a
+	return newAppWith(t, func(cfg *handlers.UIConfig, store *db.Store) {
+		cfg.Webhooks = handlers.NewWebhooks(store, webhook.NewClient(webhook.NewGuard(nil, nil)))
+	}, nil)
 }
 
 func TestWebhookSection(t *testing.T) {

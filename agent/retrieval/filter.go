@@ -1,6 +1,7 @@
 package retrieval
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 
@@ -146,23 +147,11 @@ func compare(a, b any) (int, bool) {
 	switch a := a.(type) {
 	case float64:
 		if b, ok := b.(float64); ok {
-			switch {
-			case a < b:
-				return -1, true
-			case a > b:
-				return 1, true
-			}
-			return 0, true
+			return cmp.Compare(a, b), true
 		}
 	case string:
 		if b, ok := b.(string); ok {
-			switch {
-			case a < b:
-				return -1, true
-			case a > b:
-				return 1, true
-			}
-			return 0, true
+			return cmp.Compare(a, b), true
 		}
 	}
 	return 0, false
