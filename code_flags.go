@@ -1,13 +1,10 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
-	"log/slog"
 	"time"
 
-	"github.com/assistantd/assistantd/agent"
 	"github.com/assistantd/assistantd/agent/sandbox"
 )
 
@@ -18,7 +15,7 @@ func addCodeFlags(fs *flag.FlagSet, env func(name, def string) string) func() (s
 	d := sandbox.DefaultLimits
 	idle := fs.String("code-idle-timeout", env("ASSISTANTD_CODE_IDLE_TIMEOUT", "10m"),
 		"code_interpreter: free a thread's Python kernel after this long without a call; its files are kept (env ASSISTANTD_CODE_IDLE_TIMEOUT)")
-	pool := fs.Int("code-pool", envIntFrom(env, "ASSISTANTD_CODE_POOL", 2),
+	pool := fs.Int("code-pool", envInt(env, "ASSISTANTD_CODE_POOL", 2),
 		"code_interpreter: pre-started kernels waiting for threads' first calls; 0 for none (env ASSISTANTD_CODE_POOL)")
 	unsafe := fs.Bool("code-unsafe", env("ASSISTANTD_CODE_UNSAFE", "") == "true",
 		"code_interpreter: run code WITHOUT isolation when bubblewrap is missing (only limits apply); off, such calls answer with an error (env ASSISTANTD_CODE_UNSAFE=true)")
@@ -28,15 +25,15 @@ func addCodeFlags(fs *flag.FlagSet, env func(name, def string) string) func() (s
 		"code_interpreter: CPU time one call may use (env ASSISTANTD_CODE_CPU)")
 	memory := fs.String("code-memory", env("ASSISTANTD_CODE_MEMORY", "2GiB"),
 		"code_interpreter: address space of a kernel, with a KiB/MiB/GiB suffix (env ASSISTANTD_CODE_MEMORY)")
-	procs := fs.Int("code-processes", envIntFrom(env, "ASSISTANTD_CODE_PROCESSES", d.Processes),
+	procs := fs.Int("code-processes", envInt(env, "ASSISTANTD_CODE_PROCESSES", d.Processes),
 		"code_interpreter: processes and threads a kernel may run (env ASSISTANTD_CODE_PROCESSES)")
-	files := fs.Int("code-open-files", envIntFrom(env, "ASSISTANTD_CODE_OPEN_FILES", d.OpenFiles),
+	files := fs.Int("code-open-files", envInt(env, "ASSISTANTD_CODE_OPEN_FILES", d.OpenFiles),
 		"code_interpreter: open files a kernel may hold (env ASSISTANTD_CODE_OPEN_FILES)")
 	fileSize := fs.String("code-file-size", env("ASSISTANTD_CODE_FILE_SIZE", "256MiB"),
 		"code_interpreter: largest file the code may write (env ASSISTANTD_CODE_FILE_SIZE)")
 	disk := fs.String("code-disk", env("ASSISTANTD_CODE_DISK", "1GiB"),
 		"code_interpreter: most a thread's /mnt/data (with its kernel's /tmp) may hold on disk; a call past it is stopped and what it wrote deleted (env ASSISTANTD_CODE_DISK)")
-	diskFiles := fs.Int("code-disk-files", envIntFrom(env, "ASSISTANTD_CODE_DISK_FILES", d.DiskFiles),
+	diskFiles := fs.Int("code-disk-files", envInt(env, "ASSISTANTD_CODE_DISK_FILES", d.DiskFiles),
 		"code_interpreter: most files and directories a thread's /mnt/data (with its kernel's /tmp) may hold (env ASSISTANTD_CODE_DISK_FILES)")
 	output := fs.String("code-output", env("ASSISTANTD_CODE_OUTPUT", "256KiB"),
 		"code_interpreter: output (stdout and stderr) one call may print; the code is stopped past it (env ASSISTANTD_CODE_OUTPUT)")
@@ -75,31 +72,4 @@ func addCodeFlags(fs *flag.FlagSet, env func(name, def string) string) func() (s
 		c.Limits.Processes, c.Limits.OpenFiles, c.Limits.DiskFiles = *procs, *files, *diskFiles
 		return c, nil
 	}
-}
-
-func envIntFrom(env func(name, def string) string, name string, def int) int {
-	var n int
-	if _, err := fmt.Sscan(env(name, ""), &n); err == nil {
-		return n
-	}
-	return def
-}
-
-// forgetfulEngine is the engine as the handlers see it: stopping a thread
-// (which they do just before deleting it) also drops its code_interpreter
-// kernel and /mnt/data, which no one can reach once the thread is gone.
-type forgetfulEngine struct {
-	*agent.Engine
-	code *agent.CodeInterpreter
-	log  *slog.Logger
-}
-
-func (e forgetfulEngine) StopThread(ctx context.Context, threadID string) error {
-	if err := e.Engine.StopThread(ctx, threadID); err != nil {
-		return err
-	}
-	if err := e.code.Forget(threadID); err != nil {
-		e.log.Warn("code_interpreter: removing a deleted thread's files", "thread_id", threadID, "err", err)
-	}
-	return nil
 }

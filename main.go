@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -26,7 +27,7 @@ import (
 	"github.com/assistantd/assistantd/agent/sandbox"
 	"github.com/assistantd/assistantd/agent/webhook"
 	"github.com/assistantd/assistantd/db"
-	"github.com/assistantd/assistantd/handlers"
+	"github.com/assistantd/assistantd/handlers/api"
 	"github.com/assistantd/assistantd/web"
 )
 
@@ -90,12 +91,12 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 		"comma-separated models (or patterns such as gpt-4o*) the --upstream-url provider serves; * serves every model no providers-file entry names (env ASSISTANTD_UPSTREAM_MODELS)")
 	providersFile := fs.String("providers", env("ASSISTANTD_PROVIDERS", ""),
 		"YAML or JSON file naming further OpenAI-compatible upstreams and the models each serves (env ASSISTANTD_PROVIDERS)")
-	workers := fs.Int("workers", envInt(getenv, "ASSISTANTD_WORKERS", 256), "runs executed at once (env ASSISTANTD_WORKERS)")
-	runTimeout := fs.Duration("run-timeout", envDuration(getenv, "ASSISTANTD_RUN_TIMEOUT", 10*time.Minute),
+	workers := fs.Int("workers", envInt(env, "ASSISTANTD_WORKERS", 256), "runs executed at once (env ASSISTANTD_WORKERS)")
+	runTimeout := fs.Duration("run-timeout", envDuration(env, "ASSISTANTD_RUN_TIMEOUT", 10*time.Minute),
 		"how long a run may stay unfinished before it expires (expires_at; env ASSISTANTD_RUN_TIMEOUT)")
-	maxSteps := fs.Int("max-run-steps", envInt(getenv, "ASSISTANTD_MAX_RUN_STEPS", 50),
+	maxSteps := fs.Int("max-run-steps", envInt(env, "ASSISTANTD_MAX_RUN_STEPS", 50),
 		"steps (model turns and tool rounds) one run may take before it fails (env ASSISTANTD_MAX_RUN_STEPS)")
-	retries := fs.Int("upstream-retries", envInt(getenv, "ASSISTANTD_UPSTREAM_RETRIES", 3),
+	retries := fs.Int("upstream-retries", envInt(env, "ASSISTANTD_UPSTREAM_RETRIES", 3),
 		"retries of an upstream request that failed with 429, 5xx or a timeout (env ASSISTANTD_UPSTREAM_RETRIES)")
 	embeddingsModel := fs.String("embeddings-model", env("ASSISTANTD_EMBEDDINGS_MODEL", ""),
 		"embeddings model (served by a configured provider's /v1/embeddings) that makes file_search hybrid: BM25 and vector similarity; none: BM25 only (env ASSISTANTD_EMBEDDINGS_MODEL)")
@@ -103,7 +104,7 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 		"chat model (served by a configured provider) that rewrites vector store searches' queries when they ask for rewrite_query; none: queries are searched as given (env ASSISTANTD_QUERY_REWRITE_MODEL)")
 	webhookAllow := fs.String("webhook-allow-networks", env("ASSISTANTD_WEBHOOK_ALLOW_NETWORKS", ""),
 		"comma-separated CIDRs webhooks may reach although they are loopback, private, link-local, CGNAT or metadata addresses, e.g. 10.0.0.0/8,fd00::/8; default none (env ASSISTANTD_WEBHOOK_ALLOW_NETWORKS)")
-	inspectRetention := fs.Duration("inspect-retention", envDuration(getenv, "ASSISTANTD_INSPECT_RETENTION", agent.DefaultInspectRetention),
+	inspectRetention := fs.Duration("inspect-retention", envDuration(env, "ASSISTANTD_INSPECT_RETENTION", agent.DefaultInspectRetention),
 		"how long the upstream inspector keeps each run's exact upstream requests and responses (keys redacted); 0 records none (env ASSISTANTD_INSPECT_RETENTION)")
 	logLevel := fs.String("log-level", env("ASSISTANTD_LOG_LEVEL", "info"), "debug, info, warn or error (env ASSISTANTD_LOG_LEVEL)")
 	webFlags := addWebFlags(fs, env)
@@ -201,15 +202,18 @@ func parseBytes(s string) (int64, error) {
 	return n * mult, nil
 }
 
-func envInt(getenv func(string) string, name string, def int) int {
-	if n, err := strconv.Atoi(getenv(name)); err == nil {
+// envInt is the integer in the environment variable name, or def when it
+// is unset or not an integer.
+func envInt(env func(name, def string) string, name string, def int) int {
+	if n, err := strconv.Atoi(env(name, "")); err == nil {
 		return n
 	}
 	return def
 }
 
-func envDuration(getenv func(string) string, name string, def time.Duration) time.Duration {
-	if d, err := time.ParseDuration(getenv(name)); err == nil {
+// envDuration is envInt for durations.
+func envDuration(env func(name, def string) string, name string, def time.Duration) time.Duration {
+	if d, err := time.ParseDuration(env(name, "")); err == nil {
 		return d
 	}
 	return def
@@ -261,15 +265,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	// file_search: ingestion and search outlive the engine (its runs
 	// search until they stop), so they stop after it.
-	ragCtx, cancelRAG := context.WithCancel(context.WithoutCancel(ctx))
-	rag, waitRAG, err := startRetrieval(ragCtx, store, providers, cfg.EmbeddingsModel, cfg.QueryRewriteModel, log)
+	rag, err := agent.NewRetrieval(store, providers, cfg.EmbeddingsModel, cfg.QueryRewriteModel, log)
 	if err != nil {
-		cancelRAG()
 		return err
 	}
-	defer func() { cancelRAG(); waitRAG() }()
-	go sweepExpired(ragCtx, store, expirySweep, log)
-	cfg.Engine.Builtins = append(cfg.Engine.Builtins, agent.NewFileSearch(store, rag.Searcher, rag.Ingester, fileSearchWait))
+	ragCtx, cancelRAG := context.WithCancel(context.WithoutCancel(ctx))
+	var ingesting sync.WaitGroup
+	ingesting.Go(func() { rag.Ingester.Run(ragCtx) })
+	defer func() { cancelRAG(); ingesting.Wait() }()
+	cfg.Engine.Builtins = append(cfg.Engine.Builtins, agent.NewFileSearch(store, rag.Searcher, rag.Ingester, agent.FileSearchWait))
 	// One delivery client, whose dialer checks every address it connects
 	// to, serves the runs' webhooks, the API's URL checks and the web app's
 	// test calls.
@@ -283,30 +287,32 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer sb.Close()
-	code := agent.NewCodeInterpreter(sb, store)
-	cfg.Engine.Builtins = append(cfg.Engine.Builtins, code)
+	cfg.Engine.Builtins = append(cfg.Engine.Builtins, agent.NewCodeInterpreter(sb, store))
+	inspector := agent.NewInspector(store, cfg.InspectRetention, log)
+	// Housekeeping: the engine runs these beside its own sweep.
+	cfg.Engine.Sweeps = []agent.Sweep{
+		{Name: "expired objects", Every: time.Minute, Run: store.SweepExpired},
+		{Name: "upstream inspector", Every: time.Hour, Run: inspector.Sweep},
+	}
 	engine := agent.New(store, providers, agent.NewHub(time.Minute), log, cfg.Engine)
-	handlersEngine := forgetfulEngine{engine, code, log}
+	engine.EnableInspector(inspector)
 	// The engine outlives the HTTP server during shutdown: requests finish
 	// first, then runs in flight stop (and resume on the next start).
 	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
 	defer func() { stopEngine(); engine.Wait() }()
-	inspector := agent.NewInspector(store, cfg.InspectRetention, log)
-	engine.EnableInspector(inspector)
-	go inspector.Sweep(engineCtx, time.Hour)
 	if err := engine.Start(engineCtx); err != nil {
 		return err
 	}
 
-	webhooks := handlers.NewWebhooks(store, hooks)
-	ui, setupToken, err := newWebUI(ctx, cfg, store, handlersEngine, webhooks, rag, stdout, log)
+	webhooks := api.NewWebhooks(store, hooks)
+	webUI, setupToken, err := newWebUI(ctx, cfg, store, engine, hooks, rag, stdout, log)
 	if err != nil {
 		return err
 	}
-	api := handlers.NewAPI(store, handlersEngine, cfg.MaxUploadBytes, log, handlers.WithVectorStores(store, rag))
+	v1 := api.NewAPI(store, engine, cfg.MaxUploadBytes, log, api.WithVectorStores(store, rag))
 	handler := web.New(web.Config{
-		UI:       ui,
-		API:      api,
+		UI:       webUI,
+		API:      v1,
 		Webhooks: webhooks,
 		CheckKey: keyChecker(cfg.APIKey, store),
 		Health:   store.Ping,
@@ -318,9 +324,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// Header, body-rate, write-stall and idle limits: see web.Limits.
 	srv := web.NewHTTPServer(handler, web.DefaultLimits(), log)
 	srv.BaseContext = func(net.Listener) context.Context { return context.WithoutCancel(ctx) }
-	srv.RegisterOnShutdown(api.CloseStreams)
-	if ui != nil {
-		srv.RegisterOnShutdown(ui.CloseStreams)
+	srv.RegisterOnShutdown(v1.CloseStreams)
+	if webUI != nil {
+		srv.RegisterOnShutdown(webUI.CloseStreams)
 	}
 	fmt.Fprintf(stdout, "assistantd listening on http://%s (data in %s)\n", ln.Addr(), cfg.DataDir)
 	if setupToken != "" {

@@ -4,22 +4,19 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/url"
-	"sort"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/assistantd/assistantd/agent/webhook"
 	"github.com/assistantd/assistantd/db"
-	"github.com/assistantd/assistantd/handlers"
+	"github.com/assistantd/assistantd/handlers/ui"
 	"github.com/assistantd/assistantd/static"
 )
 
@@ -62,8 +59,8 @@ func addWebFlags(fs *flag.FlagSet, env func(name, def string) string) func() (we
 // newWebUI builds the web app. When no user exists it creates the
 // configured admin, or else returns a random one-time setup token that
 // /setup accepts until the first user exists (run prints the link).
-func newWebUI(ctx context.Context, cfg config, store *db.Store, engine handlers.Engine, hooks *handlers.Webhooks,
-	rag handlers.Retriever, stdout io.Writer, log *slog.Logger) (*handlers.UI, string, error) {
+func newWebUI(ctx context.Context, cfg config, store *db.Store, engine ui.Engine, hooks *webhook.Client,
+	rag ui.Retriever, stdout io.Writer, log *slog.Logger) (*ui.UI, string, error) {
 	setupToken, err := firstUser(ctx, cfg.Web, store, stdout, log)
 	if err != nil {
 		return nil, "", err
@@ -77,14 +74,13 @@ func newWebUI(ctx context.Context, cfg config, store *db.Store, engine handlers.
 	if !static.HasHTMX() {
 		log.Warn("htmx is not embedded: run `npm ci` in static/ before building; pages still work, less smoothly")
 	}
-	ui := handlers.NewUI(handlers.UIConfig{
+	webUI := ui.New(ui.Config{
 		Store: store, Engine: engine, Webhooks: hooks, HashKey: hashKey, BlockKey: blockKey, SessionTTL: cfg.Web.SessionTTL,
 		TrustProxy: cfg.Web.TrustProxy, SetupToken: setupToken, MaxUpload: cfg.MaxUploadBytes,
-		Models:       modelLister(cfg.UpstreamURL, cfg.UpstreamKey),
 		AssetVersion: static.Version, HTMX: static.HasHTMX(), Log: log,
 		VectorStores: store, Retriever: rag,
 	})
-	return ui, setupToken, nil
+	return webUI, setupToken, nil
 }
 
 func firstUser(ctx context.Context, w webConfig, store *db.Store, stdout io.Writer, log *slog.Logger) (string, error) {
@@ -118,68 +114,4 @@ func setupLink(addr net.Addr, token string) string {
 		host = addr.String()
 	}
 	return "http://" + host + "/setup?token=" + url.QueryEscape(token)
-}
-
-// modelLister returns a function listing the upstream's models for the
-// assistant form, cached for five minutes; a failure is cached for a
-// minute so a down upstream does not slow every form.
-func modelLister(base *url.URL, key string) func(ctx context.Context) ([]string, error) {
-	var (
-		mu      sync.Mutex
-		models  []string
-		lastErr error
-		until   time.Time
-	)
-	client := &http.Client{Timeout: 3 * time.Second}
-	return func(ctx context.Context) ([]string, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if time.Now().Before(until) {
-			return models, lastErr
-		}
-		models, lastErr = fetchModels(ctx, client, base, key)
-		if lastErr != nil {
-			until = time.Now().Add(time.Minute)
-		} else {
-			until = time.Now().Add(5 * time.Minute)
-		}
-		return models, lastErr
-	}
-}
-
-func fetchModels(ctx context.Context, client *http.Client, base *url.URL, key string) ([]string, error) {
-	if base == nil {
-		return nil, errors.New("no upstream")
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(base.String(), "/")+"/models", nil)
-	if err != nil {
-		return nil, err
-	}
-	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("list models: %s", resp.Status)
-	}
-	var body struct {
-		Data []struct {
-			ID string `json:"id"`
-		} `json:"data"`
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(&body); err != nil {
-		return nil, fmt.Errorf("list models: %w", err)
-	}
-	var out []string
-	for _, m := range body.Data {
-		if m.ID != "" {
-			out = append(out, m.ID)
-		}
-	}
-	sort.Strings(out)
-	return out, nil
 }

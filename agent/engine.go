@@ -20,7 +20,6 @@ import (
 	"hash/fnv"
 	"io"
 	"log/slog"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -41,7 +40,7 @@ type Store interface {
 	ThreadRuns(ctx context.Context, threadID string) ([]db.Run, error)
 	ThreadSteps(ctx context.Context, threadID string) ([]db.RunStep, error)
 	HistoryMessages(ctx context.Context, threadID string) ([]db.Message, []int64, error)
-	OpenFile(ctx context.Context, id string) (db.File, *os.File, error)
+	OpenFile(ctx context.Context, id string) (db.File, io.ReadSeekCloser, error)
 }
 
 // Config tunes the engine.
@@ -65,6 +64,10 @@ type Config struct {
 	// Functions picks a runner for a function call (a webhook); nil, or a
 	// call it does not serve, leaves the call to the client.
 	Functions FunctionRouter
+	// Sweeps is the server's other housekeeping (expired files, old
+	// inspector records …), run beside the engine's own sweep for as long
+	// as the engine runs.
+	Sweeps []Sweep
 }
 
 func (c *Config) defaults() {
@@ -139,11 +142,9 @@ func New(store Store, providers *Providers, hub *Hub, log *slog.Logger, cfg Conf
 	}
 }
 
-// Hub returns the engine's event hub.
-func (e *Engine) Hub() *Hub { return e.hub }
-
-// Providers returns the configured upstreams.
-func (e *Engine) Providers() *Providers { return e.providers }
+// Models lists the models the configured upstreams serve, as /v1/models
+// and the web app's model pickers show them.
+func (e *Engine) Models(ctx context.Context) []Model { return e.providers.Models(ctx) }
 
 // Start recovers runs a previous process left unfinished, then executes
 // runs until ctx is done. Wait blocks until every execution has stopped.
@@ -153,8 +154,11 @@ func (e *Engine) Start(ctx context.Context) error {
 		return fmt.Errorf("recover runs: %w", err)
 	}
 	e.wg.Add(2)
-	go func() { defer e.wg.Done(); e.dispatch(ctx) }()
+	go func() { defer e.wg.Done(); e.runWorkers(ctx) }()
 	go func() { defer e.wg.Done(); e.sweep(ctx) }()
+	for _, s := range e.cfg.Sweeps {
+		e.wg.Go(func() { s.loop(ctx, e.log) })
+	}
 	return nil
 }
 
@@ -162,7 +166,8 @@ func (e *Engine) Start(ctx context.Context) error {
 // Runs interrupted by the stop stay in_progress and resume on next start.
 func (e *Engine) Wait() { e.wg.Wait() }
 
-func (e *Engine) dispatch(ctx context.Context) {
+// runWorkers hands queued runs to at most Workers executions at once.
+func (e *Engine) runWorkers(ctx context.Context) {
 	sem := make(chan struct{}, e.cfg.Workers)
 	for {
 		select {
@@ -474,6 +479,15 @@ func (e *Engine) StopThread(ctx context.Context, threadID string) error {
 	for _, r := range runs {
 		if cancel := e.inflight[r.ID]; cancel != nil && !db.IsTerminal(r.Status) {
 			cancel(errThreadDeleted)
+		}
+	}
+	// What built-in tools keep for the thread (a kernel and its files)
+	// no one can reach once it is gone.
+	for _, b := range e.builtins {
+		if f, ok := b.(ThreadForgetter); ok {
+			if err := f.Forget(threadID); err != nil {
+				e.log.Warn("forget a deleted thread's tool state", "tool", b.Type(), "thread_id", threadID, "err", err)
+			}
 		}
 	}
 	return nil

@@ -387,24 +387,11 @@ func assembleStream(raw []byte) (string, int) {
 	return string(b), chunks
 }
 
-// Sweep deletes exchanges older than the retention every interval until
-// ctx ends.
-func (ins *Inspector) Sweep(ctx context.Context, interval time.Duration) {
+// Sweep deletes exchanges older than the retention (agent.Sweep's Run).
+func (ins *Inspector) Sweep(ctx context.Context) (int, error) {
 	if ins.retention <= 0 {
-		return
+		return 0, nil
 	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		if n, err := ins.store.DeleteExchangesBefore(ctx, time.Now().Add(-ins.retention).UnixMilli()); err != nil && ctx.Err() == nil {
-			ins.log.Warn("sweep upstream exchanges", "error", err)
-		} else if n > 0 {
-			ins.log.Debug("swept upstream exchanges", "deleted", n)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	n, err := ins.store.DeleteExchangesBefore(ctx, time.Now().Add(-ins.retention).UnixMilli())
+	return int(n), err
 }

@@ -193,7 +193,7 @@ func (e *env) events(t *testing.T, runID string) []agent.Event {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
-	sub := e.engine.Hub().Subscribe(runID, 0)
+	sub := e.engine.Events(runID, 0)
 	var evs []agent.Event
 	for {
 		ev, err := sub.Next(ctx)

@@ -79,6 +79,13 @@ type Builtin interface {
 	Stream() ArgStream
 }
 
+// ThreadForgetter is a Builtin that keeps state per thread (a kernel and
+// its files): StopThread, called before a thread is deleted, has it drop
+// that state, which no one can reach once the thread is gone.
+type ThreadForgetter interface {
+	Forget(threadID string) error
+}
+
 // ArgStream turns one call's arguments, as the model writes them, into the
 // type-specific part of step deltas.
 type ArgStream interface {

@@ -158,7 +158,7 @@ func (s *Store) MissingFiles(ctx context.Context, ids []string) ([]string, error
 
 // OpenFile returns the record and an open reader of the file's content.
 // The caller closes the reader.
-func (s *Store) OpenFile(ctx context.Context, id string) (File, *os.File, error) {
+func (s *Store) OpenFile(ctx context.Context, id string) (File, io.ReadSeekCloser, error) {
 	f, err := s.GetFile(ctx, id)
 	if err != nil {
 		return f, nil, err
@@ -212,4 +212,16 @@ func (s *Store) DeleteExpiredFiles(ctx context.Context) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// SweepExpired enforces expiries (an agent.Sweep's Run): vector stores
+// past theirs are marked expired (no longer searched), files past theirs
+// (an upload's expires_after) are deleted with their content, and pending
+// uploads past theirs expire, their parts deleted. It returns how many
+// objects it expired, and goes on past a failure to report them all.
+func (s *Store) SweepExpired(ctx context.Context) (int, error) {
+	stores, err1 := s.ExpireVectorStores(ctx)
+	files, err2 := s.DeleteExpiredFiles(ctx)
+	uploads, err3 := s.ExpireUploads(ctx)
+	return int(stores) + files + uploads, errors.Join(err1, err2, err3)
 }

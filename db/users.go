@@ -83,7 +83,7 @@ func (s *Store) CreateUser(ctx context.Context, email, role, password string) (U
 	u := User{ID: NewID("user_"), Email: email, Role: role, CreatedAt: s.now().Unix()}
 	_, err = s.w.ExecContext(ctx, `INSERT INTO users (id, email, role, password_hash, created_at) VALUES (?, ?, ?, ?, ?)`,
 		u.ID, u.Email, u.Role, string(hash), u.CreatedAt)
-	if err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed") {
+	if isUnique(err) {
 		return u, ErrDuplicate
 	}
 	if err != nil {

@@ -6,9 +6,9 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/assistantd/assistantd/handlers/respond"
+	"github.com/assistantd/assistantd/handlers/ui"
 	"github.com/labstack/echo/v5"
-
-	"github.com/assistantd/assistantd/handlers"
 )
 
 // errorHandler renders every error a handler or middleware returns. Under
@@ -18,7 +18,9 @@ import (
 //
 // Elsewhere the web app renders the error: a page, or for htmx requests a
 // fragment (ui is nil when only the API is served: then plain text).
-func errorHandler(log *slog.Logger, ui *handlers.UI) echo.HTTPErrorHandler {
+//
+// 5xx are logged once, with the request, by logRequests.
+func errorHandler(log *slog.Logger, ui *ui.UI) echo.HTTPErrorHandler {
 	return func(c *echo.Context, err error) {
 		if r, _ := echo.UnwrapResponse(c.Response()); r != nil && r.Committed {
 			log.Warn("error after response was committed", "error", err, "request_id", c.Get(requestIDKey))
@@ -37,10 +39,7 @@ func errorHandler(log *slog.Logger, ui *handlers.UI) echo.HTTPErrorHandler {
 		if unread {
 			c.Response().Header().Set("Connection", "close")
 		}
-		ae := apiError(c, err)
-		if ae.Status >= 500 {
-			log.Error("request failed", "error", err, "request_id", c.Get(requestIDKey), "path", c.Request().URL.Path)
-		}
+		ae, noRoute := apiError(c, err)
 		if c.Request().Method == http.MethodHead {
 			_ = c.NoContent(ae.Status)
 			return
@@ -51,7 +50,7 @@ func errorHandler(log *slog.Logger, ui *handlers.UI) echo.HTTPErrorHandler {
 				return
 			}
 			msg := ae.Message
-			if ae.Status == http.StatusNotFound && strings.HasPrefix(msg, "Invalid URL (") {
+			if noRoute {
 				msg = "There is no page at " + c.Request().URL.Path + "."
 			}
 			id, _ := c.Get(requestIDKey).(string)
@@ -66,10 +65,11 @@ func errorHandler(log *slog.Logger, ui *handlers.UI) echo.HTTPErrorHandler {
 
 func isAPIPath(p string) bool { return p == "/v1" || strings.HasPrefix(p, "/v1/") }
 
-// apiError converts any error into the API's typed error.
-func apiError(c *echo.Context, err error) *handlers.Error {
-	if ae := handlers.AsError(err); ae != nil {
-		return ae
+// apiError converts any error into the API's typed error; noRoute reports
+// that no route matched (OpenAI's "Invalid URL").
+func apiError(c *echo.Context, err error) (ae *respond.Error, noRoute bool) {
+	if ae := respond.AsError(err); ae != nil {
+		return ae, false
 	}
 	req := c.Request()
 	var he *echo.HTTPError
@@ -80,13 +80,13 @@ func apiError(c *echo.Context, err error) *handlers.Error {
 	}
 	switch {
 	case status == http.StatusNotFound || status == http.StatusMethodNotAllowed:
-		return &handlers.Error{Status: http.StatusNotFound, Type: "invalid_request_error",
-			Message: "Invalid URL (" + req.Method + " " + req.URL.Path + ")"}
+		return &respond.Error{Status: http.StatusNotFound, Type: "invalid_request_error",
+			Message: "Invalid URL (" + req.Method + " " + req.URL.Path + ")"}, true
 	case status >= 500:
-		return handlers.Internal(err)
+		return respond.Internal(err), false
 	case errors.As(err, &he):
-		return &handlers.Error{Status: status, Type: "invalid_request_error", Message: he.Message}
+		return &respond.Error{Status: status, Type: "invalid_request_error", Message: he.Message}, false
 	default:
-		return &handlers.Error{Status: status, Type: "invalid_request_error", Message: http.StatusText(status)}
+		return &respond.Error{Status: status, Type: "invalid_request_error", Message: http.StatusText(status)}, false
 	}
 }

@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/assistantd/assistantd/handlers"
+	"github.com/assistantd/assistantd/handlers/respond"
 )
 
 // Limits bound what one connection may hold on to, so that clients that
@@ -170,8 +170,8 @@ func bodyState(r *http.Request) (unread, slow bool) {
 }
 
 // slowBodyError is the response to a body cut off by the rate limit.
-func slowBodyError() *handlers.Error {
-	return &handlers.Error{Status: http.StatusRequestTimeout, Type: "invalid_request_error",
+func slowBodyError() *respond.Error {
+	return &respond.Error{Status: http.StatusRequestTimeout, Type: "invalid_request_error",
 		Message: "The request body arrived too slowly, so the server stopped waiting for it. Send it again."}
 }
 

@@ -20,7 +20,8 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/assistantd/assistantd/db"
-	"github.com/assistantd/assistantd/handlers"
+	"github.com/assistantd/assistantd/handlers/api"
+	"github.com/assistantd/assistantd/handlers/ui"
 )
 
 const testKey = "sk-test-key-0123456789"
@@ -37,8 +38,8 @@ func serveApp(t *testing.T, l Limits) string {
 	t.Cleanup(func() { store.Close() })
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	h := New(Config{
-		API:      handlers.NewAPI(store, nil, 256<<20, log),
-		UI:       handlers.NewUI(handlers.UIConfig{Store: store, HashKey: make([]byte, 64), BlockKey: make([]byte, 32), MaxUpload: 256 << 20, Log: log}),
+		API:      api.NewAPI(store, nil, 256<<20, log),
+		UI:       ui.New(ui.Config{Store: store, HashKey: make([]byte, 64), BlockKey: make([]byte, 32), MaxUpload: 256 << 20, Log: log}),
 		CheckKey: func(_ context.Context, key string) (bool, error) { return key == testKey, nil },
 		Health:   store.Ping,
 		Logger:   log,

@@ -10,9 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/assistantd/assistantd/handlers/respond"
 	"github.com/labstack/echo/v5"
-
-	"github.com/assistantd/assistantd/handlers"
 )
 
 const requestIDKey = "request_id"
@@ -39,7 +38,7 @@ func recoverPanics(next echo.HandlerFunc) echo.HandlerFunc {
 				if r == http.ErrAbortHandler {
 					panic(r)
 				}
-				err = handlers.Internal(fmt.Errorf("panic: %v\n%s", r, debug.Stack()))
+				err = respond.Internal(fmt.Errorf("panic: %v\n%s", r, debug.Stack()))
 			}
 		}()
 		return next(c)
@@ -120,7 +119,7 @@ func requireAPIKey(check KeyChecker) echo.MiddlewareFunc {
 			}
 			valid, err := check(c.Request().Context(), key)
 			if err != nil {
-				return handlers.Internal(err)
+				return respond.Internal(err)
 			}
 			if !valid {
 				return authError("Incorrect API key provided: " + redactKey(key) + ".")
@@ -131,7 +130,7 @@ func requireAPIKey(check KeyChecker) echo.MiddlewareFunc {
 }
 
 func authError(msg string) error {
-	return &handlers.Error{Status: http.StatusUnauthorized, Type: "invalid_request_error", Code: "invalid_api_key", Message: msg}
+	return &respond.Error{Status: http.StatusUnauthorized, Type: "invalid_request_error", Code: "invalid_api_key", Message: msg}
 }
 
 // redactKey shows only the ends of a key, as OpenAI did.
@@ -151,7 +150,7 @@ func checkBeta(next echo.HandlerFunc) echo.HandlerFunc {
 			for _, part := range strings.Split(v, ",") {
 				part = strings.TrimSpace(part)
 				if strings.HasPrefix(part, "assistants=") && part != "assistants=v2" {
-					return &handlers.Error{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "invalid_beta",
+					return &respond.Error{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "invalid_beta",
 						Message: fmt.Sprintf("Invalid 'OpenAI-Beta' header value '%s': this server implements the Assistants API v2. Set 'OpenAI-Beta: assistants=v2'.", part)}
 				}
 			}

@@ -7,7 +7,7 @@ import (
 	"github.com/labstack/echo/v5"
 
 	"github.com/assistantd/assistantd/db"
-	"github.com/assistantd/assistantd/handlers"
+	"github.com/assistantd/assistantd/handlers/ui"
 	"github.com/assistantd/assistantd/static"
 )
 
@@ -92,7 +92,7 @@ func addRoutes(e *echo.Echo, cfg Config) {
 // a signed-in user; every state-changing route names the role it needs
 // (viewers read everything and change nothing). Sessions, CSRF and the
 // security headers apply to all of them (see New).
-func addUIRoutes(e *echo.Echo, ui *handlers.UI) {
+func addUIRoutes(e *echo.Echo, ui *ui.UI) {
 	signedIn := ui.RequireUser
 	editor := ui.RequireRole(db.RoleEditor)
 	admin := ui.RequireRole(db.RoleAdmin)

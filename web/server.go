@@ -8,9 +8,9 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/assistantd/assistantd/handlers/api"
+	"github.com/assistantd/assistantd/handlers/ui"
 	"github.com/labstack/echo/v5"
-
-	"github.com/assistantd/assistantd/handlers"
 )
 
 // KeyChecker reports whether an API key may use /v1.
@@ -18,11 +18,11 @@ type KeyChecker func(ctx context.Context, key string) (bool, error)
 
 // Config holds what the server is built from.
 type Config struct {
-	API *handlers.API
-	UI  *handlers.UI // the web app; nil serves the API only
+	API *api.API
+	UI  *ui.UI // the web app; nil serves the API only
 	// Webhooks serves the webhook extension under /v1/assistants; nil
 	// leaves it out.
-	Webhooks *handlers.Webhooks
+	Webhooks *api.Webhooks
 	CheckKey KeyChecker
 	Health   func(ctx context.Context) error
 	Logger   *slog.Logger

@@ -3,9 +3,8 @@ package web
 import (
 	"strings"
 
+	"github.com/assistantd/assistantd/handlers/ui"
 	"github.com/labstack/echo/v5"
-
-	"github.com/assistantd/assistantd/handlers"
 )
 
 // webApp applies mw to the web app's requests only: not to /v1 (bearer
@@ -28,7 +27,7 @@ func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c *echo.Context) error {
 		h := c.Response().Header()
 		if h.Get("Content-Security-Policy") == "" {
-			h.Set("Content-Security-Policy", handlers.ContentSecurityPolicy)
+			h.Set("Content-Security-Policy", ui.ContentSecurityPolicy)
 		}
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("X-Content-Type-Options", "nosniff")

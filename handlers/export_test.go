@@ -1,4 +1,0 @@
-package handlers
-
-// RenderMarkdown exposes renderMarkdown to the external tests.
-var RenderMarkdown = renderMarkdown

@@ -1,0 +1,104 @@
+package respond
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v5"
+)
+
+// Heartbeat is how often an idle stream sends an SSE comment, which every
+// SDK and EventSource ignores, so proxies do not cut a stream waiting on a
+// slow model.
+const Heartbeat = 15 * time.Second
+
+// SSE writes one Server-Sent Events response. Every write is flushed at
+// once: a token must reach the client when it is made. A write error means
+// the client went away; callers then stop (what they stream goes on).
+type SSE struct {
+	w     http.ResponseWriter
+	flush func()
+}
+
+// StartSSE sends the event-stream headers and the status, and flushes them
+// so the client sees the stream open before the first event.
+func StartSSE(c *echo.Context) *SSE {
+	w := c.Response()
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		if rw, err := echo.UnwrapResponse(w); err == nil {
+			flusher, ok = rw.ResponseWriter.(http.Flusher)
+		}
+	}
+	s := &SSE{w: w, flush: func() {}}
+	if ok {
+		s.flush = flusher.Flush
+	}
+	hdr := w.Header()
+	hdr.Set("Content-Type", "text/event-stream")
+	hdr.Set("Cache-Control", "no-cache")
+	hdr.Set("Connection", "keep-alive")
+	hdr.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	s.flush()
+	return s
+}
+
+// Event writes one event: its name (none when empty), id (none when
+// empty) and data, in one write.
+func (s *SSE) Event(name, id string, data []byte) error {
+	buf := make([]byte, 0, len(data)+len(name)+len(id)+24)
+	if name != "" {
+		buf = append(append(append(buf, "event: "...), name...), '\n')
+	}
+	if id != "" {
+		buf = append(append(append(buf, "id: "...), id...), '\n')
+	}
+	buf = append(append(append(buf, "data: "...), data...), "\n\n"...)
+	return s.write(buf)
+}
+
+// Raw writes text as is: a field such as "retry: 1000\n\n".
+func (s *SSE) Raw(text string) error { return s.write([]byte(text)) }
+
+// KeepAlive writes the heartbeat comment.
+func (s *SSE) KeepAlive() error { return s.write([]byte(": keep-alive\n\n")) }
+
+func (s *SSE) write(b []byte) error {
+	if _, err := s.w.Write(b); err != nil {
+		return fmt.Errorf("sse: %w", err)
+	}
+	s.flush()
+	return nil
+}
+
+// Streams ends a surface's open streams when the server shuts down: the
+// runs behind them go on (or resume after a restart), and clients poll or
+// reconnect.
+type Streams struct {
+	once    sync.Once
+	closing chan struct{}
+}
+
+// NewStreams returns a Streams still open.
+func NewStreams() *Streams { return &Streams{closing: make(chan struct{})} }
+
+// Close ends every stream begun with Context; it may be called more than
+// once.
+func (s *Streams) Close() { s.once.Do(func() { close(s.closing) }) }
+
+// Context returns ctx cancelled also when Close is called.
+func (s *Streams) Context(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-s.closing:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}

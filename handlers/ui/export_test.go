@@ -1,0 +1,4 @@
+package ui
+
+// RenderMarkdown exposes renderMarkdown to the external tests.
+var RenderMarkdown = renderMarkdown
