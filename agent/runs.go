@@ -1,0 +1,254 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/assistantd/assistantd/db"
+)
+
+// The engine's operations on runs, as the API and the web app call them:
+// create, answer, cancel, and stop a thread's runs.
+
+// RequestError is a client mistake the engine detects (a run in the wrong
+// state, missing tool outputs); the API answers it with 400.
+type RequestError struct {
+	Param   string
+	Code    string
+	Message string
+}
+
+func (e *RequestError) Error() string { return e.Message }
+
+// expiry is the expires_at of a run created now.
+func (e *Engine) expiry() *int64 {
+	at := e.store.Now() + int64(e.cfg.RunTimeout/time.Second)
+	return &at
+}
+
+// CreateRun stores a queued run (with its additional messages), publishes
+// thread.run.created and thread.run.queued, and enqueues it.
+func (e *Engine) CreateRun(ctx context.Context, r db.Run, extra []db.Message) (db.Run, error) {
+	return e.create(r, func(r db.Run) (*db.Thread, db.Run, error) {
+		run, err := e.store.CreateRun(ctx, r, extra)
+		return nil, run, err
+	})
+}
+
+// CreateThreadAndRun stores a thread, its messages and a queued run on it,
+// publishes thread.created, thread.run.created and thread.run.queued, and
+// enqueues the run.
+func (e *Engine) CreateThreadAndRun(ctx context.Context, t db.Thread, msgs []db.Message, r db.Run) (db.Thread, db.Run, error) {
+	run, err := e.create(r, func(r db.Run) (*db.Thread, db.Run, error) {
+		var run db.Run
+		var err error
+		t, run, err = e.store.CreateThreadAndRun(ctx, t, msgs, r)
+		return &t, run, err
+	})
+	return t, run, err
+}
+
+// create stores a new run through store and announces it. The run's id is
+// chosen first and its lock held from before the insert until its first
+// events are published: the sweeper may find the queued run in the store
+// at once, but no worker can claim it (and publish thread.run.in_progress)
+// before thread.run.created is out.
+func (e *Engine) create(r db.Run, store func(db.Run) (*db.Thread, db.Run, error)) (db.Run, error) {
+	r.ID = db.NewID("run_")
+	r.ExpiresAt = e.expiry()
+	mu := e.lockRun(r.ID)
+	mu.Lock()
+	thread, run, err := store(r)
+	if err != nil {
+		mu.Unlock()
+		return run, err
+	}
+	var em emitter
+	if thread != nil {
+		em.emit("thread.created", thread)
+	}
+	em.emit("thread.run.created", run)
+	em.emit("thread.run.queued", run)
+	for _, ev := range em.events {
+		e.hub.Publish(run.ID, ev.name, ev.data)
+	}
+	mu.Unlock()
+	e.enqueue(job{runID: run.ID})
+	return run, nil
+}
+
+// ToolOutput is one submitted function result.
+type ToolOutput struct {
+	ToolCallID string
+	Output     string
+}
+
+// SubmitToolOutputs completes the waiting tool_calls step with the outputs
+// and re-queues the run. Every pending call must be answered exactly once.
+// It returns the hub position before its own events, so a stream can start
+// right there (with thread.run.step.completed).
+func (e *Engine) SubmitToolOutputs(ctx context.Context, threadID, runID string, outputs []ToolOutput) (db.Run, int64, error) {
+	var run db.Run
+	var from int64
+	err := e.commit(ctx, runID, func(ctx context.Context, tx *db.Tx, em *emitter) error {
+		from = e.hub.Position(runID)
+		var err error
+		run, err = tx.GetRun(ctx, runID)
+		if err != nil {
+			return err
+		}
+		if run.ThreadID != threadID {
+			return db.ErrNotFound
+		}
+		if run.Status != db.RunRequiresAction || run.RequiredAction == nil {
+			return &RequestError{Param: "run_id", Code: "invalid_state",
+				Message: fmt.Sprintf("Runs in status \"%s\" do not accept tool outputs.", run.Status)}
+		}
+		if run.ExpiresAt != nil && *run.ExpiresAt <= e.store.Now() {
+			return &RequestError{Param: "run_id", Code: "invalid_state", Message: "The run has expired and no longer accepts tool outputs."}
+		}
+		byID := map[string]string{}
+		for i, o := range outputs {
+			if _, dup := byID[o.ToolCallID]; dup {
+				return &RequestError{Param: fmt.Sprintf("tool_outputs[%d].tool_call_id", i), Code: "invalid_value",
+					Message: fmt.Sprintf("Duplicate tool output for tool_call_id '%s'.", o.ToolCallID)}
+			}
+			byID[o.ToolCallID] = o.Output
+		}
+		var want, got []string
+		for _, tc := range run.RequiredAction.SubmitToolOutputs.ToolCalls {
+			want = append(want, tc.ID)
+		}
+		for _, o := range outputs {
+			got = append(got, o.ToolCallID)
+		}
+		missing := slices.ContainsFunc(want, func(id string) bool { _, ok := byID[id]; return !ok })
+		extra := slices.ContainsFunc(got, func(id string) bool { return !slices.Contains(want, id) })
+		if missing || extra {
+			return &RequestError{Param: "tool_outputs", Code: "invalid_value",
+				Message: fmt.Sprintf("Expected tool outputs for call_ids %s, got %s. Submit an output for every pending tool call, in one request.",
+					quoteList(want), quoteList(got))}
+		}
+		steps, err := tx.RunSteps(ctx, runID)
+		if err != nil {
+			return err
+		}
+		now := e.store.Now()
+		for _, st := range steps {
+			if st.Status != db.StepInProgress || st.Type != db.StepToolCalls {
+				continue
+			}
+			st, err = tx.UpdateStep(ctx, st.ID, func(st *db.RunStep) error {
+				for i := range st.StepDetails.ToolCalls {
+					tc := &st.StepDetails.ToolCalls[i]
+					if out, ok := byID[tc.ID]; ok && tc.Function != nil {
+						tc.Function.Output = &out
+					}
+				}
+				st.Status, st.CompletedAt = db.StepCompleted, &now
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			em.emit("thread.run.step.completed", st)
+		}
+		run, err = tx.UpdateRun(ctx, runID, func(r *db.Run) error {
+			r.Status, r.RequiredAction = db.RunQueued, nil
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		em.emit("thread.run.queued", run)
+		return nil
+	})
+	if err != nil {
+		return run, 0, err
+	}
+	e.enqueue(job{runID: runID})
+	return run, from, nil
+}
+
+func quoteList(ids []string) string {
+	q := make([]string, len(ids))
+	for i, id := range ids {
+		q[i] = "'" + id + "'"
+	}
+	return "[" + strings.Join(q, ", ") + "]"
+}
+
+// Cancel asks a run to stop: it moves to cancelling at once and to
+// cancelled when its work has stopped (an open message keeps the text
+// written so far, marked incomplete).
+func (e *Engine) Cancel(ctx context.Context, threadID, runID string) (db.Run, error) {
+	var run db.Run
+	err := e.commit(ctx, runID, func(ctx context.Context, tx *db.Tx, em *emitter) error {
+		var err error
+		run, err = tx.GetRun(ctx, runID)
+		if err != nil {
+			return err
+		}
+		if run.ThreadID != threadID {
+			return db.ErrNotFound
+		}
+		if run.Status == db.RunCancelling {
+			return nil // already on its way
+		}
+		if db.IsTerminal(run.Status) {
+			return &RequestError{Param: "run_id", Code: "invalid_state",
+				Message: fmt.Sprintf("Cannot cancel run with status '%s'.", run.Status)}
+		}
+		run, err = tx.UpdateRun(ctx, runID, func(r *db.Run) error {
+			r.Status, r.RequiredAction = db.RunCancelling, nil
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		em.emit("thread.run.cancelling", run)
+		return nil
+	})
+	if err != nil {
+		return run, err
+	}
+	e.mu.Lock()
+	cancel := e.inflight[runID]
+	e.mu.Unlock()
+	if cancel != nil {
+		cancel(errCancelled) // the worker settles the run as it stops
+	} else {
+		e.settle(context.WithoutCancel(ctx), runID, db.RunCancelling, nil)
+	}
+	return run, nil
+}
+
+// StopThread stops the runs of a thread about to be deleted: their
+// upstream requests end at once and their stream readers are told, instead
+// of the model answering into a thread that no longer exists.
+func (e *Engine) StopThread(ctx context.Context, threadID string) error {
+	runs, err := e.store.ThreadRuns(ctx, threadID)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, r := range runs {
+		if cancel := e.inflight[r.ID]; cancel != nil && !db.IsTerminal(r.Status) {
+			cancel(errThreadDeleted)
+		}
+	}
+	// What built-in tools keep for the thread (a kernel and its files)
+	// no one can reach once it is gone.
+	for _, b := range e.builtins {
+		if f, ok := b.(ThreadForgetter); ok {
+			if err := f.Forget(threadID); err != nil {
+				e.log.Warn("forget a deleted thread's tool state", "tool", b.Type(), "thread_id", threadID, "err", err)
+			}
+		}
+	}
+	return nil
+}
