@@ -49,6 +49,7 @@ type config struct {
 	MaxUploadBytes int64
 	LogLevel       slog.Level
 	Web            webConfig
+	Store          storeConfig
 	Providers      []agent.ProviderConfig
 	Engine         agent.Config
 	// EmbeddingsModel, when set, makes file_search hybrid (BM25 + vectors).
@@ -108,6 +109,7 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 	logLevel := fs.String("log-level", env("ASSISTANTD_LOG_LEVEL", "info"), "debug, info, warn or error (env ASSISTANTD_LOG_LEVEL)")
 	webFlags := addWebFlags(fs, env)
 	codeFlags := addCodeFlags(fs, env)
+	storeFlags := addStoreFlags(fs, env, getenv)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "assistantd: a self-hosted, OpenAI-compatible Assistants API server.\n\nUsage: assistantd [flags]\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -129,6 +131,11 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 	if cfg.DataDir == "" {
 		return cfg, errors.New("--data must not be empty")
 	}
+	store, err := storeFlags()
+	if err != nil {
+		return cfg, err
+	}
+	cfg.Store = store
 	if cfg.APIKey != "" && len(cfg.APIKey) < 16 {
 		return cfg, errors.New("--api-key must be at least 16 characters")
 	}
@@ -235,7 +242,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer ln.Close()
 
-	store, err := db.Open(ctx, cfg.DataDir)
+	// On PostgreSQL, Open holds a start-up lock until StartupDone, so
+	// processes starting at once migrate and create the first key, user
+	// and session keys one after another.
+	store, err := db.Open(ctx, cfg.DataDir, cfg.Store.options()...)
 	if err != nil {
 		return err
 	}
@@ -303,6 +313,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	store.StartupDone()
 	api := handlers.NewAPI(store, handlersEngine, cfg.MaxUploadBytes, log, handlers.WithVectorStores(store, rag))
 	handler := web.New(web.Config{
 		UI:       ui,

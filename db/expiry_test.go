@@ -11,7 +11,9 @@ import (
 
 // A file made with expires_after is deleted, content and all, once its
 // time has come; files without an expiry and files not yet due stay.
-func TestDeleteExpiredFiles(t *testing.T) {
+func TestDeleteExpiredFiles(t *testing.T) { eachStore(t, testDeleteExpiredFiles) }
+
+func testDeleteExpiredFiles(t *testing.T) {
 	ctx := context.Background()
 	s, c := openClocked(t)
 	commit := func(name string, after int64) File {
@@ -64,7 +66,9 @@ func TestDeleteExpiredFiles(t *testing.T) {
 
 // A pending upload past its expiry becomes expired and its parts leave the
 // disk; a completed upload and one still in time are left alone.
-func TestExpireUploads(t *testing.T) {
+func TestExpireUploads(t *testing.T) { eachStore(t, testExpireUploads) }
+
+func testExpireUploads(t *testing.T) {
 	ctx := context.Background()
 	s, c := openClocked(t)
 	newUpload := func(content string) (Upload, UploadPart) {

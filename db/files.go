@@ -120,7 +120,7 @@ func (s *Store) CommitFile(ctx context.Context, f File, sf *StagedFile, expiresA
 	}
 	sf.path = ""
 	_, err := s.w.ExecContext(ctx, `INSERT INTO files (id, created_at, bytes, filename, purpose, status, expires_at,
-		content_type, sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		content_type, sha256) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
 		f.ID, f.CreatedAt, f.Bytes, f.Filename, f.Purpose, f.Status, f.ExpiresAt, f.ContentType, f.SHA256)
 	if err != nil {
 		os.Remove(final)
@@ -133,7 +133,7 @@ func (s *Store) filePath(id string) string { return filepath.Join(s.filesTo, fil
 
 // GetFile returns the file record with id, or ErrNotFound.
 func (s *Store) GetFile(ctx context.Context, id string) (File, error) {
-	f, err := scanFile(s.r.QueryRowContext(ctx, `SELECT `+fileColumns+` FROM files WHERE id = ?`, id))
+	f, err := scanFile(s.r.QueryRowContext(ctx, `SELECT `+fileColumns+` FROM files WHERE id = $1`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return f, ErrNotFound
 	}
@@ -187,7 +187,7 @@ func (s *Store) DeleteFile(ctx context.Context, id string) error {
 func (s *Store) ListFiles(ctx context.Context, purpose string, p ListParams) (Page[File], error) {
 	where, args := "", []any(nil)
 	if purpose != "" {
-		where, args = "purpose = ?", []any{purpose}
+		where, args = "purpose = $1", []any{purpose}
 	}
 	return listQuery(ctx, s.r, "files", fileColumns, where, args, p, scanFile)
 }
@@ -197,7 +197,7 @@ func (s *Store) ListFiles(ctx context.Context, purpose string, p ListParams) (Pa
 // deleted. Uploads' expires_after makes such files; OpenAI deleted them.
 func (s *Store) DeleteExpiredFiles(ctx context.Context) (int, error) {
 	ids, err := s.queryStrings(ctx, "find expired files",
-		`SELECT id FROM files WHERE expires_at IS NOT NULL AND expires_at <= ?`, s.now().Unix())
+		`SELECT id FROM files WHERE expires_at IS NOT NULL AND expires_at <= $1`, s.now().Unix())
 	if err != nil {
 		return 0, err
 	}

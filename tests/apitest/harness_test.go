@@ -33,12 +33,56 @@ import (
 	"testing"
 	"time"
 
+	"github.com/assistantd/assistantd/db"
+	"github.com/assistantd/assistantd/db/dbtest"
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 )
 
 // serverBin is the assistantd binary under test.
 var serverBin string
+
+// onPostgres is true when the suite runs on PostgreSQL
+// (ASSISTANTD_TEST_STORE=postgres, with ASSISTANTD_TEST_POSTGRES naming the
+// server): each server then gets a database of its own, made from a
+// migrated template and dropped when its test ends.
+var onPostgres = os.Getenv("ASSISTANTD_TEST_STORE") == "postgres"
+
+// storeArgs returns the flags that put a new server's records in its own
+// PostgreSQL database, or none on SQLite.
+func storeArgs(t testing.TB) []string {
+	t.Helper()
+	if !onPostgres {
+		return nil
+	}
+	if dbtest.URL() == "" {
+		t.Fatal("ASSISTANTD_TEST_STORE=postgres needs " + dbtest.EnvURL)
+	}
+	return []string{"--database-url", dbtest.Database(t, migrateTemplate)}
+}
+
+// migrateTemplate migrates the template database servers' databases copy.
+func migrateTemplate(url string) error {
+	dir, err := os.MkdirTemp("", "assistantd-apitest-tmpl-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	s, err := db.Open(context.Background(), dir, db.WithDatabaseURL(url))
+	if err != nil {
+		return err
+	}
+	return s.Close()
+}
+
+// sqliteOnly skips a test that looks into the SQLite database or the data
+// directory's file contents, which PostgreSQL does not have.
+func sqliteOnly(t testing.TB) {
+	t.Helper()
+	if onPostgres {
+		t.Skip("looks into SQLite's data directory")
+	}
+}
 
 // Deadlines for the server process; generous for a loaded CI machine.
 const (
@@ -67,6 +111,7 @@ func testMain(m *testing.M) int {
 			return 1
 		}
 	}
+	defer dbtest.Cleanup()
 	return m.Run()
 }
 
@@ -99,7 +144,7 @@ func startServer(t testing.TB, extraArgs ...string) *server {
 // --api-key) and data directory.
 func newServer(t testing.TB, key, data string, extraArgs ...string) *server {
 	t.Helper()
-	s := &server{t: t, Key: key, Data: data, args: extraArgs}
+	s := &server{t: t, Key: key, Data: data, args: append(storeArgs(t), extraArgs...)}
 	s.start(t)
 	t.Cleanup(func() {
 		s.stop(t)

@@ -1,0 +1,44 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+
+	"github.com/assistantd/assistantd/db"
+)
+
+// storeConfig is where the records live: SQLite in the data directory, or
+// PostgreSQL.
+type storeConfig struct {
+	// DatabaseURL is a postgres:// URL, or "" for SQLite in --data.
+	DatabaseURL string
+	// MaxConns is the PostgreSQL connection pool's size.
+	MaxConns int
+}
+
+// addStoreFlags registers the store's flags; the returned function
+// validates them after parsing.
+func addStoreFlags(fs *flag.FlagSet, env func(name, def string) string, getenv func(string) string) func() (storeConfig, error) {
+	dbURL := fs.String("database-url", env("ASSISTANTD_DATABASE_URL", ""),
+		"PostgreSQL to store everything in, as postgres://user:password@host/database (env ASSISTANTD_DATABASE_URL); without it, SQLite in --data")
+	maxConns := fs.Int("db-max-conns", envInt(getenv, "ASSISTANTD_DB_MAX_CONNS", 20),
+		"PostgreSQL connections the server opens at most (env ASSISTANTD_DB_MAX_CONNS)")
+	return func() (storeConfig, error) {
+		c := storeConfig{DatabaseURL: *dbURL, MaxConns: *maxConns}
+		if c.DatabaseURL != "" && !db.IsPostgresURL(c.DatabaseURL) {
+			return c, fmt.Errorf("invalid --database-url: expected postgres://user:password@host/database")
+		}
+		if c.MaxConns < 2 || c.MaxConns > 10000 {
+			return c, fmt.Errorf("--db-max-conns must be between 2 and 10000, got %d", c.MaxConns)
+		}
+		return c, nil
+	}
+}
+
+// options are the db.Open options of the configuration.
+func (c storeConfig) options() []db.Option {
+	if c.DatabaseURL == "" {
+		return nil
+	}
+	return []db.Option{db.WithDatabaseURL(c.DatabaseURL), db.WithMaxConns(c.MaxConns)}
+}
