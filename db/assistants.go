@@ -111,7 +111,7 @@ func (s *Store) UpdateAssistant(ctx context.Context, id string, fn func(*Assista
 	var a Assistant
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var err error
-		a, err = scanAssistant(tx.QueryRowContext(ctx, `SELECT `+assistantColumns+` FROM assistants WHERE id = $1`, id))
+		a, err = scanAssistant(tx.QueryRowContext(ctx, `SELECT `+assistantColumns+` FROM assistants WHERE id = $1`+s.forUpdate(), id))
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
 		}

@@ -67,12 +67,14 @@ func isRetryable(err error) bool {
 	return pe != nil && (pe.Code == pgDeadlockDetected || pe.Code == pgSerializationFailure)
 }
 
-// forUpdate is the row-lock suffix of a SELECT: FOR UPDATE on PostgreSQL,
-// nothing on SQLite, whose write transactions (BEGIN IMMEDIATE) already
-// exclude every other writer.
+// forUpdate is the row-lock suffix of a SELECT that reads rows the
+// transaction then writes: on PostgreSQL FOR NO KEY UPDATE (it excludes
+// every other writer and locker of the rows, yet lets other transactions
+// insert rows referencing them); nothing on SQLite, whose write
+// transactions (BEGIN IMMEDIATE) already exclude every other writer.
 func (s *Store) forUpdate() string {
 	if s.pg {
-		return ` FOR UPDATE`
+		return ` FOR NO KEY UPDATE`
 	}
 	return ``
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Run statuses. The first four are "active": a thread has at most one run
@@ -231,6 +232,40 @@ func runArgs(r *Run) ([]any, error) {
 type Tx struct {
 	s  *Store
 	tx *sql.Tx
+	// locked are the threads whose rows this transaction has locked.
+	locked map[string]bool
+}
+
+// lockThread locks a thread's row once per transaction (see
+// Store.lockThread): every Tx method writing a thread's runs, steps or
+// messages calls it before touching them, so locks are always taken
+// thread first.
+func (t *Tx) lockThread(ctx context.Context, threadID string) error {
+	if t.locked[threadID] {
+		return nil
+	}
+	if err := t.s.lockThread(ctx, t.tx, threadID); err != nil {
+		return err
+	}
+	if t.locked == nil {
+		t.locked = map[string]bool{}
+	}
+	t.locked[threadID] = true
+	return nil
+}
+
+// lockThreadOf locks the thread that query (selecting a thread_id by the
+// id arg) names; ErrNotFound when it names none.
+func (t *Tx) lockThreadOf(ctx context.Context, query, id string) error {
+	var threadID string
+	err := t.tx.QueryRowContext(ctx, query, id).Scan(&threadID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return err
+	}
+	return t.lockThread(ctx, threadID)
 }
 
 // Batch runs fn in one write transaction.
@@ -348,12 +383,13 @@ type queryer interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-func getRun(ctx context.Context, q queryer, threadID, id string) (Run, error) {
+func getRun(ctx context.Context, q queryer, threadID, id string, lock ...string) (Run, error) {
 	query, args := `SELECT `+runColumns+` FROM runs WHERE id = $1`, []any{id}
 	if threadID != "" {
 		query += ` AND thread_id = $2`
 		args = append(args, threadID)
 	}
+	query += strings.Join(lock, "")
 	r, err := scanRun(q.QueryRowContext(ctx, query, args...))
 	if errors.Is(err, sql.ErrNoRows) {
 		return r, ErrNotFound
@@ -435,13 +471,22 @@ func (s *Store) UpdateRunMetadata(ctx context.Context, threadID, id string, meta
 	return r, err
 }
 
-// GetRun reads a run inside the transaction.
-func (t *Tx) GetRun(ctx context.Context, id string) (Run, error) { return getRun(ctx, t.tx, "", id) }
+// GetRun reads a run inside the transaction, locking it (after its
+// thread) for the rest of the transaction, which may act on what it read.
+func (t *Tx) GetRun(ctx context.Context, id string) (Run, error) {
+	if err := t.lockThreadOf(ctx, `SELECT thread_id FROM runs WHERE id = $1`, id); err != nil {
+		return Run{}, err
+	}
+	return getRun(ctx, t.tx, "", id, t.s.forUpdate())
+}
 
 // UpdateRun applies fn to the stored run and writes it back. A status
 // change the lifecycle does not allow fails with ErrIllegalTransition.
 func (t *Tx) UpdateRun(ctx context.Context, id string, fn func(*Run) error) (Run, error) {
-	r, err := getRun(ctx, t.tx, "", id)
+	if err := t.lockThreadOf(ctx, `SELECT thread_id FROM runs WHERE id = $1`, id); err != nil {
+		return Run{}, err
+	}
+	r, err := getRun(ctx, t.tx, "", id, t.s.forUpdate())
 	if err != nil {
 		return r, err
 	}

@@ -215,6 +215,9 @@ func (st *RunStep) showUsage() {
 // which must be unique across the store.
 func (t *Tx) CreateStep(ctx context.Context, st RunStep) (RunStep, error) {
 	st.ID, st.Object, st.CreatedAt = NewID("step_"), "thread.run.step", t.s.now().Unix()
+	if err := t.lockThread(ctx, st.ThreadID); err != nil {
+		return st, fmt.Errorf("create step: %w", err)
+	}
 	if st.Status == "" {
 		st.Status = StepInProgress
 	}
@@ -226,7 +229,10 @@ func (t *Tx) CreateStep(ctx context.Context, st RunStep) (RunStep, error) {
 
 // UpdateStep applies fn to a stored step and writes it back.
 func (t *Tx) UpdateStep(ctx context.Context, id string, fn func(*RunStep) error) (RunStep, error) {
-	st, err := scanStep(t.tx.QueryRowContext(ctx, `SELECT `+stepColumns+` FROM run_steps WHERE id = $1`, id))
+	if err := t.lockThreadOf(ctx, `SELECT thread_id FROM run_steps WHERE id = $1`, id); err != nil {
+		return RunStep{}, err
+	}
+	st, err := scanStep(t.tx.QueryRowContext(ctx, `SELECT `+stepColumns+` FROM run_steps WHERE id = $1`+t.s.forUpdate(), id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return st, ErrNotFound
 	}
@@ -288,6 +294,11 @@ func (t *Tx) writeStep(ctx context.Context, st *RunStep, insert bool) error {
 
 // DeleteStep removes a step (recovery drops steps a crash interrupted).
 func (t *Tx) DeleteStep(ctx context.Context, id string) error {
+	if err := t.lockThreadOf(ctx, `SELECT thread_id FROM run_steps WHERE id = $1`, id); errors.Is(err, ErrNotFound) {
+		return nil
+	} else if err != nil {
+		return err
+	}
 	if _, err := t.tx.ExecContext(ctx, `DELETE FROM tool_calls WHERE step_id = $1`, id); err != nil {
 		return err
 	}
@@ -363,13 +374,19 @@ func (s seqScanner) Scan(dest ...any) error { return s.rows.Scan(append([]any{s.
 // CreateMessage inserts a message inside the transaction (a run's own
 // messages, which the active-run rule does not block).
 func (t *Tx) CreateMessage(ctx context.Context, m Message) (Message, error) {
+	if err := t.lockThread(ctx, m.ThreadID); err != nil {
+		return m, err
+	}
 	return t.s.insertMessage(ctx, t.tx, m)
 }
 
 // UpdateMessage applies fn to a stored message and writes back its status,
 // content and timestamps.
 func (t *Tx) UpdateMessage(ctx context.Context, id string, fn func(*Message) error) (Message, error) {
-	m, err := scanMessage(t.tx.QueryRowContext(ctx, `SELECT `+messageColumns+` FROM messages WHERE id = $1`, id))
+	if err := t.lockThreadOf(ctx, `SELECT thread_id FROM messages WHERE id = $1`, id); err != nil {
+		return Message{}, err
+	}
+	m, err := scanMessage(t.tx.QueryRowContext(ctx, `SELECT `+messageColumns+` FROM messages WHERE id = $1`+t.s.forUpdate(), id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return m, ErrNotFound
 	}
@@ -393,6 +410,11 @@ func (t *Tx) UpdateMessage(ctx context.Context, id string, fn func(*Message) err
 
 // DeleteMessage removes a message inside the transaction.
 func (t *Tx) DeleteMessage(ctx context.Context, id string) error {
+	if err := t.lockThreadOf(ctx, `SELECT thread_id FROM messages WHERE id = $1`, id); errors.Is(err, ErrNotFound) {
+		return nil
+	} else if err != nil {
+		return err
+	}
 	_, err := t.tx.ExecContext(ctx, `DELETE FROM messages WHERE id = $1`, id)
 	return err
 }

@@ -82,7 +82,7 @@ func (s *Store) UpdateThread(ctx context.Context, id string, fn func(*Thread) er
 	var t Thread
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var err error
-		t, err = scanThread(tx.QueryRowContext(ctx, `SELECT `+threadColumns+` FROM threads WHERE id = $1`, id))
+		t, err = scanThread(tx.QueryRowContext(ctx, `SELECT `+threadColumns+` FROM threads WHERE id = $1`+s.forUpdate(), id))
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
 		}

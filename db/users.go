@@ -169,7 +169,7 @@ func (s *Store) ListUsers(ctx context.Context) ([]User, error) {
 func (s *Store) SetUserRole(ctx context.Context, id, role string) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		if role != RoleAdmin {
-			if err := keepOneAdmin(ctx, tx, id); err != nil {
+			if err := s.keepOneAdmin(ctx, tx, id); err != nil {
 				return err
 			}
 		}
@@ -191,7 +191,7 @@ func (s *Store) SetUserRole(ctx context.Context, id, role string) error {
 // DeleteUser removes a user, refusing to remove the last admin.
 func (s *Store) DeleteUser(ctx context.Context, id string) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		if err := keepOneAdmin(ctx, tx, id); err != nil {
+		if err := s.keepOneAdmin(ctx, tx, id); err != nil {
 			return err
 		}
 		res, err := tx.ExecContext(ctx, `DELETE FROM users WHERE id = $1`, id)
@@ -208,7 +208,16 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 // ErrLastAdmin is returned when a change would leave no admin.
 var ErrLastAdmin = errors.New("the last admin cannot be removed or demoted")
 
-func keepOneAdmin(ctx context.Context, tx *sql.Tx, id string) error {
+func (s *Store) keepOneAdmin(ctx context.Context, tx *sql.Tx, id string) error {
+	if s.pg {
+		// Two admins demoting each other at once must not both see the
+		// other still an admin.
+		rows, err := tx.QueryContext(ctx, `SELECT id FROM users WHERE role = 'admin'`+s.forUpdate())
+		if err != nil {
+			return err
+		}
+		rows.Close()
+	}
 	var others int
 	err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM users WHERE role = 'admin' AND id <> $1`, id).Scan(&others)
 	if err != nil {

@@ -279,7 +279,7 @@ func (s *Store) GetVectorStore(ctx context.Context, id string) (VectorStore, err
 // the store back; a changed policy counts from now.
 func (s *Store) UpdateVectorStore(ctx context.Context, id string, fn func(*VectorStore) error) (VectorStore, error) {
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		v, err := scanVectorStore(tx.QueryRowContext(ctx, `SELECT `+vectorStoreColumns+` FROM vector_stores WHERE id = $1`, id))
+		v, err := scanVectorStore(tx.QueryRowContext(ctx, `SELECT `+vectorStoreColumns+` FROM vector_stores WHERE id = $1`+s.forUpdate(), id))
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
 		}
@@ -494,7 +494,7 @@ func (s *Store) CancelFileBatch(ctx context.Context, storeID, id string) (FileBa
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var pending int64
 		err := tx.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM vector_store_files WHERE batch_id = b.id
-			AND status = 'in_progress') FROM vector_store_file_batches b WHERE b.id = $1 AND b.vector_store_id = $2`,
+			AND status = 'in_progress') FROM vector_store_file_batches b WHERE b.id = $1 AND b.vector_store_id = $2`+s.forUpdate(),
 			id, storeID).Scan(&pending)
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound

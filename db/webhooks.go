@@ -50,7 +50,7 @@ func scanWebhook(row rowScanner) (Webhook, error) {
 func (s *Store) PutWebhook(ctx context.Context, w Webhook) (Webhook, error) {
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var tools string
-		err := tx.QueryRowContext(ctx, `SELECT tools FROM assistants WHERE id = $1`, w.AssistantID).Scan(&tools)
+		err := tx.QueryRowContext(ctx, `SELECT tools FROM assistants WHERE id = $1`+s.forUpdate(), w.AssistantID).Scan(&tools)
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
 		}

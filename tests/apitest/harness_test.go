@@ -158,6 +158,13 @@ func newServer(t testing.TB, key, data string, extraArgs ...string) *server {
 // start execs the binary and waits for its "listening" line.
 func (s *server) start(t testing.TB) {
 	t.Helper()
+	if err := s.startErr(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// startErr is start for any goroutine: it reports failure as an error.
+func (s *server) startErr() error {
 	args := []string{"--addr", "127.0.0.1:0", "--data", s.Data}
 	if s.Key != "" {
 		args = append(args, "--api-key", s.Key)
@@ -166,7 +173,7 @@ func (s *server) start(t testing.TB) {
 	s.cmd, s.out, s.errBuf, s.exited = exec.Command(serverBin, args...), newWatchWriter(), &syncBuffer{}, make(chan struct{})
 	s.cmd.Stdout, s.cmd.Stderr = s.out, s.errBuf
 	if err := s.cmd.Start(); err != nil {
-		t.Fatalf("start server: %v", err)
+		return fmt.Errorf("start server: %w", err)
 	}
 	go func() {
 		s.err = s.cmd.Wait()
@@ -176,10 +183,11 @@ func (s *server) start(t testing.TB) {
 	if err != nil {
 		_ = s.cmd.Process.Kill()
 		<-s.exited
-		t.Fatalf("server did not start: %v\nstdout:\n%s\nstderr:\n%s", err, s.out.String(), s.errBuf.String())
+		return fmt.Errorf("server did not start: %w\nstdout:\n%s\nstderr:\n%s", err, s.out.String(), s.errBuf.String())
 	}
 	s.URL = "http://" + addr
 	s.connect()
+	return nil
 }
 
 // connect (re)builds Client for URL and Key.
