@@ -14,6 +14,9 @@ type storeConfig struct {
 	DatabaseURL string
 	// MaxConns is the PostgreSQL connection pool's size.
 	MaxConns int
+	// BlobStore is where file contents live: db.BlobsDir or
+	// db.BlobsPostgres ("" for the store's default).
+	BlobStore string
 }
 
 // addStoreFlags registers the store's flags; the returned function
@@ -23,8 +26,16 @@ func addStoreFlags(fs *flag.FlagSet, env func(name, def string) string, getenv f
 		"PostgreSQL to store everything in, as postgres://user:password@host/database (env ASSISTANTD_DATABASE_URL); without it, SQLite in --data")
 	maxConns := fs.Int("db-max-conns", envInt(getenv, "ASSISTANTD_DB_MAX_CONNS", 20),
 		"PostgreSQL connections the server opens at most (env ASSISTANTD_DB_MAX_CONNS)")
+	blobs := fs.String("blob-store", env("ASSISTANTD_BLOB_STORE", ""),
+		"where file contents live: dir (files/ under --data) or postgres (in the database); default postgres with --database-url, else dir (env ASSISTANTD_BLOB_STORE)")
 	return func() (storeConfig, error) {
-		c := storeConfig{DatabaseURL: *dbURL, MaxConns: *maxConns}
+		c := storeConfig{DatabaseURL: *dbURL, MaxConns: *maxConns, BlobStore: *blobs}
+		switch {
+		case c.BlobStore != "" && c.BlobStore != db.BlobsDir && c.BlobStore != db.BlobsPostgres:
+			return c, fmt.Errorf("invalid --blob-store %q: expected dir or postgres", c.BlobStore)
+		case c.BlobStore == db.BlobsPostgres && c.DatabaseURL == "":
+			return c, fmt.Errorf("--blob-store postgres needs --database-url")
+		}
 		if c.DatabaseURL != "" && !db.IsPostgresURL(c.DatabaseURL) {
 			return c, fmt.Errorf("invalid --database-url: expected postgres://user:password@host/database")
 		}
@@ -37,8 +48,12 @@ func addStoreFlags(fs *flag.FlagSet, env func(name, def string) string, getenv f
 
 // options are the db.Open options of the configuration.
 func (c storeConfig) options() []db.Option {
-	if c.DatabaseURL == "" {
-		return nil
+	var opts []db.Option
+	if c.DatabaseURL != "" {
+		opts = append(opts, db.WithDatabaseURL(c.DatabaseURL), db.WithMaxConns(c.MaxConns))
 	}
-	return []db.Option{db.WithDatabaseURL(c.DatabaseURL), db.WithMaxConns(c.MaxConns)}
+	if c.BlobStore != "" {
+		opts = append(opts, db.WithBlobStore(c.BlobStore))
+	}
+	return opts
 }

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"os"
 	"path"
 	"regexp"
 	"strings"
@@ -30,7 +29,7 @@ type CodeStore interface {
 	// messages for the named tool, oldest first.
 	ThreadAttachmentFiles(ctx context.Context, threadID, tool string) ([]string, error)
 	GetFile(ctx context.Context, id string) (db.File, error)
-	OpenFile(ctx context.Context, id string) (db.File, *os.File, error)
+	OpenFile(ctx context.Context, id string) (db.File, io.ReadSeekCloser, error)
 	StageFile(content io.Reader, limit int64) (*db.StagedFile, error)
 	CommitFile(ctx context.Context, f db.File, sf *db.StagedFile, expiresAfter int64) (db.File, error)
 }

@@ -20,7 +20,6 @@ import (
 	"hash/fnv"
 	"io"
 	"log/slog"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -41,7 +40,7 @@ type Store interface {
 	ThreadRuns(ctx context.Context, threadID string) ([]db.Run, error)
 	ThreadSteps(ctx context.Context, threadID string) ([]db.RunStep, error)
 	HistoryMessages(ctx context.Context, threadID string) ([]db.Message, []int64, error)
-	OpenFile(ctx context.Context, id string) (db.File, *os.File, error)
+	OpenFile(ctx context.Context, id string) (db.File, io.ReadSeekCloser, error)
 }
 
 // Config tunes the engine.

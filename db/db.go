@@ -63,6 +63,9 @@ type Store struct {
 	// startup holds PostgreSQL's start-up advisory lock from Open until
 	// StartupDone, so one process at a time migrates and bootstraps.
 	startup *sql.Conn
+
+	blobName string    // BlobsDir or BlobsPostgres
+	blobs    BlobStore // file contents
 }
 
 // Option configures a Store.
@@ -126,6 +129,10 @@ func Open(ctx context.Context, dir string, opts ...Option) (*Store, error) {
 	}
 	r.SetMaxOpenConns(max(4, runtime.NumCPU()*2))
 	s.w, s.r = w, r
+	if err := s.openBlobs(); err != nil {
+		s.Close()
+		return nil, err
+	}
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -155,6 +162,10 @@ func (s *Store) openPostgres(ctx context.Context) (*Store, error) {
 		return nil, fmt.Errorf("connect to %s: %w", redactURL(s.url), err)
 	}
 	s.startup = conn
+	if err := s.openBlobs(); err != nil {
+		s.Close()
+		return nil, err
+	}
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		return nil, err

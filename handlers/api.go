@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -37,7 +36,7 @@ type Store interface {
 	CommitFile(ctx context.Context, f db.File, sf *db.StagedFile, expiresAfter int64) (db.File, error)
 	GetFile(ctx context.Context, id string) (db.File, error)
 	MissingFiles(ctx context.Context, ids []string) ([]string, error)
-	OpenFile(ctx context.Context, id string) (db.File, *os.File, error)
+	OpenFile(ctx context.Context, id string) (db.File, io.ReadSeekCloser, error)
 	DeleteFile(ctx context.Context, id string) error
 	ListFiles(ctx context.Context, purpose string, p db.ListParams) (db.Page[db.File], error)
 

@@ -8,7 +8,6 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 
 	"github.com/labstack/echo/v5"
@@ -22,7 +21,7 @@ import (
 type fileStore interface {
 	ListFiles(ctx context.Context, purpose string, p db.ListParams) (db.Page[db.File], error)
 	GetFile(ctx context.Context, id string) (db.File, error)
-	OpenFile(ctx context.Context, id string) (db.File, *os.File, error)
+	OpenFile(ctx context.Context, id string) (db.File, io.ReadSeekCloser, error)
 	DeleteFile(ctx context.Context, id string) error
 	StageFile(content io.Reader, limit int64) (*db.StagedFile, error)
 	CommitFile(ctx context.Context, f db.File, sf *db.StagedFile, expiresAfter int64) (db.File, error)

@@ -117,10 +117,12 @@ func testMain(m *testing.M) int {
 
 // server is one running assistantd process.
 type server struct {
-	URL    string        // base URL, e.g. http://127.0.0.1:41234 (no /v1)
-	Key    string        // the API key it was started with
-	Data   string        // its data directory
-	Client openai.Client // openai-go client for URL/v1, validating every response
+	URL  string // base URL, e.g. http://127.0.0.1:41234 (no /v1)
+	Key  string // the API key it was started with
+	Data string // its data directory
+	// DatabaseURL is its PostgreSQL database ("" on SQLite).
+	DatabaseURL string
+	Client      openai.Client // openai-go client for URL/v1, validating every response
 
 	t      testing.TB
 	args   []string // the extra flags, kept for restart
@@ -144,7 +146,11 @@ func startServer(t testing.TB, extraArgs ...string) *server {
 // --api-key) and data directory.
 func newServer(t testing.TB, key, data string, extraArgs ...string) *server {
 	t.Helper()
-	s := &server{t: t, Key: key, Data: data, args: append(storeArgs(t), extraArgs...)}
+	store := storeArgs(t)
+	s := &server{t: t, Key: key, Data: data, args: append(store, extraArgs...)}
+	if len(store) == 2 {
+		s.DatabaseURL = store[1]
+	}
 	s.start(t)
 	t.Cleanup(func() {
 		s.stop(t)
