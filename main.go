@@ -50,6 +50,7 @@ type config struct {
 	MaxUploadBytes int64
 	LogLevel       slog.Level
 	Web            webConfig
+	Store          storeConfig
 	Providers      []agent.ProviderConfig
 	Engine         agent.Config
 	// EmbeddingsModel, when set, makes file_search hybrid (BM25 + vectors).
@@ -109,6 +110,7 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 	logLevel := fs.String("log-level", env("ASSISTANTD_LOG_LEVEL", "info"), "debug, info, warn or error (env ASSISTANTD_LOG_LEVEL)")
 	webFlags := addWebFlags(fs, env)
 	codeFlags := addCodeFlags(fs, env)
+	storeFlags := addStoreFlags(fs, env)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "assistantd: a self-hosted, OpenAI-compatible Assistants API server.\n\nUsage: assistantd [flags]\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -130,6 +132,11 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 	if cfg.DataDir == "" {
 		return cfg, errors.New("--data must not be empty")
 	}
+	store, err := storeFlags()
+	if err != nil {
+		return cfg, err
+	}
+	cfg.Store = store
 	if cfg.APIKey != "" && len(cfg.APIKey) < 16 {
 		return cfg, errors.New("--api-key must be at least 16 characters")
 	}
@@ -239,7 +246,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer ln.Close()
 
-	store, err := db.Open(ctx, cfg.DataDir)
+	// On PostgreSQL, Open holds a start-up lock until StartupDone, so
+	// processes starting at once migrate and create the first key, user
+	// and session keys one after another.
+	store, err := db.Open(ctx, cfg.DataDir, cfg.Store.options()...)
 	if err != nil {
 		return err
 	}
@@ -309,6 +319,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	store.StartupDone()
 	v1 := api.NewAPI(store, engine, cfg.MaxUploadBytes, log, api.WithVectorStores(store, rag))
 	handler := web.New(web.Config{
 		UI:       webUI,

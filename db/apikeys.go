@@ -36,7 +36,7 @@ func NewKeySecret() string { return "sk-ad-" + randomString(43) }
 func (s *Store) CreateAPIKey(ctx context.Context, name string) (APIKey, string, error) {
 	secret := NewKeySecret()
 	k := APIKey{ID: NewID("key_"), Name: name, Hint: secret[:9] + "…" + secret[len(secret)-4:], CreatedAt: s.now().Unix()}
-	_, err := s.w.ExecContext(ctx, `INSERT INTO api_keys (id, name, hash, hint, created_at) VALUES (?, ?, ?, ?, ?)`,
+	_, err := s.w.ExecContext(ctx, `INSERT INTO api_keys (id, name, hash, hint, created_at) VALUES ($1, $2, $3, $4, $5)`,
 		k.ID, k.Name, HashKey(secret), k.Hint, k.CreatedAt)
 	if err != nil {
 		return k, "", fmt.Errorf("create api key: %w", err)
@@ -57,7 +57,7 @@ func (s *Store) CountAPIKeys(ctx context.Context) (int, error) {
 func (s *Store) CheckAPIKey(ctx context.Context, key string) (bool, error) {
 	var id string
 	var lastUsed sql.NullInt64
-	err := s.r.QueryRowContext(ctx, `SELECT id, last_used_at FROM api_keys WHERE hash = ? AND revoked_at IS NULL`,
+	err := s.r.QueryRowContext(ctx, `SELECT id, last_used_at FROM api_keys WHERE hash = $1 AND revoked_at IS NULL`,
 		HashKey(key)).Scan(&id, &lastUsed)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
@@ -67,7 +67,7 @@ func (s *Store) CheckAPIKey(ctx context.Context, key string) (bool, error) {
 	}
 	now := s.now().Unix()
 	if !lastUsed.Valid || now-lastUsed.Int64 >= 60 {
-		if _, err := s.w.ExecContext(ctx, `UPDATE api_keys SET last_used_at = ? WHERE id = ?`, now, id); err != nil {
+		if _, err := s.w.ExecContext(ctx, `UPDATE api_keys SET last_used_at = $1 WHERE id = $2`, now, id); err != nil {
 			return true, fmt.Errorf("record api key use: %w", err)
 		}
 	}
@@ -96,7 +96,7 @@ func (s *Store) ListAPIKeys(ctx context.Context) ([]APIKey, error) {
 
 // RevokeAPIKey marks a key revoked; it stops working at once.
 func (s *Store) RevokeAPIKey(ctx context.Context, id string) error {
-	res, err := s.w.ExecContext(ctx, `UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, s.now().Unix(), id)
+	res, err := s.w.ExecContext(ctx, `UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL`, s.now().Unix(), id)
 	if err != nil {
 		return fmt.Errorf("revoke api key %s: %w", id, err)
 	}

@@ -85,7 +85,7 @@ func (s *Store) CreateAssistant(ctx context.Context, a Assistant) (Assistant, er
 	}
 	_, err = s.w.ExecContext(ctx, `INSERT INTO assistants (id, created_at, name, description, model, instructions,
 		tools, tool_resources, metadata, temperature, top_p, response_format, reasoning_effort)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, append([]any{a.ID, a.CreatedAt}, args...)...)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`, append([]any{a.ID, a.CreatedAt}, args...)...)
 	if err != nil {
 		return a, fmt.Errorf("create assistant: %w", err)
 	}
@@ -94,7 +94,7 @@ func (s *Store) CreateAssistant(ctx context.Context, a Assistant) (Assistant, er
 
 // GetAssistant returns the assistant with id, or ErrNotFound.
 func (s *Store) GetAssistant(ctx context.Context, id string) (Assistant, error) {
-	a, err := scanAssistant(s.r.QueryRowContext(ctx, `SELECT `+assistantColumns+` FROM assistants WHERE id = ?`, id))
+	a, err := scanAssistant(s.r.QueryRowContext(ctx, `SELECT `+assistantColumns+` FROM assistants WHERE id = $1`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return a, ErrNotFound
 	}
@@ -111,7 +111,7 @@ func (s *Store) UpdateAssistant(ctx context.Context, id string, fn func(*Assista
 	var a Assistant
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var err error
-		a, err = scanAssistant(tx.QueryRowContext(ctx, `SELECT `+assistantColumns+` FROM assistants WHERE id = ?`, id))
+		a, err = scanAssistant(tx.QueryRowContext(ctx, `SELECT `+assistantColumns+` FROM assistants WHERE id = $1`+s.forUpdate(), id))
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
 		}
@@ -125,9 +125,9 @@ func (s *Store) UpdateAssistant(ctx context.Context, id string, fn func(*Assista
 		if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE assistants SET name = ?, description = ?, model = ?, instructions = ?,
-			tools = ?, tool_resources = ?, metadata = ?, temperature = ?, top_p = ?, response_format = ?,
-			reasoning_effort = ? WHERE id = ?`, append(args, id)...)
+		_, err = tx.ExecContext(ctx, `UPDATE assistants SET name = $1, description = $2, model = $3, instructions = $4,
+			tools = $5, tool_resources = $6, metadata = $7, temperature = $8, top_p = $9, response_format = $10,
+			reasoning_effort = $11 WHERE id = $12`, append(args, id)...)
 		if err != nil {
 			return err
 		}
@@ -156,7 +156,7 @@ func (s *Store) ListAssistants(ctx context.Context, p ListParams) (Page[Assistan
 // message must belong to its thread). The row's place in list order is
 // kept as a tombstone for a day, so paging clients can continue after it.
 func (s *Store) deleteByID(ctx context.Context, table, id string, extraWhere ...any) error {
-	where, args := `id = ?`, []any{id}
+	where, args := `id = $1`, []any{id}
 	if len(extraWhere) > 0 {
 		where += ` AND ` + extraWhere[0].(string)
 		args = append(args, extraWhere[1:]...)
@@ -171,11 +171,12 @@ func (s *Store) deleteByID(ctx context.Context, table, id string, extraWhere ...
 			return err
 		}
 		now := s.now().Unix()
-		if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO tombstones (tbl, id, seq, deleted_at) VALUES (?, ?, ?, ?)`,
+		if _, err := tx.ExecContext(ctx, `INSERT INTO tombstones (tbl, id, seq, deleted_at) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (tbl, id) DO UPDATE SET seq = excluded.seq, deleted_at = excluded.deleted_at`,
 			table, id, seq, now); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `DELETE FROM tombstones WHERE deleted_at < ?`, now-tombstoneTTL)
+		_, err = tx.ExecContext(ctx, `DELETE FROM tombstones WHERE deleted_at < $1`, now-tombstoneTTL)
 		return err
 	})
 	if err != nil && !errors.Is(err, ErrNotFound) {

@@ -43,12 +43,11 @@ const (
 	SnippetClose = "\ue001"
 )
 
-// ftsQuery turns what a person typed into an FTS5 query: every word must
-// appear, each quoted so FTS5 operators and punctuation are taken literally.
-// Control characters and invalid UTF-8 separate words: FTS5's parser reads
-// a NUL as the end of the query ("unterminated string"), and neither can
-// match indexed text anyway.
-func ftsQuery(q string) string {
+// searchTerms splits what a person typed into the words that must all
+// appear. Control characters and invalid UTF-8 separate words: FTS5's parser
+// reads a NUL as the end of the query ("unterminated string"), and neither
+// can match indexed text anyway.
+func searchTerms(q string) []string {
 	q = strings.ToValidUTF8(q, " ")
 	q = strings.Map(func(r rune) rune {
 		if unicode.IsControl(r) {
@@ -56,19 +55,34 @@ func ftsQuery(q string) string {
 		}
 		return r
 	}, q)
+	return strings.Fields(q)
+}
+
+// ftsQuery is the FTS5 query of search terms: every one must appear, each
+// quoted so FTS5 operators and punctuation are taken literally.
+func ftsQuery(words []string) string {
 	var terms []string
-	for _, w := range strings.Fields(q) {
+	for _, w := range words {
 		terms = append(terms, `"`+strings.ReplaceAll(w, `"`, `""`)+`"`)
 	}
 	return strings.Join(terms, " ")
 }
+
+// headlineOptions make PostgreSQL's ts_headline mark matches as FTS5's
+// snippet() does on SQLite: between SnippetOpen and SnippetClose, about 16
+// words around the best match.
+const headlineOptions = "StartSel=" + SnippetOpen + ", StopSel=" + SnippetClose + ", MaxWords=16, MinWords=8, MaxFragments=1, FragmentDelimiter=…"
 
 // BrowseThreads returns one page of threads, newest first, and whether
 // more follow.
 func (s *Store) BrowseThreads(ctx context.Context, f ThreadFilter) ([]ThreadSummary, bool, error) {
 	var conds []string
 	var args []any
-	fts := ftsQuery(f.Query)
+	// add appends an argument and returns its placeholder.
+	add := func(v any) string {
+		args = append(args, v)
+		return arg(len(args))
+	}
 	runCols := `COALESCE((SELECT m.assistant_id FROM messages m WHERE m.thread_id = t.id AND m.assistant_id IS NOT NULL
 		ORDER BY m.seq DESC LIMIT 1), ''), ''`
 	if s.hasTable(ctx, "runs") {
@@ -77,53 +91,67 @@ func (s *Store) BrowseThreads(ctx context.Context, f ThreadFilter) ([]ThreadSumm
 		COALESCE((SELECT r.status FROM runs r WHERE r.thread_id = t.id ORDER BY r.seq DESC LIMIT 1), '')`
 	}
 	snippet := `''`
-	if fts != "" {
-		snippet = `COALESCE((SELECT snippet(messages_fts, 0, char(57344), char(57345), '…', 16) FROM messages_fts
-			WHERE messages_fts MATCH ? AND thread_id = t.id LIMIT 1), '')`
-		args = append(args, fts)
+	preview := `COALESCE((SELECT substr(x.body, 1, 160) FROM messages m JOIN messages_fts x ON x.rowid = m.seq
+			WHERE m.thread_id = t.id ORDER BY m.seq LIMIT 1), '')`
+	if s.pg {
+		preview = `COALESCE((SELECT substr(assistantd_message_text(m.content), 1, 160) FROM messages m
+			WHERE m.thread_id = t.id ORDER BY m.seq LIMIT 1), '')`
+	}
+	if terms := searchTerms(f.Query); len(terms) > 0 {
+		if s.pg {
+			// Every word must appear; a word of several tokens ("don't")
+			// as a phrase, like a quoted FTS5 string.
+			q := make([]string, len(terms))
+			for i, t := range terms {
+				q[i] = `phraseto_tsquery('simple', ` + add(t) + `)`
+			}
+			tsq := `(` + strings.Join(q, ` && `) + `)`
+			snippet = `COALESCE((SELECT ts_headline('simple', assistantd_message_text(x.content), ` + tsq + `, ` + add(headlineOptions) + `)
+				FROM messages x WHERE x.thread_id = t.id AND x.search @@ ` + tsq + ` ORDER BY x.seq LIMIT 1), '')`
+			conds = append(conds, `t.id IN (SELECT thread_id FROM messages WHERE search @@ `+tsq+`)`)
+		} else {
+			fts := add(ftsQuery(terms))
+			snippet = `COALESCE((SELECT snippet(messages_fts, 0, char(57344), char(57345), '…', 16) FROM messages_fts
+				WHERE messages_fts MATCH ` + fts + ` AND thread_id = t.id LIMIT 1), '')`
+			conds = append(conds, `t.id IN (SELECT thread_id FROM messages_fts WHERE messages_fts MATCH `+fts+`)`)
+		}
 	}
 	if f.AssistantID != "" {
-		c := `EXISTS (SELECT 1 FROM messages m WHERE m.thread_id = t.id AND m.assistant_id = ?)`
-		args = append(args, f.AssistantID)
+		a := add(f.AssistantID)
+		c := `EXISTS (SELECT 1 FROM messages m WHERE m.thread_id = t.id AND m.assistant_id = ` + a + `)`
 		if s.hasTable(ctx, "runs") {
-			c = `(` + c + ` OR EXISTS (SELECT 1 FROM runs r WHERE r.thread_id = t.id AND r.assistant_id = ?))`
-			args = append(args, f.AssistantID)
+			c = `(` + c + ` OR EXISTS (SELECT 1 FROM runs r WHERE r.thread_id = t.id AND r.assistant_id = ` + a + `))`
 		}
 		conds = append(conds, c)
 	}
 	if !f.From.IsZero() {
-		conds = append(conds, `t.created_at >= ?`)
-		args = append(args, f.From.Unix())
+		conds = append(conds, `t.created_at >= `+add(f.From.Unix()))
 	}
 	if !f.To.IsZero() {
-		conds = append(conds, `t.created_at < ?`)
-		args = append(args, f.To.Unix())
+		conds = append(conds, `t.created_at < `+add(f.To.Unix()))
 	}
 	if f.MetaKey != "" {
-		if f.MetaValue != "" {
-			conds = append(conds, `EXISTS (SELECT 1 FROM json_each(t.metadata) WHERE key = ? AND value = ?)`)
-			args = append(args, f.MetaKey, f.MetaValue)
-		} else {
-			conds = append(conds, `EXISTS (SELECT 1 FROM json_each(t.metadata) WHERE key = ?)`)
-			args = append(args, f.MetaKey)
+		switch {
+		case s.pg && f.MetaValue != "":
+			conds = append(conds, `(assistantd_jsonb(t.metadata) ->> `+add(f.MetaKey)+`) = `+add(f.MetaValue))
+		case s.pg:
+			conds = append(conds, `(assistantd_jsonb(t.metadata) -> `+add(f.MetaKey)+`) IS NOT NULL`)
+		case f.MetaValue != "":
+			conds = append(conds, `EXISTS (SELECT 1 FROM json_each(t.metadata) WHERE key = `+add(f.MetaKey)+` AND value = `+add(f.MetaValue)+`)`)
+		default:
+			conds = append(conds, `EXISTS (SELECT 1 FROM json_each(t.metadata) WHERE key = `+add(f.MetaKey)+`)`)
 		}
 	}
 	if f.RunStatus != "" {
 		if !s.hasTable(ctx, "runs") {
 			return nil, false, nil
 		}
-		conds = append(conds, `(SELECT r.status FROM runs r WHERE r.thread_id = t.id ORDER BY r.seq DESC LIMIT 1) = ?`)
-		args = append(args, f.RunStatus)
-	}
-	if fts != "" {
-		conds = append(conds, `t.id IN (SELECT thread_id FROM messages_fts WHERE messages_fts MATCH ?)`)
-		args = append(args, fts)
+		conds = append(conds, `(SELECT r.status FROM runs r WHERE r.thread_id = t.id ORDER BY r.seq DESC LIMIT 1) = `+add(f.RunStatus))
 	}
 	query := `SELECT t.id, t.created_at, t.tool_resources, t.metadata,
 		(SELECT COUNT(*) FROM messages m WHERE m.thread_id = t.id),
 		COALESCE((SELECT MAX(m.created_at) FROM messages m WHERE m.thread_id = t.id), t.created_at),
-		COALESCE((SELECT substr(x.body, 1, 160) FROM messages m JOIN messages_fts x ON x.rowid = m.seq
-			WHERE m.thread_id = t.id ORDER BY m.seq LIMIT 1), ''),
+		` + preview + `,
 		` + snippet + `,
 		` + runCols + `
 		FROM threads t`
@@ -131,8 +159,7 @@ func (s *Store) BrowseThreads(ctx context.Context, f ThreadFilter) ([]ThreadSumm
 		query += ` WHERE ` + strings.Join(conds, ` AND `)
 	}
 	limit := max(f.Limit, 1)
-	query += ` ORDER BY t.seq DESC LIMIT ? OFFSET ?`
-	args = append(args, limit+1, max(f.Offset, 0))
+	query += ` ORDER BY t.seq DESC LIMIT ` + add(limit+1) + ` OFFSET ` + add(max(f.Offset, 0))
 	rows, err := s.r.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, false, fmt.Errorf("browse threads: %w", err)
@@ -169,7 +196,11 @@ func (s *Store) BrowseThreads(ctx context.Context, f ThreadFilter) ([]ThreadSumm
 // later migration than the one search depends on).
 func (s *Store) hasTable(ctx context.Context, name string) bool {
 	var n int
-	_ = s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?`, name).Scan(&n)
+	query := `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = $1`
+	if s.pg {
+		query = `SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = $1`
+	}
+	_ = s.r.QueryRowContext(ctx, query, name).Scan(&n)
 	return n > 0
 }
 
@@ -194,7 +225,7 @@ func (s *Store) AllAssistants(ctx context.Context) ([]Assistant, error) {
 
 // ThreadTranscript returns up to limit messages of a thread, oldest first.
 func (s *Store) ThreadTranscript(ctx context.Context, threadID string, limit int) ([]Message, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+messageColumns+` FROM messages WHERE thread_id = ? ORDER BY seq LIMIT ?`, threadID, limit)
+	rows, err := s.r.QueryContext(ctx, `SELECT `+messageColumns+` FROM messages WHERE thread_id = $1 ORDER BY seq LIMIT $2`, threadID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("thread messages %s: %w", threadID, err)
 	}
@@ -219,7 +250,7 @@ func (s *Store) FileNames(ctx context.Context, ids []string) (map[string]string,
 			continue
 		}
 		var name string
-		err := s.r.QueryRowContext(ctx, `SELECT filename FROM files WHERE id = ?`, id).Scan(&name)
+		err := s.r.QueryRowContext(ctx, `SELECT filename FROM files WHERE id = $1`, id).Scan(&name)
 		if err == nil {
 			out[id] = name
 		}
@@ -246,8 +277,13 @@ func (s *Store) FileUses(ctx context.Context, ids []string) (map[string]FileUse,
 	out := map[string]FileUse{}
 	for _, id := range ids {
 		var use FileUse
-		rows, err := s.r.QueryContext(ctx, `SELECT a.id, COALESCE(a.name, '') FROM assistants a,
-			json_each(a.tool_resources, '$.code_interpreter.file_ids') j WHERE j.value = ? ORDER BY a.seq`, id)
+		query := `SELECT a.id, COALESCE(a.name, '') FROM assistants a,
+			json_each(a.tool_resources, '$.code_interpreter.file_ids') j WHERE j.value = $1 ORDER BY a.seq`
+		if s.pg {
+			query = `SELECT a.id, COALESCE(a.name, '') FROM assistants a
+				WHERE assistantd_jsonb(a.tool_resources) -> 'code_interpreter' -> 'file_ids' @> jsonb_build_array($1::text) ORDER BY a.seq`
+		}
+		rows, err := s.r.QueryContext(ctx, query, id)
 		if err != nil {
 			return nil, fmt.Errorf("file uses %s: %w", id, err)
 		}
@@ -260,15 +296,29 @@ func (s *Store) FileUses(ctx context.Context, ids []string) (map[string]FileUse,
 			use.Assistants = append(use.Assistants, n)
 		}
 		rows.Close()
-		rows, err = s.r.QueryContext(ctx, `SELECT id FROM (
+		query = `SELECT id FROM (
 			SELECT m.thread_id AS id, MIN(t.seq) AS seq FROM messages m JOIN threads t ON t.id = m.thread_id, json_each(m.attachments) j
-				WHERE json_extract(j.value, '$.file_id') = ?1 GROUP BY m.thread_id
+				WHERE json_extract(j.value, '$.file_id') = $1 GROUP BY m.thread_id
 			UNION
 			SELECT m.thread_id, MIN(t.seq) FROM messages m JOIN threads t ON t.id = m.thread_id, json_each(m.content) j
-				WHERE json_extract(j.value, '$.image_file.file_id') = ?1 GROUP BY m.thread_id
+				WHERE json_extract(j.value, '$.image_file.file_id') = $1 GROUP BY m.thread_id
 			UNION
-			SELECT t.id, t.seq FROM threads t, json_each(t.tool_resources, '$.code_interpreter.file_ids') j WHERE j.value = ?1
-		) GROUP BY id ORDER BY MIN(seq) DESC LIMIT 20`, id)
+			SELECT t.id, t.seq FROM threads t, json_each(t.tool_resources, '$.code_interpreter.file_ids') j WHERE j.value = $1
+		) GROUP BY id ORDER BY MIN(seq) DESC LIMIT 20`
+		if s.pg {
+			query = `SELECT id FROM (
+			SELECT m.thread_id AS id, MIN(t.seq) AS seq FROM messages m JOIN threads t ON t.id = m.thread_id
+				WHERE assistantd_jsonb(m.attachments) @> jsonb_build_array(jsonb_build_object('file_id', $1::text)) GROUP BY m.thread_id
+			UNION
+			SELECT m.thread_id, MIN(t.seq) FROM messages m JOIN threads t ON t.id = m.thread_id
+				WHERE assistantd_jsonb(m.content) @> jsonb_build_array(jsonb_build_object('image_file', jsonb_build_object('file_id', $1::text)))
+				GROUP BY m.thread_id
+			UNION
+			SELECT t.id, t.seq FROM threads t
+				WHERE assistantd_jsonb(t.tool_resources) -> 'code_interpreter' -> 'file_ids' @> jsonb_build_array($1::text)
+		) u GROUP BY id ORDER BY MIN(seq) DESC LIMIT 20`
+		}
+		rows, err = s.r.QueryContext(ctx, query, id)
 		if err != nil {
 			return nil, fmt.Errorf("file uses %s: %w", id, err)
 		}

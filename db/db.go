@@ -1,5 +1,9 @@
-// Package db is assistantd's SQLite store: the records the API serves, their
-// queries, and the embedded, numbered schema migrations.
+// Package db is assistantd's store, on SQLite (the default, in the data
+// directory) or PostgreSQL: the records the API serves, their queries, and
+// the embedded, numbered schema migrations of each database.
+//
+// Queries are written once, with numbered placeholders ($1, $2 …) that both
+// drivers bind; dialect.go holds the few statements that differ.
 //
 // Records returned by the store serialise exactly as the Assistants API shows
 // them (field names, nulls, discriminators), so stored, listed and streamed
@@ -30,20 +34,21 @@ import (
 	"sync/atomic"
 	"time"
 
-	"modernc.org/sqlite" // also registers the "sqlite" driver
-	sqlite3 "modernc.org/sqlite/lib"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	_ "modernc.org/sqlite"             // registers the "sqlite" driver
 )
 
 // ErrNotFound is returned when the requested record does not exist.
 var ErrNotFound = errors.New("not found")
 
-//go:embed migrations/*.sql
+//go:embed migrations/sqlite/*.sql migrations/postgres/*.sql
 var migrationFS embed.FS
 
-// Store is the SQLite-backed store. It is safe for concurrent use.
+// Store is the store on SQLite or PostgreSQL. It is safe for concurrent use.
 type Store struct {
-	w       *sql.DB // single writer connection
-	r       *sql.DB // readers
+	w       *sql.DB // writes: SQLite's single writer connection; PostgreSQL's pool
+	r       *sql.DB // reads: SQLite's readers; the same pool as w on PostgreSQL
+	pg      bool    // PostgreSQL (else SQLite)
 	dir     string  // data directory
 	filesTo string  // where file contents live
 	now     func() time.Time
@@ -52,6 +57,15 @@ type Store struct {
 	// chunkGen counts writes that may change vector store chunks, so
 	// retrieval's in-memory vector indexes know when to reload.
 	chunkGen atomic.Int64
+
+	url      string // the PostgreSQL URL ("" for SQLite)
+	maxConns int    // PostgreSQL pool size
+	// startup holds PostgreSQL's start-up advisory lock from Open until
+	// StartupDone, so one process at a time migrates and bootstraps.
+	startup *sql.Conn
+
+	blobName string    // BlobsDir or BlobsPostgres
+	blobs    BlobStore // file contents
 }
 
 // Option configures a Store.
@@ -60,14 +74,41 @@ type Option func(*Store)
 // WithClock replaces the wall clock, for tests that need fixed timestamps.
 func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
 
-// Open opens (creating if needed) the database in dir, applies pending
-// migrations, and prepares the directory that holds uploaded file contents.
+// WithDatabaseURL selects PostgreSQL at url (postgres:// or postgresql://)
+// instead of SQLite in the data directory.
+func WithDatabaseURL(url string) Option { return func(s *Store) { s.url = url } }
+
+// WithMaxConns sets the PostgreSQL connection pool's size (default 20).
+func WithMaxConns(n int) Option { return func(s *Store) { s.maxConns = n } }
+
+// IsPostgresURL reports whether url names a PostgreSQL database.
+func IsPostgresURL(url string) bool {
+	return strings.HasPrefix(url, "postgres://") || strings.HasPrefix(url, "postgresql://")
+}
+
+// Open opens (creating if needed) the database, applies pending migrations,
+// and prepares the directory that holds uploaded file contents. Without
+// WithDatabaseURL the database is SQLite in dir.
+//
+// On PostgreSQL, Open takes a session advisory lock before migrating and
+// holds it until StartupDone (or Close), so processes starting at once on
+// one database migrate and bootstrap one after another.
 func Open(ctx context.Context, dir string, opts ...Option) (*Store, error) {
+	s := &Store{dir: dir, filesTo: filepath.Join(dir, "files"), now: time.Now, passwordCost: defaultPasswordCost, maxConns: 20}
+	for _, o := range opts {
+		o(s)
+	}
 	if err := os.MkdirAll(filepath.Join(dir, "files"), 0o750); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
 	if err := removeStaged(filepath.Join(dir, "files")); err != nil {
 		return nil, err
+	}
+	if s.url != "" {
+		if !IsPostgresURL(s.url) {
+			return nil, fmt.Errorf("database URL: want postgres://…, got %q", redactURL(s.url))
+		}
+		return s.openPostgres(ctx)
 	}
 	path := filepath.Join(dir, "assistantd.db")
 	pragmas := url.Values{}
@@ -87,9 +128,10 @@ func Open(ctx context.Context, dir string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
 	r.SetMaxOpenConns(max(4, runtime.NumCPU()*2))
-	s := &Store{w: w, r: r, dir: dir, filesTo: filepath.Join(dir, "files"), now: time.Now, passwordCost: defaultPasswordCost}
-	for _, o := range opts {
-		o(s)
+	s.w, s.r = w, r
+	if err := s.openBlobs(); err != nil {
+		s.Close()
+		return nil, err
 	}
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
@@ -98,20 +140,77 @@ func Open(ctx context.Context, dir string, opts ...Option) (*Store, error) {
 	return s, nil
 }
 
-// Close closes both connection pools.
+// openPostgres connects the pool, takes the start-up lock and migrates.
+func (s *Store) openPostgres(ctx context.Context) (*Store, error) {
+	pool, err := sql.Open("pgx", s.url)
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", redactURL(s.url), err)
+	}
+	pool.SetMaxOpenConns(max(2, s.maxConns))
+	pool.SetMaxIdleConns(max(2, s.maxConns))
+	pool.SetConnMaxIdleTime(5 * time.Minute)
+	s.w, s.r, s.pg = pool, pool, true
+	conn, err := pool.Conn(ctx)
+	if err == nil {
+		_, err = conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, startupLockID)
+		if err != nil {
+			conn.Close()
+		}
+	}
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to %s: %w", redactURL(s.url), err)
+	}
+	s.startup = conn
+	if err := s.openBlobs(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.migrate(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// startupLockID is the advisory lock key held while a process migrates and
+// bootstraps ("assistd" in ASCII).
+const startupLockID int64 = 0x61737369737464
+
+// StartupDone releases the start-up lock Open took on PostgreSQL, once the
+// process has created what a first start creates (the first API key, the
+// session keys). It is a no-op on SQLite and when called again.
+func (s *Store) StartupDone() {
+	if s.startup == nil {
+		return
+	}
+	_, _ = s.startup.ExecContext(context.Background(), `SELECT pg_advisory_unlock($1)`, startupLockID)
+	s.startup.Close()
+	s.startup = nil
+}
+
+// Postgres reports whether the store is on PostgreSQL.
+func (s *Store) Postgres() bool { return s.pg }
+
+// Close closes the connection pools.
 func (s *Store) Close() error {
+	s.StartupDone()
+	if s.r == s.w {
+		return s.w.Close()
+	}
 	return errors.Join(s.w.Close(), s.r.Close())
 }
 
 // Ping checks that the database answers; used by the health check.
 func (s *Store) Ping(ctx context.Context) error { return s.r.PingContext(ctx) }
 
-// migrate applies, in order, every embedded migration whose version is not
-// yet recorded, each in its own transaction. Files are named NNNN_description.sql and are
-// never edited once released: a change is a new file.
+// migrate applies, in order, every embedded migration of the store's
+// database whose version is not yet recorded, each in its own transaction.
+// Files are named NNNN_description.sql and are never edited once released:
+// a change is a new file. Both databases have the same versions.
 func (s *Store) migrate(ctx context.Context) error {
 	if _, err := s.w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`); err != nil {
+		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`); err != nil {
 		return fmt.Errorf("create migrations table: %w", err)
 	}
 	applied := map[int]bool{}
@@ -131,44 +230,85 @@ func (s *Store) migrate(ctx context.Context) error {
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("read schema versions: %w", err)
 	}
-	entries, err := fs.ReadDir(migrationFS, "migrations")
+	migrations, err := s.migrations()
 	if err != nil {
-		return fmt.Errorf("read migrations: %w", err)
+		return err
 	}
-	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
-	for _, e := range entries {
-		num, _, ok := strings.Cut(e.Name(), "_")
-		if !ok {
-			return fmt.Errorf("migration %q: name must be NNNN_description.sql", e.Name())
-		}
-		version, err := strconv.Atoi(num)
-		if err != nil {
-			return fmt.Errorf("migration %q: %w", e.Name(), err)
-		}
-		if applied[version] {
+	for _, m := range migrations {
+		if applied[m.version] {
 			continue
 		}
-		body, err := migrationFS.ReadFile("migrations/" + e.Name())
-		if err != nil {
-			return fmt.Errorf("read migration %s: %w", e.Name(), err)
-		}
 		err = s.tx(ctx, func(tx *sql.Tx) error {
-			if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+			if _, err := tx.ExecContext(ctx, m.body); err != nil {
 				return err
 			}
-			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
-				version, e.Name(), s.now().Unix())
+			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`,
+				m.version, m.name, s.now().Unix())
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("apply migration %s: %w", e.Name(), err)
+			return fmt.Errorf("apply migration %s: %w", m.name, err)
 		}
 	}
 	return nil
 }
 
-// tx runs fn in a write transaction, committing if fn returns nil.
+type migration struct {
+	version    int
+	name, body string
+}
+
+// migrations returns the store's database's migrations in order.
+func (s *Store) migrations() ([]migration, error) {
+	dir := "migrations/sqlite"
+	if s.pg {
+		dir = "migrations/postgres"
+	}
+	entries, err := fs.ReadDir(migrationFS, dir)
+	if err != nil {
+		return nil, fmt.Errorf("read migrations: %w", err)
+	}
+	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
+	var out []migration
+	for _, e := range entries {
+		num, _, ok := strings.Cut(e.Name(), "_")
+		if !ok {
+			return nil, fmt.Errorf("migration %q: name must be NNNN_description.sql", e.Name())
+		}
+		version, err := strconv.Atoi(num)
+		if err != nil {
+			return nil, fmt.Errorf("migration %q: %w", e.Name(), err)
+		}
+		body, err := migrationFS.ReadFile(dir + "/" + e.Name())
+		if err != nil {
+			return nil, fmt.Errorf("read migration %s: %w", e.Name(), err)
+		}
+		out = append(out, migration{version, e.Name(), string(body)})
+	}
+	return out, nil
+}
+
+// tx runs fn in a write transaction, committing if fn returns nil. On
+// PostgreSQL a deadlock or serialization failure runs fn again, a bounded
+// number of times, so fn must only set its results, never accumulate.
 func (s *Store) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	for attempt := 1; ; attempt++ {
+		err := s.tx1(ctx, fn)
+		if err == nil || !s.pg || !isRetryable(err) || attempt == maxTxAttempts {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(attempt*attempt) * 5 * time.Millisecond):
+		}
+	}
+}
+
+// maxTxAttempts bounds the runs of one transaction on PostgreSQL.
+const maxTxAttempts = 5
+
+func (s *Store) tx1(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -206,22 +346,6 @@ func randomString(n int) string {
 	}
 	return string(b)
 }
-
-// sqliteCode is the extended result code of a SQLite error (0 for nil or
-// another error), so failures are classified by code, not by message.
-func sqliteCode(err error) int {
-	var se *sqlite.Error
-	if errors.As(err, &se) {
-		return se.Code()
-	}
-	return 0
-}
-
-// isUnique reports a UNIQUE constraint violation.
-func isUnique(err error) bool { return sqliteCode(err) == sqlite3.SQLITE_CONSTRAINT_UNIQUE }
-
-// isTriggerAbort reports a trigger's RAISE(ABORT, ...).
-func isTriggerAbort(err error) bool { return sqliteCode(err) == sqlite3.SQLITE_CONSTRAINT_TRIGGER }
 
 // queryStrings runs a query of one text column and returns its values in
 // order; what names the query in errors.

@@ -57,12 +57,14 @@ func headersJSON(h map[string]string) string {
 // a run's timeline shows an upstream call (or a retry) while it happens.
 // It returns the exchange's id.
 func (s *Store) StartExchange(ctx context.Context, x Exchange) (int64, error) {
-	res, err := s.w.ExecContext(ctx, `INSERT INTO upstream_exchanges (run_id, started_at, method, url, request_headers, request_body)
-		VALUES (?, ?, ?, ?, ?, ?)`, x.RunID, x.StartedAt, x.Method, x.URL, headersJSON(x.RequestHeaders), x.RequestBody)
+	var id int64
+	err := s.w.QueryRowContext(ctx, `INSERT INTO upstream_exchanges (run_id, started_at, method, url, request_headers, request_body)
+		VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`, x.RunID, x.StartedAt, x.Method, x.URL, headersJSON(x.RequestHeaders),
+		x.RequestBody).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("start exchange: %w", err)
 	}
-	return res.LastInsertId()
+	return id, nil
 }
 
 // FinishExchange records the response (or the error) of exchange x.ID.
@@ -71,9 +73,9 @@ func (s *Store) FinishExchange(ctx context.Context, x Exchange) error {
 	if x.DurationMS != nil {
 		d = *x.DurationMS
 	}
-	_, err := s.w.ExecContext(ctx, `UPDATE upstream_exchanges SET duration_ms = ?, status = ?, response_headers = ?,
-		response_body = ?, streamed = ?, chunks = ?, error = ? WHERE id = ?`,
-		d, x.Status, headersJSON(x.ResponseHeaders), x.ResponseBody, x.Streamed, x.Chunks, x.Error, x.ID)
+	_, err := s.w.ExecContext(ctx, `UPDATE upstream_exchanges SET duration_ms = $1, status = $2, response_headers = $3,
+		response_body = $4, streamed = $5, chunks = $6, error = $7 WHERE id = $8`,
+		d, x.Status, headersJSON(x.ResponseHeaders), x.ResponseBody, flag(x.Streamed), x.Chunks, x.Error, x.ID)
 	if err != nil {
 		return fmt.Errorf("finish exchange: %w", err)
 	}
@@ -84,7 +86,7 @@ func (s *Store) FinishExchange(ctx context.Context, x Exchange) error {
 // bodies and headers (the timeline lists them; GetExchange opens one).
 func (s *Store) RunExchanges(ctx context.Context, runID string) ([]Exchange, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT id, run_id, started_at, duration_ms, method, url, '{}', '', status, '{}', '',
-		streamed, chunks, error FROM upstream_exchanges WHERE run_id = ? ORDER BY id`, runID)
+		streamed, chunks, error FROM upstream_exchanges WHERE run_id = $1 ORDER BY id`, runID)
 	if err != nil {
 		return nil, fmt.Errorf("run exchanges: %w", err)
 	}
@@ -95,7 +97,7 @@ func (s *Store) RunExchanges(ctx context.Context, runID string) ([]Exchange, err
 // first, without bodies and headers.
 func (s *Store) ThreadExchanges(ctx context.Context, threadID string) ([]Exchange, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT x.id, x.run_id, x.started_at, x.duration_ms, x.method, x.url, '{}', '', x.status, '{}', '',
-		x.streamed, x.chunks, x.error FROM upstream_exchanges x JOIN runs r ON r.id = x.run_id WHERE r.thread_id = ? ORDER BY x.id`, threadID)
+		x.streamed, x.chunks, x.error FROM upstream_exchanges x JOIN runs r ON r.id = x.run_id WHERE r.thread_id = $1 ORDER BY x.id`, threadID)
 	if err != nil {
 		return nil, fmt.Errorf("thread exchanges: %w", err)
 	}
@@ -106,7 +108,7 @@ func (s *Store) ThreadExchanges(ctx context.Context, threadID string) ([]Exchang
 func (s *Store) GetExchange(ctx context.Context, threadID string, id int64) (Exchange, error) {
 	x, err := scanExchange(s.r.QueryRowContext(ctx, `SELECT x.id, x.run_id, x.started_at, x.duration_ms, x.method, x.url, x.request_headers, x.request_body, x.status,
 		x.response_headers, x.response_body, x.streamed, x.chunks, x.error FROM upstream_exchanges x
-		JOIN runs r ON r.id = x.run_id WHERE x.id = ? AND r.thread_id = ?`, id, threadID))
+		JOIN runs r ON r.id = x.run_id WHERE x.id = $1 AND r.thread_id = $2`, id, threadID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return x, ErrNotFound
 	}
@@ -116,7 +118,7 @@ func (s *Store) GetExchange(ctx context.Context, threadID string, id int64) (Exc
 // DeleteExchangesBefore deletes exchanges started before cutoff (unix
 // milliseconds) and returns how many it deleted.
 func (s *Store) DeleteExchangesBefore(ctx context.Context, cutoff int64) (int64, error) {
-	res, err := s.w.ExecContext(ctx, `DELETE FROM upstream_exchanges WHERE started_at < ?`, cutoff)
+	res, err := s.w.ExecContext(ctx, `DELETE FROM upstream_exchanges WHERE started_at < $1`, cutoff)
 	if err != nil {
 		return 0, fmt.Errorf("delete old exchanges: %w", err)
 	}

@@ -11,7 +11,9 @@ import (
 
 // A file made with expires_after is deleted, content and all, once its
 // time has come; files without an expiry and files not yet due stay.
-func TestDeleteExpiredFiles(t *testing.T) {
+func TestDeleteExpiredFiles(t *testing.T) { eachStore(t, testDeleteExpiredFiles) }
+
+func testDeleteExpiredFiles(t *testing.T) {
 	ctx := context.Background()
 	s, c := openClocked(t)
 	commit := func(name string, after int64) File {
@@ -42,8 +44,8 @@ func TestDeleteExpiredFiles(t *testing.T) {
 	if _, err := s.GetFile(ctx, soon.ID); !errors.Is(err, ErrNotFound) {
 		t.Errorf("the expired file is still there: %v", err)
 	}
-	if _, err := os.Stat(s.filePath(soon.ID)); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("the expired file's content is still on disk: %v", err)
+	if contentStored(t, s, soon.ID) {
+		t.Errorf("the expired file's content is still stored")
 	}
 	if page, err := s.ListVectorStoreFiles(ctx, v.ID, "", "", ListParams{Limit: 10, Order: "desc"}); err != nil || len(page.Data) != 0 {
 		t.Errorf("the vector store still lists the expired file: %+v, %v", page.Data, err)
@@ -64,7 +66,9 @@ func TestDeleteExpiredFiles(t *testing.T) {
 
 // A pending upload past its expiry becomes expired and its parts leave the
 // disk; a completed upload and one still in time are left alone.
-func TestExpireUploads(t *testing.T) {
+func TestExpireUploads(t *testing.T) { eachStore(t, testExpireUploads) }
+
+func testExpireUploads(t *testing.T) {
 	ctx := context.Background()
 	s, c := openClocked(t)
 	newUpload := func(content string) (Upload, UploadPart) {

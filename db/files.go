@@ -15,8 +15,9 @@ import (
 // ErrTooLarge is returned by SaveFile when the content exceeds the limit.
 var ErrTooLarge = errors.New("file too large")
 
-// File is an uploaded file as the API shows it. Its bytes live under the
-// data directory in files/<id>, not in the database.
+// File is an uploaded file as the API shows it. Its bytes live in the
+// store's BlobStore: under the data directory in files/<id>, or in the
+// database's file_blobs.
 type File struct {
 	ID            string  `json:"id"`
 	Object        string  `json:"object"`
@@ -114,26 +115,60 @@ func (s *Store) CommitFile(ctx context.Context, f File, sf *StagedFile, expiresA
 		at := f.CreatedAt + expiresAfter
 		f.ExpiresAt = &at
 	}
-	final := s.filePath(f.ID)
-	if err := os.Rename(sf.path, final); err != nil {
+	content, err := os.Open(sf.path)
+	if err != nil {
 		return f, fmt.Errorf("commit file: %w", err)
 	}
-	sf.path = ""
-	_, err := s.w.ExecContext(ctx, `INSERT INTO files (id, created_at, bytes, filename, purpose, status, expires_at,
-		content_type, sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		f.ID, f.CreatedAt, f.Bytes, f.Filename, f.Purpose, f.Status, f.ExpiresAt, f.ContentType, f.SHA256)
+	staged := &stagedReader{File: content, path: sf.path}
+	defer func() {
+		staged.Close()
+		sf.path = staged.path // "" once the blob store took the file itself
+		sf.Discard()
+	}()
+	insert := func(q interface {
+		ExecContext(context.Context, string, ...any) (sql.Result, error)
+	}) error {
+		_, err := q.ExecContext(ctx, `INSERT INTO files (id, created_at, bytes, filename, purpose, status, expires_at,
+			content_type, sha256) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+			f.ID, f.CreatedAt, f.Bytes, f.Filename, f.Purpose, f.Status, f.ExpiresAt, f.ContentType, f.SHA256)
+		return err
+	}
+	if s.blobName == BlobsDir {
+		// The content first: a record never names missing content.
+		if err := s.blobs.Put(ctx, nil, f.ID, staged); err != nil {
+			return f, fmt.Errorf("commit file: %w", err)
+		}
+		if err := insert(s.w); err != nil {
+			_ = s.blobs.Delete(ctx, f.ID)
+			return f, fmt.Errorf("commit file: %w", err)
+		}
+		return f, nil
+	}
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := staged.Seek(0, io.SeekStart); err != nil {
+			return err
+		}
+		if err := insert(tx); err != nil {
+			return err
+		}
+		return s.blobs.Put(ctx, tx, f.ID, staged)
+	})
 	if err != nil {
-		os.Remove(final)
 		return f, fmt.Errorf("commit file: %w", err)
 	}
 	return f, nil
 }
 
-func (s *Store) filePath(id string) string { return filepath.Join(s.filesTo, filepath.Base(id)) }
+// stagedReader is staged content being committed; the directory blob store
+// moves the file at path instead of copying it, and clears path.
+type stagedReader struct {
+	*os.File
+	path string
+}
 
 // GetFile returns the file record with id, or ErrNotFound.
 func (s *Store) GetFile(ctx context.Context, id string) (File, error) {
-	f, err := scanFile(s.r.QueryRowContext(ctx, `SELECT `+fileColumns+` FROM files WHERE id = ?`, id))
+	f, err := scanFile(s.r.QueryRowContext(ctx, `SELECT `+fileColumns+` FROM files WHERE id = $1`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return f, ErrNotFound
 	}
@@ -163,7 +198,7 @@ func (s *Store) OpenFile(ctx context.Context, id string) (File, io.ReadSeekClose
 	if err != nil {
 		return f, nil, err
 	}
-	r, err := os.Open(s.filePath(id))
+	r, err := s.blobs.Open(ctx, id, f.Bytes)
 	if err != nil {
 		return f, nil, fmt.Errorf("open file %s: %w", id, err)
 	}
@@ -177,7 +212,7 @@ func (s *Store) DeleteFile(ctx context.Context, id string) error {
 	if err := s.deleteByID(ctx, "files", id); err != nil {
 		return err
 	}
-	if err := os.Remove(s.filePath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := s.blobs.Delete(ctx, id); err != nil {
 		return fmt.Errorf("delete file %s content: %w", id, err)
 	}
 	return nil
@@ -187,7 +222,7 @@ func (s *Store) DeleteFile(ctx context.Context, id string) error {
 func (s *Store) ListFiles(ctx context.Context, purpose string, p ListParams) (Page[File], error) {
 	where, args := "", []any(nil)
 	if purpose != "" {
-		where, args = "purpose = ?", []any{purpose}
+		where, args = "purpose = $1", []any{purpose}
 	}
 	return listQuery(ctx, s.r, "files", fileColumns, where, args, p, scanFile)
 }
@@ -197,7 +232,7 @@ func (s *Store) ListFiles(ctx context.Context, purpose string, p ListParams) (Pa
 // deleted. Uploads' expires_after makes such files; OpenAI deleted them.
 func (s *Store) DeleteExpiredFiles(ctx context.Context) (int, error) {
 	ids, err := s.queryStrings(ctx, "find expired files",
-		`SELECT id FROM files WHERE expires_at IS NOT NULL AND expires_at <= ?`, s.now().Unix())
+		`SELECT id FROM files WHERE expires_at IS NOT NULL AND expires_at <= $1`, s.now().Unix())
 	if err != nil {
 		return 0, err
 	}

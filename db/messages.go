@@ -152,7 +152,7 @@ func (s *Store) insertMessage(ctx context.Context, tx *sql.Tx, m Message) (Messa
 		return m, err
 	}
 	_, err := tx.ExecContext(ctx, `INSERT INTO messages (id, thread_id, created_at, status, incomplete_details, completed_at,
-		incomplete_at, role, content, assistant_id, run_id, attachments, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		incomplete_at, role, content, assistant_id, run_id, attachments, metadata) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
 		m.ID, m.ThreadID, m.CreatedAt, m.Status, incomplete, m.CompletedAt, m.IncompleteAt, m.Role, content, m.AssistantID,
 		m.RunID, attachments, meta)
 	return m, err
@@ -163,7 +163,7 @@ func (s *Store) insertMessage(ctx context.Context, tx *sql.Tx, m Message) (Messa
 // run.
 func (s *Store) CreateMessage(ctx context.Context, m Message) (Message, error) {
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		if err := threadExists(ctx, tx, m.ThreadID); err != nil {
+		if err := s.lockThread(ctx, tx, m.ThreadID); err != nil {
 			return err
 		}
 		// Checked in the same transaction as the insert: a run created
@@ -183,18 +183,9 @@ func (s *Store) CreateMessage(ctx context.Context, m Message) (Message, error) {
 	return m, nil
 }
 
-func threadExists(ctx context.Context, tx *sql.Tx, id string) error {
-	var one int
-	err := tx.QueryRowContext(ctx, `SELECT 1 FROM threads WHERE id = ?`, id).Scan(&one)
-	if errors.Is(err, sql.ErrNoRows) {
-		return ErrNotFound
-	}
-	return err
-}
-
 // GetMessage returns message id of thread threadID, or ErrNotFound.
 func (s *Store) GetMessage(ctx context.Context, threadID, id string) (Message, error) {
-	m, err := scanMessage(s.r.QueryRowContext(ctx, `SELECT `+messageColumns+` FROM messages WHERE id = ? AND thread_id = ?`, id, threadID))
+	m, err := scanMessage(s.r.QueryRowContext(ctx, `SELECT `+messageColumns+` FROM messages WHERE id = $1 AND thread_id = $2`, id, threadID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return m, ErrNotFound
 	}
@@ -210,7 +201,7 @@ func (s *Store) UpdateMessageMetadata(ctx context.Context, threadID, id string, 
 	if err != nil {
 		return Message{}, err
 	}
-	res, err := s.w.ExecContext(ctx, `UPDATE messages SET metadata = ? WHERE id = ? AND thread_id = ?`, col, id, threadID)
+	res, err := s.w.ExecContext(ctx, `UPDATE messages SET metadata = $1 WHERE id = $2 AND thread_id = $3`, col, id, threadID)
 	if err != nil {
 		return Message{}, fmt.Errorf("update message %s: %w", id, err)
 	}
@@ -222,15 +213,15 @@ func (s *Store) UpdateMessageMetadata(ctx context.Context, threadID, id string, 
 
 // DeleteMessage removes one message of a thread.
 func (s *Store) DeleteMessage(ctx context.Context, threadID, id string) error {
-	return s.deleteByID(ctx, "messages", id, "thread_id = ?", threadID)
+	return s.deleteByID(ctx, "messages", id, "thread_id = $2", threadID)
 }
 
 // ListMessages returns one page of a thread's messages, optionally only
 // those a run created.
 func (s *Store) ListMessages(ctx context.Context, threadID, runID string, p ListParams) (Page[Message], error) {
-	where, args := "thread_id = ?", []any{threadID}
+	where, args := "thread_id = $1", []any{threadID}
 	if runID != "" {
-		where += " AND run_id = ?"
+		where += " AND run_id = $2"
 		args = append(args, runID)
 	}
 	return listQuery(ctx, s.r, "messages", messageColumns, where, args, p, scanMessage)

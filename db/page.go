@@ -29,18 +29,18 @@ func listQuery[T any](ctx context.Context, q *sql.DB, table, columns, where stri
 	desc := p.Order != "asc"
 	// A cursor must name an object of this very list (e.g. a message of the
 	// same thread); an id from elsewhere would silently shift the window.
-	cursorWhere, cursorArgs := `id = ?`, []any{nil}
+	// where numbers its placeholders from $1; the cursor's id follows them.
+	cursorWhere, cursorArgs := `id = `+arg(len(args)+1), append(slices.Clone(args), nil)
 	if where != "" {
 		cursorWhere += ` AND (` + where + `)`
-		cursorArgs = append(cursorArgs, args...)
 	}
 	cursor := func(param, id string) (int64, error) {
 		var seq int64
-		cursorArgs[0] = id
+		cursorArgs[len(cursorArgs)-1] = id
 		err := q.QueryRowContext(ctx, `SELECT seq FROM `+table+` WHERE `+cursorWhere, cursorArgs...).Scan(&seq)
 		if errors.Is(err, sql.ErrNoRows) {
 			// Deleted while the client was paging: its place is kept.
-			err = q.QueryRowContext(ctx, `SELECT seq FROM tombstones WHERE tbl = ? AND id = ?`, table, id).Scan(&seq)
+			err = q.QueryRowContext(ctx, `SELECT seq FROM tombstones WHERE tbl = $1 AND id = $2`, table, id).Scan(&seq)
 		}
 		if errors.Is(err, sql.ErrNoRows) {
 			return 0, &CursorError{Param: param, ID: id}
@@ -53,9 +53,9 @@ func listQuery[T any](ctx context.Context, q *sql.DB, table, columns, where stri
 			return Page[T]{}, err
 		}
 		if desc {
-			conds = append(conds, "seq < ?")
+			conds = append(conds, "seq < "+arg(len(args)+1))
 		} else {
-			conds = append(conds, "seq > ?")
+			conds = append(conds, "seq > "+arg(len(args)+1))
 		}
 		args = append(args, seq)
 	}
@@ -65,9 +65,9 @@ func listQuery[T any](ctx context.Context, q *sql.DB, table, columns, where stri
 			return Page[T]{}, err
 		}
 		if desc {
-			conds = append(conds, "seq > ?")
+			conds = append(conds, "seq > "+arg(len(args)+1))
 		} else {
-			conds = append(conds, "seq < ?")
+			conds = append(conds, "seq < "+arg(len(args)+1))
 		}
 		args = append(args, seq)
 	}
@@ -81,7 +81,7 @@ func listQuery[T any](ctx context.Context, q *sql.DB, table, columns, where stri
 	if len(conds) > 0 {
 		query += ` WHERE ` + strings.Join(conds, " AND ")
 	}
-	query += ` ORDER BY seq ` + dir + ` LIMIT ?`
+	query += ` ORDER BY seq ` + dir + ` LIMIT ` + arg(len(args)+1)
 	args = append(args, p.Limit+1)
 	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {

@@ -223,7 +223,7 @@ func runArgs(r *Run) ([]any, error) {
 	}
 	return []any{r.Status, required, lastErr, r.ExpiresAt, r.StartedAt, r.CancelledAt, r.FailedAt, r.CompletedAt,
 		incomplete, r.Model, r.Instructions, tools, resources, meta, usage, r.Temperature, r.TopP, r.MaxPromptTokens,
-		r.MaxCompletionTokens, trunc, string(r.ToolChoice), r.ParallelToolCalls, string(r.ResponseFormat),
+		r.MaxCompletionTokens, trunc, string(r.ToolChoice), flag(r.ParallelToolCalls), string(r.ResponseFormat),
 		r.ReasoningEffort, r.HistorySeq, r.Attempts}, nil
 }
 
@@ -232,6 +232,40 @@ func runArgs(r *Run) ([]any, error) {
 type Tx struct {
 	s  *Store
 	tx *sql.Tx
+	// locked are the threads whose rows this transaction has locked.
+	locked map[string]bool
+}
+
+// lockThread locks a thread's row once per transaction (see
+// Store.lockThread): every Tx method writing a thread's runs, steps or
+// messages calls it before touching them, so locks are always taken
+// thread first.
+func (t *Tx) lockThread(ctx context.Context, threadID string) error {
+	if t.locked[threadID] {
+		return nil
+	}
+	if err := t.s.lockThread(ctx, t.tx, threadID); err != nil {
+		return err
+	}
+	if t.locked == nil {
+		t.locked = map[string]bool{}
+	}
+	t.locked[threadID] = true
+	return nil
+}
+
+// lockThreadOf locks the thread that query (selecting a thread_id by the
+// id arg) names; ErrNotFound when it names none.
+func (t *Tx) lockThreadOf(ctx context.Context, query, id string) error {
+	var threadID string
+	err := t.tx.QueryRowContext(ctx, query, id).Scan(&threadID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return err
+	}
+	return t.lockThread(ctx, threadID)
 }
 
 // Batch runs fn in one write transaction.
@@ -245,7 +279,7 @@ func (s *Store) Now() int64 { return s.now().Unix() }
 // activeRun returns the id of the thread's active run, or "".
 func activeRun(ctx context.Context, tx *sql.Tx, threadID string) (string, error) {
 	var id string
-	err := tx.QueryRowContext(ctx, `SELECT id FROM runs WHERE thread_id = ? AND status IN ('queued', 'in_progress',
+	err := tx.QueryRowContext(ctx, `SELECT id FROM runs WHERE thread_id = $1 AND status IN ('queued', 'in_progress',
 		'requires_action', 'cancelling')`, threadID).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil
@@ -268,7 +302,7 @@ func (s *Store) insertRun(ctx context.Context, tx *sql.Tx, r Run, extra []Messag
 			return r, err
 		}
 	}
-	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM messages WHERE thread_id = ?`, r.ThreadID).Scan(&r.HistorySeq); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM messages WHERE thread_id = $1`, r.ThreadID).Scan(&r.HistorySeq); err != nil {
 		return r, err
 	}
 	if r.ID == "" { // the engine picks the id itself, to lock the run before it exists
@@ -283,7 +317,7 @@ func (s *Store) insertRun(ctx context.Context, tx *sql.Tx, r Run, extra []Messag
 		last_error, expires_at, started_at, cancelled_at, failed_at, completed_at, incomplete_details, model, instructions,
 		tools, tool_resources, metadata, usage, temperature, top_p, max_prompt_tokens, max_completion_tokens,
 		truncation_strategy, tool_choice, parallel_tool_calls, response_format, reasoning_effort, history_seq, attempts)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30)`,
 		append([]any{r.ID, r.CreatedAt, r.ThreadID, r.AssistantID}, args...)...)
 	if isUnique(err) {
 		// A concurrent writer got there first (cannot happen with the
@@ -298,7 +332,7 @@ func (s *Store) insertRun(ctx context.Context, tx *sql.Tx, r Run, extra []Messag
 // missing thread and *ActiveRunError if the thread has an active run.
 func (s *Store) CreateRun(ctx context.Context, r Run, extra []Message) (Run, error) {
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		if err := threadExists(ctx, tx, r.ThreadID); err != nil {
+		if err := s.lockThread(ctx, tx, r.ThreadID); err != nil {
 			return err
 		}
 		var err error
@@ -324,7 +358,7 @@ func (s *Store) CreateThreadAndRun(ctx context.Context, t Thread, msgs []Message
 		return t, r, err
 	}
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO threads (id, created_at, tool_resources, metadata) VALUES (?, ?, ?, ?)`,
+		if _, err := tx.ExecContext(ctx, `INSERT INTO threads (id, created_at, tool_resources, metadata) VALUES ($1, $2, $3, $4)`,
 			t.ID, t.CreatedAt, resources, meta); err != nil {
 			return err
 		}
@@ -349,12 +383,13 @@ type queryer interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-func getRun(ctx context.Context, q queryer, threadID, id string) (Run, error) {
-	query, args := `SELECT `+runColumns+` FROM runs WHERE id = ?`, []any{id}
+func getRun(ctx context.Context, q queryer, threadID, id string, lock ...string) (Run, error) {
+	query, args := `SELECT `+runColumns+` FROM runs WHERE id = $1`, []any{id}
 	if threadID != "" {
-		query += ` AND thread_id = ?`
+		query += ` AND thread_id = $2`
 		args = append(args, threadID)
 	}
+	query += strings.Join(lock, "")
 	r, err := scanRun(q.QueryRowContext(ctx, query, args...))
 	if errors.Is(err, sql.ErrNoRows) {
 		return r, ErrNotFound
@@ -367,7 +402,7 @@ func getRun(ctx context.Context, q queryer, threadID, id string) (Run, error) {
 
 // ListRuns returns one page of a thread's runs.
 func (s *Store) ListRuns(ctx context.Context, threadID string, p ListParams) (Page[Run], error) {
-	return listQuery(ctx, s.r, "runs", runColumns, "thread_id = ?", []any{threadID}, p, scanRun)
+	return listQuery(ctx, s.r, "runs", runColumns, "thread_id = $1", []any{threadID}, p, scanRun)
 }
 
 // RunsWithStatus returns every run in one of statuses, oldest first.
@@ -379,8 +414,8 @@ func (s *Store) RunsWithStatus(ctx context.Context, statuses ...string) ([]Run, 
 	for i, st := range statuses {
 		args[i] = st
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT `+runColumns+` FROM runs WHERE status IN (?`+
-		strings.Repeat(", ?", len(statuses)-1)+`) ORDER BY seq`, args...)
+	rows, err := s.r.QueryContext(ctx, `SELECT `+runColumns+` FROM runs WHERE status IN (`+
+		placeholders(1, len(statuses))+`) ORDER BY seq`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("runs with status: %w", err)
 	}
@@ -390,7 +425,7 @@ func (s *Store) RunsWithStatus(ctx context.Context, statuses ...string) ([]Run, 
 // ExpiredRuns returns active runs whose expires_at has passed.
 func (s *Store) ExpiredRuns(ctx context.Context, now int64) ([]Run, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT `+runColumns+` FROM runs WHERE status IN ('queued', 'in_progress',
-		'requires_action', 'cancelling') AND expires_at IS NOT NULL AND expires_at <= ? ORDER BY seq`, now)
+		'requires_action', 'cancelling') AND expires_at IS NOT NULL AND expires_at <= $1 ORDER BY seq`, now)
 	if err != nil {
 		return nil, fmt.Errorf("expired runs: %w", err)
 	}
@@ -399,7 +434,7 @@ func (s *Store) ExpiredRuns(ctx context.Context, now int64) ([]Run, error) {
 
 // ThreadRuns returns every run of a thread, oldest first.
 func (s *Store) ThreadRuns(ctx context.Context, threadID string) ([]Run, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+runColumns+` FROM runs WHERE thread_id = ? ORDER BY seq`, threadID)
+	rows, err := s.r.QueryContext(ctx, `SELECT `+runColumns+` FROM runs WHERE thread_id = $1 ORDER BY seq`, threadID)
 	if err != nil {
 		return nil, fmt.Errorf("thread runs: %w", err)
 	}
@@ -436,13 +471,22 @@ func (s *Store) UpdateRunMetadata(ctx context.Context, threadID, id string, meta
 	return r, err
 }
 
-// GetRun reads a run inside the transaction.
-func (t *Tx) GetRun(ctx context.Context, id string) (Run, error) { return getRun(ctx, t.tx, "", id) }
+// GetRun reads a run inside the transaction, locking it (after its
+// thread) for the rest of the transaction, which may act on what it read.
+func (t *Tx) GetRun(ctx context.Context, id string) (Run, error) {
+	if err := t.lockThreadOf(ctx, `SELECT thread_id FROM runs WHERE id = $1`, id); err != nil {
+		return Run{}, err
+	}
+	return getRun(ctx, t.tx, "", id, t.s.forUpdate())
+}
 
 // UpdateRun applies fn to the stored run and writes it back. A status
 // change the lifecycle does not allow fails with ErrIllegalTransition.
 func (t *Tx) UpdateRun(ctx context.Context, id string, fn func(*Run) error) (Run, error) {
-	r, err := getRun(ctx, t.tx, "", id)
+	if err := t.lockThreadOf(ctx, `SELECT thread_id FROM runs WHERE id = $1`, id); err != nil {
+		return Run{}, err
+	}
+	r, err := getRun(ctx, t.tx, "", id, t.s.forUpdate())
 	if err != nil {
 		return r, err
 	}
@@ -453,13 +497,13 @@ func (t *Tx) UpdateRun(ctx context.Context, id string, fn func(*Run) error) (Run
 	if err != nil {
 		return r, err
 	}
-	_, err = t.tx.ExecContext(ctx, `UPDATE runs SET status = ?, required_action = ?, last_error = ?, expires_at = ?,
-		started_at = ?, cancelled_at = ?, failed_at = ?, completed_at = ?, incomplete_details = ?, model = ?,
-		instructions = ?, tools = ?, tool_resources = ?, metadata = ?, usage = ?, temperature = ?, top_p = ?,
-		max_prompt_tokens = ?, max_completion_tokens = ?, truncation_strategy = ?, tool_choice = ?,
-		parallel_tool_calls = ?, response_format = ?, reasoning_effort = ?, history_seq = ?, attempts = ? WHERE id = ?`,
+	_, err = t.tx.ExecContext(ctx, `UPDATE runs SET status = $1, required_action = $2, last_error = $3, expires_at = $4,
+		started_at = $5, cancelled_at = $6, failed_at = $7, completed_at = $8, incomplete_details = $9, model = $10,
+		instructions = $11, tools = $12, tool_resources = $13, metadata = $14, usage = $15, temperature = $16, top_p = $17,
+		max_prompt_tokens = $18, max_completion_tokens = $19, truncation_strategy = $20, tool_choice = $21,
+		parallel_tool_calls = $22, response_format = $23, reasoning_effort = $24, history_seq = $25, attempts = $26 WHERE id = $27`,
 		append(args, id)...)
-	if isTriggerAbort(err) {
+	if isIllegalTransition(err) {
 		// The only trigger on runs that aborts is runs_legal_transition.
 		return r, fmt.Errorf("run %s: %w", id, ErrIllegalTransition)
 	}

@@ -2,13 +2,30 @@ package db
 
 import (
 	"context"
+	"fmt"
+	"slices"
 )
 
 // ThreadAttachmentFiles lists the ids of files attached to the thread's
 // messages for the tool type (e.g. "code_interpreter"), oldest message
 // first: the code_interpreter tool places them in the thread's sandbox.
 func (s *Store) ThreadAttachmentFiles(ctx context.Context, threadID, tool string) ([]string, error) {
-	return s.queryStrings(ctx, "thread attachments", `SELECT json_extract(a.value, '$.file_id') FROM messages m, json_each(m.attachments) a
-		WHERE m.thread_id = ? AND EXISTS (SELECT 1 FROM json_each(a.value, '$.tools') t WHERE json_extract(t.value, '$.type') = ?)
-		ORDER BY m.seq, a.key`, threadID, tool)
+	raws, err := s.queryStrings(ctx, "thread attachments", `SELECT attachments FROM messages WHERE thread_id = $1
+		AND attachments <> '[]' ORDER BY seq`, threadID)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, raw := range raws {
+		var atts []Attachment
+		if err := decodeColumn("attachments", raw, &atts); err != nil {
+			return nil, fmt.Errorf("thread attachments: %w", err)
+		}
+		for _, a := range atts {
+			if slices.ContainsFunc(a.Tools, func(t AttachmentTool) bool { return t.Type == tool }) {
+				out = append(out, a.FileID)
+			}
+		}
+	}
+	return out, nil
 }

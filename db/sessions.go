@@ -28,10 +28,10 @@ func (s *Store) CreateSession(ctx context.Context, userID string, now, expiresAt
 	_, _ = rand.Read(b)
 	token := base64.RawURLEncoding.EncodeToString(b)
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM web_sessions WHERE expires_at <= ?`, now); err != nil {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM web_sessions WHERE expires_at <= $1`, now); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO web_sessions (token_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)`,
+		_, err := tx.ExecContext(ctx, `INSERT INTO web_sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)`,
 			tokenHash(token), userID, now, expiresAt)
 		return err
 	})
@@ -46,7 +46,7 @@ func (s *Store) CreateSession(ctx context.Context, userID string, now, expiresAt
 // was removed).
 func (s *Store) SessionUser(ctx context.Context, token string, now int64) (User, error) {
 	u, err := scanUser(s.r.QueryRowContext(ctx, `SELECT u.id, u.email, u.role, u.created_at, u.last_login_at
-		FROM web_sessions ws JOIN users u ON u.id = ws.user_id WHERE ws.token_hash = ? AND ws.expires_at > ?`, tokenHash(token), now))
+		FROM web_sessions ws JOIN users u ON u.id = ws.user_id WHERE ws.token_hash = $1 AND ws.expires_at > $2`, tokenHash(token), now))
 	if errors.Is(err, sql.ErrNoRows) {
 		return u, ErrNotFound
 	}
@@ -58,7 +58,7 @@ func (s *Store) SessionUser(ctx context.Context, token string, now int64) (User,
 
 // DeleteSession ends one sign-in (sign-out).
 func (s *Store) DeleteSession(ctx context.Context, token string) error {
-	if _, err := s.w.ExecContext(ctx, `DELETE FROM web_sessions WHERE token_hash = ?`, tokenHash(token)); err != nil {
+	if _, err := s.w.ExecContext(ctx, `DELETE FROM web_sessions WHERE token_hash = $1`, tokenHash(token)); err != nil {
 		return fmt.Errorf("delete session: %w", err)
 	}
 	return nil
@@ -67,7 +67,7 @@ func (s *Store) DeleteSession(ctx context.Context, token string) error {
 // DeleteUserSessions ends every sign-in of userID ("sign out everywhere")
 // and returns how many there were.
 func (s *Store) DeleteUserSessions(ctx context.Context, userID string) (int, error) {
-	res, err := s.w.ExecContext(ctx, `DELETE FROM web_sessions WHERE user_id = ?`, userID)
+	res, err := s.w.ExecContext(ctx, `DELETE FROM web_sessions WHERE user_id = $1`, userID)
 	if err != nil {
 		return 0, fmt.Errorf("delete sessions of %s: %w", userID, err)
 	}
@@ -78,7 +78,7 @@ func (s *Store) DeleteUserSessions(ctx context.Context, userID string) (int, err
 // Setting returns a server-wide setting's value, or def when unset.
 func (s *Store) Setting(ctx context.Context, name, def string) (string, error) {
 	var v string
-	err := s.r.QueryRowContext(ctx, `SELECT value FROM settings WHERE name = ?`, name).Scan(&v)
+	err := s.r.QueryRowContext(ctx, `SELECT value FROM settings WHERE name = $1`, name).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return def, nil
 	}
@@ -90,7 +90,7 @@ func (s *Store) Setting(ctx context.Context, name, def string) (string, error) {
 
 // SetSetting stores a server-wide setting.
 func (s *Store) SetSetting(ctx context.Context, name, value string) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO settings (name, value, updated_at) VALUES (?, ?, ?)
+	_, err := s.w.ExecContext(ctx, `INSERT INTO settings (name, value, updated_at) VALUES ($1, $2, $3)
 		ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`, name, value, s.now().Unix())
 	if err != nil {
 		return fmt.Errorf("set setting %s: %w", name, err)

@@ -215,6 +215,9 @@ func (st *RunStep) showUsage() {
 // which must be unique across the store.
 func (t *Tx) CreateStep(ctx context.Context, st RunStep) (RunStep, error) {
 	st.ID, st.Object, st.CreatedAt = NewID("step_"), "thread.run.step", t.s.now().Unix()
+	if err := t.lockThread(ctx, st.ThreadID); err != nil {
+		return st, fmt.Errorf("create step: %w", err)
+	}
 	if st.Status == "" {
 		st.Status = StepInProgress
 	}
@@ -226,7 +229,10 @@ func (t *Tx) CreateStep(ctx context.Context, st RunStep) (RunStep, error) {
 
 // UpdateStep applies fn to a stored step and writes it back.
 func (t *Tx) UpdateStep(ctx context.Context, id string, fn func(*RunStep) error) (RunStep, error) {
-	st, err := scanStep(t.tx.QueryRowContext(ctx, `SELECT `+stepColumns+` FROM run_steps WHERE id = ?`, id))
+	if err := t.lockThreadOf(ctx, `SELECT thread_id FROM run_steps WHERE id = $1`, id); err != nil {
+		return RunStep{}, err
+	}
+	st, err := scanStep(t.tx.QueryRowContext(ctx, `SELECT `+stepColumns+` FROM run_steps WHERE id = $1`+t.s.forUpdate(), id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return st, ErrNotFound
 	}
@@ -259,23 +265,23 @@ func (t *Tx) writeStep(ctx context.Context, st *RunStep, insert bool) error {
 	if insert {
 		_, err = t.tx.ExecContext(ctx, `INSERT INTO run_steps (id, created_at, assistant_id, thread_id, run_id, type, status,
 			step_details, last_error, expired_at, cancelled_at, failed_at, completed_at, metadata, usage, tool_io)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, st.ID, st.CreatedAt, st.AssistantID, st.ThreadID, st.RunID,
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`, st.ID, st.CreatedAt, st.AssistantID, st.ThreadID, st.RunID,
 			st.Type, st.Status, details, lastErr, st.ExpiredAt, st.CancelledAt, st.FailedAt, st.CompletedAt, meta, usage, toolIO)
 	} else {
-		_, err = t.tx.ExecContext(ctx, `UPDATE run_steps SET status = ?, step_details = ?, last_error = ?, expired_at = ?,
-			cancelled_at = ?, failed_at = ?, completed_at = ?, metadata = ?, usage = ?, tool_io = ? WHERE id = ?`, st.Status, details,
+		_, err = t.tx.ExecContext(ctx, `UPDATE run_steps SET status = $1, step_details = $2, last_error = $3, expired_at = $4,
+			cancelled_at = $5, failed_at = $6, completed_at = $7, metadata = $8, usage = $9, tool_io = $10 WHERE id = $11`, st.Status, details,
 			lastErr, st.ExpiredAt, st.CancelledAt, st.FailedAt, st.CompletedAt, meta, usage, toolIO, st.ID)
 	}
 	if err != nil {
 		return err
 	}
 	for _, tc := range st.StepDetails.ToolCalls {
-		if _, err := t.tx.ExecContext(ctx, `INSERT INTO tool_calls (id, run_id, step_id) VALUES (?, ?, ?)
+		if _, err := t.tx.ExecContext(ctx, `INSERT INTO tool_calls (id, run_id, step_id) VALUES ($1, $2, $3)
 			ON CONFLICT (id) DO NOTHING`, tc.ID, st.RunID, st.ID); err != nil {
 			return err
 		}
 		var owner string
-		if err := t.tx.QueryRowContext(ctx, `SELECT step_id FROM tool_calls WHERE id = ?`, tc.ID).Scan(&owner); err != nil {
+		if err := t.tx.QueryRowContext(ctx, `SELECT step_id FROM tool_calls WHERE id = $1`, tc.ID).Scan(&owner); err != nil {
 			return err
 		}
 		if owner != st.ID {
@@ -288,16 +294,21 @@ func (t *Tx) writeStep(ctx context.Context, st *RunStep, insert bool) error {
 
 // DeleteStep removes a step (recovery drops steps a crash interrupted).
 func (t *Tx) DeleteStep(ctx context.Context, id string) error {
-	if _, err := t.tx.ExecContext(ctx, `DELETE FROM tool_calls WHERE step_id = ?`, id); err != nil {
+	if err := t.lockThreadOf(ctx, `SELECT thread_id FROM run_steps WHERE id = $1`, id); errors.Is(err, ErrNotFound) {
+		return nil
+	} else if err != nil {
 		return err
 	}
-	_, err := t.tx.ExecContext(ctx, `DELETE FROM run_steps WHERE id = ?`, id)
+	if _, err := t.tx.ExecContext(ctx, `DELETE FROM tool_calls WHERE step_id = $1`, id); err != nil {
+		return err
+	}
+	_, err := t.tx.ExecContext(ctx, `DELETE FROM run_steps WHERE id = $1`, id)
 	return err
 }
 
 // RunSteps returns a run's steps, oldest first.
 func (t *Tx) RunSteps(ctx context.Context, runID string) ([]RunStep, error) {
-	rows, err := t.tx.QueryContext(ctx, `SELECT `+stepColumns+` FROM run_steps WHERE run_id = ? ORDER BY seq`, runID)
+	rows, err := t.tx.QueryContext(ctx, `SELECT `+stepColumns+` FROM run_steps WHERE run_id = $1 ORDER BY seq`, runID)
 	if err != nil {
 		return nil, err
 	}
@@ -306,8 +317,8 @@ func (t *Tx) RunSteps(ctx context.Context, runID string) ([]RunStep, error) {
 
 // GetStep returns step id of run runID in thread threadID, or ErrNotFound.
 func (s *Store) GetStep(ctx context.Context, threadID, runID, id string) (RunStep, error) {
-	st, err := scanStep(s.r.QueryRowContext(ctx, `SELECT `+stepColumns+` FROM run_steps WHERE id = ? AND run_id = ?
-		AND thread_id = ?`, id, runID, threadID))
+	st, err := scanStep(s.r.QueryRowContext(ctx, `SELECT `+stepColumns+` FROM run_steps WHERE id = $1 AND run_id = $2
+		AND thread_id = $3`, id, runID, threadID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return st, ErrNotFound
 	}
@@ -319,12 +330,12 @@ func (s *Store) GetStep(ctx context.Context, threadID, runID, id string) (RunSte
 
 // ListSteps returns one page of a run's steps.
 func (s *Store) ListSteps(ctx context.Context, threadID, runID string, p ListParams) (Page[RunStep], error) {
-	return listQuery(ctx, s.r, "run_steps", stepColumns, "run_id = ? AND thread_id = ?", []any{runID, threadID}, p, scanStep)
+	return listQuery(ctx, s.r, "run_steps", stepColumns, "run_id = $1 AND thread_id = $2", []any{runID, threadID}, p, scanStep)
 }
 
 // ThreadSteps returns every step of every run of a thread, oldest first.
 func (s *Store) ThreadSteps(ctx context.Context, threadID string) ([]RunStep, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+stepColumns+` FROM run_steps WHERE thread_id = ? ORDER BY seq`, threadID)
+	rows, err := s.r.QueryContext(ctx, `SELECT `+stepColumns+` FROM run_steps WHERE thread_id = $1 ORDER BY seq`, threadID)
 	if err != nil {
 		return nil, fmt.Errorf("thread steps: %w", err)
 	}
@@ -334,7 +345,7 @@ func (s *Store) ThreadSteps(ctx context.Context, threadID string) ([]RunStep, er
 // HistoryMessages returns every message of a thread, oldest first, each
 // with its sequence number (runs place their history by it).
 func (s *Store) HistoryMessages(ctx context.Context, threadID string) ([]Message, []int64, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT seq, `+messageColumns+` FROM messages WHERE thread_id = ? ORDER BY seq`, threadID)
+	rows, err := s.r.QueryContext(ctx, `SELECT seq, `+messageColumns+` FROM messages WHERE thread_id = $1 ORDER BY seq`, threadID)
 	if err != nil {
 		return nil, nil, fmt.Errorf("thread messages: %w", err)
 	}
@@ -363,13 +374,19 @@ func (s seqScanner) Scan(dest ...any) error { return s.rows.Scan(append([]any{s.
 // CreateMessage inserts a message inside the transaction (a run's own
 // messages, which the active-run rule does not block).
 func (t *Tx) CreateMessage(ctx context.Context, m Message) (Message, error) {
+	if err := t.lockThread(ctx, m.ThreadID); err != nil {
+		return m, err
+	}
 	return t.s.insertMessage(ctx, t.tx, m)
 }
 
 // UpdateMessage applies fn to a stored message and writes back its status,
 // content and timestamps.
 func (t *Tx) UpdateMessage(ctx context.Context, id string, fn func(*Message) error) (Message, error) {
-	m, err := scanMessage(t.tx.QueryRowContext(ctx, `SELECT `+messageColumns+` FROM messages WHERE id = ?`, id))
+	if err := t.lockThreadOf(ctx, `SELECT thread_id FROM messages WHERE id = $1`, id); err != nil {
+		return Message{}, err
+	}
+	m, err := scanMessage(t.tx.QueryRowContext(ctx, `SELECT `+messageColumns+` FROM messages WHERE id = $1`+t.s.forUpdate(), id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return m, ErrNotFound
 	}
@@ -386,13 +403,18 @@ func (t *Tx) UpdateMessage(ctx context.Context, id string, fn func(*Message) err
 	if err := errors.Join(e1, e2, e3); err != nil {
 		return m, err
 	}
-	_, err = t.tx.ExecContext(ctx, `UPDATE messages SET status = ?, content = ?, incomplete_details = ?, completed_at = ?,
-		incomplete_at = ?, metadata = ? WHERE id = ?`, m.Status, content, incomplete, m.CompletedAt, m.IncompleteAt, meta, id)
+	_, err = t.tx.ExecContext(ctx, `UPDATE messages SET status = $1, content = $2, incomplete_details = $3, completed_at = $4,
+		incomplete_at = $5, metadata = $6 WHERE id = $7`, m.Status, content, incomplete, m.CompletedAt, m.IncompleteAt, meta, id)
 	return m, err
 }
 
 // DeleteMessage removes a message inside the transaction.
 func (t *Tx) DeleteMessage(ctx context.Context, id string) error {
-	_, err := t.tx.ExecContext(ctx, `DELETE FROM messages WHERE id = ?`, id)
+	if err := t.lockThreadOf(ctx, `SELECT thread_id FROM messages WHERE id = $1`, id); errors.Is(err, ErrNotFound) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	_, err := t.tx.ExecContext(ctx, `DELETE FROM messages WHERE id = $1`, id)
 	return err
 }

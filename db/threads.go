@@ -45,7 +45,7 @@ func (s *Store) CreateThread(ctx context.Context, t Thread, msgs []Message) (Thr
 	}
 	out := make([]Message, 0, len(msgs))
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO threads (id, created_at, tool_resources, metadata) VALUES (?, ?, ?, ?)`,
+		if _, err := tx.ExecContext(ctx, `INSERT INTO threads (id, created_at, tool_resources, metadata) VALUES ($1, $2, $3, $4)`,
 			t.ID, t.CreatedAt, resources, meta); err != nil {
 			return err
 		}
@@ -67,7 +67,7 @@ func (s *Store) CreateThread(ctx context.Context, t Thread, msgs []Message) (Thr
 
 // GetThread returns the thread with id, or ErrNotFound.
 func (s *Store) GetThread(ctx context.Context, id string) (Thread, error) {
-	t, err := scanThread(s.r.QueryRowContext(ctx, `SELECT `+threadColumns+` FROM threads WHERE id = ?`, id))
+	t, err := scanThread(s.r.QueryRowContext(ctx, `SELECT `+threadColumns+` FROM threads WHERE id = $1`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return t, ErrNotFound
 	}
@@ -82,7 +82,7 @@ func (s *Store) UpdateThread(ctx context.Context, id string, fn func(*Thread) er
 	var t Thread
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var err error
-		t, err = scanThread(tx.QueryRowContext(ctx, `SELECT `+threadColumns+` FROM threads WHERE id = ?`, id))
+		t, err = scanThread(tx.QueryRowContext(ctx, `SELECT `+threadColumns+` FROM threads WHERE id = $1`+s.forUpdate(), id))
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
 		}
@@ -100,7 +100,7 @@ func (s *Store) UpdateThread(ctx context.Context, id string, fn func(*Thread) er
 		if err := errors.Join(err1, err2); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE threads SET tool_resources = ?, metadata = ? WHERE id = ?`, resources, meta, id)
+		_, err = tx.ExecContext(ctx, `UPDATE threads SET tool_resources = $1, metadata = $2 WHERE id = $3`, resources, meta, id)
 		return err
 	})
 	if err != nil {

@@ -88,7 +88,7 @@ func (s *Store) CreateUpload(ctx context.Context, u Upload) (Upload, error) {
 	u.ID, u.Object, u.CreatedAt, u.Status = NewID("upload_"), "upload", s.now().Unix(), UploadPending
 	u.ExpiresAt = u.CreatedAt + uploadTTL
 	_, err := s.w.ExecContext(ctx, `INSERT INTO uploads (id, created_at, filename, bytes, purpose, mime_type, status,
-		expires_at, file_expires_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, u.ID, u.CreatedAt, u.Filename, u.Bytes, u.Purpose,
+		expires_at, file_expires_after) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, u.ID, u.CreatedAt, u.Filename, u.Bytes, u.Purpose,
 		u.MimeType, u.Status, u.ExpiresAt, u.FileExpiresAfter)
 	if err != nil {
 		return u, fmt.Errorf("create upload: %w", err)
@@ -98,7 +98,7 @@ func (s *Store) CreateUpload(ctx context.Context, u Upload) (Upload, error) {
 
 // GetUpload returns the upload with id, or ErrNotFound.
 func (s *Store) GetUpload(ctx context.Context, id string) (Upload, error) {
-	u, err := s.scanUpload(ctx, s.r.QueryRowContext(ctx, `SELECT `+uploadColumns+` FROM uploads WHERE id = ?`, id))
+	u, err := s.scanUpload(ctx, s.r.QueryRowContext(ctx, `SELECT `+uploadColumns+` FROM uploads WHERE id = $1`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return u, ErrNotFound
 	}
@@ -135,7 +135,7 @@ func (s *Store) AddUploadPart(ctx context.Context, uploadID string, content io.R
 		err = ErrTooLarge
 	}
 	if err == nil {
-		_, err = s.w.ExecContext(ctx, `INSERT INTO upload_parts (id, upload_id, created_at, bytes) VALUES (?, ?, ?, ?)`,
+		_, err = s.w.ExecContext(ctx, `INSERT INTO upload_parts (id, upload_id, created_at, bytes) VALUES ($1, $2, $3, $4)`,
 			p.ID, uploadID, p.CreatedAt, n)
 	}
 	if err != nil {
@@ -159,7 +159,7 @@ func (s *Store) CompleteUpload(ctx context.Context, id string, partIDs []string,
 	var total int64
 	for _, pid := range partIDs {
 		var n int64
-		err := s.r.QueryRowContext(ctx, `SELECT bytes FROM upload_parts WHERE id = ? AND upload_id = ?`, pid, id).Scan(&n)
+		err := s.r.QueryRowContext(ctx, `SELECT bytes FROM upload_parts WHERE id = $1 AND upload_id = $2`, pid, id).Scan(&n)
 		if errors.Is(err, sql.ErrNoRows) {
 			return u, &UploadError{Msg: fmt.Sprintf("Part %s does not belong to upload %s.", pid, id)}
 		}
@@ -189,7 +189,7 @@ func (s *Store) CompleteUpload(ctx context.Context, id string, partIDs []string,
 	if err != nil {
 		return u, err
 	}
-	res, err := s.w.ExecContext(ctx, `UPDATE uploads SET status = 'completed', file_id = ? WHERE id = ? AND status = 'pending'`, f.ID, id)
+	res, err := s.w.ExecContext(ctx, `UPDATE uploads SET status = 'completed', file_id = $1 WHERE id = $2 AND status = 'pending'`, f.ID, id)
 	if err == nil {
 		if n, _ := res.RowsAffected(); n == 0 {
 			err = &UploadError{Msg: fmt.Sprintf("Upload %s is no longer pending.", id)}
@@ -212,7 +212,7 @@ func (s *Store) CancelUpload(ctx context.Context, id string) (Upload, error) {
 	if u.Status != UploadPending {
 		return u, &UploadError{Msg: fmt.Sprintf("Upload %s is %s and cannot be cancelled.", u.ID, u.Status)}
 	}
-	if _, err := s.w.ExecContext(ctx, `UPDATE uploads SET status = 'cancelled' WHERE id = ?`, id); err != nil {
+	if _, err := s.w.ExecContext(ctx, `UPDATE uploads SET status = 'cancelled' WHERE id = $1`, id); err != nil {
 		return u, fmt.Errorf("cancel upload: %w", err)
 	}
 	s.removeParts(ctx, id)
@@ -221,7 +221,7 @@ func (s *Store) CancelUpload(ctx context.Context, id string) (Upload, error) {
 
 // removeParts deletes an upload's parts, which are no longer needed.
 func (s *Store) removeParts(ctx context.Context, id string) {
-	_, _ = s.w.ExecContext(ctx, `DELETE FROM upload_parts WHERE upload_id = ?`, id)
+	_, _ = s.w.ExecContext(ctx, `DELETE FROM upload_parts WHERE upload_id = $1`, id)
 	_ = os.RemoveAll(s.uploadDir(id))
 }
 
@@ -230,7 +230,7 @@ func (s *Store) removeParts(ctx context.Context, id string) {
 // many it expired.
 func (s *Store) ExpireUploads(ctx context.Context) (int, error) {
 	ids, err := s.queryStrings(ctx, "find expired uploads",
-		`SELECT id FROM uploads WHERE status = 'pending' AND expires_at <= ?`, s.now().Unix())
+		`SELECT id FROM uploads WHERE status = 'pending' AND expires_at <= $1`, s.now().Unix())
 	if err != nil {
 		return 0, err
 	}
@@ -238,7 +238,7 @@ func (s *Store) ExpireUploads(ctx context.Context) (int, error) {
 	for _, id := range ids {
 		// Only a still-pending upload expires: one completing right now
 		// keeps its parts until CompleteUpload is done with them.
-		res, err := s.w.ExecContext(ctx, `UPDATE uploads SET status = 'expired' WHERE id = ? AND status = 'pending'`, id)
+		res, err := s.w.ExecContext(ctx, `UPDATE uploads SET status = 'expired' WHERE id = $1 AND status = 'pending'`, id)
 		if err != nil {
 			return n, fmt.Errorf("expire upload %s: %w", id, err)
 		}

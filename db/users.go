@@ -81,7 +81,7 @@ func (s *Store) CreateUser(ctx context.Context, email, role, password string) (U
 		return User{}, fmt.Errorf("create user: %w", err)
 	}
 	u := User{ID: NewID("user_"), Email: email, Role: role, CreatedAt: s.now().Unix()}
-	_, err = s.w.ExecContext(ctx, `INSERT INTO users (id, email, role, password_hash, created_at) VALUES (?, ?, ?, ?, ?)`,
+	_, err = s.w.ExecContext(ctx, `INSERT INTO users (id, email, role, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)`,
 		u.ID, u.Email, u.Role, string(hash), u.CreatedAt)
 	if isUnique(err) {
 		return u, ErrDuplicate
@@ -103,7 +103,7 @@ func (s *Store) CountUsers(ctx context.Context) (int, error) {
 
 // GetUser returns the user with id, or ErrNotFound.
 func (s *Store) GetUser(ctx context.Context, id string) (User, error) {
-	u, err := scanUser(s.r.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE id = ?`, id))
+	u, err := scanUser(s.r.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return u, ErrNotFound
 	}
@@ -122,7 +122,7 @@ func (s *Store) Authenticate(ctx context.Context, email, password string) (User,
 		return User{}, ErrBadCredentials
 	}
 	var hash string
-	row := s.r.QueryRowContext(ctx, `SELECT `+userColumns+`, password_hash FROM users WHERE email = ?`, strings.TrimSpace(email))
+	row := s.r.QueryRowContext(ctx, `SELECT `+userColumns+`, password_hash FROM users WHERE lower(email) = lower($1)`, strings.TrimSpace(email))
 	var u User
 	var last sql.NullInt64
 	err := row.Scan(&u.ID, &u.Email, &u.Role, &u.CreatedAt, &last, &hash)
@@ -140,7 +140,7 @@ func (s *Store) Authenticate(ctx context.Context, email, password string) (User,
 	}
 	now := s.now().Unix()
 	u.LastLoginAt = &now
-	if _, err := s.w.ExecContext(ctx, `UPDATE users SET last_login_at = ? WHERE id = ?`, now, u.ID); err != nil {
+	if _, err := s.w.ExecContext(ctx, `UPDATE users SET last_login_at = $1 WHERE id = $2`, now, u.ID); err != nil {
 		return u, fmt.Errorf("record sign-in: %w", err)
 	}
 	return u, nil
@@ -169,11 +169,11 @@ func (s *Store) ListUsers(ctx context.Context) ([]User, error) {
 func (s *Store) SetUserRole(ctx context.Context, id, role string) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		if role != RoleAdmin {
-			if err := keepOneAdmin(ctx, tx, id); err != nil {
+			if err := s.keepOneAdmin(ctx, tx, id); err != nil {
 				return err
 			}
 		}
-		res, err := tx.ExecContext(ctx, `UPDATE users SET role = ? WHERE id = ?`, role, id)
+		res, err := tx.ExecContext(ctx, `UPDATE users SET role = $1 WHERE id = $2`, role, id)
 		if err != nil {
 			return fmt.Errorf("set role of %s: %w", id, err)
 		}
@@ -181,7 +181,7 @@ func (s *Store) SetUserRole(ctx context.Context, id, role string) error {
 			return ErrNotFound
 		}
 		// The user signs in again to work with the new role.
-		if _, err := tx.ExecContext(ctx, `DELETE FROM web_sessions WHERE user_id = ?`, id); err != nil {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM web_sessions WHERE user_id = $1`, id); err != nil {
 			return fmt.Errorf("end sessions of %s: %w", id, err)
 		}
 		return nil
@@ -191,10 +191,10 @@ func (s *Store) SetUserRole(ctx context.Context, id, role string) error {
 // DeleteUser removes a user, refusing to remove the last admin.
 func (s *Store) DeleteUser(ctx context.Context, id string) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		if err := keepOneAdmin(ctx, tx, id); err != nil {
+		if err := s.keepOneAdmin(ctx, tx, id); err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, `DELETE FROM users WHERE id = ?`, id)
+		res, err := tx.ExecContext(ctx, `DELETE FROM users WHERE id = $1`, id)
 		if err != nil {
 			return fmt.Errorf("delete user %s: %w", id, err)
 		}
@@ -208,14 +208,23 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 // ErrLastAdmin is returned when a change would leave no admin.
 var ErrLastAdmin = errors.New("the last admin cannot be removed or demoted")
 
-func keepOneAdmin(ctx context.Context, tx *sql.Tx, id string) error {
+func (s *Store) keepOneAdmin(ctx context.Context, tx *sql.Tx, id string) error {
+	if s.pg {
+		// Two admins demoting each other at once must not both see the
+		// other still an admin.
+		rows, err := tx.QueryContext(ctx, `SELECT id FROM users WHERE role = 'admin'`+s.forUpdate())
+		if err != nil {
+			return err
+		}
+		rows.Close()
+	}
 	var others int
-	err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM users WHERE role = 'admin' AND id <> ?`, id).Scan(&others)
+	err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM users WHERE role = 'admin' AND id <> $1`, id).Scan(&others)
 	if err != nil {
 		return err
 	}
 	var isAdmin int
-	_ = tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM users WHERE role = 'admin' AND id = ?`, id).Scan(&isAdmin)
+	_ = tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM users WHERE role = 'admin' AND id = $1`, id).Scan(&isAdmin)
 	if isAdmin > 0 && others == 0 {
 		return ErrLastAdmin
 	}
@@ -228,14 +237,15 @@ func keepOneAdmin(ctx context.Context, tx *sql.Tx, id string) error {
 func (s *Store) Secret(ctx context.Context, name string, n int) ([]byte, error) {
 	var v []byte
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		err := tx.QueryRowContext(ctx, `SELECT value FROM secrets WHERE name = ?`, name).Scan(&v)
-		if err == nil || !errors.Is(err, sql.ErrNoRows) {
-			return err
-		}
+		// Processes starting at once on one PostgreSQL database may both
+		// generate one: the first insert wins and both read it back.
 		v = make([]byte, n)
 		_, _ = rand.Read(v)
-		_, err = tx.ExecContext(ctx, `INSERT INTO secrets (name, value, created_at) VALUES (?, ?, ?)`, name, v, s.now().Unix())
-		return err
+		if _, err := tx.ExecContext(ctx, `INSERT INTO secrets (name, value, created_at) VALUES ($1, $2, $3)
+			ON CONFLICT (name) DO NOTHING`, name, v, s.now().Unix()); err != nil {
+			return err
+		}
+		return tx.QueryRowContext(ctx, `SELECT value FROM secrets WHERE name = $1`, name).Scan(&v)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("secret %s: %w", name, err)
@@ -253,7 +263,7 @@ func (s *Store) SetPassword(ctx context.Context, id, password string) error {
 		return fmt.Errorf("set password: %w", err)
 	}
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE users SET password_hash = ? WHERE id = ?`, string(hash), id)
+		res, err := tx.ExecContext(ctx, `UPDATE users SET password_hash = $1 WHERE id = $2`, string(hash), id)
 		if err != nil {
 			return fmt.Errorf("set password of %s: %w", id, err)
 		}
@@ -262,7 +272,7 @@ func (s *Store) SetPassword(ctx context.Context, id, password string) error {
 		}
 		// Whoever knew the old password is signed out everywhere (the
 		// web app signs the person who changed it in again).
-		if _, err := tx.ExecContext(ctx, `DELETE FROM web_sessions WHERE user_id = ?`, id); err != nil {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM web_sessions WHERE user_id = $1`, id); err != nil {
 			return fmt.Errorf("end sessions of %s: %w", id, err)
 		}
 		return nil

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -118,9 +119,9 @@ type FileBatch struct {
 // countsColumn computes file counts and usage bytes of the files matching
 // cond (a correlated condition) as one JSON array column.
 func countsColumn(cond string) string {
-	return `(SELECT json_array(coalesce(sum(f.status = 'in_progress'), 0), coalesce(sum(f.status = 'completed'), 0),
-		coalesce(sum(f.status = 'failed'), 0), coalesce(sum(f.status = 'cancelled'), 0), count(*),
-		coalesce(sum(f.usage_bytes), 0)) FROM vector_store_files f WHERE ` + cond + `)`
+	return `(SELECT '[' || count(*) FILTER (WHERE f.status = 'in_progress') || ',' || count(*) FILTER (WHERE f.status = 'completed')
+		|| ',' || count(*) FILTER (WHERE f.status = 'failed') || ',' || count(*) FILTER (WHERE f.status = 'cancelled')
+		|| ',' || count(*) || ',' || coalesce(sum(f.usage_bytes), 0) || ']' FROM vector_store_files f WHERE ` + cond + `)`
 }
 
 func decodeCounts(raw string) (FileCounts, int64, error) {
@@ -186,7 +187,7 @@ func (s *Store) CreateVectorStore(ctx context.Context, v VectorStore, files []Ne
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO vector_stores (id, created_at, name, description, metadata, expires_after,
-			expires_at, last_active_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, v.ID, v.CreatedAt, v.Name, v.Description, meta,
+			expires_at, last_active_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, v.ID, v.CreatedAt, v.Name, v.Description, meta,
 			expAfter, v.ExpiresAt, v.LastActiveAt); err != nil {
 			return err
 		}
@@ -220,12 +221,12 @@ func (s *Store) addFiles(ctx context.Context, tx *sql.Tx, storeID, batchID strin
 		if err := errors.Join(err1, err2); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM vector_store_chunks WHERE vector_store_id = ? AND file_id = ?`,
+		if _, err := tx.ExecContext(ctx, `DELETE FROM vector_store_chunks WHERE vector_store_id = $1 AND file_id = $2`,
 			storeID, f.FileID); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO vector_store_files (id, vector_store_id, batch_id, created_at, status,
-			chunking_strategy, attributes) VALUES (?, ?, ?, ?, 'in_progress', ?, ?)
+			chunking_strategy, attributes) VALUES ($1, $2, $3, $4, 'in_progress', $5, $6)
 			ON CONFLICT (vector_store_id, id) DO UPDATE SET batch_id = excluded.batch_id, status = 'in_progress',
 			last_error = NULL, usage_bytes = 0, chunking_strategy = excluded.chunking_strategy, attributes = excluded.attributes`,
 			f.FileID, storeID, batch, now, chunking, attrs); err != nil {
@@ -235,15 +236,15 @@ func (s *Store) addFiles(ctx context.Context, tx *sql.Tx, storeID, batchID strin
 	if len(files) > 0 {
 		s.chunkGen.Add(1)
 	}
-	return touch(ctx, tx, storeID, now)
+	return s.touch(ctx, tx, storeID, now)
 }
 
 // touch marks a store active at now, moving its expiry.
-func touch(ctx context.Context, tx *sql.Tx, storeID string, now int64) error {
-	_, err := tx.ExecContext(ctx, `UPDATE vector_stores SET last_active_at = ?,
+func (s *Store) touch(ctx context.Context, tx *sql.Tx, storeID string, now int64) error {
+	_, err := tx.ExecContext(ctx, `UPDATE vector_stores SET last_active_at = $1,
 		expires_at = CASE WHEN expires_after IS NULL THEN NULL
-			ELSE ? + json_extract(expires_after, '$.days') * 86400 END
-		WHERE id = ? AND expired = 0`, now, now, storeID)
+			ELSE $2 + `+s.jsonInt("expires_after", "days")+` * 86400 END
+		WHERE id = $3 AND expired = 0`, now, now, storeID)
 	return err
 }
 
@@ -254,7 +255,7 @@ func (s *Store) TouchVectorStores(ctx context.Context, ids []string) error {
 	}
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		for _, id := range ids {
-			if err := touch(ctx, tx, id, s.now().Unix()); err != nil {
+			if err := s.touch(ctx, tx, id, s.now().Unix()); err != nil {
 				return err
 			}
 		}
@@ -264,7 +265,7 @@ func (s *Store) TouchVectorStores(ctx context.Context, ids []string) error {
 
 // GetVectorStore returns the store with id, or ErrNotFound.
 func (s *Store) GetVectorStore(ctx context.Context, id string) (VectorStore, error) {
-	v, err := scanVectorStore(s.r.QueryRowContext(ctx, `SELECT `+vectorStoreColumns+` FROM vector_stores WHERE id = ?`, id))
+	v, err := scanVectorStore(s.r.QueryRowContext(ctx, `SELECT `+vectorStoreColumns+` FROM vector_stores WHERE id = $1`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return v, ErrNotFound
 	}
@@ -278,7 +279,7 @@ func (s *Store) GetVectorStore(ctx context.Context, id string) (VectorStore, err
 // the store back; a changed policy counts from now.
 func (s *Store) UpdateVectorStore(ctx context.Context, id string, fn func(*VectorStore) error) (VectorStore, error) {
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		v, err := scanVectorStore(tx.QueryRowContext(ctx, `SELECT `+vectorStoreColumns+` FROM vector_stores WHERE id = ?`, id))
+		v, err := scanVectorStore(tx.QueryRowContext(ctx, `SELECT `+vectorStoreColumns+` FROM vector_stores WHERE id = $1`+s.forUpdate(), id))
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
 		}
@@ -293,11 +294,11 @@ func (s *Store) UpdateVectorStore(ctx context.Context, id string, fn func(*Vecto
 		if err := errors.Join(err1, err2); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE vector_stores SET name = ?, metadata = ?, expires_after = ? WHERE id = ?`,
+		if _, err := tx.ExecContext(ctx, `UPDATE vector_stores SET name = $1, metadata = $2, expires_after = $3 WHERE id = $4`,
 			v.Name, meta, expAfter, id); err != nil {
 			return err
 		}
-		return touch(ctx, tx, id, s.now().Unix())
+		return s.touch(ctx, tx, id, s.now().Unix())
 	})
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
@@ -324,7 +325,7 @@ func (s *Store) ListVectorStores(ctx context.Context, p ListParams) (Page[Vector
 // no longer searched.
 func (s *Store) ExpireVectorStores(ctx context.Context) (int64, error) {
 	res, err := s.w.ExecContext(ctx, `UPDATE vector_stores SET expired = 1 WHERE expired = 0 AND expires_at IS NOT NULL
-		AND expires_at <= ?`, s.now().Unix())
+		AND expires_at <= $1`, s.now().Unix())
 	if err != nil {
 		return 0, fmt.Errorf("expire vector stores: %w", err)
 	}
@@ -367,7 +368,7 @@ func (s *Store) AddVectorStoreFiles(ctx context.Context, storeID string, files [
 
 func storeExists(ctx context.Context, tx *sql.Tx, id string) error {
 	var one int
-	err := tx.QueryRowContext(ctx, `SELECT 1 FROM vector_stores WHERE id = ?`, id).Scan(&one)
+	err := tx.QueryRowContext(ctx, `SELECT 1 FROM vector_stores WHERE id = $1`, id).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return ErrNotFound
 	}
@@ -377,7 +378,7 @@ func storeExists(ctx context.Context, tx *sql.Tx, id string) error {
 // GetVectorStoreFile returns file fileID of store storeID, or ErrNotFound.
 func (s *Store) GetVectorStoreFile(ctx context.Context, storeID, fileID string) (VectorStoreFile, error) {
 	f, err := scanVSFile(s.r.QueryRowContext(ctx, `SELECT `+vsFileColumns+` FROM vector_store_files
-		WHERE vector_store_id = ? AND id = ?`, storeID, fileID))
+		WHERE vector_store_id = $1 AND id = $2`, storeID, fileID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return f, ErrNotFound
 	}
@@ -393,7 +394,7 @@ func (s *Store) UpdateVectorStoreFileAttributes(ctx context.Context, storeID, fi
 	if err != nil {
 		return VectorStoreFile{}, err
 	}
-	res, err := s.w.ExecContext(ctx, `UPDATE vector_store_files SET attributes = ? WHERE vector_store_id = ? AND id = ?`,
+	res, err := s.w.ExecContext(ctx, `UPDATE vector_store_files SET attributes = $1 WHERE vector_store_id = $2 AND id = $3`,
 		raw, storeID, fileID)
 	if err != nil {
 		return VectorStoreFile{}, fmt.Errorf("update attributes of %s: %w", fileID, err)
@@ -408,18 +409,18 @@ func (s *Store) UpdateVectorStoreFileAttributes(ctx context.Context, storeID, fi
 // the file itself is kept.
 func (s *Store) DeleteVectorStoreFile(ctx context.Context, storeID, fileID string) error {
 	defer s.chunkGen.Add(1)
-	return s.deleteByID(ctx, "vector_store_files", fileID, "vector_store_id = ?", storeID)
+	return s.deleteByID(ctx, "vector_store_files", fileID, "vector_store_id = $2", storeID)
 }
 
 // ListVectorStoreFiles returns one page of a store's files, optionally of
 // one status and of one batch.
 func (s *Store) ListVectorStoreFiles(ctx context.Context, storeID, batchID, status string, p ListParams) (Page[VectorStoreFile], error) {
-	where, args := "vector_store_id = ?", []any{storeID}
+	where, args := "vector_store_id = $1", []any{storeID}
 	if batchID != "" {
-		where, args = where+" AND batch_id = ?", append(args, batchID)
+		where, args = where+" AND batch_id = "+arg(len(args)+1), append(args, batchID)
 	}
 	if status != "" {
-		where, args = where+" AND status = ?", append(args, status)
+		where, args = where+" AND status = "+arg(len(args)+1), append(args, status)
 	}
 	return listQuery(ctx, s.r, "vector_store_files", vsFileColumns, where, args, p, scanVSFile)
 }
@@ -459,7 +460,7 @@ func (s *Store) CreateFileBatch(ctx context.Context, storeID string, files []New
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO vector_store_file_batches (id, vector_store_id, created_at)
-			VALUES (?, ?, ?)`, id, storeID, s.now().Unix()); err != nil {
+			VALUES ($1, $2, $3)`, id, storeID, s.now().Unix()); err != nil {
 			return err
 		}
 		return s.addFiles(ctx, tx, storeID, id, files)
@@ -476,7 +477,7 @@ func (s *Store) CreateFileBatch(ctx context.Context, storeID string, files []New
 // GetFileBatch returns batch id of store storeID, or ErrNotFound.
 func (s *Store) GetFileBatch(ctx context.Context, storeID, id string) (FileBatch, error) {
 	b, err := scanBatch(s.r.QueryRowContext(ctx, `SELECT `+batchColumns+` FROM vector_store_file_batches
-		WHERE id = ? AND vector_store_id = ?`, id, storeID))
+		WHERE id = $1 AND vector_store_id = $2`, id, storeID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return b, ErrNotFound
 	}
@@ -493,7 +494,7 @@ func (s *Store) CancelFileBatch(ctx context.Context, storeID, id string) (FileBa
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var pending int64
 		err := tx.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM vector_store_files WHERE batch_id = b.id
-			AND status = 'in_progress') FROM vector_store_file_batches b WHERE b.id = ? AND b.vector_store_id = ?`,
+			AND status = 'in_progress') FROM vector_store_file_batches b WHERE b.id = $1 AND b.vector_store_id = $2`+s.forUpdate(),
 			id, storeID).Scan(&pending)
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
@@ -501,11 +502,11 @@ func (s *Store) CancelFileBatch(ctx context.Context, storeID, id string) (FileBa
 		if err != nil || pending == 0 {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE vector_store_files SET status = 'cancelled' WHERE batch_id = ?
+		if _, err := tx.ExecContext(ctx, `UPDATE vector_store_files SET status = 'cancelled' WHERE batch_id = $1
 			AND status = 'in_progress'`, id); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE vector_store_file_batches SET cancelled = 1 WHERE id = ?`, id)
+		_, err = tx.ExecContext(ctx, `UPDATE vector_store_file_batches SET cancelled = 1 WHERE id = $1`, id)
 		return err
 	})
 	if err != nil {
@@ -558,7 +559,7 @@ func (s *Store) PendingInStores(ctx context.Context, storeIDs []string) (int64, 
 	}
 	var n int64
 	err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM vector_store_files WHERE status = 'in_progress'
-		AND vector_store_id IN (`+placeholders(len(storeIDs))+`)`, anySlice(storeIDs)...).Scan(&n)
+		AND vector_store_id IN (`+placeholders(1, len(storeIDs))+`)`, anySlice(storeIDs)...).Scan(&n)
 	return n, err
 }
 
@@ -579,15 +580,15 @@ func (s *Store) CompleteVectorStoreFile(ctx context.Context, storeID, fileID str
 	}
 	done := false
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE vector_store_files SET status = 'completed', usage_bytes = ?, last_error = NULL
-			WHERE vector_store_id = ? AND id = ? AND status = 'in_progress'`, usage, storeID, fileID)
+		res, err := tx.ExecContext(ctx, `UPDATE vector_store_files SET status = 'completed', usage_bytes = $1, last_error = NULL
+			WHERE vector_store_id = $2 AND id = $3 AND status = 'in_progress'`, usage, storeID, fileID)
 		if err != nil {
 			return err
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			return nil
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM vector_store_chunks WHERE vector_store_id = ? AND file_id = ?`,
+		if _, err := tx.ExecContext(ctx, `DELETE FROM vector_store_chunks WHERE vector_store_id = $1 AND file_id = $2`,
 			storeID, fileID); err != nil {
 			return err
 		}
@@ -601,6 +602,11 @@ func (s *Store) CompleteVectorStoreFile(ctx context.Context, storeID, fileID str
 		rows := make([]row, len(chunks))
 		for i, c := range chunks {
 			rows[i].T = c.Text
+			if s.pg {
+				// PostgreSQL's text holds no NUL, which extracted text
+				// has no use for anyway.
+				rows[i].T = strings.ReplaceAll(c.Text, "\x00", "")
+			}
 			if c.Embedding != nil {
 				rows[i].E = hex.EncodeToString(EncodeVector(c.Embedding))
 			}
@@ -609,9 +615,13 @@ func (s *Store) CompleteVectorStoreFile(ctx context.Context, storeID, fileID str
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO vector_store_chunks (vector_store_id, file_id, idx, text, embedding)
-			SELECT ?, ?, key, json_extract(value, '$.t'), unhex(json_extract(value, '$.e')) FROM json_each(?)`,
-			storeID, fileID, string(raw)); err != nil {
+		insert := `INSERT INTO vector_store_chunks (vector_store_id, file_id, idx, text, embedding)
+			SELECT $1, $2, key, json_extract(value, '$.t'), unhex(json_extract(value, '$.e')) FROM json_each($3)`
+		if s.pg {
+			insert = `INSERT INTO vector_store_chunks (vector_store_id, file_id, idx, text, embedding)
+			SELECT $1, $2, n - 1, c ->> 't', decode(c ->> 'e', 'hex') FROM jsonb_array_elements($3::jsonb) WITH ORDINALITY AS e(c, n)`
+		}
+		if _, err := tx.ExecContext(ctx, insert, storeID, fileID, string(raw)); err != nil {
 			return err
 		}
 		done = true
@@ -633,8 +643,8 @@ func (s *Store) FailVectorStoreFile(ctx context.Context, storeID, fileID, code, 
 	if err != nil {
 		return err
 	}
-	_, err = s.w.ExecContext(ctx, `UPDATE vector_store_files SET status = 'failed', last_error = ?
-		WHERE vector_store_id = ? AND id = ? AND status = 'in_progress'`, raw, storeID, fileID)
+	_, err = s.w.ExecContext(ctx, `UPDATE vector_store_files SET status = 'failed', last_error = $1
+		WHERE vector_store_id = $2 AND id = $3 AND status = 'in_progress'`, raw, storeID, fileID)
 	if err != nil {
 		return fmt.Errorf("fail vector store file %s: %w", fileID, err)
 	}
@@ -643,7 +653,7 @@ func (s *Store) FailVectorStoreFile(ctx context.Context, storeID, fileID, code, 
 
 // FileChunks returns the text of a store file's chunks, in order.
 func (s *Store) FileChunks(ctx context.Context, storeID, fileID string) ([]string, error) {
-	return s.queryStrings(ctx, "file chunks", `SELECT text FROM vector_store_chunks WHERE vector_store_id = ? AND file_id = ?
+	return s.queryStrings(ctx, "file chunks", `SELECT text FROM vector_store_chunks WHERE vector_store_id = $1 AND file_id = $2
 		ORDER BY idx`, storeID, fileID)
 }
 
@@ -655,7 +665,7 @@ func (s *Store) CountChunks(ctx context.Context, fileID string) (int64, error) {
 	if fileID == "" {
 		err = s.r.QueryRowContext(ctx, `SELECT count(*) FROM vector_store_chunks`).Scan(&n)
 	} else {
-		err = s.r.QueryRowContext(ctx, `SELECT count(*) FROM vector_store_chunks WHERE file_id = ?`, fileID).Scan(&n)
+		err = s.r.QueryRowContext(ctx, `SELECT count(*) FROM vector_store_chunks WHERE file_id = $1`, fileID).Scan(&n)
 	}
 	return n, err
 }
@@ -677,7 +687,7 @@ func (s *Store) SearchableFiles(ctx context.Context, storeIDs []string) ([]Searc
 	}
 	rows, err := s.r.QueryContext(ctx, `SELECT vf.vector_store_id, vf.id, f.filename, vf.attributes
 		FROM vector_store_files vf JOIN files f ON f.id = vf.id JOIN vector_stores v ON v.id = vf.vector_store_id
-		WHERE vf.status = 'completed' AND v.expired = 0 AND vf.vector_store_id IN (`+placeholders(len(storeIDs))+`)`,
+		WHERE vf.status = 'completed' AND v.expired = 0 AND vf.vector_store_id IN (`+placeholders(1, len(storeIDs))+`)`,
 		anySlice(storeIDs)...)
 	if err != nil {
 		return nil, fmt.Errorf("searchable files: %w", err)
@@ -722,12 +732,15 @@ func (s *Store) SearchChunks(ctx context.Context, storeIDs, fileIDs []string, ma
 	if len(storeIDs) == 0 || match == "" || (fileIDs != nil && len(fileIDs) == 0) {
 		return nil, nil
 	}
+	if s.pg {
+		return s.searchChunksPG(ctx, storeIDs, fileIDs, match, limit)
+	}
 	wanted := func(h ChunkHit) bool {
 		return slices.Contains(storeIDs, h.VectorStoreID) && (fileIDs == nil || slices.Contains(fileIDs, h.FileID))
 	}
 	probe := 4 * limit
 	rows, err := s.r.QueryContext(ctx, `SELECT rowid, bm25(vector_store_chunks_fts) FROM vector_store_chunks_fts
-		WHERE vector_store_chunks_fts MATCH ? ORDER BY bm25(vector_store_chunks_fts) LIMIT ?`, match, probe)
+		WHERE vector_store_chunks_fts MATCH $1 ORDER BY bm25(vector_store_chunks_fts) LIMIT $2`, match, probe)
 	if err != nil {
 		return nil, fmt.Errorf("search chunks: %w", err)
 	}
@@ -768,7 +781,7 @@ func (s *Store) searchChunksJoined(ctx context.Context, storeIDs, fileIDs []stri
 	args := append([]any{match}, anySlice(storeIDs)...)
 	files := ""
 	if fileIDs != nil {
-		files = ` AND c.file_id IN (` + placeholders(len(fileIDs)) + `)`
+		files = ` AND c.file_id IN (` + placeholders(2+len(storeIDs), len(fileIDs)) + `)`
 		args = append(args, anySlice(fileIDs)...)
 	}
 	args = append(args, limit)
@@ -776,8 +789,8 @@ func (s *Store) searchChunksJoined(ctx context.Context, storeIDs, fileIDs []stri
 	// SQLite may walk the store's chunks and run the MATCH once per chunk.
 	rows, err := s.r.QueryContext(ctx, `SELECT c.id, c.vector_store_id, c.file_id, c.text, bm25(vector_store_chunks_fts)
 		FROM vector_store_chunks_fts CROSS JOIN vector_store_chunks c ON c.id = vector_store_chunks_fts.rowid
-		WHERE vector_store_chunks_fts MATCH ? AND c.vector_store_id IN (`+placeholders(len(storeIDs))+`)`+files+`
-		ORDER BY bm25(vector_store_chunks_fts) LIMIT ?`, args...)
+		WHERE vector_store_chunks_fts MATCH $1 AND c.vector_store_id IN (`+placeholders(2, len(storeIDs))+`)`+files+`
+		ORDER BY bm25(vector_store_chunks_fts) LIMIT `+arg(len(args)), args...)
 	if err != nil {
 		return nil, fmt.Errorf("search chunks: %w", err)
 	}
@@ -797,8 +810,17 @@ func (s *Store) searchChunksJoined(ctx context.Context, storeIDs, fileIDs []stri
 // stopping at limit: a cheap probe of how common a term is.
 func (s *Store) CountMatches(ctx context.Context, match string, limit int) (int, error) {
 	var n int
-	err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM vector_store_chunks_fts
-		WHERE vector_store_chunks_fts MATCH ? LIMIT ?)`, match, limit).Scan(&n)
+	query, args := `SELECT count(*) FROM (SELECT 1 FROM vector_store_chunks_fts
+		WHERE vector_store_chunks_fts MATCH $1 LIMIT $2)`, []any{match, limit}
+	if s.pg {
+		tsq, targs, err := pgTSQuery(match, 2)
+		if err != nil {
+			return 0, err
+		}
+		query, args = `SELECT count(*) FROM (SELECT 1 FROM vector_store_chunks WHERE search @@ `+tsq+` LIMIT $1) x`,
+			append([]any{limit}, targs...)
+	}
+	err := s.r.QueryRowContext(ctx, query, args...).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("count matches: %w", err)
 	}
@@ -816,7 +838,7 @@ func (s *Store) ChunksByID(ctx context.Context, ids []int64) (map[int64]ChunkHit
 		args[i] = id
 	}
 	rows, err := s.r.QueryContext(ctx, `SELECT id, vector_store_id, file_id, text FROM vector_store_chunks
-		WHERE id IN (`+placeholders(len(ids))+`)`, args...)
+		WHERE id IN (`+placeholders(1, len(ids))+`)`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("chunks by id: %w", err)
 	}
@@ -835,7 +857,7 @@ func (s *Store) ChunksByID(ctx context.Context, ids []int64) (map[int64]ChunkHit
 // and vector (decoded into a fresh slice).
 func (s *Store) ChunkVectors(ctx context.Context, storeID string, fn func(id int64, fileID string, vec []float32)) error {
 	rows, err := s.r.QueryContext(ctx, `SELECT id, file_id, embedding FROM vector_store_chunks
-		WHERE vector_store_id = ? AND embedding IS NOT NULL`, storeID)
+		WHERE vector_store_id = $1 AND embedding IS NOT NULL`, storeID)
 	if err != nil {
 		return fmt.Errorf("chunk vectors: %w", err)
 	}
@@ -865,9 +887,22 @@ func attrsColumn(a Attributes) (*string, error) {
 	return &s, err
 }
 
-func placeholders(n int) string {
-	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
+// placeholders returns n comma-separated placeholders numbered from from:
+// "$3, $4, $5".
+func placeholders(from, n int) string {
+	var b strings.Builder
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(arg(from + i))
+	}
+	return b.String()
 }
+
+// arg is the placeholder of the nth query argument, "$n" (both drivers
+// bind numbered placeholders, reused and in any order).
+func arg(n int) string { return "$" + strconv.Itoa(n) }
 
 func anySlice(ss []string) []any {
 	out := make([]any, len(ss))

@@ -29,12 +29,7 @@ func (c *clock) advance(d time.Duration) {
 func openClocked(t *testing.T) (*Store, *clock) {
 	t.Helper()
 	c := &clock{now: time.Unix(1_800_000_000, 0)}
-	s, err := Open(context.Background(), t.TempDir(), WithClock(c.Now))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s, c
+	return openTest(t, WithClock(c.Now)), c
 }
 
 func addFile(t *testing.T, s *Store, name string) File {
@@ -53,7 +48,9 @@ func addFile(t *testing.T, s *Store, name string) File {
 // TestVectorStoreExpiry: a store expires days after it was last active;
 // activity moves the expiry; the sweeper marks it expired once and it
 // leaves search.
-func TestVectorStoreExpiry(t *testing.T) {
+func TestVectorStoreExpiry(t *testing.T) { eachStore(t, testVectorStoreExpiry) }
+
+func testVectorStoreExpiry(t *testing.T) {
 	ctx := context.Background()
 	s, c := openClocked(t)
 	f := addFile(t, s, "a.txt")
@@ -94,7 +91,9 @@ func TestVectorStoreExpiry(t *testing.T) {
 
 // TestCancelBatch: cancelling a batch cancels its files still in progress
 // (ingestion then stores nothing for them) and leaves completed ones.
-func TestCancelBatch(t *testing.T) {
+func TestCancelBatch(t *testing.T) { eachStore(t, testCancelBatch) }
+
+func testCancelBatch(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openClocked(t)
 	v, _ := s.CreateVectorStore(ctx, VectorStore{}, nil)
@@ -130,7 +129,9 @@ func TestCancelBatch(t *testing.T) {
 
 // TestSearchChunksOtherStores: a store's chunks are found even when many
 // better-ranked matches belong to other stores.
-func TestSearchChunksOtherStores(t *testing.T) {
+func TestSearchChunksOtherStores(t *testing.T) { eachStore(t, testSearchChunksOtherStores) }
+
+func testSearchChunksOtherStores(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openClocked(t)
 	a, b := addFile(t, s, "a.txt"), addFile(t, s, "b.txt")

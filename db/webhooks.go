@@ -50,7 +50,7 @@ func scanWebhook(row rowScanner) (Webhook, error) {
 func (s *Store) PutWebhook(ctx context.Context, w Webhook) (Webhook, error) {
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var tools string
-		err := tx.QueryRowContext(ctx, `SELECT tools FROM assistants WHERE id = ?`, w.AssistantID).Scan(&tools)
+		err := tx.QueryRowContext(ctx, `SELECT tools FROM assistants WHERE id = $1`+s.forUpdate(), w.AssistantID).Scan(&tools)
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
 		}
@@ -64,7 +64,7 @@ func (s *Store) PutWebhook(ctx context.Context, w Webhook) (Webhook, error) {
 		if !hasFunction(list, w.FunctionName) {
 			return ErrNoFunction
 		}
-		return tx.QueryRowContext(ctx, `INSERT INTO webhooks (`+webhookColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+		return tx.QueryRowContext(ctx, `INSERT INTO webhooks (`+webhookColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 			ON CONFLICT (assistant_id, function_name) DO UPDATE SET url = excluded.url, secret = excluded.secret,
 				timeout_ms = excluded.timeout_ms, max_retries = excluded.max_retries, on_failure = excluded.on_failure
 			RETURNING created_at`,
@@ -89,7 +89,7 @@ func hasFunction(tools []Tool, name string) bool {
 // ErrNotFound.
 func (s *Store) GetWebhook(ctx context.Context, assistantID, functionName string) (Webhook, error) {
 	w, err := scanWebhook(s.r.QueryRowContext(ctx, `SELECT `+webhookColumns+` FROM webhooks
-		WHERE assistant_id = ? AND function_name = ?`, assistantID, functionName))
+		WHERE assistant_id = $1 AND function_name = $2`, assistantID, functionName))
 	if errors.Is(err, sql.ErrNoRows) {
 		return w, ErrNotFound
 	}
@@ -101,7 +101,7 @@ func (s *Store) GetWebhook(ctx context.Context, assistantID, functionName string
 
 // ListWebhooks returns an assistant's webhooks by function name.
 func (s *Store) ListWebhooks(ctx context.Context, assistantID string) ([]Webhook, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+webhookColumns+` FROM webhooks WHERE assistant_id = ?
+	rows, err := s.r.QueryContext(ctx, `SELECT `+webhookColumns+` FROM webhooks WHERE assistant_id = $1
 		ORDER BY function_name`, assistantID)
 	if err != nil {
 		return nil, fmt.Errorf("list webhooks of %s: %w", assistantID, err)
@@ -124,7 +124,7 @@ func (s *Store) ListWebhooks(ctx context.Context, assistantID string) ([]Webhook
 // DeleteWebhook removes the webhook of an assistant's function, or
 // returns ErrNotFound.
 func (s *Store) DeleteWebhook(ctx context.Context, assistantID, functionName string) error {
-	res, err := s.w.ExecContext(ctx, `DELETE FROM webhooks WHERE assistant_id = ? AND function_name = ?`, assistantID, functionName)
+	res, err := s.w.ExecContext(ctx, `DELETE FROM webhooks WHERE assistant_id = $1 AND function_name = $2`, assistantID, functionName)
 	if err != nil {
 		return fmt.Errorf("delete webhook %s/%s: %w", assistantID, functionName, err)
 	}
@@ -137,11 +137,47 @@ func (s *Store) DeleteWebhook(ctx context.Context, assistantID, functionName str
 // deleteRemovedWebhooks deletes, inside an assistant update, the webhooks
 // of functions the assistant's new tools no longer have.
 func deleteRemovedWebhooks(ctx context.Context, tx *sql.Tx, assistantID, toolsJSON string) error {
-	_, err := tx.ExecContext(ctx, `DELETE FROM webhooks WHERE assistant_id = ? AND function_name NOT IN (
-		SELECT json_extract(value, '$.function.name') FROM json_each(?)
-		WHERE json_extract(value, '$.type') = 'function' AND json_extract(value, '$.function.name') IS NOT NULL)`,
-		assistantID, toolsJSON)
-	return err
+	var tools []struct {
+		Type     string `json:"type"`
+		Function *struct {
+			Name string `json:"name"`
+		} `json:"function"`
+	}
+	if err := decodeColumn("tools", toolsJSON, &tools); err != nil {
+		return err
+	}
+	keep := map[string]bool{}
+	for _, t := range tools {
+		if t.Type == "function" && t.Function != nil {
+			keep[t.Function.Name] = true
+		}
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT function_name FROM webhooks WHERE assistant_id = $1`, assistantID)
+	if err != nil {
+		return err
+	}
+	var gone []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			rows.Close()
+			return err
+		}
+		if !keep[name] {
+			gone = append(gone, name)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, name := range gone {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM webhooks WHERE assistant_id = $1 AND function_name = $2`,
+			assistantID, name); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Delivery is one HTTP attempt of a webhook delivery.
@@ -174,7 +210,7 @@ func (s *Store) RecordDelivery(ctx context.Context, d Delivery) (Delivery, error
 	d.CreatedAt = s.now().Unix()
 	err := s.w.QueryRowContext(ctx, `INSERT INTO webhook_deliveries (run_id, thread_id, tool_call_id, function_name,
 		webhook_id, attempt, status_code, latency_ms, response, error, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING seq`,
 		d.RunID, d.ThreadID, d.ToolCallID, d.FunctionName, d.WebhookID, d.Attempt, d.StatusCode, d.LatencyMS,
 		d.Response, d.Error, d.CreatedAt).Scan(&d.ID)
 	if err != nil {
@@ -186,13 +222,13 @@ func (s *Store) RecordDelivery(ctx context.Context, d Delivery) (Delivery, error
 // ListDeliveries returns a run's delivery attempts in the order they were
 // made.
 func (s *Store) ListDeliveries(ctx context.Context, runID string) ([]Delivery, error) {
-	return s.listDeliveries(ctx, `run_id = ?`, runID)
+	return s.listDeliveries(ctx, `run_id = $1`, runID)
 }
 
 // ListThreadDeliveries returns the delivery attempts of all of a thread's
 // runs in the order they were made.
 func (s *Store) ListThreadDeliveries(ctx context.Context, threadID string) ([]Delivery, error) {
-	return s.listDeliveries(ctx, `thread_id = ?`, threadID)
+	return s.listDeliveries(ctx, `thread_id = $1`, threadID)
 }
 
 func (s *Store) listDeliveries(ctx context.Context, where, arg string) ([]Delivery, error) {

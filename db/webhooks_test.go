@@ -8,15 +8,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-func newTestStore(t *testing.T) *Store {
-	t.Helper()
-	s, err := Open(context.Background(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
+func newTestStore(t *testing.T) *Store { return openTest(t) }
 
 func functions(names ...string) []Tool {
 	var tools []Tool
@@ -26,7 +18,9 @@ func functions(names ...string) []Tool {
 	return tools
 }
 
-func TestWebhooks(t *testing.T) {
+func TestWebhooks(t *testing.T) { eachStore(t, testWebhooks) }
+
+func testWebhooks(t *testing.T) {
 	ctx := context.Background()
 	s := newTestStore(t)
 	a, err := s.CreateAssistant(ctx, Assistant{Model: "m", Tools: append(functions("get_weather", "get_time"), Tool{Type: "code_interpreter"})})
@@ -98,7 +92,9 @@ func TestWebhooks(t *testing.T) {
 	}
 }
 
-func TestDeliveries(t *testing.T) {
+func TestDeliveries(t *testing.T) { eachStore(t, testDeliveries) }
+
+func testDeliveries(t *testing.T) {
 	ctx := context.Background()
 	s := newTestStore(t)
 	th, _, err := s.CreateThread(ctx, Thread{}, nil)

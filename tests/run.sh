@@ -10,6 +10,13 @@
 # Environment:
 #   RACE=0   run `go test` without the race detector (default: with it, when
 #            cgo is available, which -race needs)
+#   ASSISTANTD_TEST_POSTGRES=postgres://…  a PostgreSQL server where the
+#            tests may create databases; without it a private one is started
+#            from Debian's postgresql package (initdb + pg_ctl in a temporary
+#            directory, socket only) and stopped at the end. The db package's
+#            tests run on both stores; the Go API suite and the Node suite run
+#            once on SQLite and once on PostgreSQL. Without PostgreSQL
+#            installed the PostgreSQL passes are skipped (CI=true: an error).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -26,8 +33,13 @@ section() {
 	printf '\n==> %s\n' "$step"
 }
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/assistantd-run.XXXXXX")
+pgdir=""
 finish() {
 	local status=$?
+	if [[ -n $pgdir ]]; then
+		pg_as_owner "$pgbin/pg_ctl" -D "$pgdir/data" -m immediate -w stop >/dev/null 2>&1 || true
+		rm -rf "$pgdir"
+	fi
 	rm -rf "$tmp"
 	if ((status != 0)); then
 		printf '\nFAILED in step: %s (exit %d)\n' "$step" "$status" >&2
@@ -113,6 +125,42 @@ export FAKE_UPSTREAM_BIN="$tmp/fake-upstream"
 go build -o "$FAKE_UPSTREAM_BIN" ./tests/upstream/cmd/fake-upstream
 echo "built $FAKE_UPSTREAM_BIN"
 
+section "PostgreSQL for the tests"
+# PostgreSQL refuses to run as root: as root the cluster belongs to the
+# postgres user the package creates.
+pg_as_owner() {
+	if ((EUID == 0)); then
+		runuser -u postgres -- "$@"
+	else
+		"$@"
+	fi
+}
+if [[ -n ${ASSISTANTD_TEST_POSTGRES:-} ]]; then
+	echo "using ASSISTANTD_TEST_POSTGRES"
+else
+	pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+	if [[ -z $pgbin ]]; then
+		if [[ ${CI:-} == true ]]; then
+			echo "PostgreSQL is not installed (Debian package postgresql)" >&2
+			exit 1
+		fi
+		echo "note: PostgreSQL is not installed (Debian package postgresql): its test passes are skipped"
+	else
+		pgdir=$(mktemp -d "${TMPDIR:-/tmp}/assistantd-pg.XXXXXX")
+		if ((EUID == 0)); then
+			chown postgres: "$pgdir"
+		fi
+		pg_as_owner "$pgbin/initdb" -D "$pgdir/data" -U postgres -A trust -E UTF8 --no-locale >"$pgdir/initdb.log"
+		# A socket in the temporary directory and no TCP: no port to race
+		# for. fsync off: the cluster is thrown away.
+		pg_as_owner "$pgbin/pg_ctl" -D "$pgdir/data" -l "$pgdir/log" -w -o \
+			"-k $pgdir -c listen_addresses='' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=500" \
+			start >/dev/null
+		export ASSISTANTD_TEST_POSTGRES="postgres:///postgres?host=$pgdir&user=postgres"
+		echo "started $("$pgbin/postgres" --version) in $pgdir"
+	fi
+fi
+
 section "go test ./..."
 race=()
 if [[ ${RACE:-1} != 0 ]]; then
@@ -125,8 +173,22 @@ fi
 # -count=1: always run, never report cached results as a pass.
 go test -count=1 "${race[@]}" ./...
 
+section "Go API suite on PostgreSQL (tests/apitest)"
+if [[ -n ${ASSISTANTD_TEST_POSTGRES:-} ]]; then
+	ASSISTANTD_TEST_STORE=postgres go test -count=1 "${race[@]}" ./tests/apitest/
+else
+	echo "no PostgreSQL; skipped"
+fi
+
 section "Node SDK end-to-end tests (tests/e2e)"
 (cd tests/e2e && npm ci --no-audit --no-fund && npm test)
+
+section "Node SDK end-to-end tests on PostgreSQL (tests/e2e)"
+if [[ -n ${ASSISTANTD_TEST_POSTGRES:-} ]]; then
+	(cd tests/e2e && ASSISTANTD_E2E_POSTGRES=$ASSISTANTD_TEST_POSTGRES npm test)
+else
+	echo "no PostgreSQL; skipped"
+fi
 
 section "browser tests (tests/browser)"
 if [[ -f tests/browser/package.json ]]; then

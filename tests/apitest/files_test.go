@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"io"
 	"net/http"
 	"os"
@@ -17,7 +18,8 @@ import (
 )
 
 // storedFiles lists the file contents under <data>/files, including any
-// staging leftovers.
+// staging leftovers, and on PostgreSQL the files whose contents are in the
+// database (the default blob store there).
 func storedFiles(t testing.TB, s *server) []string {
 	t.Helper()
 	entries, err := os.ReadDir(filepath.Join(s.Data, "files"))
@@ -27,6 +29,28 @@ func storedFiles(t testing.TB, s *server) []string {
 	out := []string{}
 	for _, e := range entries {
 		out = append(out, e.Name())
+	}
+	if s.DatabaseURL != "" {
+		pg, err := sql.Open("pgx", s.DatabaseURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pg.Close()
+		rows, err := pg.Query(`SELECT DISTINCT file_id FROM file_blobs`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, id)
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	slices.Sort(out)
 	return out
@@ -160,7 +184,7 @@ func TestFiles(t *testing.T) {
 	t.Run("delete", func(t *testing.T) {
 		f := uploadFile(t, s, "gone.txt", "bye", openai.FilePurposeAssistants)
 		if !slices.Contains(storedFiles(t, s), f.ID) {
-			t.Fatalf("content of %s not under %s/files: %v", f.ID, s.Data, storedFiles(t, s))
+			t.Fatalf("content of %s not stored: %v", f.ID, storedFiles(t, s))
 		}
 		del, err := s.Client.Files.Delete(ctx, f.ID)
 		if err != nil {

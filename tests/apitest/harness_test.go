@@ -33,12 +33,56 @@ import (
 	"testing"
 	"time"
 
+	"github.com/assistantd/assistantd/db"
+	"github.com/assistantd/assistantd/db/dbtest"
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 )
 
 // serverBin is the assistantd binary under test.
 var serverBin string
+
+// onPostgres is true when the suite runs on PostgreSQL
+// (ASSISTANTD_TEST_STORE=postgres, with ASSISTANTD_TEST_POSTGRES naming the
+// server): each server then gets a database of its own, made from a
+// migrated template and dropped when its test ends.
+var onPostgres = os.Getenv("ASSISTANTD_TEST_STORE") == "postgres"
+
+// storeArgs returns the flags that put a new server's records in its own
+// PostgreSQL database, or none on SQLite.
+func storeArgs(t testing.TB) []string {
+	t.Helper()
+	if !onPostgres {
+		return nil
+	}
+	if dbtest.URL() == "" {
+		t.Fatal("ASSISTANTD_TEST_STORE=postgres needs " + dbtest.EnvURL)
+	}
+	return []string{"--database-url", dbtest.Database(t, migrateTemplate)}
+}
+
+// migrateTemplate migrates the template database servers' databases copy.
+func migrateTemplate(url string) error {
+	dir, err := os.MkdirTemp("", "assistantd-apitest-tmpl-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	s, err := db.Open(context.Background(), dir, db.WithDatabaseURL(url))
+	if err != nil {
+		return err
+	}
+	return s.Close()
+}
+
+// sqliteOnly skips a test that looks into the SQLite database or the data
+// directory's file contents, which PostgreSQL does not have.
+func sqliteOnly(t testing.TB) {
+	t.Helper()
+	if onPostgres {
+		t.Skip("looks into SQLite's data directory")
+	}
+}
 
 // Deadlines for the server process; generous for a loaded CI machine.
 const (
@@ -67,15 +111,18 @@ func testMain(m *testing.M) int {
 			return 1
 		}
 	}
+	defer dbtest.Cleanup()
 	return m.Run()
 }
 
 // server is one running assistantd process.
 type server struct {
-	URL    string        // base URL, e.g. http://127.0.0.1:41234 (no /v1)
-	Key    string        // the API key it was started with
-	Data   string        // its data directory
-	Client openai.Client // openai-go client for URL/v1, validating every response
+	URL  string // base URL, e.g. http://127.0.0.1:41234 (no /v1)
+	Key  string // the API key it was started with
+	Data string // its data directory
+	// DatabaseURL is its PostgreSQL database ("" on SQLite).
+	DatabaseURL string
+	Client      openai.Client // openai-go client for URL/v1, validating every response
 
 	t      testing.TB
 	args   []string // the extra flags, kept for restart
@@ -99,7 +146,11 @@ func startServer(t testing.TB, extraArgs ...string) *server {
 // --api-key) and data directory.
 func newServer(t testing.TB, key, data string, extraArgs ...string) *server {
 	t.Helper()
-	s := &server{t: t, Key: key, Data: data, args: extraArgs}
+	store := storeArgs(t)
+	s := &server{t: t, Key: key, Data: data, args: append(store, extraArgs...)}
+	if len(store) == 2 {
+		s.DatabaseURL = store[1]
+	}
 	s.start(t)
 	t.Cleanup(func() {
 		s.stop(t)
@@ -113,6 +164,13 @@ func newServer(t testing.TB, key, data string, extraArgs ...string) *server {
 // start execs the binary and waits for its "listening" line.
 func (s *server) start(t testing.TB) {
 	t.Helper()
+	if err := s.startErr(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// startErr is start for any goroutine: it reports failure as an error.
+func (s *server) startErr() error {
 	args := []string{"--addr", "127.0.0.1:0", "--data", s.Data}
 	if s.Key != "" {
 		args = append(args, "--api-key", s.Key)
@@ -121,7 +179,7 @@ func (s *server) start(t testing.TB) {
 	s.cmd, s.out, s.errBuf, s.exited = exec.Command(serverBin, args...), newWatchWriter(), &syncBuffer{}, make(chan struct{})
 	s.cmd.Stdout, s.cmd.Stderr = s.out, s.errBuf
 	if err := s.cmd.Start(); err != nil {
-		t.Fatalf("start server: %v", err)
+		return fmt.Errorf("start server: %w", err)
 	}
 	go func() {
 		s.err = s.cmd.Wait()
@@ -131,10 +189,11 @@ func (s *server) start(t testing.TB) {
 	if err != nil {
 		_ = s.cmd.Process.Kill()
 		<-s.exited
-		t.Fatalf("server did not start: %v\nstdout:\n%s\nstderr:\n%s", err, s.out.String(), s.errBuf.String())
+		return fmt.Errorf("server did not start: %w\nstdout:\n%s\nstderr:\n%s", err, s.out.String(), s.errBuf.String())
 	}
 	s.URL = "http://" + addr
 	s.connect()
+	return nil
 }
 
 // connect (re)builds Client for URL and Key.

@@ -338,6 +338,7 @@ func TestCrashDuringUpload(t *testing.T) {
 // TestDataDirCreated starts on a data directory that does not exist yet.
 func TestDataDirCreated(t *testing.T) {
 	t.Parallel()
+	sqliteOnly(t)
 	data := filepath.Join(t.TempDir(), "nested", "data")
 	s := newServer(t, "sk-test-"+randomHex(16), data)
 	uploadFile(t, s, "a.txt", "a", openai.FilePurposeAssistants)

@@ -11,7 +11,7 @@
 // server to script the upstream with.
 
 import { spawn, execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
@@ -31,6 +31,27 @@ const START_DEADLINE_MS = 30_000;
 const STOP_DEADLINE_MS = 15_000;
 
 let binaryPromise;
+
+// With ASSISTANTD_E2E_POSTGRES (a PostgreSQL URL where databases may be
+// created; tests/run.sh sets it for its PostgreSQL pass) every data
+// directory gets a database of its own, made with psql on first use, so a
+// restart on the same directory finds the same records; a server's own
+// database is dropped by stop().
+const postgresURL = process.env.ASSISTANTD_E2E_POSTGRES ?? '';
+const psql = (url, sql) => promisify(execFile)('psql', ['-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1', '-d', url, '-c', sql]);
+
+function databaseURL(name) {
+  const u = new URL(postgresURL);
+  u.pathname = '/' + name;
+  return u.toString();
+}
+
+async function databaseFor(dataDir) {
+  const name = 'assistantd_e2e_' + createHash('sha256').update(dataDir).digest('hex').slice(0, 20);
+  const { stdout } = await psql(postgresURL, `SELECT 1 FROM pg_database WHERE datname = '${name}'`);
+  if (stdout.trim() !== '1') await psql(postgresURL, `CREATE DATABASE ${name}`);
+  return name;
+}
 
 /**
  * The assistantd binary to test: $ASSISTANTD_BIN when set (tests/run.sh
@@ -82,6 +103,8 @@ export async function startServer(options = {}) {
   if (options.upstreamURL) args.push('--upstream-url', options.upstreamURL);
   if (options.upstreamKey) args.push('--upstream-key', options.upstreamKey);
   args.push(...(options.args ?? []));
+  const database = postgresURL ? await databaseFor(dataDir) : '';
+  if (database) args.push('--database-url', databaseURL(database));
 
   // The developer's own ASSISTANTD_* / OPENAI_API_KEY must not leak into the
   // server under test: flags fall back to them.
@@ -138,6 +161,7 @@ export async function startServer(options = {}) {
         clearTimeout(timer);
       }
       if (ownDataDir) await rm(dataDir, { recursive: true, force: true });
+      if (ownDataDir && database) await psql(postgresURL, `DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
       return exited;
     })();
     return stopped;
