@@ -24,6 +24,10 @@ var encoder = sync.OnceValue(func() *tiktoken.Tiktoken {
 	return enc
 })
 
+// LoadTokenizer loads the embedded tokenizer, which the first count
+// would otherwise wait for.
+func LoadTokenizer() { encoder() }
+
 // pieceTokens caches the token count of each pre-tokenized piece. The
 // tokenizer's own pre-tokenizer (a backtracking regexp) manages about
 // 1 MB/s; splitting into the same kind of pieces here and encoding each
@@ -214,9 +218,24 @@ func Chunk(text string, size, overlap int) []string {
 }
 
 // chunk is Chunk in one pass over text's pieces, holding only the current
-// chunk's pieces: it stops with ctx, and with an error once text
-// has more than maxTokens (a *FileError).
+// chunk's pieces: it stops with ctx, and with an error once text has more
+// than maxTokens (a *FileError).
 func chunk(ctx context.Context, text string, size, overlap, maxTokens int) ([]string, error) {
+	spans, err := chunkSpans(ctx, text, size, overlap, maxTokens)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(spans))
+	for i, sp := range spans {
+		out[i] = strings.TrimSpace(text[sp.start:sp.end])
+	}
+	return out, nil
+}
+
+// span is a chunk: its byte offsets in the text, its tokens and pieces.
+type span struct{ start, end, tokens, pieces int }
+
+func chunkSpans(ctx context.Context, text string, size, overlap, maxTokens int) ([]span, error) {
 	if size <= 0 {
 		size = 800
 	}
@@ -225,7 +244,7 @@ func chunk(ctx context.Context, text string, size, overlap, maxTokens int) ([]st
 	}
 	type piece struct{ start, end, tokens int }
 	var (
-		out    []string
+		out    []span
 		window []piece // the pieces of the chunk being filled
 		wtok   int     // their tokens
 		total  int
@@ -233,11 +252,14 @@ func chunk(ctx context.Context, text string, size, overlap, maxTokens int) ([]st
 		err    error
 	)
 	blank := func(p piece) bool { return strings.TrimSpace(text[p.start:p.end]) == "" }
+	closeChunk := func() {
+		out = append(out, span{window[0].start, window[len(window)-1].end, wtok, len(window)})
+	}
 	// emit closes the chunk in window and keeps, as the next one's start,
 	// the pieces at its end that fit in overlap (never all of them, so
 	// chunks advance), less any white space they start with.
 	emit := func() {
-		out = append(out, strings.TrimSpace(text[window[0].start:window[len(window)-1].end]))
+		closeChunk()
 		keep, back := len(window), 0
 		for keep > 1 && back+window[keep-1].tokens <= overlap {
 			keep--
@@ -288,7 +310,7 @@ func chunk(ctx context.Context, text string, size, overlap, maxTokens int) ([]st
 		return nil, err
 	}
 	if len(window) > 0 {
-		out = append(out, strings.TrimSpace(text[window[0].start:window[len(window)-1].end]))
+		closeChunk()
 	}
 	return out, nil
 }
