@@ -8,10 +8,11 @@ import (
 	"io"
 	"strings"
 
-	"github.com/assistantd/assistantd/agent/retrieval"
-	"github.com/assistantd/assistantd/db"
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/shared"
+
+	"github.com/assistantd/assistantd/agent/retrieval"
+	"github.com/assistantd/assistantd/db"
 )
 
 // maxImageBytes bounds an image_file sent to the model inline.
