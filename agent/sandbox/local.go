@@ -127,8 +127,8 @@ type Config struct {
 	// past it takes the idlest one's; when all are busy its call fails
 	// with an error saying so. 0 means DefaultMaxKernels.
 	MaxKernels int
-	Limits   Limits
-	Logger   *slog.Logger
+	Limits     Limits
+	Logger     *slog.Logger
 }
 
 // Local runs kernels on this machine under bubblewrap: no network, a
