@@ -28,12 +28,12 @@ import (
 // (IPv4-compatible, NAT64, 6to4) are refused outright.
 var refused = mustPrefixes(
 	// IPv4
-	"0.0.0.0/8",      // "this network", the unspecified address
-	"10.0.0.0/8",     // private
-	"100.64.0.0/10",  // CGNAT (shared address space)
-	"127.0.0.0/8",    // loopback
-	"169.254.0.0/16", // link-local, cloud metadata
-	"172.16.0.0/12",  // private
+	"0.0.0.0/8",       // "this network", the unspecified address
+	"10.0.0.0/8",      // private
+	"100.64.0.0/10",   // CGNAT (shared address space)
+	"127.0.0.0/8",     // loopback
+	"169.254.0.0/16",  // link-local, cloud metadata
+	"172.16.0.0/12",   // private
 	"192.0.0.0/24",    // IETF protocol assignments
 	"192.0.2.0/24",    // documentation (TEST-NET-1)
 	"192.88.99.0/24",  // 6to4 relay anycast (deprecated)
