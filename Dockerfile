@@ -34,7 +34,8 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o /out/assistantd . \
 
 # 3. The runtime: Debian slim, for the code_interpreter sandbox: bubblewrap
 #    and Debian's Python with numpy, pandas, matplotlib, scipy and
-#    scikit-learn (distroless cannot hold them). CA certificates are for
+#    scikit-learn (distroless cannot hold them); poppler-utils for
+#    pdftotext, which reads PDFs for file_search. CA certificates are for
 #    calls to an https upstream.
 #
 #    bubblewrap creates user, mount, PID and network namespaces and mounts
@@ -53,7 +54,7 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o /out/assistantd . \
 FROM debian:bookworm-slim
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-       ca-certificates bubblewrap python3 python3-numpy python3-pandas python3-matplotlib python3-scipy python3-sklearn \
+       ca-certificates bubblewrap poppler-utils python3 python3-numpy python3-pandas python3-matplotlib python3-scipy python3-sklearn \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --gid 65532 nonroot && useradd --uid 65532 --gid 65532 --no-create-home --home-dir /nonexistent nonroot
 COPY --from=build /out/assistantd /assistantd

@@ -17,6 +17,8 @@ func addCodeFlags(fs *flag.FlagSet, env func(name, def string) string) func() (s
 		"code_interpreter: free a thread's Python kernel after this long without a call; its files are kept (env ASSISTANTD_CODE_IDLE_TIMEOUT)")
 	pool := fs.Int("code-pool", envInt(env, "ASSISTANTD_CODE_POOL", 2),
 		"code_interpreter: pre-started kernels waiting for threads' first calls; 0 for none (env ASSISTANTD_CODE_POOL)")
+	maxKernels := fs.Int("code-max-kernels", envInt(env, "ASSISTANTD_CODE_MAX_KERNELS", sandbox.DefaultMaxKernels),
+		"code_interpreter: Python kernels alive at once, pooled ones included; past it the idlest thread's kernel is stopped, and a call finding all busy fails with an error saying so (env ASSISTANTD_CODE_MAX_KERNELS)")
 	unsafe := fs.Bool("code-unsafe", env("ASSISTANTD_CODE_UNSAFE", "") == "true",
 		"code_interpreter: run code WITHOUT isolation when bubblewrap is missing (only limits apply); off, such calls answer with an error (env ASSISTANTD_CODE_UNSAFE=true)")
 	wall := fs.String("code-timeout", env("ASSISTANTD_CODE_TIMEOUT", d.WallTime.String()),
@@ -38,7 +40,7 @@ func addCodeFlags(fs *flag.FlagSet, env func(name, def string) string) func() (s
 	output := fs.String("code-output", env("ASSISTANTD_CODE_OUTPUT", "256KiB"),
 		"code_interpreter: output (stdout and stderr) one call may print; the code is stopped past it (env ASSISTANTD_CODE_OUTPUT)")
 	return func() (sandbox.Config, error) {
-		c := sandbox.Config{PoolSize: *pool, Unsafe: *unsafe}
+		c := sandbox.Config{PoolSize: *pool, Unsafe: *unsafe, MaxKernels: *maxKernels}
 		if *pool == 0 {
 			c.PoolSize = -1
 		}
@@ -65,9 +67,9 @@ func addCodeFlags(fs *flag.FlagSet, env func(name, def string) string) func() (s
 				return c, fmt.Errorf("invalid --%s %q: expected a size of at least %d bytes, such as 1GiB", v.name, v.val, v.min)
 			}
 		}
-		if *pool < 0 || *procs < 4 || *files < 16 || *diskFiles < 1 {
-			return c, fmt.Errorf("--code-pool must be at least 0, --code-processes at least 4, --code-open-files at least 16 " +
-				"and --code-disk-files at least 1")
+		if *pool < 0 || *procs < 4 || *files < 16 || *diskFiles < 1 || *maxKernels < 1 {
+			return c, fmt.Errorf("--code-pool must be at least 0, --code-processes at least 4, --code-open-files at least 16, " +
+				"--code-disk-files at least 1 and --code-max-kernels at least 1")
 		}
 		c.Limits.Processes, c.Limits.OpenFiles, c.Limits.DiskFiles = *procs, *files, *diskFiles
 		return c, nil

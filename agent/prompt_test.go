@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -52,5 +54,22 @@ func TestCountTokens(t *testing.T) {
 	}
 	if n := CountTokens(""); n != 0 {
 		t.Errorf("CountTokens(\"\") = %d", n)
+	}
+}
+
+// BenchmarkCountTokensUnbroken counts unbroken runs of one letter, the
+// input whose cost was quadratic (issue 21):
+//
+//	go test ./agent/ -run '^$' -bench CountTokensUnbroken -benchtime 3x
+func BenchmarkCountTokensUnbroken(b *testing.B) {
+	CountTokens("load the tokenizer")
+	for _, n := range []int{16 << 10, 256 << 10, 1 << 20} {
+		s := strings.Repeat("x", n)
+		b.Run(fmt.Sprintf("%dKiB", n>>10), func(b *testing.B) {
+			b.SetBytes(int64(n))
+			for b.Loop() {
+				CountTokens(s)
+			}
+		})
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // Upload statuses.
@@ -108,7 +109,14 @@ func (s *Store) GetUpload(ctx context.Context, id string) (Upload, error) {
 	return u, nil
 }
 
+// MaxUploadParts bounds the parts of one upload.
+const MaxUploadParts = 10000
+
 // AddUploadPart stores one part (at most limit bytes) of a pending upload.
+// The parts together hold at most the upload's bytes, and number at most
+// MaxUploadParts; both, and that the upload is still pending, are checked
+// again in the statement that records the part, so a part racing a cancel
+// (or other parts) either is recorded before it or fails.
 func (s *Store) AddUploadPart(ctx context.Context, uploadID string, content io.Reader, limit int64) (UploadPart, error) {
 	u, err := s.GetUpload(ctx, uploadID)
 	if err != nil {
@@ -116,6 +124,23 @@ func (s *Store) AddUploadPart(ctx context.Context, uploadID string, content io.R
 	}
 	if u.Status != UploadPending {
 		return UploadPart{}, &UploadError{Msg: fmt.Sprintf("Upload %s is %s and accepts no more parts.", u.ID, u.Status)}
+	}
+	var stored, count int64
+	if err := s.r.QueryRowContext(ctx, `SELECT coalesce(sum(bytes), 0), count(*) FROM upload_parts WHERE upload_id = $1`,
+		uploadID).Scan(&stored, &count); err != nil {
+		return UploadPart{}, fmt.Errorf("add upload part: %w", err)
+	}
+	if count >= MaxUploadParts {
+		return UploadPart{}, &UploadError{Msg: fmt.Sprintf("Upload %s already has %d parts, the most an upload may have.", u.ID, count)}
+	}
+	tooMuch := &UploadError{Msg: fmt.Sprintf("The parts of upload %s would hold more than the %d bytes it was created with.", u.ID, u.Bytes)}
+	room := u.Bytes - stored
+	if room < 0 {
+		return UploadPart{}, tooMuch
+	}
+	overRoom := false
+	if room < limit {
+		limit, overRoom = room, true
 	}
 	p := UploadPart{ID: NewID("part_"), Object: "upload.part", CreatedAt: s.now().Unix(), UploadID: uploadID}
 	dir := s.uploadDir(uploadID)
@@ -133,16 +158,40 @@ func (s *Store) AddUploadPart(ctx context.Context, uploadID string, content io.R
 	}
 	if err == nil && n > limit {
 		err = ErrTooLarge
+		if overRoom {
+			err = tooMuch
+		}
 	}
 	if err == nil {
-		_, err = s.w.ExecContext(ctx, `INSERT INTO upload_parts (id, upload_id, created_at, bytes) VALUES ($1, $2, $3, $4)`,
-			p.ID, uploadID, p.CreatedAt, n)
+		var res sql.Result
+		res, err = s.w.ExecContext(ctx, `INSERT INTO upload_parts (id, upload_id, created_at, bytes)
+			SELECT CAST($1 AS TEXT), CAST($2 AS TEXT), CAST($3 AS BIGINT), CAST($4 AS BIGINT) FROM uploads u
+			WHERE u.id = $2 AND u.status = 'pending' AND u.expires_at > $5
+			AND (SELECT coalesce(sum(bytes), 0) FROM upload_parts WHERE upload_id = u.id) + $4 <= u.bytes
+			AND (SELECT count(*) FROM upload_parts WHERE upload_id = u.id) < $6`,
+			p.ID, uploadID, p.CreatedAt, n, s.now().Unix(), MaxUploadParts)
+		if k, _ := rowsAffected(res, err); err == nil && k == 0 {
+			err = &UploadError{Msg: fmt.Sprintf("Upload %s was cancelled, completed or expired, or its parts would hold "+
+				"more than its %d bytes; the part was not added.", u.ID, u.Bytes)}
+		}
 	}
 	if err != nil {
 		os.Remove(path)
+		os.Remove(dir) // when empty: a cancel removed it while this part was written
+		var ue *UploadError
+		if errors.As(err, &ue) {
+			return p, err
+		}
 		return p, fmt.Errorf("add upload part: %w", err)
 	}
 	return p, nil
+}
+
+func rowsAffected(res sql.Result, err error) (int64, error) {
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
 }
 
 // CompleteUpload joins the named parts, in order, into a new file. The
@@ -157,7 +206,12 @@ func (s *Store) CompleteUpload(ctx context.Context, id string, partIDs []string,
 	}
 	var readers []io.Reader
 	var total int64
+	seen := make(map[string]bool, len(partIDs))
 	for _, pid := range partIDs {
+		if seen[pid] {
+			return u, &UploadError{Msg: fmt.Sprintf("Part %s is listed more than once in part_ids.", pid)}
+		}
+		seen[pid] = true
 		var n int64
 		err := s.r.QueryRowContext(ctx, `SELECT bytes FROM upload_parts WHERE id = $1 AND upload_id = $2`, pid, id).Scan(&n)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -182,7 +236,7 @@ func (s *Store) CompleteUpload(ctx context.Context, id string, partIDs []string,
 		return u, err
 	}
 	defer staged.Discard()
-	if wantMD5 != "" && hex.EncodeToString(h.Sum(nil)) != wantMD5 {
+	if wantMD5 != "" && !strings.EqualFold(hex.EncodeToString(h.Sum(nil)), wantMD5) {
 		return u, &UploadError{Msg: "The md5 checksum does not match the uploaded parts."}
 	}
 	f, err := s.CommitFile(ctx, File{Filename: u.Filename, Purpose: u.Purpose, ContentType: u.MimeType}, staged, u.FileExpiresAfter)

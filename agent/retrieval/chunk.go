@@ -1,6 +1,7 @@
 package retrieval
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"strings"
@@ -22,6 +23,10 @@ var encoder = sync.OnceValue(func() *tiktoken.Tiktoken {
 	}
 	return enc
 })
+
+// LoadTokenizer loads the embedded tokenizer, which the first count
+// would otherwise wait for.
+func LoadTokenizer() { encoder() }
 
 // pieceTokens caches the token count of each pre-tokenized piece. The
 // tokenizer's own pre-tokenizer (a backtracking regexp) manages about
@@ -60,8 +65,11 @@ const maxPiece = 64
 // pieces splits s the way o200k's pre-tokenizer does, near enough: an
 // optional leading space or punctuation mark with a run of letters (and a
 // contraction), runs of up to three digits, runs of punctuation, runs of
-// white space. It calls fn with each piece's byte offsets.
-func pieces(s string, fn func(start, end int)) {
+// white space. No piece is longer than maxPiece bytes plus a contraction,
+// so encoding a piece (whose merge loop is quadratic in its length) costs
+// a bounded time, and splitting and counting a text cost O(len(s)). It
+// calls fn with each piece's byte offsets until fn returns false.
+func pieces(s string, fn func(start, end int) bool) {
 	i := 0
 	for i < len(s) {
 		start := i
@@ -110,12 +118,14 @@ func pieces(s string, fn func(start, end int)) {
 		default:
 			i = punctRun(s, i, start)
 		}
-		fn(start, i)
+		if !fn(start, i) {
+			return
+		}
 	}
 }
 
 // punctRun returns the end of the run of punctuation at i, with the line
-// breaks that follow it.
+// breaks that follow it, maxPiece bytes at most.
 func punctRun(s string, i, start int) int {
 	_, w := decode(s[i:])
 	i += w
@@ -126,7 +136,7 @@ func punctRun(s string, i, start int) int {
 		}
 		i += w
 	}
-	for i < len(s) && (s[i] == '\n' || s[i] == '\r') {
+	for i < len(s) && i-start < maxPiece && (s[i] == '\n' || s[i] == '\r') {
 		i++
 	}
 	return i
@@ -189,10 +199,13 @@ func decode(s string) (rune, int) {
 	return utf8.DecodeRuneInString(s)
 }
 
-// CountTokens counts s's tokens piece by piece.
+// CountTokens counts s's tokens piece by piece, in time linear in len(s).
 func CountTokens(s string) int {
 	n := 0
-	pieces(s, func(a, b int) { n += countPiece(s[a:b]) })
+	pieces(s, func(a, b int) bool {
+		n += countPiece(s[a:b])
+		return true
+	})
 	return n
 }
 
@@ -200,54 +213,104 @@ func CountTokens(s string) int {
 // size-overlap tokens after the previous one (so consecutive chunks share
 // overlap tokens). Chunks are substrings of text, cut between pieces.
 func Chunk(text string, size, overlap int) []string {
+	out, _ := chunk(context.Background(), text, size, overlap, math.MaxInt)
+	return out
+}
+
+// chunk is Chunk in one pass over text's pieces, holding only the current
+// chunk's pieces: it stops with ctx, and with an error once text has more
+// than maxTokens (a *FileError).
+func chunk(ctx context.Context, text string, size, overlap, maxTokens int) ([]string, error) {
+	spans, err := chunkSpans(ctx, text, size, overlap, maxTokens)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(spans))
+	for i, sp := range spans {
+		out[i] = strings.TrimSpace(text[sp.start:sp.end])
+	}
+	return out, nil
+}
+
+// span is a chunk: its byte offsets in the text, its tokens and pieces.
+type span struct{ start, end, tokens, pieces int }
+
+func chunkSpans(ctx context.Context, text string, size, overlap, maxTokens int) ([]span, error) {
 	if size <= 0 {
 		size = 800
 	}
 	if overlap < 0 || overlap > size/2 {
 		overlap = size / 2
 	}
-	if len(text) > math.MaxInt32 {
-		text = text[:math.MaxInt32] // offsets are int32; ingestion reads at most 512 MiB
+	type piece struct{ start, end, tokens int }
+	var (
+		out    []span
+		window []piece // the pieces of the chunk being filled
+		wtok   int     // their tokens
+		total  int
+		count  int
+		err    error
+	)
+	blank := func(p piece) bool { return strings.TrimSpace(text[p.start:p.end]) == "" }
+	closeChunk := func() {
+		out = append(out, span{window[0].start, window[len(window)-1].end, wtok, len(window)})
 	}
-	type piece struct{ start, end, tokens int32 }
-	ps := make([]piece, 0, len(text)/4+1)
+	// emit closes the chunk in window and keeps, as the next one's start,
+	// the pieces at its end that fit in overlap (never all of them, so
+	// chunks advance), less any white space they start with.
+	emit := func() {
+		closeChunk()
+		keep, back := len(window), 0
+		for keep > 1 && back+window[keep-1].tokens <= overlap {
+			keep--
+			back += window[keep].tokens
+		}
+		window = window[keep:]
+		for len(window) > 0 && blank(window[0]) {
+			window = window[1:]
+		}
+		wtok = 0
+		for _, p := range window {
+			wtok += p.tokens
+		}
+	}
 	// A local cache first: most pieces repeat within a text, and it needs
 	// no lock.
-	local := make(map[string]int32, 4096)
-	pieces(text, func(a, b int) {
-		p := text[a:b]
-		n, ok := local[p]
+	local := make(map[string]int, 4096)
+	pieces(text, func(a, b int) bool {
+		if count++; count%(16*checkEvery) == 0 && ctx.Err() != nil {
+			err = ctx.Err()
+			return false
+		}
+		s := text[a:b]
+		n, ok := local[s]
 		if !ok {
-			n = int32(countPiece(p))
-			local[p] = n
+			n = countPiece(s)
+			if len(local) >= 1<<18 {
+				clear(local)
+			}
+			local[s] = n
 		}
-		ps = append(ps, piece{int32(a), int32(b), n})
+		if total += n; total > maxTokens {
+			err = &FileError{CodeInvalid, fmt.Sprintf("The file has more than %d tokens, the most a file can hold for search.", maxTokens)}
+			return false
+		}
+		p := piece{a, b, n}
+		for len(window) > 0 && wtok+p.tokens > size {
+			emit()
+		}
+		if len(window) == 0 && blank(p) {
+			return true // white space at a chunk's start
+		}
+		window = append(window, p)
+		wtok += p.tokens
+		return true
 	})
-	var out []string
-	for first := 0; first < len(ps); {
-		// Skip pure white space at a chunk's start.
-		for first < len(ps) && strings.TrimSpace(text[ps[first].start:ps[first].end]) == "" {
-			first++
-		}
-		if first >= len(ps) {
-			break
-		}
-		tokens, last := int32(0), first
-		for last < len(ps) && (int(tokens+ps[last].tokens) <= size || last == first) {
-			tokens += ps[last].tokens
-			last++
-		}
-		out = append(out, strings.TrimSpace(text[ps[first].start:ps[last-1].end]))
-		if last >= len(ps) {
-			break
-		}
-		// The next chunk starts overlap tokens before this one's end.
-		next, back := last, int32(0)
-		for next > first+1 && int(back+ps[next-1].tokens) <= overlap {
-			next--
-			back += ps[next].tokens
-		}
-		first = next
+	if err != nil {
+		return nil, err
 	}
-	return out
+	if len(window) > 0 {
+		closeChunk()
+	}
+	return out, nil
 }

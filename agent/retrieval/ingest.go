@@ -17,11 +17,22 @@ import (
 // in_progress), so work survives restarts: whatever a stopped server left
 // in progress is picked up on the next start. A file's chunks and its
 // completed status are written in one transaction.
+//
+// No file can stall it: each runs under Limits (a deadline, bounds on its
+// text), a file deleted, removed from its store or cancelled stops being
+// worked on within watchEvery, and a file that was being ingested when
+// the server died MaxAttempts times fails instead of being resumed again.
 type Ingester struct {
 	store   *db.Store
 	embed   Embedder // nil: BM25 only
 	log     *slog.Logger
 	workers int
+
+	// Limits bound each file; set before Run.
+	Limits Limits
+	// MaxAttempts bounds the attempts at a file that never end (the
+	// server crashed or was killed during them); set before Run.
+	MaxAttempts int
 
 	wake chan struct{}
 
@@ -37,7 +48,7 @@ func NewIngester(store *db.Store, embed Embedder, workers int, log *slog.Logger)
 		workers = 1
 	}
 	return &Ingester{store: store, embed: embed, log: log, workers: workers, wake: make(chan struct{}, 1),
-		active: map[db.PendingFile]bool{}, changed: make(chan struct{})}
+		Limits: DefaultLimits(), MaxAttempts: 3, active: map[db.PendingFile]bool{}, changed: make(chan struct{})}
 }
 
 // idlePoll is how often idle workers look for work nobody announced (a
@@ -129,60 +140,122 @@ func (in *Ingester) WaitIdle(ctx context.Context, storeIDs []string) error {
 	}
 }
 
-// maxIngestBytes bounds the content read into memory for one file.
-const maxIngestBytes = 512 << 20
+// watchEvery is how often a file being ingested is looked up, so that
+// deleting it, removing it from its store or cancelling its batch stops
+// its worker. Looking it up in the store (rather than being told by the
+// handler that deleted it) also sees deletions made by another replica.
+const watchEvery = 250 * time.Millisecond
+
+// errGone cancels a file's ingestion when it is no longer in progress.
+var errGone = errors.New("the file is no longer in progress")
 
 // process ingests one file; failures are recorded on the file.
 func (in *Ingester) process(ctx context.Context, p db.PendingFile) {
+	log := in.log.With("vector_store", p.VectorStoreID, "file", p.FileID)
 	fail := func(code, msg string) {
 		if err := in.store.FailVectorStoreFile(context.WithoutCancel(ctx), p.VectorStoreID, p.FileID, code, msg); err != nil {
-			in.log.Error("ingestion: record failure", "file", p.FileID, "err", err)
+			log.Error("ingestion: record failure", "err", err)
 		}
 	}
-	chunks, err := in.Prepare(ctx, p)
+	attempts, err := in.store.BeginIngestion(ctx, p.VectorStoreID, p.FileID)
+	if err != nil {
+		if _, gerr := in.store.GetVectorStoreFile(ctx, p.VectorStoreID, p.FileID); errors.Is(gerr, db.ErrNotFound) {
+			return // deleted since it was listed
+		}
+		log.Error("ingestion: count attempt", "err", err)
+	}
+	defer func() {
+		if err := in.store.EndIngestion(context.WithoutCancel(ctx), p.VectorStoreID, p.FileID); err != nil {
+			log.Error("ingestion: end attempt", "err", err)
+		}
+	}()
+	if max(1, in.MaxAttempts) < attempts {
+		log.Warn("ingestion: giving up on a file whose attempts never ended", "attempts", attempts-1)
+		fail(CodeServer, fmt.Sprintf("The file's processing was interrupted %d times (the server stopped while working on it); it was not tried again.", attempts-1))
+		return
+	}
+	lim := in.Limits.withDefaults()
+	fctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	fctx, cancelT := context.WithTimeoutCause(fctx, lim.Timeout, errTimeout)
+	defer cancelT()
+	go in.watch(fctx, p, cancel)
+	chunks, err := in.Prepare(fctx, p)
 	var fe *FileError
 	switch {
 	case ctx.Err() != nil:
-		return // shutting down: the file stays in progress and resumes on the next start
-	case errors.Is(err, db.ErrNotFound):
-		return // the file was deleted; its entries went with it
+		// Shutting down: the file stays in progress and resumes on the
+		// next start, and this attempt does not count against it.
+		return
+	case errors.Is(err, db.ErrNotFound), errors.Is(context.Cause(fctx), errGone):
+		log.Info("ingestion stopped: the file was deleted, removed or cancelled")
+		return
+	case errors.Is(context.Cause(fctx), errTimeout):
+		log.Warn("ingestion timed out", "timeout", lim.Timeout)
+		fail(CodeServer, fmt.Sprintf("The file could not be processed within %s; it was stopped.", lim.Timeout))
+		return
 	case errors.As(err, &fe):
 		fail(fe.Code, fe.Msg)
 		return
 	case err != nil:
-		in.log.Error("ingestion failed", "vector_store", p.VectorStoreID, "file", p.FileID, "err", err)
+		log.Error("ingestion failed", "err", err)
 		fail(CodeServer, "The file could not be processed.")
 		return
 	}
 	if _, err := in.store.CompleteVectorStoreFile(ctx, p.VectorStoreID, p.FileID, chunks); err != nil && ctx.Err() == nil {
-		in.log.Error("ingestion: store chunks", "file", p.FileID, "err", err)
+		log.Error("ingestion: store chunks", "err", err)
 		fail(CodeServer, "The file's chunks could not be stored.")
 	}
 }
 
-// Prepare reads, extracts, chunks and (with an embedder) embeds one file.
+// errTimeout is the cause of a file's context ending at its deadline.
+var errTimeout = errors.New("ingestion timed out")
+
+// watch cancels a file's ingestion, until ctx ends, once the file is no
+// longer in progress in its store.
+func (in *Ingester) watch(ctx context.Context, p db.PendingFile, cancel context.CancelCauseFunc) {
+	t := time.NewTicker(watchEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		vf, err := in.store.GetVectorStoreFile(ctx, p.VectorStoreID, p.FileID)
+		if errors.Is(err, db.ErrNotFound) || (err == nil && vf.Status != "in_progress") {
+			cancel(errGone)
+			return
+		}
+	}
+}
+
+// Prepare reads, extracts, chunks and (with an embedder) embeds one file,
+// within the ingester's limits (but for its deadline, which is ctx's).
 func (in *Ingester) Prepare(ctx context.Context, p db.PendingFile) ([]db.NewChunk, error) {
+	lim := in.Limits.withDefaults()
 	f, r, err := in.store.OpenFile(ctx, p.FileID)
 	if err != nil {
 		return nil, err
 	}
-	content, err := io.ReadAll(io.LimitReader(r, maxIngestBytes+1))
-	r.Close()
+	defer r.Close()
+	length, err := r.Seek(0, io.SeekEnd)
 	if err != nil {
-		return nil, fmt.Errorf("read file %s: %w", p.FileID, err)
+		return nil, fmt.Errorf("size of file %s: %w", p.FileID, err)
 	}
-	if len(content) > maxIngestBytes {
-		return nil, &FileError{CodeInvalid, "The file is too large to be searched."}
-	}
-	text, err := Extract(f.Filename, content)
+	text, err := Extract(ctx, f.Filename, readerAt(r), length, lim)
 	if err != nil {
 		return nil, err
 	}
+	r.Close()
 	size, overlap := 800, 400
 	if s := p.Chunking.Static; s != nil {
 		size, overlap = s.MaxChunkSizeTokens, s.ChunkOverlapTokens
 	}
-	texts := Chunk(text, size, overlap)
+	texts, err := chunk(ctx, text, size, overlap, lim.MaxTokens)
+	if err != nil {
+		return nil, err
+	}
 	if len(texts) == 0 {
 		return nil, &FileError{CodeInvalid, fmt.Sprintf("File %s contains no text.", f.Filename)}
 	}
@@ -207,3 +280,31 @@ func (in *Ingester) Prepare(ctx context.Context, p db.PendingFile) ([]db.NewChun
 
 // embedBatch is how many chunks go to the embeddings endpoint at once.
 const embedBatch = 64
+
+// readerAt gives random access to a file's content: its own ReadAt (a file
+// in the data directory), or reads after seeks, one at a time (a blob in
+// the database).
+func readerAt(r io.ReadSeeker) io.ReaderAt {
+	if ra, ok := r.(io.ReaderAt); ok {
+		return ra
+	}
+	return &seekingReaderAt{r: r}
+}
+
+type seekingReaderAt struct {
+	mu sync.Mutex
+	r  io.ReadSeeker
+}
+
+func (s *seekingReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, err := s.r.Seek(off, io.SeekStart); err != nil {
+		return 0, err
+	}
+	n, err := io.ReadFull(s.r, p)
+	if err == io.ErrUnexpectedEOF {
+		err = io.EOF // as ReaderAt says: fewer bytes, at the end
+	}
+	return n, err
+}

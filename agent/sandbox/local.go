@@ -122,8 +122,13 @@ type Config struct {
 	// PoolSize is how many pre-started kernels wait for threads' first
 	// calls; negative means none.
 	PoolSize int
-	Limits   Limits
-	Logger   *slog.Logger
+	// MaxKernels caps the kernels alive at once (pooled ones included;
+	// each holds about 100 MiB while idle). A thread needing a kernel
+	// past it takes the idlest one's; when all are busy its call fails
+	// with an error saying so. 0 means DefaultMaxKernels.
+	MaxKernels int
+	Limits     Limits
+	Logger     *slog.Logger
 }
 
 // Local runs kernels on this machine under bubblewrap: no network, a
@@ -144,6 +149,9 @@ type Local struct {
 	uids     map[int]bool
 	nextSlot int
 	closed   bool
+	// live counts kernels started or starting and not yet released,
+	// bounded by cfg.MaxKernels (see reserve).
+	live int
 
 	pool   chan *kernel
 	refill chan struct{}
@@ -167,6 +175,9 @@ type session struct {
 	used time.Time
 }
 
+// DefaultMaxKernels is the kernel cap unless configured.
+const DefaultMaxKernels = 16
+
 // uidBase starts the range of user ids kernels run as when the server is
 // root: far above ordinary and subordinate id ranges.
 const uidBase = 1_900_000_000
@@ -179,6 +190,9 @@ func NewLocal(cfg Config) (*Local, error) {
 	}
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = 10 * time.Minute
+	}
+	if cfg.MaxKernels <= 0 {
+		cfg.MaxKernels = DefaultMaxKernels
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -242,7 +256,7 @@ func (l *Local) fill(size int) {
 		return
 	}
 	for {
-		for len(l.pool) < size {
+		for len(l.pool) < size && l.reserve() {
 			l.starting.Store(true)
 			k, err := l.start()
 			l.starting.Store(false)
@@ -357,9 +371,13 @@ func (l *Local) Exec(ctx context.Context, threadID string, req Request) (Result,
 			l.release(s.k)
 			s.k = nil
 		}
-		k, err := l.checkout(ctx, dir)
+		k, err := l.checkout(ctx, s, dir)
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 			return Result{}, err
+		}
+		if errors.Is(err, errAllBusy) {
+			return Result{Error: fmt.Sprintf("All %d Python kernels this server allows are busy running other threads' code; "+
+				"the code was not run. Try again in a moment.", l.cfg.MaxKernels)}, nil
 		}
 		if err != nil {
 			l.logger.Error("code_interpreter: kernel start failed", "thread", threadID, "err", err)
@@ -439,7 +457,7 @@ func (l *Local) Exec(ctx context.Context, threadID string, req Request) (Result,
 // directory. The bind mount follows the directory, not its name, so a
 // kernel started before its thread was known sees exactly that thread's
 // files and nothing else.
-func (l *Local) checkout(ctx context.Context, dir string) (*kernel, error) {
+func (l *Local) checkout(ctx context.Context, s *session, dir string) (*kernel, error) {
 	var k *kernel
 	for k == nil {
 		select {
@@ -471,6 +489,13 @@ func (l *Local) checkout(ctx context.Context, dir string) (*kernel, error) {
 			case <-ctx.Done():
 				return nil, ctx.Err()
 			case <-time.After(startTimeout):
+			}
+		}
+		// A new kernel needs room under the cap: the idlest other
+		// thread's kernel gives up its place.
+		for !l.reserve() {
+			if !l.evictIdlest(s) {
+				return nil, errAllBusy
 			}
 		}
 		type started struct {
@@ -537,7 +562,76 @@ func (l *Local) assign(k *kernel, dir string) error {
 	return nil
 }
 
-// release frees a dead kernel's user id and scratch space.
+// errAllBusy says every kernel under the cap is running a call.
+var errAllBusy = errors.New("all kernels are busy")
+
+// reserve takes a place under the kernel cap for a kernel about to start;
+// start gives it back if the kernel fails, release when it is gone.
+func (l *Local) reserve() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.live >= l.cfg.MaxKernels {
+		return false
+	}
+	l.live++
+	return true
+}
+
+func (l *Local) unreserve() {
+	l.mu.Lock()
+	l.live--
+	l.mu.Unlock()
+}
+
+// evictIdlest stops the kernel of the thread (other than self) whose last
+// call ended longest ago, among those not running a call, or a pooled
+// kernel; it reports whether it freed a place.
+func (l *Local) evictIdlest(self *session) bool {
+	select {
+	case k := <-l.pool:
+		k.kill()
+		l.release(k)
+		return true
+	default:
+	}
+	l.mu.Lock()
+	var all []*session
+	for _, s := range l.sessions {
+		if s != self {
+			all = append(all, s)
+		}
+	}
+	l.mu.Unlock()
+	var idlest *session
+	for _, s := range all {
+		select {
+		case s.lock <- struct{}{}:
+		default:
+			continue // running a call
+		}
+		if s.k != nil && (idlest == nil || s.used.Before(idlest.used)) {
+			if idlest != nil {
+				<-idlest.lock
+			}
+			idlest = s
+			continue
+		}
+		<-s.lock
+	}
+	if idlest == nil {
+		return false
+	}
+	defer func() { <-idlest.lock }()
+	l.logger.Info("code_interpreter: kernel cap reached; stopping the idlest kernel", "max_kernels", l.cfg.MaxKernels,
+		"idle", time.Since(idlest.used).Round(time.Second))
+	idlest.k.kill()
+	l.release(idlest.k)
+	idlest.k = nil
+	return true
+}
+
+// release frees a dead kernel's user id, scratch space and place under the
+// kernel cap.
 func (l *Local) release(k *kernel) {
 	<-k.done
 	if k.respFile != nil {
@@ -549,6 +643,7 @@ func (l *Local) release(k *kernel) {
 	}
 	l.mu.Lock()
 	delete(l.uids, k.uid)
+	l.live--
 	l.mu.Unlock()
 }
 
@@ -779,7 +874,8 @@ func (l *Local) allocUID() int {
 }
 
 // start launches a kernel with a fresh slot directory at /mnt/data and
-// waits until it has imported the scientific stack.
+// waits until it has imported the scientific stack. The caller has
+// reserved its place under the kernel cap.
 func (l *Local) start() (*kernel, error) {
 	uid := l.allocUID()
 	k := &kernel{uid: uid, done: make(chan struct{}), pidfd: -1, infoDone: make(chan struct{})}
@@ -791,6 +887,7 @@ func (l *Local) start() (*kernel, error) {
 		os.RemoveAll(k.tmp)
 		l.mu.Lock()
 		delete(l.uids, uid)
+		l.live--
 		l.mu.Unlock()
 		return nil, err
 	}

@@ -10,29 +10,39 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
+	"time"
+
+	"golang.org/x/net/idna"
 )
 
 // refused are the networks a webhook may not reach unless the allow-list
 // (--webhook-allow-networks) covers them: the server's own machine and
 // network, link-local and cloud metadata endpoints (169.254.169.254 and
 // fd00:ec2::254 lie inside them; Alibaba's 100.100.100.200 inside CGNAT),
-// multicast and the unspecified address. IPv4-mapped IPv6 addresses are
+// documentation, benchmarking and other reserved ranges, multicast and the
+// unspecified address. The server's own interface addresses are refused
+// too (see Guard.own), whatever network they are in. IPv4-mapped IPv6 addresses are
 // unmapped before the check; IPv6 forms that embed an IPv4 address
 // (IPv4-compatible, NAT64, 6to4) are refused outright.
 var refused = mustPrefixes(
 	// IPv4
-	"0.0.0.0/8",      // "this network", the unspecified address
-	"10.0.0.0/8",     // private
-	"100.64.0.0/10",  // CGNAT (shared address space)
-	"127.0.0.0/8",    // loopback
-	"169.254.0.0/16", // link-local, cloud metadata
-	"172.16.0.0/12",  // private
-	"192.0.0.0/24",   // IETF protocol assignments
-	"192.168.0.0/16", // private
-	"198.18.0.0/15",  // benchmarking
-	"224.0.0.0/4",    // multicast
-	"240.0.0.0/4",    // reserved, broadcast
+	"0.0.0.0/8",       // "this network", the unspecified address
+	"10.0.0.0/8",      // private
+	"100.64.0.0/10",   // CGNAT (shared address space)
+	"127.0.0.0/8",     // loopback
+	"169.254.0.0/16",  // link-local, cloud metadata
+	"172.16.0.0/12",   // private
+	"192.0.0.0/24",    // IETF protocol assignments
+	"192.0.2.0/24",    // documentation (TEST-NET-1)
+	"192.88.99.0/24",  // 6to4 relay anycast (deprecated)
+	"192.168.0.0/16",  // private
+	"198.18.0.0/15",   // benchmarking
+	"198.51.100.0/24", // documentation (TEST-NET-2)
+	"203.0.113.0/24",  // documentation (TEST-NET-3)
+	"224.0.0.0/4",     // multicast
+	"240.0.0.0/4",     // reserved, broadcast
 	// IPv6
 	"::/96",          // unspecified, loopback and IPv4-compatible addresses
 	"::ffff:0:0/96",  // IPv4-mapped (only reached if unmapping was skipped)
@@ -40,7 +50,9 @@ var refused = mustPrefixes(
 	"64:ff9b:1::/48", // local-use NAT64
 	"100::/64",       // discard-only
 	"2001::/32",      // Teredo, embedding IPv4
+	"2001:db8::/32",  // documentation
 	"2002::/16",      // 6to4, embedding IPv4
+	"3fff::/20",      // documentation
 	"fc00::/7",       // unique-local
 	"fe80::/10",      // link-local
 	"fec0::/10",      // site-local (deprecated)
@@ -109,6 +121,42 @@ type Resolver interface {
 type Guard struct {
 	allow    []netip.Prefix
 	resolver Resolver
+	// own lists the addresses of this machine's interfaces (a public
+	// address of the server reaches it like loopback does).
+	own func() []netip.Addr
+}
+
+// ownTTL is how long the machine's interface addresses are reused before
+// they are listed again.
+const ownTTL = 10 * time.Second
+
+// interfaceAddrs returns a function listing this machine's interface
+// addresses, at most once per ownTTL.
+func interfaceAddrs() func() []netip.Addr {
+	var mu sync.Mutex
+	var at time.Time
+	var addrs []netip.Addr
+	return func() []netip.Addr {
+		mu.Lock()
+		defer mu.Unlock()
+		if time.Since(at) < ownTTL {
+			return addrs
+		}
+		ifaddrs, err := net.InterfaceAddrs()
+		if err != nil {
+			return addrs // keep the last known list
+		}
+		addrs = addrs[:0:0]
+		for _, a := range ifaddrs {
+			if ipn, ok := a.(*net.IPNet); ok {
+				if ip, ok := netip.AddrFromSlice(ipn.IP); ok {
+					addrs = append(addrs, ip.Unmap())
+				}
+			}
+		}
+		at = time.Now()
+		return addrs
+	}
 }
 
 // NewGuard returns a guard that refuses the refused networks except where
@@ -117,7 +165,7 @@ func NewGuard(allow []netip.Prefix, resolver Resolver) *Guard {
 	if resolver == nil {
 		resolver = net.DefaultResolver
 	}
-	return &Guard{allow: allow, resolver: resolver}
+	return &Guard{allow: allow, resolver: resolver, own: interfaceAddrs()}
 }
 
 // CheckAddr returns a *RefusedError if a may not be reached.
@@ -131,6 +179,12 @@ func (g *Guard) CheckAddr(a netip.Addr) error {
 	for _, p := range refused {
 		if p.Contains(a) {
 			return &RefusedError{Addr: a}
+		}
+	}
+	for _, o := range g.own() {
+		if o == a {
+			return &RefusedError{Addr: a, Reason: fmt.Sprintf("webhook address %s is this server's own; "+
+				"list it in --webhook-allow-networks to allow it", a)}
 		}
 	}
 	return nil
@@ -165,7 +219,22 @@ func (g *Guard) CheckURL(raw string) (*url.URL, error) {
 			return nil, &RefusedError{Reason: "a webhook URL's port must be 1 to 65535"}
 		}
 	}
+	// A host that is not ASCII is read as Go's HTTP client (and browsers)
+	// read it: IDNA (UTS #46) mapped, so full-width digits and ideographic
+	// full stops (127。0。0。1) are the address they spell.
 	host := u.Hostname()
+	if !isASCII(host) {
+		ascii, err := idna.Lookup.ToASCII(host)
+		if err != nil {
+			return nil, &RefusedError{Reason: fmt.Sprintf("%q is not a valid host name: %v", host, err)}
+		}
+		host = ascii
+		port := u.Port()
+		u.Host = host
+		if port != "" {
+			u.Host += ":" + port
+		}
+	}
 	addr, isAddr, err := parseHost(host)
 	if err != nil {
 		return nil, &RefusedError{Reason: err.Error()}
@@ -195,6 +264,15 @@ func (g *Guard) CheckURL(raw string) (*url.URL, error) {
 		}
 	}
 	return u, nil
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // parseHost reads a URL host the way the WHATWG URL parser (and so every

@@ -52,6 +52,23 @@ func TestCheckURL(t *testing.T) {
 		{url: "http://[fc00::1]/", addr: true},
 		{url: "http://[fe80::1%25eth0]/", addr: true},
 		{url: "http://[fe80::1]/", addr: true},
+		// Documentation and other reserved ranges (issue 21: these were
+		// accepted, and a delivery connected).
+		{url: "http://192.0.2.1/", addr: true},
+		{url: "http://198.51.100.7/", addr: true},
+		{url: "http://203.0.113.200/", addr: true},
+		{url: "http://192.88.99.1/", addr: true},
+		{url: "http://[2001:db8::1]/", addr: true},
+		{url: "http://[3fff::1]/", addr: true},
+		// Hosts that IDNA mapping turns into refused addresses: ideographic
+		// and full-width full stops, full-width digits.
+		{url: "http://127。0。0。1/", addr: true},
+		{url: "http://127．0．0．1:8080/", addr: true},
+		{url: "http://１２７.0.0.1/", addr: true},
+		{url: "http://169。254。169。254/latest/", addr: true},
+		{url: "http://localhost。/", addr: true},
+		{url: "http://ｌｏｃａｌｈｏｓｔ/", addr: true},
+		{url: "http://bücher.example:8443/hook", want: "http://xn--bcher-kva.example:8443/hook"},
 		// Multicast, broadcast and unspecified.
 		{url: "http://224.0.0.1/", addr: true},
 		{url: "http://[ff02::1]/", addr: true},
@@ -140,6 +157,34 @@ func TestCheckAddrAndControl(t *testing.T) {
 		var re *RefusedError
 		if refused != errors.As(err, &re) {
 			t.Errorf("Control(%s) = %v, want refused %v", addr, err, refused)
+		}
+	}
+}
+
+// TestOwnAddresses: this machine's interface addresses are refused at
+// configuration and at connection, unless the allow-list names them.
+func TestOwnAddresses(t *testing.T) {
+	g := NewGuard(nil, nil)
+	own := g.own()
+	if len(own) == 0 {
+		t.Skip("no interface addresses")
+	}
+	for _, a := range own {
+		host := a.String()
+		if a.Is6() {
+			host = "[" + host + "]"
+		}
+		_, err := g.CheckURL("http://" + host + ":8080/hook")
+		var re *RefusedError
+		if !errors.As(err, &re) || re.Addr != a.WithZone("") {
+			t.Errorf("CheckURL(%s) = %v; want refused", host, err)
+		}
+		if err := g.Control("tcp", netip.AddrPortFrom(a, 80).String(), nil); !errors.As(err, &re) {
+			t.Errorf("Control(%s) = %v; want refused", a, err)
+		}
+		allowed := NewGuard([]netip.Prefix{netip.PrefixFrom(a.WithZone(""), a.BitLen())}, nil)
+		if err := allowed.CheckAddr(a); err != nil {
+			t.Errorf("allowed %s: %v", a, err)
 		}
 	}
 }
