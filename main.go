@@ -287,12 +287,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	cfg.Engine.Builtins = append(cfg.Engine.Builtins, code)
 	engine := agent.New(store, providers, agent.NewHub(time.Minute), log, cfg.Engine)
 	handlersEngine := forgetfulEngine{engine, code, log}
+	// The inspector's writer stops after the engine, so it records the
+	// last exchanges of the runs that stop.
+	inspector := agent.NewInspector(store, cfg.InspectRetention, log)
+	defer inspector.Close()
+	engine.EnableInspector(inspector)
 	// The engine outlives the HTTP server during shutdown: requests finish
 	// first, then runs in flight stop (and resume on the next start).
 	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
 	defer func() { stopEngine(); engine.Wait() }()
-	inspector := agent.NewInspector(store, cfg.InspectRetention, log)
-	engine.EnableInspector(inspector)
 	go inspector.Sweep(engineCtx, time.Hour)
 	if err := engine.Start(engineCtx); err != nil {
 		return err

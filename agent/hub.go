@@ -103,8 +103,17 @@ func threadOf(name string, data json.RawMessage) string {
 
 // Publish appends an event to the run's log and wakes its readers.
 func (h *Hub) Publish(runID, name string, data json.RawMessage) Event {
+	ev, _ := h.publish(runID, name, data, true)
+	return ev
+}
+
+func (h *Hub) publish(runID, name string, data json.RawMessage, create bool) (Event, bool) {
 	h.mu.Lock()
 	l, ok := h.logs[runID]
+	if !ok && !create {
+		h.mu.Unlock()
+		return Event{}, false
+	}
 	if !ok {
 		l = &runLog{changed: make(chan struct{})}
 		h.logs[runID] = l
@@ -132,7 +141,16 @@ func (h *Hub) Publish(runID, name string, data json.RawMessage) Event {
 		time.AfterFunc(h.retain, func() { h.drop(runID, l) })
 	}
 	l.mu.Unlock()
-	return ev
+	return ev, true
+}
+
+// Append publishes an event to the run's log only if the hub holds one,
+// and reports whether it did. Writers that may come late (the upstream
+// inspector's, after the run has ended and its log was dropped) use it so
+// they never create a log that nothing would drop.
+func (h *Hub) Append(runID, name string, data json.RawMessage) bool {
+	_, ok := h.publish(runID, name, data, false)
+	return ok
 }
 
 func (h *Hub) drop(runID string, l *runLog) {

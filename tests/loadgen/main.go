@@ -13,6 +13,9 @@
 // Usage (from the repo root):
 //
 //	go build -o /tmp/assistantd . && go run ./tests/loadgen -bin /tmp/assistantd -runs 1000
+//
+// -inspect-retention 0 turns the upstream inspector off (it is on by
+// default); -args passes further flags to assistantd.
 package main
 
 import (
@@ -47,6 +50,9 @@ func main() {
 	words := flag.Int("words", 20, "text chunks per answer")
 	delay := flag.Duration("chunk-delay", 10*time.Millisecond, "upstream latency per chunk")
 	timeout := flag.Duration("timeout", 5*time.Minute, "give up after this long")
+	inspect := flag.String("inspect-retention", "", "pass --inspect-retention to assistantd (0 turns the upstream inspector off; empty keeps the binary's default, on)")
+	memEvery := flag.Duration("mem-every", 250*time.Millisecond, "how often assistantd's RSS is sampled during phase (b)")
+	extra := flag.String("args", "", "further space-separated arguments for assistantd")
 	flag.Parse()
 	if *bin == "" {
 		fmt.Fprintln(os.Stderr, "loadgen: -bin is required")
@@ -54,13 +60,18 @@ func main() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	if err := run(ctx, *bin, *runs, *samples, *words, *delay); err != nil {
+	var args []string
+	if *inspect != "" {
+		args = append(args, "--inspect-retention", *inspect)
+	}
+	args = append(args, strings.Fields(*extra)...)
+	if err := run(ctx, *bin, args, *runs, *samples, *words, *delay, *memEvery); err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, bin string, runs, samples, words int, delay time.Duration) error {
+func run(ctx context.Context, bin string, extra []string, runs, samples, words int, delay, memEvery time.Duration) error {
 	up := upstream.New()
 	up.ChunkDelay = delay
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -78,8 +89,9 @@ func run(ctx context.Context, bin string, runs, samples, words int, delay time.D
 	}
 	defer os.RemoveAll(dir)
 	key := "sk-loadgen-0123456789abcdef"
-	cmd := exec.CommandContext(ctx, bin, "--addr", "127.0.0.1:0", "--data", filepath.Join(dir, "data"), "--api-key", key,
-		"--upstream-url", upURL, "--workers", strconv.Itoa(runs+16), "--log-level", "warn")
+	args := append([]string{"--addr", "127.0.0.1:0", "--data", filepath.Join(dir, "data"), "--api-key", key,
+		"--upstream-url", upURL, "--workers", strconv.Itoa(runs + 16), "--log-level", "warn"}, extra...)
+	cmd := exec.CommandContext(ctx, bin, args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return err
@@ -126,6 +138,26 @@ func run(ctx context.Context, bin string, runs, samples, words int, delay time.D
 	fmt.Printf("    overhead:        p50 %v  p99 %v\n", pct(overhead, 50), pct(overhead, 99))
 
 	// (b) many concurrent streaming runs.
+	baseRSS, _ := procStatus(cmd.Process.Pid, "VmRSS:")
+	baseHWM, _ := procStatus(cmd.Process.Pid, "VmHWM:")
+	var maxRSS atomic.Int64
+	sampleCtx, stopSampling := context.WithCancel(ctx)
+	sampled := make(chan struct{})
+	go func() { // RSS while the streams run: the peak of this phase alone
+		defer close(sampled)
+		t := time.NewTicker(memEvery)
+		defer t.Stop()
+		for {
+			if rss, err := procStatus(cmd.Process.Pid, "VmRSS:"); err == nil && rss > maxRSS.Load() {
+				maxRSS.Store(rss)
+			}
+			select {
+			case <-sampleCtx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
 	var wg sync.WaitGroup
 	var completed, failed, lost atomic.Int64
 	var mu sync.Mutex
@@ -162,11 +194,17 @@ func run(ctx context.Context, bin string, runs, samples, words int, delay time.D
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	stopSampling()
+	<-sampled
 	fmt.Printf("(b) %d concurrent streaming runs of %d chunks, upstream chunk delay %v\n", runs, words, delay)
 	fmt.Printf("    completed %d, failed %d, events lost %d, wall time %v\n", completed.Load(), failed.Load(), lost.Load(), elapsed.Round(time.Millisecond))
 	fmt.Printf("    added inter-event delay: p50 %v  p99 %v  max %v\n", pct(gaps, 50), pct(gaps, 99), pct(gaps, 100))
-	if rss, err := peakRSS(cmd.Process.Pid); err == nil {
-		fmt.Printf("    assistantd peak RSS: %.1f MiB\n", float64(rss)/1024)
+	if rss, err := procStatus(cmd.Process.Pid, "VmHWM:"); err == nil {
+		fmt.Printf("    assistantd peak RSS: %.1f MiB (%.1f MiB before the streams)\n", float64(rss)/1024, float64(baseHWM)/1024)
+	}
+	if m := maxRSS.Load(); m > 0 && runs > 0 {
+		fmt.Printf("    assistantd RSS sampled every %v during the streams: max %.1f MiB, from %.1f MiB at rest: %.1f KiB per stream\n",
+			memEvery, float64(m)/1024, float64(baseRSS)/1024, float64(m-baseRSS)/float64(runs))
 	}
 	if firstErr != nil {
 		fmt.Printf("    first error: %v\n", firstErr)
@@ -337,19 +375,19 @@ func pct(ds []time.Duration, p int) time.Duration {
 	return s[i].Round(10 * time.Microsecond)
 }
 
-// peakRSS reads VmHWM (KiB) of a process.
-func peakRSS(pid int) (int64, error) {
+// procStatus reads a KiB figure (VmHWM:, VmRSS:) of a process.
+func procStatus(pid int, field string) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "VmHWM:") {
+		if strings.HasPrefix(line, field) {
 			f := strings.Fields(line)
 			if len(f) >= 2 {
 				return strconv.ParseInt(f[1], 10, 64)
 			}
 		}
 	}
-	return 0, errors.New("no VmHWM")
+	return 0, errors.New("no " + field)
 }
