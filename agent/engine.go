@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/assistantd/assistantd/db"
+	"github.com/assistantd/assistantd/telemetry"
 )
 
 // Store is what the engine needs from the store.
@@ -113,7 +114,8 @@ type Engine struct {
 	cfg       Config
 
 	builtins  map[string]Builtin
-	inspector *Inspector // records upstream exchanges, when enabled
+	inspector *Inspector         // records upstream exchanges, when enabled
+	metrics   *telemetry.Metrics // nil: none (see EnableMetrics)
 
 	queue chan job
 	locks [256]sync.Mutex

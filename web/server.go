@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v5"
 
 	"github.com/assistantd/assistantd/handlers"
+	"github.com/assistantd/assistantd/telemetry"
 )
 
 // KeyChecker reports whether an API key may use /v1.
@@ -29,6 +30,9 @@ type Config struct {
 	// TrustProxy makes X-Forwarded-Proto: https from a reverse proxy count
 	// as TLS (for HSTS), as --trust-proxy does for the web app's cookies.
 	TrustProxy bool
+	// Metrics, when set, learns every request's route, status and
+	// duration. The metrics are served on their own listener, never here.
+	Metrics *telemetry.Metrics
 }
 
 // New returns the HTTP handler serving the API and the web app.
@@ -37,6 +41,9 @@ func New(cfg Config) http.Handler {
 	e.Logger = cfg.Logger
 	e.HTTPErrorHandler = errorHandler(cfg.Logger, cfg.UI)
 	e.JSONSerializer = jsonSerializer{}
+	if cfg.Metrics != nil {
+		e.Use(observe(cfg.Metrics)) // outermost: sees the status logRequests' error rendering wrote
+	}
 	e.Use(requestID, hsts(cfg.TrustProxy), logRequests(cfg.Logger), recoverPanics)
 	if cfg.UI != nil {
 		e.Use(webApp(securityHeaders), webApp(cfg.UI.Session))
