@@ -22,6 +22,8 @@ import (
 	"syscall"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/assistantd/assistantd/agent"
 	"github.com/assistantd/assistantd/agent/sandbox"
 	"github.com/assistantd/assistantd/agent/webhook"
@@ -308,6 +310,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	inspector := agent.NewInspector(store, cfg.InspectRetention, log)
 	defer inspector.Close()
 	engine.EnableInspector(inspector)
+	// Traces go where the OTEL_* environment says; none without it.
+	var tracer trace.TracerProvider
+	if telemetry.TracesEnabled(getenv) {
+		tp, shutdown, err := telemetry.NewTracerProvider(ctx, getenv)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			_ = shutdown(sctx)
+		}()
+		tracer = tp
+		engine.EnableTracing(tp)
+	}
 	var metrics *telemetry.Metrics
 	if cfg.MetricsAddr != "" {
 		metrics = telemetry.NewMetrics()
@@ -339,6 +356,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		// HSTS behind a TLS-terminating proxy, as for the cookies.
 		TrustProxy: cfg.Web.TrustProxy,
 		Metrics:    metrics,
+		Tracer:     tracer,
 	})
 
 	// Header, body-rate, write-stall and idle limits: see web.Limits.

@@ -207,7 +207,9 @@ func (t *turn) dispatch(ctx context.Context, step db.RunStep) (again bool, lastE
 				return
 			}
 			start := time.Now()
-			res, err := p.runner.Run(ctx, p.call)
+			tctx, span := t.e.startTool(ctx, p.call)
+			res, err := p.runner.Run(tctx, p.call)
+			endSpan(span, err)
 			t.e.observeTool(p.call.Name, err, start)
 			outcomes <- callOutcome{pendingCall: p, result: res, err: err}
 		}()

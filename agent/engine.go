@@ -27,6 +27,8 @@ import (
 	"time"
 
 	"github.com/assistantd/assistantd/db"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/assistantd/assistantd/telemetry"
 )
 
@@ -101,8 +103,9 @@ var (
 const maxRecoveries = 3
 
 type job struct {
-	runID  string
-	resume bool // an in_progress run interrupted by a restart
+	runID       string
+	resume      bool   // an in_progress run interrupted by a restart
+	traceparent string // the creating request's span, kept by the run's first claim
 }
 
 // Engine executes runs.
@@ -116,6 +119,8 @@ type Engine struct {
 	builtins  map[string]Builtin
 	inspector *Inspector         // records upstream exchanges, when enabled
 	metrics   *telemetry.Metrics // nil: none (see EnableMetrics)
+	tracer    trace.Tracer       // see EnableTracing
+	tracing   bool
 
 	queue chan job
 	locks [256]sync.Mutex
@@ -269,7 +274,7 @@ func (e *Engine) expiry() *int64 {
 // CreateRun stores a queued run (with its additional messages), publishes
 // thread.run.created and thread.run.queued, and enqueues it.
 func (e *Engine) CreateRun(ctx context.Context, r db.Run, extra []db.Message) (db.Run, error) {
-	return e.create(r, func(r db.Run) (*db.Thread, db.Run, error) {
+	return e.create(ctx, r, func(r db.Run) (*db.Thread, db.Run, error) {
 		run, err := e.store.CreateRun(ctx, r, extra)
 		return nil, run, err
 	})
@@ -279,7 +284,7 @@ func (e *Engine) CreateRun(ctx context.Context, r db.Run, extra []db.Message) (d
 // publishes thread.created, thread.run.created and thread.run.queued, and
 // enqueues the run.
 func (e *Engine) CreateThreadAndRun(ctx context.Context, t db.Thread, msgs []db.Message, r db.Run) (db.Thread, db.Run, error) {
-	run, err := e.create(r, func(r db.Run) (*db.Thread, db.Run, error) {
+	run, err := e.create(ctx, r, func(r db.Run) (*db.Thread, db.Run, error) {
 		var run db.Run
 		var err error
 		t, run, err = e.store.CreateThreadAndRun(ctx, t, msgs, r)
@@ -293,7 +298,7 @@ func (e *Engine) CreateThreadAndRun(ctx context.Context, t db.Thread, msgs []db.
 // events are published: the sweeper may find the queued run in the store
 // at once, but no worker can claim it (and publish thread.run.in_progress)
 // before thread.run.created is out.
-func (e *Engine) create(r db.Run, store func(db.Run) (*db.Thread, db.Run, error)) (db.Run, error) {
+func (e *Engine) create(ctx context.Context, r db.Run, store func(db.Run) (*db.Thread, db.Run, error)) (db.Run, error) {
 	r.ID = db.NewID("run_")
 	r.ExpiresAt = e.expiry()
 	mu := e.lockRun(r.ID)
@@ -313,7 +318,7 @@ func (e *Engine) create(r db.Run, store func(db.Run) (*db.Thread, db.Run, error)
 		e.hub.Publish(run.ID, ev.name, ev.data)
 	}
 	mu.Unlock()
-	e.enqueue(job{runID: run.ID})
+	e.enqueue(job{runID: run.ID, traceparent: telemetry.Traceparent(ctx)})
 	return run, nil
 }
 

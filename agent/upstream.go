@@ -56,11 +56,17 @@ func (t *turn) request(ctx context.Context, provider *Provider, params openai.Ch
 // call sends one request and feeds the answer into the turn.
 func (t *turn) call(ctx context.Context, p *Provider, params openai.ChatCompletionNewParams, stream bool) (err error) {
 	ctx = t.e.inspectContext(ctx, t.runID) // each attempt is its own recorded exchange
+	ctx, span := t.e.startChat(ctx, p.Name, params.Model, stream)
 	obs := telemetry.Upstream{Provider: p.Name, Model: params.Model}
 	start, before := time.Now(), t.usage
 	defer func() {
 		obs.Duration = time.Since(start)
 		obs.Outcome = outcome(ctx, err)
+		var usage *db.Usage
+		if t.usage != before {
+			usage = t.usage
+		}
+		endChat(span, obs.Outcome, t.finish, usage, err)
 		if t.usage != nil && t.usage != before { // this request's own usage
 			obs.HasUsage, obs.InputTokens, obs.OutputTokens = true, t.usage.PromptTokens, t.usage.CompletionTokens
 		}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 
 	"github.com/labstack/echo/v5"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/assistantd/assistantd/handlers"
 	"github.com/assistantd/assistantd/telemetry"
@@ -33,6 +34,8 @@ type Config struct {
 	// Metrics, when set, learns every request's route, status and
 	// duration. The metrics are served on their own listener, never here.
 	Metrics *telemetry.Metrics
+	// Tracer, when set, gives every request a server span.
+	Tracer trace.TracerProvider
 }
 
 // New returns the HTTP handler serving the API and the web app.
@@ -41,8 +44,11 @@ func New(cfg Config) http.Handler {
 	e.Logger = cfg.Logger
 	e.HTTPErrorHandler = errorHandler(cfg.Logger, cfg.UI)
 	e.JSONSerializer = jsonSerializer{}
+	if cfg.Tracer != nil {
+		e.Use(traceRequests(cfg.Tracer))
+	}
 	if cfg.Metrics != nil {
-		e.Use(observe(cfg.Metrics)) // outermost: sees the status logRequests' error rendering wrote
+		e.Use(observe(cfg.Metrics)) // outside logRequests: sees the status its error rendering wrote
 	}
 	e.Use(requestID, hsts(cfg.TrustProxy), logRequests(cfg.Logger), recoverPanics)
 	if cfg.UI != nil {
