@@ -23,11 +23,14 @@ import (
 	"syscall"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/assistantd/assistantd/agent"
 	"github.com/assistantd/assistantd/agent/sandbox"
 	"github.com/assistantd/assistantd/agent/webhook"
 	"github.com/assistantd/assistantd/db"
 	"github.com/assistantd/assistantd/handlers/api"
+	"github.com/assistantd/assistantd/telemetry"
 	"github.com/assistantd/assistantd/web"
 )
 
@@ -64,6 +67,9 @@ type config struct {
 	Code         sandbox.Config
 	// InspectRetention is how long upstream exchanges are kept; 0 records none.
 	InspectRetention time.Duration
+	// MetricsAddr, when set, serves /metrics (Prometheus) on its own
+	// listener; DebugAddr, when set (loopback only), serves net/http/pprof.
+	MetricsAddr, DebugAddr string
 }
 
 // parseConfig reads flags, falling back to environment variables, and
@@ -107,6 +113,10 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 		"comma-separated CIDRs webhooks may reach although they are loopback, private, link-local, CGNAT or metadata addresses, e.g. 10.0.0.0/8,fd00::/8; default none (env ASSISTANTD_WEBHOOK_ALLOW_NETWORKS)")
 	inspectRetention := fs.Duration("inspect-retention", envDuration(env, "ASSISTANTD_INSPECT_RETENTION", agent.DefaultInspectRetention),
 		"how long the upstream inspector keeps each run's exact upstream requests and responses (keys redacted); 0 records none (env ASSISTANTD_INSPECT_RETENTION)")
+	metricsAddr := fs.String("metrics-addr", env("ASSISTANTD_METRICS_ADDR", ""),
+		"serve Prometheus metrics at /metrics on this address (host:port), a listener of its own without authentication; default off (env ASSISTANTD_METRICS_ADDR)")
+	debugAddr := fs.String("debug-addr", env("ASSISTANTD_DEBUG_ADDR", ""),
+		"serve Go's profiler (net/http/pprof) at /debug/pprof/ on this loopback address (host:port); default off (env ASSISTANTD_DEBUG_ADDR)")
 	logLevel := fs.String("log-level", env("ASSISTANTD_LOG_LEVEL", "info"), "debug, info, warn or error (env ASSISTANTD_LOG_LEVEL)")
 	webFlags := addWebFlags(fs, env)
 	codeFlags := addCodeFlags(fs, env)
@@ -122,12 +132,20 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 		return config{}, fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
 	}
 	cfg := config{Addr: *addr, DataDir: *data, APIKey: *apiKey, UpstreamKey: *upstreamKey, InspectRetention: *inspectRetention,
-		EmbeddingsModel: *embeddingsModel, QueryRewriteModel: *queryRewriteModel}
+		EmbeddingsModel: *embeddingsModel, QueryRewriteModel: *queryRewriteModel, MetricsAddr: *metricsAddr, DebugAddr: *debugAddr}
 	if cfg.InspectRetention < 0 {
 		return cfg, errors.New("--inspect-retention must not be negative (0 turns the upstream inspector off)")
 	}
 	if _, _, err := net.SplitHostPort(cfg.Addr); err != nil {
 		return cfg, fmt.Errorf("invalid --addr %q: %w", cfg.Addr, err)
+	}
+	if cfg.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(cfg.MetricsAddr); err != nil {
+			return cfg, fmt.Errorf("invalid --metrics-addr %q: %w", cfg.MetricsAddr, err)
+		}
+	}
+	if cfg.DebugAddr != "" && !loopback(cfg.DebugAddr) {
+		return cfg, fmt.Errorf("invalid --debug-addr %q: the profiler listens on loopback only, e.g. 127.0.0.1:6060", cfg.DebugAddr)
 	}
 	if cfg.DataDir == "" {
 		return cfg, errors.New("--data must not be empty")
@@ -298,7 +316,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer sb.Close()
 	cfg.Engine.Builtins = append(cfg.Engine.Builtins, agent.NewCodeInterpreter(sb, store))
+	// The inspector's writer stops after the engine (deferred calls run
+	// last first), so it records the last exchanges of the runs that stop.
 	inspector := agent.NewInspector(store, cfg.InspectRetention, log)
+	defer inspector.Close()
 	// Housekeeping: the engine runs these beside its own sweep.
 	cfg.Engine.Sweeps = []agent.Sweep{
 		{Name: "expired objects", Every: time.Minute, Run: store.SweepExpired},
@@ -306,6 +327,27 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	engine := agent.New(store, providers, agent.NewHub(time.Minute), log, cfg.Engine)
 	engine.EnableInspector(inspector)
+	// Traces go where the OTEL_* environment says; none without it.
+	var tracer trace.TracerProvider
+	if telemetry.TracesEnabled(getenv) {
+		tp, shutdown, err := telemetry.NewTracerProvider(ctx, getenv)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			_ = shutdown(sctx)
+		}()
+		tracer = tp
+		engine.EnableTracing(tp)
+	}
+	var metrics *telemetry.Metrics
+	if cfg.MetricsAddr != "" {
+		metrics = telemetry.NewMetrics()
+		metrics.DBPools(store.PoolStats)
+		engine.EnableMetrics(metrics)
+	}
 	// The engine outlives the HTTP server during shutdown: requests finish
 	// first, then runs in flight stop (and resume on the next start).
 	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
@@ -330,6 +372,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Logger:   log,
 		// HSTS behind a TLS-terminating proxy, as for the cookies.
 		TrustProxy: cfg.Web.TrustProxy,
+		Metrics:    metrics,
+		Tracer:     tracer,
 	})
 
 	// Header, body-rate, write-stall and idle limits: see web.Limits.
@@ -338,6 +382,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	srv.RegisterOnShutdown(v1.CloseStreams)
 	if webUI != nil {
 		srv.RegisterOnShutdown(webUI.CloseStreams)
+	}
+	if metrics != nil {
+		addr, stop, err := web.ServeAside(ctx, cfg.MetricsAddr, "/metrics", metrics.Handler(), log)
+		if err != nil {
+			return fmt.Errorf("--metrics-addr: %w", err)
+		}
+		defer stop()
+		fmt.Fprintf(stdout, "metrics listening on http://%s/metrics\n", addr)
+	}
+	if cfg.DebugAddr != "" {
+		addr, stop, err := web.ServeAside(ctx, cfg.DebugAddr, "/debug/pprof/", web.Pprof(), log)
+		if err != nil {
+			return fmt.Errorf("--debug-addr: %w", err)
+		}
+		defer stop()
+		fmt.Fprintf(stdout, "profiler listening on http://%s/debug/pprof/\n", addr)
 	}
 	fmt.Fprintf(stdout, "assistantd listening on http://%s (data in %s)\n", ln.Addr(), cfg.DataDir)
 	if setupToken != "" {
@@ -376,4 +436,17 @@ func keyChecker(configured string, store *db.Store) web.KeyChecker {
 		}
 		return store.CheckAPIKey(ctx, key)
 	}
+}
+
+// loopback reports whether addr (host:port) names a loopback host.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

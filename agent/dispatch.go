@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/assistantd/assistantd/db"
 )
@@ -205,7 +206,11 @@ func (t *turn) dispatch(ctx context.Context, step db.RunStep) (again bool, lastE
 				outcomes <- callOutcome{pendingCall: p, err: ErrToClient}
 				return
 			}
-			res, err := p.runner.Run(ctx, p.call)
+			start := time.Now()
+			tctx, span := t.e.startTool(ctx, p.call)
+			res, err := p.runner.Run(tctx, p.call)
+			endSpan(span, err)
+			t.e.observeTool(p.call.Name, err, start)
 			outcomes <- callOutcome{pendingCall: p, result: res, err: err}
 		}()
 	}

@@ -24,6 +24,9 @@ import (
 	"time"
 
 	"github.com/assistantd/assistantd/db"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/assistantd/assistantd/telemetry"
 )
 
 // Store is what the engine needs from the store.
@@ -101,8 +104,9 @@ var (
 const maxRecoveries = 3
 
 type job struct {
-	runID  string
-	resume bool // an in_progress run interrupted by a restart
+	runID       string
+	resume      bool   // an in_progress run interrupted by a restart
+	traceparent string // the creating request's span, kept by the run's first claim
 }
 
 // Engine executes runs.
@@ -114,7 +118,10 @@ type Engine struct {
 	cfg       Config
 
 	builtins  map[string]Builtin
-	inspector *Inspector // records upstream exchanges, when enabled
+	inspector *Inspector         // records upstream exchanges, when enabled
+	metrics   *telemetry.Metrics // nil: none (see EnableMetrics)
+	tracer    trace.Tracer       // see EnableTracing
+	tracing   bool
 
 	queue chan job
 	locks [256]sync.Mutex

@@ -14,6 +14,7 @@ import (
 
 	"github.com/assistantd/assistantd/agent/retrieval"
 	"github.com/assistantd/assistantd/db"
+	"github.com/assistantd/assistantd/telemetry"
 )
 
 // fileSearchStore is what file_search reads: the assistant's and the
@@ -45,7 +46,10 @@ type FileSearch struct {
 	search  searcher
 	ingest  waiter
 	maxWait time.Duration
+	metrics *telemetry.Metrics // nil: none
 }
+
+func (f *FileSearch) enableMetrics(m *telemetry.Metrics) { f.metrics = m }
 
 // NewFileSearch returns the file_search tool. maxWait bounds how long a
 // call waits for its stores' files still in progress (then it searches
@@ -132,8 +136,10 @@ func (f *FileSearch) Run(ctx context.Context, call ToolCall) (ToolResult, error)
 	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return ToolResult{}, fmt.Errorf("wait for file ingestion: %w", err)
 	}
+	searched := time.Now()
 	found, err := f.search.Search(ctx, retrieval.Query{StoreIDs: storeIDs, Queries: []string{args.Query},
 		MaxResults: maxResults, ScoreThreshold: ranking.ScoreThreshold})
+	f.metrics.Searched(err == nil, time.Since(searched))
 	if err != nil {
 		return ToolResult{}, fmt.Errorf("file search: %w", err)
 	}

@@ -3,8 +3,11 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/assistantd/assistantd/telemetry"
 )
 
 // Event is one Assistants streaming event of a run: the SSE event name and
@@ -50,6 +53,9 @@ type Hub struct {
 	runs   map[string][]string // thread id → its logged runs, oldest first
 	born   chan struct{}       // closed and replaced whenever a log is created or learns its thread
 	retain time.Duration
+	// metrics, when set, learns runs' queue waits and ends from their
+	// events (see observe).
+	metrics *telemetry.Metrics
 }
 
 type runLog struct {
@@ -58,6 +64,8 @@ type runLog struct {
 	changed chan struct{} // closed and replaced on every append
 	ended   bool          // the run is terminal; the log will be dropped
 	thread  string        // the run's thread, once an event named it
+	created time.Time     // when thread.run.created was published here
+	queued  time.Time     // when the run was last queued, until a worker took it
 }
 
 // NewHub returns a hub that keeps a finished run's log for retain before
@@ -103,8 +111,17 @@ func threadOf(name string, data json.RawMessage) string {
 
 // Publish appends an event to the run's log and wakes its readers.
 func (h *Hub) Publish(runID, name string, data json.RawMessage) Event {
+	ev, _ := h.publish(runID, name, data, true)
+	return ev
+}
+
+func (h *Hub) publish(runID, name string, data json.RawMessage, create bool) (Event, bool) {
 	h.mu.Lock()
 	l, ok := h.logs[runID]
+	if !ok && !create {
+		h.mu.Unlock()
+		return Event{}, false
+	}
 	if !ok {
 		l = &runLog{changed: make(chan struct{})}
 		h.logs[runID] = l
@@ -127,12 +144,53 @@ func (h *Hub) Publish(runID, name string, data json.RawMessage) Event {
 	close(l.changed)
 	l.changed = make(chan struct{})
 	terminal := ev.EndsSegment() && ev.Name != "thread.run.requires_action"
+	if h.metrics != nil {
+		h.observe(l, ev, terminal && !l.ended)
+	}
 	if terminal && !l.ended {
 		l.ended = true
 		time.AfterFunc(h.retain, func() { h.drop(runID, l) })
 	}
 	l.mu.Unlock()
-	return ev
+	return ev, true
+}
+
+// observe feeds the metrics from a run's events: the time between
+// thread.run.queued and thread.run.in_progress is a queue wait; a terminal
+// event ends the run, whose age is taken from thread.run.created when this
+// process saw it, else from the run's created_at. Callers hold l.mu.
+func (h *Hub) observe(l *runLog, ev Event, ends bool) {
+	now := time.Now()
+	switch {
+	case ev.Name == "thread.run.created":
+		l.created = now
+	case ev.Name == "thread.run.queued":
+		l.queued = now
+	case ev.Name == "thread.run.in_progress" && !l.queued.IsZero():
+		h.metrics.RunQueued(now.Sub(l.queued))
+		l.queued = time.Time{}
+	case ends && strings.HasPrefix(ev.Name, "thread.run."):
+		start := l.created
+		if start.IsZero() {
+			var r struct {
+				CreatedAt int64 `json:"created_at"`
+			}
+			if json.Unmarshal(ev.Data, &r) != nil || r.CreatedAt == 0 {
+				return
+			}
+			start = time.Unix(r.CreatedAt, 0)
+		}
+		h.metrics.RunFinished(strings.TrimPrefix(ev.Name, "thread.run."), now.Sub(start))
+	}
+}
+
+// Append publishes an event to the run's log only if the hub holds one,
+// and reports whether it did. Writers that may come late (the upstream
+// inspector's, after the run has ended and its log was dropped) use it so
+// they never create a log that nothing would drop.
+func (h *Hub) Append(runID, name string, data json.RawMessage) bool {
+	_, ok := h.publish(runID, name, data, false)
+	return ok
 }
 
 func (h *Hub) drop(runID string, l *runLog) {

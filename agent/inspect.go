@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/openai/openai-go/v3/option"
@@ -34,12 +35,54 @@ type ExchangeStore interface {
 }
 
 // Inspector records upstream exchanges and sweeps old ones.
+//
+// Recording never waits on the store: a run's request hands its exchange
+// to an in-memory queue and goes on; one writer goroutine drains the queue
+// in batches (everything queued since its last pass) and writes them, so
+// a thousand streams cost the store's single writer one client, not a
+// thousand. The queue is bounded in bytes and in entries; an exchange that
+// does not fit is dropped and counted (Dropped) rather than made to wait.
 type Inspector struct {
 	store     ExchangeStore
 	retention time.Duration
 	log       *slog.Logger
 	// MaxBody bounds each stored body; the rest is cut with a note.
 	MaxBody int
+	// MaxQueueBytes and MaxQueue bound what waits for the writer: bodies'
+	// bytes and entries. Set them before the first exchange.
+	MaxQueueBytes int64
+	MaxQueue      int
+
+	mu       sync.Mutex
+	queue    []*inspectOp
+	queued   int64         // bytes held by queue
+	slots    int           // entries queued, and kept for the finishes of queued starts
+	enqueued int64         // ops ever queued
+	written  int64         // ops the writer has finished with
+	progress chan struct{} // closed and replaced after each batch
+	wake     chan struct{} // buffered(1): the queue has work
+	stop     chan struct{} // closed by Close
+	stopped  chan struct{} // closed when the writer has exited
+	closed   bool
+	dropped  atomic.Int64
+}
+
+// inspectOp is one write waiting in the inspector's queue: an exchange's
+// start, or its end.
+type inspectOp struct {
+	rec    *exchangeRecord
+	finish bool
+	x      db.Exchange // the finished exchange (finish only)
+	raw    []byte      // a streamed response's bytes, assembled by the writer
+	size   int64
+}
+
+// exchangeRecord ties an exchange's start and end: the writer learns the
+// id when it writes the start and uses it for the end, which is always
+// queued after it.
+type exchangeRecord struct {
+	in *inspection
+	id int64 // set by the writer; 0 if the start could not be written
 }
 
 // DefaultInspectRetention is how long exchanges are kept by default: long
@@ -48,12 +91,171 @@ type Inspector struct {
 const DefaultInspectRetention = 7 * 24 * time.Hour
 
 // NewInspector returns an inspector keeping exchanges for retention; a
-// retention of 0 records nothing.
+// retention of 0 records nothing. Its writer runs until Close.
 func NewInspector(store ExchangeStore, retention time.Duration, log *slog.Logger) *Inspector {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Inspector{store: store, retention: retention, log: log, MaxBody: 1 << 20}
+	ins := &Inspector{store: store, retention: retention, log: log, MaxBody: 1 << 20,
+		MaxQueueBytes: 64 << 20, MaxQueue: 1 << 16,
+		progress: make(chan struct{}), wake: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
+	if retention > 0 {
+		go ins.write()
+	} else {
+		close(ins.stopped)
+	}
+	return ins
+}
+
+// Dropped returns how many exchanges (or responses of exchanges) were not
+// recorded because the writer had fallen behind.
+func (ins *Inspector) Dropped() int64 { return ins.dropped.Load() }
+
+// Queued returns the entries (with those kept for the finishes of queued
+// starts) and body bytes waiting for the writer.
+func (ins *Inspector) Queued() (entries int, bytes int64) {
+	ins.mu.Lock()
+	defer ins.mu.Unlock()
+	return ins.slots, ins.queued
+}
+
+// enqueue hands op to the writer unless the queue is full. A start takes
+// two of MaxQueue's entries, its own and one kept for its finish, so a
+// finish whose start was queued is always taken (without its response
+// body if that does not fit in MaxQueueBytes): no exchange is left
+// looking in flight, and the bounds hold.
+func (ins *Inspector) enqueue(op *inspectOp) bool {
+	ins.mu.Lock()
+	if op.finish {
+		if ins.queued+op.size > ins.MaxQueueBytes {
+			op.raw, op.x.ResponseBody, op.size = nil, "[not recorded: the inspector's writer had fallen behind]", 0
+			ins.dropped.Add(1)
+		}
+	} else if ins.closed || ins.slots+2 > ins.MaxQueue || ins.queued+op.size > ins.MaxQueueBytes {
+		ins.mu.Unlock()
+		ins.dropped.Add(1)
+		return false
+	} else {
+		ins.slots += 2
+	}
+	ins.queue = append(ins.queue, op)
+	ins.queued += op.size
+	ins.enqueued++
+	ins.mu.Unlock()
+	select {
+	case ins.wake <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// write is the writer goroutine: it takes everything queued and writes it,
+// until Close; then it writes what is left and exits.
+func (ins *Inspector) write() {
+	defer close(ins.stopped)
+	for {
+		select {
+		case <-ins.wake:
+		case <-ins.stop:
+			ins.writeQueued()
+			return
+		}
+		ins.writeQueued()
+	}
+}
+
+func (ins *Inspector) writeQueued() {
+	for {
+		ins.mu.Lock()
+		batch := ins.queue
+		ins.queue = nil
+		ins.mu.Unlock()
+		if len(batch) == 0 {
+			return
+		}
+		for _, op := range batch {
+			ins.writeOp(op)
+		}
+		ins.mu.Lock()
+		for _, op := range batch {
+			ins.queued -= op.size
+			ins.slots--
+		}
+		ins.written += int64(len(batch))
+		close(ins.progress)
+		ins.progress = make(chan struct{})
+		ins.mu.Unlock()
+	}
+}
+
+// writeOp stores one start or end and announces it on the run's log.
+func (ins *Inspector) writeOp(op *inspectOp) {
+	rec := op.rec
+	in := rec.in
+	// Recording must not hang the writer on one stuck write.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if !op.finish {
+		id, err := ins.store.StartExchange(ctx, op.x)
+		if err != nil {
+			ins.log.Warn("record upstream exchange", "run_id", in.runID, "error", err)
+			return
+		}
+		rec.id = id
+		in.publish(UpstreamEvent{ExchangeID: id, RunID: in.runID, State: "in_flight"})
+		return
+	}
+	if rec.id == 0 {
+		return // the start failed to write; it was logged
+	}
+	x := op.x
+	x.ID = rec.id
+	if op.raw != nil {
+		if x.Streamed {
+			assembled, chunks := assembleStream(op.raw)
+			x.Chunks = chunks
+			x.ResponseBody = ins.cut(assembled)
+		} else {
+			x.ResponseBody = ins.cut(string(op.raw))
+		}
+	}
+	if err := ins.store.FinishExchange(ctx, x); err != nil {
+		ins.log.Warn("record upstream exchange", "run_id", in.runID, "error", err)
+	}
+	in.publish(UpstreamEvent{ExchangeID: x.ID, RunID: in.runID, State: "done", Status: x.Status, Error: x.Error, DurationMS: *x.DurationMS})
+}
+
+// Flush waits until everything queued before the call has been written
+// (or dropped), or ctx ends.
+func (ins *Inspector) Flush(ctx context.Context) error {
+	ins.mu.Lock()
+	target := ins.enqueued
+	for ins.written < target {
+		progress := ins.progress
+		ins.mu.Unlock()
+		select {
+		case <-progress:
+		case <-ins.stopped:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		ins.mu.Lock()
+	}
+	ins.mu.Unlock()
+	return nil
+}
+
+// Close stops taking exchanges, writes what is queued and stops the
+// writer. Call it after the engine has stopped.
+func (ins *Inspector) Close() {
+	ins.mu.Lock()
+	if !ins.closed {
+		ins.closed = true
+		close(ins.stop)
+	}
+	ins.mu.Unlock()
+	<-ins.stopped
 }
 
 // EnableInspector makes the engine record its runs' upstream exchanges.
@@ -146,9 +348,12 @@ func redactURL(u *url.URL) string {
 	return c.String()
 }
 
+// publish announces an exchange on the run's event log, if the run still
+// has one: the writer may come after the run has ended and its log is gone,
+// and must not make a new one.
 func (in *inspection) publish(ev UpstreamEvent) {
 	if b, err := json.Marshal(ev); err == nil {
-		in.hub.Publish(in.runID, UpstreamEventName, b)
+		in.hub.Append(in.runID, UpstreamEventName, b)
 	}
 }
 
@@ -168,40 +373,34 @@ func (in *inspection) round(req *http.Request, next option.MiddlewareNext) (*htt
 	start := time.Now()
 	x := db.Exchange{RunID: in.runID, StartedAt: start.UnixMilli(), Method: req.Method, URL: redactURL(req.URL),
 		RequestHeaders: flatHeaders(req.Header), RequestBody: ins.cut(string(body))}
-	// Recording must not fail the call, nor outlive it much.
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(req.Context()), 5*time.Second)
-	id, err := ins.store.StartExchange(sctx, x)
-	cancel()
-	if err != nil {
-		ins.log.Warn("record upstream exchange", "run_id", in.runID, "error", err)
-		return next(req)
+	rec := &exchangeRecord{in: in}
+	if !ins.enqueue(&inspectOp{rec: rec, x: x, size: int64(len(x.RequestBody))}) {
+		return next(req) // dropped and counted: the writer is behind
 	}
-	x.ID = id
-	in.publish(UpstreamEvent{ExchangeID: id, RunID: in.runID, State: "in_flight"})
 
 	resp, err := next(req)
 	if err != nil {
 		x.Error = err.Error()
-		in.finish(req.Context(), x, start)
+		in.finish(rec, x, nil, start)
 		return resp, err
 	}
+	x.RequestHeaders, x.RequestBody = nil, "" // written with the start
 	x.Status = resp.StatusCode
 	x.ResponseHeaders = flatHeaders(resp.Header)
 	x.Streamed = strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
-	resp.Body = &recordingBody{rc: resp.Body, in: in, x: x, start: start, ctx: req.Context(), max: ins.MaxBody}
+	resp.Body = &recordingBody{rc: resp.Body, in: in, rec: rec, x: x, start: start, ctx: req.Context(), max: ins.MaxBody}
 	return resp, nil
 }
 
-// finish stores the exchange's outcome and announces it.
-func (in *inspection) finish(ctx context.Context, x db.Exchange, start time.Time) {
+// finish hands the exchange's outcome to the writer; raw is the response
+// as read, which the writer assembles (not the run's goroutine).
+func (in *inspection) finish(rec *exchangeRecord, x db.Exchange, raw []byte, start time.Time) {
 	d := time.Since(start).Milliseconds()
 	x.DurationMS = &d
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	if err := in.ins.store.FinishExchange(sctx, x); err != nil {
-		in.ins.log.Warn("record upstream exchange", "run_id", in.runID, "error", err)
+	if raw == nil {
+		raw = []byte{}
 	}
-	in.publish(UpstreamEvent{ExchangeID: x.ID, RunID: in.runID, State: "done", Status: x.Status, Error: x.Error, DurationMS: d})
+	in.ins.enqueue(&inspectOp{rec: rec, finish: true, x: x, raw: raw, size: int64(len(raw))})
 }
 
 func (ins *Inspector) cut(s string) string {
@@ -219,6 +418,7 @@ func itoa64(n int64) string { b, _ := json.Marshal(n); return string(b) }
 type recordingBody struct {
 	rc    io.ReadCloser
 	in    *inspection
+	rec   *exchangeRecord
 	x     db.Exchange
 	start time.Time
 	ctx   context.Context
@@ -253,20 +453,12 @@ func (b *recordingBody) Close() error {
 func (b *recordingBody) done() {
 	b.once.Do(func() {
 		x := b.x
-		raw := b.buf.Bytes()
-		if x.Streamed {
-			assembled, chunks := assembleStream(raw)
-			x.Chunks = chunks
-			x.ResponseBody = b.in.ins.cut(assembled)
-		} else {
-			x.ResponseBody = b.in.ins.cut(string(raw))
-		}
 		if b.rerr != nil {
 			x.Error = "reading the response: " + b.rerr.Error()
 		} else if b.ctx.Err() != nil {
 			x.Error = "the run stopped reading the response (" + context.Cause(b.ctx).Error() + ")"
 		}
-		b.in.finish(b.ctx, x, b.start)
+		b.in.finish(b.rec, x, b.buf.Bytes(), b.start)
 	})
 }
 

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -43,13 +45,28 @@ func inspectFixture(t *testing.T) (*Engine, *Provider, *db.Store, db.Run) {
 		t.Fatal(err)
 	}
 	e := New(store, ps, NewHub(time.Minute), slog.New(slog.DiscardHandler), Config{})
-	e.EnableInspector(NewInspector(store, time.Hour, nil))
+	ins := NewInspector(store, time.Hour, nil)
+	t.Cleanup(ins.Close)
+	e.EnableInspector(ins)
+	// A run has a log on the hub before it calls upstream (its status
+	// events); the inspector announces exchanges only on existing logs.
+	e.hub.Publish(run.ID, "thread.run.in_progress", json.RawMessage(`{}`))
 	return e, p, store, run
 }
 
 func userParams(text string) openai.ChatCompletionNewParams {
 	return openai.ChatCompletionNewParams{Model: "gpt-test",
 		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage(text)}}
+}
+
+// flushed waits until the engine's inspector has written what it queued.
+func flushed(t *testing.T, e *Engine) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.inspector.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func exchangesOf(t *testing.T, store *db.Store, run db.Run) []db.Exchange {
@@ -85,6 +102,7 @@ func TestInspectorRecordsStreamedExchangeRedacted(t *testing.T) {
 	}
 	s.Close()
 
+	flushed(t, e)
 	xs := exchangesOf(t, store, run)
 	if len(xs) != 1 {
 		t.Fatalf("recorded %d exchanges, want 1", len(xs))
@@ -152,6 +170,7 @@ func TestInspectorRecordsRetriesSeparately(t *testing.T) {
 	if _, err := p.Client.Chat.Completions.New(ctx, params); err != nil {
 		t.Fatalf("retry: %v", err)
 	}
+	flushed(t, e)
 	xs := exchangesOf(t, store, run)
 	if len(xs) != 2 || xs[0].Status != 500 || xs[1].Status != 200 || xs[1].Streamed {
 		t.Fatalf("exchanges = %+v", xs)
@@ -159,7 +178,7 @@ func TestInspectorRecordsRetriesSeparately(t *testing.T) {
 	if !strings.Contains(xs[1].ResponseBody, "You said") {
 		t.Errorf("plain response body = %s", xs[1].ResponseBody)
 	}
-	sub := e.hub.Subscribe(run.ID, 0)
+	sub := e.hub.Subscribe(run.ID, 1) // after the fixture's status event
 	rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	var states []string
@@ -191,6 +210,7 @@ func TestInspectorRecordsTransportErrors(t *testing.T) {
 	if _, err := p.Client.Chat.Completions.New(e.inspectContext(context.Background(), run.ID), userParams("hi")); err == nil {
 		t.Fatal("a request to a closed port succeeded")
 	}
+	flushed(t, e)
 	xs := exchangesOf(t, store, run)
 	if len(xs) != 1 || xs[0].Status != 0 || xs[0].Error == "" {
 		t.Fatalf("exchanges = %+v", xs)
@@ -204,17 +224,172 @@ func TestInspectorOnlyRunsAndSweeps(t *testing.T) {
 	if _, err := p.Client.Chat.Completions.New(context.Background(), userParams("hi")); err != nil {
 		t.Fatal(err)
 	}
+	flushed(t, e)
 	if xs := exchangesOf(t, store, run); len(xs) != 0 {
 		t.Fatalf("a request outside a run was recorded: %+v", xs)
 	}
 	if _, err := p.Client.Chat.Completions.New(e.inspectContext(context.Background(), run.ID), userParams("hi")); err != nil {
 		t.Fatal(err)
 	}
+	flushed(t, e)
 	n, err := store.DeleteExchangesBefore(context.Background(), time.Now().Add(time.Minute).UnixMilli())
 	if err != nil || n != 1 {
 		t.Fatalf("swept %d (%v), want 1", n, err)
 	}
 	if n, err := NewInspector(store, 0, nil).Sweep(context.Background()); n != 0 || err != nil {
 		t.Fatalf("a sweep with retention off swept %d (%v)", n, err)
+	}
+}
+
+// stalledStore is an exchange store whose writes wait until released, as
+// a store stuck behind a long write transaction would.
+type stalledStore struct {
+	release  chan struct{}
+	entered  chan struct{} // closed by the first write
+	once     sync.Once
+	mu       sync.Mutex
+	starts   int
+	finishes map[int64]bool
+}
+
+func (s *stalledStore) wait() {
+	s.once.Do(func() { close(s.entered) })
+	<-s.release
+}
+
+func (s *stalledStore) StartExchange(ctx context.Context, x db.Exchange) (int64, error) {
+	s.wait()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.starts++
+	return int64(s.starts), nil
+}
+
+func (s *stalledStore) FinishExchange(ctx context.Context, x db.Exchange) error {
+	s.wait()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.finishes[x.ID] = true
+	return nil
+}
+
+func (s *stalledStore) DeleteExchangesBefore(ctx context.Context, cutoff int64) (int64, error) {
+	return 0, nil
+}
+
+// streamAll runs n streaming requests at once through the provider client
+// in ctx and returns when all have been read to the end.
+func streamAll(ctx context.Context, p *Provider, n int) error {
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			s := p.Client.Chat.Completions.NewStreaming(ctx, userParams(fmt.Sprintf("[[chunks 5]] stream %d", i)))
+			for s.Next() {
+			}
+			s.Close()
+			errs <- s.Err()
+		}()
+	}
+	var first error
+	for range n {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// With its store stalled, the inspector lets every stream run to its end,
+// holds no more than its bounds, and counts what it drops; released, it
+// finishes every exchange it started.
+func TestInspectorNeverBlocksOnStalledStore(t *testing.T) {
+	e, p, _, run := inspectFixture(t)
+	st := &stalledStore{release: make(chan struct{}), entered: make(chan struct{}), finishes: map[int64]bool{}}
+	ins := NewInspector(st, time.Hour, slog.New(slog.DiscardHandler))
+	ins.MaxQueue = 8
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			close(st.release)
+		}
+	}
+	t.Cleanup(func() { release(); ins.Close() })
+	e.EnableInspector(ins)
+
+	const streams = 40
+	done := make(chan error, 1)
+	go func() { done <- streamAll(e.inspectContext(context.Background(), run.ID), p, streams) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("streams did not finish while the inspector's store was stalled")
+	}
+	select {
+	case <-st.entered:
+	default:
+		t.Fatal("the inspector never tried to write")
+	}
+	if n, _ := ins.Queued(); n > ins.MaxQueue {
+		t.Errorf("%d entries queued, bound %d", n, ins.MaxQueue)
+	}
+	if ins.Dropped() == 0 {
+		t.Error("no drops counted although the queue was full")
+	}
+
+	release()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := ins.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.starts == 0 || st.starts >= streams {
+		t.Errorf("%d exchanges started with %d streams and a queue of %d", st.starts, streams, ins.MaxQueue)
+	}
+	for id := int64(1); id <= int64(st.starts); id++ {
+		if !st.finishes[id] {
+			t.Errorf("exchange %d was started but never finished", id)
+		}
+	}
+}
+
+// When the writer keeps up, every attempt of many concurrent streams
+// (failed ones included) is recorded in full and nothing is dropped.
+func TestInspectorRecordsEveryAttempt(t *testing.T) {
+	e, p, store, run := inspectFixture(t)
+	ctx := e.inspectContext(context.Background(), run.ID)
+	const streams = 30
+	if err := streamAll(ctx, p, streams); err != nil {
+		t.Fatal(err)
+	}
+	var apiErr *openai.Error
+	if _, err := p.Client.Chat.Completions.New(ctx, userParams("[[status 503 1]] hi")); !errors.As(err, &apiErr) {
+		t.Fatalf("want a 503, got %v", err)
+	}
+	flushed(t, e)
+	xs := exchangesOf(t, store, run)
+	if len(xs) != streams+1 {
+		t.Fatalf("recorded %d exchanges, want %d", len(xs), streams+1)
+	}
+	statuses := map[int]int{}
+	for _, x := range xs {
+		statuses[x.Status]++
+		if x.DurationMS == nil {
+			t.Errorf("exchange %d left in flight", x.ID)
+		}
+		if x.Status == 200 && (!x.Streamed || x.Chunks < 5 || !strings.Contains(x.ResponseBody, "chat.completion")) {
+			t.Errorf("exchange %d: streamed %v, %d chunks, body %.80q", x.ID, x.Streamed, x.Chunks, x.ResponseBody)
+		}
+	}
+	if statuses[200] != streams || statuses[503] != 1 {
+		t.Errorf("statuses %v", statuses)
+	}
+	if d := e.inspector.Dropped(); d != 0 {
+		t.Errorf("%d dropped", d)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/assistantd/assistantd/db"
+	"github.com/assistantd/assistantd/telemetry"
 )
 
 // The engine's operations on runs, as the API and the web app call them:
@@ -32,7 +33,7 @@ func (e *Engine) expiry() *int64 {
 // CreateRun stores a queued run (with its additional messages), publishes
 // thread.run.created and thread.run.queued, and enqueues it.
 func (e *Engine) CreateRun(ctx context.Context, r db.Run, extra []db.Message) (db.Run, error) {
-	return e.create(r, func(r db.Run) (*db.Thread, db.Run, error) {
+	return e.create(ctx, r, func(r db.Run) (*db.Thread, db.Run, error) {
 		run, err := e.store.CreateRun(ctx, r, extra)
 		return nil, run, err
 	})
@@ -42,7 +43,7 @@ func (e *Engine) CreateRun(ctx context.Context, r db.Run, extra []db.Message) (d
 // publishes thread.created, thread.run.created and thread.run.queued, and
 // enqueues the run.
 func (e *Engine) CreateThreadAndRun(ctx context.Context, t db.Thread, msgs []db.Message, r db.Run) (db.Thread, db.Run, error) {
-	run, err := e.create(r, func(r db.Run) (*db.Thread, db.Run, error) {
+	run, err := e.create(ctx, r, func(r db.Run) (*db.Thread, db.Run, error) {
 		var run db.Run
 		var err error
 		t, run, err = e.store.CreateThreadAndRun(ctx, t, msgs, r)
@@ -56,7 +57,7 @@ func (e *Engine) CreateThreadAndRun(ctx context.Context, t db.Thread, msgs []db.
 // events are published: the sweeper may find the queued run in the store
 // at once, but no worker can claim it (and publish thread.run.in_progress)
 // before thread.run.created is out.
-func (e *Engine) create(r db.Run, store func(db.Run) (*db.Thread, db.Run, error)) (db.Run, error) {
+func (e *Engine) create(ctx context.Context, r db.Run, store func(db.Run) (*db.Thread, db.Run, error)) (db.Run, error) {
 	r.ID = db.NewID("run_")
 	r.ExpiresAt = e.expiry()
 	mu := e.lockRun(r.ID)
@@ -76,7 +77,7 @@ func (e *Engine) create(r db.Run, store func(db.Run) (*db.Thread, db.Run, error)
 		e.hub.Publish(run.ID, ev.name, ev.data)
 	}
 	mu.Unlock()
-	e.enqueue(job{runID: run.ID})
+	e.enqueue(job{runID: run.ID, traceparent: telemetry.Traceparent(ctx)})
 	return run, nil
 }
 

@@ -113,9 +113,10 @@ type env struct {
 	tools   agent.Config
 	assist  db.Assistant
 	stopped bool
+	prepare func(*agent.Engine) // called on each engine before it starts
 }
 
-func newEnv(t *testing.T, cfg agent.Config) *env {
+func newEnv(t *testing.T, cfg agent.Config, prepare ...func(*agent.Engine)) *env {
 	t.Helper()
 	up := upstream.New()
 	srv := httptest.NewServer(up)
@@ -127,6 +128,9 @@ func newEnv(t *testing.T, cfg agent.Config) *env {
 	}
 	t.Cleanup(func() { store.Close() })
 	e := &env{store: store, up: up, dir: dir, upURL: srv.URL + "/v1", tools: cfg}
+	for _, p := range prepare {
+		e.prepare = p
+	}
 	e.start(t)
 	tools := []db.Tool{{Type: "code_interpreter"}}
 	for _, name := range []string{"get_weather", "get_time"} {
@@ -151,6 +155,9 @@ func (e *env) start(t *testing.T) {
 	cfg.SweepInterval = 50 * time.Millisecond
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	e.engine = agent.New(e.store, providers, agent.NewHub(time.Minute), log, cfg)
+	if e.prepare != nil {
+		e.prepare(e.engine)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := e.engine.Start(ctx); err != nil {
 		t.Fatal(err)

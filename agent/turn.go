@@ -44,10 +44,12 @@ func (e *Engine) execute(parent context.Context, j job) {
 
 // runTurns claims the run and takes its turns.
 func (e *Engine) runTurns(ctx context.Context, j job) {
-	run, ok := e.claim(ctx, j)
+	run, traceparent, ok := e.claim(ctx, j)
 	if !ok {
 		return
 	}
+	ctx, span := e.startExecution(ctx, run, traceparent, j.resume)
+	defer span.End()
 	wctx := context.WithoutCancel(ctx) // store writes finish even when the run is cancelled
 	for {
 		t := &turn{e: e, runID: j.runID, run: run}
@@ -75,8 +77,9 @@ func (e *Engine) runTurns(ctx context.Context, j job) {
 
 // claim moves a queued run (or, resuming after a restart, an in_progress
 // one) to in_progress and counts the attempt.
-func (e *Engine) claim(ctx context.Context, j job) (db.Run, bool) {
+func (e *Engine) claim(ctx context.Context, j job) (db.Run, string, bool) {
 	var run db.Run
+	var traceparent string
 	err := e.commit(context.WithoutCancel(ctx), j.runID, func(ctx context.Context, tx *db.Tx, em *emitter) error {
 		r, err := tx.GetRun(ctx, j.runID)
 		if err != nil {
@@ -100,13 +103,16 @@ func (e *Engine) claim(ctx context.Context, j job) (db.Run, bool) {
 		if err != nil {
 			return err
 		}
+		if traceparent, err = e.runTrace(ctx, tx, j); err != nil {
+			return err
+		}
 		em.emit("thread.run.in_progress", run)
 		return nil
 	})
 	if err != nil && !errors.Is(err, errNotRunnable) && !errors.Is(err, db.ErrNotFound) {
 		e.log.Error("claim run", "run_id", j.runID, "error", err)
 	}
-	return run, err == nil
+	return run, traceparent, err == nil
 }
 
 // turn is the state of one turn while it runs: one model request and the

@@ -22,6 +22,7 @@ import (
 	"github.com/openai/openai-go/v3"
 
 	"github.com/assistantd/assistantd/db"
+	"github.com/assistantd/assistantd/telemetry"
 )
 
 // request sends the turn's request, retrying what may pass on retry as
@@ -53,8 +54,24 @@ func (t *turn) request(ctx context.Context, provider *Provider, params openai.Ch
 }
 
 // call sends one request and feeds the answer into the turn.
-func (t *turn) call(ctx context.Context, p *Provider, params openai.ChatCompletionNewParams, stream bool) error {
+func (t *turn) call(ctx context.Context, p *Provider, params openai.ChatCompletionNewParams, stream bool) (err error) {
 	ctx = t.e.inspectContext(ctx, t.runID) // each attempt is its own recorded exchange
+	ctx, span := t.e.startChat(ctx, p.Name, params.Model, stream)
+	obs := telemetry.Upstream{Provider: p.Name, Model: params.Model}
+	start, before := time.Now(), t.usage
+	defer func() {
+		obs.Duration = time.Since(start)
+		obs.Outcome = outcome(ctx, err)
+		var usage *db.Usage
+		if t.usage != before {
+			usage = t.usage
+		}
+		endChat(span, obs.Outcome, t.finish, usage, err)
+		if t.usage != nil && t.usage != before { // this request's own usage
+			obs.HasUsage, obs.InputTokens, obs.OutputTokens = true, t.usage.PromptTokens, t.usage.CompletionTokens
+		}
+		t.e.metrics.UpstreamRequest(obs)
+	}()
 	if !stream {
 		resp, err := p.Client.Chat.Completions.New(ctx, params)
 		if err != nil {
@@ -87,6 +104,9 @@ func (t *turn) call(ctx context.Context, p *Provider, params openai.ChatCompleti
 	defer s.Close()
 	for s.Next() && t.broken == nil {
 		chunk := s.Current()
+		if obs.FirstToken == 0 && len(chunk.Choices) > 0 && (chunk.Choices[0].Delta.Content != "" || len(chunk.Choices[0].Delta.ToolCalls) > 0) {
+			obs.FirstToken = time.Since(start)
+		}
 		if chunk.JSON.Usage.Valid() && chunk.Usage.TotalTokens > 0 {
 			t.usage = &db.Usage{PromptTokens: chunk.Usage.PromptTokens, CompletionTokens: chunk.Usage.CompletionTokens, TotalTokens: chunk.Usage.TotalTokens}
 		}
@@ -109,6 +129,24 @@ func (t *turn) call(ctx context.Context, p *Provider, params openai.ChatCompleti
 		}
 	}
 	return s.Err()
+}
+
+// outcome names how an upstream request ended, for the metrics.
+func outcome(ctx context.Context, err error) string {
+	var apiErr *openai.Error
+	switch {
+	case err == nil:
+		return "ok"
+	case ctx.Err() != nil:
+		return "cancelled"
+	case errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusTooManyRequests:
+		return "rate_limited"
+	case errors.As(err, &apiErr) && apiErr.StatusCode >= 500:
+		return "server_error"
+	case errors.As(err, &apiErr):
+		return "client_error"
+	}
+	return "transport_error"
 }
 
 // retryable reports whether an upstream error may pass on retry: rate

@@ -11,6 +11,9 @@ import (
 	"github.com/assistantd/assistantd/handlers/api"
 	"github.com/assistantd/assistantd/handlers/ui"
 	"github.com/labstack/echo/v5"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/assistantd/assistantd/telemetry"
 )
 
 // KeyChecker reports whether an API key may use /v1.
@@ -29,6 +32,11 @@ type Config struct {
 	// TrustProxy makes X-Forwarded-Proto: https from a reverse proxy count
 	// as TLS (for HSTS), as --trust-proxy does for the web app's cookies.
 	TrustProxy bool
+	// Metrics, when set, learns every request's route, status and
+	// duration. The metrics are served on their own listener, never here.
+	Metrics *telemetry.Metrics
+	// Tracer, when set, gives every request a server span.
+	Tracer trace.TracerProvider
 }
 
 // New returns the HTTP handler serving the API and the web app.
@@ -37,6 +45,12 @@ func New(cfg Config) http.Handler {
 	e.Logger = cfg.Logger
 	e.HTTPErrorHandler = errorHandler(cfg.Logger, cfg.UI)
 	e.JSONSerializer = jsonSerializer{}
+	if cfg.Tracer != nil {
+		e.Use(traceRequests(cfg.Tracer))
+	}
+	if cfg.Metrics != nil {
+		e.Use(observe(cfg.Metrics)) // outside logRequests: sees the status its error rendering wrote
+	}
 	e.Use(requestID, hsts(cfg.TrustProxy), logRequests(cfg.Logger), recoverPanics)
 	if cfg.UI != nil {
 		e.Use(webApp(securityHeaders), webApp(cfg.UI.Session))

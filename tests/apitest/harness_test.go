@@ -126,6 +126,7 @@ type server struct {
 
 	t      testing.TB
 	args   []string // the extra flags, kept for restart
+	env    []string // extra environment variables (NAME=value), if any
 	cmd    *exec.Cmd
 	out    *watchWriter // stdout
 	errBuf *syncBuffer  // stderr
@@ -177,6 +178,9 @@ func (s *server) startErr() error {
 	}
 	args = append(args, s.args...)
 	s.cmd, s.out, s.errBuf, s.exited = exec.Command(serverBin, args...), newWatchWriter(), &syncBuffer{}, make(chan struct{})
+	if s.env != nil {
+		s.cmd.Env = append(os.Environ(), s.env...)
+	}
 	s.cmd.Stdout, s.cmd.Stderr = s.out, s.errBuf
 	if err := s.cmd.Start(); err != nil {
 		return fmt.Errorf("start server: %w", err)

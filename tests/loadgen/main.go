@@ -13,6 +13,9 @@
 // Usage (from the repo root):
 //
 //	go build -o /tmp/assistantd . && go run ./tests/loadgen -bin /tmp/assistantd -runs 1000
+//
+// -inspect-retention 0 turns the upstream inspector off (it is on by
+// default); -args passes further flags to assistantd.
 package main
 
 import (
@@ -47,6 +50,12 @@ func main() {
 	words := flag.Int("words", 20, "text chunks per answer")
 	delay := flag.Duration("chunk-delay", 10*time.Millisecond, "upstream latency per chunk")
 	timeout := flag.Duration("timeout", 5*time.Minute, "give up after this long")
+	inspect := flag.String("inspect-retention", "", "pass --inspect-retention to assistantd (0 turns the upstream inspector off; empty keeps the binary's default, on)")
+	memEvery := flag.Duration("mem-every", 250*time.Millisecond, "how often assistantd's RSS is sampled during phase (b)")
+	extra := flag.String("args", "", "further space-separated arguments for assistantd")
+	pprofURL := flag.String("pprof", "", "base URL of assistantd's profiler (start it with -args \"--debug-addr ...\"); with -heap, heap profiles are fetched from it")
+	heapDir := flag.String("heap", "", "directory to save heap profiles in, every -heap-every during phase (b)")
+	heapEvery := flag.Duration("heap-every", 2*time.Second, "how often a heap profile is saved")
 	flag.Parse()
 	if *bin == "" {
 		fmt.Fprintln(os.Stderr, "loadgen: -bin is required")
@@ -54,13 +63,94 @@ func main() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	if err := run(ctx, *bin, *runs, *samples, *words, *delay); err != nil {
+	var args []string
+	if *inspect != "" {
+		args = append(args, "--inspect-retention", *inspect)
+	}
+	args = append(args, strings.Fields(*extra)...)
+	prof := profiler{url: *pprofURL, dir: *heapDir, every: *heapEvery}
+	if err := run(ctx, *bin, args, *runs, *samples, *words, *delay, *memEvery, prof); err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, bin string, runs, samples, words int, delay time.Duration) error {
+// profiler saves heap profiles of assistantd during phase (b).
+type profiler struct {
+	url, dir string
+	every    time.Duration
+}
+
+// snapshots saves a heap profile every p.every until ctx ends, naming
+// each by its time and the streams open then, and prints what it saved.
+func (p profiler) snapshots(ctx context.Context, pid int, open func() int64) {
+	if p.url == "" || p.dir == "" {
+		return
+	}
+	if err := os.MkdirAll(p.dir, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen: heap profiles:", err)
+		return
+	}
+	t := time.NewTicker(p.every)
+	defer t.Stop()
+	start := time.Now()
+	for i := 0; ; i++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n := open()
+		rss, _ := procStatus(pid, "VmRSS:")
+		res, err := http.Get(p.url + "/debug/pprof/heap")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen: heap profile:", err)
+			continue
+		}
+		name := filepath.Join(p.dir, fmt.Sprintf("heap-%02d.pb.gz", i))
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if err := os.WriteFile(name, b, 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen:", err)
+			continue
+		}
+		fmt.Printf("    heap profile %s at %v: %d streams open, RSS %.1f MiB; %s\n", name, time.Since(start).Round(time.Second), n,
+			float64(rss)/1024, p.breakdown())
+	}
+}
+
+// memLine matches the runtime.MemStats lines of /debug/pprof/heap?debug=1.
+var memLine = regexp.MustCompile(`^# (HeapInuse|HeapIdle|HeapReleased|Stack|Sys) = (\d+)`)
+
+// breakdown reads the Go runtime's memory figures and goroutine count.
+func (p profiler) breakdown() string {
+	res, err := http.Get(p.url + "/debug/pprof/heap?debug=1")
+	if err != nil {
+		return err.Error()
+	}
+	defer res.Body.Close()
+	figs := map[string]float64{}
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		if m := memLine.FindStringSubmatch(sc.Text()); m != nil {
+			v, _ := strconv.ParseFloat(m[2], 64)
+			figs[m[1]] = v / (1 << 20)
+		}
+	}
+	goroutines := "?"
+	if g, err := http.Get(p.url + "/debug/pprof/goroutine?debug=1"); err == nil {
+		b, _ := io.ReadAll(g.Body)
+		g.Body.Close()
+		line, _, _ := strings.Cut(string(b), "\n")
+		goroutines = strings.TrimSpace(strings.TrimPrefix(line, "goroutine profile: total "))
+		_ = os.WriteFile(filepath.Join(p.dir, fmt.Sprintf("goroutines-%s.txt", time.Now().Format("150405"))), b, 0o644)
+	}
+	return fmt.Sprintf("heap in use %.0f MiB, heap idle %.0f MiB (%.0f released), stacks %.0f MiB, Go sys %.0f MiB, %s goroutines",
+		figs["HeapInuse"], figs["HeapIdle"], figs["HeapReleased"], figs["Stack"], figs["Sys"], goroutines)
+}
+
+func run(ctx context.Context, bin string, extra []string, runs, samples, words int, delay, memEvery time.Duration, prof profiler) error {
 	up := upstream.New()
 	up.ChunkDelay = delay
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -78,8 +168,9 @@ func run(ctx context.Context, bin string, runs, samples, words int, delay time.D
 	}
 	defer os.RemoveAll(dir)
 	key := "sk-loadgen-0123456789abcdef"
-	cmd := exec.CommandContext(ctx, bin, "--addr", "127.0.0.1:0", "--data", filepath.Join(dir, "data"), "--api-key", key,
-		"--upstream-url", upURL, "--workers", strconv.Itoa(runs+16), "--log-level", "warn")
+	args := append([]string{"--addr", "127.0.0.1:0", "--data", filepath.Join(dir, "data"), "--api-key", key,
+		"--upstream-url", upURL, "--workers", strconv.Itoa(runs + 16), "--log-level", "warn"}, extra...)
+	cmd := exec.CommandContext(ctx, bin, args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return err
@@ -126,8 +217,31 @@ func run(ctx context.Context, bin string, runs, samples, words int, delay time.D
 	fmt.Printf("    overhead:        p50 %v  p99 %v\n", pct(overhead, 50), pct(overhead, 99))
 
 	// (b) many concurrent streaming runs.
+	baseRSS, _ := procStatus(cmd.Process.Pid, "VmRSS:")
+	baseHWM, _ := procStatus(cmd.Process.Pid, "VmHWM:")
+	var maxRSS atomic.Int64
+	sampleCtx, stopSampling := context.WithCancel(ctx)
+	sampled := make(chan struct{})
+	go func() { // RSS while the streams run: the peak of this phase alone
+		defer close(sampled)
+		t := time.NewTicker(memEvery)
+		defer t.Stop()
+		for {
+			if rss, err := procStatus(cmd.Process.Pid, "VmRSS:"); err == nil && rss > maxRSS.Load() {
+				maxRSS.Store(rss)
+			}
+			select {
+			case <-sampleCtx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
 	var wg sync.WaitGroup
-	var completed, failed, lost atomic.Int64
+	var completed, failed, lost, open atomic.Int64
+	profCtx, stopProfiles := context.WithCancel(ctx)
+	profiled := make(chan struct{})
+	go func() { defer close(profiled); prof.snapshots(profCtx, cmd.Process.Pid, open.Load) }()
 	var mu sync.Mutex
 	var gaps []time.Duration
 	var firstErr error
@@ -136,7 +250,9 @@ func run(ctx context.Context, bin string, runs, samples, words int, delay time.D
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			open.Add(1)
 			res, err := c.streamRun(ctx, asst.ID, prompt)
+			open.Add(-1)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -162,11 +278,19 @@ func run(ctx context.Context, bin string, runs, samples, words int, delay time.D
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	stopSampling()
+	<-sampled
+	stopProfiles()
+	<-profiled
 	fmt.Printf("(b) %d concurrent streaming runs of %d chunks, upstream chunk delay %v\n", runs, words, delay)
 	fmt.Printf("    completed %d, failed %d, events lost %d, wall time %v\n", completed.Load(), failed.Load(), lost.Load(), elapsed.Round(time.Millisecond))
 	fmt.Printf("    added inter-event delay: p50 %v  p99 %v  max %v\n", pct(gaps, 50), pct(gaps, 99), pct(gaps, 100))
-	if rss, err := peakRSS(cmd.Process.Pid); err == nil {
-		fmt.Printf("    assistantd peak RSS: %.1f MiB\n", float64(rss)/1024)
+	if rss, err := procStatus(cmd.Process.Pid, "VmHWM:"); err == nil {
+		fmt.Printf("    assistantd peak RSS: %.1f MiB (%.1f MiB before the streams)\n", float64(rss)/1024, float64(baseHWM)/1024)
+	}
+	if m := maxRSS.Load(); m > 0 && runs > 0 {
+		fmt.Printf("    assistantd RSS sampled every %v during the streams: max %.1f MiB, from %.1f MiB at rest: %.1f KiB per stream\n",
+			memEvery, float64(m)/1024, float64(baseRSS)/1024, float64(m-baseRSS)/float64(runs))
 	}
 	if firstErr != nil {
 		fmt.Printf("    first error: %v\n", firstErr)
@@ -185,7 +309,7 @@ func expectedText(words int) string {
 	return strings.Join(w, " ")
 }
 
-var listening = regexp.MustCompile(`listening on http://(\S+)`)
+var listening = regexp.MustCompile(`assistantd listening on http://(\S+)`)
 
 func waitListening(r io.Reader) (string, error) {
 	sc := bufio.NewScanner(r)
@@ -337,19 +461,19 @@ func pct(ds []time.Duration, p int) time.Duration {
 	return s[i].Round(10 * time.Microsecond)
 }
 
-// peakRSS reads VmHWM (KiB) of a process.
-func peakRSS(pid int) (int64, error) {
+// procStatus reads a KiB figure (VmHWM:, VmRSS:) of a process.
+func procStatus(pid int, field string) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "VmHWM:") {
+		if strings.HasPrefix(line, field) {
 			f := strings.Fields(line)
 			if len(f) >= 2 {
 				return strconv.ParseInt(f[1], 10, 64)
 			}
 		}
 	}
-	return 0, errors.New("no VmHWM")
+	return 0, errors.New("no " + field)
 }

@@ -1,0 +1,35 @@
+package telemetry
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// Models past the bound are reported as "other", so a client choosing
+// model names cannot grow the series without end.
+func TestModelLabelsAreBounded(t *testing.T) {
+	m := NewMetrics()
+	for i := range 100 {
+		m.UpstreamRequest(Upstream{Provider: "p", Model: fmt.Sprintf("model-%d", i), Outcome: "ok", Duration: time.Millisecond})
+	}
+	if got := testutil.CollectAndCount(m.upstreamRequests); got != 65 {
+		t.Errorf("%d series for 100 models, want 64 and other", got)
+	}
+	if got := testutil.ToFloat64(m.upstreamRequests.WithLabelValues("chat", "p", "other", "ok")); got != 36 {
+		t.Errorf("other = %v, want 36", got)
+	}
+}
+
+// A nil *Metrics is a valid, silent metric set.
+func TestNilMetrics(t *testing.T) {
+	var m *Metrics
+	m.HTTPRequest("/", "GET", 200, time.Second)
+	m.UpstreamRequest(Upstream{})
+	m.ToolExecuted("x", true, time.Second)
+	m.RunFinished("completed", time.Second)
+	m.Gauge("x", "x", func() float64 { return 0 })
+	m.SSEOpened()
+}
