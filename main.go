@@ -27,6 +27,7 @@ import (
 	"github.com/assistantd/assistantd/agent/webhook"
 	"github.com/assistantd/assistantd/db"
 	"github.com/assistantd/assistantd/handlers"
+	handlersapi "github.com/assistantd/assistantd/handlers/api"
 	"github.com/assistantd/assistantd/web"
 )
 
@@ -304,13 +305,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	api := handlers.NewAPI(store, handlersEngine, cfg.MaxUploadBytes, log, handlers.WithVectorStores(store, rag))
+	responses := handlersapi.NewResponses(store, handlersEngine, log)
 	handler := web.New(web.Config{
-		UI:       ui,
-		API:      api,
-		Webhooks: webhooks,
-		CheckKey: keyChecker(cfg.APIKey, store),
-		Health:   store.Ping,
-		Logger:   log,
+		UI:        ui,
+		API:       api,
+		Webhooks:  webhooks,
+		Responses: responses,
+		CheckKey:  keyChecker(cfg.APIKey, store),
+		Health:    store.Ping,
+		Logger:    log,
 		// HSTS behind a TLS-terminating proxy, as for the cookies.
 		TrustProxy: cfg.Web.TrustProxy,
 	})
@@ -319,6 +322,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	srv := web.NewHTTPServer(handler, web.DefaultLimits(), log)
 	srv.BaseContext = func(net.Listener) context.Context { return context.WithoutCancel(ctx) }
 	srv.RegisterOnShutdown(api.CloseStreams)
+	srv.RegisterOnShutdown(responses.CloseStreams)
 	if ui != nil {
 		srv.RegisterOnShutdown(ui.CloseStreams)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v5"
 
 	"github.com/assistantd/assistantd/handlers"
+	"github.com/assistantd/assistantd/handlers/api"
 )
 
 // KeyChecker reports whether an API key may use /v1.
@@ -23,9 +24,12 @@ type Config struct {
 	// Webhooks serves the webhook extension under /v1/assistants; nil
 	// leaves it out.
 	Webhooks *handlers.Webhooks
-	CheckKey KeyChecker
-	Health   func(ctx context.Context) error
-	Logger   *slog.Logger
+	// Responses serves the Responses and Conversations APIs; nil leaves
+	// them out.
+	Responses *api.Responses
+	CheckKey  KeyChecker
+	Health    func(ctx context.Context) error
+	Logger    *slog.Logger
 	// TrustProxy makes X-Forwarded-Proto: https from a reverse proxy count
 	// as TLS (for HSTS), as --trust-proxy does for the web app's cookies.
 	TrustProxy bool
