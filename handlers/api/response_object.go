@@ -43,8 +43,8 @@ type responseObject struct {
 	Truncation         json.RawMessage   `json:"truncation"`
 	PresencePenalty    json.RawMessage   `json:"presence_penalty"`
 	FrequencyPenalty   json.RawMessage   `json:"frequency_penalty"`
-	Usage              *usage            `json:"usage"`
-	User               json.RawMessage   `json:"user"`
+	Usage              *usage            `json:"usage,omitempty"` // only once finished: the spec has no null
+	User               json.RawMessage   `json:"user,omitempty"`  // deprecated; a string, never null
 	Metadata           json.RawMessage   `json:"metadata"`
 }
 
@@ -64,7 +64,8 @@ type incompleteReason struct {
 type usage struct {
 	InputTokens        int64 `json:"input_tokens"`
 	InputTokensDetails struct {
-		CachedTokens int64 `json:"cached_tokens"`
+		CachedTokens     int64 `json:"cached_tokens"`
+		CacheWriteTokens int64 `json:"cache_write_tokens"`
 	} `json:"input_tokens_details"`
 	OutputTokens        int64 `json:"output_tokens"`
 	OutputTokensDetails struct {
@@ -79,7 +80,7 @@ var echoDefaults = map[string]string{
 	"prompt": "null", "prompt_cache_key": "null", "reasoning": "null", "safety_identifier": "null",
 	"service_tier": `"default"`, "temperature": "1", "text": `{"format":{"type":"text"},"verbosity":"medium"}`,
 	"tool_choice": `"auto"`, "tools": "[]", "top_logprobs": "0", "top_p": "1", "truncation": `"disabled"`,
-	"presence_penalty": "0", "frequency_penalty": "0", "user": "null", "metadata": "{}",
+	"presence_penalty": "0", "frequency_penalty": "0", "metadata": "{}",
 }
 
 // responseStatus maps a run's status onto a response's.

@@ -444,7 +444,7 @@ func (h *Responses) parseTools(fields map[string]json.RawMessage, req *request) 
 				Parameters  json.RawMessage `json:"parameters"`
 				Strict      *bool           `json:"strict"`
 			}
-			if err := validate.Strict(mustJSON(t), &fn); err != nil {
+			if err := json.Unmarshal(mustJSON(t), &fn); err != nil {
 				return badRequest(p, "invalid_value", "Invalid function tool '%s': %v.", p, err)
 			}
 			if !functionName.MatchString(fn.Name) {
@@ -611,7 +611,22 @@ func (h *Responses) GetResponse(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
-	switch s := c.QueryParam("stream"); s {
+	stream := c.QueryParam("stream")
+	if c.Request().ContentLength != 0 && c.Request().Body != nil {
+		// openai-go's GetStreaming sends {"stream": true} as a body.
+		fields, err := readObject(c.Request(), []string{"stream"}, true)
+		if err != nil {
+			return err
+		}
+		var on bool
+		if _, err := field(fields, "stream", &on, "a boolean"); err != nil {
+			return err
+		}
+		if on {
+			stream = "true"
+		}
+	}
+	switch s := stream; s {
 	case "", "false":
 	case "true":
 		after := int64(-1)
@@ -649,7 +664,7 @@ func (h *Responses) DeleteResponse(c *echo.Context) error {
 	if err := h.store.DeleteResponse(ctx, id); err != nil {
 		return fromStore(err, "response", id)
 	}
-	return c.JSON(http.StatusOK, db.Deleted{ID: id, Object: "response.deleted", Deleted: true})
+	return c.JSON(http.StatusOK, db.Deleted{ID: id, Object: "response", Deleted: true})
 }
 
 // CancelResponse handles POST /v1/responses/{id}/cancel: only background
