@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/labstack/echo/v5"
@@ -24,6 +25,7 @@ import (
 // store.
 type Store interface {
 	GetRun(ctx context.Context, threadID, id string) (db.Run, error)
+	GetAssistant(ctx context.Context, id string) (db.Assistant, error)
 	GetResponse(ctx context.Context, id string) (db.ResponseRecord, error)
 	ResponseHistory(ctx context.Context, id string) ([]json.RawMessage, error)
 	ResponseOutput(ctx context.Context, runID string) ([]json.RawMessage, error)
@@ -174,6 +176,16 @@ func (h *Responses) parseCreate(c *echo.Context) (request, error) {
 	if _, err := field(fields, "model", &run.Model, "a string"); err != nil {
 		return req, err
 	}
+	asst, err := h.promptAssistant(ctx, fields)
+	if err != nil {
+		return req, err
+	}
+	if asst != nil {
+		run.AssistantID = asst.ID
+		if run.Model == "" {
+			run.Model = asst.Model
+		}
+	}
 	if run.Model == "" {
 		return req, badRequest("model", "missing_required_parameter", "Missing required parameter: 'model'.")
 	}
@@ -217,6 +229,9 @@ func (h *Responses) parseCreate(c *echo.Context) (request, error) {
 	}
 	if err := h.parseTools(fields, &req); err != nil {
 		return req, err
+	}
+	if asst != nil {
+		fromAssistant(*asst, fields, &req)
 	}
 	if err := parseKnobs(fields, &req); err != nil {
 		return req, err
@@ -725,4 +740,77 @@ func (h *Responses) ListInputItems(c *echo.Context) error {
 		return fromStore(err, "response", id)
 	}
 	return c.JSON(http.StatusOK, newPage(pg))
+}
+
+// promptAssistant reads prompt: {"id": "asst_…"}: an assistant standing
+// in for a stored prompt, so code moving off the Assistants API keeps its
+// assistant's model, instructions, tools and webhooks. Nil when prompt
+// names no assistant.
+func (h *Responses) promptAssistant(ctx context.Context, fields map[string]json.RawMessage) (*db.Assistant, error) {
+	var prompt struct {
+		ID string `json:"id"`
+	}
+	if set, err := field(fields, "prompt", &prompt, "an object"); err != nil || !set {
+		return nil, err
+	}
+	if prompt.ID == "" {
+		return nil, badRequest("prompt.id", "missing_required_parameter", "Missing required parameter: 'prompt.id'.")
+	}
+	if !strings.HasPrefix(prompt.ID, "asst_") {
+		return nil, badRequest("prompt.id", "invalid_value", "Prompt '%s' not found: this server serves assistants (asst_…) as prompts.", prompt.ID)
+	}
+	a, err := h.store.GetAssistant(ctx, prompt.ID)
+	if errors.Is(err, db.ErrNotFound) {
+		return nil, badRequest("prompt.id", "invalid_value", "Prompt '%s' not found.", prompt.ID)
+	}
+	if err != nil {
+		return nil, handlers.Internal(err)
+	}
+	return &a, nil
+}
+
+// fromAssistant fills in what the request leaves to its prompt's
+// assistant: instructions, tools (shown in the flat form), tool resources.
+func fromAssistant(a db.Assistant, fields map[string]json.RawMessage, req *request) {
+	run := &req.run
+	if _, ok := fields["instructions"]; !ok && a.Instructions != nil {
+		run.Instructions = *a.Instructions
+		req.rec.Echo["instructions"] = mustJSON(*a.Instructions)
+	}
+	if _, ok := fields["tools"]; ok {
+		return
+	}
+	run.Tools = a.Tools
+	run.ToolResources = a.ToolResources
+	shownTools := []any{}
+	for _, t := range a.Tools {
+		switch {
+		case t.Type == "function" && t.Function != nil:
+			params := t.Function.Parameters
+			if len(params) == 0 {
+				params = json.RawMessage("null")
+			}
+			var desc *string
+			if t.Function.Description != "" {
+				desc = &t.Function.Description
+			}
+			strict := t.Function.Strict != nil && *t.Function.Strict
+			shownTools = append(shownTools, map[string]any{"type": "function", "name": t.Function.Name,
+				"description": desc, "parameters": params, "strict": strict})
+		case t.Type == "file_search":
+			ids := []string{}
+			if a.ToolResources != nil && a.ToolResources.FileSearch != nil {
+				ids = a.ToolResources.FileSearch.VectorStoreIDs
+			}
+			shownTools = append(shownTools, map[string]any{"type": "file_search", "vector_store_ids": ids})
+		case t.Type == "code_interpreter":
+			files := []string{}
+			if a.ToolResources != nil && a.ToolResources.CodeInterpreter != nil {
+				files = a.ToolResources.CodeInterpreter.FileIDs
+			}
+			shownTools = append(shownTools, map[string]any{"type": "code_interpreter",
+				"container": map[string]any{"type": "auto", "file_ids": files}})
+		}
+	}
+	req.rec.Echo["tools"] = mustJSON(shownTools)
 }

@@ -600,3 +600,42 @@ func firstText(raw string) string {
 	}
 	return it.Content[0].Text
 }
+
+// An assistant as the response's prompt: its model, instructions and
+// tools serve the response, and its webhook answers a function server-side
+// as it does for runs.
+func TestResponseAssistantPrompt(t *testing.T) {
+	t.Parallel()
+	s, up := startRunServer(t, "--webhook-allow-networks", "127.0.0.0/8")
+	asst := newAssistant(t, s) // fake-model, "Be brief.", get_weather and get_time
+	hook := newHookReceiver(t, answerOutput("14°C"))
+	hook.configure(t, s, asst, "get_weather", "")
+	ctx := context.Background()
+	r, err := s.Client.Responses.New(ctx, responses.ResponseNewParams{
+		Prompt: responses.ResponsePromptParam{ID: asst},
+		Input:  responses.ResponseNewParamsInputUnion{OfString: openai.String(`prompted [[call get_weather {"city":"Oslo"}]]`)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Model != "fake-model" || r.Instructions.OfString != "Be brief." || len(r.Tools) != 2 {
+		t.Errorf("response = %s", r.RawJSON())
+	}
+	if len(r.Output) != 2 || r.Output[0].Type != "function_call" || outputText(r) != "Tool results: 14°C" {
+		t.Fatalf("output = %s", r.RawJSON())
+	}
+	got := hook.requests()
+	if len(got) != 1 || got[0].Payload.Function.Arguments != `{"city":"Oslo"}` || got[0].Payload.AssistantID != asst {
+		t.Errorf("deliveries = %+v", got)
+	}
+	first := requestsWith(up, "prompted")[0]
+	if first.Messages[0].Role != "system" || first.Messages[0].Text() != "Be brief." || len(first.Tools) != 2 {
+		t.Errorf("upstream request = %+v", first)
+	}
+	// An unknown assistant is a 400 naming prompt.id.
+	_, err = s.Client.Responses.New(ctx, responses.ResponseNewParams{Prompt: responses.ResponsePromptParam{ID: "asst_nope"},
+		Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("hi")}})
+	if ae := respErr(t, err, http.StatusBadRequest); ae.Param != "prompt.id" {
+		t.Errorf("error = %s", ae.RawJSON())
+	}
+}
