@@ -639,3 +639,89 @@ func TestResponseAssistantPrompt(t *testing.T) {
 		t.Errorf("error = %s", ae.RawJSON())
 	}
 }
+
+// file_search in a response: the tool names its vector stores; the call
+// becomes a file_search_call item (results with include[]), the marker the
+// answer quotes a file_citation annotation; streamed, the
+// file_search_call and annotation events.
+func TestResponseFileSearch(t *testing.T) {
+	t.Parallel()
+	s, _ := startRunServer(t)
+	ctx := streamContext(t)
+	doc := uploadText(t, s, "octopus.txt", "Octopuses have three hearts and blue blood.")
+	vs := s.doJSON(t, "POST", "/v1/vector_stores", `{"name":"sea","file_ids":["`+doc+`"]}`)
+	var store struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal(vs.Body, &store); err != nil || vs.Status != 200 {
+		t.Fatalf("vector store: %d %s", vs.Status, vs.Body)
+	}
+	p := textParams(`How many hearts? [[call file_search {"query":"octopus hearts"}]]`)
+	p.Tools = []responses.ToolUnionParam{{OfFileSearch: &responses.FileSearchToolParam{VectorStoreIDs: []string{store.ID}}}}
+	p.Include = []responses.ResponseIncludable{responses.ResponseIncludableFileSearchCallResults}
+	r, err := s.Client.Responses.New(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Output) != 2 || r.Output[0].Type != "file_search_call" || r.Output[1].Type != "message" {
+		t.Fatalf("output = %s", r.RawJSON())
+	}
+	call := r.Output[0]
+	if !slices.Equal(call.Queries, []string{"octopus hearts"}) || len(call.Results) != 1 || call.Results[0].FileID != doc ||
+		!strings.Contains(call.Results[0].Text, "three hearts") {
+		t.Errorf("file_search_call = %s", call.RawJSON())
+	}
+	anns := r.Output[1].Content[0].Annotations
+	if len(anns) == 0 || anns[0].Type != "file_citation" || anns[0].FileID != doc || anns[0].Filename != "octopus.txt" {
+		t.Errorf("message = %s", r.Output[1].RawJSON())
+	}
+	// Without include[], no results.
+	plain, err := s.Client.Responses.Get(ctx, r.ID, responses.ResponseGetParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plain.Output[0].Results) != 0 {
+		t.Errorf("results without include[]: %s", plain.Output[0].RawJSON())
+	}
+
+	p.Input = responses.ResponseNewParamsInputUnion{OfString: openai.String(`Streamed: hearts? [[call file_search {"query":"octopus hearts"}]]`)}
+	evs := readStream(t, s.Client.Responses.NewStreaming(ctx, p))
+	types := checkEvents(t, evs)
+	for _, want := range []string{"response.file_search_call.in_progress", "response.file_search_call.searching",
+		"response.file_search_call.completed", "response.output_text.annotation.added", "response.completed"} {
+		if !slices.Contains(types, want) {
+			t.Errorf("events %v lack %s", types, want)
+		}
+	}
+}
+
+// code_interpreter in a response: container auto with files; the call is
+// a code_interpreter_call item with its code, outputs with include[].
+func TestResponseCodeInterpreter(t *testing.T) {
+	t.Parallel()
+	s, _ := startCodeServer(t)
+	ctx := streamContext(t)
+	data := uploadText(t, s, "numbers.csv", "n\n1\n2\n3\n")
+	code := "import pandas as pd\nprint(pd.read_csv('/mnt/data/numbers.csv').n.sum())"
+	p := textParams("Sum it " + callDirective(code))
+	p.Tools = []responses.ToolUnionParam{{OfCodeInterpreter: &responses.ToolCodeInterpreterParam{
+		Container: responses.ToolCodeInterpreterContainerUnionParam{OfCodeInterpreterToolAuto: &responses.ToolCodeInterpreterContainerCodeInterpreterContainerAutoParam{FileIDs: []string{data}}}}}}
+	p.Include = []responses.ResponseIncludable{responses.ResponseIncludableCodeInterpreterCallOutputs}
+	evs := readStream(t, s.Client.Responses.NewStreaming(ctx, p))
+	types := checkEvents(t, evs)
+	for _, want := range []string{"response.code_interpreter_call.in_progress", "response.code_interpreter_call_code.delta",
+		"response.code_interpreter_call_code.done", "response.code_interpreter_call.interpreting",
+		"response.code_interpreter_call.completed", "response.completed"} {
+		if !slices.Contains(types, want) {
+			t.Errorf("events %v lack %s", types, want)
+		}
+	}
+	r := evs[len(evs)-1].Response
+	if r.Status != "completed" || len(r.Output) < 1 || r.Output[0].Type != "code_interpreter_call" {
+		t.Fatalf("response = %s", r.RawJSON())
+	}
+	call := r.Output[0]
+	if call.Code != code || len(call.Outputs) == 0 || !strings.Contains(call.Outputs[0].Logs, "6") {
+		t.Errorf("code_interpreter_call = %s", call.RawJSON())
+	}
+}
