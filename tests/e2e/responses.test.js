@@ -109,3 +109,30 @@ describe('responses', () => {
     );
   });
 });
+
+// The README's migration example (under "## Responses and Conversations"),
+// run as written with only its base URL pointed at the test server.
+test("README's Responses migration example works", LIMIT, async () => {
+  const { readFile } = await import('node:fs/promises');
+  const { execFile } = await import('node:child_process');
+  const { promisify } = await import('node:util');
+  const path = await import('node:path');
+  const { fileURLToPath } = await import('node:url');
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const readme = await readFile(path.join(here, '../../README.md'), 'utf8');
+  const block = /## Responses and Conversations\n[\s\S]*?```js\n([\s\S]*?)```/.exec(readme);
+  assert.ok(block, 'README has a ```js block under "## Responses and Conversations"');
+  const documented = 'http://127.0.0.1:8080/v1';
+  assert.ok(block[1].includes(documented));
+  const server = await startServerWithUpstream();
+  try {
+    const code = block[1].replaceAll(documented, server.url + '/v1');
+    const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', code], {
+      cwd: here,
+      env: { ...process.env, ASSISTANTD_API_KEY: server.apiKey },
+    });
+    assert.deepEqual(stdout.trim().split('\n'), ['You said: Hello', 'You said: Hello', 'You said: And again']);
+  } finally {
+    await server.stop();
+  }
+});
