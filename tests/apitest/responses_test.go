@@ -725,3 +725,71 @@ func TestResponseCodeInterpreter(t *testing.T) {
 		t.Errorf("code_interpreter_call = %s", call.RawJSON())
 	}
 }
+
+// TestResponseOpenResponsesScenarios ports the HTTP scenarios of the Open
+// Responses compliance suite (openresponses/openresponses,
+// src/lib/compliance-tests.ts) as raw requests: each must complete, match
+// the Response schema, and reach the model as the scenario means.
+func TestResponseOpenResponsesScenarios(t *testing.T) {
+	t.Parallel()
+	s, up := startRunServer(t)
+	up.Script("What's the weather like in San Francisco?", `[[call get_weather {"location":"San Francisco, CA"}]]`)
+	const png = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC"
+	tests := []struct {
+		name, body string
+		wantType   string   // an output item of this type
+		wantTurns  []string // the chat turns the model read
+	}{
+		{"basic-response", `{"model":"fake-model","input":[{"type":"message","role":"user","content":"Say hello in exactly 3 words."}]}`,
+			"message", []string{"user: Say hello in exactly 3 words."}},
+		{"assistant-phase", `{"model":"fake-model","input":[{"type":"message","role":"user","content":"Hi"},
+			{"type":"message","role":"assistant","content":"Checking.","phase":"commentary"},
+			{"type":"message","role":"user","content":"Go on."}]}`,
+			"message", []string{"user: Hi", "assistant: Checking.", "user: Go on."}},
+		{"system-prompt", `{"model":"fake-model","input":[{"type":"message","role":"system","content":"You are a pirate."},
+			{"type":"message","role":"user","content":"Say hello."}]}`,
+			"message", []string{"system: You are a pirate.", "user: Say hello."}},
+		{"tool-calling", `{"model":"fake-model","input":[{"type":"message","role":"user","content":"What's the weather like in San Francisco?"}],
+			"tools":[{"type":"function","name":"get_weather","description":"Get the current weather","parameters":{"type":"object",
+			"properties":{"location":{"type":"string"}},"required":["location"]}}]}`,
+			"function_call", []string{"user: What's the weather like in San Francisco?"}},
+		{"image-input", `{"model":"fake-model","input":[{"type":"message","role":"user","content":[
+			{"type":"input_text","text":"What do you see?"},{"type":"input_image","image_url":"` + png + `"}]}]}`,
+			"message", []string{"user: What do you see?"}},
+		{"multi-turn", `{"model":"fake-model","input":[{"type":"message","role":"user","content":"My name is Alice."},
+			{"type":"message","role":"assistant","content":"Hello Alice!"},{"type":"message","role":"user","content":"What is my name?"}]}`,
+			"message", []string{"user: My name is Alice.", "assistant: Hello Alice!", "user: What is my name?"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res := s.do(t, "POST", "/v1/responses", strings.NewReader(tc.body), nil)
+			if res.Status != http.StatusOK {
+				t.Fatalf("status %d: %s", res.Status, res.Body)
+			}
+			var r struct {
+				Status string `json:"status"`
+				Output []struct {
+					Type string `json:"type"`
+				} `json:"output"`
+			}
+			if err := json.Unmarshal(res.Body, &r); err != nil {
+				t.Fatal(err)
+			}
+			if r.Status != "completed" || len(r.Output) == 0 || r.Output[0].Type != tc.wantType {
+				t.Errorf("response = %s", res.Body)
+			}
+			last := tc.wantTurns[len(tc.wantTurns)-1]
+			_, text, _ := strings.Cut(last, ": ")
+			reqs := requestsWith(up, text)
+			if len(reqs) == 0 {
+				t.Fatalf("no upstream request with %q", text)
+			}
+			if got := chatTurns(reqs[0]); !slices.Equal(got, tc.wantTurns) {
+				t.Errorf("model read %q, want %q", got, tc.wantTurns)
+			}
+			if tc.name == "image-input" && !strings.Contains(string(reqs[0].Messages[0].Content), png) {
+				t.Errorf("image not sent: %s", reqs[0].Messages[0].Content)
+			}
+		})
+	}
+}
