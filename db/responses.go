@@ -14,6 +14,10 @@ import (
 // response has. Items (input, output, conversation) are kept as the JSON
 // the API shows, since their shapes are the API's own and many.
 
+// ErrResponseInProgress is returned when continuing from a response that
+// has not finished.
+var ErrResponseInProgress = errors.New("response is still in progress")
+
 // ErrConversationLocked is returned when a conversation already has an
 // unfinished response.
 var ErrConversationLocked = errors.New("conversation has an unfinished response")
@@ -189,6 +193,9 @@ func (s *Store) ResponseHistory(ctx context.Context, id string) ([]json.RawMessa
 	}
 	if !r.Store {
 		return nil, ErrNotFound
+	}
+	if r.Output == nil {
+		return nil, ErrResponseInProgress
 	}
 	items, err := s.responseContext(ctx, r)
 	if err != nil {

@@ -109,6 +109,7 @@ func (h *Responses) CreateResponse(c *echo.Context) error {
 	}
 	rec := req.rec
 	rec.RunID, rec.ThreadID, rec.CreatedAt = run.ID, run.ThreadID, run.CreatedAt
+	defer h.forget(ctx, rec)
 	switch {
 	case req.stream:
 		return h.stream(c, rec, run.Model, req.include, -1)
@@ -126,16 +127,21 @@ func (h *Responses) CreateResponse(c *echo.Context) error {
 	if err != nil {
 		return handlers.Internal(err)
 	}
-	h.forget(ctx, rec)
 	return c.JSON(http.StatusOK, o)
 }
 
-// forget deletes a store: false response once it has been delivered.
+// forget deletes a store: false response once its request is over: it
+// was delivered, or its client went away, which stops it (nobody could
+// ever read it).
 func (h *Responses) forget(ctx context.Context, rec db.ResponseRecord) {
 	if rec.Store {
 		return
 	}
-	if err := h.store.DeleteResponse(context.WithoutCancel(ctx), rec.ID); err != nil && !errors.Is(err, db.ErrNotFound) {
+	ctx = context.WithoutCancel(ctx)
+	if err := h.engine.StopThread(ctx, rec.ThreadID); err != nil {
+		h.log.Warn("stop unstored response", "response_id", rec.ID, "error", err)
+	}
+	if err := h.store.DeleteResponse(ctx, rec.ID); err != nil && !errors.Is(err, db.ErrNotFound) {
 		h.log.Warn("delete unstored response", "response_id", rec.ID, "error", err)
 	}
 }
@@ -279,6 +285,10 @@ func (h *Responses) parseCreate(c *echo.Context) (request, error) {
 		if errors.Is(err, db.ErrNotFound) {
 			return req, &handlers.Error{Status: http.StatusBadRequest, Type: "invalid_request_error", Param: "previous_response_id",
 				Code: "previous_response_not_found", Message: fmt.Sprintf("Previous response with id '%s' not found.", prev)}
+		}
+		if errors.Is(err, db.ErrResponseInProgress) {
+			return req, badRequest("previous_response_id", "invalid_value",
+				"Previous response with id '%s' is still in progress; continue from it once it has finished.", prev)
 		}
 		if err != nil {
 			return req, handlers.Internal(err)

@@ -100,14 +100,18 @@ type stepDelta struct {
 // encode returns the Responses events for one engine event; done is set
 // by the terminal event.
 func (en *encoder) encode(ev agent.Event) (out []frame, done bool, err error) {
+	if !en.started && ev.Name != "thread.run.created" && ev.Name != "thread.created" {
+		// A log that starts later (the run resumed after a restart) still
+		// starts the stream with response.created.
+		out = en.start(out)
+		if en.rec.Background {
+			en.queuedOut = true
+			out = en.emit(out, "response.queued", map[string]any{"response": en.snapshot("queued")})
+		}
+	}
 	switch ev.Name {
 	case "thread.run.created":
-		en.started = true
-		status := "in_progress"
-		if en.rec.Background {
-			status = "queued"
-		}
-		out = en.emit(out, "response.created", map[string]any{"response": en.snapshot(status)})
+		out = en.start(out)
 	case "thread.run.queued":
 		if en.rec.Background && !en.queuedOut {
 			en.queuedOut = true
@@ -208,6 +212,16 @@ func (en *encoder) encode(ev agent.Event) (out []frame, done bool, err error) {
 		return en.emit(out, "error", map[string]any{"code": e.Error.Code, "message": e.Error.Message, "param": nil}), true, nil
 	}
 	return out, false, nil
+}
+
+// start emits response.created.
+func (en *encoder) start(out []frame) []frame {
+	en.started = true
+	status := "in_progress"
+	if en.rec.Background {
+		status = "queued"
+	}
+	return en.emit(out, "response.created", map[string]any{"response": en.snapshot(status)})
 }
 
 // toolDelta encodes a tool call fragment: the first announces the item.
@@ -427,8 +441,6 @@ func (h *Responses) stream(c *echo.Context, rec db.ResponseRecord, model string,
 		}
 		return nil
 	}
-	defer h.forget(ctx, rec)
-
 	hub := h.engine.Hub()
 	if !hub.Logged(rec.RunID) {
 		run, err := h.store.GetRun(ctx, "", rec.RunID)

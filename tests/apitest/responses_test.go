@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/conversations"
@@ -791,5 +792,69 @@ func TestResponseOpenResponsesScenarios(t *testing.T) {
 				t.Errorf("image not sent: %s", reqs[0].Messages[0].Content)
 			}
 		})
+	}
+}
+
+// A background response interrupted by a crash resumes after the restart
+// and completes; its events are then replayed from the store (the
+// in-memory log died with the process), schema-valid and in order.
+func TestResponseRestart(t *testing.T) {
+	t.Parallel()
+	s, up := startRunServer(t)
+	ctx := context.Background()
+	p := textParams("survive [[slow 150ms]] [[chunks 12]]")
+	p.Background = openai.Bool(true)
+	r, err := s.Client.Responses.New(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the model is answering, then crash.
+	deadline := time.Now().Add(runDeadline)
+	for len(requestsWith(up, "survive")) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the upstream was never asked")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	s.kill(t)
+	s.restart(t)
+	var done *responses.Response
+	for deadline = time.Now().Add(runDeadline); ; {
+		got, err := s.Client.Responses.Get(ctx, r.ID, responses.ResponseGetParams{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Status == "completed" || got.Status == "failed" {
+			done = got
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still %s after the restart", got.Status)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	want := "w0 w1 w2 w3 w4 w5 w6 w7 w8 w9 w10 w11"
+	if done.Status != "completed" || outputText(done) != want || len(done.Output) != 1 {
+		t.Fatalf("after restart: %s", done.RawJSON())
+	}
+	evs := readStream(t, s.Client.Responses.GetStreaming(streamContext(t), r.ID, responses.ResponseGetParams{}))
+	types := checkEvents(t, evs)
+	if types[0] != "response.created" || types[len(types)-1] != "response.completed" || outputText(&evs[len(evs)-1].Response) != want {
+		t.Errorf("replay: %v", types)
+	}
+	// Once the process that ran it is gone, the replay is rebuilt from the
+	// store: whole items, the same final response.
+	s.restart(t)
+	evs = readStream(t, s.Client.Responses.GetStreaming(streamContext(t), r.ID, responses.ResponseGetParams{}))
+	types = checkEvents(t, evs)
+	wantTypes := []string{"response.created", "response.queued", "response.in_progress", "response.output_item.added",
+		"response.content_part.added", "response.output_text.delta", "response.output_text.done", "response.content_part.done",
+		"response.output_item.done", "response.completed"}
+	if !slices.Equal(types, wantTypes) || evs[5].Delta != want || evs[9].Response.RawJSON() != done.RawJSON() {
+		t.Errorf("rebuilt replay: %v", types)
+	}
+	tail := readStream(t, s.Client.Responses.GetStreaming(streamContext(t), r.ID, responses.ResponseGetParams{StartingAfter: openai.Int(7)}))
+	if types := checkEvents(t, tail); !slices.Equal(types, wantTypes[8:]) {
+		t.Errorf("rebuilt replay after 7: %v", types)
 	}
 }
