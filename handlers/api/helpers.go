@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/labstack/echo/v5"
 
@@ -106,9 +107,38 @@ func field(fields map[string]json.RawMessage, key string, v any, want string) (b
 		return false, nil
 	}
 	if err := json.Unmarshal(raw, v); err != nil {
-		return true, badRequest(key, "invalid_type", "Invalid type for '%s': expected %s, but got %s instead.", key, want, kind(raw))
+		return true, typeError(key, want, raw, err)
 	}
 	return true, nil
+}
+
+// typeError is OpenAI's invalid_type error for a value at path that did
+// not decode: it names the member whose type is wrong when there is one.
+func typeError(path, want string, raw json.RawMessage, err error) error {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && te.Field != "" {
+		p := path + "." + te.Field
+		return badRequest(p, "invalid_type", "Invalid type for '%s': expected %s.", p, describe(te.Type.String()))
+	}
+	if got := kind(raw); !strings.HasPrefix(want, got) {
+		return badRequest(path, "invalid_type", "Invalid type for '%s': expected %s, but got %s instead.", path, want, got)
+	}
+	return badRequest(path, "invalid_type", "Invalid type for '%s': expected %s.", path, want)
+}
+
+// describe names a Go type as the JSON it decodes from.
+func describe(goType string) string {
+	switch {
+	case goType == "string" || goType == "*string":
+		return "a string"
+	case goType == "bool" || goType == "*bool":
+		return "a boolean"
+	case strings.Contains(goType, "int") || strings.Contains(goType, "float"):
+		return "a number"
+	case strings.HasPrefix(goType, "[]"):
+		return "an array"
+	}
+	return "an object"
 }
 
 // kind names a JSON value's type as OpenAI's messages do.

@@ -26,6 +26,8 @@ import (
 type Store interface {
 	GetRun(ctx context.Context, threadID, id string) (db.Run, error)
 	GetAssistant(ctx context.Context, id string) (db.Assistant, error)
+	GetVectorStore(ctx context.Context, id string) (db.VectorStore, error)
+	MissingFiles(ctx context.Context, ids []string) ([]string, error)
 	GetResponse(ctx context.Context, id string) (db.ResponseRecord, error)
 	ResponseHistory(ctx context.Context, id string) ([]json.RawMessage, error)
 	ResponseOutput(ctx context.Context, runID string) ([]json.RawMessage, error)
@@ -233,7 +235,7 @@ func (h *Responses) parseCreate(c *echo.Context) (request, error) {
 			return req, badRequest("input", "missing_required_parameter", "Missing required parameter: 'input'.")
 		}
 	}
-	if err := h.parseTools(fields, &req); err != nil {
+	if err := h.parseTools(ctx, fields, &req); err != nil {
 		return req, err
 	}
 	if asst != nil {
@@ -444,11 +446,17 @@ var unsupportedTools = []string{"web_search", "web_search_preview", "web_search_
 
 // parseTools reads tools and tool_choice: functions in the flat form,
 // file_search with its vector stores, code_interpreter with its container.
-func (h *Responses) parseTools(fields map[string]json.RawMessage, req *request) error {
+func (h *Responses) parseTools(ctx context.Context, fields map[string]json.RawMessage, req *request) error {
 	run := &req.run
-	var tools []map[string]json.RawMessage
-	if _, err := field(fields, "tools", &tools, "an array of tools"); err != nil {
+	var list []json.RawMessage
+	if _, err := field(fields, "tools", &list, "an array of tools"); err != nil {
 		return err
+	}
+	tools := make([]map[string]json.RawMessage, len(list))
+	for i, raw := range list {
+		if err := json.Unmarshal(raw, &tools[i]); err != nil || tools[i] == nil {
+			return badRequest(fmt.Sprintf("tools[%d]", i), "invalid_type", "Invalid type for 'tools[%d]': expected an object, but got %s instead.", i, kind(raw))
+		}
 	}
 	shownTools := []any{}
 	names := map[string]bool{}
@@ -469,8 +477,8 @@ func (h *Responses) parseTools(fields map[string]json.RawMessage, req *request) 
 				Parameters  json.RawMessage `json:"parameters"`
 				Strict      *bool           `json:"strict"`
 			}
-			if err := json.Unmarshal(mustJSON(t), &fn); err != nil {
-				return badRequest(p, "invalid_value", "Invalid function tool '%s': %v.", p, err)
+			if raw := mustJSON(t); json.Unmarshal(raw, &fn) != nil {
+				return typeError(p, "a function tool", raw, json.Unmarshal(raw, &fn))
 			}
 			if !functionName.MatchString(fn.Name) {
 				return badRequest(p+".name", "invalid_value", "Invalid '%s.name': expected a name of 1 to 64 letters, digits, underscores or dashes.", p)
@@ -508,11 +516,18 @@ func (h *Responses) parseTools(fields map[string]json.RawMessage, req *request) 
 				RankingOptions *db.RankingOptions `json:"ranking_options"`
 				Filters        json.RawMessage    `json:"filters"`
 			}
-			if err := json.Unmarshal(mustJSON(t), &fs); err != nil {
-				return badRequest(p, "invalid_value", "Invalid file_search tool '%s': %v.", p, err)
+			if raw := mustJSON(t); json.Unmarshal(raw, &fs) != nil {
+				return typeError(p, "a file_search tool", raw, json.Unmarshal(raw, &fs))
 			}
 			if len(fs.VectorStoreIDs) == 0 {
 				return badRequest(p+".vector_store_ids", "missing_required_parameter", "Missing required parameter: '%s.vector_store_ids'.", p)
+			}
+			for k, id := range fs.VectorStoreIDs {
+				if _, err := h.store.GetVectorStore(ctx, id); errors.Is(err, db.ErrNotFound) {
+					return badRequest(fmt.Sprintf("%s.vector_store_ids[%d]", p, k), "invalid_value", "Vector store with id '%s' not found.", id)
+				} else if err != nil {
+					return handlers.Internal(err)
+				}
 			}
 			if fs.MaxNumResults != nil && (*fs.MaxNumResults < 1 || *fs.MaxNumResults > 50) {
 				return badRequest(p+".max_num_results", "invalid_value", "Invalid '%s.max_num_results': expected a value between 1 and 50.", p)
@@ -549,6 +564,9 @@ func (h *Responses) parseTools(fields map[string]json.RawMessage, req *request) 
 					return badRequest(p+".container", "invalid_value", "Invalid '%s.container': expected a container id or {\"type\": \"auto\"}.", p)
 				}
 				files = auto.FileIDs
+				if err := validate.FileIDs(ctx, h.store, validate.Path{"tools"}.Index(i).Key("container").Key("file_ids"), files); err != nil {
+					return err
+				}
 			}
 			run.Tools = append(run.Tools, db.Tool{Type: "code_interpreter"})
 			if run.ToolResources == nil {

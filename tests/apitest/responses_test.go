@@ -297,6 +297,16 @@ func TestResponseErrors(t *testing.T) {
 		{"previous and conversation", `{"model":"fake-model","input":"hi","previous_response_id":"resp_a","conversation":"conv_b"}`, "conversation", "invalid_value", "previous_response_id"},
 		{"orphan output", `{"model":"fake-model","input":[{"type":"function_call_output","call_id":"call_x","output":"1"}]}`, "input", "", "call_x"},
 		{"max_output_tokens", `{"model":"fake-model","input":"hi","max_output_tokens":3}`, "max_output_tokens", "integer_below_min_value", "16"},
+		{"tool not an object", `{"model":"fake-model","input":"hi","tools":[5]}`, "tools[0]", "invalid_type", "object"},
+		{"function name type", `{"model":"fake-model","input":"hi","tools":[{"type":"function","name":5}]}`, "tools[0].name", "invalid_type", "string"},
+		{"missing vector store", `{"model":"fake-model","input":"hi","tools":[{"type":"file_search","vector_store_ids":["vs_nope"]}]}`, "tools[0].vector_store_ids[0]", "invalid_value", "vs_nope"},
+		{"missing container file", `{"model":"fake-model","input":"hi","tools":[{"type":"code_interpreter","container":{"type":"auto","file_ids":["file-nope"]}}]}`, "tools[0].container.file_ids", "invalid_value", "file-nope"},
+		{"metadata value", `{"model":"fake-model","input":"hi","metadata":{"a":1}}`, "metadata", "invalid_type", "metadata"},
+		{"reasoning effort type", `{"model":"fake-model","input":"hi","reasoning":{"effort":5}}`, "reasoning.effort", "invalid_type", "string"},
+		{"unknown prompt", `{"model":"fake-model","input":"hi","prompt":{"id":"pmpt_1"}}`, "prompt.id", "invalid_value", "pmpt_1"},
+		{"no input", `{"model":"fake-model"}`, "input", "missing_required_parameter", "input"},
+		{"tool_choice unknown function", `{"model":"fake-model","input":"hi","tool_choice":{"type":"function","name":"f"}}`, "tool_choice.name", "invalid_value", "f"},
+		{"background without store", `{"model":"fake-model","input":"hi","background":true,"store":false}`, "background", "invalid_value", "store"},
 		{"bad include", `{"model":"fake-model","input":"hi","include":["everything"]}`, "include[0]", "invalid_value", "everything"},
 	}
 	for _, tc := range tests {
