@@ -40,6 +40,24 @@ func (e *Engine) responsePrefix(ctx context.Context, run db.Run) ([]historyItem,
 	return responseHistory(ctx, storeFiles{e.store}, items)
 }
 
+// CountTokens estimates the prompt tokens of a response run would send
+// with items as its context: its instructions, the tools offered, the
+// items as chat messages (the estimate the engine truncates by).
+func (e *Engine) CountTokens(ctx context.Context, run db.Run, items []json.RawMessage) (int64, error) {
+	hist, err := responseHistory(ctx, storeFiles{e.store}, items)
+	if err != nil {
+		return 0, err
+	}
+	n := CountTokens(run.Instructions) + perMessageTokens // as model() counts its fixed part
+	for _, fd := range e.offer(run) {
+		n += CountTokens(fd.Name) + CountTokens(fd.Description) + CountTokens(string(fd.Parameters))
+	}
+	for _, it := range hist {
+		n += it.tokens
+	}
+	return n, nil
+}
+
 // responseItem is the part of a Responses item the prompt reads.
 type responseItem struct {
 	Type      string          `json:"type"`

@@ -50,6 +50,7 @@ type Engine interface {
 	CreateResponse(ctx context.Context, t db.Thread, r db.Run, resp db.ResponseRecord, input []json.RawMessage) (db.Run, error)
 	Cancel(ctx context.Context, threadID, runID string) (db.Run, error)
 	StopThread(ctx context.Context, threadID string) error
+	CountTokens(ctx context.Context, run db.Run, items []json.RawMessage) (int64, error)
 	Hub() *agent.Hub
 	Providers() *agent.Providers
 }
@@ -164,16 +165,26 @@ func (h *Responses) waitFinished(ctx context.Context, runID string) error {
 
 // parseCreate checks a create request and builds its run.
 func (h *Responses) parseCreate(c *echo.Context) (request, error) {
-	ctx := c.Request().Context()
 	fields, err := readObject(c.Request(), createFields, false)
 	if err != nil {
 		return request{}, err
 	}
+	return h.parseFields(c.Request().Context(), fields, false)
+}
+
+// parseFields checks the fields of a create request; counting (for
+// input_tokens) model and input are optional.
+func (h *Responses) parseFields(ctx context.Context, fields map[string]json.RawMessage, counting bool) (request, error) {
+	var err error
 	var req request
 	req.rec = db.ResponseRecord{ID: db.NewID("resp_"), Store: true, Echo: map[string]json.RawMessage{}}
 	run := &req.run
 	run.ParallelToolCalls = true
-	run.TruncationStrategy = &db.TruncationStrategy{Type: "auto"}
+	// truncation "disabled" (the default) sends the whole context: as a
+	// run's strategy, last_messages without a count (all of them, and no
+	// fitting to the context window). "auto" drops the oldest items to fit
+	// the model's context window.
+	run.TruncationStrategy = &db.TruncationStrategy{Type: "last_messages"}
 	run.Metadata = db.Metadata{}
 	echo := func(key string) {
 		if v, ok := fields[key]; ok {
@@ -194,10 +205,10 @@ func (h *Responses) parseCreate(c *echo.Context) (request, error) {
 			run.Model = asst.Model
 		}
 	}
-	if run.Model == "" {
+	if run.Model == "" && !counting {
 		return req, badRequest("model", "missing_required_parameter", "Missing required parameter: 'model'.")
 	}
-	if _, ok := h.engine.Providers().For(run.Model); !ok {
+	if _, ok := h.engine.Providers().For(run.Model); !ok && run.Model != "" {
 		return req, &handlers.Error{Status: http.StatusBadRequest, Type: "invalid_request_error", Param: "model",
 			Code: "model_not_found", Message: fmt.Sprintf("The requested model '%s' does not exist.", run.Model)}
 	}
@@ -230,7 +241,7 @@ func (h *Responses) parseCreate(c *echo.Context) (request, error) {
 	if prev != "" && conv != "" {
 		return req, badRequest("conversation", "invalid_value", "Cannot use both 'previous_response_id' and 'conversation' in the same request.")
 	}
-	if len(req.input) == 0 && prev == "" && conv == "" {
+	if len(req.input) == 0 && prev == "" && conv == "" && !counting {
 		if _, ok := fields["input"]; !ok {
 			return req, badRequest("input", "missing_required_parameter", "Missing required parameter: 'input'.")
 		}
@@ -377,6 +388,9 @@ func parseKnobs(fields map[string]json.RawMessage, req *request) error {
 			return badRequest("truncation", "invalid_value", "Invalid value: '%s'. Supported values are: 'auto' and 'disabled'.", trunc)
 		}
 		req.rec.Echo["truncation"] = fields["truncation"]
+		if trunc == "auto" {
+			run.TruncationStrategy.Type = "auto"
+		}
 	}
 	var reasoning struct {
 		Effort  *string `json:"effort"`
@@ -841,4 +855,40 @@ func fromAssistant(a db.Assistant, fields map[string]json.RawMessage, req *reque
 		}
 	}
 	req.rec.Echo["tools"] = mustJSON(shownTools)
+}
+
+// countFields are the parameters of POST /v1/responses/input_tokens.
+var countFields = []string{"model", "input", "previous_response_id", "tools", "text", "reasoning", "truncation",
+	"instructions", "personality", "conversation", "tool_choice", "parallel_tool_calls"}
+
+// CountInputTokens handles POST /v1/responses/input_tokens: the tokens the
+// model would read for the request (instructions, tools, the history it
+// continues and its input), estimated as the engine estimates prompts.
+func (h *Responses) CountInputTokens(c *echo.Context) error {
+	ctx := c.Request().Context()
+	fields, err := readObject(c.Request(), countFields, true)
+	if err != nil {
+		return err
+	}
+	delete(fields, "personality")
+	req, err := h.parseFields(ctx, fields, true)
+	if err != nil {
+		return err
+	}
+	var items []json.RawMessage
+	if prev := req.rec.PreviousResponseID; prev != nil {
+		if items, err = h.store.ResponseHistory(ctx, *prev); err != nil {
+			return handlers.Internal(err) // parseFields found it a moment ago
+		}
+	}
+	if conv := req.rec.ConversationID; conv != nil {
+		if items, err = h.store.ConversationItems(ctx, *conv); err != nil {
+			return handlers.Internal(err)
+		}
+	}
+	n, err := h.engine.CountTokens(ctx, req.run, append(items, req.input...))
+	if err != nil {
+		return handlers.Internal(err)
+	}
+	return c.JSON(http.StatusOK, map[string]any{"object": "response.input_tokens", "input_tokens": n})
 }

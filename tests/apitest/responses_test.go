@@ -868,3 +868,43 @@ func TestResponseRestart(t *testing.T) {
 		t.Errorf("rebuilt replay after 7: %v", types)
 	}
 }
+
+// input_tokens counts what the model would read: more for a longer input,
+// more again for instructions, tools and the history it continues; and it
+// matches the estimate a response records when the upstream reports no
+// usage.
+func TestResponseInputTokens(t *testing.T) {
+	t.Parallel()
+	s, _ := startRunServer(t)
+	ctx := context.Background()
+	count := func(p responses.InputTokenCountParams) int64 {
+		t.Helper()
+		res, err := s.Client.Responses.InputTokens.Count(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.InputTokens
+	}
+	short := count(responses.InputTokenCountParams{Model: openai.String("fake-model"),
+		Input: responses.InputTokenCountParamsInputUnion{OfString: openai.String("hello")}})
+	long := count(responses.InputTokenCountParams{Model: openai.String("fake-model"),
+		Input: responses.InputTokenCountParamsInputUnion{OfString: openai.String("hello there, how are you doing on this fine day?")}})
+	withMore := count(responses.InputTokenCountParams{Model: openai.String("fake-model"), Instructions: openai.String("Be brief."),
+		Tools: []responses.ToolUnionParam{weatherFn}, Input: responses.InputTokenCountParamsInputUnion{OfString: openai.String("hello")}})
+	if !(0 < short && short < long && short < withMore) {
+		t.Errorf("counts: short %d, long %d, with instructions and tools %d", short, long, withMore)
+	}
+	p := textParams("remember this [[nousage]]")
+	r, err := s.Client.Responses.New(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := count(responses.InputTokenCountParams{Input: responses.InputTokenCountParamsInputUnion{OfString: openai.String("remember this [[nousage]]")}}); n != r.Usage.InputTokens {
+		t.Errorf("counted %d, the response's estimate %d", n, r.Usage.InputTokens)
+	}
+	next := count(responses.InputTokenCountParams{PreviousResponseID: openai.String(r.ID),
+		Input: responses.InputTokenCountParamsInputUnion{OfString: openai.String("and?")}})
+	if next <= r.Usage.InputTokens {
+		t.Errorf("with history %d, without %d", next, r.Usage.InputTokens)
+	}
+}
