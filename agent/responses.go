@@ -9,7 +9,9 @@ package agent
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -117,6 +119,19 @@ func responseHistory(ctx context.Context, files fileReader, raw []json.RawMessag
 			out := outputText(it.Output)
 			results = append(results, openai.ToolMessage(out, it.CallID))
 			roundTokens += CountTokens(out) + perMessageTokens
+		case "compaction":
+			flush()
+			var c struct {
+				Content string `json:"encrypted_content"`
+			}
+			_ = json.Unmarshal(r, &c)
+			summary, err := DecodeSummary(c.Content)
+			if err != nil {
+				return nil, err
+			}
+			text := "Summary of the conversation so far:\n\n" + summary
+			items = append(items, historyItem{msgs: []openai.ChatCompletionMessageParamUnion{openai.SystemMessage(text)},
+				tokens: CountTokens(text) + perMessageTokens, isMessage: true})
 		case "message":
 			flush()
 			item, ok, err := responseMessage(ctx, files, it)
@@ -222,4 +237,31 @@ func responseMessage(ctx context.Context, files fileReader, it responseItem) (hi
 		}
 	}
 	return historyItem{msgs: []openai.ChatCompletionMessageParamUnion{msg}, tokens: tokens, isMessage: true}, true, nil
+}
+
+// summaryPrefix marks the encrypted_content of the compaction items this
+// server writes: opaque to clients, as OpenAI's is, but only encoded.
+const summaryPrefix = "assistantd.summary.v1:"
+
+// EncodeSummary is the encrypted_content of a compaction item carrying a
+// conversation's summary.
+func EncodeSummary(s string) string {
+	return summaryPrefix + base64.StdEncoding.EncodeToString([]byte(s))
+}
+
+// ErrForeignCompaction is a compaction item this server did not write:
+// OpenAI's encrypted content cannot be read here.
+var ErrForeignCompaction = errors.New("the compaction item's encrypted_content was not produced by this server")
+
+// DecodeSummary reads the summary in a compaction item's encrypted_content.
+func DecodeSummary(content string) (string, error) {
+	rest, ok := strings.CutPrefix(content, summaryPrefix)
+	if !ok {
+		return "", ErrForeignCompaction
+	}
+	b, err := base64.StdEncoding.DecodeString(rest)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrForeignCompaction, err)
+	}
+	return string(b), nil
 }

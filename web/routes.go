@@ -83,6 +83,7 @@ func addRoutes(e *echo.Echo, cfg Config) {
 	if rs := cfg.Responses; rs != nil {
 		v1.POST("/responses", rs.CreateResponse)
 		v1.POST("/responses/input_tokens", rs.CountInputTokens)
+		v1.POST("/responses/compact", rs.CompactResponse)
 		v1.GET("/responses/:response_id", rs.GetResponse)
 		v1.DELETE("/responses/:response_id", rs.DeleteResponse)
 		v1.POST("/responses/:response_id/cancel", rs.CancelResponse)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 
+	"github.com/assistantd/assistantd/agent"
 	"github.com/assistantd/assistantd/db"
 )
 
@@ -144,6 +145,18 @@ func normalizeItem(raw json.RawMessage, param string) (json.RawMessage, error) {
 		}
 		return mustJSON(map[string]any{"type": "function_call_output", "id": id, "call_id": callID, "output": out,
 			"status": "completed"}), nil
+	case "compaction":
+		content, err := str("encrypted_content", true)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := agent.DecodeSummary(content); err != nil {
+			return nil, badRequest(param+".encrypted_content", "invalid_value", "Invalid '%s.encrypted_content': %v.", param, err)
+		}
+		if id == "" {
+			id = db.NewID("cmp_")
+		}
+		return mustJSON(map[string]any{"type": "compaction", "id": id, "encrypted_content": content}), nil
 	case "reasoning", "file_search_call", "code_interpreter_call":
 		// Earlier output items sent back as input: kept as they are.
 		if id == "" {

@@ -908,3 +908,60 @@ func TestResponseInputTokens(t *testing.T) {
 		t.Errorf("with history %d, without %d", next, r.Usage.InputTokens)
 	}
 }
+
+// compact: the model summarises the conversation; the output is its user
+// messages and a compaction item, which a new chain takes as input and the
+// model reads as the summary.
+func TestResponseCompact(t *testing.T) {
+	t.Parallel()
+	s, up := startRunServer(t)
+	ctx := context.Background()
+	up.Answer("Summarize the conversation above, as instructed.", "Launch Tuesday; notify support first.")
+	r1, err := s.Client.Responses.New(ctx, textParams("We agreed to launch on Tuesday and notify support first."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.Client.Responses.Compact(ctx, responses.ResponseCompactParams{Model: "fake-model", PreviousResponseID: openai.String(r1.ID),
+		Input: responses.ResponseCompactParamsInputUnion{OfString: openai.String("Anything else?")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Output) != 3 || c.Output[0].Type != "message" || c.Output[1].Type != "message" || c.Output[2].Type != "compaction" ||
+		c.Usage.TotalTokens == 0 {
+		t.Fatalf("compacted = %s", c.RawJSON())
+	}
+	summaryReq := requestsWith(up, "Summarize the conversation above")
+	if len(summaryReq) != 1 || !strings.Contains(summaryReq[0].Messages[0].Text(), "Summarize the conversation so far") {
+		t.Fatalf("summary request = %+v", summaryReq)
+	}
+	// A new chain from the compacted items.
+	var input responses.ResponseInputParam
+	for _, it := range c.Output {
+		if it.Type == "compaction" {
+			input = append(input, responses.ResponseInputItemParamOfCompaction(it.EncryptedContent))
+		} else {
+			input = append(input, responses.ResponseInputItemParamOfMessage(firstText(it.RawJSON()), responses.EasyInputMessageRoleUser))
+		}
+	}
+	input = append(input, responses.ResponseInputItemParamOfMessage("When do we launch?", responses.EasyInputMessageRoleUser))
+	if _, err := s.Client.Responses.New(ctx, responses.ResponseNewParams{Model: "fake-model",
+		Input: responses.ResponseNewParamsInputUnion{OfInputItemList: input}}); err != nil {
+		t.Fatal(err)
+	}
+	got := chatTurns(requestsWith(up, "When do we launch?")[0])
+	want := []string{"user: We agreed to launch on Tuesday and notify support first.", "user: Anything else?",
+		"system: Summary of the conversation so far:\n\nLaunch Tuesday; notify support first.", "user: When do we launch?"}
+	if !slices.Equal(got, want) {
+		t.Errorf("the model read %q, want %q", got, want)
+	}
+	// Foreign (OpenAI-encrypted) compaction content is refused; so is a
+	// compact request without a model.
+	res := s.doJSON(t, "POST", "/v1/responses", `{"model":"fake-model","input":[{"type":"compaction","encrypted_content":"gAAAAB"}]}`)
+	if res.Status != http.StatusBadRequest || !strings.Contains(string(res.Body), "input[0].encrypted_content") {
+		t.Errorf("foreign compaction: %d %s", res.Status, res.Body)
+	}
+	res = s.doJSON(t, "POST", "/v1/responses/compact", `{"input":"hi"}`)
+	if res.Status != http.StatusBadRequest || !strings.Contains(string(res.Body), `"param":"model"`) {
+		t.Errorf("compact without model: %d %s", res.Status, res.Body)
+	}
+}

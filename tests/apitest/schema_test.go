@@ -96,6 +96,7 @@ var routes = []route{
 	r("POST", "/uploads/{id}/cancel", "Upload"),
 	r("POST", "/responses", "Response"),
 	r("POST", "/responses/input_tokens", "TokenCountsResource"),
+	r("POST", "/responses/compact", "CompactResource"),
 	r("GET", "/responses/{id}", "Response"),
 	r("DELETE", "/responses/{id}", ""), // 200 with no body schema in the spec
 	r("POST", "/responses/{id}/cancel", "Response"),
