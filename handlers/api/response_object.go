@@ -43,7 +43,7 @@ type responseObject struct {
 	Truncation         json.RawMessage   `json:"truncation"`
 	PresencePenalty    json.RawMessage   `json:"presence_penalty"`
 	FrequencyPenalty   json.RawMessage   `json:"frequency_penalty"`
-	Usage              *usage            `json:"usage,omitempty"` // only once finished: the spec has no null
+	Usage              *usage            `json:"usage"`
 	User               json.RawMessage   `json:"user,omitempty"`  // deprecated; a string, never null
 	Metadata           json.RawMessage   `json:"metadata"`
 }
@@ -80,7 +80,7 @@ var echoDefaults = map[string]string{
 	"prompt": "null", "prompt_cache_key": "null", "reasoning": "null", "safety_identifier": "null",
 	"service_tier": `"default"`, "temperature": "1", "text": `{"format":{"type":"text"},"verbosity":"medium"}`,
 	"tool_choice": `"auto"`, "tools": "[]", "top_logprobs": "0", "top_p": "1", "truncation": `"disabled"`,
-	"presence_penalty": "0", "frequency_penalty": "0", "metadata": "{}",
+	"presence_penalty": "0", "frequency_penalty": "0", "user": "null", "metadata": "{}",
 }
 
 // responseStatus maps a run's status onto a response's.

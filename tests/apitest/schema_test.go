@@ -286,7 +286,29 @@ func patchSpec(doc any) error {
 	}
 	translateNullable(run)
 
-	// 4. The filter schemas recurse with draft 2019-09's $recursiveAnchor
+	// 4. A response shows "usage": null until it has finished and "user":
+	// null when none was sent: the spec's own examples do (the streaming
+	// example of POST /responses, GET /responses/{id}), OpenAI does, and the
+	// Open Responses suite requires both keys present; yet the schemas type
+	// them as an object and a string. Allow null for exactly these two.
+	resp, err := schema("Response")
+	if err != nil {
+		return err
+	}
+	parts, _ := resp["allOf"].([]any)
+	for _, p := range parts {
+		if props, ok := p.(map[string]any)["properties"].(map[string]any); ok && props["usage"] != nil {
+			props["usage"] = map[string]any{"anyOf": []any{props["usage"], map[string]any{"type": "null"}}}
+		}
+	}
+	mrp, err := schema("ModelResponseProperties")
+	if err != nil {
+		return err
+	}
+	mprops := mrp["properties"].(map[string]any)
+	mprops["user"] = map[string]any{"anyOf": []any{mprops["user"], map[string]any{"type": "null"}}}
+
+	// 5. The filter schemas recurse with draft 2019-09's $recursiveAnchor
 	// and $recursiveRef, which JSON Schema 2020-12 (OpenAPI 3.1) no
 	// longer has; compiling any Responses schema fails on them. Point the
 	// recursion at the schema itself, by name, which means the same.
