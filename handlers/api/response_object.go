@@ -44,7 +44,7 @@ type responseObject struct {
 	PresencePenalty    json.RawMessage   `json:"presence_penalty"`
 	FrequencyPenalty   json.RawMessage   `json:"frequency_penalty"`
 	Usage              *usage            `json:"usage"`
-	User               json.RawMessage   `json:"user,omitempty"`  // deprecated; a string, never null
+	User               json.RawMessage   `json:"user,omitempty"` // deprecated; a string, never null
 	Metadata           json.RawMessage   `json:"metadata"`
 }
 
