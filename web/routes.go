@@ -82,6 +82,7 @@ func addRoutes(e *echo.Echo, cfg Config) {
 
 	if rs := cfg.Responses; rs != nil {
 		v1.POST("/responses", rs.CreateResponse)
+		v1.GET("/responses", rs.ResponsesSocket) // WebSocket mode
 		v1.POST("/responses/input_tokens", rs.CountInputTokens)
 		v1.POST("/responses/compact", rs.CompactResponse)
 		v1.GET("/responses/:response_id", rs.GetResponse)

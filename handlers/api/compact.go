@@ -40,7 +40,7 @@ func (h *Responses) CompactResponse(c *echo.Context) error {
 	for _, k := range []string{"prompt_cache_key", "prompt_cache_retention", "prompt_cache_options", "service_tier"} {
 		delete(fields, k) // accepted; nothing here caches prompts or tiers
 	}
-	req, err := h.parseFields(ctx, fields, false)
+	req, err := h.parseFields(ctx, fields, false, nil)
 	if err != nil {
 		return err
 	}

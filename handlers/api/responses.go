@@ -88,6 +88,9 @@ type request struct {
 	input   []json.RawMessage
 	stream  bool
 	include []string
+	// prefix is the history of a store: false response this request
+	// continues on the same WebSocket (see socket.go), sent as input.
+	prefix []json.RawMessage
 }
 
 var functionName = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}$`)
@@ -169,12 +172,15 @@ func (h *Responses) parseCreate(c *echo.Context) (request, error) {
 	if err != nil {
 		return request{}, err
 	}
-	return h.parseFields(c.Request().Context(), fields, false)
+	return h.parseFields(c.Request().Context(), fields, false, nil)
 }
 
 // parseFields checks the fields of a create request; counting (for
 // input_tokens) model and input are optional.
-func (h *Responses) parseFields(ctx context.Context, fields map[string]json.RawMessage, counting bool) (request, error) {
+//
+// cached holds the histories of the store: false responses a WebSocket
+// connection made, which it alone can continue from.
+func (h *Responses) parseFields(ctx context.Context, fields map[string]json.RawMessage, counting bool, cached map[string][]json.RawMessage) (request, error) {
 	var err error
 	var req request
 	req.rec = db.ResponseRecord{ID: db.NewID("resp_"), Store: true, Echo: map[string]json.RawMessage{}}
@@ -294,7 +300,12 @@ func (h *Responses) parseFields(ctx context.Context, fields map[string]json.RawM
 	var history []json.RawMessage
 	if prev != "" {
 		req.rec.PreviousResponseID = &prev
-		history, err = h.store.ResponseHistory(ctx, prev)
+		var ok bool
+		if history, ok = cached[prev]; ok {
+			req.prefix = history
+		} else {
+			history, err = h.store.ResponseHistory(ctx, prev)
+		}
 		if errors.Is(err, db.ErrNotFound) {
 			return req, &handlers.Error{Status: http.StatusBadRequest, Type: "invalid_request_error", Param: "previous_response_id",
 				Code: "previous_response_not_found", Message: fmt.Sprintf("Previous response with id '%s' not found.", prev)}
@@ -871,7 +882,7 @@ func (h *Responses) CountInputTokens(c *echo.Context) error {
 		return err
 	}
 	delete(fields, "personality")
-	req, err := h.parseFields(ctx, fields, true)
+	req, err := h.parseFields(ctx, fields, true, nil)
 	if err != nil {
 		return err
 	}

@@ -385,9 +385,80 @@ func (en *encoder) replay() ([]frame, error) {
 	return en.emit(out, typ, map[string]any{"response": o}), nil
 }
 
+// sink receives encoded events; keepAlive is called when the stream has
+// been idle for a heartbeat.
+type sink struct {
+	event     func(f frame) error
+	keepAlive func() error
+}
+
+// follow encodes the response's events after sequence number `after`
+// (-1: all) into out until the response ends, ctx ends or out fails. The
+// response does not depend on the reader.
+func (h *Responses) follow(ctx context.Context, rec db.ResponseRecord, model string, include []string, after int64, out sink) {
+	final := func() (responseObject, error) {
+		stored, err := h.store.GetResponse(context.WithoutCancel(ctx), rec.ID)
+		if err != nil {
+			return responseObject{}, err
+		}
+		return h.load(context.WithoutCancel(ctx), stored, include)
+	}
+	en := newEncoder(rec, model, include, final)
+	write := func(frames []frame) error {
+		for _, f := range frames {
+			if seq, _ := f.data["sequence_number"].(int64); seq <= after {
+				continue
+			}
+			if err := out.event(f); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	hub := h.engine.Hub()
+	if !hub.Logged(rec.RunID) {
+		run, err := h.store.GetRun(ctx, "", rec.RunID)
+		if err == nil && db.IsTerminal(run.Status) {
+			frames, err := en.replay()
+			if err != nil {
+				h.log.Error("replay response", "response_id", rec.ID, "error", err)
+				return
+			}
+			_ = write(frames)
+			return
+		}
+	}
+	sub := hub.Subscribe(rec.RunID, 0)
+	for {
+		wctx, cancelWait := context.WithTimeout(ctx, heartbeat)
+		ev, err := sub.Next(wctx)
+		cancelWait()
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			if out.keepAlive() != nil {
+				return
+			}
+			continue
+		}
+		if err != nil {
+			return // the reader went away; the response goes on
+		}
+		if ev.Internal() {
+			continue
+		}
+		frames, done, err := en.encode(ev)
+		if err != nil {
+			h.log.Error("encode response event", "response_id", rec.ID, "event", ev.Name, "error", err)
+			_ = write(en.emit(nil, "error", map[string]any{"code": "server_error", "message": "The response could not be streamed.", "param": nil}))
+			return
+		}
+		if err := write(frames); err != nil || done {
+			return
+		}
+	}
+}
+
 // stream writes the response's events after sequence number `after` (-1:
-// all) as Server-Sent Events until the response ends. The response does
-// not depend on this connection.
+// all) as Server-Sent Events until the response ends.
 func (h *Responses) stream(c *echo.Context, rec db.ResponseRecord, model string, include []string, after int64) error {
 	ctx, cancel := context.WithCancel(c.Request().Context())
 	defer cancel()
@@ -398,14 +469,6 @@ func (h *Responses) stream(c *echo.Context, rec db.ResponseRecord, model string,
 		case <-ctx.Done():
 		}
 	}()
-	final := func() (responseObject, error) {
-		stored, err := h.store.GetResponse(context.WithoutCancel(ctx), rec.ID)
-		if err != nil {
-			return responseObject{}, err
-		}
-		return h.load(context.WithoutCancel(ctx), stored, include)
-	}
-	en := newEncoder(rec, model, include, final)
 	w := c.Response()
 	var flusher http.Flusher
 	if rw, err := echo.UnwrapResponse(w); err == nil {
@@ -423,11 +486,8 @@ func (h *Responses) stream(c *echo.Context, rec db.ResponseRecord, model string,
 		}
 	}
 	flush()
-	write := func(frames []frame) error {
-		for _, f := range frames {
-			if seq, _ := f.data["sequence_number"].(int64); seq <= after {
-				continue
-			}
+	h.follow(ctx, rec, model, include, after, sink{
+		event: func(f frame) error {
 			b, err := json.Marshal(f.data)
 			if err != nil {
 				return err
@@ -438,48 +498,15 @@ func (h *Responses) stream(c *echo.Context, rec db.ResponseRecord, model string,
 				return err
 			}
 			flush()
-		}
-		return nil
-	}
-	hub := h.engine.Hub()
-	if !hub.Logged(rec.RunID) {
-		run, err := h.store.GetRun(ctx, "", rec.RunID)
-		if err == nil && db.IsTerminal(run.Status) {
-			frames, err := en.replay()
-			if err != nil {
-				h.log.Error("replay response", "response_id", rec.ID, "error", err)
-				return nil
-			}
-			_ = write(frames)
 			return nil
-		}
-	}
-	sub := hub.Subscribe(rec.RunID, 0)
-	for {
-		wctx, cancelWait := context.WithTimeout(ctx, heartbeat)
-		ev, err := sub.Next(wctx)
-		cancelWait()
-		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		},
+		keepAlive: func() error {
 			if _, err := w.Write([]byte(": keep-alive\n\n")); err != nil {
-				return nil
+				return err
 			}
 			flush()
-			continue
-		}
-		if err != nil {
-			return nil // the client went away; the response goes on
-		}
-		if ev.Internal() {
-			continue
-		}
-		frames, done, err := en.encode(ev)
-		if err != nil {
-			h.log.Error("encode response event", "response_id", rec.ID, "event", ev.Name, "error", err)
-			_ = write(en.emit(nil, "error", map[string]any{"code": "server_error", "message": "The response could not be streamed.", "param": nil}))
 			return nil
-		}
-		if err := write(frames); err != nil || done {
-			return nil
-		}
-	}
+		},
+	})
+	return nil
 }
