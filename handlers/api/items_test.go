@@ -18,7 +18,9 @@ func raws(items ...string) []json.RawMessage {
 
 // TestCheckCalls: OpenAI's pairing rules for function calls and outputs.
 func TestCheckCalls(t *testing.T) {
-	call := func(id string) string { return `{"type":"function_call","call_id":"` + id + `","name":"f","arguments":"{}"}` }
+	call := func(id string) string {
+		return `{"type":"function_call","call_id":"` + id + `","name":"f","arguments":"{}"}`
+	}
 	out := func(id string) string { return `{"type":"function_call_output","call_id":"` + id + `","output":"x"}` }
 	msg := `{"type":"message","role":"user","content":"hi"}`
 	tests := []struct {
