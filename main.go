@@ -363,13 +363,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	store.StartupDone()
 	v1 := api.NewAPI(store, engine, cfg.MaxUploadBytes, log, api.WithVectorStores(store, rag))
+	responses := api.NewResponses(store, engine, log)
 	handler := web.New(web.Config{
-		UI:       webUI,
-		API:      v1,
-		Webhooks: webhooks,
-		CheckKey: keyChecker(cfg.APIKey, store),
-		Health:   store.Ping,
-		Logger:   log,
+		UI:        webUI,
+		API:       v1,
+		Responses: responses,
+		Webhooks:  webhooks,
+		CheckKey:  keyChecker(cfg.APIKey, store),
+		Health:    store.Ping,
+		Logger:    log,
 		// HSTS behind a TLS-terminating proxy, as for the cookies.
 		TrustProxy: cfg.Web.TrustProxy,
 		Metrics:    metrics,
@@ -380,6 +382,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	srv := web.NewHTTPServer(handler, web.DefaultLimits(), log)
 	srv.BaseContext = func(net.Listener) context.Context { return context.WithoutCancel(ctx) }
 	srv.RegisterOnShutdown(v1.CloseStreams)
+	srv.RegisterOnShutdown(responses.CloseStreams)
 	if webUI != nil {
 		srv.RegisterOnShutdown(webUI.CloseStreams)
 	}

@@ -338,6 +338,22 @@ func (t *turn) afterTools(ctx context.Context, stepID string) (again bool, lastE
 			}
 		}
 		if len(required) > 0 {
+			// A response does not wait: it completes with its function
+			// calls, and the next response carries their outputs.
+			if isResponse, err := tx.IsResponseRun(ctx, t.runID); err != nil {
+				return err
+			} else if isResponse {
+				now := t.e.store.Now()
+				st, err := tx.UpdateStep(ctx, stepID, func(st *db.RunStep) error {
+					st.Status, st.CompletedAt = db.StepCompleted, &now
+					return nil
+				})
+				if err != nil {
+					return err
+				}
+				em.emit("thread.run.step.completed", st)
+				return t.e.finish(ctx, tx, em, t.runID, db.RunCompleted, nil, nil, now)
+			}
 			run, err := tx.UpdateRun(ctx, t.runID, func(r *db.Run) error {
 				r.Status = db.RunRequiresAction
 				r.RequiredAction = &db.RequiredAction{Type: "submit_tool_outputs", SubmitToolOutputs: db.SubmitToolOutputs{ToolCalls: required}}

@@ -42,6 +42,9 @@ type Store interface {
 	ThreadSteps(ctx context.Context, threadID string) ([]db.RunStep, error)
 	HistoryMessages(ctx context.Context, threadID string) ([]db.Message, []int64, error)
 	OpenFile(ctx context.Context, id string) (db.File, io.ReadSeekCloser, error)
+
+	CreateResponse(ctx context.Context, t db.Thread, r db.Run, resp db.ResponseRecord, input []json.RawMessage) (db.Thread, db.Run, error)
+	ResponseInput(ctx context.Context, runID string) ([]json.RawMessage, bool, error)
 }
 
 // Config tunes the engine.

@@ -144,3 +144,8 @@ func (f *ThreadFollower) Next(ctx context.Context) (ThreadEvent, error) {
 }
 
 func (f *ThreadFollower) pop() { f.queue, f.runs = f.queue[1:], f.runs[1:] }
+
+// Logged reports whether the hub still holds the run's event log (it is
+// live, or ended within the hub's retention); a reader of a run not logged
+// serves its state from the store.
+func (e *Engine) Logged(runID string) bool { return e.hub.Logged(runID) }

@@ -215,3 +215,9 @@ func (ps *Providers) Models(ctx context.Context) []Model {
 	ps.cache, ps.cached = out, time.Now()
 	return out
 }
+
+// Serves reports whether a configured provider serves model.
+func (e *Engine) Serves(model string) bool {
+	_, ok := e.providers.For(model)
+	return ok
+}

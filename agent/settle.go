@@ -152,6 +152,9 @@ func (e *Engine) finish(ctx context.Context, tx *db.Tx, em *emitter, runID, stat
 	if err != nil {
 		return err
 	}
+	if err := tx.FinishResponse(ctx, runID, status); err != nil {
+		return err
+	}
 	em.emit("thread.run."+status, run)
 	return nil
 }

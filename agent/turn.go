@@ -213,6 +213,11 @@ func (t *turn) model(ctx context.Context, steps []db.RunStep, n int, used db.Usa
 	if err != nil {
 		return internalErr(ctx, err)
 	}
+	prefix, err := e.responsePrefix(ctx, t.run) // a response's context
+	if err != nil {
+		return internalErr(ctx, err)
+	}
+	items = append(prefix, items...)
 	offered := e.offer(t.run)
 	fixed := CountTokens(t.run.Instructions) + perMessageTokens
 	for _, fd := range offered {

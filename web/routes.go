@@ -80,6 +80,26 @@ func addRoutes(e *echo.Echo, cfg Config) {
 	v1.POST("/uploads/:upload_id/complete", api.CompleteUpload)
 	v1.POST("/uploads/:upload_id/cancel", api.CancelUpload)
 
+	if rs := cfg.Responses; rs != nil {
+		v1.POST("/responses", rs.CreateResponse)
+		v1.GET("/responses", rs.ResponsesSocket) // WebSocket mode
+		v1.POST("/responses/input_tokens", rs.CountInputTokens)
+		v1.POST("/responses/compact", rs.CompactResponse)
+		v1.GET("/responses/:response_id", rs.GetResponse)
+		v1.DELETE("/responses/:response_id", rs.DeleteResponse)
+		v1.POST("/responses/:response_id/cancel", rs.CancelResponse)
+		v1.GET("/responses/:response_id/input_items", rs.ListInputItems)
+
+		v1.POST("/conversations", rs.CreateConversation)
+		v1.GET("/conversations/:conversation_id", rs.GetConversation)
+		v1.POST("/conversations/:conversation_id", rs.UpdateConversation)
+		v1.DELETE("/conversations/:conversation_id", rs.DeleteConversation)
+		v1.GET("/conversations/:conversation_id/items", rs.ListConversationItems)
+		v1.POST("/conversations/:conversation_id/items", rs.AddConversationItems)
+		v1.GET("/conversations/:conversation_id/items/:item_id", rs.GetConversationItem)
+		v1.DELETE("/conversations/:conversation_id/items/:item_id", rs.DeleteConversationItem)
+	}
+
 	// Anything else under /v1 is OpenAI's "Invalid URL" 404, after auth.
 	v1.RouteNotFound("/*", func(c *echo.Context) error { return echo.ErrNotFound })
 

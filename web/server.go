@@ -26,9 +26,12 @@ type Config struct {
 	// Webhooks serves the webhook extension under /v1/assistants; nil
 	// leaves it out.
 	Webhooks *api.Webhooks
-	CheckKey KeyChecker
-	Health   func(ctx context.Context) error
-	Logger   *slog.Logger
+	// Responses serves the Responses and Conversations APIs; nil leaves
+	// them out.
+	Responses *api.Responses
+	CheckKey  KeyChecker
+	Health    func(ctx context.Context) error
+	Logger    *slog.Logger
 	// TrustProxy makes X-Forwarded-Proto: https from a reverse proxy count
 	// as TLS (for HSTS), as --trust-proxy does for the web app's cookies.
 	TrustProxy bool

@@ -94,6 +94,21 @@ var routes = []route{
 	r("POST", "/uploads/{id}/parts", "UploadPart"),
 	r("POST", "/uploads/{id}/complete", "Upload"),
 	r("POST", "/uploads/{id}/cancel", "Upload"),
+	r("POST", "/responses", "Response"),
+	r("POST", "/responses/input_tokens", "TokenCountsResource"),
+	r("POST", "/responses/compact", "CompactResource"),
+	r("GET", "/responses/{id}", "Response"),
+	r("DELETE", "/responses/{id}", ""), // 200 with no body schema in the spec
+	r("POST", "/responses/{id}/cancel", "Response"),
+	r("GET", "/responses/{id}/input_items", "ResponseItemList"),
+	r("POST", "/conversations", "ConversationResource"),
+	r("GET", "/conversations/{id}", "ConversationResource"),
+	r("POST", "/conversations/{id}", "ConversationResource"),
+	r("DELETE", "/conversations/{id}", "DeletedConversationResource"),
+	r("GET", "/conversations/{id}/items", "ConversationItemList"),
+	r("POST", "/conversations/{id}/items", "ConversationItemList"),
+	r("GET", "/conversations/{id}/items/{id}", "ConversationItem"),
+	r("DELETE", "/conversations/{id}/items/{id}", "ConversationResource"),
 	// assistantd's webhook extension has no schema in OpenAI's document;
 	// webhooks_test.go checks its shapes.
 	r("GET", "/assistants/{id}/webhooks", ""),
@@ -103,7 +118,7 @@ var routes = []route{
 
 // eventSchemas are the stream event payloads no route returns, compiled for
 // the stream tests (validateJSON).
-var eventSchemas = []string{"MessageDeltaObject", "RunStepDeltaObject"}
+var eventSchemas = []string{"MessageDeltaObject", "RunStepDeltaObject", "ResponseStreamEvent"}
 
 // errorSchema validates every non-2xx JSON body.
 const errorSchema = "ErrorResponse"
@@ -270,7 +285,61 @@ func patchSpec(doc any) error {
 		return err
 	}
 	translateNullable(run)
+
+	// 4. A response shows "usage": null until it has finished and "user":
+	// null when none was sent: the spec's own examples do (the streaming
+	// example of POST /responses, GET /responses/{id}), OpenAI does, and the
+	// Open Responses suite requires both keys present; yet the schemas type
+	// them as an object and a string. Allow null for exactly these two.
+	resp, err := schema("Response")
+	if err != nil {
+		return err
+	}
+	parts, _ := resp["allOf"].([]any)
+	for _, p := range parts {
+		if props, ok := p.(map[string]any)["properties"].(map[string]any); ok && props["usage"] != nil {
+			props["usage"] = map[string]any{"anyOf": []any{props["usage"], map[string]any{"type": "null"}}}
+		}
+	}
+	mrp, err := schema("ModelResponseProperties")
+	if err != nil {
+		return err
+	}
+	mprops := mrp["properties"].(map[string]any)
+	mprops["user"] = map[string]any{"anyOf": []any{mprops["user"], map[string]any{"type": "null"}}}
+
+	// 5. The filter schemas recurse with draft 2019-09's $recursiveAnchor
+	// and $recursiveRef, which JSON Schema 2020-12 (OpenAPI 3.1) no
+	// longer has; compiling any Responses schema fails on them. Point the
+	// recursion at the schema itself, by name, which means the same.
+	for name, v := range all {
+		s, ok := v.(map[string]any)
+		if !ok || s["$recursiveAnchor"] == nil {
+			continue
+		}
+		delete(s, "$recursiveAnchor")
+		replaceRecursiveRef(s, "#/components/schemas/"+name)
+	}
 	return nil
+}
+
+// replaceRecursiveRef rewrites, in place, every {"$recursiveRef": "#"}
+// under v into {"$ref": ref}.
+func replaceRecursiveRef(v any, ref string) {
+	switch v := v.(type) {
+	case map[string]any:
+		if _, ok := v["$recursiveRef"]; ok {
+			delete(v, "$recursiveRef")
+			v["$ref"] = ref
+		}
+		for _, e := range v {
+			replaceRecursiveRef(e, ref)
+		}
+	case []any:
+		for _, e := range v {
+			replaceRecursiveRef(e, ref)
+		}
+	}
 }
 
 // translateNullable rewrites, in place, every sub-schema of s carrying

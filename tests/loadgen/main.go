@@ -4,7 +4,8 @@
 //
 //	(a) time to the first thread.message.delta through assistantd versus
 //	    time to the first content chunk from the upstream directly:
-//	    the overhead's p50 and p99;
+//	    the overhead's p50 and p99; beside it, the same for a streamed
+//	    response (POST /v1/responses, the first response.output_text.delta);
 //	(b) N concurrent streaming runs: how many completed, events lost (text
 //	    deltas missing or out of order against the upstream's chunks),
 //	    assistantd's peak RSS, and the added inter-event delay p99 (the gap
@@ -56,6 +57,7 @@ func main() {
 	pprofURL := flag.String("pprof", "", "base URL of assistantd's profiler (start it with -args \"--debug-addr ...\"); with -heap, heap profiles are fetched from it")
 	heapDir := flag.String("heap", "", "directory to save heap profiles in, every -heap-every during phase (b)")
 	heapEvery := flag.Duration("heap-every", 2*time.Second, "how often a heap profile is saved")
+	firstOnly := flag.Bool("first-only", false, "measure (a) only")
 	flag.Parse()
 	if *bin == "" {
 		fmt.Fprintln(os.Stderr, "loadgen: -bin is required")
@@ -69,7 +71,7 @@ func main() {
 	}
 	args = append(args, strings.Fields(*extra)...)
 	prof := profiler{url: *pprofURL, dir: *heapDir, every: *heapEvery}
-	if err := run(ctx, *bin, args, *runs, *samples, *words, *delay, *memEvery, prof); err != nil {
+	if err := run(ctx, *bin, args, *runs, *samples, *words, *delay, *memEvery, prof, *firstOnly); err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(1)
 	}
@@ -150,7 +152,7 @@ func (p profiler) breakdown() string {
 		figs["HeapInuse"], figs["HeapIdle"], figs["HeapReleased"], figs["Stack"], figs["Sys"], goroutines)
 }
 
-func run(ctx context.Context, bin string, extra []string, runs, samples, words int, delay, memEvery time.Duration, prof profiler) error {
+func run(ctx context.Context, bin string, extra []string, runs, samples, words int, delay, memEvery time.Duration, prof profiler, firstOnly bool) error {
 	up := upstream.New()
 	up.ChunkDelay = delay
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -194,7 +196,7 @@ func run(ctx context.Context, bin string, extra []string, runs, samples, words i
 	prompt := fmt.Sprintf("[[chunks %d]]", words)
 
 	// (a) overhead to the first delta, sequentially (no contention).
-	var direct, through []time.Duration
+	var direct, through, directR, viaResponse []time.Duration
 	for i := 0; i < samples; i++ {
 		d, err := firstChunkDirect(ctx, upURL, prompt)
 		if err != nil {
@@ -206,15 +208,33 @@ func run(ctx context.Context, bin string, extra []string, runs, samples, words i
 			return fmt.Errorf("run %d: %w", i, err)
 		}
 		through = append(through, res.firstDelta)
+		// The same for a streamed response, interleaved so both meet the
+		// same machine.
+		if d, err = firstChunkDirect(ctx, upURL, prompt); err != nil {
+			return fmt.Errorf("direct upstream: %w", err)
+		}
+		directR = append(directR, d)
+		first, err := c.streamResponse(ctx, prompt, words)
+		if err != nil {
+			return fmt.Errorf("response %d: %w", i, err)
+		}
+		viaResponse = append(viaResponse, first)
 	}
 	overhead := make([]time.Duration, len(direct))
+	overheadR := make([]time.Duration, len(directR))
 	for i := range direct {
 		overhead[i] = through[i] - direct[i]
+		overheadR[i] = viaResponse[i] - directR[i]
 	}
 	fmt.Printf("(a) first content, %d sequential samples, upstream chunk delay %v\n", samples, delay)
 	fmt.Printf("    upstream direct: p50 %v  p99 %v\n", pct(direct, 50), pct(direct, 99))
-	fmt.Printf("    via assistantd:  p50 %v  p99 %v\n", pct(through, 50), pct(through, 99))
+	fmt.Printf("    via a run:       p50 %v  p99 %v\n", pct(through, 50), pct(through, 99))
 	fmt.Printf("    overhead:        p50 %v  p99 %v\n", pct(overhead, 50), pct(overhead, 99))
+	fmt.Printf("    via a response:  p50 %v  p99 %v\n", pct(viaResponse, 50), pct(viaResponse, 99))
+	fmt.Printf("    overhead:        p50 %v  p99 %v\n", pct(overheadR, 50), pct(overheadR, 99))
+	if firstOnly {
+		return nil
+	}
 
 	// (b) many concurrent streaming runs.
 	baseRSS, _ := procStatus(cmd.Process.Pid, "VmRSS:")
@@ -423,6 +443,42 @@ func (c *client) streamRun(ctx context.Context, assistantID, prompt string) (run
 		return res, err
 	}
 	return res, errors.New("stream ended without done")
+}
+
+// streamResponse creates a streamed response and reads it to the end; it
+// returns the time to the first response.output_text.delta.
+func (c *client) streamResponse(ctx context.Context, prompt string, words int) (time.Duration, error) {
+	start := time.Now()
+	resp, err := c.request(ctx, "/responses", map[string]any{"model": "fake-model", "instructions": "Answer.",
+		"input": prompt, "stream": true})
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var first time.Duration
+	deltas := 0
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		switch line := sc.Text(); {
+		case line == "event: response.output_text.delta":
+			if deltas == 0 {
+				first = time.Since(start)
+			}
+			deltas++
+		case line == "event: response.completed":
+			if deltas != words {
+				return first, fmt.Errorf("%d text deltas, want %d", deltas, words)
+			}
+			return first, nil
+		case strings.HasPrefix(line, "event: response.failed"), strings.HasPrefix(line, "event: error"):
+			return first, errors.New("response failed")
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return first, err
+	}
+	return first, errors.New("stream ended without response.completed")
 }
 
 // firstChunkDirect measures the time to the first content chunk from the

@@ -45,6 +45,7 @@ type Server struct {
 	failures map[string]int
 	embedded int               // texts embedded (POST /v1/embeddings)
 	answers  map[string]string // Answer's scripted replies by user message
+	scripts  map[string]string // Script's directives by user message
 }
 
 // Request is one recorded chat completion request.
@@ -101,7 +102,18 @@ func (m Message) Text() string {
 }
 
 // New returns a fake upstream.
-func New() *Server { return &Server{failures: map[string]int{}, answers: map[string]string{}} }
+func New() *Server {
+	return &Server{failures: map[string]int{}, answers: map[string]string{}, scripts: map[string]string{}}
+}
+
+// Script makes a last user message equal to message act as if it carried
+// directives too: for clients whose messages a test cannot change (a
+// third-party suite asking about the weather, say).
+func (s *Server) Script(message, directives string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.scripts[message] = directives
+}
 
 // Answer scripts the reply to a last user message equal to message, for
 // replies a directive in the message cannot script without changing it
@@ -213,9 +225,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	last := req.Messages[len(req.Messages)-1]
-	sc := parse(lastUser)
 	s.mu.Lock()
 	answer, scripted := s.answers[lastUser]
+	sc := parse(lastUser + " " + s.scripts[lastUser])
 	s.mu.Unlock()
 	if sc.status != 0 {
 		s.mu.Lock()

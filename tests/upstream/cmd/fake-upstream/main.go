@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -21,6 +22,16 @@ import (
 func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "listen address")
 	delay := flag.Duration("chunk-delay", 0, "delay before every streamed chunk")
+	s := upstream.New()
+	flag.Func("script", "MESSAGE=>DIRECTIVES: a last user message MESSAGE acts as if it carried DIRECTIVES (repeatable)",
+		func(v string) error {
+			msg, directives, ok := strings.Cut(v, "=>")
+			if !ok {
+				return fmt.Errorf("want MESSAGE=>DIRECTIVES, got %q", v)
+			}
+			s.Script(msg, directives)
+			return nil
+		})
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -29,7 +40,6 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	s := upstream.New()
 	s.ChunkDelay = *delay
 	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
 	fmt.Printf("fake upstream listening on http://%s\n", ln.Addr())

@@ -1,0 +1,523 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// A response of the Responses API is a run on a thread of its own (its
+// output messages live there, as a run's do); ResponseRecord is what only a
+// response has. Items (input, output, conversation) are kept as the JSON
+// the API shows, since their shapes are the API's own and many.
+
+// ErrResponseInProgress is returned when continuing from a response that
+// has not finished.
+var ErrResponseInProgress = errors.New("response is still in progress")
+
+// ErrConversationLocked is returned when a conversation already has an
+// unfinished response.
+var ErrConversationLocked = errors.New("conversation has an unfinished response")
+
+// ResponseRecord is a stored response, without the state its run holds.
+type ResponseRecord struct {
+	ID                 string
+	RunID              string
+	ThreadID           string
+	CreatedAt          int64
+	PreviousResponseID *string
+	ConversationID     *string
+	Store              bool
+	Background         bool
+	// Echo holds the request fields the Response object shows as sent
+	// (tools, text, truncation, …), by their API names.
+	Echo map[string]json.RawMessage
+	// Output is the response's output items, once it has finished.
+	Output []json.RawMessage
+}
+
+const responseColumns = `id, run_id, thread_id, created_at, previous_response_id, conversation_id, stored, background, echo, output`
+
+func scanResponse(row rowScanner) (ResponseRecord, error) {
+	var (
+		r               ResponseRecord
+		prev, conv, out sql.NullString
+		stored, bg      int64
+		echo            string
+	)
+	if err := row.Scan(&r.ID, &r.RunID, &r.ThreadID, &r.CreatedAt, &prev, &conv, &stored, &bg, &echo, &out); err != nil {
+		return r, err
+	}
+	r.PreviousResponseID, r.ConversationID = nullString(prev), nullString(conv)
+	r.Store, r.Background = stored != 0, bg != 0
+	err := decodeColumn("echo", echo, &r.Echo)
+	if out.Valid {
+		err = errors.Join(err, decodeColumn("output", out.String, &r.Output))
+	}
+	return r, err
+}
+
+// CreateResponse stores, in one transaction, a response's thread, its
+// queued run, the response and its input items. It returns
+// ErrConversationLocked when the response's conversation already has an
+// unfinished response, and ErrNotFound when the conversation is missing.
+func (s *Store) CreateResponse(ctx context.Context, t Thread, r Run, resp ResponseRecord, input []json.RawMessage) (Thread, Run, error) {
+	t.ID, t.Object, t.CreatedAt = NewID("thread_"), "thread", s.now().Unix()
+	if t.ToolResources == nil {
+		t.ToolResources = &ToolResources{}
+	}
+	resources, e1 := jsonColumn(t.ToolResources)
+	meta, e2 := jsonColumn(t.Metadata)
+	echo, e3 := jsonColumn(resp.Echo)
+	if err := errors.Join(e1, e2, e3); err != nil {
+		return t, r, fmt.Errorf("create response: %w", err)
+	}
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if resp.ConversationID != nil {
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM conversations WHERE id = $1`, *resp.ConversationID).Scan(&n); err != nil {
+				return err
+			}
+			if n == 0 {
+				return ErrNotFound
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO threads (id, created_at, tool_resources, metadata) VALUES ($1, $2, $3, $4)`,
+			t.ID, t.CreatedAt, resources, meta); err != nil {
+			return err
+		}
+		r.ThreadID = t.ID
+		var err error
+		if r, err = s.insertRun(ctx, tx, r, nil); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO responses (id, run_id, thread_id, created_at, previous_response_id,
+			conversation_id, active, stored, background, echo) VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, $9)`,
+			resp.ID, r.ID, t.ID, r.CreatedAt, resp.PreviousResponseID, resp.ConversationID, boolInt(resp.Store),
+			boolInt(resp.Background), echo)
+		if isUnique(err) {
+			return ErrConversationLocked
+		}
+		if err != nil {
+			return err
+		}
+		for _, it := range input {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO response_input_items (id, response_id, item) VALUES ($1, $2, $3)`,
+				itemID(it), resp.ID, string(it)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return t, r, fmt.Errorf("create response: %w", err)
+	}
+	return t, r, nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// itemID reads an item's "id".
+func itemID(item json.RawMessage) string {
+	var v struct {
+		ID string `json:"id"`
+	}
+	_ = json.Unmarshal(item, &v)
+	return v.ID
+}
+
+// GetResponse returns the response with id, stored or not (store: false
+// responses exist while they run), or ErrNotFound.
+func (s *Store) GetResponse(ctx context.Context, id string) (ResponseRecord, error) {
+	r, err := scanResponse(s.r.QueryRowContext(ctx, `SELECT `+responseColumns+` FROM responses WHERE id = $1`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return r, ErrNotFound
+	}
+	if err != nil {
+		return r, fmt.Errorf("get response %s: %w", id, err)
+	}
+	return r, nil
+}
+
+// ListResponseInputItems returns one page of a response's input items.
+func (s *Store) ListResponseInputItems(ctx context.Context, responseID string, p ListParams) (Page[json.RawMessage], error) {
+	return listQuery(ctx, s.r, "response_input_items", "item", "response_id = $1", []any{responseID}, p, scanItem)
+}
+
+func scanItem(row rowScanner) (json.RawMessage, error) {
+	var item string
+	if err := row.Scan(&item); err != nil {
+		return nil, err
+	}
+	return json.RawMessage(item), nil
+}
+
+// inputItems returns a response's input items in order.
+func inputItems(ctx context.Context, q rowsQueryer, responseID string) ([]json.RawMessage, error) {
+	return queryItems(ctx, q, `SELECT item FROM response_input_items WHERE response_id = $1 ORDER BY seq`, responseID)
+}
+
+// rowsQueryer is a pool or a transaction.
+type rowsQueryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+func queryItems(ctx context.Context, q rowsQueryer, query string, args ...any) ([]json.RawMessage, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	return collect(rows, scanItem)
+}
+
+// maxChain bounds how far a previous_response_id chain is followed.
+const maxChain = 10000
+
+// ResponseHistory is what a response continuing from response id (its
+// previous_response_id) starts from: the whole chain's input and output
+// items, oldest first, with a conversation's items where a response of
+// the chain used one. A response that is missing or was not stored is
+// ErrNotFound.
+func (s *Store) ResponseHistory(ctx context.Context, id string) ([]json.RawMessage, error) {
+	r, err := s.GetResponse(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if !r.Store {
+		return nil, ErrNotFound
+	}
+	if r.Output == nil {
+		return nil, ErrResponseInProgress
+	}
+	items, err := s.responseContext(ctx, r)
+	if err != nil {
+		return nil, fmt.Errorf("response history %s: %w", id, err)
+	}
+	return append(items, r.Output...), nil
+}
+
+// responseContext is everything the model reads for r before its own
+// output: its chain's history, its conversation's items, its input.
+func (s *Store) responseContext(ctx context.Context, r ResponseRecord) ([]json.RawMessage, error) {
+	chain := []ResponseRecord{r}
+	for cur := r; cur.PreviousResponseID != nil; {
+		if len(chain) > maxChain {
+			return nil, fmt.Errorf("response %s: previous_response_id chain longer than %d", r.ID, maxChain)
+		}
+		prev, err := s.GetResponse(ctx, *cur.PreviousResponseID)
+		if errors.Is(err, ErrNotFound) {
+			break // deleted since: the chain starts after it
+		}
+		if err != nil {
+			return nil, err
+		}
+		chain = append(chain, prev)
+		cur = prev
+	}
+	var items []json.RawMessage
+	for i := len(chain) - 1; i >= 0; i-- {
+		c := chain[i]
+		if c.ConversationID != nil && c.ID == r.ID {
+			conv, err := queryItems(ctx, s.r, `SELECT item FROM conversation_items WHERE conversation_id = $1 ORDER BY seq`, *c.ConversationID)
+			if err != nil {
+				return nil, err
+			}
+			items = append(items, conv...)
+		}
+		in, err := inputItems(ctx, s.r, c.ID)
+		if err != nil {
+			return nil, err
+		}
+		items = append(items, in...)
+		if i > 0 {
+			items = append(items, c.Output...)
+		}
+	}
+	return items, nil
+}
+
+// ResponseInput is the context of the response run runID serves (its
+// chain's history, its conversation's items and its own input, in order);
+// ok is false when the run serves no response.
+func (s *Store) ResponseInput(ctx context.Context, runID string) ([]json.RawMessage, bool, error) {
+	r, err := scanResponse(s.r.QueryRowContext(ctx, `SELECT `+responseColumns+` FROM responses WHERE run_id = $1`, runID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("response of run %s: %w", runID, err)
+	}
+	items, err := s.responseContext(ctx, r)
+	if err != nil {
+		return nil, true, fmt.Errorf("response input of run %s: %w", runID, err)
+	}
+	return items, true, nil
+}
+
+// ResponseOutput projects a run's steps and messages onto the output
+// items of the response it serves, in step order.
+func (s *Store) ResponseOutput(ctx context.Context, runID string) ([]json.RawMessage, error) {
+	steps, err := collectSteps(ctx, s.r, runID)
+	if err != nil {
+		return nil, err
+	}
+	msgs, err := runMessages(ctx, s.r, runID)
+	if err != nil {
+		return nil, err
+	}
+	return OutputItems(steps, msgs), nil
+}
+
+func collectSteps(ctx context.Context, q rowsQueryer, runID string) ([]RunStep, error) {
+	rows, err := q.QueryContext(ctx, `SELECT `+stepColumns+` FROM run_steps WHERE run_id = $1 ORDER BY seq`, runID)
+	if err != nil {
+		return nil, fmt.Errorf("steps of run %s: %w", runID, err)
+	}
+	return collect(rows, scanStep)
+}
+
+func runMessages(ctx context.Context, q rowsQueryer, runID string) (map[string]Message, error) {
+	rows, err := q.QueryContext(ctx, `SELECT `+messageColumns+` FROM messages WHERE run_id = $1`, runID)
+	if err != nil {
+		return nil, fmt.Errorf("messages of run %s: %w", runID, err)
+	}
+	list, err := collect(rows, scanMessage)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]Message, len(list))
+	for _, m := range list {
+		out[m.ID] = m
+	}
+	return out, nil
+}
+
+// IsResponseRun reports whether the run serves a response.
+func (t *Tx) IsResponseRun(ctx context.Context, runID string) (bool, error) {
+	var n int
+	err := t.tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM responses WHERE run_id = $1`, runID).Scan(&n)
+	return n > 0, err
+}
+
+// FinishResponse records, in the transaction that ends run runID, the
+// output of the response it serves (if any), releases the response's
+// conversation, and appends the response's input and output items to the
+// conversation when it completed.
+func (t *Tx) FinishResponse(ctx context.Context, runID, status string) error {
+	r, err := scanResponse(t.tx.QueryRowContext(ctx, `SELECT `+responseColumns+` FROM responses WHERE run_id = $1`, runID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("finish response of run %s: %w", runID, err)
+	}
+	steps, err := collectSteps(ctx, t.tx, runID)
+	if err != nil {
+		return err
+	}
+	msgs, err := runMessages(ctx, t.tx, runID)
+	if err != nil {
+		return err
+	}
+	out := OutputItems(steps, msgs)
+	col, err := jsonColumn(out)
+	if err != nil {
+		return err
+	}
+	if _, err := t.tx.ExecContext(ctx, `UPDATE responses SET active = 0, output = $1 WHERE id = $2`, col, r.ID); err != nil {
+		return fmt.Errorf("finish response %s: %w", r.ID, err)
+	}
+	if r.ConversationID == nil || (status != RunCompleted && status != RunIncomplete) {
+		return nil
+	}
+	in, err := inputItems(ctx, t.tx, r.ID)
+	if err != nil {
+		return err
+	}
+	now := t.s.now().Unix()
+	for _, it := range append(in, out...) {
+		if err := insertConversationItem(ctx, t.tx, *r.ConversationID, it, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// DeleteResponse removes a response with everything of it: its thread,
+// run, steps, messages and input items.
+func (s *Store) DeleteResponse(ctx context.Context, id string) error {
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var threadID string
+		err := tx.QueryRowContext(ctx, `SELECT thread_id FROM responses WHERE id = $1`, id).Scan(&threadID)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM threads WHERE id = $1`, threadID)
+		return err
+	})
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("delete response %s: %w", id, err)
+	}
+	return err
+}
+
+// OutputItems projects a run's steps (in order) and its messages onto
+// Responses output items: a message step becomes a message item with the
+// message's id; each tool call a function_call, file_search_call or
+// code_interpreter_call item.
+func OutputItems(steps []RunStep, msgs map[string]Message) []json.RawMessage {
+	out := []json.RawMessage{}
+	add := func(v any) {
+		b, err := json.Marshal(v)
+		if err == nil {
+			out = append(out, b)
+		}
+	}
+	for _, st := range steps {
+		switch st.Type {
+		case StepMessageCreation:
+			if st.StepDetails.MessageCreation == nil {
+				continue
+			}
+			if m, ok := msgs[st.StepDetails.MessageCreation.MessageID]; ok {
+				add(MessageItem(m))
+			}
+		case StepToolCalls:
+			for _, tc := range st.StepDetails.ToolCalls {
+				add(ToolCallItem(tc, st.ToolIO[tc.ID], "completed"))
+			}
+		}
+	}
+	return out
+}
+
+// MessageItem is an assistant message as a Responses output message.
+func MessageItem(m Message) map[string]any {
+	content := []any{}
+	for _, c := range m.Content {
+		if c.Type != "text" || c.Text == nil {
+			continue
+		}
+		content = append(content, OutputText(c.Text.Value, c.Text.Annotations))
+	}
+	status := m.Status
+	if status != "completed" && status != "incomplete" {
+		status = "in_progress"
+	}
+	return map[string]any{"type": "message", "id": m.ID, "status": status, "role": "assistant", "content": content}
+}
+
+// OutputText is an output_text content part.
+func OutputText(text string, anns []Annotation) map[string]any {
+	list := []any{}
+	for _, a := range anns {
+		list = append(list, ResponseAnnotation(a))
+	}
+	return map[string]any{"type": "output_text", "text": text, "annotations": list, "logprobs": []any{}}
+}
+
+// ResponseAnnotation is an Assistants annotation as the Responses API
+// shows it: file_citation {file_id, filename, index}, file_path {file_id,
+// index}.
+func ResponseAnnotation(a Annotation) map[string]any {
+	switch {
+	case a.FileCitation != nil:
+		return map[string]any{"type": "file_citation", "file_id": a.FileCitation.FileID, "filename": citedName(a.Text),
+			"index": a.EndIndex}
+	case a.FilePath != nil:
+		return map[string]any{"type": "file_path", "file_id": a.FilePath.FileID, "index": a.EndIndex}
+	}
+	return map[string]any{"type": "file_path", "file_id": "", "index": a.EndIndex}
+}
+
+// citedName is the file name in a citation marker such as 【4:0†notes.txt】.
+func citedName(marker string) string {
+	if _, after, ok := strings.Cut(marker, "†"); ok {
+		return strings.TrimSuffix(after, "】")
+	}
+	return ""
+}
+
+// CallItemID is the id of the output item of tool call callID: fc_, fs_ or
+// ci_ followed by the call id's random part.
+func CallItemID(typ, callID string) string {
+	prefix := map[string]string{"function": "fc_", "file_search": "fs_", "code_interpreter": "ci_"}[typ]
+	if prefix == "" {
+		prefix = "tc_"
+	}
+	_, rest, ok := strings.Cut(callID, "_")
+	if !ok {
+		rest = callID
+	}
+	return prefix + rest
+}
+
+// ToolCallItem is a run step's tool call as a Responses output item.
+func ToolCallItem(tc ToolCall, io ToolIO, status string) map[string]any {
+	id := CallItemID(tc.Type, tc.ID)
+	switch tc.Type {
+	case "file_search":
+		var args struct {
+			Query   string   `json:"query"`
+			Queries []string `json:"queries"`
+		}
+		_ = json.Unmarshal([]byte(io.Arguments), &args)
+		queries := args.Queries
+		if args.Query != "" {
+			queries = append([]string{args.Query}, queries...)
+		}
+		if queries == nil {
+			queries = []string{}
+		}
+		item := map[string]any{"type": "file_search_call", "id": id, "status": status, "queries": queries, "results": nil}
+		if tc.FileSearch != nil && len(tc.FileSearch.Results) > 0 {
+			var results []any
+			for _, r := range tc.FileSearch.Results {
+				text := ""
+				for _, c := range r.Content {
+					text += c.Text
+				}
+				results = append(results, map[string]any{"file_id": r.FileID, "filename": r.FileName, "score": r.Score,
+					"text": text, "attributes": map[string]any{}})
+			}
+			item["results"] = results
+		}
+		return item
+	case "code_interpreter":
+		code := ""
+		var outputs []any
+		if ci := tc.CodeInterpreter; ci != nil {
+			code = ci.Input
+			for _, o := range ci.Outputs {
+				switch {
+				case o.Type == "logs":
+					outputs = append(outputs, map[string]any{"type": "logs", "logs": o.Logs})
+				case o.Image != nil:
+					outputs = append(outputs, map[string]any{"type": "image", "url": "/v1/files/" + o.Image.FileID + "/content"})
+				}
+			}
+		}
+		if outputs == nil {
+			outputs = []any{}
+		}
+		return map[string]any{"type": "code_interpreter_call", "id": id, "status": status, "container_id": "",
+			"code": code, "outputs": outputs}
+	}
+	name, args := io.Name, io.Arguments
+	if tc.Function != nil {
+		name, args = tc.Function.Name, tc.Function.Arguments
+	}
+	return map[string]any{"type": "function_call", "id": id, "call_id": tc.ID, "name": name, "arguments": args,
+		"status": status}
+}
