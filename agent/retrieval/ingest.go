@@ -37,7 +37,7 @@ type Ingester struct {
 
 	mu      sync.Mutex
 	active  map[fileKey]bool // files being worked on
-	changed chan struct{} // closed and replaced whenever a file leaves in_progress
+	changed chan struct{}    // closed and replaced whenever a file leaves in_progress
 }
 
 // NewIngester returns an ingester with workers parallel workers; embed may
