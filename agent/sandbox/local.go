@@ -1051,7 +1051,7 @@ func (l *Local) start() (*kernel, error) {
 }
 
 // bwrapDisablesUserns reports whether bubblewrap has --disable-userns
-// (0.8.0 and later).
+// (0.8.0 and later; not in its setuid build, which refuses it).
 var bwrapDisablesUserns = func() func(string) bool {
 	var mu sync.Mutex
 	known := map[string]bool{}
@@ -1062,7 +1062,8 @@ var bwrapDisablesUserns = func() func(string) bool {
 			return v
 		}
 		out, _ := exec.Command(bwrap, "--help").CombinedOutput()
-		known[bwrap] = bytes.Contains(out, []byte("--disable-userns"))
+		st, err := os.Stat(bwrap)
+		known[bwrap] = bytes.Contains(out, []byte("--disable-userns")) && err == nil && st.Mode()&os.ModeSetuid == 0
 		return known[bwrap]
 	}
 }()

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	seccomp "github.com/elastic/go-seccomp-bpf"
+	"github.com/elastic/go-seccomp-bpf/arch"
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
@@ -40,12 +41,24 @@ var deniedSyscalls = []string{
 	"iopl", "ioperm", "lookup_dcookie", "open_by_handle_at", "name_to_handle_at", "vhangup", "personality",
 }
 
-// seccompPolicy is the filter as a policy of the seccomp library.
-func seccompPolicy() seccomp.Policy {
+// seccompPolicy is the filter as a policy of the seccomp library, for
+// this machine's architecture (names it lacks, such as x86's iopl on
+// arm64, are left out).
+func seccompPolicy() (seccomp.Policy, error) {
+	info, err := arch.GetInfo("")
+	if err != nil {
+		return seccomp.Policy{}, err
+	}
+	var denied []string
+	for _, name := range deniedSyscalls {
+		if _, ok := info.SyscallNames[name]; ok {
+			denied = append(denied, name)
+		}
+	}
 	return seccomp.Policy{
 		DefaultAction: seccomp.ActionAllow,
 		Syscalls: []seccomp.SyscallGroup{
-			{Action: seccomp.ActionErrno | seccomp.Action(unix.EPERM), Names: deniedSyscalls},
+			{Action: seccomp.ActionErrno | seccomp.Action(unix.EPERM), Names: denied},
 			{Action: seccomp.ActionErrno | seccomp.Action(unix.EPERM), NamesWithCondtions: []seccomp.NameWithConditions{
 				{Name: "clone", Conditions: seccomp.ArgumentConditions{{Argument: 0, Operation: seccomp.BitsSet, Value: nsFlags}}},
 			}},
@@ -56,13 +69,16 @@ func seccompPolicy() seccomp.Policy {
 			// writing, which the watcher keeps up with.
 			{Action: seccomp.ActionErrno | seccomp.Action(unix.EOPNOTSUPP), Names: []string{"fallocate"}},
 		},
-	}
+	}, nil
 }
 
 // seccompProgram is the filter compiled for this architecture, as the
 // array of struct sock_filter bubblewrap reads.
 var seccompProgram = sync.OnceValues(func() ([]byte, error) {
-	p := seccompPolicy()
+	p, err := seccompPolicy()
+	if err != nil {
+		return nil, fmt.Errorf("seccomp filter: %w", err)
+	}
 	insts, err := p.Assemble()
 	if err != nil {
 		return nil, fmt.Errorf("seccomp filter: %w", err)
