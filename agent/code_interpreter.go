@@ -336,7 +336,7 @@ func (c *CodeInterpreter) Run(ctx context.Context, call ToolCall) (ToolResult, e
 	if err != nil {
 		return ToolResult{}, err
 	}
-	res, err := c.sb.Exec(ctx, call.Run.ThreadID, sandbox.Request{Code: code, Files: files})
+	res, err := c.sb.Exec(ctx, call.Run.ThreadID, sandbox.Request{Code: code, Files: files, CallID: call.ID})
 	if err != nil {
 		return ToolResult{}, err
 	}

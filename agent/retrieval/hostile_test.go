@@ -330,3 +330,33 @@ func TestInterruptedAttemptsBounded(t *testing.T) {
 		t.Fatalf("attempts after completion: %d, %v", n, err)
 	}
 }
+
+// TestClaimOnce: a file one worker has is not handed to another (the
+// workers' set of files was keyed by a value holding a pointer, so every
+// listing looked new and two workers ingested the same file, each counting
+// an attempt).
+func TestClaimOnce(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	a := upload(t, s, "a.txt", []byte("alpha"))
+	b := upload(t, s, "b.txt", []byte("beta"))
+	static := db.NewVectorStoreFile{FileID: b.ID, Chunking: db.ChunkingStrategy{Type: "static",
+		Static: &db.StaticChunking{MaxChunkSizeTokens: 100, ChunkOverlapTokens: 50}}}
+	if _, err := s.CreateVectorStore(ctx, db.VectorStore{}, []db.NewVectorStoreFile{{FileID: a.ID, Chunking: db.AutoChunking()}, static}); err != nil {
+		t.Fatal(err)
+	}
+	in := NewIngester(s, nil, 2, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	var got []string
+	for range 3 {
+		p, _, err := in.claim(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p != nil {
+			got = append(got, p.FileID)
+		}
+	}
+	if len(got) != 2 || got[0] == got[1] {
+		t.Fatalf("claims: %v; want each file once", got)
+	}
+}

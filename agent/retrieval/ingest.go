@@ -37,8 +37,8 @@ type Ingester struct {
 	wake chan struct{}
 
 	mu      sync.Mutex
-	active  map[db.PendingFile]bool
-	changed chan struct{} // closed and replaced whenever a file leaves in_progress
+	active  map[fileKey]bool // files being worked on
+	changed chan struct{}    // closed and replaced whenever a file leaves in_progress
 }
 
 // NewIngester returns an ingester with workers parallel workers; embed may
@@ -48,8 +48,15 @@ func NewIngester(store *db.Store, embed Embedder, workers int, log *slog.Logger)
 		workers = 1
 	}
 	return &Ingester{store: store, embed: embed, log: log, workers: workers, wake: make(chan struct{}, 1),
-		Limits: DefaultLimits(), MaxAttempts: 3, active: map[db.PendingFile]bool{}, changed: make(chan struct{})}
+		Limits: DefaultLimits(), MaxAttempts: 3, active: map[fileKey]bool{}, changed: make(chan struct{})}
 }
+
+// fileKey names a vector store file. (A PendingFile is no map key: its
+// chunking strategy holds a pointer, different in every listing, so the
+// same file listed twice would count as two and be taken by two workers.)
+type fileKey struct{ store, file string }
+
+func keyOf(p db.PendingFile) fileKey { return fileKey{p.VectorStoreID, p.FileID} }
 
 // idlePoll is how often idle workers look for work nobody announced (a
 // safety net: every write that adds files calls Wake).
@@ -105,17 +112,17 @@ func (in *Ingester) work(ctx context.Context) {
 func (in *Ingester) claim(ctx context.Context) (*db.PendingFile, bool, error) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	ps, err := in.store.PendingVectorStoreFiles(ctx, 2, func(p db.PendingFile) bool { return in.active[p] })
+	ps, err := in.store.PendingVectorStoreFiles(ctx, 2, func(p db.PendingFile) bool { return in.active[keyOf(p)] })
 	if err != nil || len(ps) == 0 {
 		return nil, false, err
 	}
-	in.active[ps[0]] = true
+	in.active[keyOf(ps[0])] = true
 	return &ps[0], len(ps) > 1, nil
 }
 
 func (in *Ingester) release(p db.PendingFile) {
 	in.mu.Lock()
-	delete(in.active, p)
+	delete(in.active, keyOf(p))
 	close(in.changed)
 	in.changed = make(chan struct{})
 	in.mu.Unlock()

@@ -5,70 +5,49 @@
 # argv[1]. Nothing here is trusted to contain the code it runs: the sandbox
 # around it is the boundary; this file only sets limits early (before any
 # user code), captures output and figures, and reports errors.
-import ast
-import base64
-import io
+#
+# It is two processes. The monitor holds the protocol's descriptors and
+# never runs user code; it makes itself non-dumpable, so the code (the same
+# user) can neither read its memory nor open its descriptors through /proc,
+# and so cannot write a frame to the server. The executor, a forked child,
+# runs the code and reports each call's end over a private pipe. The code
+# can write to that pipe too, but only the monitor reads it: the monitor
+# answers each request once, echoing the request's id, with logs it reads
+# from the output file, bounded error text, and the names of the figures
+# the executor saved in the sandbox's /tmp, which the server reads from
+# there itself, bounded and counted against the thread's disk limit.
+import ctypes
 import json
-import linecache
 import os
-import resource
 import signal
 import struct
 import sys
 import time
-import traceback
 
 CFG = json.loads(sys.argv[1])
-RIN = os.fdopen(3, "rb", buffering=0)
-WOUT = os.fdopen(4, "wb", buffering=0)
-os.set_inheritable(3, False)
-os.set_inheritable(4, False)
 # fds 5 and 6 are /mnt/data's and /tmp's host directories: under
 # bubblewrap they are already mounted and must not stay open (".." from a
 # host directory's descriptor leads outside the sandbox); without it
 # (unsafe mode) the kernel works in them by descriptor.
+IMAGES = ".kernel-images"
 if CFG.get("chdir_fds"):
     os.fchdir(6)
     _out = os.open(".kernel-output", os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600)
+    os.mkdir(IMAGES, 0o700)
+    IMAGES_FD = os.open(IMAGES, os.O_RDONLY | os.O_DIRECTORY)
     os.fchdir(5)
-    os.closerange(5, 6 + 1)
 else:
-    os.closerange(5, 6 + 1)
     _out = os.open("/tmp/.kernel-output", os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600)
+    os.mkdir("/tmp/" + IMAGES, 0o700)
+    IMAGES_FD = os.open("/tmp/" + IMAGES, os.O_RDONLY | os.O_DIRECTORY)
 for _fd in os.listdir("/proc/self/fd"):
-    if int(_fd) > 4 and int(_fd) != _out:
+    if int(_fd) > 4 and int(_fd) not in (_out, IMAGES_FD):
         try:
             os.close(int(_fd))
         except OSError:
             pass
 
-
-def read_exact(n):
-    buf = b""
-    while len(buf) < n:
-        chunk = RIN.read(n - len(buf))
-        if not chunk:
-            sys.exit(0)
-        buf += chunk
-    return buf
-
-
-def recv():
-    (n,) = struct.unpack(">I", read_exact(4))
-    return json.loads(read_exact(n))
-
-
-def send(obj):
-    data = json.dumps(obj).encode()
-    WOUT.write(struct.pack(">I", len(data)) + data)
-
-
-def setlimit(res, value):
-    if value and value > 0:
-        resource.setrlimit(res, (value, value))
-
-
-# Output: fds 1 and 2 (this process's and any child's, C libraries' too) go
+# Output: fds 1 and 2 (both processes', any child's, C libraries' too) go
 # to one file, so logs keep the order a terminal would show; Python's
 # sys.stdout/sys.stderr write through to it and stop the code with
 # OutputLimit once a call's output passes the cap.
@@ -76,6 +55,196 @@ os.dup2(_out, 1)
 os.dup2(_out, 2)
 os.close(_out)
 OUTPUT_CAP = int(CFG.get("output_bytes") or 1 << 20)
+# What the monitor passes on of the executor's reports.
+MAX_ERROR = 64 << 10
+MAX_IMAGES = 16
+
+
+def read_exact(f, n):
+    buf = b""
+    while len(buf) < n:
+        chunk = f.read(n - len(buf))
+        if not chunk:
+            return None
+        buf += chunk
+    return buf
+
+
+def recv(f, limit):
+    """One frame from f, None at its end; a frame past limit bytes is
+    read and dropped ({} is returned)."""
+    hdr = read_exact(f, 4)
+    if hdr is None:
+        return None
+    (n,) = struct.unpack(">I", hdr)
+    if n > limit:
+        while n > 0:
+            chunk = f.read(min(n, 1 << 16))
+            if not chunk:
+                return None
+            n -= len(chunk)
+        return {}
+    body = read_exact(f, n)
+    if body is None:
+        return None
+    try:
+        return json.loads(body)
+    except ValueError:
+        return {}
+
+
+def send(f, obj):
+    data = json.dumps(obj).encode()
+    f.write(struct.pack(">I", len(data)) + data)
+
+
+def prctl_dumpable(on):
+    ctypes.CDLL(None, use_errno=True).prctl(4, 1 if on else 0, 0, 0, 0)  # PR_SET_DUMPABLE
+
+
+_to_exec_r, _to_exec_w = os.pipe()
+_from_exec_r, _from_exec_w = os.pipe()
+EXECUTOR = os.fork()
+if EXECUTOR == 0:
+    os.close(3)
+    os.close(4)
+    os.close(_to_exec_w)
+    os.close(_from_exec_r)
+    EXEC_IN = os.fdopen(_to_exec_r, "rb", buffering=0)
+    EXEC_OUT = os.fdopen(_from_exec_w, "wb", buffering=0)
+else:
+    prctl_dumpable(False)
+    os.close(_to_exec_r)
+    os.close(_from_exec_w)
+    os.close(IMAGES_FD)
+    RIN = os.fdopen(3, "rb", buffering=0)
+    WOUT = os.fdopen(4, "wb", buffering=0)
+    TO_EXEC = os.fdopen(_to_exec_w, "wb", buffering=0)
+    FROM_EXEC = os.fdopen(_from_exec_r, "rb", buffering=0)
+
+
+def end_processes():
+    """Ends every process the call left behind (a fork bomb's copies, a
+    forgotten subprocess) but the executor, the monitor and the sandbox's
+    init. Under bubblewrap the kernel has its own PID namespace, where
+    those are exactly the processes the code started; elsewhere (unsafe
+    mode) /proc shows the server's, so it is not done."""
+    if CFG.get("chdir_fds"):
+        return
+    keep = {1, os.getpid(), EXECUTOR}
+    for _ in range(200):
+        found = False
+        for name in os.listdir("/proc"):
+            if not name.isdigit() or int(name) in keep:
+                continue
+            try:
+                with open("/proc/%s/stat" % name, "rb") as f:
+                    if f.read().rsplit(b")", 1)[1].split()[0] == b"Z":
+                        continue  # dead; its parent (the executor) reaps it
+            except (OSError, IndexError):
+                continue
+            found = True
+            try:
+                os.kill(int(name), signal.SIGKILL)
+            except OSError:
+                pass
+        try:
+            while os.waitpid(-1, os.WNOHANG)[0] > 0:
+                pass
+        except ChildProcessError:
+            pass
+        if not found:
+            return
+        time.sleep(0.001)
+
+
+def die_like_executor():
+    """The executor died: the monitor dies the same way, so the server
+    reads the cause (a CPU or memory limit) from the kernel's status."""
+    try:
+        _, status = os.waitpid(EXECUTOR, 0)
+    except ChildProcessError:
+        os._exit(1)
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        try:
+            signal.signal(sig, signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass  # SIGKILL and SIGSTOP keep their default
+        os.kill(os.getpid(), sig)
+    os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1)
+
+
+def image_names(seq, names):
+    """The executor's figure names for call seq, MAX_IMAGES at most."""
+    out = []
+    if isinstance(names, list):
+        for name in names[:MAX_IMAGES]:
+            if isinstance(name, str) and name.startswith("%d-" % seq) and name.endswith(".png") and "/" not in name:
+                out.append(name)
+    return out
+
+
+def monitor():
+    done = recv(FROM_EXEC, 1 << 16)
+    if not isinstance(done, dict) or not done.get("ready"):
+        die_like_executor()
+    # Whatever start-up printed is not the first call's output.
+    os.ftruncate(1, 0)
+    send(WOUT, {"ready": True})
+    seq = 0
+    while True:
+        req = recv(RIN, 64 << 20)
+        if req is None:
+            os.kill(EXECUTOR, signal.SIGKILL)
+            os._exit(0)
+        seq += 1
+        try:
+            send(TO_EXEC, {"seq": seq, "code": req.get("code", ""), "call_id": req.get("call_id", "")})
+        except OSError:
+            die_like_executor()
+        # This call's report; one of another call (the code can write to
+        # the pipe too) is dropped.
+        while True:
+            done = recv(FROM_EXEC, 1 << 20)
+            if done is None:
+                die_like_executor()
+            if isinstance(done, dict) and done.get("seq") == seq:
+                break
+        end_processes()
+        error = done.get("error")
+        if error is not None:
+            error = str(error)
+            if len(error) > MAX_ERROR:
+                error = error[:MAX_ERROR] + "\n[error text truncated]"
+        size = os.lseek(1, 0, os.SEEK_END)
+        logs = os.pread(1, OUTPUT_CAP, 0)
+        os.ftruncate(1, 0)
+        send(WOUT, {
+            "id": req.get("id"),
+            "logs": logs.decode("utf-8", "replace"),
+            "truncated": size > OUTPUT_CAP,
+            "omitted": max(0, size - OUTPUT_CAP),
+            "error": error,
+            "images": image_names(seq, done.get("images")),
+        })
+
+
+if EXECUTOR != 0:
+    monitor()
+
+# The executor, from here on: it runs the code.
+prctl_dumpable(True)
+import ast  # noqa: E402
+import io  # noqa: E402
+import linecache  # noqa: E402
+import resource  # noqa: E402
+import traceback  # noqa: E402
+
+
+def setlimit(res, value):
+    if value and value > 0:
+        resource.setrlimit(res, (value, value))
 
 
 class OutputLimit(BaseException):
@@ -138,8 +307,9 @@ for extra in ("scipy", "sklearn"):
 # Figures: plt.show() captures the open figures as PNGs (and closes them);
 # figures still open when the call ends are captured too, except those the
 # code saved itself (its saved file is the image).
-images = []
+images = []  # file names in the images directory, for this call
 saved = set()
+call_seq = 0
 _savefig = Figure.savefig
 
 
@@ -155,9 +325,11 @@ def capture_figures(skip_saved):
     for num in plt.get_fignums():
         fig = plt.figure(num)
         if not (skip_saved and id(fig) in saved):
-            buf = io.BytesIO()
-            _savefig(fig, buf, format="png", dpi=100, bbox_inches="tight")
-            images.append(base64.b64encode(buf.getvalue()).decode())
+            name = "%d-%d.png" % (call_seq, len(images))
+            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600, dir_fd=IMAGES_FD)
+            with os.fdopen(fd, "wb") as f:
+                _savefig(fig, f, format="png", dpi=100, bbox_inches="tight")
+            images.append(name)
         plt.close(fig)
     saved.clear()
 
@@ -182,7 +354,7 @@ if CPU_TOTAL > 0:
 
 # A process the code forked returns here too: it must neither read
 # requests nor answer them.
-KERNEL_PID = os.getpid()
+EXECUTOR_PID = os.getpid()
 
 namespace = {"__name__": "__main__", "__builtins__": __builtins__}
 cell = 0
@@ -222,32 +394,15 @@ def run(code):
         return "".join(traceback.format_exception(type(e), e, tb))
 
 
-# Whatever start-up printed is not the first call's output.
-os.ftruncate(1, 0)
-def end_processes():
-    """Ends every process the call left behind (a fork bomb's copies, a
-    forgotten subprocess). Under bubblewrap the kernel has its own PID
-    namespace, where kill(-1) reaches exactly the processes the code
-    started; elsewhere (unsafe mode) it would reach the server's, so it is
-    not done."""
-    if CFG.get("chdir_fds"):
-        return
-    for _ in range(200):
-        try:
-            os.kill(-1, signal.SIGKILL)
-        except ProcessLookupError:
-            return
-        try:
-            while os.waitpid(-1, os.WNOHANG)[0] > 0:
-                pass
-        except ChildProcessError:
-            pass
-        time.sleep(0.001)
-
-
-send({"ready": True})
+send(EXEC_OUT, {"ready": True})
 while True:
-    req = recv()
+    req = recv(EXEC_IN, 1 << 30)
+    if req is None:
+        os._exit(0)
+    call_seq = req.get("seq", 0)
+    # The tool call's id, stable across a restart that runs the call
+    # again, for code whose effects must not happen twice.
+    os.environ["CODE_INTERPRETER_CALL_ID"] = str(req.get("call_id", ""))
     if CPU_PER_CALL > 0:
         soft = cpu_used() + CPU_PER_CALL
         if CPU_TOTAL > 0:
@@ -256,10 +411,21 @@ while True:
     stdout.written = stderr.written = 0
     del images[:]
     saved.clear()
+    # Processes of the last call the monitor killed are reaped here.
+    try:
+        while os.waitpid(-1, os.WNOHANG)[0] > 0:
+            pass
+    except ChildProcessError:
+        pass
+    # Figures of earlier calls were read by the server; drop any left.
+    for _name in os.listdir(IMAGES_FD):
+        try:
+            os.unlink(_name, dir_fd=IMAGES_FD)
+        except OSError:
+            pass
     error = run(req.get("code", ""))
-    if os.getpid() != KERNEL_PID:
+    if os.getpid() != EXECUTOR_PID:
         os._exit(1)
-    end_processes()
     try:
         capture_figures(True)
     except BaseException as e:
@@ -268,14 +434,4 @@ while True:
         sys.stdout.flush()
     except BaseException:
         pass
-    size = os.lseek(1, 0, os.SEEK_END)
-    logs = os.pread(1, OUTPUT_CAP, 0)
-    os.ftruncate(1, 0)
-    truncated = size > OUTPUT_CAP
-    send({
-        "logs": logs.decode("utf-8", "replace"),
-        "truncated": truncated,
-        "omitted": max(0, size - OUTPUT_CAP),
-        "error": error,
-        "images": images,
-    })
+    send(EXEC_OUT, {"seq": call_seq, "error": error, "images": images})

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
 	_ "embed"
 	"encoding/binary"
 	"encoding/hex"
@@ -412,7 +413,7 @@ func (l *Local) Exec(ctx context.Context, threadID string, req Request) (Result,
 			overCh <- u
 		}, lim)
 	}()
-	res := k.exec(ctx, req.Code, lim, overCh)
+	res := k.exec(ctx, req, lim, overCh)
 	close(stopWatch)
 	<-watched
 	// A call shorter than the interval is measured here; so is one the
@@ -940,7 +941,13 @@ func (l *Local) start() (*kernel, error) {
 			"--bind-fd", "5", "/mnt/data", "--chdir", "/mnt/data",
 			"--remount-ro", "/", "--clearenv",
 			// bwrap reports the sandbox's init there (see waitGone).
-			"--info-fd", "7")
+			"--info-fd", "7",
+			// The seccomp filter (seccomp.go), read from fd 8.
+			"--seccomp", "8")
+		if bwrapDisablesUserns(l.bwrap) {
+			// No nested user namespaces (the filter refuses them too).
+			args = append(args, "--unshare-user", "--disable-userns")
+		}
 		for _, e := range env {
 			n, v, _ := strings.Cut(e, "=")
 			args = append(args, "--setenv", n, v)
@@ -988,6 +995,17 @@ func (l *Local) start() (*kernel, error) {
 	}
 	defer infoW.Close()
 	cmd.ExtraFiles = []*os.File{reqR, respW, dirFD, tmpFD, infoW}
+	if l.bwrap != "" {
+		filter, err := seccompFile()
+		if err != nil {
+			for _, f := range []*os.File{reqR, reqW, respR, respW, infoR} {
+				f.Close()
+			}
+			return fail(err)
+		}
+		defer filter.Close()
+		cmd.ExtraFiles = append(cmd.ExtraFiles, filter)
+	}
 	k.stderr = &capBuffer{max: 8 << 10}
 	cmd.Stdout, cmd.Stderr = k.stderr, k.stderr
 	err = cmd.Start()
@@ -1013,7 +1031,7 @@ func (l *Local) start() (*kernel, error) {
 		var msg struct {
 			Ready bool `json:"ready"`
 		}
-		ready <- readFrame(k.resp, &msg)
+		ready <- readFrame(k.resp, 1<<10, &msg)
 	}()
 	select {
 	case err = <-ready:
@@ -1031,6 +1049,24 @@ func (l *Local) start() (*kernel, error) {
 	}
 	return k, nil
 }
+
+// bwrapDisablesUserns reports whether bubblewrap has --disable-userns
+// (0.8.0 and later; not in its setuid build, which refuses it).
+var bwrapDisablesUserns = func() func(string) bool {
+	var mu sync.Mutex
+	known := map[string]bool{}
+	return func(bwrap string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if v, ok := known[bwrap]; ok {
+			return v
+		}
+		out, _ := exec.Command(bwrap, "--help").CombinedOutput()
+		st, err := os.Stat(bwrap)
+		known[bwrap] = bytes.Contains(out, []byte("--disable-userns")) && err == nil && st.Mode()&os.ModeSetuid == 0
+		return known[bwrap]
+	}
+}()
 
 // startTimeout bounds a kernel's start (bubblewrap, Python, the imports).
 const startTimeout = 60 * time.Second
@@ -1124,29 +1160,49 @@ func (k *kernel) kill() {
 	}
 }
 
+// reply is the kernel's answer to one call. Nothing in it is trusted: it
+// must carry the call's id, fit in maxFrame, and its images are names of
+// files the server reads from the kernel's own /tmp, within bounds.
 type reply struct {
+	ID        string   `json:"id"`
 	Logs      string   `json:"logs"`
 	Truncated bool     `json:"truncated"`
 	Omitted   int64    `json:"omitted"`
 	Error     *string  `json:"error"`
-	Images    [][]byte `json:"images"` // base64 in JSON
+	Images    []string `json:"images"`
 }
+
+// Bounds on the figures of one call, read from the kernel's /tmp (where
+// they count against the thread's disk limit while they exist).
+const (
+	maxImages     = 16
+	maxImageBytes = 8 << 20
+	maxImageTotal = 32 << 20
+	imagesDir     = ".kernel-images"
+)
 
 // restartNote ends the error of a call that cost the kernel its state.
 const restartNote = "\nThe Python kernel was restarted: variables and imports are lost; files in /mnt/data are kept."
 
 // exec runs one call. A usage on diskOver (the disk watcher saw the
 // thread past its limits) stops it like the time limit does.
-func (k *kernel) exec(ctx context.Context, code string, lim Limits, diskOver <-chan usage) Result {
+func (k *kernel) exec(ctx context.Context, req Request, lim Limits, diskOver <-chan usage) Result {
 	got := make(chan error, 1)
 	var rep reply
+	var nonce [16]byte
+	rand.Read(nonce[:])
+	id := hex.EncodeToString(nonce[:])
 	go func() {
-		body, _ := json.Marshal(map[string]string{"code": code})
+		body, _ := json.Marshal(map[string]string{"id": id, "code": req.Code, "call_id": req.CallID})
 		if err := writeFrame(k.req, body); err != nil {
 			got <- err
 			return
 		}
-		got <- readFrame(k.resp, &rep)
+		err := readFrame(k.resp, maxReply(lim), &rep)
+		if err == nil && rep.ID != id {
+			err = errForeignReply
+		}
+		got <- err
 	}()
 	timer := time.NewTimer(lim.WallTime)
 	defer timer.Stop()
@@ -1154,14 +1210,23 @@ func (k *kernel) exec(ctx context.Context, code string, lim Limits, diskOver <-c
 	select {
 	case err := <-got:
 		if err == nil {
-			res := Result{Logs: rep.Logs, Images: rep.Images}
+			res := Result{Logs: rep.Logs}
 			if rep.Truncated {
 				res.Logs += fmt.Sprintf("\n[output truncated: %d more bytes]", rep.Omitted)
 			}
+			var note string
+			res.Images, note = k.readImages(rep.Images)
+			res.Logs += note
 			if rep.Error != nil {
 				res.Error = *rep.Error
 			}
 			return res
+		}
+		if errors.Is(err, errForeignReply) || errors.Is(err, errReplyTooLarge) {
+			k.kill()
+			<-k.done
+			return Result{Logs: k.partialOutput(lim.Output), Error: "The kernel's reply was not an answer to this call (" +
+				err.Error() + "); it was stopped." + restartNote, Restarted: true}
 		}
 		// The kernel is dying on its own: let it, so its exit status
 		// says why.
@@ -1241,8 +1306,75 @@ func (k *kernel) deathReason(lim Limits) string {
 	return "The kernel stopped: " + k.waitErr.Error()
 }
 
-// maxFrame bounds one response (logs are capped; figures are not).
-const maxFrame = 256 << 20
+// errForeignReply is a reply without the call's id: stale or forged.
+var errForeignReply = errors.New("a reply without the call's id")
+
+// errReplyTooLarge is a reply past maxReply.
+var errReplyTooLarge = errors.New("a reply larger than the output limit allows")
+
+// maxReply bounds one reply: the logs (capped at the output limit, each
+// byte at most six when escaped in JSON), the error text (64 KiB in the
+// kernel) and a few names.
+func maxReply(lim Limits) uint32 {
+	return uint32(min(6*lim.Output+1<<20, math.MaxUint32))
+}
+
+// readImages reads the figures a reply names from the kernel's images
+// directory (through an os.Root, so a link planted there cannot lead
+// elsewhere), within the bounds above, and removes them. It returns a
+// note for the logs on any it left out.
+func (k *kernel) readImages(names []string) ([][]byte, string) {
+	if len(names) == 0 {
+		return nil, ""
+	}
+	root, err := os.OpenRoot(filepath.Join(k.tmp, imagesDir))
+	if err != nil {
+		return nil, "\n[figures could not be read]"
+	}
+	defer root.Close()
+	var out [][]byte
+	var total int64
+	skipped := 0
+	for i, name := range names {
+		if i >= maxImages || !validImageName.MatchString(name) {
+			skipped++
+			continue
+		}
+		b, err := readBounded(root, name, min(maxImageBytes, maxImageTotal-total))
+		root.Remove(name)
+		if err != nil {
+			skipped++
+			continue
+		}
+		total += int64(len(b))
+		out = append(out, b)
+	}
+	if skipped > 0 {
+		return out, fmt.Sprintf("\n[%d figure(s) left out: more than %d, larger than %d MiB each or %d MiB in all, or unreadable]",
+			skipped, maxImages, maxImageBytes>>20, maxImageTotal>>20)
+	}
+	return out, ""
+}
+
+var validImageName = regexp.MustCompile(`^[0-9]{1,12}-[0-9]{1,4}\.png$`)
+
+// readBounded reads a regular file of root, refusing one over limit bytes.
+func readBounded(root *os.Root, name string, limit int64) ([]byte, error) {
+	f, err := root.OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil || !st.Mode().IsRegular() || st.Size() > limit {
+		return nil, fmt.Errorf("figure %s: not a regular file within %d bytes", name, limit)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil || int64(len(b)) > limit {
+		return nil, fmt.Errorf("figure %s: larger than %d bytes", name, limit)
+	}
+	return b, nil
+}
 
 func writeFrame(w io.Writer, body []byte) error {
 	var hdr [4]byte
@@ -1251,14 +1383,14 @@ func writeFrame(w io.Writer, body []byte) error {
 	return err
 }
 
-func readFrame(r io.Reader, v any) error {
+func readFrame(r io.Reader, limit uint32, v any) error {
 	var hdr [4]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return err
 	}
 	n := binary.BigEndian.Uint32(hdr[:])
-	if n > maxFrame {
-		return fmt.Errorf("kernel reply of %d bytes is too large", n)
+	if n > limit {
+		return fmt.Errorf("%w: %d bytes", errReplyTooLarge, n)
 	}
 	body := make([]byte, n)
 	if _, err := io.ReadFull(r, body); err != nil {

@@ -41,6 +41,11 @@ type Warmer interface {
 type Request struct {
 	Code  string
 	Files []InputFile
+	// CallID is the tool call's id, stable across a restart that runs
+	// the call again; the code reads it as the environment variable
+	// CODE_INTERPRETER_CALL_ID, so code whose effects must not happen
+	// twice can check.
+	CallID string
 }
 
 // InputFile is a stored file to place in /mnt/data under Name.

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -190,6 +191,18 @@ func TestWebhookEndpoints(t *testing.T) {
 		"http://192.168.0.1/", "http://100.64.0.1/", "http://169.254.169.254/latest/meta-data/", "http://0xa9fea9fe/",
 		"http://[fd00:ec2::254]/", "http://[fc00::1]/", "http://[fe80::1]/", "http://224.0.0.251/", "http://[ff02::1]/",
 		"http://0.0.0.0/", "http://0/", "http://[::]/", "http://[::ffff:10.0.0.1]/", "http://100.100.100.200/",
+		// Issue 21: documentation ranges, and hosts that IDNA mapping
+		// turns into a refused address.
+		"http://192.0.2.1/", "http://198.51.100.7/", "http://203.0.113.9/", "http://[2001:db8::1]/",
+		"http://127。0。0。1/", "http://１２７.0.0.1:8080/", "http://169．254．169．254/",
+	}
+	// And this machine's own addresses, whatever their network.
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil {
+				refusedURLs = append(refusedURLs, "http://"+ipn.IP.String()+":8080/hook")
+			}
+		}
 	}
 	for _, u := range refusedURLs {
 		_, _, err := putWebhook(s, asst, "get_weather", `{"url":"`+u+`"}`)
