@@ -24,7 +24,7 @@ const inspectKeySecret = "sk-upstream-secret-0123456789"
 // a provider client as the engine builds it, and an engine with an
 // inspector: the lead's turn loop wraps its requests in inspectContext,
 // and these tests call the provider client the same way.
-func inspectFixture(t *testing.T) (*Engine, *Provider, *db.Store, db.Run) {
+func inspectFixture(t testing.TB) (*Engine, *Provider, *db.Store, db.Run) {
 	t.Helper()
 	ctx := context.Background()
 	store, err := db.Open(ctx, t.TempDir())
@@ -391,5 +391,40 @@ func TestInspectorRecordsEveryAttempt(t *testing.T) {
 	}
 	if d := e.inspector.Dropped(); d != 0 {
 		t.Errorf("%d dropped", d)
+	}
+}
+
+// BenchmarkInspectedStream is one streamed upstream request read to its
+// end, without the inspector and with it recording into a real store: the
+// difference is what recording costs a run's goroutine (the writes
+// themselves happen on the inspector's writer).
+func BenchmarkInspectedStream(b *testing.B) {
+	for _, inspected := range []bool{false, true} {
+		name := "off"
+		if inspected {
+			name = "on"
+		}
+		b.Run(name, func(b *testing.B) {
+			e, p, _, run := inspectFixture(b)
+			ctx := context.Background()
+			if inspected {
+				ctx = e.inspectContext(ctx, run.ID)
+			}
+			params := userParams("[[chunks 20]] bench")
+			b.ResetTimer()
+			for b.Loop() {
+				s := p.Client.Chat.Completions.NewStreaming(ctx, params)
+				for s.Next() {
+				}
+				if err := s.Err(); err != nil {
+					b.Fatal(err)
+				}
+				s.Close()
+			}
+			b.StopTimer()
+			if d := e.inspector.Dropped(); d != 0 {
+				b.Logf("%d dropped", d)
+			}
+		})
 	}
 }

@@ -182,7 +182,7 @@ func run(ctx context.Context, bin string, extra []string, runs, samples, words i
 		return err
 	}
 	defer func() { _ = cmd.Process.Signal(os.Interrupt); _ = cmd.Wait() }()
-	addr, err := waitListening(stdout)
+	addr, metricsURL, err := waitListening(stdout)
 	if err != nil {
 		return err
 	}
@@ -312,6 +312,9 @@ func run(ctx context.Context, bin string, extra []string, runs, samples, words i
 		fmt.Printf("    assistantd RSS sampled every %v during the streams: max %.1f MiB, from %.1f MiB at rest: %.1f KiB per stream\n",
 			memEvery, float64(m)/1024, float64(baseRSS)/1024, float64(m-baseRSS)/float64(runs))
 	}
+	if metricsURL != "" {
+		fmt.Printf("    inspector: %s\n", inspectorFigures(metricsURL))
+	}
 	if firstErr != nil {
 		fmt.Printf("    first error: %v\n", firstErr)
 	}
@@ -331,15 +334,46 @@ func expectedText(words int) string {
 
 var listening = regexp.MustCompile(`assistantd listening on http://(\S+)`)
 
-func waitListening(r io.Reader) (string, error) {
+var metricsListening = regexp.MustCompile(`metrics listening on (http://\S+)`)
+
+// waitListening reads assistantd's output until it listens, and returns
+// its address and, if it serves metrics (-args "--metrics-addr ..."),
+// their URL.
+func waitListening(r io.Reader) (addr, metrics string, err error) {
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
+		if m := metricsListening.FindStringSubmatch(sc.Text()); m != nil {
+			metrics = m[1]
+		}
 		if m := listening.FindStringSubmatch(sc.Text()); m != nil {
 			go io.Copy(io.Discard, r)
-			return m[1], nil
+			return m[1], metrics, nil
 		}
 	}
-	return "", errors.New("assistantd exited before listening")
+	return "", "", errors.New("assistantd exited before listening")
+}
+
+// inspectorLine matches the inspector's figures in the metrics.
+var inspectorLine = regexp.MustCompile(`^(assistantd_inspector_dropped_total|assistantd_inspector_queue_bytes) (\S+)`)
+
+// inspectorFigures reads the inspector's drops and backlog from /metrics.
+func inspectorFigures(url string) string {
+	res, err := http.Get(url)
+	if err != nil {
+		return err.Error()
+	}
+	defer res.Body.Close()
+	var out []string
+	sc := bufio.NewScanner(res.Body)
+	for sc.Scan() {
+		if m := inspectorLine.FindStringSubmatch(sc.Text()); m != nil {
+			out = append(out, m[1]+" "+m[2])
+		}
+	}
+	if len(out) == 0 {
+		return "no inspector figures (inspector off?)"
+	}
+	return strings.Join(out, ", ")
 }
 
 type client struct {
