@@ -643,6 +643,23 @@ func TestResponseAssistantPrompt(t *testing.T) {
 	if first.Messages[0].Role != "system" || first.Messages[0].Text() != "Be brief." || len(first.Tools) != 2 {
 		t.Errorf("upstream request = %+v", first)
 	}
+	// A response continuing from it needs no output for the call the
+	// webhook answered; the model reads the call with the webhook's output.
+	next, err := s.Client.Responses.New(ctx, responses.ResponseNewParams{Prompt: responses.ResponsePromptParam{ID: asst},
+		PreviousResponseID: openai.String(r.ID), Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("and tomorrow?")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if outputText(next) != "You said: and tomorrow?" {
+		t.Errorf("next = %s", next.RawJSON())
+	}
+	turns := chatTurns(requestsWith(up, "and tomorrow?")[0])
+	callID := r.Output[0].CallID
+	wantTurns := []string{"system: Be brief.", `user: prompted [[call get_weather {"city":"Oslo"}]]`,
+		`assistant: get_weather({"city":"Oslo"})#` + callID, "tool[" + callID + "]: 14°C", "assistant: Tool results: 14°C", "user: and tomorrow?"}
+	if !slices.Equal(turns, wantTurns) {
+		t.Errorf("the model read %q, want %q", turns, wantTurns)
+	}
 	// An unknown assistant is a 400 naming prompt.id.
 	_, err = s.Client.Responses.New(ctx, responses.ResponseNewParams{Prompt: responses.ResponsePromptParam{ID: "asst_nope"},
 		Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("hi")}})
