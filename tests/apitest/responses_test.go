@@ -982,3 +982,25 @@ func TestResponseCompact(t *testing.T) {
 		t.Errorf("compact without model: %d %s", res.Status, res.Body)
 	}
 }
+
+// An upstream failure fails the response with the run's error: status
+// failed, error {code, message}; streamed, response.failed ends the
+// stream.
+func TestResponseFailed(t *testing.T) {
+	t.Parallel()
+	s, _ := startRunServer(t, "--upstream-retries", "0")
+	ctx := context.Background()
+	r, err := s.Client.Responses.New(ctx, textParams("break [[status 429]]"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Status != "failed" || r.Error.Code != "rate_limit_exceeded" || !strings.Contains(r.Error.Message, "429") || len(r.Output) != 0 {
+		t.Errorf("response = %s", r.RawJSON())
+	}
+	evs := readStream(t, s.Client.Responses.NewStreaming(streamContext(t), textParams("break again [[status 500]]")))
+	types := checkEvents(t, evs)
+	last := evs[len(evs)-1]
+	if types[len(types)-1] != "response.failed" || last.Response.Status != "failed" || last.Response.Error.Code != "server_error" {
+		t.Errorf("events %v, last %s", types, last.RawJSON())
+	}
+}
