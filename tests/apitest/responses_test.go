@@ -752,6 +752,35 @@ func TestResponseCodeInterpreter(t *testing.T) {
 	if call.Code != code || len(call.Outputs) == 0 || !strings.Contains(call.Outputs[0].Logs, "6") {
 		t.Errorf("code_interpreter_call = %s", call.RawJSON())
 	}
+
+	// A figure: an image output whose url serves the PNG.
+	fig := textParams("Plot it " + callDirective("import matplotlib.pyplot as plt\nplt.plot([1, 4, 9])\nplt.show()"))
+	fig.Tools, fig.Include = p.Tools, p.Include
+	r2, err := s.Client.Responses.New(ctx, fig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var url string
+	for _, o := range r2.Output[0].Outputs {
+		if o.Type == "image" {
+			url = o.URL
+		}
+	}
+	if url == "" {
+		t.Fatalf("no image output: %s", r2.Output[0].RawJSON())
+	}
+	img := s.do(t, "GET", url, nil, nil)
+	if img.Status != http.StatusOK || !strings.HasPrefix(string(img.Body), "\x89PNG") {
+		t.Errorf("GET %s: %d, %d bytes", url, img.Status, len(img.Body))
+	}
+	// Without include[], no outputs.
+	plain, err := s.Client.Responses.Get(ctx, r2.ID, responses.ResponseGetParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(plain.Output[0].RawJSON(), `"outputs":null`) {
+		t.Errorf("outputs without include[]: %s", plain.Output[0].RawJSON())
+	}
 }
 
 // TestResponseOpenResponsesScenarios ports the HTTP scenarios of the Open
