@@ -21,9 +21,9 @@ import (
 	"github.com/assistantd/assistantd/handlers/validate"
 )
 
-// Store is what the Responses and Conversations handlers need from the
+// ResponseStore is what the Responses and Conversations handlers need from the
 // store.
-type Store interface {
+type ResponseStore interface {
 	GetRun(ctx context.Context, threadID, id string) (db.Run, error)
 	GetAssistant(ctx context.Context, id string) (db.Assistant, error)
 	GetVectorStore(ctx context.Context, id string) (db.VectorStore, error)
@@ -45,8 +45,8 @@ type Store interface {
 	DeleteConversationItem(ctx context.Context, convID, itemID string) error
 }
 
-// Engine is what the handlers need from the run engine.
-type Engine interface {
+// ResponseEngine is what the handlers need from the run engine.
+type ResponseEngine interface {
 	CreateResponse(ctx context.Context, t db.Thread, r db.Run, resp db.ResponseRecord, input []json.RawMessage) (db.Run, error)
 	Cancel(ctx context.Context, threadID, runID string) (db.Run, error)
 	StopThread(ctx context.Context, threadID string) error
@@ -57,8 +57,8 @@ type Engine interface {
 
 // Responses serves /v1/responses and /v1/conversations.
 type Responses struct {
-	store  Store
-	engine Engine
+	store  ResponseStore
+	engine ResponseEngine
 	log    *slog.Logger
 
 	closeOnce sync.Once
@@ -66,7 +66,7 @@ type Responses struct {
 }
 
 // NewResponses returns the Responses and Conversations handlers.
-func NewResponses(store Store, engine Engine, log *slog.Logger) *Responses {
+func NewResponses(store ResponseStore, engine ResponseEngine, log *slog.Logger) *Responses {
 	return &Responses{store: store, engine: engine, log: log, closing: make(chan struct{})}
 }
 
@@ -109,7 +109,7 @@ func (h *Responses) CreateResponse(c *echo.Context) error {
 		return badRequest("conversation", "conversation_locked",
 			"Another process is currently operating on this conversation. Please retry in a few seconds.")
 	case errors.Is(err, db.ErrNotFound):
-		return missing("conversation", *req.rec.ConversationID)
+		return notFoundError("conversation", *req.rec.ConversationID)
 	case err != nil:
 		return handlers.Internal(err)
 	}
@@ -225,7 +225,7 @@ func (h *Responses) parseFields(ctx context.Context, fields map[string]json.RawM
 	}
 	if raw, ok := fields["instructions"]; ok {
 		if err := json.Unmarshal(raw, &run.Instructions); err != nil {
-			return req, badRequest("instructions", "invalid_type", "Invalid type for 'instructions': expected a string, but got %s instead.", kind(raw))
+			return req, badRequest("instructions", "invalid_type", "Invalid type for 'instructions': expected a string, but got %s instead.", valueKind(raw))
 		}
 		echo("instructions")
 	}
@@ -480,7 +480,7 @@ func (h *Responses) parseTools(ctx context.Context, fields map[string]json.RawMe
 	tools := make([]map[string]json.RawMessage, len(list))
 	for i, raw := range list {
 		if err := json.Unmarshal(raw, &tools[i]); err != nil || tools[i] == nil {
-			return badRequest(fmt.Sprintf("tools[%d]", i), "invalid_type", "Invalid type for 'tools[%d]': expected an object, but got %s instead.", i, kind(raw))
+			return badRequest(fmt.Sprintf("tools[%d]", i), "invalid_type", "Invalid type for 'tools[%d]': expected an object, but got %s instead.", i, valueKind(raw))
 		}
 	}
 	shownTools := []any{}

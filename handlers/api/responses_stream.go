@@ -21,8 +21,8 @@ import (
 // sequence_numbers: that is how a background response is replayed
 // (starting_after skips what the client has).
 
-// heartbeat is how often an idle stream sends an SSE comment.
-const heartbeat = 15 * time.Second
+// streamHeartbeat is how often an idle stream sends an SSE comment.
+const streamHeartbeat = 15 * time.Second
 
 // frame is one encoded Responses event.
 type frame struct {
@@ -386,7 +386,7 @@ func (en *encoder) replay() ([]frame, error) {
 }
 
 // sink receives encoded events; keepAlive is called when the stream has
-// been idle for a heartbeat.
+// been idle for a streamHeartbeat.
 type sink struct {
 	event     func(f frame) error
 	keepAlive func() error
@@ -430,7 +430,7 @@ func (h *Responses) follow(ctx context.Context, rec db.ResponseRecord, model str
 	}
 	sub := hub.Subscribe(rec.RunID, 0)
 	for {
-		wctx, cancelWait := context.WithTimeout(ctx, heartbeat)
+		wctx, cancelWait := context.WithTimeout(ctx, streamHeartbeat)
 		ev, err := sub.Next(wctx)
 		cancelWait()
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {

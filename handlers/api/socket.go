@@ -116,7 +116,7 @@ func (h *Responses) socketTurn(ctx context.Context, conn *websocket.Conn, data [
 		return refuse(badRequest("conversation", "conversation_locked",
 			"Another process is currently operating on this conversation. Please retry in a few seconds."))
 	case errors.Is(err, db.ErrNotFound):
-		return refuse(missing("conversation", *req.rec.ConversationID))
+		return refuse(notFoundError("conversation", *req.rec.ConversationID))
 	case err != nil:
 		return refuse(handlers.Internal(err))
 	}
