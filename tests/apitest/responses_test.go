@@ -1033,3 +1033,26 @@ func TestResponseFailed(t *testing.T) {
 		t.Errorf("events %v, last %s", types, last.RawJSON())
 	}
 }
+
+// An answer cut off at the token cap ends the response incomplete, with
+// reason max_output_tokens; streamed, response.incomplete ends the stream.
+func TestResponseIncomplete(t *testing.T) {
+	t.Parallel()
+	s, _ := startRunServer(t)
+	p := textParams("cut me off [[length]]")
+	p.MaxOutputTokens = openai.Int(16)
+	r, err := s.Client.Responses.New(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Status != "incomplete" || r.IncompleteDetails.Reason != "max_output_tokens" || r.MaxOutputTokens != 16 ||
+		len(r.Output) != 1 || r.Output[0].Status != "incomplete" {
+		t.Errorf("response = %s", r.RawJSON())
+	}
+	p.Input = responses.ResponseNewParamsInputUnion{OfString: openai.String("cut me off again [[length]]")}
+	evs := readStream(t, s.Client.Responses.NewStreaming(streamContext(t), p))
+	types := checkEvents(t, evs)
+	if types[len(types)-1] != "response.incomplete" || evs[len(evs)-1].Response.IncompleteDetails.Reason != "max_output_tokens" {
+		t.Errorf("events %v", types)
+	}
+}
