@@ -37,18 +37,23 @@ type ResponseRecord struct {
 	Echo map[string]json.RawMessage
 	// Output is the response's output items, once it has finished.
 	Output []json.RawMessage
+	// History is Output as the model read it: a function call the server
+	// ran (a webhook) is followed by its function_call_output. Responses
+	// continuing from this one start from it.
+	History []json.RawMessage
 }
 
-const responseColumns = `id, run_id, thread_id, created_at, previous_response_id, conversation_id, stored, background, echo, output`
+const responseColumns = `id, run_id, thread_id, created_at, previous_response_id, conversation_id, stored, background, echo, output,
+	history`
 
 func scanResponse(row rowScanner) (ResponseRecord, error) {
 	var (
-		r               ResponseRecord
-		prev, conv, out sql.NullString
-		stored, bg      int64
-		echo            string
+		r                     ResponseRecord
+		prev, conv, out, hist sql.NullString
+		stored, bg            int64
+		echo                  string
 	)
-	if err := row.Scan(&r.ID, &r.RunID, &r.ThreadID, &r.CreatedAt, &prev, &conv, &stored, &bg, &echo, &out); err != nil {
+	if err := row.Scan(&r.ID, &r.RunID, &r.ThreadID, &r.CreatedAt, &prev, &conv, &stored, &bg, &echo, &out, &hist); err != nil {
 		return r, err
 	}
 	r.PreviousResponseID, r.ConversationID = nullString(prev), nullString(conv)
@@ -56,6 +61,9 @@ func scanResponse(row rowScanner) (ResponseRecord, error) {
 	err := decodeColumn("echo", echo, &r.Echo)
 	if out.Valid {
 		err = errors.Join(err, decodeColumn("output", out.String, &r.Output))
+	}
+	if hist.Valid {
+		err = errors.Join(err, decodeColumn("history", hist.String, &r.History))
 	}
 	return r, err
 }
@@ -201,7 +209,7 @@ func (s *Store) ResponseHistory(ctx context.Context, id string) ([]json.RawMessa
 	if err != nil {
 		return nil, fmt.Errorf("response history %s: %w", id, err)
 	}
-	return append(items, r.Output...), nil
+	return append(items, r.History...), nil
 }
 
 // responseContext is everything the model reads for r before its own
@@ -238,7 +246,7 @@ func (s *Store) responseContext(ctx context.Context, r ResponseRecord) ([]json.R
 		}
 		items = append(items, in...)
 		if i > 0 {
-			items = append(items, c.Output...)
+			items = append(items, c.History...)
 		}
 	}
 	return items, nil
@@ -273,7 +281,7 @@ func (s *Store) ResponseOutput(ctx context.Context, runID string) ([]json.RawMes
 	if err != nil {
 		return nil, err
 	}
-	return OutputItems(steps, msgs), nil
+	return OutputItems(steps, msgs, false), nil
 }
 
 func collectSteps(ctx context.Context, q rowsQueryer, runID string) ([]RunStep, error) {
@@ -327,12 +335,14 @@ func (t *Tx) FinishResponse(ctx context.Context, runID, status string) error {
 	if err != nil {
 		return err
 	}
-	out := OutputItems(steps, msgs)
-	col, err := jsonColumn(out)
-	if err != nil {
+	out, hist := OutputItems(steps, msgs, false), OutputItems(steps, msgs, true)
+	col, err1 := jsonColumn(out)
+	histCol, err2 := jsonColumn(hist)
+	if err := errors.Join(err1, err2); err != nil {
 		return err
 	}
-	if _, err := t.tx.ExecContext(ctx, `UPDATE responses SET active = 0, output = $1 WHERE id = $2`, col, r.ID); err != nil {
+	if _, err := t.tx.ExecContext(ctx, `UPDATE responses SET active = 0, output = $1, history = $2 WHERE id = $3`,
+		col, histCol, r.ID); err != nil {
 		return fmt.Errorf("finish response %s: %w", r.ID, err)
 	}
 	if r.ConversationID == nil || (status != RunCompleted && status != RunIncomplete) {
@@ -343,7 +353,7 @@ func (t *Tx) FinishResponse(ctx context.Context, runID, status string) error {
 		return err
 	}
 	now := t.s.now().Unix()
-	for _, it := range append(in, out...) {
+	for _, it := range append(in, hist...) {
 		if err := insertConversationItem(ctx, t.tx, *r.ConversationID, it, now); err != nil {
 			return err
 		}
@@ -375,8 +385,10 @@ func (s *Store) DeleteResponse(ctx context.Context, id string) error {
 // OutputItems projects a run's steps (in order) and its messages onto
 // Responses output items: a message step becomes a message item with the
 // message's id; each tool call a function_call, file_search_call or
-// code_interpreter_call item.
-func OutputItems(steps []RunStep, msgs map[string]Message) []json.RawMessage {
+// code_interpreter_call item. With history, a function call the server
+// ran is followed by a function_call_output item with what it returned,
+// as the model read it.
+func OutputItems(steps []RunStep, msgs map[string]Message, history bool) []json.RawMessage {
 	out := []json.RawMessage{}
 	add := func(v any) {
 		b, err := json.Marshal(v)
@@ -395,7 +407,12 @@ func OutputItems(steps []RunStep, msgs map[string]Message) []json.RawMessage {
 			}
 		case StepToolCalls:
 			for _, tc := range st.StepDetails.ToolCalls {
-				add(ToolCallItem(tc, st.ToolIO[tc.ID], "completed"))
+				io := st.ToolIO[tc.ID]
+				add(ToolCallItem(tc, io, "completed"))
+				if history && tc.Type == "function" && io.Output != nil {
+					add(map[string]any{"type": "function_call_output", "id": "fco_" + strings.TrimPrefix(CallItemID(tc.Type, tc.ID), "fc_"),
+						"call_id": tc.ID, "output": *io.Output, "status": "completed"})
+				}
 			}
 		}
 	}

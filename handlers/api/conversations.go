@@ -25,7 +25,7 @@ func parseItems(fields map[string]json.RawMessage, key string) ([]json.RawMessag
 	}
 	var list []json.RawMessage
 	if err := json.Unmarshal(raw, &list); err != nil {
-		return nil, badRequest(key, "invalid_type", "Invalid type for '%s': expected an array of items, but got %s instead.", key, kind(raw))
+		return nil, badRequest(key, "invalid_type", "Invalid type for '%s': expected an array of items, but got %s instead.", key, valueKind(raw))
 	}
 	if len(list) > maxItemsPerRequest {
 		return nil, badRequest(key, "array_above_max_length",
@@ -35,7 +35,7 @@ func parseItems(fields map[string]json.RawMessage, key string) ([]json.RawMessag
 	return parseInput(raw, key)
 }
 
-func parseMetadata(fields map[string]json.RawMessage) (db.Metadata, bool, error) {
+func conversationMetadata(fields map[string]json.RawMessage) (db.Metadata, bool, error) {
 	var meta db.Metadata
 	set, err := field(fields, "metadata", &meta, "an object of strings")
 	if err != nil || !set {
@@ -53,7 +53,7 @@ func (h *Responses) CreateConversation(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
-	meta, _, err := parseMetadata(fields)
+	meta, _, err := conversationMetadata(fields)
 	if err != nil {
 		return err
 	}
@@ -85,7 +85,7 @@ func (h *Responses) UpdateConversation(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
-	meta, set, err := parseMetadata(fields)
+	meta, set, err := conversationMetadata(fields)
 	if err != nil {
 		return err
 	}
@@ -135,7 +135,7 @@ func (h *Responses) AddConversationItems(c *echo.Context) error {
 	if err != nil {
 		return fromStore(err, "conversation", id)
 	}
-	out := page{Object: "list", Data: items, HasMore: false}
+	out := itemPage{Object: "list", Data: items, HasMore: false}
 	if n := len(items); n > 0 {
 		first, last := itemIDOf(items[0]), itemIDOf(items[n-1])
 		out.FirstID, out.LastID = &first, &last
@@ -191,7 +191,7 @@ func (h *Responses) DeleteConversationItem(c *echo.Context) error {
 	}
 	if err := h.store.DeleteConversationItem(ctx, id, itemID); err != nil {
 		if errors.Is(err, db.ErrNotFound) {
-			return missing("item", itemID)
+			return notFoundError("item", itemID)
 		}
 		return respond.Internal(fmt.Errorf("delete conversation item: %w", err))
 	}

@@ -28,8 +28,8 @@ func badRequest(param, code, format string, args ...any) *respond.Error {
 		Message: fmt.Sprintf(format, args...)}
 }
 
-// missing is a 404 in OpenAI's words for an object kind.
-func missing(kind, id string) *respond.Error {
+// notFoundError is a 404 in OpenAI's words for an object kind.
+func notFoundError(kind, id string) *respond.Error {
 	return &respond.Error{Status: http.StatusNotFound, Type: "invalid_request_error",
 		Message: fmt.Sprintf("No %s found with id '%s'.", kind, id)}
 }
@@ -44,7 +44,7 @@ func fromStore(err error, kind, id string) error {
 	case respond.AsError(err) != nil:
 		return respond.AsError(err)
 	case errors.Is(err, db.ErrNotFound):
-		return missing(kind, id)
+		return notFoundError(kind, id)
 	case errors.As(err, &ce):
 		return badRequest(ce.Param, "invalid_value", "Invalid '%s': no object with id '%s' exists in this list.", ce.Param, ce.ID)
 	}
@@ -120,7 +120,7 @@ func typeError(path, want string, raw json.RawMessage, err error) error {
 		p := path + "." + te.Field
 		return badRequest(p, "invalid_type", "Invalid type for '%s': expected %s.", p, describe(te.Type.String()))
 	}
-	if got := kind(raw); !strings.HasPrefix(want, got) {
+	if got := valueKind(raw); !strings.HasPrefix(want, got) {
 		return badRequest(path, "invalid_type", "Invalid type for '%s': expected %s, but got %s instead.", path, want, got)
 	}
 	return badRequest(path, "invalid_type", "Invalid type for '%s': expected %s.", path, want)
@@ -141,8 +141,8 @@ func describe(goType string) string {
 	return "an object"
 }
 
-// kind names a JSON value's type as OpenAI's messages do.
-func kind(raw json.RawMessage) string {
+// valueKind names a JSON value's type as OpenAI's messages do.
+func valueKind(raw json.RawMessage) string {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 {
 		return "nothing"
@@ -162,8 +162,8 @@ func kind(raw json.RawMessage) string {
 	return "a number"
 }
 
-// page is a cursor list as the Responses and Conversations APIs return it.
-type page struct {
+// itemPage is a cursor list as the Responses and Conversations APIs return it.
+type itemPage struct {
 	Object  string            `json:"object"`
 	Data    []json.RawMessage `json:"data"`
 	FirstID *string           `json:"first_id"`
@@ -171,8 +171,8 @@ type page struct {
 	HasMore bool              `json:"has_more"`
 }
 
-func newPage(p db.Page[json.RawMessage]) page {
-	out := page{Object: "list", Data: p.Data, HasMore: p.HasMore}
+func newPage(p db.Page[json.RawMessage]) itemPage {
+	out := itemPage{Object: "list", Data: p.Data, HasMore: p.HasMore}
 	if out.Data == nil {
 		out.Data = []json.RawMessage{}
 	}

@@ -36,7 +36,7 @@ func parseInput(raw json.RawMessage, param string) ([]json.RawMessage, error) {
 	}
 	var list []json.RawMessage
 	if err := json.Unmarshal(raw, &list); err != nil {
-		return nil, badRequest(param, "invalid_type", "Invalid type for '%s': expected a string or an array of input items, but got %s instead.", param, kind(raw))
+		return nil, badRequest(param, "invalid_type", "Invalid type for '%s': expected a string or an array of input items, but got %s instead.", param, valueKind(raw))
 	}
 	out := make([]json.RawMessage, 0, len(list))
 	for i, it := range list {
@@ -55,7 +55,7 @@ var callIDPattern = regexp.MustCompile(`^[A-Za-z0-9_\-.:]{1,128}$`)
 func normalizeItem(raw json.RawMessage, param string) (json.RawMessage, error) {
 	var it map[string]any
 	if err := json.Unmarshal(raw, &it); err != nil {
-		return nil, badRequest(param, "invalid_type", "Invalid type for '%s': expected an object, but got %s instead.", param, kind(raw))
+		return nil, badRequest(param, "invalid_type", "Invalid type for '%s': expected an object, but got %s instead.", param, valueKind(raw))
 	}
 	typ, _ := it["type"].(string)
 	if _, hasType := it["type"]; !hasType {

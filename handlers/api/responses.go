@@ -110,7 +110,7 @@ func (h *Responses) CreateResponse(c *echo.Context) error {
 		return badRequest("conversation", "conversation_locked",
 			"Another process is currently operating on this conversation. Please retry in a few seconds.")
 	case errors.Is(err, db.ErrNotFound):
-		return missing("conversation", *req.rec.ConversationID)
+		return notFoundError("conversation", *req.rec.ConversationID)
 	case err != nil:
 		return respond.Internal(err)
 	}
@@ -226,7 +226,7 @@ func (h *Responses) parseFields(ctx context.Context, fields map[string]json.RawM
 	}
 	if raw, ok := fields["instructions"]; ok {
 		if err := json.Unmarshal(raw, &run.Instructions); err != nil {
-			return req, badRequest("instructions", "invalid_type", "Invalid type for 'instructions': expected a string, but got %s instead.", kind(raw))
+			return req, badRequest("instructions", "invalid_type", "Invalid type for 'instructions': expected a string, but got %s instead.", valueKind(raw))
 		}
 		echo("instructions")
 	}
@@ -481,7 +481,7 @@ func (h *Responses) parseTools(ctx context.Context, fields map[string]json.RawMe
 	tools := make([]map[string]json.RawMessage, len(list))
 	for i, raw := range list {
 		if err := json.Unmarshal(raw, &tools[i]); err != nil || tools[i] == nil {
-			return badRequest(fmt.Sprintf("tools[%d]", i), "invalid_type", "Invalid type for 'tools[%d]': expected an object, but got %s instead.", i, kind(raw))
+			return badRequest(fmt.Sprintf("tools[%d]", i), "invalid_type", "Invalid type for 'tools[%d]': expected an object, but got %s instead.", i, valueKind(raw))
 		}
 	}
 	shownTools := []any{}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"time"
 
 	"github.com/labstack/echo/v5"
 
@@ -21,9 +20,6 @@ import (
 // again from its start yields the same events with the same
 // sequence_numbers: that is how a background response is replayed
 // (starting_after skips what the client has).
-
-// heartbeat is how often an idle stream sends an SSE comment.
-const heartbeat = 15 * time.Second
 
 // frame is one encoded Responses event.
 type frame struct {
@@ -387,7 +383,7 @@ func (en *encoder) replay() ([]frame, error) {
 }
 
 // sink receives encoded events; keepAlive is called when the stream has
-// been idle for a heartbeat.
+// been idle for respond.Heartbeat.
 type sink struct {
 	event     func(f frame) error
 	keepAlive func() error

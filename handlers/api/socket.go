@@ -109,19 +109,19 @@ func (h *Responses) socketTurn(ctx context.Context, conn *websocket.Conn, data [
 		return refuse(badRequest("conversation", "conversation_locked",
 			"Another process is currently operating on this conversation. Please retry in a few seconds."))
 	case errors.Is(err, db.ErrNotFound):
-		return refuse(missing("conversation", *req.rec.ConversationID))
+		return refuse(notFoundError("conversation", *req.rec.ConversationID))
 	case err != nil:
 		return refuse(respond.Internal(err))
 	}
 	rec := req.rec
 	rec.RunID, rec.ThreadID, rec.CreatedAt = run.ID, run.ThreadID, run.CreatedAt
 	defer h.forget(ctx, rec)
-	var final map[string]any
+	status := "" // the terminal event's response status
 	var werr error
 	h.follow(ctx, rec, run.Model, req.include, -1, sink{
 		event: func(f frame) error {
 			if r, ok := f.data["response"].(responseObject); ok && (f.typ == "response.completed" || f.typ == "response.failed" || f.typ == "response.incomplete") {
-				final = map[string]any{"status": r.Status, "output": r.Output}
+				status = r.Status
 			}
 			werr = conn.Write(ctx, websocket.MessageText, mustJSON(f.data))
 			return werr
@@ -131,12 +131,17 @@ func (h *Responses) socketTurn(ctx context.Context, conn *websocket.Conn, data [
 	if werr != nil || ctx.Err() != nil {
 		return errors.Join(werr, ctx.Err(), errors.New("connection ended"))
 	}
-	if prev := req.rec.PreviousResponseID; prev != nil && (final == nil || final["status"] == "failed") {
+	if prev := req.rec.PreviousResponseID; prev != nil && (status == "" || status == "failed") {
 		delete(cached, *prev)
 	}
-	if !rec.Store && final != nil && final["status"] == "completed" {
-		output, _ := final["output"].([]json.RawMessage)
-		cached[rec.ID] = append(input, output...)
+	if !rec.Store && status == "completed" {
+		// The output as the model read it (with the outputs of functions
+		// the server ran), read before the deferred forget deletes it.
+		stored, err := h.store.GetResponse(ctx, rec.ID)
+		if err != nil {
+			return refuse(err)
+		}
+		cached[rec.ID] = append(input, stored.History...)
 	}
 	return nil
 }

@@ -643,6 +643,23 @@ func TestResponseAssistantPrompt(t *testing.T) {
 	if first.Messages[0].Role != "system" || first.Messages[0].Text() != "Be brief." || len(first.Tools) != 2 {
 		t.Errorf("upstream request = %+v", first)
 	}
+	// A response continuing from it needs no output for the call the
+	// webhook answered; the model reads the call with the webhook's output.
+	next, err := s.Client.Responses.New(ctx, responses.ResponseNewParams{Prompt: responses.ResponsePromptParam{ID: asst},
+		PreviousResponseID: openai.String(r.ID), Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("and tomorrow?")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if outputText(next) != "You said: and tomorrow?" {
+		t.Errorf("next = %s", next.RawJSON())
+	}
+	turns := chatTurns(requestsWith(up, "and tomorrow?")[0])
+	callID := r.Output[0].CallID
+	wantTurns := []string{"system: Be brief.", `user: prompted [[call get_weather {"city":"Oslo"}]]`,
+		`assistant: get_weather({"city":"Oslo"})#` + callID, "tool[" + callID + "]: 14°C", "assistant: Tool results: 14°C", "user: and tomorrow?"}
+	if !slices.Equal(turns, wantTurns) {
+		t.Errorf("the model read %q, want %q", turns, wantTurns)
+	}
 	// An unknown assistant is a 400 naming prompt.id.
 	_, err = s.Client.Responses.New(ctx, responses.ResponseNewParams{Prompt: responses.ResponsePromptParam{ID: "asst_nope"},
 		Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("hi")}})
@@ -734,6 +751,35 @@ func TestResponseCodeInterpreter(t *testing.T) {
 	call := r.Output[0]
 	if call.Code != code || len(call.Outputs) == 0 || !strings.Contains(call.Outputs[0].Logs, "6") {
 		t.Errorf("code_interpreter_call = %s", call.RawJSON())
+	}
+
+	// A figure: an image output whose url serves the PNG.
+	fig := textParams("Plot it " + callDirective("import matplotlib.pyplot as plt\nplt.plot([1, 4, 9])\nplt.show()"))
+	fig.Tools, fig.Include = p.Tools, p.Include
+	r2, err := s.Client.Responses.New(ctx, fig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var url string
+	for _, o := range r2.Output[0].Outputs {
+		if o.Type == "image" {
+			url = o.URL
+		}
+	}
+	if url == "" {
+		t.Fatalf("no image output: %s", r2.Output[0].RawJSON())
+	}
+	img := s.do(t, "GET", url, nil, nil)
+	if img.Status != http.StatusOK || !strings.HasPrefix(string(img.Body), "\x89PNG") {
+		t.Errorf("GET %s: %d, %d bytes", url, img.Status, len(img.Body))
+	}
+	// Without include[], no outputs.
+	plain, err := s.Client.Responses.Get(ctx, r2.ID, responses.ResponseGetParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(plain.Output[0].RawJSON(), `"outputs":null`) {
+		t.Errorf("outputs without include[]: %s", plain.Output[0].RawJSON())
 	}
 }
 
@@ -963,5 +1009,50 @@ func TestResponseCompact(t *testing.T) {
 	res = s.doJSON(t, "POST", "/v1/responses/compact", `{"input":"hi"}`)
 	if res.Status != http.StatusBadRequest || !strings.Contains(string(res.Body), `"param":"model"`) {
 		t.Errorf("compact without model: %d %s", res.Status, res.Body)
+	}
+}
+
+// An upstream failure fails the response with the run's error: status
+// failed, error {code, message}; streamed, response.failed ends the
+// stream.
+func TestResponseFailed(t *testing.T) {
+	t.Parallel()
+	s, _ := startRunServer(t, "--upstream-retries", "0")
+	ctx := context.Background()
+	r, err := s.Client.Responses.New(ctx, textParams("break [[status 429]]"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Status != "failed" || r.Error.Code != "rate_limit_exceeded" || !strings.Contains(r.Error.Message, "429") || len(r.Output) != 0 {
+		t.Errorf("response = %s", r.RawJSON())
+	}
+	evs := readStream(t, s.Client.Responses.NewStreaming(streamContext(t), textParams("break again [[status 500]]")))
+	types := checkEvents(t, evs)
+	last := evs[len(evs)-1]
+	if types[len(types)-1] != "response.failed" || last.Response.Status != "failed" || last.Response.Error.Code != "server_error" {
+		t.Errorf("events %v, last %s", types, last.RawJSON())
+	}
+}
+
+// An answer cut off at the token cap ends the response incomplete, with
+// reason max_output_tokens; streamed, response.incomplete ends the stream.
+func TestResponseIncomplete(t *testing.T) {
+	t.Parallel()
+	s, _ := startRunServer(t)
+	p := textParams("cut me off [[length]]")
+	p.MaxOutputTokens = openai.Int(16)
+	r, err := s.Client.Responses.New(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Status != "incomplete" || r.IncompleteDetails.Reason != "max_output_tokens" || r.MaxOutputTokens != 16 ||
+		len(r.Output) != 1 || r.Output[0].Status != "incomplete" {
+		t.Errorf("response = %s", r.RawJSON())
+	}
+	p.Input = responses.ResponseNewParamsInputUnion{OfString: openai.String("cut me off again [[length]]")}
+	evs := readStream(t, s.Client.Responses.NewStreaming(streamContext(t), p))
+	types := checkEvents(t, evs)
+	if types[len(types)-1] != "response.incomplete" || evs[len(evs)-1].Response.IncompleteDetails.Reason != "max_output_tokens" {
+		t.Errorf("events %v", types)
 	}
 }

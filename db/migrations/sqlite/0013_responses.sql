@@ -40,7 +40,10 @@ CREATE TABLE responses (
     -- The request fields the Response object echoes (tools, text, …), JSON.
     echo                 TEXT NOT NULL DEFAULT '{}',
     -- The output items, JSON, written when the response finishes.
-    output               TEXT
+    output               TEXT,
+    -- The same as the model read them, for the responses continuing from
+    -- this one: a function call the server ran is followed by its output.
+    history              TEXT
 );
 CREATE INDEX responses_previous ON responses(previous_response_id);
 CREATE UNIQUE INDEX responses_conversation_busy ON responses(conversation_id)
