@@ -256,6 +256,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer store.Close()
+	log.Info("store", store.Describe(ctx)...)
 
 	if cfg.APIKey == "" {
 		n, err := store.CountAPIKeys(ctx)

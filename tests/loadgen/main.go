@@ -8,17 +8,24 @@
 //	(b) N concurrent streaming runs: how many completed, events lost (text
 //	    deltas missing or out of order against the upstream's chunks),
 //	    assistantd's peak RSS, and the added inter-event delay p99 (the gap
-//	    between consecutive deltas beyond the upstream's own chunk delay).
+//	    between consecutive deltas beyond the upstream's own chunk delay);
+//	(c) message creates per second (concurrent clients, a thread each) and
+//	    the latency of listing 100 messages.
+//
+// With -postgres (a server where it may create a database) it measures
+// SQLite and PostgreSQL one after the other and prints them side by side.
 //
 // Usage (from the repo root):
 //
 //	go build -o /tmp/assistantd . && go run ./tests/loadgen -bin /tmp/assistantd -runs 1000
+//	go run ./tests/loadgen -bin /tmp/assistantd -postgres "postgres:///postgres?host=/tmp/pg&user=postgres"
 package main
 
 import (
 	"bufio"
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -35,8 +42,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"text/tabwriter"
 	"time"
 
+	"github.com/assistantd/assistantd/db/dbtest"
 	"github.com/assistantd/assistantd/tests/upstream"
 )
 
@@ -46,26 +55,118 @@ func main() {
 	samples := flag.Int("samples", 200, "sequential runs measured in phase (a)")
 	words := flag.Int("words", 20, "text chunks per answer")
 	delay := flag.Duration("chunk-delay", 10*time.Millisecond, "upstream latency per chunk")
-	timeout := flag.Duration("timeout", 5*time.Minute, "give up after this long")
+	timeout := flag.Duration("timeout", 5*time.Minute, "give up after this long (per store)")
+	pg := flag.String("postgres", "", "a PostgreSQL server URL where a database may be created: measure SQLite, then PostgreSQL")
+	creates := flag.Int("creates", 4000, "messages created in phase (c)")
+	writers := flag.Int("writers", 16, "concurrent clients creating messages in phase (c)")
 	flag.Parse()
 	if *bin == "" {
 		fmt.Fprintln(os.Stderr, "loadgen: -bin is required")
 		os.Exit(2)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
-	defer cancel()
-	if err := run(ctx, *bin, *runs, *samples, *words, *delay); err != nil {
-		fmt.Fprintln(os.Stderr, "loadgen:", err)
+	stores := []string{"sqlite"}
+	if *pg != "" {
+		stores = append(stores, "postgres")
+	}
+	var all []results
+	failed := false
+	for _, store := range stores {
+		fmt.Printf("== %s\n", store)
+		var args []string
+		if store == "postgres" {
+			url, drop, err := createDatabase(*pg)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "loadgen:", err)
+				os.Exit(1)
+			}
+			defer drop()
+			args = []string{"--database-url", url, "--db-max-conns", "50"}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+		r, err := run(ctx, *bin, args, *runs, *samples, *words, *delay, *creates, *writers)
+		cancel()
+		r.store = store
+		all = append(all, r)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen:", store+":", err)
+			failed = true
+		}
+	}
+	if len(all) > 1 {
+		printSideBySide(all, *runs)
+	}
+	if failed {
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, bin string, runs, samples, words int, delay time.Duration) error {
+// results are one store's figures.
+type results struct {
+	store                    string
+	overheadP50, overheadP99 time.Duration
+	completed, failed, lost  int64
+	wall                     time.Duration
+	gapP99                   time.Duration
+	rssMiB                   float64
+	createsPerSec            float64
+	listP50, listP99         time.Duration
+}
+
+func printSideBySide(all []results, runs int) {
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "\n== side by side\t"+strings.Join(func() []string {
+		var s []string
+		for _, r := range all {
+			s = append(s, r.store)
+		}
+		return s
+	}(), "\t"))
+	row := func(name string, f func(r results) string) {
+		cells := []string{name}
+		for _, r := range all {
+			cells = append(cells, f(r))
+		}
+		fmt.Fprintln(tw, strings.Join(cells, "\t"))
+	}
+	row("message creates/s", func(r results) string { return fmt.Sprintf("%.0f", r.createsPerSec) })
+	row("list 100 messages p50", func(r results) string { return r.listP50.String() })
+	row("list 100 messages p99", func(r results) string { return r.listP99.String() })
+	row("first delta overhead p50/p99", func(r results) string { return r.overheadP50.String() + " / " + r.overheadP99.String() })
+	row(fmt.Sprintf("%d streaming runs: completed", runs), func(r results) string { return fmt.Sprint(r.completed) })
+	row("  failed / events lost", func(r results) string { return fmt.Sprintf("%d / %d", r.failed, r.lost) })
+	row("  wall time", func(r results) string { return r.wall.Round(time.Millisecond).String() })
+	row("  added inter-event delay p99", func(r results) string { return r.gapP99.String() })
+	row("  assistantd peak RSS", func(r results) string { return fmt.Sprintf("%.1f MiB", r.rssMiB) })
+	tw.Flush()
+}
+
+// createDatabase makes an empty database on the server at base and
+// returns its URL and a function dropping it.
+func createDatabase(base string) (string, func(), error) {
+	admin, err := sql.Open("pgx", base)
+	if err != nil {
+		return "", nil, err
+	}
+	name := fmt.Sprintf("assistantd_loadgen_%d", time.Now().UnixNano())
+	if _, err := admin.Exec(`CREATE DATABASE ` + name); err != nil {
+		admin.Close()
+		return "", nil, fmt.Errorf("create database: %w", err)
+	}
+	drop := func() {
+		_, _ = admin.Exec(`DROP DATABASE IF EXISTS ` + name + ` WITH (FORCE)`)
+		admin.Close()
+	}
+	return dbtest.WithDatabase(base, name), drop, nil
+}
+
+func run(ctx context.Context, bin string, storeArgs []string, runs, samples, words int, delay time.Duration,
+	creates, writers int) (results, error) {
+	var out results
 	up := upstream.New()
 	up.ChunkDelay = delay
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return err
+		return out, err
 	}
 	upSrv := &http.Server{Handler: up}
 	go upSrv.Serve(ln)
@@ -74,31 +175,31 @@ func run(ctx context.Context, bin string, runs, samples, words int, delay time.D
 
 	dir, err := os.MkdirTemp("", "loadgen-")
 	if err != nil {
-		return err
+		return out, err
 	}
 	defer os.RemoveAll(dir)
 	key := "sk-loadgen-0123456789abcdef"
-	cmd := exec.CommandContext(ctx, bin, "--addr", "127.0.0.1:0", "--data", filepath.Join(dir, "data"), "--api-key", key,
-		"--upstream-url", upURL, "--workers", strconv.Itoa(runs+16), "--log-level", "warn")
+	cmd := exec.CommandContext(ctx, bin, append([]string{"--addr", "127.0.0.1:0", "--data", filepath.Join(dir, "data"), "--api-key", key,
+		"--upstream-url", upURL, "--workers", strconv.Itoa(runs + 16), "--log-level", "warn"}, storeArgs...)...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return err
+		return out, err
 	}
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
-		return err
+		return out, err
 	}
 	defer func() { _ = cmd.Process.Signal(os.Interrupt); _ = cmd.Wait() }()
 	addr, err := waitListening(stdout)
 	if err != nil {
-		return err
+		return out, err
 	}
 	c := &client{base: "http://" + addr + "/v1", key: key, http: &http.Client{Transport: &http.Transport{
 		MaxIdleConnsPerHost: runs + 16, MaxConnsPerHost: 0, DisableCompression: true}}}
 
 	var asst struct{ ID string }
 	if err := c.post(ctx, "/assistants", map[string]any{"model": "fake-model", "instructions": "Answer."}, &asst); err != nil {
-		return fmt.Errorf("create assistant: %w", err)
+		return out, fmt.Errorf("create assistant: %w", err)
 	}
 	prompt := fmt.Sprintf("[[chunks %d]]", words)
 
@@ -107,12 +208,12 @@ func run(ctx context.Context, bin string, runs, samples, words int, delay time.D
 	for i := 0; i < samples; i++ {
 		d, err := firstChunkDirect(ctx, upURL, prompt)
 		if err != nil {
-			return fmt.Errorf("direct upstream: %w", err)
+			return out, fmt.Errorf("direct upstream: %w", err)
 		}
 		direct = append(direct, d)
 		res, err := c.streamRun(ctx, asst.ID, prompt)
 		if err != nil {
-			return fmt.Errorf("run %d: %w", i, err)
+			return out, fmt.Errorf("run %d: %w", i, err)
 		}
 		through = append(through, res.firstDelta)
 	}
@@ -124,6 +225,12 @@ func run(ctx context.Context, bin string, runs, samples, words int, delay time.D
 	fmt.Printf("    upstream direct: p50 %v  p99 %v\n", pct(direct, 50), pct(direct, 99))
 	fmt.Printf("    via assistantd:  p50 %v  p99 %v\n", pct(through, 50), pct(through, 99))
 	fmt.Printf("    overhead:        p50 %v  p99 %v\n", pct(overhead, 50), pct(overhead, 99))
+	out.overheadP50, out.overheadP99 = pct(overhead, 50), pct(overhead, 99)
+
+	// (c) message creates per second, then list-100 latency.
+	if err := c.messages(ctx, &out, creates, writers); err != nil {
+		return out, fmt.Errorf("messages: %w", err)
+	}
 
 	// (b) many concurrent streaming runs.
 	var wg sync.WaitGroup
@@ -165,15 +272,89 @@ func run(ctx context.Context, bin string, runs, samples, words int, delay time.D
 	fmt.Printf("(b) %d concurrent streaming runs of %d chunks, upstream chunk delay %v\n", runs, words, delay)
 	fmt.Printf("    completed %d, failed %d, events lost %d, wall time %v\n", completed.Load(), failed.Load(), lost.Load(), elapsed.Round(time.Millisecond))
 	fmt.Printf("    added inter-event delay: p50 %v  p99 %v  max %v\n", pct(gaps, 50), pct(gaps, 99), pct(gaps, 100))
+	out.completed, out.failed, out.lost, out.wall, out.gapP99 = completed.Load(), failed.Load(), lost.Load(), elapsed, pct(gaps, 99)
 	if rss, err := peakRSS(cmd.Process.Pid); err == nil {
 		fmt.Printf("    assistantd peak RSS: %.1f MiB\n", float64(rss)/1024)
+		out.rssMiB = float64(rss) / 1024
 	}
 	if firstErr != nil {
 		fmt.Printf("    first error: %v\n", firstErr)
 	}
 	if failed.Load() > 0 || lost.Load() > 0 {
-		return errors.New("some runs failed or lost events")
+		return out, errors.New("some runs failed or lost events")
 	}
+	return out, nil
+}
+
+// messages measures message creates per second (writers clients, each on
+// its own thread, creates messages in all) and the latency of listing
+// 100 messages of a thread.
+func (c *client) messages(ctx context.Context, out *results, creates, writers int) error {
+	threads := make([]string, writers)
+	for i := range threads {
+		var th struct{ ID string }
+		if err := c.post(ctx, "/threads", map[string]any{}, &th); err != nil {
+			return err
+		}
+		threads[i] = th.ID
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var firstErr error
+	var once sync.Once
+	start := time.Now()
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= int64(creates) {
+				var m struct{ ID string }
+				if err := c.post(ctx, "/threads/"+threads[w]+"/messages", map[string]any{"role": "user",
+					"content": "a message of a few words to store and list"}, &m); err != nil {
+					once.Do(func() { firstErr = err })
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return firstErr
+	}
+	elapsed := time.Since(start)
+	out.createsPerSec = float64(creates) / elapsed.Seconds()
+	// A thread of exactly 100 messages to list.
+	var listed struct{ ID string }
+	if err := c.post(ctx, "/threads", map[string]any{}, &listed); err != nil {
+		return err
+	}
+	for i := range 100 {
+		var m struct{ ID string }
+		if err := c.post(ctx, "/threads/"+listed.ID+"/messages", map[string]any{"role": "user",
+			"content": fmt.Sprintf("message %d of a few words to store and list", i)}, &m); err != nil {
+			return err
+		}
+	}
+	var lat []time.Duration
+	for range 200 {
+		t0 := time.Now()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/threads/"+listed.ID+"/messages?limit=100", nil)
+		req.Header.Set("Authorization", "Bearer "+c.key)
+		req.Header.Set("OpenAI-Beta", "assistants=v2")
+		res, err := c.http.Do(req)
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			return fmt.Errorf("list messages: %d", res.StatusCode)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	out.listP50, out.listP99 = pct(lat, 50), pct(lat, 99)
+	fmt.Printf("(c) %d message creates by %d clients (a thread each): %.0f/s; list 100 messages: p50 %v  p99 %v\n",
+		creates, writers, out.createsPerSec, out.listP50, out.listP99)
 	return nil
 }
 
