@@ -14,6 +14,13 @@
 // IMMEDIATE, so writers queue instead of failing with SQLITE_BUSY half-way
 // through), and a multi-connection pool for reads, which WAL lets run beside
 // the writer.
+//
+// PostgreSQL has many writers under READ COMMITTED, so what SQLite's single
+// writer gave for free is explicit: every transaction writing a thread's
+// messages, runs or steps locks the thread's row first (lockThread), a
+// read-modify-write locks the row it read (forUpdate), deadlocks and
+// serialization failures run the transaction again (tx), and start-up holds
+// an advisory lock (Open, StartupDone).
 package db
 
 import (
