@@ -37,6 +37,12 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	run := run
+	if len(os.Args) > 1 && os.Args[1] == "copy-data" {
+		run = func(ctx context.Context, args []string, _ func(string) string, stdout, stderr io.Writer) error {
+			return copyData(ctx, args[1:], stdout, stderr)
+		}
+	}
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "assistantd:", err)
 		os.Exit(1)
@@ -272,6 +278,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer store.Close()
+	log.Info("store", store.Describe(ctx)...)
 
 	if cfg.APIKey == "" {
 		n, err := store.CountAPIKeys(ctx)

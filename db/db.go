@@ -14,6 +14,13 @@
 // IMMEDIATE, so writers queue instead of failing with SQLITE_BUSY half-way
 // through), and a multi-connection pool for reads, which WAL lets run beside
 // the writer.
+//
+// PostgreSQL has many writers under READ COMMITTED, so what SQLite's single
+// writer gave for free is explicit: every transaction writing a thread's
+// messages, runs or steps locks the thread's row first (lockThread), a
+// read-modify-write locks the row it read (forUpdate), deadlocks and
+// serialization failures run the transaction again (tx), and start-up holds
+// an advisory lock (Open, StartupDone).
 package db
 
 import (
@@ -34,8 +41,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
-	_ "modernc.org/sqlite"             // registers the "sqlite" driver
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
 // ErrNotFound is returned when the requested record does not exist.
@@ -63,6 +71,8 @@ type Store struct {
 	// startup holds PostgreSQL's start-up advisory lock from Open until
 	// StartupDone, so one process at a time migrates and bootstraps.
 	startup *sql.Conn
+
+	pgx *pgxpool.Pool // PostgreSQL's connections, under w and r
 
 	blobName string    // BlobsDir or BlobsPostgres
 	blobs    BlobStore // file contents
@@ -142,14 +152,22 @@ func Open(ctx context.Context, dir string, opts ...Option) (*Store, error) {
 
 // openPostgres connects the pool, takes the start-up lock and migrates.
 func (s *Store) openPostgres(ctx context.Context) (*Store, error) {
-	pool, err := sql.Open("pgx", s.url)
+	// pgxpool keeps the connections (database/sql then keeps none idle):
+	// it pings a connection idle for over a second before handing it out,
+	// so after a database restart or outage requests get fresh connections
+	// instead of failing on dead ones.
+	cfg, err := pgxpool.ParseConfig(s.url)
+	if err != nil {
+		return nil, fmt.Errorf("database URL %s: %w", redactURL(s.url), err)
+	}
+	cfg.MaxConns = int32(max(2, s.maxConns))
+	cfg.MaxConnIdleTime = 5 * time.Minute
+	pgx, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", redactURL(s.url), err)
 	}
-	pool.SetMaxOpenConns(max(2, s.maxConns))
-	pool.SetMaxIdleConns(max(2, s.maxConns))
-	pool.SetConnMaxIdleTime(5 * time.Minute)
-	s.w, s.r, s.pg = pool, pool, true
+	pool := stdlib.OpenDBFromPool(pgx)
+	s.w, s.r, s.pg, s.pgx = pool, pool, true, pgx
 	conn, err := pool.Conn(ctx)
 	if err == nil {
 		_, err = conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, startupLockID)
@@ -159,6 +177,7 @@ func (s *Store) openPostgres(ctx context.Context) (*Store, error) {
 	}
 	if err != nil {
 		pool.Close()
+		pgx.Close()
 		return nil, fmt.Errorf("connect to %s: %w", redactURL(s.url), err)
 	}
 	s.startup = conn
@@ -195,14 +214,27 @@ func (s *Store) Postgres() bool { return s.pg }
 // Close closes the connection pools.
 func (s *Store) Close() error {
 	s.StartupDone()
-	if s.r == s.w {
-		return s.w.Close()
+	if s.pgx != nil {
+		err := s.w.Close()
+		s.pgx.Close()
+		return err
 	}
 	return errors.Join(s.w.Close(), s.r.Close())
 }
 
-// Ping checks that the database answers; used by the health check.
-func (s *Store) Ping(ctx context.Context) error { return s.r.PingContext(ctx) }
+// Ping checks that the database answers; used by the health checks. On
+// PostgreSQL a lost connection (the database restarted, or was away)
+// drops every pooled connection and tries once more on a new one, so the
+// first check after an outage answers for the database, not for a
+// connection that died with it.
+func (s *Store) Ping(ctx context.Context) error {
+	err := s.r.PingContext(ctx)
+	if err != nil && s.pgx != nil && isConnLoss(err) {
+		s.pgx.Reset()
+		err = s.r.PingContext(ctx)
+	}
+	return err
+}
 
 // migrate applies, in order, every embedded migration of the store's
 // database whose version is not yet recorded, each in its own transaction.
@@ -294,7 +326,17 @@ func (s *Store) migrations() ([]migration, error) {
 func (s *Store) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	for attempt := 1; ; attempt++ {
 		err := s.tx1(ctx, fn)
-		if err == nil || !s.pg || !isRetryable(err) || attempt == maxTxAttempts {
+		if err == nil || !s.pg || attempt == maxTxAttempts {
+			return err
+		}
+		var commit *commitError
+		switch {
+		case isRetryable(err):
+		case isConnLoss(err) && !errors.As(err, &commit):
+			// The connection died before COMMIT was sent: nothing was
+			// written. The pool's other connections likely died with it.
+			s.pgx.Reset()
+		default:
 			return err
 		}
 		select {
@@ -317,8 +359,18 @@ func (s *Store) tx1(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		_ = tx.Rollback()
 		return err
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return &commitError{err}
+	}
+	return nil
 }
+
+// commitError is a failed COMMIT, whose outcome a lost connection leaves
+// unknown: such a transaction is never run again.
+type commitError struct{ err error }
+
+func (e *commitError) Error() string { return e.err.Error() }
+func (e *commitError) Unwrap() error { return e.err }
 
 const idAlphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 

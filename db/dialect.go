@@ -3,8 +3,13 @@ package db
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
+	"io"
+	"net"
 	"net/url"
+	"path/filepath"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"modernc.org/sqlite"
@@ -58,6 +63,27 @@ func isIllegalTransition(err error) bool {
 		return pe.Code == pgCheckViolation && pe.ConstraintName == "runs_legal_transition"
 	}
 	return sqliteCode(err) == sqlite3.SQLITE_CONSTRAINT_TRIGGER
+}
+
+// IsInvalidText reports text the database refused to store: PostgreSQL's
+// text holds no NUL character (SQLSTATE 22021, or 22P05 for a \u0000 in
+// jsonb), which SQLite stores. The API answers 400 for it.
+func IsInvalidText(err error) bool {
+	pe := pgError(err)
+	return pe != nil && (pe.Code == "22021" || pe.Code == "22P05")
+}
+
+// isConnLoss reports an error of a lost or refused PostgreSQL connection:
+// SQLSTATE class 08, an administrator or crash shutdown (57P01–57P03), or
+// a network error.
+func isConnLoss(err error) bool {
+	if pe := pgError(err); pe != nil {
+		return strings.HasPrefix(pe.Code, "08") || pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03"
+	}
+	var ne net.Error
+	var ce *pgconn.ConnectError
+	return errors.Is(err, driver.ErrBadConn) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.As(err, &ne) || errors.As(err, &ce) || pgconn.SafeToRetry(err)
 }
 
 // isRetryable reports a PostgreSQL failure that running the whole
@@ -117,4 +143,23 @@ func (s *Store) jsonInt(column, key string) string {
 		return `(` + column + `::jsonb ->> '` + key + `')::bigint`
 	}
 	return `json_extract(` + column + `, '$.` + key + `')`
+}
+
+// Describe says, for the start-up log, which database the store is on,
+// where file contents live, and how vector search scores: on PostgreSQL
+// always in Go over bytea vectors (cached per store), even where the
+// pgvector extension is installed, which it names.
+func (s *Store) Describe(ctx context.Context) []any {
+	if !s.pg {
+		return []any{"database", "sqlite", "path", filepath.Join(s.dir, "assistantd.db"), "blob_store", s.blobName}
+	}
+	var version string
+	_ = s.r.QueryRowContext(ctx, `SHOW server_version`).Scan(&version)
+	var pgvector int
+	_ = s.r.QueryRowContext(ctx, `SELECT count(*) FROM pg_available_extensions WHERE name = 'vector'`).Scan(&pgvector)
+	vectors := "scored in Go (pgvector is not available)"
+	if pgvector > 0 {
+		vectors = "scored in Go (pgvector is available but not used)"
+	}
+	return []any{"database", "postgresql " + version, "url", redactURL(s.url), "blob_store", s.blobName, "vectors", vectors}
 }

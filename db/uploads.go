@@ -266,8 +266,13 @@ func (s *Store) CancelUpload(ctx context.Context, id string) (Upload, error) {
 	if u.Status != UploadPending {
 		return u, &UploadError{Msg: fmt.Sprintf("Upload %s is %s and cannot be cancelled.", u.ID, u.Status)}
 	}
-	if _, err := s.w.ExecContext(ctx, `UPDATE uploads SET status = 'cancelled' WHERE id = $1`, id); err != nil {
+	// Only while still pending: a completion that got there first stays.
+	res, err := s.w.ExecContext(ctx, `UPDATE uploads SET status = 'cancelled' WHERE id = $1 AND status = 'pending'`, id)
+	if err != nil {
 		return u, fmt.Errorf("cancel upload: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return u, &UploadError{Msg: fmt.Sprintf("Upload %s is no longer pending.", id)}
 	}
 	s.removeParts(ctx, id)
 	return s.GetUpload(ctx, id)

@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"net/http"
+	"time"
 
 	"github.com/labstack/echo/v5"
 
@@ -14,6 +15,7 @@ import (
 // addRoutes is the route table: every route of the API and the web app.
 func addRoutes(e *echo.Echo, cfg Config) {
 	e.GET("/healthz", health(cfg.Health))
+	e.GET("/readyz", ready(cfg.Health))
 
 	api := cfg.API
 	v1 := e.Group("/v1", apiHeaders, requireAPIKey(cfg.CheckKey), checkBeta)
@@ -183,6 +185,20 @@ func addUIRoutes(e *echo.Echo, ui *ui.UI) {
 	e.POST("/settings/users/:user_id/sessions/revoke", ui.RevokeUserSessions, admin)
 	e.POST("/settings/account/sessions/revoke", ui.RevokeMySessions, signedIn)
 	e.POST("/settings/remote-images", ui.SetRemoteImages, admin)
+}
+
+// ready answers GET /readyz without a key: 200 when the database answers
+// within a few seconds, 503 while it does not (the server keeps running
+// and is ready again once the database is back).
+func ready(check func(ctx context.Context) error) echo.HandlerFunc {
+	return func(c *echo.Context) error {
+		ctx, cancel := context.WithTimeout(c.Request().Context(), 3*time.Second)
+		defer cancel()
+		if err := check(ctx); err != nil {
+			return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
+		}
+		return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+	}
 }
 
 // health answers GET /healthz without a key: 200 when the store answers.

@@ -14,7 +14,7 @@ func webApp(mw echo.MiddlewareFunc) echo.MiddlewareFunc {
 		wrapped := mw(next)
 		return func(c *echo.Context) error {
 			p := c.Request().URL.Path
-			if isAPIPath(p) || p == "/healthz" || strings.HasPrefix(p, "/static/") {
+			if isAPIPath(p) || p == "/healthz" || p == "/readyz" || strings.HasPrefix(p, "/static/") {
 				return next(c)
 			}
 			return wrapped(c)

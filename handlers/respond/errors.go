@@ -84,6 +84,10 @@ func FileNotFound(id string) *Error {
 // Internal wraps an unexpected failure as a 500; the cause is logged with
 // the request id and not shown to the client.
 func Internal(err error) *Error {
+	if db.IsInvalidText(err) {
+		return &Error{Status: http.StatusBadRequest, Type: "invalid_request_error",
+			Message: "Invalid text: a value contains a NUL character (\\u0000), which this server's database cannot store.", Err: err}
+	}
 	return &Error{Status: http.StatusInternalServerError, Type: "server_error",
 		Message: "The server had an error while processing your request. Sorry about that!", Err: err}
 }

@@ -1,9 +1,12 @@
 package apitest
 
 import (
+	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -25,11 +28,14 @@ import (
 func TestConcurrentThreadWriters(t *testing.T) {
 	t.Parallel()
 	s, _ := startRunServer(t)
-	ctx := streamContext(t)
+	// Every run waits for the one before it: a loaded CI machine (with
+	// -race) needs far longer than a single run's deadline.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
 	asst := newAssistant(t, s)
 	thread := threadWith(t, s, "start")
 
-	const clients, rounds = 50, 2
+	const clients, rounds = 50, 1
 	var (
 		mu         sync.Mutex
 		written    = map[int][]string{} // client → its message ids, in order
@@ -275,5 +281,103 @@ func TestTwoServersStartTogether(t *testing.T) {
 	}
 	if len(page.Data) != 2 {
 		t.Errorf("server 0 lists %d assistants, want both servers' 2", len(page.Data))
+	}
+}
+
+// TestReadyzWhileDatabaseDown: while the server's PostgreSQL database
+// refuses connections, /readyz answers 503 and the server keeps running;
+// once the database is back /readyz answers 200 again and what was written
+// before is all there.
+func TestReadyzWhileDatabaseDown(t *testing.T) {
+	if !onPostgres {
+		t.Skip("PostgreSQL only: SQLite is a file in the data directory")
+	}
+	t.Parallel()
+	s := startServer(t)
+	ready := func() int {
+		res, err := http.Get(s.URL + "/readyz")
+		if err != nil {
+			t.Fatalf("/readyz: %v", err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	if got := ready(); got != http.StatusOK {
+		t.Fatalf("/readyz = %d with the database up", got)
+	}
+	var made []string
+	for i := range 5 {
+		a, err := s.Client.Beta.Assistants.New(t.Context(), openai.BetaAssistantNewParams{Model: fmt.Sprint("m", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		made = append(made, a.ID)
+	}
+
+	admin, err := sql.Open("pgx", dbtest.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Close() })
+	name := strings.TrimPrefix(mustURL(t, s.DatabaseURL).Path, "/")
+	down := func(on bool) {
+		t.Helper()
+		if _, err := admin.Exec(`ALTER DATABASE ` + name + ` ALLOW_CONNECTIONS ` + fmt.Sprint(!on)); err != nil {
+			t.Fatal(err)
+		}
+		if on {
+			if _, err := admin.Exec(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1`, name); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	down(true)
+	t.Cleanup(func() { down(false) })
+	if got := ready(); got != http.StatusServiceUnavailable {
+		t.Errorf("/readyz = %d with the database refusing connections, want 503", got)
+	}
+	down(false)
+	if got := ready(); got != http.StatusOK {
+		t.Errorf("/readyz = %d once the database is back, want 200", got)
+	}
+	page, err := s.Client.Beta.Assistants.List(t.Context(), openai.BetaAssistantListParams{Order: "asc", Limit: openai.Int(100)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, a := range page.Data {
+		got = append(got, a.ID)
+	}
+	if !slices.Equal(got, made) {
+		t.Errorf("after the outage: %v, want %v", got, made)
+	}
+}
+
+func mustURL(t *testing.T, raw string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// TestNULText: a NUL character in a plain-text field (a name) is stored
+// on SQLite and is a 400 on PostgreSQL, whose text cannot hold it; in JSON
+// fields (metadata, message text) it is stored on both.
+func TestNULText(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	res := s.doJSON(t, "POST", "/v1/assistants", `{"model":"m","name":"a\u0000b"}`)
+	want := http.StatusOK
+	if onPostgres {
+		want = http.StatusBadRequest
+	}
+	if res.Status != want {
+		t.Errorf("assistant named with a NUL: %d %s, want %d", res.Status, res.Body, want)
+	}
+	res = s.doJSON(t, "POST", "/v1/threads", `{"metadata":{"k":"a\u0000b"},"messages":[{"role":"user","content":"x\u0000y"}]}`)
+	if res.Status != http.StatusOK {
+		t.Errorf("thread with NULs in metadata and text: %d %s", res.Status, res.Body)
 	}
 }

@@ -9,7 +9,12 @@
 //	(b) N concurrent streaming runs: how many completed, events lost (text
 //	    deltas missing or out of order against the upstream's chunks),
 //	    assistantd's peak RSS, and the added inter-event delay p99 (the gap
-//	    between consecutive deltas beyond the upstream's own chunk delay).
+//	    between consecutive deltas beyond the upstream's own chunk delay);
+//	(c) message creates per second (concurrent clients, a thread each) and
+//	    the latency of listing 100 messages.
+//
+// With -postgres (a server where it may create a database) it measures
+// SQLite and PostgreSQL one after the other and prints them side by side.
 //
 // Usage (from the repo root):
 //
@@ -17,12 +22,15 @@
 //
 // -inspect-retention 0 turns the upstream inspector off (it is on by
 // default); -args passes further flags to assistantd.
+//
+//	go run ./tests/loadgen -bin /tmp/assistantd -postgres "postgres:///postgres?host=/tmp/pg&user=postgres"
 package main
 
 import (
 	"bufio"
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -39,8 +47,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"text/tabwriter"
 	"time"
 
+	"github.com/assistantd/assistantd/db/dbtest"
 	"github.com/assistantd/assistantd/tests/upstream"
 )
 
@@ -50,29 +60,61 @@ func main() {
 	samples := flag.Int("samples", 200, "sequential runs measured in phase (a)")
 	words := flag.Int("words", 20, "text chunks per answer")
 	delay := flag.Duration("chunk-delay", 10*time.Millisecond, "upstream latency per chunk")
-	timeout := flag.Duration("timeout", 5*time.Minute, "give up after this long")
+	timeout := flag.Duration("timeout", 5*time.Minute, "give up after this long (per store)")
 	inspect := flag.String("inspect-retention", "", "pass --inspect-retention to assistantd (0 turns the upstream inspector off; empty keeps the binary's default, on)")
 	memEvery := flag.Duration("mem-every", 250*time.Millisecond, "how often assistantd's RSS is sampled during phase (b)")
-	extra := flag.String("args", "", "further space-separated arguments for assistantd")
+	extra0 := flag.String("args", "", "further space-separated arguments for assistantd")
 	pprofURL := flag.String("pprof", "", "base URL of assistantd's profiler (start it with -args \"--debug-addr ...\"); with -heap, heap profiles are fetched from it")
 	heapDir := flag.String("heap", "", "directory to save heap profiles in, every -heap-every during phase (b)")
 	heapEvery := flag.Duration("heap-every", 2*time.Second, "how often a heap profile is saved")
 	firstOnly := flag.Bool("first-only", false, "measure (a) only")
+	pg := flag.String("postgres", "", "a PostgreSQL server URL where a database may be created: measure SQLite, then PostgreSQL")
+	creates := flag.Int("creates", 4000, "messages created in phase (c)")
+	writers := flag.Int("writers", 16, "concurrent clients creating messages in phase (c)")
 	flag.Parse()
 	if *bin == "" {
 		fmt.Fprintln(os.Stderr, "loadgen: -bin is required")
 		os.Exit(2)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
-	defer cancel()
-	var args []string
+	var extra []string
 	if *inspect != "" {
-		args = append(args, "--inspect-retention", *inspect)
+		extra = append(extra, "--inspect-retention", *inspect)
 	}
-	args = append(args, strings.Fields(*extra)...)
+	extra = append(extra, strings.Fields(*extra0)...)
 	prof := profiler{url: *pprofURL, dir: *heapDir, every: *heapEvery}
-	if err := run(ctx, *bin, args, *runs, *samples, *words, *delay, *memEvery, prof, *firstOnly); err != nil {
-		fmt.Fprintln(os.Stderr, "loadgen:", err)
+	opts := options{extra: extra, memEvery: *memEvery, prof: prof, firstOnly: *firstOnly, creates: *creates, writers: *writers}
+	stores := []string{"sqlite"}
+	if *pg != "" {
+		stores = append(stores, "postgres")
+	}
+	var all []results
+	failed := false
+	for _, store := range stores {
+		fmt.Printf("== %s\n", store)
+		var args []string
+		if store == "postgres" {
+			url, drop, err := createDatabase(*pg)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "loadgen:", err)
+				os.Exit(1)
+			}
+			defer drop()
+			args = []string{"--database-url", url, "--db-max-conns", "50"}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+		r, err := run(ctx, *bin, append(args, opts.extra...), *runs, *samples, *words, *delay, opts)
+		cancel()
+		r.store = store
+		all = append(all, r)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen:", store+":", err)
+			failed = true
+		}
+	}
+	if len(all) > 1 {
+		printSideBySide(all, *runs)
+	}
+	if failed {
 		os.Exit(1)
 	}
 }
@@ -152,12 +194,81 @@ func (p profiler) breakdown() string {
 		figs["HeapInuse"], figs["HeapIdle"], figs["HeapReleased"], figs["Stack"], figs["Sys"], goroutines)
 }
 
-func run(ctx context.Context, bin string, extra []string, runs, samples, words int, delay, memEvery time.Duration, prof profiler, firstOnly bool) error {
+// results are one store's figures.
+type results struct {
+	store                    string
+	overheadP50, overheadP99 time.Duration
+	completed, failed, lost  int64
+	wall                     time.Duration
+	gapP99                   time.Duration
+	rssMiB                   float64
+	createsPerSec            float64
+	listP50, listP99         time.Duration
+}
+
+func printSideBySide(all []results, runs int) {
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "\n== side by side\t"+strings.Join(func() []string {
+		var s []string
+		for _, r := range all {
+			s = append(s, r.store)
+		}
+		return s
+	}(), "\t"))
+	row := func(name string, f func(r results) string) {
+		cells := []string{name}
+		for _, r := range all {
+			cells = append(cells, f(r))
+		}
+		fmt.Fprintln(tw, strings.Join(cells, "\t"))
+	}
+	row("message creates/s", func(r results) string { return fmt.Sprintf("%.0f", r.createsPerSec) })
+	row("list 100 messages p50", func(r results) string { return r.listP50.String() })
+	row("list 100 messages p99", func(r results) string { return r.listP99.String() })
+	row("first delta overhead p50/p99", func(r results) string { return r.overheadP50.String() + " / " + r.overheadP99.String() })
+	row(fmt.Sprintf("%d streaming runs: completed", runs), func(r results) string { return fmt.Sprint(r.completed) })
+	row("  failed / events lost", func(r results) string { return fmt.Sprintf("%d / %d", r.failed, r.lost) })
+	row("  wall time", func(r results) string { return r.wall.Round(time.Millisecond).String() })
+	row("  added inter-event delay p99", func(r results) string { return r.gapP99.String() })
+	row("  assistantd peak RSS", func(r results) string { return fmt.Sprintf("%.1f MiB", r.rssMiB) })
+	tw.Flush()
+}
+
+// createDatabase makes an empty database on the server at base and
+// returns its URL and a function dropping it.
+func createDatabase(base string) (string, func(), error) {
+	admin, err := sql.Open("pgx", base)
+	if err != nil {
+		return "", nil, err
+	}
+	name := fmt.Sprintf("assistantd_loadgen_%d", time.Now().UnixNano())
+	if _, err := admin.Exec(`CREATE DATABASE ` + name); err != nil {
+		admin.Close()
+		return "", nil, fmt.Errorf("create database: %w", err)
+	}
+	drop := func() {
+		_, _ = admin.Exec(`DROP DATABASE IF EXISTS ` + name + ` WITH (FORCE)`)
+		admin.Close()
+	}
+	return dbtest.WithDatabase(base, name), drop, nil
+}
+
+// options are loadgen's settings beyond the workload.
+type options struct {
+	extra            []string // further arguments for assistantd
+	memEvery         time.Duration
+	prof             profiler
+	firstOnly        bool
+	creates, writers int
+}
+
+func run(ctx context.Context, bin string, extra []string, runs, samples, words int, delay time.Duration, opt options) (results, error) {
+	var out results
 	up := upstream.New()
 	up.ChunkDelay = delay
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return err
+		return out, err
 	}
 	upSrv := &http.Server{Handler: up}
 	go upSrv.Serve(ln)
@@ -166,7 +277,7 @@ func run(ctx context.Context, bin string, extra []string, runs, samples, words i
 
 	dir, err := os.MkdirTemp("", "loadgen-")
 	if err != nil {
-		return err
+		return out, err
 	}
 	defer os.RemoveAll(dir)
 	key := "sk-loadgen-0123456789abcdef"
@@ -175,23 +286,23 @@ func run(ctx context.Context, bin string, extra []string, runs, samples, words i
 	cmd := exec.CommandContext(ctx, bin, args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return err
+		return out, err
 	}
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
-		return err
+		return out, err
 	}
 	defer func() { _ = cmd.Process.Signal(os.Interrupt); _ = cmd.Wait() }()
 	addr, metricsURL, err := waitListening(stdout)
 	if err != nil {
-		return err
+		return out, err
 	}
 	c := &client{base: "http://" + addr + "/v1", key: key, http: &http.Client{Transport: &http.Transport{
 		MaxIdleConnsPerHost: runs + 16, MaxConnsPerHost: 0, DisableCompression: true}}}
 
 	var asst struct{ ID string }
 	if err := c.post(ctx, "/assistants", map[string]any{"model": "fake-model", "instructions": "Answer."}, &asst); err != nil {
-		return fmt.Errorf("create assistant: %w", err)
+		return out, fmt.Errorf("create assistant: %w", err)
 	}
 	prompt := fmt.Sprintf("[[chunks %d]]", words)
 
@@ -200,23 +311,23 @@ func run(ctx context.Context, bin string, extra []string, runs, samples, words i
 	for i := 0; i < samples; i++ {
 		d, err := firstChunkDirect(ctx, upURL, prompt)
 		if err != nil {
-			return fmt.Errorf("direct upstream: %w", err)
+			return out, fmt.Errorf("direct upstream: %w", err)
 		}
 		direct = append(direct, d)
 		res, err := c.streamRun(ctx, asst.ID, prompt)
 		if err != nil {
-			return fmt.Errorf("run %d: %w", i, err)
+			return out, fmt.Errorf("run %d: %w", i, err)
 		}
 		through = append(through, res.firstDelta)
 		// The same for a streamed response, interleaved so both meet the
 		// same machine.
 		if d, err = firstChunkDirect(ctx, upURL, prompt); err != nil {
-			return fmt.Errorf("direct upstream: %w", err)
+			return out, fmt.Errorf("direct upstream: %w", err)
 		}
 		directR = append(directR, d)
 		first, err := c.streamResponse(ctx, prompt, words)
 		if err != nil {
-			return fmt.Errorf("response %d: %w", i, err)
+			return out, fmt.Errorf("response %d: %w", i, err)
 		}
 		viaResponse = append(viaResponse, first)
 	}
@@ -232,8 +343,14 @@ func run(ctx context.Context, bin string, extra []string, runs, samples, words i
 	fmt.Printf("    overhead:        p50 %v  p99 %v\n", pct(overhead, 50), pct(overhead, 99))
 	fmt.Printf("    via a response:  p50 %v  p99 %v\n", pct(viaResponse, 50), pct(viaResponse, 99))
 	fmt.Printf("    overhead:        p50 %v  p99 %v\n", pct(overheadR, 50), pct(overheadR, 99))
-	if firstOnly {
-		return nil
+	out.overheadP50, out.overheadP99 = pct(overhead, 50), pct(overhead, 99)
+	if opt.firstOnly {
+		return out, nil
+	}
+
+	// (c) message creates per second, then list-100 latency.
+	if err := c.messages(ctx, &out, opt.creates, opt.writers); err != nil {
+		return out, fmt.Errorf("messages: %w", err)
 	}
 
 	// (b) many concurrent streaming runs.
@@ -244,7 +361,7 @@ func run(ctx context.Context, bin string, extra []string, runs, samples, words i
 	sampled := make(chan struct{})
 	go func() { // RSS while the streams run: the peak of this phase alone
 		defer close(sampled)
-		t := time.NewTicker(memEvery)
+		t := time.NewTicker(opt.memEvery)
 		defer t.Stop()
 		for {
 			if rss, err := procStatus(cmd.Process.Pid, "VmRSS:"); err == nil && rss > maxRSS.Load() {
@@ -261,7 +378,7 @@ func run(ctx context.Context, bin string, extra []string, runs, samples, words i
 	var completed, failed, lost, open atomic.Int64
 	profCtx, stopProfiles := context.WithCancel(ctx)
 	profiled := make(chan struct{})
-	go func() { defer close(profiled); prof.snapshots(profCtx, cmd.Process.Pid, open.Load) }()
+	go func() { defer close(profiled); opt.prof.snapshots(profCtx, cmd.Process.Pid, open.Load) }()
 	var mu sync.Mutex
 	var gaps []time.Duration
 	var firstErr error
@@ -307,20 +424,94 @@ func run(ctx context.Context, bin string, extra []string, runs, samples, words i
 	fmt.Printf("    added inter-event delay: p50 %v  p99 %v  max %v\n", pct(gaps, 50), pct(gaps, 99), pct(gaps, 100))
 	if rss, err := procStatus(cmd.Process.Pid, "VmHWM:"); err == nil {
 		fmt.Printf("    assistantd peak RSS: %.1f MiB (%.1f MiB before the streams)\n", float64(rss)/1024, float64(baseHWM)/1024)
+		out.rssMiB = float64(rss) / 1024
 	}
 	if m := maxRSS.Load(); m > 0 && runs > 0 {
 		fmt.Printf("    assistantd RSS sampled every %v during the streams: max %.1f MiB, from %.1f MiB at rest: %.1f KiB per stream\n",
-			memEvery, float64(m)/1024, float64(baseRSS)/1024, float64(m-baseRSS)/float64(runs))
+			opt.memEvery, float64(m)/1024, float64(baseRSS)/1024, float64(m-baseRSS)/float64(runs))
 	}
 	if metricsURL != "" {
 		fmt.Printf("    inspector: %s\n", inspectorFigures(metricsURL))
 	}
+	out.completed, out.failed, out.lost, out.wall, out.gapP99 = completed.Load(), failed.Load(), lost.Load(), elapsed, pct(gaps, 99)
 	if firstErr != nil {
 		fmt.Printf("    first error: %v\n", firstErr)
 	}
 	if failed.Load() > 0 || lost.Load() > 0 {
-		return errors.New("some runs failed or lost events")
+		return out, errors.New("some runs failed or lost events")
 	}
+	return out, nil
+}
+
+// messages measures message creates per second (writers clients, each on
+// its own thread, creates messages in all) and the latency of listing
+// 100 messages of a thread.
+func (c *client) messages(ctx context.Context, out *results, creates, writers int) error {
+	threads := make([]string, writers)
+	for i := range threads {
+		var th struct{ ID string }
+		if err := c.post(ctx, "/threads", map[string]any{}, &th); err != nil {
+			return err
+		}
+		threads[i] = th.ID
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var firstErr error
+	var once sync.Once
+	start := time.Now()
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= int64(creates) {
+				var m struct{ ID string }
+				if err := c.post(ctx, "/threads/"+threads[w]+"/messages", map[string]any{"role": "user",
+					"content": "a message of a few words to store and list"}, &m); err != nil {
+					once.Do(func() { firstErr = err })
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return firstErr
+	}
+	elapsed := time.Since(start)
+	out.createsPerSec = float64(creates) / elapsed.Seconds()
+	// A thread of exactly 100 messages to list.
+	var listed struct{ ID string }
+	if err := c.post(ctx, "/threads", map[string]any{}, &listed); err != nil {
+		return err
+	}
+	for i := range 100 {
+		var m struct{ ID string }
+		if err := c.post(ctx, "/threads/"+listed.ID+"/messages", map[string]any{"role": "user",
+			"content": fmt.Sprintf("message %d of a few words to store and list", i)}, &m); err != nil {
+			return err
+		}
+	}
+	var lat []time.Duration
+	for range 200 {
+		t0 := time.Now()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/threads/"+listed.ID+"/messages?limit=100", nil)
+		req.Header.Set("Authorization", "Bearer "+c.key)
+		req.Header.Set("OpenAI-Beta", "assistants=v2")
+		res, err := c.http.Do(req)
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			return fmt.Errorf("list messages: %d", res.StatusCode)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	out.listP50, out.listP99 = pct(lat, 50), pct(lat, 99)
+	fmt.Printf("(c) %d message creates by %d clients (a thread each): %.0f/s; list 100 messages: p50 %v  p99 %v\n",
+		creates, writers, out.createsPerSec, out.listP50, out.listP99)
 	return nil
 }
 
