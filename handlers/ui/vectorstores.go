@@ -102,12 +102,10 @@ func (u *UI) CreateVectorStore(c *echo.Context) error {
 	return u.flash(c, "/vector_stores/"+v.ID, "Vector store created.", false)
 }
 
-// ShowVectorStore handles GET /vector_stores/:vector_store_id (?q= searches).
+// ShowVectorStore handles GET /vector_stores/:vector_store_id (?q=
+// searches; ?added= lists the files an upload just added, see
+// AddVectorStoreFiles).
 func (u *UI) ShowVectorStore(c *echo.Context) error {
-	return u.renderVectorStore(c, nil)
-}
-
-func (u *UI) renderVectorStore(c *echo.Context, uploads []views.UploadResult) error {
 	if err := u.vectorsOn(); err != nil {
 		return err
 	}
@@ -116,6 +114,10 @@ func (u *UI) renderVectorStore(c *echo.Context, uploads []views.UploadResult) er
 	s, err := u.cfg.VectorStores.GetVectorStore(ctx, id)
 	if err != nil {
 		return respond.StoreErr(err, "vector store", id)
+	}
+	uploads, err := u.uploadedResults(ctx, c.QueryParams()["added"])
+	if err != nil {
+		return respond.Internal(err)
 	}
 	v := views.VectorStoreView{ID: s.ID, Name: s.Name, Status: s.Status, UsageBytes: s.UsageBytes, Uploads: uploads,
 		Pending: s.FileCounts.InProgress > 0, Query: c.QueryParam("q")}
@@ -154,8 +156,11 @@ func orName(name, def string) string {
 }
 
 // AddVectorStoreFiles handles POST /vector_stores/:vector_store_id/files:
-// each uploaded file is stored (purpose assistants) and added; the page
-// reports each one's outcome, and ingestion status follows in the list.
+// each uploaded file is stored (purpose assistants) and added. The answer
+// is a redirect to the store's page (post/redirect/get: a reload there
+// uploads nothing again), whose address names the files added
+// (?added=…) and whose flash names those refused and why; ingestion
+// status follows in the list.
 func (u *UI) AddVectorStoreFiles(c *echo.Context) error {
 	if err := u.vectorsOn(); err != nil {
 		return err
@@ -178,18 +183,16 @@ func (u *UI) AddVectorStoreFiles(c *echo.Context) error {
 	if len(headers) == 0 || len(headers) > maxUploadFiles {
 		return &respond.Error{Status: http.StatusBadRequest, Message: fmt.Sprintf("Choose between 1 and %d files to add.", maxUploadFiles)}
 	}
-	var results []views.UploadResult
 	var added []db.NewVectorStoreFile
+	var ids, failed []string
 	for _, fh := range headers {
-		res := views.UploadResult{Filename: filepath.Base(fh.Filename)}
 		f, err := u.uploadOne(c, fh.Filename, fh.Header.Get("Content-Type"), "assistants", func() (io.ReadCloser, error) { return fh.Open() })
 		if err != nil {
-			res.Error = err.Error()
-		} else {
-			res.OK, res.FileID = true, f.ID
-			added = append(added, db.NewVectorStoreFile{FileID: f.ID, Chunking: db.AutoChunking()})
+			failed = append(failed, filepath.Base(fh.Filename)+" ("+err.Error()+")")
+			continue
 		}
-		results = append(results, res)
+		ids = append(ids, f.ID)
+		added = append(added, db.NewVectorStoreFile{FileID: f.ID, Chunking: db.AutoChunking()})
 	}
 	if len(added) > 0 {
 		if err := u.cfg.VectorStores.AddVectorStoreFiles(ctx, id, added); err != nil {
@@ -197,7 +200,7 @@ func (u *UI) AddVectorStoreFiles(c *echo.Context) error {
 		}
 		u.cfg.Retriever.Wake()
 	}
-	return u.renderVectorStore(c, results)
+	return u.afterUpload(c, "/vector_stores/"+id, "added", ids, failed)
 }
 
 // RemoveVectorStoreFile handles POST /vector_stores/:id/files/:file_id/delete.

@@ -61,8 +61,13 @@ func TestVectorStorePages(t *testing.T) {
 	mw.Close()
 	req, _ := http.NewRequest(http.MethodPost, c.base+storePath+"/files", strings.NewReader(body.String()))
 	req.Header.Set("Content-Type", mw.FormDataContentType())
-	if res := c.do(req); res.StatusCode != http.StatusOK {
-		t.Fatalf("add files: status %d", res.StatusCode)
+	res = c.do(req)
+	loc := res.Header.Get("Location")
+	if res.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, storePath+"?added=file-") {
+		t.Fatalf("add files: status %d, Location %q (want a redirect: post/redirect/get)", res.StatusCode, loc)
+	}
+	if doc := c.page(loc, http.StatusOK); testid(doc, "upload-ok").Length() != 2 {
+		t.Errorf("the page after the upload lists %d files as added, want 2", testid(doc, "upload-ok").Length())
 	}
 	// Each file's ingestion ends: one completed, one failed with its reason.
 	deadline := time.Now().Add(20 * time.Second)
