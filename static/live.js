@@ -47,10 +47,12 @@
   function overrideParams() {
     var p = new URLSearchParams();
     var fields = pane.querySelectorAll("[data-override]");
+    // The tool checkboxes act directly: the list is overridden when one
+    // is unticked.
     var toolsOn = false;
-    fields.forEach(function (el) { if (el.name === "tools_override") toolsOn = el.checked; });
+    fields.forEach(function (el) { if (el.name === "tool" && !el.checked) toolsOn = true; });
+    if (toolsOn) p.append("tools_override", "1");
     fields.forEach(function (el) {
-      if (el.name === "tools_override") { if (el.checked) p.append("tools_override", "1"); return; }
       if (el.name === "tool") { if (toolsOn && el.checked) p.append("tool", el.value); return; }
       var v = el.value;
       if (el.name !== "instructions") v = v.trim();
@@ -121,7 +123,7 @@
     var onEdit = function (ev) {
       if (!ev.target.matches || !ev.target.matches("[data-override]")) return;
       // What the pane said about the old value no longer holds.
-      var key = ev.target.name === "tool" || ev.target.name === "tools_override" ? "tools" : ev.target.name;
+      var key = ev.target.name === "tool" ? "tools" : ev.target.name;
       pane.querySelectorAll('[data-error-for="' + key + '"], [data-error-for=""]').forEach(function (el) { el.hidden = true; });
       ev.target.removeAttribute("aria-invalid");
       syncOverrides(true, false);
@@ -252,6 +254,23 @@
     window.addEventListener("pagehide", disconnect);
   }
 
+  // showFieldErrors puts each refused setting's message in its slot
+  // beside the field (a problem of no one field goes in the pane's
+  // general slot) and marks the field.
+  function showFieldErrors(fields) {
+    if (!pane) return;
+    Object.keys(fields).forEach(function (key) {
+      var slot = pane.querySelector('[data-error-for="' + CSS.escape(key) + '"]') || pane.querySelector('[data-error-for=""]');
+      if (slot) {
+        slot.textContent = fields[key];
+        slot.hidden = false;
+      }
+      pane.querySelectorAll('[data-override][name="' + CSS.escape(key === "tools" ? "tool" : key) + '"]').forEach(function (el) {
+        el.setAttribute("aria-invalid", "true");
+      });
+    });
+  }
+
   // Forms sent without leaving the page; a mistake shows in place and
   // keeps what was typed.
   document.addEventListener("submit", function (ev) {
@@ -284,8 +303,16 @@
           refresh();
           return;
         }
+        var ctype = res.headers.get("Content-Type") || "";
+        if (ctype.indexOf("application/json") === 0) {
+          // Refused settings: each problem beside its field in the pane.
+          return res.json().then(function (j) {
+            showFieldErrors(j.fields || {});
+            errBox.textContent = j.message || "";
+          });
+        }
         return res.text().then(function (t) {
-          var html = (res.headers.get("Content-Type") || "").indexOf("text/html") === 0;
+          var html = ctype.indexOf("text/html") === 0;
           if (html) {
             var d = new DOMParser().parseFromString(t, "text/html").querySelector('[data-testid="error-message"]');
             t = d ? d.textContent : "The server refused this (" + res.status + ").";
