@@ -247,10 +247,20 @@ func (e *Engine) commit(ctx context.Context, runID string, fn func(ctx context.C
 	if err != nil {
 		return err
 	}
-	for _, ev := range em.events {
+	e.publish(ctx, runID, em.events)
+	return nil
+}
+
+// publish hands committed events to the hub, in order. At debug level it
+// logs every run transition (--log-level debug).
+func (e *Engine) publish(ctx context.Context, runID string, events []pendingEvent) {
+	debug := e.log.Enabled(ctx, slog.LevelDebug)
+	for _, ev := range events {
+		if debug && strings.HasPrefix(ev.name, "thread.run.") && !strings.HasPrefix(ev.name, "thread.run.step.") {
+			e.log.Debug("run "+strings.TrimPrefix(ev.name, "thread.run."), "run_id", runID)
+		}
 		e.hub.Publish(runID, ev.name, ev.data)
 	}
-	return nil
 }
 
 // RequestError is a client mistake the engine detects (a run in the wrong
@@ -312,9 +322,7 @@ func (e *Engine) create(r db.Run, store func(db.Run) (*db.Thread, db.Run, error)
 	}
 	em.emit("thread.run.created", run)
 	em.emit("thread.run.queued", run)
-	for _, ev := range em.events {
-		e.hub.Publish(run.ID, ev.name, ev.data)
-	}
+	e.publish(context.Background(), run.ID, em.events)
 	mu.Unlock()
 	e.enqueue(job{runID: run.ID})
 	return run, nil

@@ -44,7 +44,8 @@ const (
 )
 
 // ftsQuery turns what a person typed into an FTS5 query: every word must
-// appear, each quoted so FTS5 operators and punctuation are taken literally.
+// appear, each quoted so FTS5 operators and punctuation are taken
+// literally, and each as a prefix ("vacat" finds "vacation").
 // Control characters and invalid UTF-8 separate words: FTS5's parser reads
 // a NUL as the end of the query ("unterminated string"), and neither can
 // match indexed text anyway.
@@ -58,7 +59,7 @@ func ftsQuery(q string) string {
 	}, q)
 	var terms []string
 	for _, w := range strings.Fields(q) {
-		terms = append(terms, `"`+strings.ReplaceAll(w, `"`, `""`)+`"`)
+		terms = append(terms, `"`+strings.ReplaceAll(w, `"`, `""`)+`"*`)
 	}
 	return strings.Join(terms, " ")
 }

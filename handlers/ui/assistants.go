@@ -222,7 +222,9 @@ var actionIndex = regexp.MustCompile(`^(example|format|remove)-(\d+)$`)
 func editorAction(c *echo.Context, f *views.AssistantForm) bool {
 	action := c.FormValue("action")
 	if action == "add-function" {
-		f.Functions = append(f.Functions, views.FunctionForm{Index: len(f.Functions), Strict: true})
+		// Non-strict, as OpenAI's editor made new functions: strict asks
+		// every property to be required, which a first draft rarely is.
+		f.Functions = append(f.Functions, views.FunctionForm{Index: len(f.Functions)})
 		return true
 	}
 	if action == "format-schema" {

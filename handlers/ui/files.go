@@ -135,7 +135,13 @@ func (u *UI) afterUpload(c *echo.Context, target, key string, ids, failed []stri
 	if len(failed) > 0 {
 		msg += " Refused: " + strings.Join(failed, "; ") + "."
 	}
-	return u.flash(c, target, msg, len(failed) > 0)
+	if err := u.setFlash(c, msg, len(failed) > 0); err != nil {
+		return err
+	}
+	// A 303 for htmx too (not HX-Redirect): its request follows it and
+	// swaps in the page, so the page that showed the upload's progress
+	// stays.
+	return c.Redirect(http.StatusSeeOther, target)
 }
 
 // uploadedResults lists the files named in an address after an upload

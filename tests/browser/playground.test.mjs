@@ -150,6 +150,7 @@ describe("playground", { skip: missing || false }, () => {
     await runFromComposer(page, '[[call get_weather {"city":"Oslo"}]] [[call get_time {}]] what now?');
     await waitBadge(page, "requires_action");
     assert.equal(await page.locator('[data-testid="pending-call"]').count(), 2);
+    assert.equal((await page.textContent('[data-testid="pending-title"]')).trim(), "Waiting for 2 function outputs");
     const submit = page.locator('[data-testid="submit-outputs"]');
     assert.equal(await submit.isDisabled(), true);
     const boxes = page.locator('[data-testid="pending-output"]');
@@ -171,6 +172,11 @@ describe("playground", { skip: missing || false }, () => {
     assert.match(md, /## Run run_\w+ · completed/);
     assert.match(md, /function `get_time`/);
     assert.match(md, /"temp": 3/);
+    // The tool calls are in the conversation, between the question and the answer.
+    const conv = md.slice(0, md.indexOf("\n# Runs\n"));
+    const [q, calls2, answer] = ["what now?", "## tool calls", "Tool results"].map((s) => conv.indexOf(s));
+    assert.ok(q >= 0 && calls2 > q && answer > calls2, `the conversation's order: question ${q}, tool calls ${calls2}, answer ${answer}`);
+    assert.match(conv.slice(calls2, answer), /"temp": 3/);
   });
 
   test("cancel mid-stream keeps the partial text", async () => {

@@ -1,0 +1,71 @@
+package ui_test
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/assistantd/assistantd/db"
+)
+
+func textPart(s string) db.ContentPart {
+	return db.ContentPart{Type: "text", Text: &db.Text{Value: s, Annotations: []db.Annotation{}}}
+}
+
+// What a reviewer of a thread notices: a person's text shown as typed
+// (line breaks and indentation kept, nothing rendered as HTML), the
+// attachments listed with their tools, the page headed by the thread's
+// title as the list shows it, and search by word prefixes.
+func TestThreadPageAsReviewed(t *testing.T) {
+	a := newApp(t, "")
+	c := a.user(db.RoleViewer)
+	ctx := context.Background()
+	sf, err := a.store.StageFile(strings.NewReader("x,y\n1,2\n"), 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := a.store.CommitFile(ctx, db.File{Filename: "data.csv", Purpose: "assistants", ContentType: "text/csv"}, sf, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code := "Plan my vacation:\nfor day in days:\n    pack(<b>day</b>)"
+	th, _, err := a.store.CreateThread(ctx, db.Thread{}, []db.Message{
+		{Role: "user", Status: "completed", Content: []db.ContentPart{textPart(code)},
+			Attachments: []db.Attachment{{FileID: f.ID, Tools: []db.AttachmentTool{{Type: "code_interpreter"}}}}},
+		{Role: "assistant", Status: "completed", Content: []db.ContentPart{textPart("**Sure**\nline two")}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := c.page("/threads/"+th.ID, http.StatusOK)
+	user := doc.Find(`[data-role="user"] [data-testid="message-body"]`)
+	if got := user.Text(); got != code {
+		t.Errorf("the user's text is shown as %q, want it as typed %q", got, code)
+	}
+	if user.Find("b").Length() != 0 {
+		t.Error("the user's <b> became markup")
+	}
+	if doc.Find(`[data-role="assistant"] [data-testid="message-body"] strong`).Length() != 1 {
+		t.Error("the assistant's Markdown is not rendered")
+	}
+	att := testid(doc, "attachment")
+	if att.Length() != 1 || !strings.Contains(att.Text(), "data.csv") || !strings.Contains(att.Text(), "code_interpreter") {
+		t.Errorf("attachments: %q", att.Text())
+	}
+	if got := strings.TrimSpace(testid(doc, "thread-title").Text()); got != "Plan my vacation: for day in days: pack(<b>day</b>)" {
+		t.Errorf("the page is headed %q", got)
+	}
+	if got := doc.Find("title").Text(); !strings.HasPrefix(got, "Plan my vacation") {
+		t.Errorf("the page's title is %q", got)
+	}
+	// The list's title is the same.
+	doc = c.page("/threads?q="+url.QueryEscape("vacat"), http.StatusOK)
+	if rows := testid(doc, "thread-row"); rows.Length() != 1 || !strings.HasPrefix(testid(doc, "thread-title").Text(), "Plan my vacation") {
+		t.Errorf("a search for a word's start finds %d threads (%q)", rows.Length(), testid(doc, "thread-title").Text())
+	}
+	if rows := testid(c.page("/threads?q=acation", http.StatusOK), "thread-row"); rows.Length() != 0 {
+		t.Errorf("a search for a word's middle finds %d threads", rows.Length())
+	}
+}
