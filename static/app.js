@@ -2,6 +2,16 @@
 // conveniences. No inline scripts anywhere (the CSP forbids them).
 (function () {
   "use strict";
+  // Script is on: narrow screens fold the menu behind its button.
+  document.documentElement.classList.add("js");
+  document.addEventListener("click", function (ev) {
+    var btn = ev.target.closest && ev.target.closest("[data-menu-toggle]");
+    if (!btn) return;
+    var header = btn.closest("header");
+    var open = btn.getAttribute("aria-expanded") !== "true";
+    btn.setAttribute("aria-expanded", String(open));
+    header.toggleAttribute("data-open", open);
+  });
   // Theme: the system's (auto), or light or dark as picked with the
   // header's toggle; remembered in this browser.
   var themes = ["auto", "light", "dark"];

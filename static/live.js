@@ -278,7 +278,12 @@
     if (!form.matches("form[data-composer], form[data-live-form]")) return;
     if (ev.defaultPrevented) return;
     ev.preventDefault();
-    var body = new URLSearchParams(new FormData(form, ev.submitter || null));
+    var data = new FormData(form, ev.submitter || null);
+    var files = form.querySelector("input[type=file]");
+    var withFiles = !!(files && files.files && files.files.length);
+    if (!withFiles) data.delete("attachments");
+    var body = withFiles ? data : new URLSearchParams(data);
+    var bar = withFiles ? form.querySelector("[data-upload-progress]") : null;
     var errBox = form.querySelector("[data-composer-error]");
     if (!errBox) {
       errBox = document.createElement("p");
@@ -290,7 +295,7 @@
     }
     var buttons = form.querySelectorAll("button");
     buttons.forEach(function (b) { b.disabled = true; });
-    fetch(form.getAttribute("action"), { method: "POST", body: body, credentials: "same-origin", headers: { "X-Live": "1" } })
+    send(form.getAttribute("action"), body, bar)
       .then(function (res) {
         var loc = res.headers.get("X-Location");
         if (res.ok && loc) { window.location.assign(loc); return; }
@@ -299,6 +304,8 @@
           if (form.matches("[data-composer]")) {
             var ta = form.querySelector("textarea[name=content]");
             if (ta) ta.value = "";
+            if (files) files.value = "";
+            pinned = true;
           }
           refresh();
           return;
@@ -322,8 +329,71 @@
       })
       .catch(function () { errBox.textContent = "The server did not answer; try again."; })
       .then(function () {
+        if (bar) bar.hidden = true;
         buttons.forEach(function (b) { b.disabled = false; });
         syncControls();
       });
   });
+
+  // send posts a form's body with XMLHttpRequest (whose upload reports
+  // progress, which fetch's does not) and resolves with a Response.
+  function send(url, body, bar) {
+    return new Promise(function (resolve, reject) {
+      var xhr = new XMLHttpRequest();
+      xhr.open("POST", url);
+      xhr.withCredentials = true;
+      xhr.setRequestHeader("X-Live", "1");
+      if (bar) {
+        xhr.upload.onprogress = function (e) {
+          if (!e.lengthComputable || !e.total) return;
+          var pct = Math.round((100 * e.loaded) / e.total);
+          bar.hidden = false;
+          bar.setAttribute("value", String(pct));
+          bar.textContent = pct + "%";
+        };
+      }
+      xhr.onload = function () {
+        var headers = new Headers();
+        xhr.getAllResponseHeaders().trim().split(/[\r\n]+/).forEach(function (line) {
+          var i = line.indexOf(":");
+          if (i > 0) headers.append(line.slice(0, i).trim(), line.slice(i + 1).trim());
+        });
+        var empty = xhr.status === 204 || xhr.status === 205 || xhr.status === 304;
+        resolve(new Response(empty ? null : xhr.responseText, { status: xhr.status, headers: headers }));
+      };
+      xhr.onerror = function () { reject(new Error("network")); };
+      xhr.send(body);
+    });
+  }
+
+  // The composer's keys: Enter adds the message, Shift+Enter starts a
+  // new line, Ctrl/Cmd+Enter adds and runs. (On touch screens Enter keeps
+  // its new line: the buttons are at hand there.)
+  document.addEventListener("keydown", function (ev) {
+    var ta = ev.target;
+    if (ev.key !== "Enter" || ev.shiftKey || ev.altKey || ev.isComposing) return;
+    if (!ta.matches || !ta.matches("form[data-composer] textarea[name=content]")) return;
+    var run = ev.ctrlKey || ev.metaKey;
+    if (!run && window.matchMedia && window.matchMedia("(pointer: coarse)").matches) return;
+    ev.preventDefault();
+    var btn = ta.form.querySelector(run ? 'button[name=action][value=run]' : 'button[name=action][value=add]');
+    var controls = ta.form.querySelector("[data-composer-controls]");
+    if (!btn || btn.disabled || (controls && controls.disabled)) return;
+    ta.form.requestSubmit(btn);
+  });
+
+  // The thread pane follows new messages while it is scrolled to the
+  // bottom (pinned); scrolled up to read, it stays put.
+  var scroller = document.querySelector("[data-thread-scroll]");
+  var pinned = true;
+  function stick() {
+    if (scroller && pinned) scroller.scrollTop = scroller.scrollHeight;
+  }
+  if (scroller) {
+    scroller.addEventListener("scroll", function () {
+      pinned = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 40;
+    });
+    new MutationObserver(stick).observe(scroller, { childList: true, subtree: true, characterData: true });
+    stick();
+  }
 })();

@@ -285,6 +285,9 @@ func (u *UI) PlaygroundPost(c *echo.Context) error {
 		return again(msg)
 	}
 	if action != "run" {
+		if m, msg = u.attach(c, m, text, role); msg != "" {
+			return again(msg)
+		}
 		if threadID == "" {
 			t, _, err := u.store.CreateThread(ctx, db.Thread{}, []db.Message{m})
 			if err != nil {
@@ -326,6 +329,9 @@ func (u *UI) PlaygroundPost(c *echo.Context) error {
 		if liveRequest(c) {
 			return c.JSON(http.StatusUnprocessableEntity, map[string]any{"message": msg, "fields": errs})
 		}
+		return again(msg)
+	}
+	if m, msg = u.attach(c, m, text, role); msg != "" {
 		return again(msg)
 	}
 	if threadID == "" {

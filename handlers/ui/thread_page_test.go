@@ -2,6 +2,7 @@ package ui_test
 
 import (
 	"context"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"strings"
@@ -67,5 +68,58 @@ func TestThreadPageAsReviewed(t *testing.T) {
 	}
 	if rows := testid(c.page("/threads?q=acation", http.StatusOK), "thread-row"); rows.Length() != 0 {
 		t.Errorf("a search for a word's middle finds %d threads", rows.Length())
+	}
+}
+
+// The composer's "Attach files" without script: a multipart form whose
+// files are stored and attached for the tools ticked; with no tool
+// ticked the message is refused in place and no file is stored.
+func TestComposerAttachments(t *testing.T) {
+	a := newApp(t, "")
+	c := a.user(db.RoleEditor)
+	ctx := context.Background()
+	th, _, err := a.store.CreateThread(ctx, db.Thread{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	post := func(tools ...string) *http.Response {
+		var body strings.Builder
+		mw := multipart.NewWriter(&body)
+		_ = mw.WriteField("csrf_token", c.token())
+		_ = mw.WriteField("content", "see the file")
+		_ = mw.WriteField("action", "add")
+		for _, t := range tools {
+			_ = mw.WriteField("attach_tool", t)
+		}
+		w, _ := mw.CreateFormFile("attachments", "notes.txt")
+		_, _ = w.Write([]byte("some notes"))
+		mw.Close()
+		req, _ := http.NewRequest(http.MethodPost, c.base+"/threads/"+th.ID+"/messages", strings.NewReader(body.String()))
+		req.Header.Set("Content-Type", mw.FormDataContentType())
+		return c.do(req)
+	}
+	res := post()
+	if res.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(testid(parse(t, res), "composer-error").Text(), "Pick what the attached files are for") {
+		t.Errorf("no tool ticked: status %d", res.StatusCode)
+	}
+	if files, _ := a.store.ListFiles(ctx, "", db.ListParams{Limit: 10}); len(files.Data) != 0 {
+		t.Errorf("a refused message stored %d files", len(files.Data))
+	}
+	if res := post("file_search", "code_interpreter", "bogus"); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("attach: status %d", res.StatusCode)
+	}
+	msgs, err := a.store.ThreadTranscript(ctx, th.ID, 10)
+	if err != nil || len(msgs) != 1 || len(msgs[0].Attachments) != 1 {
+		t.Fatalf("messages %+v %v", msgs, err)
+	}
+	var tools []string
+	for _, tl := range msgs[0].Attachments[0].Tools {
+		tools = append(tools, tl.Type)
+	}
+	if got := strings.Join(tools, ","); got != "file_search,code_interpreter" {
+		t.Errorf("attached for %q", got)
+	}
+	if f, err := a.store.GetFile(ctx, msgs[0].Attachments[0].FileID); err != nil || f.Filename != "notes.txt" || f.Purpose != "assistants" {
+		t.Errorf("the attached file: %+v %v", f, err)
 	}
 }

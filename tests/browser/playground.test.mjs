@@ -407,16 +407,18 @@ describe("playground", { skip: missing || false }, () => {
     const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert.ok(overflow <= 0, `the thread page scrolls sideways by ${overflow}px at 390 px`);
     await shoot(phone, "thread-390-dark");
-    // The theme toggle overrides the system's dark.
+    // The theme toggle (in the folded menu) overrides the system's dark.
+    await phone.click('[data-testid="menu-toggle"]');
     await phone.click('[data-testid="theme-toggle"]');
     assert.equal(await phone.evaluate(() => document.documentElement.getAttribute("data-theme")), "light");
     await phone.reload();
     assert.equal(await phone.evaluate(() => document.documentElement.getAttribute("data-theme")), "light");
+    await phone.click('[data-testid="menu-toggle"]');
     await phone.click('[data-testid="theme-toggle"]');
     await phone.goto(server.base + "/playground");
     const overflow2 = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert.ok(overflow2 <= 0, `the playground scrolls sideways by ${overflow2}px at 390 px`);
-    await shoot(phone, "playground-390-dark");
+    await shoot(phone, "playground-390-new-dark");
     void threads;
     await phone.context().close();
   });
