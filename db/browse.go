@@ -232,8 +232,9 @@ func (s *Store) FileNames(ctx context.Context, ids []string) (map[string]string,
 // has it, and the threads that attach it, show it as an image or give it
 // to their code interpreter.
 type FileUse struct {
-	Assistants []Named
-	Threads    []string
+	Assistants   []Named
+	Threads      []string
+	VectorStores []Named
 }
 
 // Named is an object id with its name ("" when it has none).
@@ -280,6 +281,20 @@ func (s *Store) FileUses(ctx context.Context, ids []string) (map[string]FileUse,
 				return nil, fmt.Errorf("file uses %s: %w", id, err)
 			}
 			use.Threads = append(use.Threads, t)
+		}
+		rows.Close()
+		rows, err = s.r.QueryContext(ctx, `SELECT vs.id, vs.name FROM vector_store_files f
+			JOIN vector_stores vs ON vs.id = f.vector_store_id WHERE f.id = ? AND vs.expired = 0 ORDER BY vs.seq LIMIT 20`, id)
+		if err != nil {
+			return nil, fmt.Errorf("file uses %s: %w", id, err)
+		}
+		for rows.Next() {
+			var n Named
+			if err := rows.Scan(&n.ID, &n.Name); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("file uses %s: %w", id, err)
+			}
+			use.VectorStores = append(use.VectorStores, n)
 		}
 		rows.Close()
 		out[id] = use

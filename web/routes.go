@@ -147,6 +147,7 @@ func addUIRoutes(e *echo.Echo, ui *ui.UI) {
 	e.POST("/vector_stores", ui.CreateVectorStore, editor)
 	e.GET("/vector_stores/:vector_store_id", ui.ShowVectorStore, signedIn)
 	e.POST("/vector_stores/:vector_store_id/files", ui.AddVectorStoreFiles, editor)
+	e.POST("/vector_stores/:vector_store_id/use", ui.UseVectorStore, editor)
 	e.POST("/vector_stores/:vector_store_id/files/:file_id/delete", ui.RemoveVectorStoreFile, editor)
 	e.POST("/vector_stores/:vector_store_id/delete", ui.DeleteVectorStore, editor)
 

@@ -69,6 +69,9 @@ func (u *UI) Files(c *echo.Context) error {
 		for _, a := range uses[f.ID].Assistants {
 			row.Assistants = append(row.Assistants, [2]string{a.ID, a.Name})
 		}
+		for _, vs := range uses[f.ID].VectorStores {
+			row.VectorStores = append(row.VectorStores, [2]string{vs.ID, vs.Name})
+		}
 		v.Files = append(v.Files, row)
 	}
 	if n := len(page.Data); n > 0 {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -145,6 +146,18 @@ func (u *UI) ShowVectorStore(c *echo.Context) error {
 			v.Hits = append(v.Hits, views.SearchHit{FileID: h.FileID, Filename: h.Filename, Score: strconv.FormatFloat(h.Score, 'f', 3, 64), Text: h.Text})
 		}
 	}
+	if v.Assistants, err = u.assistantChoices(ctx); err != nil {
+		return respond.Internal(err)
+	}
+	all, err := u.store.AllAssistants(ctx)
+	if err != nil {
+		return respond.Internal(err)
+	}
+	for _, a := range all {
+		if a.ToolResources != nil && a.ToolResources.FileSearch != nil && slices.Contains(a.ToolResources.FileSearch.VectorStoreIDs, id) {
+			v.UsedBy = append(v.UsedBy, [2]string{a.ID, orName(deref(a.Name), a.ID)})
+		}
+	}
 	return render(c, http.StatusOK, views.VectorStorePage(u.page(c, orName(s.Name, "Vector store"), "vector_stores"), v))
 }
 
@@ -201,6 +214,43 @@ func (u *UI) AddVectorStoreFiles(c *echo.Context) error {
 		u.cfg.Retriever.Wake()
 	}
 	return u.afterUpload(c, "/vector_stores/"+id, "added", ids, failed)
+}
+
+// UseVectorStore handles POST /vector_stores/:vector_store_id/use: the
+// assistant picked searches this store with file_search from now on
+// (file_search is turned on if it was off; an assistant searches one
+// store, so this one replaces any other).
+func (u *UI) UseVectorStore(c *echo.Context) error {
+	if err := u.vectorsOn(); err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	id := c.Param("vector_store_id")
+	if _, err := u.cfg.VectorStores.GetVectorStore(ctx, id); err != nil {
+		return respond.StoreErr(err, "vector store", id)
+	}
+	back := "/vector_stores/" + id
+	aid := c.FormValue("assistant_id")
+	if aid == "" || len(aid) > maxIDLen {
+		return u.flash(c, back, "Choose an assistant.", true)
+	}
+	a, err := u.store.UpdateAssistant(ctx, aid, func(a *db.Assistant) error {
+		if a.ToolResources == nil {
+			a.ToolResources = &db.ToolResources{}
+		}
+		a.ToolResources.FileSearch = &db.FileSearchResources{VectorStoreIDs: []string{id}}
+		if !slices.ContainsFunc(a.Tools, func(t db.Tool) bool { return t.Type == "file_search" }) {
+			a.Tools = append(a.Tools, db.Tool{Type: "file_search"})
+		}
+		return nil
+	})
+	if errors.Is(err, db.ErrNotFound) {
+		return u.flash(c, back, "That assistant no longer exists.", true)
+	}
+	if err != nil {
+		return respond.Internal(err)
+	}
+	return u.flash(c, back, "Assistant “"+orName(deref(a.Name), a.ID)+"” now searches this store with file_search.", false)
 }
 
 // RemoveVectorStoreFile handles POST /vector_stores/:id/files/:file_id/delete.

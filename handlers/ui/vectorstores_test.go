@@ -102,6 +102,21 @@ func TestVectorStorePages(t *testing.T) {
 	if res := viewer.post(storePath+"/delete", url.Values{"csrf_token": {viewer.token()}}); res.StatusCode != http.StatusForbidden {
 		t.Errorf("viewer delete: status %d", res.StatusCode)
 	}
+	// "Use with an assistant": editors only, and it sets the assistant's store.
+	asst, err := a.store.CreateAssistant(context.Background(), db.Assistant{Model: "m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := viewer.post(storePath+"/use", url.Values{"csrf_token": {viewer.token()}, "assistant_id": {asst.ID}}); res.StatusCode != http.StatusForbidden {
+		t.Errorf("viewer use: status %d", res.StatusCode)
+	}
+	if res := c.post(storePath+"/use", url.Values{"csrf_token": {c.token()}, "assistant_id": {asst.ID}}); res.StatusCode != http.StatusSeeOther {
+		t.Errorf("use: status %d", res.StatusCode)
+	}
+	if got, _ := a.store.GetAssistant(context.Background(), asst.ID); got.ToolResources == nil || got.ToolResources.FileSearch == nil ||
+		len(got.ToolResources.FileSearch.VectorStoreIDs) != 1 || len(got.Tools) != 1 || got.Tools[0].Type != "file_search" {
+		t.Errorf("after use: tools %+v resources %+v", got.Tools, got.ToolResources)
+	}
 	if res := c.post(storePath+"/delete", url.Values{}); res.StatusCode != http.StatusForbidden {
 		t.Errorf("delete without CSRF: status %d", res.StatusCode)
 	}

@@ -203,6 +203,62 @@ describe("playground layout", { skip: missing || false }, () => {
     assert.equal(await page.locator('[data-testid="streaming-args"]').count(), 0, "the streamed-arguments block stayed");
   });
 
+  // uploadFile stores a file through the API.
+  async function uploadFile(name, text) {
+    const f = new FormData();
+    f.append("purpose", "assistants");
+    f.append("file", new Blob([text]), name);
+    const res = await fetch(server.base + "/v1/files", { method: "POST", headers: { Authorization: "Bearer sk-browser-test-0123456789abcdef" }, body: f });
+    return res.json();
+  }
+
+  test("pickers, not ids: models from the upstream, vector stores and files chosen from lists, upload in place, use a store with an assistant", async () => {
+    const page = admin;
+    const manual = await uploadFile("pump-manual.txt", "Replace the gasket every spring. ".repeat(50));
+    const pumps = await call("POST", "/vector_stores", { name: "Pump manuals", file_ids: [manual.id] });
+    await call("POST", "/vector_stores", { name: "Holiday policies" });
+    // A new assistant's model is one the upstream serves.
+    await page.goto(server.base + "/assistants/new");
+    assert.equal(await page.inputValue("#model"), "fake-model");
+
+    const helper = await call("POST", "/assistants", { model: "fake-model", name: "Picker target" });
+    await page.goto(server.base + `/assistants/${helper.id}`);
+    const options = page.locator('[data-testid="vs-option"]');
+    assert.ok(await options.count() >= 2);
+    await page.fill('[data-testid="vs-filter"]', "pump");
+    assert.equal(await page.locator('[data-testid="vs-option"]:visible').count(), 1, "the filter does not narrow the list");
+    const pumpOption = page.locator('[data-testid="vs-option"]', { hasText: "Pump manuals" });
+    assert.match(await pumpOption.textContent(), /completed|in_progress/);
+    await pumpOption.locator("input").check();
+    // Upload a code file in place: it joins the list, ticked.
+    await page.setInputFiles('[data-testid="code-file-upload"]', [{ name: "numbers.csv", mimeType: "text/csv", buffer: Buffer.from("n\n1\n2\n") }]);
+    const fresh = page.locator('[data-testid="code-file-picker"] label', { hasText: "numbers.csv" });
+    await fresh.waitFor();
+    assert.equal(await fresh.locator("input").isChecked(), true);
+    await page.check('[data-testid="tool-code-interpreter"]');
+    await page.check('[data-testid="tool-file-search"]');
+    await shoot(page, "assistant-pickers");
+    await Promise.all([page.waitForURL(new RegExp(`/assistants/${helper.id}$`)), page.click('[data-testid="save-assistant"]')]);
+    const saved = await call("GET", `/assistants/${helper.id}`);
+    assert.deepEqual(saved.tool_resources.file_search.vector_store_ids, [pumps.id]);
+    const codeFiles = saved.tool_resources.code_interpreter.file_ids;
+    assert.equal(codeFiles.length, 1);
+    assert.equal((await call("GET", `/files/${codeFiles[0]}`)).filename, "numbers.csv");
+
+    // A store's page: use it with an assistant.
+    await page.goto(server.base + `/vector_stores/${pumps.id}`);
+    await page.selectOption('[data-testid="vs-use-assistant"]', coder.id);
+    await Promise.all([page.waitForURL(new RegExp(`/vector_stores/${pumps.id}$`)), page.click('[data-testid="vs-use-submit"]')]);
+    const used = await call("GET", `/assistants/${coder.id}`);
+    assert.deepEqual(used.tool_resources.file_search.vector_store_ids, [pumps.id]);
+    assert.ok(used.tools.some((t) => t.type === "file_search"), "file_search was not turned on");
+    assert.match(await page.textContent('[data-testid="vs-use"]'), /Coder/);
+    // Files: "Used by" names the store.
+    await page.goto(server.base + "/files");
+    const row = page.locator('[data-testid="file-row"]', { hasText: "pump-manual.txt" });
+    assert.equal((await row.locator('[data-testid="file-used-by-store"]').textContent()).trim(), "Pump manuals");
+  });
+
   test("390 px: the thread first, settings and timeline a tap away, the menu folded, no page wider than the screen", async () => {
     const phone = await newPage({ viewport: { width: 390, height: 844 }, colorScheme: "dark", hasTouch: true, isMobile: true });
     await signIn(phone);
