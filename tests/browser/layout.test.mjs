@@ -298,6 +298,18 @@ describe("playground layout", { skip: missing || false }, () => {
       if (over > 0) await shoot(phone, "overflow" + path.replace(/[^a-z0-9]+/gi, "-"));
       assert.ok(over <= 0, `${path} is ${over}px wider than the 390 px screen`);
     }
+    // Tables turn into stacked rows with their actions on screen.
+    for (const [path, action] of [["/files", "file-delete"], ["/assistants", "assistant-duplicate"], ["/settings/keys", "key-revoke"]]) {
+      await phone.goto(server.base + path);
+      const btn = phone.locator(`[data-testid="${action}"]`).first();
+      if (!(await btn.count())) continue;
+      const b = await btn.boundingBox();
+      assert.ok(b && b.x >= 0 && b.x + b.width <= 390, `${path}: ${action} is off screen (${JSON.stringify(b)})`);
+      const head = await phone.locator("table.stack thead").first().boundingBox();
+      assert.ok(!head || head.height <= 1, `${path}: the table's header row still shows`);
+    }
+    await phone.goto(server.base + "/files");
+    await shoot(phone, "files-390-dark");
     await phone.context().close();
   });
 });
