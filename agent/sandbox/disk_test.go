@@ -42,12 +42,17 @@ func TestDiskLimitStopsWriter(t *testing.T) {
 
 	cases := []struct{ name, code string }{
 		// Endless: only the watcher can stop it before the time limit.
-		{"endless", "i = 0\nwhile True:\n    open(f'/mnt/data/f{i}.bin', 'wb').write(b'x' * (1 << 20))\n    i += 1"},
+		// It rewrites 100 names over and over, so the file-count limit
+		// (200) can never be what stops it, however slow the machine.
+		{"endless", "i = 0\nwhile True:\n    open(f'/mnt/data/f{i % 100}.bin', 'wb').write(b'x' * (1 << 20))\n    i += 1"},
 		// Done before the first check: the check at the call's end
 		// stops it.
 		{"quick", "import os\nos.mkdir('new')\nfor i in range(12):\n    open(f'new/f{i}.bin', 'wb').write(b'x' * (1 << 20))\nprint('done')"},
-		// Allocated, never written: blocks count.
-		{"fallocate", "import os\ni = 0\nwhile True:\n    fd = os.open(f'alloc{i}', os.O_WRONLY | os.O_CREAT)\n    os.posix_fallocate(fd, 0, 4 << 20)\n    os.close(fd)\n    i += 1"},
+		// Allocated, never written: blocks count. Sixteen files of 4 MiB
+		// pass the 8 MiB cap by far and stay under the file-count limit,
+		// so the disk limit is what stops it whether the watcher or the
+		// check at the call's end sees it first.
+		{"fallocate", "import os\nfor i in range(16):\n    fd = os.open(f'alloc{i}', os.O_WRONLY | os.O_CREAT)\n    os.posix_fallocate(fd, 0, 4 << 20)\n    os.close(fd)"},
 		// Deleted but kept open: no walk sees them; their blocks count.
 		{"deleted open", "import os\nfs = []\nwhile True:\n    f = open(f'h{len(fs)}', 'wb')\n    os.unlink(f.name)\n    f.write(b'x' * (4 << 20))\n    f.flush()\n    fs.append(f)"},
 		// An earlier file grown, inside an earlier directory.
