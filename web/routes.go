@@ -14,6 +14,7 @@ import (
 // addRoutes is the route table: every route of the API and the web app.
 func addRoutes(e *echo.Echo, cfg Config) {
 	e.GET("/healthz", health(cfg.Health))
+	e.GET("/readyz", ready(cfg.Health, cfg.Ready))
 
 	api := cfg.API
 	v1 := e.Group("/v1", apiHeaders, requireAPIKey(cfg.CheckKey), checkBeta)
@@ -164,6 +165,30 @@ func addUIRoutes(e *echo.Echo, ui *ui.UI) {
 	e.POST("/settings/users/:user_id/sessions/revoke", ui.RevokeUserSessions, admin)
 	e.POST("/settings/account/sessions/revoke", ui.RevokeMySessions, signedIn)
 	e.POST("/settings/remote-images", ui.SetRemoteImages, admin)
+}
+
+// ready answers GET /readyz without a key: 503 when the store does not
+// answer, otherwise 200, "degraded" when a part cannot work, with each
+// part's state ("ok" or what keeps it from working, as a code sandbox
+// that cannot start kernels), so a broken part shows beyond a log line.
+func ready(check func(ctx context.Context) error, parts map[string]func() string) echo.HandlerFunc {
+	return func(c *echo.Context) error {
+		out := map[string]string{"status": "ok", "store": "ok"}
+		status := http.StatusOK
+		if err := check(c.Request().Context()); err != nil {
+			out["status"], out["store"], status = "unavailable", "unavailable", http.StatusServiceUnavailable
+		}
+		for name, problem := range parts {
+			out[name] = "ok"
+			if p := problem(); p != "" {
+				out[name] = p
+				if status == http.StatusOK {
+					out["status"] = "degraded"
+				}
+			}
+		}
+		return c.JSON(status, out)
+	}
 }
 
 // health answers GET /healthz without a key: 200 when the store answers.

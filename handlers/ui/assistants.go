@@ -135,6 +135,9 @@ func (u *UI) renderEditor(c *echo.Context, status int, f views.AssistantForm) er
 		}
 	}
 	f.Examples = exampleOptions()
+	if u.cfg.CodeProblem != nil {
+		f.CodeProblem = u.cfg.CodeProblem()
+	}
 	if err := u.attachWebhooks(c.Request().Context(), &f); err != nil {
 		return respond.StoreErr(err, "assistant", f.ID)
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/assistantd/assistantd/db"
+	"github.com/assistantd/assistantd/handlers/ui"
 )
 
 func textPart(s string) db.ContentPart {
@@ -121,5 +122,20 @@ func TestComposerAttachments(t *testing.T) {
 	}
 	if f, err := a.store.GetFile(ctx, msgs[0].Attachments[0].FileID); err != nil || f.Filename != "notes.txt" || f.Purpose != "assistants" {
 		t.Errorf("the attached file: %+v %v", f, err)
+	}
+}
+
+// A sandbox that cannot run code is named on the assistant editor, where
+// code_interpreter is switched on, not only in the server's log.
+func TestCodeProblemShown(t *testing.T) {
+	a := newAppWith(t, func(cfg *ui.Config, _ *db.Store) {
+		cfg.CodeProblem = func() string { return "sandbox: /root does not let other users pass" }
+	}, nil)
+	doc := a.user(db.RoleEditor).page("/assistants/new", http.StatusOK)
+	if got := testid(doc, "code-problem").Text(); !strings.Contains(got, "/root does not let other users pass") {
+		t.Errorf("code problem shown as %q", got)
+	}
+	if doc := newApp(t, "").user(db.RoleEditor).page("/assistants/new", http.StatusOK); testid(doc, "code-problem").Length() != 0 {
+		t.Error("a problem shown when there is none")
 	}
 }

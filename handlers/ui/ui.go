@@ -88,6 +88,9 @@ type Config struct {
 	// URLs; test calls go through it); nil hides the function editor's
 	// webhook sections.
 	Webhooks *webhook.Client
+	// CodeProblem says why code_interpreter cannot run on this server
+	// ("" when it can); the assistant editor shows it. nil: no sandbox.
+	CodeProblem func() string
 	// MaxUpload bounds one uploaded file.
 	MaxUpload    int64
 	AssetVersion string
