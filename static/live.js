@@ -95,8 +95,9 @@
       if (edited) longNote("");
     }
     history.replaceState(history.state, "", withOverrides(window.location.href, params));
-    var link = document.querySelector("a[data-carry-overrides]");
-    if (link) link.setAttribute("href", withOverrides(link.getAttribute("href"), params));
+    document.querySelectorAll("a[data-carry-overrides]").forEach(function (link) {
+      link.setAttribute("href", withOverrides(link.getAttribute("href"), params));
+    });
     var pick = document.querySelector("form[data-carry-overrides]");
     if (pick) {
       pick.querySelectorAll("input[data-carried]").forEach(function (el) { el.remove(); });
@@ -132,12 +133,13 @@
     pane.addEventListener("change", onEdit);
   }
 
-  var root = document.querySelector("[data-live-root]");
-  var PARTS = ["live-messages", "live-controls", "live-timeline"];
+  // Each [data-live-root] follows one thread (the compare view has two).
+  // Its live parts are found inside it or, on a page with one root (the
+  // playground's timeline sits in its own pane), anywhere on the page.
+  var PARTS = ["messages", "controls", "timeline"];
   var texts = {}; // message id → text streamed so far
   var args = {}; // step id → tool call arguments streamed so far
-  var last = ""; // id of the last event seen
-  var es = null;
+  var followers = [];
 
   function paintStreams() {
     document.querySelectorAll("[data-stream-for]").forEach(function (el) {
@@ -154,8 +156,7 @@
   }
 
   function syncControls() {
-    var controls = document.getElementById("live-controls");
-    var active = controls && controls.getAttribute("data-active") === "true";
+    var active = !!document.querySelector('[data-live-part="controls"][data-active="true"]');
     document.querySelectorAll("[data-composer-controls]").forEach(function (fs) { fs.disabled = active; });
     document.querySelectorAll("[data-composer-busy]").forEach(function (p) { p.hidden = !active; });
     document.querySelectorAll("form[data-outputs-form]").forEach(checkOutputs);
@@ -174,84 +175,96 @@
     if (form) checkOutputs(form);
   });
 
-  var refreshing = false, again = false;
-  function refresh() {
-    if (!root) return;
-    if (refreshing) { again = true; return; }
-    refreshing = true;
-    fetch(root.getAttribute("data-fragment"), { headers: { "Accept": "text/html" }, credentials: "same-origin" })
-      .then(function (res) { return res.ok ? res.text() : Promise.reject(res.status); })
-      .then(function (html) {
-        var doc = new DOMParser().parseFromString("<body>" + html + "</body>", "text/html");
-        PARTS.forEach(function (id) {
-          var now = document.getElementById(id), next = doc.getElementById(id);
-          if (!now || !next) return;
-          // Keep open what is open, and what was typed.
-          now.querySelectorAll("details[id]").forEach(function (d) {
-            var n = next.querySelector("details[id='" + d.id + "']");
-            if (n) n.open = d.open;
+  function follow(root) {
+    var last = ""; // id of the last event seen
+    var es = null;
+    var refreshing = false, again = false;
+    function part(name) {
+      var sel = '[data-live-part="' + name + '"]';
+      return root.querySelector(sel) || (followers.length === 1 ? document.querySelector(sel) : null);
+    }
+    function refresh() {
+      if (refreshing) { again = true; return; }
+      refreshing = true;
+      fetch(root.getAttribute("data-fragment"), { headers: { "Accept": "text/html" }, credentials: "same-origin" })
+        .then(function (res) { return res.ok ? res.text() : Promise.reject(res.status); })
+        .then(function (html) {
+          var doc = new DOMParser().parseFromString("<body>" + html + "</body>", "text/html");
+          PARTS.forEach(function (name) {
+            var now = part(name), next = doc.querySelector('[data-live-part="' + name + '"]');
+            if (!now || !next) return;
+            // Keep open what is open, and what was typed.
+            now.querySelectorAll("details[id]").forEach(function (d) {
+              var n = next.querySelector("details[id='" + d.id + "']");
+              if (n) n.open = d.open;
+            });
+            now.querySelectorAll("textarea[id]").forEach(function (t) {
+              var n = next.querySelector("textarea[id='" + t.id + "']");
+              if (n && t.value) n.value = t.value;
+            });
+            now.replaceWith(document.adoptNode(next));
           });
-          now.querySelectorAll("textarea[id]").forEach(function (t) {
-            var n = next.querySelector("textarea[id='" + t.id + "']");
-            if (n && t.value) n.value = t.value;
-          });
-          now.replaceWith(document.adoptNode(next));
+          paintStreams();
+          syncControls();
+        })
+        .catch(function () {})
+        .then(function () {
+          refreshing = false;
+          if (again) { again = false; refresh(); }
+        });
+    }
+    function onEvent(ev) {
+      if (ev.lastEventId) last = ev.lastEventId;
+      var msg;
+      try { msg = JSON.parse(ev.data); } catch (e) { return; }
+      var d = msg.data || {};
+      if (msg.event === "thread.message.delta") {
+        ((d.delta && d.delta.content) || []).forEach(function (p) {
+          if (p.text && p.text.value) texts[d.id] = (texts[d.id] || "") + p.text.value;
         });
         paintStreams();
-        syncControls();
-      })
-      .catch(function () {})
-      .then(function () {
-        refreshing = false;
-        if (again) { again = false; refresh(); }
-      });
+        return;
+      }
+      if (msg.event === "thread.run.step.delta") {
+        var calls = (d.delta && d.delta.step_details && d.delta.step_details.tool_calls) || [];
+        calls.forEach(function (c) {
+          var f = c["function"];
+          if (f) args[d.id] = (args[d.id] || "") + (f.name ? "\n" + f.name + " " : "") + (f.arguments || "");
+        });
+        paintStreams();
+        return;
+      }
+      refresh();
+    }
+    function connect() {
+      if (es) return;
+      var url = root.getAttribute("data-events");
+      if (last) url += (url.indexOf("?") < 0 ? "?" : "&") + "last=" + encodeURIComponent(last);
+      es = new EventSource(url);
+      es.onmessage = onEvent;
+      es.addEventListener("close", disconnect);
+    }
+    function disconnect() {
+      if (es) { es.close(); es = null; }
+    }
+    return { refresh: refresh, connect: connect, disconnect: disconnect };
   }
 
-  function onEvent(ev) {
-    if (ev.lastEventId) last = ev.lastEventId;
-    var msg;
-    try { msg = JSON.parse(ev.data); } catch (e) { return; }
-    var d = msg.data || {};
-    if (msg.event === "thread.message.delta") {
-      ((d.delta && d.delta.content) || []).forEach(function (part) {
-        if (part.text && part.text.value) texts[d.id] = (texts[d.id] || "") + part.text.value;
-      });
-      paintStreams();
-      return;
-    }
-    if (msg.event === "thread.run.step.delta") {
-      var calls = (d.delta && d.delta.step_details && d.delta.step_details.tool_calls) || [];
-      calls.forEach(function (c) {
-        var f = c["function"];
-        if (f) args[d.id] = (args[d.id] || "") + (f.name ? "\n" + f.name + " " : "") + (f.arguments || "");
-      });
-      paintStreams();
-      return;
-    }
-    refresh();
-  }
+  function refresh() { followers.forEach(function (f) { f.refresh(); }); }
 
-  function connect() {
-    if (!root || es) return;
-    var url = root.getAttribute("data-events");
-    if (last) url += (url.indexOf("?") < 0 ? "?" : "&") + "last=" + encodeURIComponent(last);
-    es = new EventSource(url);
-    es.onmessage = onEvent;
-    es.addEventListener("close", disconnect);
-  }
-  function disconnect() {
-    if (es) { es.close(); es = null; }
-  }
-  if (root) {
-    connect();
+  document.querySelectorAll("[data-live-root]").forEach(function (el) { followers.push(follow(el)); });
+  if (followers.length) {
+    followers.forEach(function (f) { f.connect(); });
     syncControls();
     // Browsers allow about six connections per origin across all tabs:
-    // a hidden tab gives its stream back and resumes where it left off.
+    // a hidden tab gives its streams back and resumes where it left off.
     document.addEventListener("visibilitychange", function () {
-      if (document.hidden) disconnect();
-      else { connect(); refresh(); }
+      followers.forEach(function (f) {
+        if (document.hidden) f.disconnect();
+        else { f.connect(); f.refresh(); }
+      });
     });
-    window.addEventListener("pagehide", disconnect);
+    window.addEventListener("pagehide", function () { followers.forEach(function (f) { f.disconnect(); }); });
   }
 
   // showFieldErrors puts each refused setting's message in its slot

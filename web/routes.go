@@ -137,6 +137,9 @@ func addUIRoutes(e *echo.Echo, ui *ui.UI) {
 	e.GET("/threads/:thread_id/exchanges/:exchange_id", ui.ShowExchange, signedIn)
 	e.GET("/playground", ui.Playground, signedIn)
 	e.POST("/playground", ui.PlaygroundPost, editor)
+	e.GET("/playground/compare", ui.Compare, signedIn)
+	e.POST("/playground/compare", ui.StartCompare, editor)
+	e.POST("/playground/compare/keep", ui.KeepCompare, editor)
 
 	e.GET("/files", ui.Files, signedIn)
 	e.POST("/files", ui.UploadFiles, editor)

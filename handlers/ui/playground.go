@@ -91,6 +91,9 @@ func (u *UI) showPlayground(c *echo.Context, threadID, assistantID string, st ov
 	v.CarryQuery, v.URLInstructionsLimit = carryQuery(st.Overrides), maxURLInstructions
 	if v.Assistant != nil {
 		v.NewThreadHref = playgroundURL("", v.Assistant.ID, st.Overrides)
+		if p := currentUser(c); p != nil && roleRank[p.Role] >= roleRank[db.RoleEditor] && u.cfg.Engine != nil {
+			v.CompareHref = "/playground/compare" + strings.TrimPrefix(playgroundURL(threadID, v.Assistant.ID, st.Overrides), "/playground")
+		}
 	} else {
 		v.NewThreadHref = playgroundURL("", "", st.Overrides)
 		if len(v.CarryQuery) > 0 {

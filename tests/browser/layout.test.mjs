@@ -259,6 +259,53 @@ describe("playground layout", { skip: missing || false }, () => {
     assert.equal((await row.locator('[data-testid="file-used-by-store"]').textContent()).trim(), "Pump manuals");
   });
 
+  test("compare: one thread against two configurations, both streaming, with tokens and time; keep the better one", async () => {
+    const page = admin;
+    await page.goto(server.base + `/playground?assistant=${assistant.id}`);
+    await page.fill('[data-testid="composer-content"]', "The question so far");
+    await Promise.all([page.waitForURL(/thread=thread_/), page.click('[data-testid="composer-add"]')]);
+    const source = new URL(page.url()).searchParams.get("thread");
+    // Unsaved edits in the pane become side B (the link follows the pane).
+    await page.fill('[data-testid="ov-model"]', "fake-model-2");
+    assert.match(await page.getAttribute('[data-testid="open-compare"]', "href"), /model=fake-model-2/);
+    await Promise.all([page.waitForURL(/\/playground\/compare\?/), page.click('[data-testid="open-compare"]')]);
+    assert.equal(await page.inputValue('[data-testid="compare-model-b"]'), "fake-model-2");
+    assert.equal(await page.inputValue('[data-testid="compare-model-a"]'), "");
+    await page.fill('[data-testid="compare-content"]', "[[slow 40ms]] [[chunks 30]] compare me");
+    await Promise.all([page.waitForURL(/\/playground\/compare\?a=thread_\w+&b=thread_/), page.click('[data-testid="compare-run"]')]);
+    // Both columns stream: each answer grows in the page.
+    await page.evaluate(() => {
+      window.__grew = { a: new Set(), b: new Set() };
+      new MutationObserver(() => {
+        for (const k of ["a", "b"]) {
+          const el = document.querySelector(`[data-testid="compare-${k}"] [data-testid="message-stream"]`);
+          if (el && el.textContent) window.__grew[k].add(el.textContent.length);
+        }
+      }).observe(document.body, { subtree: true, childList: true, characterData: true });
+    });
+    await page.waitForFunction(() => window.__grew.a.size >= 3 && window.__grew.b.size >= 3, null, { timeout: 30000 });
+    for (const k of ["a", "b"]) {
+      await page.waitForFunction((k) => document.querySelector(`[data-testid="compare-${k}"] [data-testid="run-badge"]`)?.textContent === "completed", k, { timeout: 30000 });
+    }
+    const stats = await page.locator('[data-testid="run-stats"]').allTextContents();
+    assert.equal(stats.length, 2);
+    for (const s of stats) assert.match(s, /[1-9]\d* tokens · \d+s/);
+    const q = new URL(page.url()).searchParams;
+    const [forkA, forkB] = [q.get("a"), q.get("b")];
+    const runsA = await call("GET", `/threads/${forkA}/runs`);
+    const runsB = await call("GET", `/threads/${forkB}/runs`);
+    assert.equal(runsA.data[0].model, "gpt-4o-mini");
+    assert.equal(runsB.data[0].model, "fake-model-2");
+    const msgsB = await call("GET", `/threads/${forkB}/messages?order=asc`);
+    assert.equal(msgsB.data[0].content[0].text.value, "The question so far", "the fork lacks the source thread's messages");
+    assert.equal((await call("GET", `/threads/${source}/messages`)).data.length, 1, "the source thread changed");
+    await shoot(page, "compare");
+    // Keep B: the playground continues on it, A is gone.
+    await Promise.all([page.waitForURL(new RegExp(`/playground\\?.*thread=${forkB}`)), page.click('[data-testid="keep-b"]')]);
+    const gone = await fetch(server.base + `/v1/threads/${forkA}`, { headers: { Authorization: "Bearer sk-browser-test-0123456789abcdef", "OpenAI-Beta": "assistants=v2" } });
+    assert.equal(gone.status, 404);
+  });
+
   test("390 px: the thread first, settings and timeline a tap away, the menu folded, no page wider than the screen", async () => {
     const phone = await newPage({ viewport: { width: 390, height: 844 }, colorScheme: "dark", hasTouch: true, isMobile: true });
     await signIn(phone);
