@@ -101,6 +101,9 @@ describe("playground layout", { skip: missing || false }, () => {
     assert.equal(scrolled.thread, 0);
     assert.equal(scrolled.page, 0);
     await shoot(page, "playground-wide");
+    await page.emulateMedia({ colorScheme: "dark" });
+    await shoot(page, "playground-wide-dark");
+    await page.emulateMedia({ colorScheme: "light" });
   });
 
   test("Enter adds, Shift+Enter breaks the line, Ctrl+Enter adds and runs", async () => {
