@@ -91,16 +91,22 @@ func (u *UI) StartCompare(c *echo.Context) error {
 		return render(c, http.StatusUnprocessableEntity, views.ComparePage(u.page(c, "Compare", "playground"), v))
 	}
 	var copies []db.Message
+	var resources *db.ToolResources
 	if source != "" {
 		if len(source) > maxIDLen {
 			return again("No such thread.")
 		}
-		msgs, err := u.store.ThreadTranscript(ctx, source, maxCompareCopy)
+		src, err := u.store.GetThread(ctx, source)
+		if errors.Is(err, db.ErrNotFound) {
+			return again("Thread " + source + " does not exist.")
+		}
 		if err != nil {
 			return respond.Internal(err)
 		}
-		if _, err := u.store.GetThread(ctx, source); errors.Is(err, db.ErrNotFound) {
-			return again("Thread " + source + " does not exist.")
+		resources = src.ToolResources // its code files and vector store, for both forks
+		msgs, err := u.store.ThreadTranscript(ctx, source, maxCompareCopy)
+		if err != nil {
+			return respond.Internal(err)
 		}
 		for _, m := range msgs {
 			copies = append(copies, db.Message{Role: m.Role, Status: "completed", Content: m.Content, Attachments: m.Attachments, Metadata: m.Metadata})
@@ -145,7 +151,7 @@ func (u *UI) StartCompare(c *echo.Context) error {
 		if source != "" {
 			meta["compare_of"] = source
 		}
-		t, _, err := u.store.CreateThread(ctx, db.Thread{Metadata: meta}, copies)
+		t, _, err := u.store.CreateThread(ctx, db.Thread{Metadata: meta, ToolResources: resources}, copies)
 		if err != nil {
 			return respond.Internal(err)
 		}

@@ -39,3 +39,46 @@ func TestCompareRefuses(t *testing.T) {
 		}
 	}
 }
+
+// Both forks copy the source thread's messages and tool resources; the
+// source is left as it was.
+func TestCompareForks(t *testing.T) {
+	a, _ := newLiveApp(t)
+	c := a.user(db.RoleEditor)
+	asst := overridesAssistant(t, a)
+	ctx := t.Context()
+	src, _, err := a.store.CreateThread(ctx, db.Thread{ToolResources: &db.ToolResources{FileSearch: &db.FileSearchResources{VectorStoreIDs: []string{}}}},
+		[]db.Message{{Role: "user", Status: "completed", Content: []db.ContentPart{textPart("first question")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := c.post("/playground/compare", url.Values{"csrf_token": {c.token()}, "thread": {src.ID}, "content": {"next"},
+		"a_assistant": {asst.ID}, "b_assistant": {asst.ID}, "b_model": {"other-model"}})
+	loc, err := url.Parse(res.Header.Get("Location"))
+	if res.StatusCode != http.StatusSeeOther || err != nil {
+		t.Fatalf("status %d, Location %q", res.StatusCode, res.Header.Get("Location"))
+	}
+	for _, side := range []string{"a", "b"} {
+		id := loc.Query().Get(side)
+		msgs, err := a.store.ThreadTranscript(ctx, id, 10)
+		if err != nil || len(msgs) != 2 || msgs[0].Content[0].Text.Value != "first question" || msgs[1].Content[0].Text.Value != "next" {
+			t.Fatalf("fork %s: %+v %v", side, msgs, err)
+		}
+		th, err := a.store.GetThread(ctx, id)
+		if err != nil || th.Metadata["compare_of"] != src.ID || th.ToolResources == nil || th.ToolResources.FileSearch == nil {
+			t.Errorf("fork %s: %+v %v", side, th, err)
+		}
+		runs, err := a.store.ListRuns(ctx, id, db.ListParams{Limit: 10})
+		want := map[string]string{"a": "gpt-4o-mini", "b": "other-model"}[side]
+		if err != nil || len(runs.Data) != 1 || runs.Data[0].Model != want {
+			t.Errorf("fork %s runs: %+v %v", side, runs.Data, err)
+		}
+	}
+	if msgs, _ := a.store.ThreadTranscript(ctx, src.ID, 10); len(msgs) != 1 {
+		t.Errorf("the source has %d messages", len(msgs))
+	}
+	doc := c.page(loc.String(), http.StatusOK)
+	if n := doc.Find("[data-live-root]").Length(); n != 2 {
+		t.Errorf("%d live columns", n)
+	}
+}
