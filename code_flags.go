@@ -37,10 +37,12 @@ func addCodeFlags(fs *flag.FlagSet, env func(name, def string) string) func() (s
 		"code_interpreter: most a thread's /mnt/data (with its kernel's /tmp) may hold on disk; a call past it is stopped and what it wrote deleted (env ASSISTANTD_CODE_DISK)")
 	diskFiles := fs.Int("code-disk-files", envInt(env, "ASSISTANTD_CODE_DISK_FILES", d.DiskFiles),
 		"code_interpreter: most files and directories a thread's /mnt/data (with its kernel's /tmp) may hold (env ASSISTANTD_CODE_DISK_FILES)")
+	shared := fs.String("code-shared-dir", env("ASSISTANTD_CODE_SHARED_DIR", sandbox.DefaultSharedDir),
+		"code_interpreter: where its files go when the directories above --data do not let the kernels' users pass, as in root's home directory (env ASSISTANTD_CODE_SHARED_DIR)")
 	output := fs.String("code-output", env("ASSISTANTD_CODE_OUTPUT", "256KiB"),
 		"code_interpreter: output (stdout and stderr) one call may print; the code is stopped past it (env ASSISTANTD_CODE_OUTPUT)")
 	return func() (sandbox.Config, error) {
-		c := sandbox.Config{PoolSize: *pool, Unsafe: *unsafe, MaxKernels: *maxKernels}
+		c := sandbox.Config{PoolSize: *pool, Unsafe: *unsafe, MaxKernels: *maxKernels, SharedDir: *shared}
 		if *pool == 0 {
 			c.PoolSize = -1
 		}

@@ -364,7 +364,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 
 	webhooks := api.NewWebhooks(store, hooks)
-	webUI, setupToken, err := newWebUI(ctx, cfg, store, engine, hooks, rag, stdout, log)
+	webUI, setupToken, err := newWebUI(ctx, cfg, store, engine, hooks, rag, sb.Problem, stdout, log)
 	if err != nil {
 		return err
 	}
@@ -378,6 +378,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Webhooks:  webhooks,
 		CheckKey:  keyChecker(cfg.APIKey, store),
 		Health:    store.Ping,
+		Ready:     map[string]func() string{"code_interpreter": sb.Problem},
 		Logger:    log,
 		// HSTS behind a TLS-terminating proxy, as for the cookies.
 		TrustProxy: cfg.Web.TrustProxy,

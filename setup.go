@@ -60,7 +60,7 @@ func addWebFlags(fs *flag.FlagSet, env func(name, def string) string) func() (we
 // configured admin, or else returns a random one-time setup token that
 // /setup accepts until the first user exists (run prints the link).
 func newWebUI(ctx context.Context, cfg config, store *db.Store, engine ui.Engine, hooks *webhook.Client,
-	rag ui.Retriever, stdout io.Writer, log *slog.Logger) (*ui.UI, string, error) {
+	rag ui.Retriever, codeProblem func() string, stdout io.Writer, log *slog.Logger) (*ui.UI, string, error) {
 	setupToken, err := firstUser(ctx, cfg.Web, store, stdout, log)
 	if err != nil {
 		return nil, "", err
@@ -78,7 +78,7 @@ func newWebUI(ctx context.Context, cfg config, store *db.Store, engine ui.Engine
 		Store: store, Engine: engine, Webhooks: hooks, HashKey: hashKey, BlockKey: blockKey, SessionTTL: cfg.Web.SessionTTL,
 		TrustProxy: cfg.Web.TrustProxy, SetupToken: setupToken, MaxUpload: cfg.MaxUploadBytes,
 		AssetVersion: static.Version, HTMX: static.HasHTMX(), Log: log,
-		VectorStores: store, Retriever: rag,
+		VectorStores: store, Retriever: rag, CodeProblem: codeProblem,
 	})
 	return webUI, setupToken, nil
 }

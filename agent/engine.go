@@ -20,6 +20,7 @@ import (
 	"hash/fnv"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -255,10 +256,20 @@ func (e *Engine) commit(ctx context.Context, runID string, fn func(ctx context.C
 	if err != nil {
 		return err
 	}
-	for _, ev := range em.events {
+	e.publish(ctx, runID, em.events)
+	return nil
+}
+
+// publish hands committed events to the hub, in order. At debug level it
+// logs every run transition (--log-level debug).
+func (e *Engine) publish(ctx context.Context, runID string, events []pendingEvent) {
+	debug := e.log.Enabled(ctx, slog.LevelDebug)
+	for _, ev := range events {
+		if debug && strings.HasPrefix(ev.name, "thread.run.") && !strings.HasPrefix(ev.name, "thread.run.step.") {
+			e.log.Debug("run "+strings.TrimPrefix(ev.name, "thread.run."), "run_id", runID)
+		}
 		e.hub.Publish(runID, ev.name, ev.data)
 	}
-	return nil
 }
 
 // recover handles what a previous process left: cancelling runs are

@@ -73,9 +73,7 @@ func (e *Engine) create(ctx context.Context, r db.Run, store func(db.Run) (*db.T
 	}
 	em.emit("thread.run.created", run)
 	em.emit("thread.run.queued", run)
-	for _, ev := range em.events {
-		e.hub.Publish(run.ID, ev.name, ev.data)
-	}
+	e.publish(ctx, run.ID, em.events)
 	mu.Unlock()
 	e.enqueue(job{runID: run.ID, traceparent: telemetry.Traceparent(ctx)})
 	return run, nil

@@ -59,11 +59,12 @@ func searchTerms(q string) []string {
 }
 
 // ftsQuery is the FTS5 query of search terms: every one must appear, each
-// quoted so FTS5 operators and punctuation are taken literally.
+// quoted so FTS5 operators and punctuation are taken literally, and each as
+// a prefix ("vacat" finds "vacation").
 func ftsQuery(words []string) string {
 	var terms []string
 	for _, w := range words {
-		terms = append(terms, `"`+strings.ReplaceAll(w, `"`, `""`)+`"`)
+		terms = append(terms, `"`+strings.ReplaceAll(w, `"`, `""`)+`"*`)
 	}
 	return strings.Join(terms, " ")
 }
@@ -100,10 +101,11 @@ func (s *Store) BrowseThreads(ctx context.Context, f ThreadFilter) ([]ThreadSumm
 	if terms := searchTerms(f.Query); len(terms) > 0 {
 		if s.pg {
 			// Every word must appear; a word of several tokens ("don't")
-			// as a phrase, like a quoted FTS5 string.
+			// as a phrase, like a quoted FTS5 string, its last token a
+			// prefix ("vacat" finds "vacation") as FTS5's "…"* makes it.
 			q := make([]string, len(terms))
 			for i, t := range terms {
-				q[i] = `phraseto_tsquery('simple', ` + add(t) + `)`
+				q[i] = `regexp_replace(phraseto_tsquery('simple', ` + add(t) + `)::text, '''$', ''':*')::tsquery`
 			}
 			tsq := `(` + strings.Join(q, ` && `) + `)`
 			snippet = `COALESCE((SELECT ts_headline('simple', assistantd_message_text(x.content), ` + tsq + `, ` + add(headlineOptions) + `)
@@ -262,8 +264,9 @@ func (s *Store) FileNames(ctx context.Context, ids []string) (map[string]string,
 // has it, and the threads that attach it, show it as an image or give it
 // to their code interpreter.
 type FileUse struct {
-	Assistants []Named
-	Threads    []string
+	Assistants   []Named
+	Threads      []string
+	VectorStores []Named
 }
 
 // Named is an object id with its name ("" when it has none).
@@ -329,6 +332,20 @@ func (s *Store) FileUses(ctx context.Context, ids []string) (map[string]FileUse,
 				return nil, fmt.Errorf("file uses %s: %w", id, err)
 			}
 			use.Threads = append(use.Threads, t)
+		}
+		rows.Close()
+		rows, err = s.r.QueryContext(ctx, `SELECT vs.id, vs.name FROM vector_store_files f
+			JOIN vector_stores vs ON vs.id = f.vector_store_id WHERE f.id = $1 AND vs.expired = 0 ORDER BY vs.seq LIMIT 20`, id)
+		if err != nil {
+			return nil, fmt.Errorf("file uses %s: %w", id, err)
+		}
+		for rows.Next() {
+			var n Named
+			if err := rows.Scan(&n.ID, &n.Name); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("file uses %s: %w", id, err)
+			}
+			use.VectorStores = append(use.VectorStores, n)
 		}
 		rows.Close()
 		out[id] = use

@@ -2,6 +2,16 @@
 // conveniences. No inline scripts anywhere (the CSP forbids them).
 (function () {
   "use strict";
+  // Script is on: narrow screens fold the menu behind its button.
+  document.documentElement.classList.add("js");
+  document.addEventListener("click", function (ev) {
+    var btn = ev.target.closest && ev.target.closest("[data-menu-toggle]");
+    if (!btn) return;
+    var header = btn.closest("header");
+    var open = btn.getAttribute("aria-expanded") !== "true";
+    btn.setAttribute("aria-expanded", String(open));
+    header.toggleAttribute("data-open", open);
+  });
   // Theme: the system's (auto), or light or dark as picked with the
   // header's toggle; remembered in this browser.
   var themes = ["auto", "light", "dark"];
@@ -33,6 +43,83 @@
     bar.hidden = false;
     bar.setAttribute("value", String(pct));
     bar.textContent = pct + "%";
+  });
+  // Pickers: <input data-filter-list="#list"> hides the list's entries
+  // (label[data-pick-text]) that do not contain what is typed; ticked
+  // entries always stay in view.
+  document.addEventListener("input", function (ev) {
+    var sel = ev.target.getAttribute && ev.target.getAttribute("data-filter-list");
+    if (!sel) return;
+    var q = ev.target.value.trim().toLowerCase();
+    document.querySelectorAll(sel + " label[data-pick-text]").forEach(function (l) {
+      var box = l.querySelector("input");
+      l.hidden = !!q && !(box && box.checked) && l.getAttribute("data-pick-text").toLowerCase().indexOf(q) < 0;
+    });
+  });
+  // "Upload new" in a picker: <input type=file data-upload-into="#list"
+  // data-upload-name="field">. The files go to POST /files (purpose
+  // assistants) with the form's CSRF token; the page that answer leads to
+  // (/files?uploaded=…) names them, and each joins the list, ticked.
+  document.querySelectorAll("[data-picker-upload]").forEach(function (el) { el.hidden = false; });
+  document.addEventListener("change", function (ev) {
+    var input = ev.target;
+    var sel = input.getAttribute && input.getAttribute("data-upload-into");
+    if (!sel || !input.files || !input.files.length) return;
+    var box = input.closest("[data-picker-upload]");
+    var bar = box && box.querySelector("[data-upload-progress]");
+    var errEl = box && box.querySelector("[data-upload-error]");
+    var token = input.form && input.form.querySelector("input[name=csrf_token]");
+    var body = new FormData();
+    body.append("csrf_token", token ? token.value : "");
+    body.append("purpose", "assistants");
+    Array.prototype.forEach.call(input.files, function (f) { body.append("files", f); });
+    if (errEl) errEl.textContent = "";
+    var xhr = new XMLHttpRequest();
+    xhr.open("POST", "/files");
+    xhr.upload.onprogress = function (e) {
+      if (!bar || !e.lengthComputable || !e.total) return;
+      bar.hidden = false;
+      bar.setAttribute("value", String(Math.round((100 * e.loaded) / e.total)));
+    };
+    xhr.onload = function () {
+      if (bar) bar.hidden = true;
+      input.value = "";
+      var doc = new DOMParser().parseFromString(xhr.responseText, "text/html");
+      var list = document.querySelector(sel);
+      var added = 0;
+      doc.querySelectorAll('[data-testid="upload-result"]').forEach(function (row) {
+        var id = row.querySelector(".mono");
+        if (!id || !list) return;
+        var name = row.querySelector("td").textContent;
+        var label = document.createElement("label");
+        label.className = "inline pick";
+        label.setAttribute("data-pick-text", name + " " + id.textContent);
+        var cb = document.createElement("input");
+        cb.type = "checkbox";
+        cb.name = input.getAttribute("data-upload-name");
+        cb.value = id.textContent;
+        cb.checked = true;
+        label.appendChild(cb);
+        label.appendChild(document.createTextNode(" " + name + " "));
+        var note = document.createElement("span");
+        note.className = "muted small";
+        note.textContent = "(new)";
+        label.appendChild(note);
+        list.insertBefore(label, list.firstChild);
+        added++;
+      });
+      var empty = list && list.querySelector("[data-pick-empty]");
+      if (empty && added) empty.remove();
+      var flash = doc.querySelector('[data-testid="flash"]');
+      if (errEl && (xhr.status >= 400 || (flash && flash.classList.contains("err")))) {
+        errEl.textContent = flash ? flash.textContent : "The upload failed (" + xhr.status + ").";
+      }
+    };
+    xhr.onerror = function () {
+      if (bar) bar.hidden = true;
+      if (errEl) errEl.textContent = "The server did not answer; try again.";
+    };
+    xhr.send(body);
   });
   // Copy buttons: <button data-copy="#selector">.
   document.addEventListener("click", function (ev) {

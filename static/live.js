@@ -47,10 +47,12 @@
   function overrideParams() {
     var p = new URLSearchParams();
     var fields = pane.querySelectorAll("[data-override]");
+    // The tool checkboxes act directly: the list is overridden when one
+    // is unticked.
     var toolsOn = false;
-    fields.forEach(function (el) { if (el.name === "tools_override") toolsOn = el.checked; });
+    fields.forEach(function (el) { if (el.name === "tool" && !el.checked) toolsOn = true; });
+    if (toolsOn) p.append("tools_override", "1");
     fields.forEach(function (el) {
-      if (el.name === "tools_override") { if (el.checked) p.append("tools_override", "1"); return; }
       if (el.name === "tool") { if (toolsOn && el.checked) p.append("tool", el.value); return; }
       var v = el.value;
       if (el.name !== "instructions") v = v.trim();
@@ -93,8 +95,9 @@
       if (edited) longNote("");
     }
     history.replaceState(history.state, "", withOverrides(window.location.href, params));
-    var link = document.querySelector("a[data-carry-overrides]");
-    if (link) link.setAttribute("href", withOverrides(link.getAttribute("href"), params));
+    document.querySelectorAll("a[data-carry-overrides]").forEach(function (link) {
+      link.setAttribute("href", withOverrides(link.getAttribute("href"), params));
+    });
     var pick = document.querySelector("form[data-carry-overrides]");
     if (pick) {
       pick.querySelectorAll("input[data-carried]").forEach(function (el) { el.remove(); });
@@ -121,7 +124,7 @@
     var onEdit = function (ev) {
       if (!ev.target.matches || !ev.target.matches("[data-override]")) return;
       // What the pane said about the old value no longer holds.
-      var key = ev.target.name === "tool" || ev.target.name === "tools_override" ? "tools" : ev.target.name;
+      var key = ev.target.name === "tool" ? "tools" : ev.target.name;
       pane.querySelectorAll('[data-error-for="' + key + '"], [data-error-for=""]').forEach(function (el) { el.hidden = true; });
       ev.target.removeAttribute("aria-invalid");
       syncOverrides(true, false);
@@ -130,12 +133,13 @@
     pane.addEventListener("change", onEdit);
   }
 
-  var root = document.querySelector("[data-live-root]");
-  var PARTS = ["live-messages", "live-controls", "live-timeline"];
+  // Each [data-live-root] follows one thread (the compare view has two).
+  // Its live parts are found inside it or, on a page with one root (the
+  // playground's timeline sits in its own pane), anywhere on the page.
+  var PARTS = ["messages", "controls", "timeline"];
   var texts = {}; // message id → text streamed so far
   var args = {}; // step id → tool call arguments streamed so far
-  var last = ""; // id of the last event seen
-  var es = null;
+  var followers = [];
 
   function paintStreams() {
     document.querySelectorAll("[data-stream-for]").forEach(function (el) {
@@ -152,8 +156,7 @@
   }
 
   function syncControls() {
-    var controls = document.getElementById("live-controls");
-    var active = controls && controls.getAttribute("data-active") === "true";
+    var active = !!document.querySelector('[data-live-part="controls"][data-active="true"]');
     document.querySelectorAll("[data-composer-controls]").forEach(function (fs) { fs.disabled = active; });
     document.querySelectorAll("[data-composer-busy]").forEach(function (p) { p.hidden = !active; });
     document.querySelectorAll("form[data-outputs-form]").forEach(checkOutputs);
@@ -172,84 +175,113 @@
     if (form) checkOutputs(form);
   });
 
-  var refreshing = false, again = false;
-  function refresh() {
-    if (!root) return;
-    if (refreshing) { again = true; return; }
-    refreshing = true;
-    fetch(root.getAttribute("data-fragment"), { headers: { "Accept": "text/html" }, credentials: "same-origin" })
-      .then(function (res) { return res.ok ? res.text() : Promise.reject(res.status); })
-      .then(function (html) {
-        var doc = new DOMParser().parseFromString("<body>" + html + "</body>", "text/html");
-        PARTS.forEach(function (id) {
-          var now = document.getElementById(id), next = doc.getElementById(id);
-          if (!now || !next) return;
-          // Keep open what is open, and what was typed.
-          now.querySelectorAll("details[id]").forEach(function (d) {
-            var n = next.querySelector("details[id='" + d.id + "']");
-            if (n) n.open = d.open;
+  function follow(root) {
+    var last = ""; // id of the last event seen
+    var es = null;
+    var refreshing = false, again = false;
+    function part(name) {
+      var sel = '[data-live-part="' + name + '"]';
+      return root.querySelector(sel) || (followers.length === 1 ? document.querySelector(sel) : null);
+    }
+    function refresh() {
+      if (refreshing) { again = true; return; }
+      refreshing = true;
+      fetch(root.getAttribute("data-fragment"), { headers: { "Accept": "text/html" }, credentials: "same-origin" })
+        .then(function (res) { return res.ok ? res.text() : Promise.reject(res.status); })
+        .then(function (html) {
+          var doc = new DOMParser().parseFromString("<body>" + html + "</body>", "text/html");
+          PARTS.forEach(function (name) {
+            var now = part(name), next = doc.querySelector('[data-live-part="' + name + '"]');
+            if (!now || !next) return;
+            // Keep open what is open, and what was typed.
+            now.querySelectorAll("details[id]").forEach(function (d) {
+              var n = next.querySelector("details[id='" + d.id + "']");
+              if (n) n.open = d.open;
+            });
+            now.querySelectorAll("textarea[id]").forEach(function (t) {
+              var n = next.querySelector("textarea[id='" + t.id + "']");
+              if (n && t.value) n.value = t.value;
+            });
+            now.replaceWith(document.adoptNode(next));
           });
-          now.querySelectorAll("textarea[id]").forEach(function (t) {
-            var n = next.querySelector("textarea[id='" + t.id + "']");
-            if (n && t.value) n.value = t.value;
-          });
-          now.replaceWith(document.adoptNode(next));
+          paintStreams();
+          syncControls();
+        })
+        .catch(function () {})
+        .then(function () {
+          refreshing = false;
+          if (again) { again = false; refresh(); }
+        });
+    }
+    function onEvent(ev) {
+      if (ev.lastEventId) last = ev.lastEventId;
+      var msg;
+      try { msg = JSON.parse(ev.data); } catch (e) { return; }
+      var d = msg.data || {};
+      if (msg.event === "thread.message.delta") {
+        ((d.delta && d.delta.content) || []).forEach(function (p) {
+          if (p.text && p.text.value) texts[d.id] = (texts[d.id] || "") + p.text.value;
         });
         paintStreams();
-        syncControls();
-      })
-      .catch(function () {})
-      .then(function () {
-        refreshing = false;
-        if (again) { again = false; refresh(); }
-      });
+        return;
+      }
+      if (msg.event === "thread.run.step.delta") {
+        var calls = (d.delta && d.delta.step_details && d.delta.step_details.tool_calls) || [];
+        calls.forEach(function (c) {
+          var f = c["function"];
+          if (f) args[d.id] = (args[d.id] || "") + (f.name ? "\n" + f.name + " " : "") + (f.arguments || "");
+        });
+        paintStreams();
+        return;
+      }
+      refresh();
+    }
+    function connect() {
+      if (es) return;
+      var url = root.getAttribute("data-events");
+      if (last) url += (url.indexOf("?") < 0 ? "?" : "&") + "last=" + encodeURIComponent(last);
+      es = new EventSource(url);
+      es.onmessage = onEvent;
+      es.addEventListener("close", disconnect);
+    }
+    function disconnect() {
+      if (es) { es.close(); es = null; }
+    }
+    return { refresh: refresh, connect: connect, disconnect: disconnect };
   }
 
-  function onEvent(ev) {
-    if (ev.lastEventId) last = ev.lastEventId;
-    var msg;
-    try { msg = JSON.parse(ev.data); } catch (e) { return; }
-    var d = msg.data || {};
-    if (msg.event === "thread.message.delta") {
-      ((d.delta && d.delta.content) || []).forEach(function (part) {
-        if (part.text && part.text.value) texts[d.id] = (texts[d.id] || "") + part.text.value;
-      });
-      paintStreams();
-      return;
-    }
-    if (msg.event === "thread.run.step.delta") {
-      var calls = (d.delta && d.delta.step_details && d.delta.step_details.tool_calls) || [];
-      calls.forEach(function (c) {
-        var f = c["function"];
-        if (f) args[d.id] = (args[d.id] || "") + (f.name ? "\n" + f.name + " " : "") + (f.arguments || "");
-      });
-      paintStreams();
-      return;
-    }
-    refresh();
-  }
+  function refresh() { followers.forEach(function (f) { f.refresh(); }); }
 
-  function connect() {
-    if (!root || es) return;
-    var url = root.getAttribute("data-events");
-    if (last) url += (url.indexOf("?") < 0 ? "?" : "&") + "last=" + encodeURIComponent(last);
-    es = new EventSource(url);
-    es.onmessage = onEvent;
-    es.addEventListener("close", disconnect);
-  }
-  function disconnect() {
-    if (es) { es.close(); es = null; }
-  }
-  if (root) {
-    connect();
+  document.querySelectorAll("[data-live-root]").forEach(function (el) { followers.push(follow(el)); });
+  if (followers.length) {
+    followers.forEach(function (f) { f.connect(); });
     syncControls();
     // Browsers allow about six connections per origin across all tabs:
-    // a hidden tab gives its stream back and resumes where it left off.
+    // a hidden tab gives its streams back and resumes where it left off.
     document.addEventListener("visibilitychange", function () {
-      if (document.hidden) disconnect();
-      else { connect(); refresh(); }
+      followers.forEach(function (f) {
+        if (document.hidden) f.disconnect();
+        else { f.connect(); f.refresh(); }
+      });
     });
-    window.addEventListener("pagehide", disconnect);
+    window.addEventListener("pagehide", function () { followers.forEach(function (f) { f.disconnect(); }); });
+  }
+
+  // showFieldErrors puts each refused setting's message in its slot
+  // beside the field (a problem of no one field goes in the pane's
+  // general slot) and marks the field.
+  function showFieldErrors(fields) {
+    if (!pane) return;
+    Object.keys(fields).forEach(function (key) {
+      var slot = pane.querySelector('[data-error-for="' + CSS.escape(key) + '"]') || pane.querySelector('[data-error-for=""]');
+      if (slot) {
+        slot.textContent = fields[key];
+        slot.hidden = false;
+      }
+      pane.querySelectorAll('[data-override][name="' + CSS.escape(key === "tools" ? "tool" : key) + '"]').forEach(function (el) {
+        el.setAttribute("aria-invalid", "true");
+      });
+    });
   }
 
   // Forms sent without leaving the page; a mistake shows in place and
@@ -259,7 +291,12 @@
     if (!form.matches("form[data-composer], form[data-live-form]")) return;
     if (ev.defaultPrevented) return;
     ev.preventDefault();
-    var body = new URLSearchParams(new FormData(form, ev.submitter || null));
+    var data = new FormData(form, ev.submitter || null);
+    var files = form.querySelector("input[type=file]");
+    var withFiles = !!(files && files.files && files.files.length);
+    if (!withFiles) data.delete("attachments");
+    var body = withFiles ? data : new URLSearchParams(data);
+    var bar = withFiles ? form.querySelector("[data-upload-progress]") : null;
     var errBox = form.querySelector("[data-composer-error]");
     if (!errBox) {
       errBox = document.createElement("p");
@@ -271,7 +308,7 @@
     }
     var buttons = form.querySelectorAll("button");
     buttons.forEach(function (b) { b.disabled = true; });
-    fetch(form.getAttribute("action"), { method: "POST", body: body, credentials: "same-origin", headers: { "X-Live": "1" } })
+    send(form.getAttribute("action"), body, bar)
       .then(function (res) {
         var loc = res.headers.get("X-Location");
         if (res.ok && loc) { window.location.assign(loc); return; }
@@ -280,12 +317,22 @@
           if (form.matches("[data-composer]")) {
             var ta = form.querySelector("textarea[name=content]");
             if (ta) ta.value = "";
+            if (files) files.value = "";
+            pinned = true;
           }
           refresh();
           return;
         }
+        var ctype = res.headers.get("Content-Type") || "";
+        if (ctype.indexOf("application/json") === 0) {
+          // Refused settings: each problem beside its field in the pane.
+          return res.json().then(function (j) {
+            showFieldErrors(j.fields || {});
+            errBox.textContent = j.message || "";
+          });
+        }
         return res.text().then(function (t) {
-          var html = (res.headers.get("Content-Type") || "").indexOf("text/html") === 0;
+          var html = ctype.indexOf("text/html") === 0;
           if (html) {
             var d = new DOMParser().parseFromString(t, "text/html").querySelector('[data-testid="error-message"]');
             t = d ? d.textContent : "The server refused this (" + res.status + ").";
@@ -295,8 +342,71 @@
       })
       .catch(function () { errBox.textContent = "The server did not answer; try again."; })
       .then(function () {
+        if (bar) bar.hidden = true;
         buttons.forEach(function (b) { b.disabled = false; });
         syncControls();
       });
   });
+
+  // send posts a form's body with XMLHttpRequest (whose upload reports
+  // progress, which fetch's does not) and resolves with a Response.
+  function send(url, body, bar) {
+    return new Promise(function (resolve, reject) {
+      var xhr = new XMLHttpRequest();
+      xhr.open("POST", url);
+      xhr.withCredentials = true;
+      xhr.setRequestHeader("X-Live", "1");
+      if (bar) {
+        xhr.upload.onprogress = function (e) {
+          if (!e.lengthComputable || !e.total) return;
+          var pct = Math.round((100 * e.loaded) / e.total);
+          bar.hidden = false;
+          bar.setAttribute("value", String(pct));
+          bar.textContent = pct + "%";
+        };
+      }
+      xhr.onload = function () {
+        var headers = new Headers();
+        xhr.getAllResponseHeaders().trim().split(/[\r\n]+/).forEach(function (line) {
+          var i = line.indexOf(":");
+          if (i > 0) headers.append(line.slice(0, i).trim(), line.slice(i + 1).trim());
+        });
+        var empty = xhr.status === 204 || xhr.status === 205 || xhr.status === 304;
+        resolve(new Response(empty ? null : xhr.responseText, { status: xhr.status, headers: headers }));
+      };
+      xhr.onerror = function () { reject(new Error("network")); };
+      xhr.send(body);
+    });
+  }
+
+  // The composer's keys: Enter adds the message, Shift+Enter starts a
+  // new line, Ctrl/Cmd+Enter adds and runs. (On touch screens Enter keeps
+  // its new line: the buttons are at hand there.)
+  document.addEventListener("keydown", function (ev) {
+    var ta = ev.target;
+    if (ev.key !== "Enter" || ev.shiftKey || ev.altKey || ev.isComposing) return;
+    if (!ta.matches || !ta.matches("form[data-composer] textarea[name=content]")) return;
+    var run = ev.ctrlKey || ev.metaKey;
+    if (!run && window.matchMedia && window.matchMedia("(pointer: coarse)").matches) return;
+    ev.preventDefault();
+    var btn = ta.form.querySelector(run ? 'button[name=action][value=run]' : 'button[name=action][value=add]');
+    var controls = ta.form.querySelector("[data-composer-controls]");
+    if (!btn || btn.disabled || (controls && controls.disabled)) return;
+    ta.form.requestSubmit(btn);
+  });
+
+  // The thread pane follows new messages while it is scrolled to the
+  // bottom (pinned); scrolled up to read, it stays put.
+  var scroller = document.querySelector("[data-thread-scroll]");
+  var pinned = true;
+  function stick() {
+    if (scroller && pinned) scroller.scrollTop = scroller.scrollHeight;
+  }
+  if (scroller) {
+    scroller.addEventListener("scroll", function () {
+      pinned = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 40;
+    });
+    new MutationObserver(stick).observe(scroller, { childList: true, subtree: true, characterData: true });
+    stick();
+  }
 })();

@@ -15,7 +15,7 @@ import (
 // addRoutes is the route table: every route of the API and the web app.
 func addRoutes(e *echo.Echo, cfg Config) {
 	e.GET("/healthz", health(cfg.Health))
-	e.GET("/readyz", ready(cfg.Health))
+	e.GET("/readyz", ready(cfg.Health, cfg.Ready))
 
 	api := cfg.API
 	v1 := e.Group("/v1", apiHeaders, requireAPIKey(cfg.CheckKey), checkBeta)
@@ -158,6 +158,9 @@ func addUIRoutes(e *echo.Echo, ui *ui.UI) {
 	e.GET("/threads/:thread_id/exchanges/:exchange_id", ui.ShowExchange, signedIn)
 	e.GET("/playground", ui.Playground, signedIn)
 	e.POST("/playground", ui.PlaygroundPost, editor)
+	e.GET("/playground/compare", ui.Compare, signedIn)
+	e.POST("/playground/compare", ui.StartCompare, editor)
+	e.POST("/playground/compare/keep", ui.KeepCompare, editor)
 
 	e.GET("/files", ui.Files, signedIn)
 	e.POST("/files", ui.UploadFiles, editor)
@@ -169,6 +172,7 @@ func addUIRoutes(e *echo.Echo, ui *ui.UI) {
 	e.POST("/vector_stores", ui.CreateVectorStore, editor)
 	e.GET("/vector_stores/:vector_store_id", ui.ShowVectorStore, signedIn)
 	e.POST("/vector_stores/:vector_store_id/files", ui.AddVectorStoreFiles, editor)
+	e.POST("/vector_stores/:vector_store_id/use", ui.UseVectorStore, editor)
 	e.POST("/vector_stores/:vector_store_id/files/:file_id/delete", ui.RemoveVectorStoreFile, editor)
 	e.POST("/vector_stores/:vector_store_id/delete", ui.DeleteVectorStore, editor)
 
@@ -187,17 +191,29 @@ func addUIRoutes(e *echo.Echo, ui *ui.UI) {
 	e.POST("/settings/remote-images", ui.SetRemoteImages, admin)
 }
 
-// ready answers GET /readyz without a key: 200 when the database answers
-// within a few seconds, 503 while it does not (the server keeps running
-// and is ready again once the database is back).
-func ready(check func(ctx context.Context) error) echo.HandlerFunc {
+// ready answers GET /readyz without a key: 503 when the store does not
+// answer, otherwise 200, "degraded" when a part cannot work, with each
+// part's state ("ok" or what keeps it from working, as a code sandbox
+// that cannot start kernels), so a broken part shows beyond a log line.
+func ready(check func(ctx context.Context) error, parts map[string]func() string) echo.HandlerFunc {
 	return func(c *echo.Context) error {
+		out := map[string]string{"status": "ok", "store": "ok"}
+		status := http.StatusOK
 		ctx, cancel := context.WithTimeout(c.Request().Context(), 3*time.Second)
 		defer cancel()
 		if err := check(ctx); err != nil {
-			return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
+			out["status"], out["store"], status = "unavailable", "unavailable", http.StatusServiceUnavailable
 		}
-		return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+		for name, problem := range parts {
+			out[name] = "ok"
+			if p := problem(); p != "" {
+				out[name] = p
+				if status == http.StatusOK {
+					out["status"] = "degraded"
+				}
+			}
+		}
+		return c.JSON(status, out)
 	}
 }
 

@@ -31,7 +31,10 @@ type Config struct {
 	Responses *api.Responses
 	CheckKey  KeyChecker
 	Health    func(ctx context.Context) error
-	Logger    *slog.Logger
+	// Ready are the parts /readyz reports beside the store, each saying
+	// what keeps it from working ("" when it works).
+	Ready  map[string]func() string
+	Logger *slog.Logger
 	// TrustProxy makes X-Forwarded-Proto: https from a reverse proxy count
 	// as TLS (for HSTS), as --trust-proxy does for the web app's cookies.
 	TrustProxy bool

@@ -130,6 +130,10 @@ type Config struct {
 	MaxKernels int
 	Limits     Limits
 	Logger     *slog.Logger
+	// SharedDir holds the sandbox's directories when the data
+	// directory's parents do not let the kernels' users pass (default
+	// DefaultSharedDir; see placeDir).
+	SharedDir string
 }
 
 // Local runs kernels on this machine under bubblewrap: no network, a
@@ -209,6 +213,18 @@ func NewLocal(cfg Config) (*Local, error) {
 	} else if !cfg.Unsafe {
 		l.logger.Warn("code_interpreter disabled: bubblewrap not found (set --code-unsafe to run code without isolation)")
 	}
+	if l.root && l.bwrap != "" {
+		// Kernels must pass through the directories above the data
+		// directory; where they cannot, the sandbox's own place is used.
+		dir, moved, err := placeDir(cfg.Dir, cfg.SharedDir)
+		if err != nil {
+			l.logger.Warn("code_interpreter: no shared directory", "err", err)
+		} else if moved {
+			l.logger.Info("code_interpreter keeps its files outside the data directory, whose parents do not let the kernels' users pass",
+				"dir", dir, "data_sandbox", cfg.Dir)
+			cfg.Dir, l.cfg.Dir = dir, dir
+		}
+	}
 	// Scratch directories of kernels a previous process left are stale.
 	for _, d := range []string{"slots", "tmp"} {
 		if err := os.RemoveAll(filepath.Join(cfg.Dir, d)); err != nil {
@@ -242,6 +258,22 @@ func NewLocal(cfg Config) (*Local, error) {
 }
 
 func (l *Local) enabled() bool { return l.bwrap != "" || l.cfg.Unsafe }
+
+// Problem says why code cannot run on this server, or "" when it can:
+// for the web app and /readyz, not only a line in the log at start-up.
+func (l *Local) Problem() string {
+	switch {
+	case !l.enabled():
+		return ErrUnavailable.Error()
+	case l.broken != nil:
+		return l.broken.Error()
+	}
+	return ""
+}
+
+// Dir is where the sandbox keeps threads' files (Config.Dir, or its own
+// place under Config.SharedDir).
+func (l *Local) Dir() string { return l.cfg.Dir }
 
 // Isolated reports whether code runs under bubblewrap.
 func (l *Local) Isolated() bool { return l.bwrap != "" }

@@ -92,7 +92,12 @@ func (u *UI) models(ctx context.Context) []string {
 
 // NewAssistant handles GET /assistants/new.
 func (u *UI) NewAssistant(c *echo.Context) error {
-	f := views.AssistantForm{Action: "/assistants/new", ResponseType: "auto", Model: "gpt-4o-mini"}
+	// The model is one the upstreams serve (the first they list), not a
+	// fixed name they may not know; with no list it is left to type.
+	f := views.AssistantForm{Action: "/assistants/new", ResponseType: "auto"}
+	if models := u.models(c.Request().Context()); len(models) > 0 {
+		f.Model = models[0]
+	}
 	return u.renderEditor(c, http.StatusOK, f)
 }
 
@@ -117,9 +122,22 @@ func (u *UI) renderEditor(c *echo.Context, status int, f views.AssistantForm) er
 		return respond.Internal(err)
 	}
 	for _, fl := range files.Data {
-		f.Files = append(f.Files, views.FileOption{ID: fl.ID, Name: fl.Filename})
+		f.Files = append(f.Files, views.FileOption{ID: fl.ID, Name: fl.Filename, Bytes: fl.Bytes})
+	}
+	if vs := u.cfg.VectorStores; vs != nil {
+		f.StoresOn = true
+		stores, err := vs.ListVectorStores(c.Request().Context(), db.ListParams{Limit: 100, Order: "desc"})
+		if err != nil {
+			return respond.Internal(err)
+		}
+		for _, st := range stores.Data {
+			f.Stores = append(f.Stores, views.StoreOption{ID: st.ID, Name: st.Name, Status: st.Status, Bytes: st.UsageBytes, Files: st.FileCounts.Total})
+		}
 	}
 	f.Examples = exampleOptions()
+	if u.cfg.CodeProblem != nil {
+		f.CodeProblem = u.cfg.CodeProblem()
+	}
 	if err := u.attachWebhooks(c.Request().Context(), &f); err != nil {
 		return respond.StoreErr(err, "assistant", f.ID)
 	}
@@ -222,7 +240,9 @@ var actionIndex = regexp.MustCompile(`^(example|format|remove)-(\d+)$`)
 func editorAction(c *echo.Context, f *views.AssistantForm) bool {
 	action := c.FormValue("action")
 	if action == "add-function" {
-		f.Functions = append(f.Functions, views.FunctionForm{Index: len(f.Functions), Strict: true})
+		// Non-strict, as OpenAI's editor made new functions: strict asks
+		// every property to be required, which a first draft rarely is.
+		f.Functions = append(f.Functions, views.FunctionForm{Index: len(f.Functions)})
 		return true
 	}
 	if action == "format-schema" {

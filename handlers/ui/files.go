@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"strings"
 
 	"github.com/labstack/echo/v5"
 
@@ -37,12 +38,13 @@ var uiPurposes = []string{"assistants", "vision", "user_data", "batch", "fine-tu
 
 const filesPerPage = 50
 
-// Files handles GET /files.
+// Files handles GET /files (?uploaded= lists the files an upload just
+// stored, see UploadFiles).
 func (u *UI) Files(c *echo.Context) error {
-	return u.renderFiles(c, nil)
-}
-
-func (u *UI) renderFiles(c *echo.Context, uploads []views.UploadResult) error {
+	uploads, err := u.uploadedResults(c.Request().Context(), c.QueryParams()["uploaded"])
+	if err != nil {
+		return respond.Internal(err)
+	}
 	p := db.ListParams{Limit: filesPerPage, Order: "desc", After: c.QueryParam("after"), Before: c.QueryParam("before")}
 	page, err := u.store.ListFiles(c.Request().Context(), "", p)
 	var ce *db.CursorError
@@ -67,6 +69,9 @@ func (u *UI) renderFiles(c *echo.Context, uploads []views.UploadResult) error {
 		for _, a := range uses[f.ID].Assistants {
 			row.Assistants = append(row.Assistants, [2]string{a.ID, a.Name})
 		}
+		for _, vs := range uses[f.ID].VectorStores {
+			row.VectorStores = append(row.VectorStores, [2]string{vs.ID, vs.Name})
+		}
 		v.Files = append(v.Files, row)
 	}
 	if n := len(page.Data); n > 0 {
@@ -83,7 +88,8 @@ func (u *UI) renderFiles(c *echo.Context, uploads []views.UploadResult) error {
 }
 
 // UploadFiles handles POST /files: every file of the form is stored on its
-// own, and the page reports each one's outcome.
+// own, and the answer redirects to the files page (post/redirect/get),
+// which reports each one's outcome.
 func (u *UI) UploadFiles(c *echo.Context) error {
 	r := c.Request()
 	if err := r.ParseMultipartForm(8 << 20); err != nil {
@@ -105,18 +111,71 @@ func (u *UI) UploadFiles(c *echo.Context) error {
 	if len(headers) > maxUploadFiles {
 		return &respond.Error{Status: http.StatusBadRequest, Message: fmt.Sprintf("Upload at most %d files at once.", maxUploadFiles)}
 	}
-	var results []views.UploadResult
+	var ids, failed []string
 	for _, fh := range headers {
-		res := views.UploadResult{Filename: filepath.Base(fh.Filename)}
 		f, err := u.uploadOne(c, fh.Filename, fh.Header.Get("Content-Type"), purpose, func() (io.ReadCloser, error) { return fh.Open() })
 		if err != nil {
-			res.Error = err.Error()
-		} else {
-			res.OK, res.FileID = true, f.ID
+			failed = append(failed, filepath.Base(fh.Filename)+" ("+err.Error()+")")
+			continue
 		}
-		results = append(results, res)
+		ids = append(ids, f.ID)
 	}
-	return u.renderFiles(c, results)
+	return u.afterUpload(c, "/files", "uploaded", ids, failed)
+}
+
+// afterUpload answers an upload form with a redirect to target (the
+// post/redirect/get pattern: a reload of the page shown afterwards
+// uploads nothing again). The address names the files stored (key=id,
+// repeated), which the page lists as uploaded; the files refused are
+// named, with the reason, in a flash. Only ids go into the address, so a
+// crafted link can make the page show nothing but real files' names.
+func (u *UI) afterUpload(c *echo.Context, target, key string, ids, failed []string) error {
+	if len(ids) > 0 {
+		q := url.Values{key: ids}
+		target += "?" + q.Encode()
+	}
+	msg := fmt.Sprintf("%d %s stored.", len(ids), plural(len(ids), "file", "files"))
+	if len(failed) > 0 {
+		msg += " Refused: " + strings.Join(failed, "; ") + "."
+	}
+	if err := u.setFlash(c, msg, len(failed) > 0); err != nil {
+		return err
+	}
+	// A 303 for htmx too (not HX-Redirect): its request follows it and
+	// swaps in the page, so the page that showed the upload's progress
+	// stays.
+	return c.Redirect(http.StatusSeeOther, target)
+}
+
+// uploadedResults lists the files named in an address after an upload
+// (see afterUpload), skipping ids that name no file.
+func (u *UI) uploadedResults(ctx context.Context, ids []string) ([]views.UploadResult, error) {
+	var out []views.UploadResult
+	for i, id := range ids {
+		if i == maxUploadFiles {
+			break
+		}
+		if len(id) > maxIDLen {
+			continue
+		}
+		f, err := u.store.GetFile(ctx, id)
+		if errors.Is(err, db.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, views.UploadResult{Filename: f.Filename, OK: true, FileID: f.ID})
+	}
+	return out, nil
+}
+
+// plural picks the word for n.
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 // uploadOne stores one file, returning a person-readable error.

@@ -3,7 +3,11 @@ package ui
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
+	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/labstack/echo/v5"
@@ -131,9 +135,12 @@ func (u *UI) AddMessage(c *echo.Context) error {
 	if msg != "" {
 		return again(msg)
 	}
-	m.ThreadID = threadID
 	back := "/threads/" + threadID
 	if action != "run" {
+		if m, msg = u.attach(c, m, text, role); msg != "" {
+			return again(msg)
+		}
+		m.ThreadID = threadID
 		if _, err := u.store.CreateMessage(ctx, m); err != nil {
 			if msg := runConflict(err); msg != "" {
 				return again(msg)
@@ -155,6 +162,10 @@ func (u *UI) AddMessage(c *echo.Context) error {
 	if msg != "" {
 		return again(msg)
 	}
+	if m, msg = u.attach(c, m, text, role); msg != "" {
+		return again(msg)
+	}
+	m.ThreadID = threadID
 	run.ThreadID = threadID
 	if _, err := u.cfg.Engine.CreateRun(ctx, run, []db.Message{m}); err != nil {
 		return again(userMessage(respond.RunErr(err, "")))
@@ -165,14 +176,35 @@ func (u *UI) AddMessage(c *echo.Context) error {
 // composedMessage validates a composed message with validate.Message, as
 // POST /v1/threads/{id}/messages does. Blank text counts as none.
 func (u *UI) composedMessage(c *echo.Context, text, role string) (db.Message, string) {
+	return u.checkMessage(c, composedRequest(text, role))
+}
+
+func composedRequest(text, role string) validate.MessageRequest {
 	if strings.TrimSpace(text) == "" {
 		text = ""
 	}
 	if role == "" {
 		role = "user"
 	}
-	m, err := validate.Message(c.Request().Context(), u.store, validate.Path{},
-		validate.MessageRequest{Role: role, Content: validate.TextContent(text)})
+	return validate.MessageRequest{Role: role, Content: validate.TextContent(text)}
+}
+
+// attach adds the files sent with a composed message (the composer's
+// "Attach files") to m, which composedMessage passed: they are stored
+// only now, after every other check, so a refused message leaves no
+// files behind, and attached for the tools picked.
+func (u *UI) attach(c *echo.Context, m db.Message, text, role string) (db.Message, string) {
+	atts, msg := u.composedAttachments(c)
+	if msg != "" || len(atts) == 0 {
+		return m, msg
+	}
+	req := composedRequest(text, role)
+	req.Attachments = validate.Some(atts)
+	return u.checkMessage(c, req)
+}
+
+func (u *UI) checkMessage(c *echo.Context, req validate.MessageRequest) (db.Message, string) {
+	m, err := validate.Message(c.Request().Context(), u.store, validate.Path{}, req)
 	if problems, ok := validate.List(err); ok {
 		return m, problems[0].Text()
 	}
@@ -181,4 +213,39 @@ func (u *UI) composedMessage(c *echo.Context, text, role string) (db.Message, st
 		return m, "Could not add the message; see the server log."
 	}
 	return m, ""
+}
+
+// attachTools are the tools a composed message's files may be for.
+var attachTools = []string{"code_interpreter", "file_search"}
+
+// composedAttachments stores the files of a multipart composer form
+// (field "attachments", purpose assistants) and returns them as the
+// message's attachments for the tools ticked (field "attach_tool").
+func (u *UI) composedAttachments(c *echo.Context) ([]validate.AttachmentRequest, string) {
+	form := c.Request().MultipartForm
+	if form == nil || len(form.File["attachments"]) == 0 {
+		return nil, ""
+	}
+	headers := form.File["attachments"]
+	if len(headers) > validate.MaxAttachments {
+		return nil, fmt.Sprintf("Attach at most %d files to one message.", validate.MaxAttachments)
+	}
+	var tools []db.AttachmentTool
+	for _, t := range form.Value["attach_tool"] {
+		if slices.Contains(attachTools, t) && !slices.ContainsFunc(tools, func(x db.AttachmentTool) bool { return x.Type == t }) {
+			tools = append(tools, db.AttachmentTool{Type: t})
+		}
+	}
+	if len(tools) == 0 {
+		return nil, "Pick what the attached files are for: code_interpreter, file_search or both."
+	}
+	out := make([]validate.AttachmentRequest, 0, len(headers))
+	for _, fh := range headers {
+		f, err := u.uploadOne(c, fh.Filename, fh.Header.Get("Content-Type"), "assistants", func() (io.ReadCloser, error) { return fh.Open() })
+		if err != nil {
+			return nil, "Could not attach " + filepath.Base(fh.Filename) + ": " + err.Error() + "."
+		}
+		out = append(out, validate.AttachmentRequest{FileID: f.ID, Tools: tools})
+	}
+	return out, ""
 }

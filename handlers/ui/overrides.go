@@ -140,12 +140,36 @@ func fitOverrides(st overrideState, a *views.AssistantSettings) overrideState {
 		if st.Tools == nil {
 			st.Tools = []string{}
 		}
+		if all := len(a.Tools) > 0 && !slices.ContainsFunc(a.Tools, func(t string) bool { return !slices.Contains(kept, t) }); all {
+			// Every tool kept: the assistant's own list.
+			st.ToolsSet, st.Tools = false, nil
+		}
 		if len(a.Tools) == 0 {
 			// No tools to choose from: an empty override is the assistant's own.
 			st.ToolsSet, st.Tools = false, nil
 		}
 	}
 	return st
+}
+
+// fitTools drops a tool override that keeps every tool of the
+// assistant's (all is its tools): that run uses the assistant's own list,
+// and the address stays short.
+func fitTools(ov views.Overrides, all []db.Tool) views.Overrides {
+	if !ov.ToolsSet {
+		return ov
+	}
+	for _, t := range all {
+		name := t.Type
+		if t.Function != nil {
+			name = t.Function.Name
+		}
+		if !slices.Contains(ov.Tools, name) {
+			return ov
+		}
+	}
+	ov.ToolsSet, ov.Tools = false, nil
+	return ov
 }
 
 func hasFunction(a *views.AssistantSettings, name string) bool {

@@ -2,7 +2,7 @@ package ui_test
 
 import (
 	"context"
-	"io"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -84,16 +84,13 @@ func TestPlaygroundOverridesFromTheAddress(t *testing.T) {
 	if v := selected(doc, "ov-format"); v != "json_object" {
 		t.Errorf("response_format %q", v)
 	}
-	if _, on := testid(doc, "ov-tools").Attr("checked"); !on {
-		t.Error("the tool override is not on")
-	}
 	if got := strings.Join(checkedTools(doc), ","); got != "get_time" {
 		t.Errorf("tools checked %q, want get_time", got)
 	}
 	if n := testid(doc, "ov-notes").Text(); !strings.Contains(n, "no_such_tool") {
 		t.Errorf("the dropped tool is not named: %q", n)
 	}
-	if n := doc.Find(`[data-testid^="ov-error-"]`).Length(); n != 0 {
+	if n := doc.Find(`[data-testid^="ov-error-"]:not([hidden])`).Length(); n != 0 {
 		t.Errorf("%d errors for good values: %q", n, doc.Find(`[data-testid^="ov-error-"]`).Text())
 	}
 	// Switching assistant sends the overrides along (the dropped tool gone).
@@ -171,7 +168,7 @@ func TestPlaygroundBadOverridesInTheAddress(t *testing.T) {
 		many.Add("tool", "get_time")
 	}
 	doc = c.page("/playground?"+many.Encode(), http.StatusOK)
-	if _, on := testid(doc, "ov-tools").Attr("checked"); on || !strings.Contains(testid(doc, "ov-notes").Text(), "more than 128 tools") {
+	if on := len(checkedTools(doc)) != 2; on || !strings.Contains(testid(doc, "ov-notes").Text(), "more than 128 tools") {
 		t.Errorf("129 tools in a link: override on %v, notes %q", on, testid(doc, "ov-notes").Text())
 	}
 
@@ -184,9 +181,15 @@ func TestPlaygroundBadOverridesInTheAddress(t *testing.T) {
 	for _, bad := range [][2]string{{"temperature", "abc"}, {"temperature", "NaN"}, {"top_p", "nan"}, {"tool_choice", "bogus"}} {
 		res := c.post("/playground", url.Values{"csrf_token": {c.token()}, "content": {"hi"}, "action": {"run"},
 			"assistant_id": {asst.ID}, bad[0]: {bad[1]}}, "X-Live", "1")
-		body, _ := io.ReadAll(res.Body)
-		if res.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(string(body), bad[1]) {
-			t.Errorf("a run with %s=%s: status %d %q, want 422 naming the value", bad[0], bad[1], res.StatusCode, body)
+		var body struct {
+			Message string            `json:"message"`
+			Fields  map[string]string `json:"fields"`
+		}
+		err := json.NewDecoder(res.Body).Decode(&body)
+		// The problem is given by field, for the pane to show beside it.
+		if res.StatusCode != http.StatusUnprocessableEntity || err != nil || !strings.Contains(body.Fields[bad[0]], bad[1]) ||
+			!strings.Contains(body.Message, strings.ReplaceAll(bad[0], "_", " ")) {
+			t.Errorf("a run with %s=%s: status %d %+v %v, want 422 naming the field and the value", bad[0], bad[1], res.StatusCode, body, err)
 		}
 	}
 }
@@ -246,5 +249,38 @@ func TestPlaygroundRunKeepsOverridesInTheAddress(t *testing.T) {
 	doc = c.page(loc.String(), http.StatusOK)
 	if n := testid(doc, "ov-instructions-note"); n.Length() != 1 || !strings.Contains(n.Text(), "too long") {
 		t.Errorf("no note about the instructions left out: %q", n.Text())
+	}
+}
+
+// The pane's tool checkboxes act without any "override" switch: a run
+// sent with some unticked (tools_shown marks the pane's list) uses only
+// the ticked ones; with all ticked it uses the assistant's own list and
+// the address carries no tool override.
+func TestPlaygroundToolCheckboxesAct(t *testing.T) {
+	a, _ := newLiveApp(t)
+	c := a.user(db.RoleEditor)
+	asst := overridesAssistant(t, a)
+	for _, tc := range []struct {
+		ticked   []string
+		want     int
+		override bool
+	}{{[]string{"get_time"}, 1, true}, {nil, 0, true}, {[]string{"get_time", "get_weather"}, 2, false}} {
+		form := url.Values{"csrf_token": {c.token()}, "content": {"hello"}, "action": {"run"}, "assistant_id": {asst.ID},
+			"tools_shown": {"1"}, "tool": tc.ticked}
+		res := c.post("/playground", form, "X-Live", "1")
+		if res.StatusCode != http.StatusNoContent {
+			t.Fatalf("ticked %v: status %d", tc.ticked, res.StatusCode)
+		}
+		loc, _ := url.Parse(res.Header.Get("X-Location"))
+		if got := loc.Query().Has("tools_override"); got != tc.override {
+			t.Errorf("ticked %v: the address's tool override %v, want %v (%s)", tc.ticked, got, tc.override, loc)
+		}
+		runs, err := a.store.ListRuns(context.Background(), loc.Query().Get("thread"), db.ListParams{Limit: 10})
+		if err != nil || len(runs.Data) != 1 {
+			t.Fatalf("runs %v %v", runs, err)
+		}
+		if got := len(runs.Data[0].Tools); got != tc.want {
+			t.Errorf("ticked %v: the run has %d tools, want %d", tc.ticked, got, tc.want)
+		}
 	}
 }

@@ -91,6 +91,9 @@ func (u *UI) showPlayground(c *echo.Context, threadID, assistantID string, st ov
 	v.CarryQuery, v.URLInstructionsLimit = carryQuery(st.Overrides), maxURLInstructions
 	if v.Assistant != nil {
 		v.NewThreadHref = playgroundURL("", v.Assistant.ID, st.Overrides)
+		if p := currentUser(c); p != nil && roleRank[p.Role] >= roleRank[db.RoleEditor] && u.cfg.Engine != nil {
+			v.CompareHref = "/playground/compare" + strings.TrimPrefix(playgroundURL(threadID, v.Assistant.ID, st.Overrides), "/playground")
+		}
 	} else {
 		v.NewThreadHref = playgroundURL("", "", st.Overrides)
 		if len(v.CarryQuery) > 0 {
@@ -145,12 +148,15 @@ func assistantSettings(a db.Assistant) *views.AssistantSettings {
 }
 
 // playgroundOverrides reads the settings pane: only fields given count
-// as overrides of the assistant's values.
+// as overrides of the assistant's values. The pane's tool checkboxes act
+// directly: with tools_shown (a hidden field beside them) the ticked ones
+// are the run's tools, and the list counts as overridden only when some
+// tool is left out (see fitTools).
 func playgroundOverrides(c *echo.Context) views.Overrides {
 	ov := views.Overrides{Model: strings.TrimSpace(c.FormValue("model")), Instructions: c.FormValue("instructions"),
 		Temperature: strings.TrimSpace(c.FormValue("temperature")), TopP: strings.TrimSpace(c.FormValue("top_p")),
 		ToolChoice: c.FormValue("tool_choice"), ResponseFormat: c.FormValue("response_format"),
-		ToolsSet: c.FormValue("tools_override") == "on"}
+		ToolsSet: c.FormValue("tools_override") == "on" || c.FormValue("tools_shown") != ""}
 	if ov.ToolsSet {
 		ov.Tools = c.Request().Form["tool"]
 	}
@@ -241,18 +247,17 @@ func overrideRun(a db.Assistant, ov views.Overrides) (db.Run, map[string]string,
 	return run, errs, nil
 }
 
-// overrideMessage is a refused run's message: each field's problem, named.
-func overrideMessage(errs map[string]string) string {
+// overrideFields names the fields a refused run's problems are about.
+func overrideFields(errs map[string]string) string {
 	keys := make([]string, 0, len(errs))
 	for k := range errs {
-		keys = append(keys, k)
+		if k == "" {
+			k = "the combination"
+		}
+		keys = append(keys, strings.ReplaceAll(k, "_", " "))
 	}
 	sort.Strings(keys)
-	msgs := make([]string, len(keys))
-	for i, k := range keys {
-		msgs[i] = k + ": " + errs[k]
-	}
-	return strings.Join(msgs, " ")
+	return strings.Join(keys, ", ")
 }
 
 // PlaygroundPost handles POST /playground: add a message to the thread (a
@@ -283,6 +288,9 @@ func (u *UI) PlaygroundPost(c *echo.Context) error {
 		return again(msg)
 	}
 	if action != "run" {
+		if m, msg = u.attach(c, m, text, role); msg != "" {
+			return again(msg)
+		}
 		if threadID == "" {
 			t, _, err := u.store.CreateThread(ctx, db.Thread{}, []db.Message{m})
 			if err != nil {
@@ -312,12 +320,22 @@ func (u *UI) PlaygroundPost(c *echo.Context) error {
 		}
 		return respond.Internal(err)
 	}
+	ov = fitTools(ov, a.Tools)
 	run, errs, err := overrideRun(a, ov)
 	if err != nil {
 		return respond.Internal(err)
 	}
 	if len(errs) > 0 {
-		return again(overrideMessage(errs))
+		// Each problem shows beside its field in the settings pane; the
+		// composer only says where to look.
+		msg := "Not run: fix what the settings pane marks (" + overrideFields(errs) + ")."
+		if liveRequest(c) {
+			return c.JSON(http.StatusUnprocessableEntity, map[string]any{"message": msg, "fields": errs})
+		}
+		return again(msg)
+	}
+	if m, msg = u.attach(c, m, text, role); msg != "" {
+		return again(msg)
 	}
 	if threadID == "" {
 		t, _, err := u.cfg.Engine.CreateThreadAndRun(ctx, db.Thread{}, []db.Message{m}, run)

@@ -187,6 +187,9 @@ func (u *UI) showThread(c *echo.Context, comp *views.Composer) error {
 	if v.Live, v.Truncated, err = u.threadLive(c, id); err != nil {
 		return err
 	}
+	if v.Title, err = u.threadTitle(ctx, id); err != nil {
+		return respond.Internal(err)
+	}
 	status := http.StatusOK
 	if usr := currentUser(c); usr != nil && roleRank[usr.Role] >= roleRank[db.RoleEditor] {
 		if comp == nil {
@@ -204,7 +207,26 @@ func (u *UI) showThread(c *echo.Context, comp *views.Composer) error {
 		comp.Disabled = v.Live.Active
 		v.Composer = comp
 	}
-	return render(c, status, views.ThreadPage(u.page(c, "Thread "+id, "threads"), v))
+	title := "Thread " + id
+	if v.Title != "" {
+		title = clip(v.Title, 60)
+	}
+	return render(c, status, views.ThreadPage(u.page(c, title, "threads"), v))
+}
+
+// threadTitle is what the threads list shows for a thread: the start of
+// its first message's text, on one line.
+func (u *UI) threadTitle(ctx context.Context, id string) (string, error) {
+	first, err := u.store.ThreadTranscript(ctx, id, 1)
+	if err != nil || len(first) == 0 {
+		return "", err
+	}
+	for _, p := range first[0].Content {
+		if p.Text != nil {
+			return clip(strings.Join(strings.Fields(p.Text.Value), " "), 160), nil
+		}
+	}
+	return "", nil
 }
 
 // assistantChoices lists assistants for pickers: id and name (or id).
@@ -248,6 +270,10 @@ func messageViewWith(m db.Message, names map[string]string, remoteImages bool) v
 		AssistantID: deref(m.AssistantID), RunID: deref(m.RunID), Metadata: sortedPairs(m.Metadata)}
 	for _, p := range m.Content {
 		switch {
+		case p.Type == "text" && p.Text != nil && m.Role == "user" && len(p.Text.Annotations) == 0:
+			// A person's text is shown as typed: Markdown would join its
+			// lines (code pasted without a fence became one line).
+			mv.Parts = append(mv.Parts, views.Part{Kind: "plain", Text: p.Text.Value})
 		case p.Type == "text" && p.Text != nil:
 			text, cites := withCitationMarkers(p.Text.Value, p.Text.Annotations, names)
 			mv.Parts = append(mv.Parts, views.Part{Kind: "text", HTML: renderMarkdownWith(text, remoteImages), Citations: cites})
@@ -266,7 +292,11 @@ func messageViewWith(m db.Message, names map[string]string, remoteImages bool) v
 		}
 	}
 	for _, a := range m.Attachments {
-		mv.Attachments = append(mv.Attachments, views.Citation{FileID: a.FileID, FileName: names[a.FileID]})
+		var tools []string
+		for _, t := range a.Tools {
+			tools = append(tools, t.Type)
+		}
+		mv.Attachments = append(mv.Attachments, views.Citation{FileID: a.FileID, FileName: names[a.FileID], Kind: strings.Join(tools, ", ")})
 	}
 	return mv
 }
@@ -352,21 +382,7 @@ func (u *UI) ExportThread(c *echo.Context) error {
 	for _, kv := range sortedPairs(t.Metadata) {
 		fmt.Fprintf(&b, "- %s: %s\n", kv[0], kv[1])
 	}
-	for _, m := range msgs {
-		fmt.Fprintf(&b, "\n## %s · %s\n\n", m.Role, views.When(m.CreatedAt))
-		for _, p := range m.Content {
-			switch {
-			case p.Text != nil:
-				b.WriteString(p.Text.Value + "\n")
-			case p.ImageFile != nil:
-				fmt.Fprintf(&b, "[image: %s]\n", p.ImageFile.FileID)
-			case p.ImageURL != nil:
-				fmt.Fprintf(&b, "[image: %s]\n", p.ImageURL.URL)
-			case p.Refusal != nil:
-				fmt.Fprintf(&b, "> Refusal: %s\n", *p.Refusal)
-			}
-		}
-	}
+	writeConversationMarkdown(&b, msgs, steps)
 	writeRunsMarkdown(&b, runs, steps)
 	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": id + ".md"}))
 	return c.Blob(http.StatusOK, "text/markdown; charset=utf-8", []byte(b.String()))
@@ -392,17 +408,104 @@ func (u *UI) ChromaCSS(c *echo.Context) error {
 	return c.Blob(http.StatusOK, "text/css; charset=utf-8", chromaCSS())
 }
 
+// writeConversationMarkdown writes a thread's messages with its tool
+// calls where they happened, in the order the thread page shows them
+// (liveView): by time, and within one second a user message before the
+// tools its run called, and those before the assistant's answer.
+func writeConversationMarkdown(b *strings.Builder, msgs []db.Message, steps []db.RunStep) {
+	type keyed struct {
+		at, rank int64
+		msg      *db.Message
+		step     *db.RunStep
+	}
+	var items []keyed
+	for i := range msgs {
+		rank := int64(0)
+		if msgs[i].Role == "assistant" {
+			rank = 2
+		}
+		items = append(items, keyed{at: msgs[i].CreatedAt, rank: rank, msg: &msgs[i]})
+	}
+	for i := range steps {
+		if len(steps[i].StepDetails.ToolCalls) > 0 {
+			items = append(items, keyed{at: steps[i].CreatedAt, rank: 1, step: &steps[i]})
+		}
+	}
+	sort.SliceStable(items, func(i, j int) bool {
+		if items[i].at != items[j].at {
+			return items[i].at < items[j].at
+		}
+		return items[i].rank < items[j].rank
+	})
+	for _, it := range items {
+		if st := it.step; st != nil {
+			fmt.Fprintf(b, "\n## tool calls · %s · %s\n", st.Status, views.When(st.CreatedAt))
+			for _, tc := range st.StepDetails.ToolCalls {
+				writeToolCallMarkdown(b, tc)
+			}
+			continue
+		}
+		m := it.msg
+		fmt.Fprintf(b, "\n## %s · %s\n\n", m.Role, views.When(m.CreatedAt))
+		for _, p := range m.Content {
+			switch {
+			case p.Text != nil:
+				b.WriteString(p.Text.Value + "\n")
+			case p.ImageFile != nil:
+				fmt.Fprintf(b, "[image: %s]\n", p.ImageFile.FileID)
+			case p.ImageURL != nil:
+				fmt.Fprintf(b, "[image: %s]\n", p.ImageURL.URL)
+			case p.Refusal != nil:
+				fmt.Fprintf(b, "> Refusal: %s\n", *p.Refusal)
+			}
+		}
+	}
+}
+
+// mdFence writes a labelled block in a fence that Markdown in body cannot
+// close early.
+func mdFence(b *strings.Builder, label, body string) {
+	fmt.Fprintf(b, "\n%s:\n\n````\n%s\n````\n", label, body)
+}
+
+// writeToolCallMarkdown writes one tool call: a function's arguments and
+// output, code with its logs and images, or the chunks a search found.
+func writeToolCallMarkdown(b *strings.Builder, tc db.ToolCall) {
+	switch {
+	case tc.Function != nil:
+		fmt.Fprintf(b, "\n### %s `%s` (%s)\n", tc.Type, tc.Function.Name, tc.ID)
+		mdFence(b, "Arguments", prettyJSON(tc.Function.Arguments))
+		if tc.Function.Output != nil {
+			mdFence(b, "Output", prettyJSON(*tc.Function.Output))
+		} else {
+			b.WriteString("\nOutput: (none yet)\n")
+		}
+	case tc.CodeInterpreter != nil:
+		fmt.Fprintf(b, "\n### code_interpreter (%s)\n", tc.ID)
+		mdFence(b, "Code", tc.CodeInterpreter.Input)
+		for _, o := range tc.CodeInterpreter.Outputs {
+			if o.Image != nil {
+				fmt.Fprintf(b, "\n[image: %s]\n", o.Image.FileID)
+			} else {
+				mdFence(b, "Logs", o.Logs)
+			}
+		}
+	case tc.FileSearch != nil:
+		fmt.Fprintf(b, "\n### file_search (%s)\n\n", tc.ID)
+		for _, res := range tc.FileSearch.Results {
+			fmt.Fprintf(b, "- %s (%s), score %.3f\n", res.FileName, res.FileID, res.Score)
+		}
+	}
+}
+
 // writeRunsMarkdown appends the runs of a thread to its Markdown export:
-// status, model, the real last_error, usage, and each step with its tool
-// calls, their arguments and outputs.
+// status, model, the real last_error, usage, and each step (its tool
+// calls named; the conversation above shows them in full).
 func writeRunsMarkdown(b *strings.Builder, runs []db.Run, steps []db.RunStep) {
 	if len(runs) == 0 {
 		return
 	}
 	b.WriteString("\n# Runs\n")
-	fence := func(label, body string) {
-		fmt.Fprintf(b, "\n%s:\n\n````\n%s\n````\n", label, body)
-	}
 	for _, r := range runs {
 		fmt.Fprintf(b, "\n## Run %s · %s\n\n- assistant: %s\n- model: %s\n- created: %s\n", r.ID, r.Status, r.AssistantID, r.Model, views.When(r.CreatedAt))
 		if r.LastError != nil {
@@ -420,31 +523,11 @@ func writeRunsMarkdown(b *strings.Builder, runs []db.Run, steps []db.RunStep) {
 				fmt.Fprintf(b, "\nCreated message %s.\n", mc.MessageID)
 			}
 			for _, tc := range st.StepDetails.ToolCalls {
-				switch {
-				case tc.Function != nil:
-					fmt.Fprintf(b, "\n#### %s `%s` (%s)\n", tc.Type, tc.Function.Name, tc.ID)
-					fence("Arguments", prettyJSON(tc.Function.Arguments))
-					if tc.Function.Output != nil {
-						fence("Output", prettyJSON(*tc.Function.Output))
-					} else {
-						b.WriteString("\nOutput: (none yet)\n")
-					}
-				case tc.CodeInterpreter != nil:
-					fmt.Fprintf(b, "\n#### code_interpreter (%s)\n", tc.ID)
-					fence("Code", tc.CodeInterpreter.Input)
-					for _, o := range tc.CodeInterpreter.Outputs {
-						if o.Image != nil {
-							fmt.Fprintf(b, "\n[image: %s]\n", o.Image.FileID)
-						} else {
-							fence("Logs", o.Logs)
-						}
-					}
-				case tc.FileSearch != nil:
-					fmt.Fprintf(b, "\n#### file_search (%s)\n\n", tc.ID)
-					for _, res := range tc.FileSearch.Results {
-						fmt.Fprintf(b, "- %s (%s), score %.3f\n", res.FileName, res.FileID, res.Score)
-					}
+				name := tc.Type
+				if tc.Function != nil {
+					name = tc.Type + " `" + tc.Function.Name + "`"
 				}
+				fmt.Fprintf(b, "- %s (%s)\n", name, tc.ID)
 			}
 		}
 	}

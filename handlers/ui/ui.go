@@ -88,6 +88,9 @@ type Config struct {
 	// URLs; test calls go through it); nil hides the function editor's
 	// webhook sections.
 	Webhooks *webhook.Client
+	// CodeProblem says why code_interpreter cannot run on this server
+	// ("" when it can); the assistant editor shows it. nil: no sandbox.
+	CodeProblem func() string
 	// MaxUpload bounds one uploaded file.
 	MaxUpload    int64
 	AssetVersion string
@@ -341,6 +344,14 @@ func (u *UI) RenderError(c *echo.Context, status int, message, requestID string)
 // latest message is kept: posts that redirect to no page (a script, a
 // browser that does not follow) must not pile messages up in the cookie.
 func (u *UI) flash(c *echo.Context, target, msg string, isErr bool) error {
+	if err := u.setFlash(c, msg, isErr); err != nil {
+		return err
+	}
+	return redirect(c, target)
+}
+
+// setFlash keeps msg in the session for the next page it sees.
+func (u *UI) setFlash(c *echo.Context, msg string, isErr bool) error {
 	if s, ok := c.Get(ctxSession).(*sessions.Session); ok {
 		_ = s.Flashes() // drop any not yet shown
 		s.AddFlash(clip(msg, maxFlashRunes))
@@ -349,7 +360,7 @@ func (u *UI) flash(c *echo.Context, target, msg string, isErr bool) error {
 			return err
 		}
 	}
-	return redirect(c, target)
+	return nil
 }
 
 // maxFlashRunes bounds a flash message (see flash).

@@ -643,15 +643,26 @@ func TestUploadSeveralFiles(t *testing.T) {
 	req, _ := http.NewRequest(http.MethodPost, c.base+"/files", strings.NewReader(body.String()))
 	req.Header.Set("Content-Type", mw.FormDataContentType())
 	res := c.do(req)
-	if res.StatusCode != http.StatusOK {
-		t.Fatalf("upload: status %d", res.StatusCode)
+	// Post/redirect/get: the answer is a redirect, so a reload of the page
+	// shown afterwards uploads nothing again.
+	loc := res.Header.Get("Location")
+	if res.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, "/files?uploaded=file-") {
+		t.Fatalf("upload: status %d, Location %q", res.StatusCode, loc)
 	}
-	doc := parse(t, res)
-	if ok, failed := testid(doc, "upload-ok").Length(), testid(doc, "upload-failed").Length(); ok != 2 || failed != 1 {
-		t.Errorf("uploaded %d, failed %d; want 2 and 1", ok, failed)
+	doc := c.page(loc, http.StatusOK)
+	if ok := testid(doc, "upload-ok").Length(); ok != 2 {
+		t.Errorf("%d listed as uploaded; want 2", ok)
 	}
+	if got := testid(doc, "flash").Text(); !strings.Contains(got, "2 files stored") || !strings.Contains(got, "empty.txt (the file is empty)") {
+		t.Errorf("flash = %q", got)
+	}
+	doc = c.page(loc, http.StatusOK) // the reload
 	if got := testid(doc, "file-row").Length(); got != 2 {
 		t.Errorf("%d files listed, want 2", got)
+	}
+	// The address names only real files: an id of nothing lists nothing.
+	if doc := c.page("/files?uploaded=file-nope&uploaded=%3Cb%3E", http.StatusOK); testid(doc, "upload-ok").Length() != 0 {
+		t.Error("ids of no file listed as uploaded")
 	}
 	href, _ := testid(doc, "file-download").First().Attr("href")
 	res = c.get(href)

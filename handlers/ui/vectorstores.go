@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -102,12 +103,10 @@ func (u *UI) CreateVectorStore(c *echo.Context) error {
 	return u.flash(c, "/vector_stores/"+v.ID, "Vector store created.", false)
 }
 
-// ShowVectorStore handles GET /vector_stores/:vector_store_id (?q= searches).
+// ShowVectorStore handles GET /vector_stores/:vector_store_id (?q=
+// searches; ?added= lists the files an upload just added, see
+// AddVectorStoreFiles).
 func (u *UI) ShowVectorStore(c *echo.Context) error {
-	return u.renderVectorStore(c, nil)
-}
-
-func (u *UI) renderVectorStore(c *echo.Context, uploads []views.UploadResult) error {
 	if err := u.vectorsOn(); err != nil {
 		return err
 	}
@@ -116,6 +115,10 @@ func (u *UI) renderVectorStore(c *echo.Context, uploads []views.UploadResult) er
 	s, err := u.cfg.VectorStores.GetVectorStore(ctx, id)
 	if err != nil {
 		return respond.StoreErr(err, "vector store", id)
+	}
+	uploads, err := u.uploadedResults(ctx, c.QueryParams()["added"])
+	if err != nil {
+		return respond.Internal(err)
 	}
 	v := views.VectorStoreView{ID: s.ID, Name: s.Name, Status: s.Status, UsageBytes: s.UsageBytes, Uploads: uploads,
 		Pending: s.FileCounts.InProgress > 0, Query: c.QueryParam("q")}
@@ -143,6 +146,18 @@ func (u *UI) renderVectorStore(c *echo.Context, uploads []views.UploadResult) er
 			v.Hits = append(v.Hits, views.SearchHit{FileID: h.FileID, Filename: h.Filename, Score: strconv.FormatFloat(h.Score, 'f', 3, 64), Text: h.Text})
 		}
 	}
+	if v.Assistants, err = u.assistantChoices(ctx); err != nil {
+		return respond.Internal(err)
+	}
+	all, err := u.store.AllAssistants(ctx)
+	if err != nil {
+		return respond.Internal(err)
+	}
+	for _, a := range all {
+		if a.ToolResources != nil && a.ToolResources.FileSearch != nil && slices.Contains(a.ToolResources.FileSearch.VectorStoreIDs, id) {
+			v.UsedBy = append(v.UsedBy, [2]string{a.ID, orName(deref(a.Name), a.ID)})
+		}
+	}
 	return render(c, http.StatusOK, views.VectorStorePage(u.page(c, orName(s.Name, "Vector store"), "vector_stores"), v))
 }
 
@@ -154,8 +169,11 @@ func orName(name, def string) string {
 }
 
 // AddVectorStoreFiles handles POST /vector_stores/:vector_store_id/files:
-// each uploaded file is stored (purpose assistants) and added; the page
-// reports each one's outcome, and ingestion status follows in the list.
+// each uploaded file is stored (purpose assistants) and added. The answer
+// is a redirect to the store's page (post/redirect/get: a reload there
+// uploads nothing again), whose address names the files added
+// (?added=…) and whose flash names those refused and why; ingestion
+// status follows in the list.
 func (u *UI) AddVectorStoreFiles(c *echo.Context) error {
 	if err := u.vectorsOn(); err != nil {
 		return err
@@ -178,18 +196,16 @@ func (u *UI) AddVectorStoreFiles(c *echo.Context) error {
 	if len(headers) == 0 || len(headers) > maxUploadFiles {
 		return &respond.Error{Status: http.StatusBadRequest, Message: fmt.Sprintf("Choose between 1 and %d files to add.", maxUploadFiles)}
 	}
-	var results []views.UploadResult
 	var added []db.NewVectorStoreFile
+	var ids, failed []string
 	for _, fh := range headers {
-		res := views.UploadResult{Filename: filepath.Base(fh.Filename)}
 		f, err := u.uploadOne(c, fh.Filename, fh.Header.Get("Content-Type"), "assistants", func() (io.ReadCloser, error) { return fh.Open() })
 		if err != nil {
-			res.Error = err.Error()
-		} else {
-			res.OK, res.FileID = true, f.ID
-			added = append(added, db.NewVectorStoreFile{FileID: f.ID, Chunking: db.AutoChunking()})
+			failed = append(failed, filepath.Base(fh.Filename)+" ("+err.Error()+")")
+			continue
 		}
-		results = append(results, res)
+		ids = append(ids, f.ID)
+		added = append(added, db.NewVectorStoreFile{FileID: f.ID, Chunking: db.AutoChunking()})
 	}
 	if len(added) > 0 {
 		if err := u.cfg.VectorStores.AddVectorStoreFiles(ctx, id, added); err != nil {
@@ -197,7 +213,44 @@ func (u *UI) AddVectorStoreFiles(c *echo.Context) error {
 		}
 		u.cfg.Retriever.Wake()
 	}
-	return u.renderVectorStore(c, results)
+	return u.afterUpload(c, "/vector_stores/"+id, "added", ids, failed)
+}
+
+// UseVectorStore handles POST /vector_stores/:vector_store_id/use: the
+// assistant picked searches this store with file_search from now on
+// (file_search is turned on if it was off; an assistant searches one
+// store, so this one replaces any other).
+func (u *UI) UseVectorStore(c *echo.Context) error {
+	if err := u.vectorsOn(); err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	id := c.Param("vector_store_id")
+	if _, err := u.cfg.VectorStores.GetVectorStore(ctx, id); err != nil {
+		return respond.StoreErr(err, "vector store", id)
+	}
+	back := "/vector_stores/" + id
+	aid := c.FormValue("assistant_id")
+	if aid == "" || len(aid) > maxIDLen {
+		return u.flash(c, back, "Choose an assistant.", true)
+	}
+	a, err := u.store.UpdateAssistant(ctx, aid, func(a *db.Assistant) error {
+		if a.ToolResources == nil {
+			a.ToolResources = &db.ToolResources{}
+		}
+		a.ToolResources.FileSearch = &db.FileSearchResources{VectorStoreIDs: []string{id}}
+		if !slices.ContainsFunc(a.Tools, func(t db.Tool) bool { return t.Type == "file_search" }) {
+			a.Tools = append(a.Tools, db.Tool{Type: "file_search"})
+		}
+		return nil
+	})
+	if errors.Is(err, db.ErrNotFound) {
+		return u.flash(c, back, "That assistant no longer exists.", true)
+	}
+	if err != nil {
+		return respond.Internal(err)
+	}
+	return u.flash(c, back, "Assistant “"+orName(deref(a.Name), a.ID)+"” now searches this store with file_search.", false)
 }
 
 // RemoveVectorStoreFile handles POST /vector_stores/:id/files/:file_id/delete.

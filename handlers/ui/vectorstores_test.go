@@ -61,8 +61,13 @@ func TestVectorStorePages(t *testing.T) {
 	mw.Close()
 	req, _ := http.NewRequest(http.MethodPost, c.base+storePath+"/files", strings.NewReader(body.String()))
 	req.Header.Set("Content-Type", mw.FormDataContentType())
-	if res := c.do(req); res.StatusCode != http.StatusOK {
-		t.Fatalf("add files: status %d", res.StatusCode)
+	res = c.do(req)
+	loc := res.Header.Get("Location")
+	if res.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, storePath+"?added=file-") {
+		t.Fatalf("add files: status %d, Location %q (want a redirect: post/redirect/get)", res.StatusCode, loc)
+	}
+	if doc := c.page(loc, http.StatusOK); testid(doc, "upload-ok").Length() != 2 {
+		t.Errorf("the page after the upload lists %d files as added, want 2", testid(doc, "upload-ok").Length())
 	}
 	// Each file's ingestion ends: one completed, one failed with its reason.
 	deadline := time.Now().Add(20 * time.Second)
@@ -96,6 +101,21 @@ func TestVectorStorePages(t *testing.T) {
 	}
 	if res := viewer.post(storePath+"/delete", url.Values{"csrf_token": {viewer.token()}}); res.StatusCode != http.StatusForbidden {
 		t.Errorf("viewer delete: status %d", res.StatusCode)
+	}
+	// "Use with an assistant": editors only, and it sets the assistant's store.
+	asst, err := a.store.CreateAssistant(context.Background(), db.Assistant{Model: "m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := viewer.post(storePath+"/use", url.Values{"csrf_token": {viewer.token()}, "assistant_id": {asst.ID}}); res.StatusCode != http.StatusForbidden {
+		t.Errorf("viewer use: status %d", res.StatusCode)
+	}
+	if res := c.post(storePath+"/use", url.Values{"csrf_token": {c.token()}, "assistant_id": {asst.ID}}); res.StatusCode != http.StatusSeeOther {
+		t.Errorf("use: status %d", res.StatusCode)
+	}
+	if got, _ := a.store.GetAssistant(context.Background(), asst.ID); got.ToolResources == nil || got.ToolResources.FileSearch == nil ||
+		len(got.ToolResources.FileSearch.VectorStoreIDs) != 1 || len(got.Tools) != 1 || got.Tools[0].Type != "file_search" {
+		t.Errorf("after use: tools %+v resources %+v", got.Tools, got.ToolResources)
 	}
 	if res := c.post(storePath+"/delete", url.Values{}); res.StatusCode != http.StatusForbidden {
 		t.Errorf("delete without CSRF: status %d", res.StatusCode)

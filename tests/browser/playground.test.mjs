@@ -150,6 +150,7 @@ describe("playground", { skip: missing || false }, () => {
     await runFromComposer(page, '[[call get_weather {"city":"Oslo"}]] [[call get_time {}]] what now?');
     await waitBadge(page, "requires_action");
     assert.equal(await page.locator('[data-testid="pending-call"]').count(), 2);
+    assert.equal((await page.textContent('[data-testid="pending-title"]')).trim(), "Waiting for 2 function outputs");
     const submit = page.locator('[data-testid="submit-outputs"]');
     assert.equal(await submit.isDisabled(), true);
     const boxes = page.locator('[data-testid="pending-output"]');
@@ -171,6 +172,11 @@ describe("playground", { skip: missing || false }, () => {
     assert.match(md, /## Run run_\w+ · completed/);
     assert.match(md, /function `get_time`/);
     assert.match(md, /"temp": 3/);
+    // The tool calls are in the conversation, between the question and the answer.
+    const conv = md.slice(0, md.indexOf("\n# Runs\n"));
+    const [q, calls2, answer] = ["what now?", "## tool calls", "Tool results"].map((s) => conv.indexOf(s));
+    assert.ok(q >= 0 && calls2 > q && answer > calls2, `the conversation's order: question ${q}, tool calls ${calls2}, answer ${answer}`);
+    assert.match(conv.slice(calls2, answer), /"temp": 3/);
   });
 
   test("cancel mid-stream keeps the partial text", async () => {
@@ -218,7 +224,7 @@ describe("playground", { skip: missing || false }, () => {
     return page.evaluate(() => ({
       temperature: document.querySelector('[data-testid="ov-temperature"]').value,
       instructions: document.querySelector('[data-testid="ov-instructions"]').value,
-      toolsOverride: document.querySelector('[data-testid="ov-tools"]').checked,
+      toolsOverride: [...document.querySelectorAll('input[name="tool"]')].some((el) => !el.checked),
       tools: [...document.querySelectorAll('input[name="tool"]:checked')].map((el) => el.value),
       toolChoice: document.querySelector('[data-testid="ov-tool-choice"]').value,
     }));
@@ -232,7 +238,6 @@ describe("playground", { skip: missing || false }, () => {
     const entries = await page.evaluate(() => history.length);
     await page.fill('[data-testid="ov-temperature"]', "0.2");
     await page.fill('[data-testid="ov-instructions"]', "Reply like a pirate & be brief.");
-    await page.check('[data-testid="ov-tools"]');
     await page.uncheck('input[type="checkbox"][name="tool"][value="get_time"]');
     // The address follows the pane, with no navigation and no new entry.
     assert.deepEqual(await query(page), {
@@ -302,7 +307,6 @@ describe("playground", { skip: missing || false }, () => {
     });
     await page.goto(server.base + `/playground?assistant=${assistant.id}`);
     await page.fill('[data-testid="ov-temperature"]', "0.6");
-    await page.check('[data-testid="ov-tools"]');
     await page.uncheck('input[type="checkbox"][name="tool"][value="get_time"]');
     await page.selectOption('[data-testid="ov-tool-choice"]', "function:get_weather");
     await Promise.all([page.waitForURL(new RegExp(`assistant=${other.id}`)), page.selectOption('[data-testid="pick-assistant"]', other.id)]);
@@ -327,9 +331,48 @@ describe("playground", { skip: missing || false }, () => {
     await shoot(page, "playground-bad-overrides");
     await page.fill('[data-testid="composer-content"]', "refuse me");
     await page.click('[data-testid="composer-run"]');
-    await page.waitForFunction(() => /not a number/.test(document.querySelector('[data-testid="composer-error"]')?.textContent || ""));
+    await page.waitForFunction(() => /temperature/.test(document.querySelector('[data-testid="composer-error"]')?.textContent || ""));
+    assert.doesNotMatch(await page.textContent('[data-testid="composer-error"]'), /not a number/, "the field's problem is under the composer");
+    assert.match(await page.textContent('[data-testid="ov-error-temperature"]'), /not a number/);
     assert.equal(await page.inputValue('[data-testid="composer-content"]'), "refuse me");
     assert.equal(await page.inputValue('[data-testid="ov-temperature"]'), "abc");
+  });
+
+  test("an override typed out of range is refused beside its field, not under the composer", async () => {
+    const page = admin;
+    await page.goto(server.base + `/playground?assistant=${assistant.id}`);
+    await page.fill('[data-testid="ov-temperature"]', "5");
+    await page.fill('[data-testid="composer-content"]', "too hot");
+    await page.click('[data-testid="composer-run"]');
+    const slot = page.locator('[data-testid="ov-error-temperature"]');
+    await slot.waitFor({ state: "visible" });
+    assert.match(await slot.textContent(), /2/);
+    assert.equal(await page.getAttribute('[data-testid="ov-temperature"]', "aria-invalid"), "true");
+    // The slot sits with the field, in the settings pane.
+    assert.equal(await slot.evaluate((el) => !!el.closest('[data-testid="settings"]')), true);
+    assert.doesNotMatch(await page.textContent('[data-testid="composer-error"]'), /at most|maximum|less than/);
+    await shoot(page, "playground-field-error");
+    // Editing the field clears its mark.
+    await page.fill('[data-testid="ov-temperature"]', "1");
+    assert.equal(await slot.isHidden(), true);
+  });
+
+  test("the tool checkboxes act: an unticked tool is not in the run", async () => {
+    const page = admin;
+    await page.goto(server.base + `/playground?assistant=${assistant.id}`);
+    const box = page.locator('[data-testid="ov-tool-get_weather"]');
+    assert.equal(await box.isEnabled(), true);
+    await box.uncheck();
+    await page.fill('[data-testid="composer-content"]', "no weather please");
+    await Promise.all([page.waitForURL(/thread=thread_/), page.click('[data-testid="composer-run"]')]);
+    await waitBadge(page, "completed");
+    const threadID = new URL(page.url()).searchParams.get("thread");
+    const runs = await call("GET", `/threads/${threadID}/runs`);
+    assert.deepEqual(runs.data[0].tools.map((t) => t.function.name), ["get_time"], "the unticked tool was sent with the run");
+    assert.equal(await page.locator('[data-testid="ov-tool-get_weather"]').isChecked(), false);
+    // Ticking it again is the assistant's own list: the address drops the override.
+    await page.locator('[data-testid="ov-tool-get_weather"]').check();
+    assert.equal(new URL(page.url()).searchParams.has("tools_override"), false);
   });
 
   test("a viewer can watch a run but not start one", async () => {
@@ -364,16 +407,18 @@ describe("playground", { skip: missing || false }, () => {
     const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert.ok(overflow <= 0, `the thread page scrolls sideways by ${overflow}px at 390 px`);
     await shoot(phone, "thread-390-dark");
-    // The theme toggle overrides the system's dark.
+    // The theme toggle (in the folded menu) overrides the system's dark.
+    await phone.click('[data-testid="menu-toggle"]');
     await phone.click('[data-testid="theme-toggle"]');
     assert.equal(await phone.evaluate(() => document.documentElement.getAttribute("data-theme")), "light");
     await phone.reload();
     assert.equal(await phone.evaluate(() => document.documentElement.getAttribute("data-theme")), "light");
+    await phone.click('[data-testid="menu-toggle"]');
     await phone.click('[data-testid="theme-toggle"]');
     await phone.goto(server.base + "/playground");
     const overflow2 = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert.ok(overflow2 <= 0, `the playground scrolls sideways by ${overflow2}px at 390 px`);
-    await shoot(phone, "playground-390-dark");
+    await shoot(phone, "playground-390-new-dark");
     void threads;
     await phone.context().close();
   });

@@ -49,13 +49,25 @@ describe("vector stores pages", { skip: missing || false }, () => {
       { name: "pump.txt", mimeType: "text/plain", buffer: Buffer.from("Replace the pump gasket every spring. ".repeat(200)) },
       { name: "photo.png", mimeType: "image/png", buffer: Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]) },
     ]);
-    await page.click('[data-testid="vs-upload"]');
-    await page.waitForSelector('[data-testid="upload-ok"]');
-    // The file list refreshes itself until ingestion ends: no reload here.
+    const storeURL = page.url();
+    await Promise.all([page.waitForURL(/\/vector_stores\/vs_\w+\?added=file-/), page.click('[data-testid="vs-upload"]')]);
+    // Post/redirect/get: the page after the upload is a GET of the store.
+    assert.ok(page.url().startsWith(storeURL + "?"), `after the upload the browser is at ${page.url()}`);
+    assert.equal(await page.locator('[data-testid="upload-ok"]').count(), 2);
+    // The file list and the store's badge refresh themselves until
+    // ingestion ends: no reload here.
     await page.waitForFunction(() => {
       const s = [...document.querySelectorAll('[data-testid="vs-file-row"] [data-testid="status"]')].map((e) => e.textContent);
       return s.length === 2 && s.includes("completed") && s.includes("failed");
     }, null, { timeout: 20_000 });
+    await page.waitForFunction(() => document.querySelector('[data-testid="vs-status"]')?.textContent.trim() === "completed",
+      null, { timeout: 20_000 });
+    assert.match(await page.textContent('[data-testid="vs-size"]'), /indexed/);
+    // A reload uploads nothing again.
+    await page.reload();
+    assert.equal(await page.locator('[data-testid="vs-file-row"]').count(), 2, "the reload uploaded the files again");
+    const files = await page.request.get(server.base + "/files");
+    assert.equal((await files.text()).match(/data-testid="file-row"/g).length, 2);
     assert.match(await page.textContent('[data-testid="vs-file-error"]'), /unsupported_file/);
     await shoot(page, "vector-store");
 

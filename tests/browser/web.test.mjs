@@ -96,6 +96,10 @@ describe("web app", { skip: missing || false }, () => {
     await page.click('[data-testid="add-function"]');
     const fn = page.locator('[data-testid="function"]').first();
     await fn.waitFor();
+    // A new function starts non-strict, as in OpenAI's editor; this one
+    // is made strict to see the strict rules checked.
+    assert.equal(await fn.locator('[data-testid="function-strict"]').isChecked(), false, "a new function starts strict");
+    await fn.locator('[data-testid="function-strict"]').check();
 
     // Live server-side validation: a bad name and a schema breaking the
     // strict rules show errors under their fields as they are typed.
@@ -176,7 +180,9 @@ describe("web app", { skip: missing || false }, () => {
     await page.goto(server.base + "/threads?q=invoice");
     await Promise.all([page.waitForURL(/\/threads\/thread_/), page.click('[data-testid="thread-link"]')]);
     assert.equal(await page.locator('[data-testid="message"]').count(), 2);
-    assert.equal(await page.textContent('[data-testid="message-body"] strong'), "invoice");
+    // The person's text as typed; the assistant's Markdown rendered.
+    assert.equal((await page.textContent('[data-role="user"] [data-testid="message-body"]')).trim(), "Why was my **invoice** for March charged twice?");
+    assert.equal((await page.textContent('[data-testid="thread-title"]')).trim(), "Why was my **invoice** for March charged twice?");
     assert.ok(await page.locator('[data-testid="message-body"] pre.chroma').count() > 0, "code block highlighted");
     assert.ok(await page.locator('[data-testid="message-body"] table').count() > 0, "table rendered");
     await shoot(page, "thread-markdown");
@@ -366,8 +372,11 @@ describe("web app", { skip: missing || false }, () => {
     await page.click('[data-testid="upload-submit"]');
     await page.waitForSelector('[data-testid="upload-result"]');
     assert.equal(await page.locator('[data-testid="upload-ok"]').count(), 2);
-    assert.equal(await page.locator('[data-testid="upload-failed"]').count(), 1);
+    assert.match(await page.textContent('[data-testid="flash"]'), /empty\.txt \(the file is empty\)/);
     assert.equal(await page.locator('[data-testid="file-row"]').count(), 2);
+    // Post/redirect/get: a reload stores nothing again.
+    await page.reload();
+    assert.equal(await page.locator('[data-testid="file-row"]').count(), 2, "the reload uploaded again");
     await shoot(page, "files");
     const href = await page.locator('[data-testid="file-download"]').first().getAttribute("href");
     const res = await page.request.get(server.base + href);
