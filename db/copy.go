@@ -20,6 +20,7 @@ var copyTables = []struct{ name, order string }{
 	{"files", "seq"},
 	{"api_keys", "seq"},
 	{"runs", "seq"},
+	{"run_traces", "run_id"},
 	{"run_steps", "seq"},
 	{"tool_calls", "id"},
 	{"users", "seq"},
@@ -33,9 +34,14 @@ var copyTables = []struct{ name, order string }{
 	{"vector_store_file_batches", "seq"},
 	{"vector_store_files", "seq"},
 	{"vector_store_chunks", "id"},
+	{"ingest_attempts", "vector_store_id, file_id"},
 	{"uploads", "seq"},
 	{"upload_parts", "seq"},
 	{"upstream_exchanges", "id"},
+	{"conversations", "seq"},
+	{"conversation_items", "seq"},
+	{"responses", "seq"},
+	{"response_input_items", "seq"},
 }
 
 // notCopied are the tables Copy leaves to the migrations or copies apart.
