@@ -24,10 +24,12 @@ type RequestError struct {
 
 func (e *RequestError) Error() string { return e.Message }
 
-// expiry is the expires_at of a run created now.
-func (e *Engine) expiry() *int64 {
-	at := e.store.Now() + int64(e.cfg.RunTimeout/time.Second)
-	return &at
+// times are the created_at and expires_at of a run created now, from one
+// clock reading.
+func (e *Engine) times() (created int64, expires *int64) {
+	now := e.store.Now()
+	at := now + int64(e.cfg.RunTimeout/time.Second)
+	return now, &at
 }
 
 // CreateRun stores a queued run (with its additional messages), publishes
@@ -59,7 +61,7 @@ func (e *Engine) CreateThreadAndRun(ctx context.Context, t db.Thread, msgs []db.
 // before thread.run.created is out.
 func (e *Engine) create(ctx context.Context, r db.Run, store func(db.Run) (*db.Thread, db.Run, error)) (db.Run, error) {
 	r.ID = db.NewID("run_")
-	r.ExpiresAt = e.expiry()
+	r.CreatedAt, r.ExpiresAt = e.times()
 	mu := e.lockRun(r.ID)
 	mu.Lock()
 	thread, run, err := store(r)

@@ -308,7 +308,13 @@ func (s *Store) insertRun(ctx context.Context, tx *sql.Tx, r Run, extra []Messag
 	if r.ID == "" { // the engine picks the id itself, to lock the run before it exists
 		r.ID = NewID("run_")
 	}
-	r.Object, r.CreatedAt, r.Status = "thread.run", s.now().Unix(), RunQueued
+	// The engine sets created_at itself, from the same clock reading as
+	// expires_at, so a second ticking over during the insert cannot make
+	// a run's lifetime one second short.
+	if r.CreatedAt == 0 {
+		r.CreatedAt = s.now().Unix()
+	}
+	r.Object, r.Status = "thread.run", RunQueued
 	args, err := runArgs(&r)
 	if err != nil {
 		return r, err

@@ -163,11 +163,12 @@ func TestMetrics(t *testing.T) {
 			t.Fatal("the stream stayed counted after it ended")
 		}
 	}
-	checks := []struct {
+	type check struct {
 		name   string
 		labels map[string]string
 		want   float64
-	}{
+	}
+	checks := []check{
 		{"http_server_request_duration_seconds", streamRoute, 1},
 		{"http_server_request_duration_seconds", map[string]string{"http_route": "/v1/threads", "http_request_method": "POST",
 			"http_response_status_code": "200"}, 1},
@@ -185,8 +186,13 @@ func TestMetrics(t *testing.T) {
 		{"gen_ai_client_token_usage", map[string]string{"gen_ai_request_model": "fake-model", "gen_ai_token_type": "output"}, 2},
 		{"gen_ai_execute_tool_duration_seconds", map[string]string{"gen_ai_tool_name": "get_weather", "outcome": "ok"}, 1},
 		{"assistantd_inspector_dropped_total", nil, 0},
-		{"assistantd_db_connections_max_open", map[string]string{"pool": "writer"}, 1},
 		{"assistantd_sse_subscribers", nil, 0},
+	}
+	// SQLite has one writer; PostgreSQL one pool of --db-max-conns (20).
+	if onPostgres {
+		checks = append(checks, check{"assistantd_db_connections_max_open", map[string]string{"pool": "postgres"}, 20})
+	} else {
+		checks = append(checks, check{"assistantd_db_connections_max_open", map[string]string{"pool": "writer"}, 1})
 	}
 	for _, c := range checks {
 		if got := value(series(t, fams, c.name, c.labels)); got != c.want {
