@@ -15,7 +15,11 @@ import (
 // was deleted, the run completes, and the thread keeps its earlier files
 // and works on (with a fresh kernel).
 func TestCodeInterpreterDiskLimit(t *testing.T) {
-	s, _ := startCodeServer(t, "--code-disk", "8MiB", "--code-disk-files", "100")
+	// The file-count cap is set far beyond what the disk cap lets through
+	// (1 MiB files against 8 MiB): the call is stopped by the disk cap
+	// however late a busy machine's check comes, and a broken disk cap
+	// still stops at 1,000 files (1 GiB) with a message this test refuses.
+	s, _ := startCodeServer(t, "--code-disk", "8MiB", "--code-disk-files", "1000")
 	asst := codeAssistant(t, s)
 	thread := threadWith(t, s)
 	codeRun(t, s, thread, asst, "state = 1\nopen('/mnt/data/keep.txt', 'w').write('earlier')")
