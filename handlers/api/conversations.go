@@ -25,10 +25,10 @@ func parseItems(fields map[string]json.RawMessage, key string) ([]json.RawMessag
 	}
 	var list []json.RawMessage
 	if err := json.Unmarshal(raw, &list); err != nil {
-		return nil, badRequest(key, "invalid_type", "Invalid type for '%s': expected an array of items, but got %s instead.", key, valueKind(raw))
+		return nil, respond.Invalid(key, "invalid_type", "Invalid type for '%s': expected an array of items, but got %s instead.", key, valueKind(raw))
 	}
 	if len(list) > maxItemsPerRequest {
-		return nil, badRequest(key, "array_above_max_length",
+		return nil, respond.Invalid(key, "array_above_max_length",
 			"Invalid '%s': array too long. Expected an array with maximum length %d, but got an array with length %d instead.",
 			key, maxItemsPerRequest, len(list))
 	}
@@ -73,7 +73,7 @@ func (h *Responses) GetConversation(c *echo.Context) error {
 	id := c.Param("conversation_id")
 	conv, err := h.store.GetConversation(c.Request().Context(), id)
 	if err != nil {
-		return fromStore(err, "conversation", id)
+		return respond.StoreErr(err, "conversation", id)
 	}
 	return c.JSON(http.StatusOK, conv)
 }
@@ -90,11 +90,11 @@ func (h *Responses) UpdateConversation(c *echo.Context) error {
 		return err
 	}
 	if !set {
-		return badRequest("metadata", "missing_required_parameter", "Missing required parameter: 'metadata'.")
+		return respond.Invalid("metadata", "missing_required_parameter", "Missing required parameter: 'metadata'.")
 	}
 	conv, err := h.store.UpdateConversation(c.Request().Context(), id, meta)
 	if err != nil {
-		return fromStore(err, "conversation", id)
+		return respond.StoreErr(err, "conversation", id)
 	}
 	return c.JSON(http.StatusOK, conv)
 }
@@ -104,7 +104,7 @@ func (h *Responses) UpdateConversation(c *echo.Context) error {
 func (h *Responses) DeleteConversation(c *echo.Context) error {
 	id := c.Param("conversation_id")
 	if err := h.store.DeleteConversation(c.Request().Context(), id); err != nil {
-		return fromStore(err, "conversation", id)
+		return respond.StoreErr(err, "conversation", id)
 	}
 	return c.JSON(http.StatusOK, db.Deleted{ID: id, Object: "conversation.deleted", Deleted: true})
 }
@@ -125,15 +125,15 @@ func (h *Responses) AddConversationItems(c *echo.Context) error {
 		return err
 	}
 	if _, ok := fields["items"]; !ok {
-		return badRequest("items", "missing_required_parameter", "Missing required parameter: 'items'.")
+		return respond.Invalid("items", "missing_required_parameter", "Missing required parameter: 'items'.")
 	}
 	err = h.store.AddConversationItems(ctx, id, items)
 	if errors.Is(err, db.ErrConversationLocked) {
-		return badRequest("conversation", "conversation_locked",
+		return respond.Invalid("conversation", "conversation_locked",
 			"Another process is currently operating on this conversation. Please retry in a few seconds.")
 	}
 	if err != nil {
-		return fromStore(err, "conversation", id)
+		return respond.StoreErr(err, "conversation", id)
 	}
 	out := itemPage{Object: "list", Data: items, HasMore: false}
 	if n := len(items); n > 0 {
@@ -152,16 +152,16 @@ func (h *Responses) ListConversationItems(c *echo.Context) error {
 	if _, err := queryIncludes(c); err != nil {
 		return err
 	}
-	p, err := pageParams(c)
+	p, err := listParams(c, 100, 20, false)
 	if err != nil {
 		return err
 	}
 	if _, err := h.store.GetConversation(ctx, id); err != nil {
-		return fromStore(err, "conversation", id)
+		return respond.StoreErr(err, "conversation", id)
 	}
 	pg, err := h.store.ListConversationItems(ctx, id, p)
 	if err != nil {
-		return fromStore(err, "conversation", id)
+		return respond.StoreErr(err, "conversation", id)
 	}
 	return c.JSON(http.StatusOK, newPage(pg))
 }
@@ -171,11 +171,11 @@ func (h *Responses) GetConversationItem(c *echo.Context) error {
 	ctx := c.Request().Context()
 	id, itemID := c.Param("conversation_id"), c.Param("item_id")
 	if _, err := h.store.GetConversation(ctx, id); err != nil {
-		return fromStore(err, "conversation", id)
+		return respond.StoreErr(err, "conversation", id)
 	}
 	item, err := h.store.GetConversationItem(ctx, id, itemID)
 	if err != nil {
-		return fromStore(err, "item", itemID)
+		return respond.StoreErr(err, "item", itemID)
 	}
 	return c.JSON(http.StatusOK, item)
 }
@@ -187,11 +187,11 @@ func (h *Responses) DeleteConversationItem(c *echo.Context) error {
 	id, itemID := c.Param("conversation_id"), c.Param("item_id")
 	conv, err := h.store.GetConversation(ctx, id)
 	if err != nil {
-		return fromStore(err, "conversation", id)
+		return respond.StoreErr(err, "conversation", id)
 	}
 	if err := h.store.DeleteConversationItem(ctx, id, itemID); err != nil {
 		if errors.Is(err, db.ErrNotFound) {
-			return notFoundError("item", itemID)
+			return respond.NotFound("item", itemID)
 		}
 		return respond.Internal(fmt.Errorf("delete conversation item: %w", err))
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/assistantd/assistantd/agent"
 	"github.com/assistantd/assistantd/db"
+	"github.com/assistantd/assistantd/handlers/respond"
 )
 
 // Items: the input a request sends (a string, or a list of items) checked
@@ -36,7 +37,7 @@ func parseInput(raw json.RawMessage, param string) ([]json.RawMessage, error) {
 	}
 	var list []json.RawMessage
 	if err := json.Unmarshal(raw, &list); err != nil {
-		return nil, badRequest(param, "invalid_type", "Invalid type for '%s': expected a string or an array of input items, but got %s instead.", param, valueKind(raw))
+		return nil, respond.Invalid(param, "invalid_type", "Invalid type for '%s': expected a string or an array of input items, but got %s instead.", param, valueKind(raw))
 	}
 	out := make([]json.RawMessage, 0, len(list))
 	for i, it := range list {
@@ -55,7 +56,7 @@ var callIDPattern = regexp.MustCompile(`^[A-Za-z0-9_\-.:]{1,128}$`)
 func normalizeItem(raw json.RawMessage, param string) (json.RawMessage, error) {
 	var it map[string]any
 	if err := json.Unmarshal(raw, &it); err != nil {
-		return nil, badRequest(param, "invalid_type", "Invalid type for '%s': expected an object, but got %s instead.", param, valueKind(raw))
+		return nil, respond.Invalid(param, "invalid_type", "Invalid type for '%s': expected an object, but got %s instead.", param, valueKind(raw))
 	}
 	typ, _ := it["type"].(string)
 	if _, hasType := it["type"]; !hasType {
@@ -67,13 +68,13 @@ func normalizeItem(raw json.RawMessage, param string) (json.RawMessage, error) {
 		v, ok := it[key]
 		if !ok || v == nil {
 			if required {
-				return "", badRequest(param+"."+key, "missing_required_parameter", "Missing required parameter: '%s.%s'.", param, key)
+				return "", respond.Invalid(param+"."+key, "missing_required_parameter", "Missing required parameter: '%s.%s'.", param, key)
 			}
 			return "", nil
 		}
 		s, ok := v.(string)
 		if !ok {
-			return "", badRequest(param+"."+key, "invalid_type", "Invalid type for '%s.%s': expected a string.", param, key)
+			return "", respond.Invalid(param+"."+key, "invalid_type", "Invalid type for '%s.%s': expected a string.", param, key)
 		}
 		return s, nil
 	}
@@ -90,7 +91,7 @@ func normalizeItem(raw json.RawMessage, param string) (json.RawMessage, error) {
 		switch role {
 		case "user", "system", "developer", "assistant":
 		default:
-			return nil, badRequest(param+".role", "invalid_value",
+			return nil, respond.Invalid(param+".role", "invalid_value",
 				"Invalid value: '%s'. Supported values are: 'assistant', 'system', 'developer', and 'user'.", role)
 		}
 		content, err := normalizeContent(it["content"], role, param+".content")
@@ -129,15 +130,15 @@ func normalizeItem(raw json.RawMessage, param string) (json.RawMessage, error) {
 			return nil, err
 		}
 		if !callIDPattern.MatchString(callID) {
-			return nil, badRequest(param+".call_id", "invalid_value", "Invalid 'call_id': '%s'.", callID)
+			return nil, respond.Invalid(param+".call_id", "invalid_value", "Invalid 'call_id': '%s'.", callID)
 		}
 		out, ok := it["output"]
 		if !ok || out == nil {
-			return nil, badRequest(param+".output", "missing_required_parameter", "Missing required parameter: '%s.output'.", param)
+			return nil, respond.Invalid(param+".output", "missing_required_parameter", "Missing required parameter: '%s.output'.", param)
 		}
 		if _, isStr := out.(string); !isStr {
 			if _, isList := out.([]any); !isList {
-				return nil, badRequest(param+".output", "invalid_type", "Invalid type for '%s.output': expected a string or an array of content parts.", param)
+				return nil, respond.Invalid(param+".output", "invalid_type", "Invalid type for '%s.output': expected a string or an array of content parts.", param)
 			}
 		}
 		if id == "" {
@@ -151,7 +152,7 @@ func normalizeItem(raw json.RawMessage, param string) (json.RawMessage, error) {
 			return nil, err
 		}
 		if _, err := agent.DecodeSummary(content); err != nil {
-			return nil, badRequest(param+".encrypted_content", "invalid_value", "Invalid '%s.encrypted_content': %v.", param, err)
+			return nil, respond.Invalid(param+".encrypted_content", "invalid_value", "Invalid '%s.encrypted_content': %v.", param, err)
 		}
 		if id == "" {
 			id = db.NewID("cmp_")
@@ -160,13 +161,13 @@ func normalizeItem(raw json.RawMessage, param string) (json.RawMessage, error) {
 	case "reasoning", "file_search_call", "code_interpreter_call":
 		// Earlier output items sent back as input: kept as they are.
 		if id == "" {
-			return nil, badRequest(param+".id", "missing_required_parameter", "Missing required parameter: '%s.id'.", param)
+			return nil, respond.Invalid(param+".id", "missing_required_parameter", "Missing required parameter: '%s.id'.", param)
 		}
 		return mustJSON(it), nil
 	case "":
-		return nil, badRequest(param+".type", "missing_required_parameter", "Missing required parameter: '%s.type'.", param)
+		return nil, respond.Invalid(param+".type", "missing_required_parameter", "Missing required parameter: '%s.type'.", param)
 	}
-	return nil, badRequest(param+".type", "invalid_value", "Invalid value: '%s'. Input items of this type are not supported by this server.", typ)
+	return nil, respond.Invalid(param+".type", "invalid_value", "Invalid value: '%s'. Input items of this type are not supported by this server.", typ)
 }
 
 // normalizeContent checks a message's content (a string or a list of
@@ -178,7 +179,7 @@ func normalizeContent(v any, role, param string) ([]any, error) {
 	}
 	switch c := v.(type) {
 	case nil:
-		return nil, badRequest(param, "missing_required_parameter", "Missing required parameter: '%s'.", param)
+		return nil, respond.Invalid(param, "missing_required_parameter", "Missing required parameter: '%s'.", param)
 	case string:
 		part := map[string]any{"type": textType, "text": c}
 		if textType == "output_text" {
@@ -191,13 +192,13 @@ func normalizeContent(v any, role, param string) ([]any, error) {
 			pp := fmt.Sprintf("%s[%d]", param, i)
 			part, ok := p.(map[string]any)
 			if !ok {
-				return nil, badRequest(pp, "invalid_type", "Invalid type for '%s': expected an object.", pp)
+				return nil, respond.Invalid(pp, "invalid_type", "Invalid type for '%s': expected an object.", pp)
 			}
 			typ, _ := part["type"].(string)
 			switch typ {
 			case "input_text", "output_text", "refusal":
 				if _, ok := part["text"].(string); !ok && typ != "refusal" {
-					return nil, badRequest(pp+".text", "missing_required_parameter", "Missing required parameter: '%s.text'.", pp)
+					return nil, respond.Invalid(pp+".text", "missing_required_parameter", "Missing required parameter: '%s.text'.", pp)
 				}
 				if typ == "output_text" && part["annotations"] == nil {
 					part["annotations"] = []any{}
@@ -206,26 +207,26 @@ func normalizeContent(v any, role, param string) ([]any, error) {
 				url, _ := part["image_url"].(string)
 				file, _ := part["file_id"].(string)
 				if url == "" && file == "" {
-					return nil, badRequest(pp+".image_url", "missing_required_parameter", "Missing required parameter: '%s.image_url' (or file_id).", pp)
+					return nil, respond.Invalid(pp+".image_url", "missing_required_parameter", "Missing required parameter: '%s.image_url' (or file_id).", pp)
 				}
 				if part["detail"] == nil {
 					part["detail"] = "auto"
 				}
 			case "input_file":
 				if part["file_id"] == nil && part["file_data"] == nil && part["file_url"] == nil {
-					return nil, badRequest(pp+".file_id", "missing_required_parameter", "Missing required parameter: '%s.file_id' (or file_data, file_url).", pp)
+					return nil, respond.Invalid(pp+".file_id", "missing_required_parameter", "Missing required parameter: '%s.file_id' (or file_data, file_url).", pp)
 				}
 			case "":
-				return nil, badRequest(pp+".type", "missing_required_parameter", "Missing required parameter: '%s.type'.", pp)
+				return nil, respond.Invalid(pp+".type", "missing_required_parameter", "Missing required parameter: '%s.type'.", pp)
 			default:
-				return nil, badRequest(pp+".type", "invalid_value",
+				return nil, respond.Invalid(pp+".type", "invalid_value",
 					"Invalid value: '%s'. Supported values are: 'input_text', 'input_image', 'input_file', 'output_text' and 'refusal'.", typ)
 			}
 			out = append(out, part)
 		}
 		return out, nil
 	}
-	return nil, badRequest(param, "invalid_type", "Invalid type for '%s': expected a string or an array of content parts.", param)
+	return nil, respond.Invalid(param, "invalid_type", "Invalid type for '%s': expected a string or an array of content parts.", param)
 }
 
 // itemHead is what the call checks read of an item.
@@ -270,14 +271,14 @@ func checkCalls(history, input []json.RawMessage) error {
 	for _, h := range in {
 		if h.Type == "function_call_output" {
 			if !calls[h.CallID] {
-				return badRequest("input", "", "No tool call found for function call output with call_id %s.", h.CallID)
+				return respond.Invalid("input", "", "No tool call found for function call output with call_id %s.", h.CallID)
 			}
 			answered[h.CallID] = true
 		}
 	}
 	for _, id := range order {
 		if !answered[id] {
-			return badRequest("input", "", "No tool output found for function call %s.", id)
+			return respond.Invalid("input", "", "No tool output found for function call %s.", id)
 		}
 	}
 	return nil

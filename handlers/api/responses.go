@@ -107,10 +107,10 @@ func (h *Responses) CreateResponse(c *echo.Context) error {
 	run, err := h.engine.CreateResponse(ctx, thread, req.run, req.rec, req.input)
 	switch {
 	case errors.Is(err, db.ErrConversationLocked):
-		return badRequest("conversation", "conversation_locked",
+		return respond.Invalid("conversation", "conversation_locked",
 			"Another process is currently operating on this conversation. Please retry in a few seconds.")
 	case errors.Is(err, db.ErrNotFound):
-		return notFoundError("conversation", *req.rec.ConversationID)
+		return respond.NotFound("conversation", *req.rec.ConversationID)
 	case err != nil:
 		return respond.Internal(err)
 	}
@@ -128,7 +128,7 @@ func (h *Responses) CreateResponse(c *echo.Context) error {
 	}
 	stored, err := h.store.GetResponse(context.WithoutCancel(ctx), rec.ID)
 	if err != nil {
-		return fromStore(err, "response", rec.ID)
+		return respond.StoreErr(err, "response", rec.ID)
 	}
 	o, err := h.load(ctx, stored, req.include)
 	if err != nil {
@@ -213,7 +213,7 @@ func (h *Responses) parseFields(ctx context.Context, fields map[string]json.RawM
 		}
 	}
 	if run.Model == "" && !counting {
-		return req, badRequest("model", "missing_required_parameter", "Missing required parameter: 'model'.")
+		return req, respond.Invalid("model", "missing_required_parameter", "Missing required parameter: 'model'.")
 	}
 	if run.Model != "" && !h.engine.Serves(run.Model) {
 		return req, &respond.Error{Status: http.StatusBadRequest, Type: "invalid_request_error", Param: "model",
@@ -226,7 +226,7 @@ func (h *Responses) parseFields(ctx context.Context, fields map[string]json.RawM
 	}
 	if raw, ok := fields["instructions"]; ok {
 		if err := json.Unmarshal(raw, &run.Instructions); err != nil {
-			return req, badRequest("instructions", "invalid_type", "Invalid type for 'instructions': expected a string, but got %s instead.", valueKind(raw))
+			return req, respond.Invalid("instructions", "invalid_type", "Invalid type for 'instructions': expected a string, but got %s instead.", valueKind(raw))
 		}
 		echo("instructions")
 	}
@@ -240,17 +240,17 @@ func (h *Responses) parseFields(ctx context.Context, fields map[string]json.RawM
 				ID string `json:"id"`
 			}
 			if json.Unmarshal(raw, &ref) != nil || ref.ID == "" {
-				return req, badRequest("conversation", "invalid_type", "Invalid type for 'conversation': expected a string or an object with an 'id'.")
+				return req, respond.Invalid("conversation", "invalid_type", "Invalid type for 'conversation': expected a string or an object with an 'id'.")
 			}
 			conv = ref.ID
 		}
 	}
 	if prev != "" && conv != "" {
-		return req, badRequest("conversation", "invalid_value", "Cannot use both 'previous_response_id' and 'conversation' in the same request.")
+		return req, respond.Invalid("conversation", "invalid_value", "Cannot use both 'previous_response_id' and 'conversation' in the same request.")
 	}
 	if len(req.input) == 0 && prev == "" && conv == "" && !counting {
 		if _, ok := fields["input"]; !ok {
-			return req, badRequest("input", "missing_required_parameter", "Missing required parameter: 'input'.")
+			return req, respond.Invalid("input", "missing_required_parameter", "Missing required parameter: 'input'.")
 		}
 	}
 	if err := h.parseTools(ctx, fields, &req); err != nil {
@@ -269,7 +269,7 @@ func (h *Responses) parseFields(ctx context.Context, fields map[string]json.RawM
 	if raw, ok := fields["service_tier"]; ok {
 		var tier string
 		if json.Unmarshal(raw, &tier) != nil || !slices.Contains([]string{"auto", "default", "flex", "scale", "priority"}, tier) {
-			return req, badRequest("service_tier", "invalid_value", "Invalid value for 'service_tier': expected one of 'auto', 'default', 'flex', 'scale' or 'priority'.")
+			return req, respond.Invalid("service_tier", "invalid_value", "Invalid value for 'service_tier': expected one of 'auto', 'default', 'flex', 'scale' or 'priority'.")
 		}
 		if tier == "auto" {
 			req.rec.Echo["service_tier"] = json.RawMessage(`"default"`)
@@ -283,7 +283,7 @@ func (h *Responses) parseFields(ctx context.Context, fields map[string]json.RawM
 		return req, err
 	}
 	if req.rec.Background && !req.rec.Store {
-		return req, badRequest("background", "invalid_value", "Background responses require 'store' to be true.")
+		return req, respond.Invalid("background", "invalid_value", "Background responses require 'store' to be true.")
 	}
 	if _, err := field(fields, "stream", &req.stream, "a boolean"); err != nil {
 		return req, err
@@ -293,7 +293,7 @@ func (h *Responses) parseFields(ctx context.Context, fields map[string]json.RawM
 	}
 	for i, inc := range req.include {
 		if !slices.Contains(includes, inc) {
-			return req, badRequest(fmt.Sprintf("include[%d]", i), "invalid_value", "Invalid value: '%s'. Supported values are: '%s'.", inc, joinQuoted(includes))
+			return req, respond.Invalid(fmt.Sprintf("include[%d]", i), "invalid_value", "Invalid value: '%s'. Supported values are: '%s'.", inc, joinQuoted(includes))
 		}
 	}
 
@@ -312,7 +312,7 @@ func (h *Responses) parseFields(ctx context.Context, fields map[string]json.RawM
 				Code: "previous_response_not_found", Message: fmt.Sprintf("Previous response with id '%s' not found.", prev)}
 		}
 		if errors.Is(err, db.ErrResponseInProgress) {
-			return req, badRequest("previous_response_id", "invalid_value",
+			return req, respond.Invalid("previous_response_id", "invalid_value",
 				"Previous response with id '%s' is still in progress; continue from it once it has finished.", prev)
 		}
 		if err != nil {
@@ -322,7 +322,7 @@ func (h *Responses) parseFields(ctx context.Context, fields map[string]json.RawM
 	if conv != "" {
 		req.rec.ConversationID = &conv
 		if _, err := h.store.GetConversation(ctx, conv); err != nil {
-			return req, fromStore(err, "conversation", conv)
+			return req, respond.StoreErr(err, "conversation", conv)
 		}
 		if history, err = h.store.ConversationItems(ctx, conv); err != nil {
 			return req, respond.Internal(err)
@@ -355,7 +355,7 @@ func parseKnobs(fields map[string]json.RawMessage, req *request) error {
 			return nil, err
 		}
 		if v < lo || v > hi {
-			return nil, badRequest(key, "invalid_value", "Invalid '%s': expected a value between %g and %g, but got %g instead.", key, lo, hi, v)
+			return nil, respond.Invalid(key, "invalid_value", "Invalid '%s': expected a value between %g and %g, but got %g instead.", key, lo, hi, v)
 		}
 		req.rec.Echo[key] = fields[key]
 		return &v, nil
@@ -372,7 +372,7 @@ func parseKnobs(fields map[string]json.RawMessage, req *request) error {
 		return err
 	} else if set {
 		if maxOut < 16 {
-			return badRequest("max_output_tokens", "integer_below_min_value",
+			return respond.Invalid("max_output_tokens", "integer_below_min_value",
 				"Invalid 'max_output_tokens': integer below minimum value. Expected a value >= 16, but got %d instead.", maxOut)
 		}
 		run.MaxCompletionTokens = &maxOut
@@ -397,7 +397,7 @@ func parseKnobs(fields map[string]json.RawMessage, req *request) error {
 		return err
 	} else if set {
 		if trunc != "auto" && trunc != "disabled" {
-			return badRequest("truncation", "invalid_value", "Invalid value: '%s'. Supported values are: 'auto' and 'disabled'.", trunc)
+			return respond.Invalid("truncation", "invalid_value", "Invalid value: '%s'. Supported values are: 'auto' and 'disabled'.", trunc)
 		}
 		req.rec.Echo["truncation"] = fields["truncation"]
 		if trunc == "auto" {
@@ -440,10 +440,10 @@ func parseKnobs(fields map[string]json.RawMessage, req *request) error {
 				shownText["format"] = map[string]any{"type": "json_object"}
 			case "json_schema":
 				if f.Name == "" {
-					return badRequest("text.format.name", "missing_required_parameter", "Missing required parameter: 'text.format.name'.")
+					return respond.Invalid("text.format.name", "missing_required_parameter", "Missing required parameter: 'text.format.name'.")
 				}
 				if len(f.Schema) == 0 || f.Schema[0] != '{' {
-					return badRequest("text.format.schema", "missing_required_parameter", "Missing required parameter: 'text.format.schema'.")
+					return respond.Invalid("text.format.schema", "missing_required_parameter", "Missing required parameter: 'text.format.schema'.")
 				}
 				js := map[string]any{"name": f.Name, "schema": f.Schema}
 				shown := map[string]any{"type": "json_schema", "name": f.Name, "schema": f.Schema, "strict": f.Strict}
@@ -456,7 +456,7 @@ func parseKnobs(fields map[string]json.RawMessage, req *request) error {
 				run.ResponseFormat = mustJSON(map[string]any{"type": "json_schema", "json_schema": js})
 				shownText["format"] = shown
 			default:
-				return badRequest("text.format.type", "invalid_value", "Invalid value: '%s'. Supported values are: 'text', 'json_object' and 'json_schema'.", f.Type)
+				return respond.Invalid("text.format.type", "invalid_value", "Invalid value: '%s'. Supported values are: 'text', 'json_object' and 'json_schema'.", f.Type)
 			}
 		}
 		req.rec.Echo["text"] = mustJSON(shownText)
@@ -481,7 +481,7 @@ func (h *Responses) parseTools(ctx context.Context, fields map[string]json.RawMe
 	tools := make([]map[string]json.RawMessage, len(list))
 	for i, raw := range list {
 		if err := json.Unmarshal(raw, &tools[i]); err != nil || tools[i] == nil {
-			return badRequest(fmt.Sprintf("tools[%d]", i), "invalid_type", "Invalid type for 'tools[%d]': expected an object, but got %s instead.", i, valueKind(raw))
+			return respond.Invalid(fmt.Sprintf("tools[%d]", i), "invalid_type", "Invalid type for 'tools[%d]': expected an object, but got %s instead.", i, valueKind(raw))
 		}
 	}
 	shownTools := []any{}
@@ -492,9 +492,9 @@ func (h *Responses) parseTools(ctx context.Context, fields map[string]json.RawMe
 		_ = json.Unmarshal(t["type"], &typ)
 		switch {
 		case typ == "":
-			return badRequest(p+".type", "missing_required_parameter", "Missing required parameter: '%s.type'.", p)
+			return respond.Invalid(p+".type", "missing_required_parameter", "Missing required parameter: '%s.type'.", p)
 		case slices.Contains(unsupportedTools, typ):
-			return badRequest(p+".type", "unsupported_value", "Tool type '%s' is not supported by this server. Supported tool types are: 'function', 'file_search' and 'code_interpreter'.", typ)
+			return respond.Invalid(p+".type", "unsupported_value", "Tool type '%s' is not supported by this server. Supported tool types are: 'function', 'file_search' and 'code_interpreter'.", typ)
 		case typ == "function":
 			var fn struct {
 				Type        string          `json:"type"`
@@ -507,14 +507,14 @@ func (h *Responses) parseTools(ctx context.Context, fields map[string]json.RawMe
 				return typeError(p, "a function tool", raw, json.Unmarshal(raw, &fn))
 			}
 			if !functionName.MatchString(fn.Name) {
-				return badRequest(p+".name", "invalid_value", "Invalid '%s.name': expected a name of 1 to 64 letters, digits, underscores or dashes.", p)
+				return respond.Invalid(p+".name", "invalid_value", "Invalid '%s.name': expected a name of 1 to 64 letters, digits, underscores or dashes.", p)
 			}
 			if names[fn.Name] {
-				return badRequest(p+".name", "invalid_value", "Duplicate function name '%s'.", fn.Name)
+				return respond.Invalid(p+".name", "invalid_value", "Duplicate function name '%s'.", fn.Name)
 			}
 			names[fn.Name] = true
 			if len(fn.Parameters) > 0 && string(fn.Parameters) != "null" && fn.Parameters[0] != '{' {
-				return badRequest(p+".parameters", "invalid_type", "Invalid type for '%s.parameters': expected an object.", p)
+				return respond.Invalid(p+".parameters", "invalid_type", "Invalid type for '%s.parameters': expected an object.", p)
 			}
 			def := db.FunctionDef{Name: fn.Name, Strict: fn.Strict}
 			if fn.Description != nil {
@@ -546,17 +546,17 @@ func (h *Responses) parseTools(ctx context.Context, fields map[string]json.RawMe
 				return typeError(p, "a file_search tool", raw, json.Unmarshal(raw, &fs))
 			}
 			if len(fs.VectorStoreIDs) == 0 {
-				return badRequest(p+".vector_store_ids", "missing_required_parameter", "Missing required parameter: '%s.vector_store_ids'.", p)
+				return respond.Invalid(p+".vector_store_ids", "missing_required_parameter", "Missing required parameter: '%s.vector_store_ids'.", p)
 			}
 			for k, id := range fs.VectorStoreIDs {
 				if _, err := h.store.GetVectorStore(ctx, id); errors.Is(err, db.ErrNotFound) {
-					return badRequest(fmt.Sprintf("%s.vector_store_ids[%d]", p, k), "invalid_value", "Vector store with id '%s' not found.", id)
+					return respond.Invalid(fmt.Sprintf("%s.vector_store_ids[%d]", p, k), "invalid_value", "Vector store with id '%s' not found.", id)
 				} else if err != nil {
 					return respond.Internal(err)
 				}
 			}
 			if fs.MaxNumResults != nil && (*fs.MaxNumResults < 1 || *fs.MaxNumResults > 50) {
-				return badRequest(p+".max_num_results", "invalid_value", "Invalid '%s.max_num_results': expected a value between 1 and 50.", p)
+				return respond.Invalid(p+".max_num_results", "invalid_value", "Invalid '%s.max_num_results': expected a value between 1 and 50.", p)
 			}
 			run.Tools = append(run.Tools, db.Tool{Type: "file_search", FileSearch: &db.FileSearchTool{MaxNumResults: fs.MaxNumResults, RankingOptions: fs.RankingOptions}})
 			if run.ToolResources == nil {
@@ -587,7 +587,7 @@ func (h *Responses) parseTools(ctx context.Context, fields map[string]json.RawMe
 					FileIDs []string `json:"file_ids"`
 				}
 				if err := json.Unmarshal(ci.Container, &auto); err != nil || auto.Type != "auto" {
-					return badRequest(p+".container", "invalid_value", "Invalid '%s.container': expected a container id or {\"type\": \"auto\"}.", p)
+					return respond.Invalid(p+".container", "invalid_value", "Invalid '%s.container': expected a container id or {\"type\": \"auto\"}.", p)
 				}
 				files = auto.FileIDs
 				if err := validate.FileIDs(ctx, h.store, validate.Path{"tools"}.Index(i).Key("container").Key("file_ids"), files); err != nil {
@@ -601,7 +601,7 @@ func (h *Responses) parseTools(ctx context.Context, fields map[string]json.RawMe
 			run.ToolResources.CodeInterpreter = &db.CodeInterpreterResources{FileIDs: append([]string{}, files...)}
 			shownTools = append(shownTools, map[string]any{"type": "code_interpreter", "container": ci.Container})
 		default:
-			return badRequest(p+".type", "invalid_value", "Invalid value: '%s'. Supported tool types are: 'function', 'file_search' and 'code_interpreter'.", typ)
+			return respond.Invalid(p+".type", "invalid_value", "Invalid value: '%s'. Supported tool types are: 'function', 'file_search' and 'code_interpreter'.", typ)
 		}
 	}
 	if len(tools) > 0 {
@@ -614,7 +614,7 @@ func (h *Responses) parseTools(ctx context.Context, fields map[string]json.RawMe
 	var mode string
 	if json.Unmarshal(raw, &mode) == nil {
 		if mode != "auto" && mode != "none" && mode != "required" {
-			return badRequest("tool_choice", "invalid_value", "Invalid value: '%s'. Supported values are: 'none', 'auto' and 'required'.", mode)
+			return respond.Invalid("tool_choice", "invalid_value", "Invalid value: '%s'. Supported values are: 'none', 'auto' and 'required'.", mode)
 		}
 		run.ToolChoice = raw
 		req.rec.Echo["tool_choice"] = raw
@@ -625,12 +625,12 @@ func (h *Responses) parseTools(ctx context.Context, fields map[string]json.RawMe
 		Name string `json:"name"`
 	}
 	if err := json.Unmarshal(raw, &choice); err != nil {
-		return badRequest("tool_choice", "invalid_type", "Invalid type for 'tool_choice': expected a string or an object.")
+		return respond.Invalid("tool_choice", "invalid_type", "Invalid type for 'tool_choice': expected a string or an object.")
 	}
 	switch choice.Type {
 	case "function":
 		if !names[choice.Name] {
-			return badRequest("tool_choice.name", "invalid_value", "Tool choice '%s' not found in 'tools' parameter.", choice.Name)
+			return respond.Invalid("tool_choice.name", "invalid_value", "Tool choice '%s' not found in 'tools' parameter.", choice.Name)
 		}
 		run.ToolChoice = mustJSON(map[string]any{"type": "function", "function": map[string]any{"name": choice.Name}})
 		req.rec.Echo["tool_choice"] = mustJSON(map[string]any{"type": "function", "name": choice.Name})
@@ -638,7 +638,7 @@ func (h *Responses) parseTools(ctx context.Context, fields map[string]json.RawMe
 		run.ToolChoice = mustJSON(map[string]any{"type": choice.Type})
 		req.rec.Echo["tool_choice"] = run.ToolChoice
 	default:
-		return badRequest("tool_choice.type", "invalid_value", "Invalid value: '%s'. Supported values are: 'function', 'file_search' and 'code_interpreter'.", choice.Type)
+		return respond.Invalid("tool_choice.type", "invalid_value", "Invalid value: '%s'. Supported values are: 'function', 'file_search' and 'code_interpreter'.", choice.Type)
 	}
 	return nil
 }
@@ -650,7 +650,7 @@ func (h *Responses) record(ctx context.Context, id string) (db.ResponseRecord, e
 		err = db.ErrNotFound
 	}
 	if err != nil {
-		return rec, fromStore(err, "response", id)
+		return rec, respond.StoreErr(err, "response", id)
 	}
 	return rec, nil
 }
@@ -661,7 +661,7 @@ func queryIncludes(c *echo.Context) ([]string, error) {
 	list := append(q["include[]"], q["include"]...)
 	for i, inc := range list {
 		if !slices.Contains(includes, inc) {
-			return nil, badRequest(fmt.Sprintf("include[%d]", i), "invalid_value", "Invalid value: '%s'. Supported values are: '%s'.", inc, joinQuoted(includes))
+			return nil, respond.Invalid(fmt.Sprintf("include[%d]", i), "invalid_value", "Invalid value: '%s'. Supported values are: '%s'.", inc, joinQuoted(includes))
 		}
 	}
 	return list, nil
@@ -701,7 +701,7 @@ func (h *Responses) GetResponse(c *echo.Context) error {
 		after := int64(-1)
 		if v := c.QueryParam("starting_after"); v != "" {
 			if after, err = strconv.ParseInt(v, 10, 64); err != nil || after < 0 {
-				return badRequest("starting_after", "invalid_type", "Invalid 'starting_after': expected a non-negative integer, but got '%s' instead.", v)
+				return respond.Invalid("starting_after", "invalid_type", "Invalid 'starting_after': expected a non-negative integer, but got '%s' instead.", v)
 			}
 		}
 		run, err := h.store.GetRun(ctx, "", rec.RunID)
@@ -710,7 +710,7 @@ func (h *Responses) GetResponse(c *echo.Context) error {
 		}
 		return h.stream(c, rec, run.Model, include, after)
 	default:
-		return badRequest("stream", "invalid_value", "Invalid value for 'stream': expected true or false, but got '%s'.", s)
+		return respond.Invalid("stream", "invalid_value", "Invalid value for 'stream': expected true or false, but got '%s'.", s)
 	}
 	o, err := h.load(ctx, rec, include)
 	if err != nil {
@@ -731,7 +731,7 @@ func (h *Responses) DeleteResponse(c *echo.Context) error {
 		return respond.Internal(err)
 	}
 	if err := h.store.DeleteResponse(ctx, id); err != nil {
-		return fromStore(err, "response", id)
+		return respond.StoreErr(err, "response", id)
 	}
 	return c.JSON(http.StatusOK, db.Deleted{ID: id, Object: "response", Deleted: true})
 }
@@ -746,7 +746,7 @@ func (h *Responses) CancelResponse(c *echo.Context) error {
 		return err
 	}
 	if !rec.Background {
-		return badRequest("", "", "Only responses created with background=true can be cancelled.")
+		return respond.Invalid("", "", "Only responses created with background=true can be cancelled.")
 	}
 	run, err := h.store.GetRun(ctx, "", rec.RunID)
 	if err != nil {
@@ -756,17 +756,17 @@ func (h *Responses) CancelResponse(c *echo.Context) error {
 		if _, err := h.engine.Cancel(ctx, rec.ThreadID, rec.RunID); err != nil {
 			var re *agent.RequestError
 			if !errors.As(err, &re) { // a run that ended meanwhile is shown as it ended
-				return fromStore(err, "response", id)
+				return respond.StoreErr(err, "response", id)
 			}
 		}
 		if err := h.waitFinished(ctx, rec.RunID); err != nil {
 			return err
 		}
 		if rec, err = h.store.GetResponse(ctx, id); err != nil {
-			return fromStore(err, "response", id)
+			return respond.StoreErr(err, "response", id)
 		}
 	} else if run.Status != db.RunCancelled {
-		return badRequest("", "", "Cannot cancel a response with status '%s'.", responseStatus(run.Status))
+		return respond.Invalid("", "", "Cannot cancel a response with status '%s'.", responseStatus(run.Status))
 	}
 	o, err := h.load(ctx, rec, nil)
 	if err != nil {
@@ -782,7 +782,7 @@ func (h *Responses) ListInputItems(c *echo.Context) error {
 	if _, err := queryIncludes(c); err != nil {
 		return err
 	}
-	p, err := pageParams(c)
+	p, err := listParams(c, 100, 20, false)
 	if err != nil {
 		return err
 	}
@@ -791,7 +791,7 @@ func (h *Responses) ListInputItems(c *echo.Context) error {
 	}
 	pg, err := h.store.ListResponseInputItems(ctx, id, p)
 	if err != nil {
-		return fromStore(err, "response", id)
+		return respond.StoreErr(err, "response", id)
 	}
 	return c.JSON(http.StatusOK, newPage(pg))
 }
@@ -808,14 +808,14 @@ func (h *Responses) promptAssistant(ctx context.Context, fields map[string]json.
 		return nil, err
 	}
 	if prompt.ID == "" {
-		return nil, badRequest("prompt.id", "missing_required_parameter", "Missing required parameter: 'prompt.id'.")
+		return nil, respond.Invalid("prompt.id", "missing_required_parameter", "Missing required parameter: 'prompt.id'.")
 	}
 	if !strings.HasPrefix(prompt.ID, "asst_") {
-		return nil, badRequest("prompt.id", "invalid_value", "Prompt '%s' not found: this server serves assistants (asst_…) as prompts.", prompt.ID)
+		return nil, respond.Invalid("prompt.id", "invalid_value", "Prompt '%s' not found: this server serves assistants (asst_…) as prompts.", prompt.ID)
 	}
 	a, err := h.store.GetAssistant(ctx, prompt.ID)
 	if errors.Is(err, db.ErrNotFound) {
-		return nil, badRequest("prompt.id", "invalid_value", "Prompt '%s' not found.", prompt.ID)
+		return nil, respond.Invalid("prompt.id", "invalid_value", "Prompt '%s' not found.", prompt.ID)
 	}
 	if err != nil {
 		return nil, respond.Internal(err)

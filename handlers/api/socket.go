@@ -76,18 +76,18 @@ func (h *Responses) socketTurn(ctx context.Context, conn *websocket.Conn, data [
 	}
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(data, &fields); err != nil || fields == nil {
-		return refuse(badRequest("", "invalid_json", "The message is not a JSON object."))
+		return refuse(respond.Invalid("", "invalid_json", "The message is not a JSON object."))
 	}
 	var typ string
 	_ = json.Unmarshal(fields["type"], &typ)
 	if typ != "response.create" {
-		return refuse(badRequest("type", "invalid_value", "Invalid value: '%s'. Supported values are: 'response.create'.", typ))
+		return refuse(respond.Invalid("type", "invalid_value", "Invalid value: '%s'. Supported values are: 'response.create'.", typ))
 	}
 	delete(fields, "type")
 	delete(fields, "stream") // every response here streams
 	for k := range fields {
 		if !slices.Contains(createFields, k) {
-			return refuse(badRequest(k, "unknown_parameter", "Unknown parameter: '%s'.", k))
+			return refuse(respond.Invalid(k, "unknown_parameter", "Unknown parameter: '%s'.", k))
 		}
 	}
 	for k, v := range fields {
@@ -106,10 +106,10 @@ func (h *Responses) socketTurn(ctx context.Context, conn *websocket.Conn, data [
 	run, err := h.engine.CreateResponse(ctx, db.Thread{Metadata: db.Metadata{"response_id": req.rec.ID}}, req.run, req.rec, input)
 	switch {
 	case errors.Is(err, db.ErrConversationLocked):
-		return refuse(badRequest("conversation", "conversation_locked",
+		return refuse(respond.Invalid("conversation", "conversation_locked",
 			"Another process is currently operating on this conversation. Please retry in a few seconds."))
 	case errors.Is(err, db.ErrNotFound):
-		return refuse(notFoundError("conversation", *req.rec.ConversationID))
+		return refuse(respond.NotFound("conversation", *req.rec.ConversationID))
 	case err != nil:
 		return refuse(respond.Internal(err))
 	}
