@@ -99,14 +99,5 @@ func (s *Store) searchChunksPG(ctx context.Context, storeIDs, fileIDs []string, 
 	if err != nil {
 		return nil, fmt.Errorf("search chunks: %w", err)
 	}
-	defer rows.Close()
-	var out []ChunkHit
-	for rows.Next() {
-		var h ChunkHit
-		if err := rows.Scan(&h.ID, &h.VectorStoreID, &h.FileID, &h.Text, &h.Rank); err != nil {
-			return nil, err
-		}
-		out = append(out, h)
-	}
-	return out, rows.Err()
+	return scanChunkHits(rows)
 }

@@ -794,16 +794,7 @@ func (s *Store) searchChunksJoined(ctx context.Context, storeIDs, fileIDs []stri
 	if err != nil {
 		return nil, fmt.Errorf("search chunks: %w", err)
 	}
-	defer rows.Close()
-	var out []ChunkHit
-	for rows.Next() {
-		var h ChunkHit
-		if err := rows.Scan(&h.ID, &h.VectorStoreID, &h.FileID, &h.Text, &h.Rank); err != nil {
-			return nil, err
-		}
-		out = append(out, h)
-	}
-	return out, rows.Err()
+	return scanChunkHits(rows)
 }
 
 // CountMatches counts the chunks (of every store) matching an FTS5 query,
@@ -910,4 +901,19 @@ func anySlice(ss []string) []any {
 		out[i] = s
 	}
 	return out
+}
+
+// scanChunkHits reads the rows of a chunk search (id, store, file, text,
+// rank) and closes them.
+func scanChunkHits(rows *sql.Rows) ([]ChunkHit, error) {
+	defer rows.Close()
+	var out []ChunkHit
+	for rows.Next() {
+		var h ChunkHit
+		if err := rows.Scan(&h.ID, &h.VectorStoreID, &h.FileID, &h.Text, &h.Rank); err != nil {
+			return nil, err
+		}
+		out = append(out, h)
+	}
+	return out, rows.Err()
 }
