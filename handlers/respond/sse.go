@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/labstack/echo/v5"
@@ -79,26 +78,24 @@ func (s *SSE) write(b []byte) error {
 // runs behind them go on (or resume after a restart), and clients poll or
 // reconnect.
 type Streams struct {
-	once    sync.Once
-	closing chan struct{}
+	closing context.Context // done once Close is called
+	close   context.CancelFunc
 }
 
 // NewStreams returns a Streams still open.
-func NewStreams() *Streams { return &Streams{closing: make(chan struct{})} }
+func NewStreams() *Streams {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Streams{closing: ctx, close: cancel}
+}
 
 // Close ends every stream begun with Context; it may be called more than
 // once.
-func (s *Streams) Close() { s.once.Do(func() { close(s.closing) }) }
+func (s *Streams) Close() { s.close() }
 
-// Context returns ctx cancelled also when Close is called.
+// Context returns ctx cancelled also when Close is called. It costs no
+// goroutine per stream (context.AfterFunc runs only at Close).
 func (s *Streams) Context(ctx context.Context) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancel(ctx)
-	go func() {
-		select {
-		case <-s.closing:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	return ctx, cancel
+	stop := context.AfterFunc(s.closing, cancel)
+	return ctx, func() { stop(); cancel() }
 }
