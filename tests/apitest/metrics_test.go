@@ -150,17 +150,19 @@ func TestMetrics(t *testing.T) {
 	}
 
 	// The stream's request is counted as the handler returns, just after
-	// its last event: poll for it.
+	// its last event, and the run stops counting as active when its worker
+	// returns, just after publishing its end: poll for both.
 	streamRoute := map[string]string{"http_route": "/v1/threads/:thread_id/runs", "http_request_method": "POST",
 		"http_response_status_code": "200"}
 	var fams map[string]*dto.MetricFamily
 	for deadline := time.Now().Add(runDeadline); ; time.Sleep(20 * time.Millisecond) {
 		fams = scrape(t, metricsURL)
-		if f := fams["assistantd_sse_subscribers"]; f != nil && value(f.Metric[0]) == 0 {
+		f, a := fams["assistantd_sse_subscribers"], fams["assistantd_runs_active"]
+		if f != nil && value(f.Metric[0]) == 0 && a != nil && value(a.Metric[0]) == 0 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("the stream stayed counted after it ended")
+			t.Fatal("the stream or the run stayed counted after it ended")
 		}
 	}
 	type check struct {
