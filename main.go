@@ -364,13 +364,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 
 	webhooks := api.NewWebhooks(store, hooks)
-	webUI, setupToken, err := newWebUI(ctx, cfg, store, engine, hooks, rag, sb.Problem, stdout, log)
+	responses := api.NewResponses(store, engine, log)
+	webUI, setupToken, err := newWebUI(ctx, cfg, store, engine, responses, hooks, rag, sb.Problem, stdout, log)
 	if err != nil {
 		return err
 	}
 	store.StartupDone()
 	v1 := api.NewAPI(store, engine, cfg.MaxUploadBytes, log, api.WithVectorStores(store, rag))
-	responses := api.NewResponses(store, engine, log)
 	handler := web.New(web.Config{
 		UI:        webUI,
 		API:       v1,

@@ -59,7 +59,7 @@ func addWebFlags(fs *flag.FlagSet, env func(name, def string) string) func() (we
 // newWebUI builds the web app. When no user exists it creates the
 // configured admin, or else returns a random one-time setup token that
 // /setup accepts until the first user exists (run prints the link).
-func newWebUI(ctx context.Context, cfg config, store *db.Store, engine ui.Engine, hooks *webhook.Client,
+func newWebUI(ctx context.Context, cfg config, store *db.Store, engine ui.Engine, responses ui.ResponseStarter, hooks *webhook.Client,
 	rag ui.Retriever, codeProblem func() string, stdout io.Writer, log *slog.Logger) (*ui.UI, string, error) {
 	setupToken, err := firstUser(ctx, cfg.Web, store, stdout, log)
 	if err != nil {
@@ -75,7 +75,7 @@ func newWebUI(ctx context.Context, cfg config, store *db.Store, engine ui.Engine
 		log.Warn("htmx is not embedded: run `npm ci` in static/ before building; pages still work, less smoothly")
 	}
 	webUI := ui.New(ui.Config{
-		Store: store, Engine: engine, Webhooks: hooks, HashKey: hashKey, BlockKey: blockKey, SessionTTL: cfg.Web.SessionTTL,
+		Store: store, Engine: engine, Responses: responses, Webhooks: hooks, HashKey: hashKey, BlockKey: blockKey, SessionTTL: cfg.Web.SessionTTL,
 		TrustProxy: cfg.Web.TrustProxy, SetupToken: setupToken, MaxUpload: cfg.MaxUploadBytes,
 		AssetVersion: static.Version, HTMX: static.HasHTMX(), Log: log,
 		VectorStores: store, Retriever: rag, CodeProblem: codeProblem,

@@ -152,3 +152,29 @@ func (s *Store) ConversationItems(ctx context.Context, id string) ([]json.RawMes
 	}
 	return items, nil
 }
+
+// DatedItem is a conversation item with the time it was added.
+type DatedItem struct {
+	Item      json.RawMessage
+	CreatedAt int64
+}
+
+// DatedConversationItems returns all of a conversation's items with the
+// times they were added, oldest first (the web app shows them).
+func (s *Store) DatedConversationItems(ctx context.Context, id string) ([]DatedItem, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT item, created_at FROM conversation_items WHERE conversation_id = $1 ORDER BY seq`, id)
+	if err != nil {
+		return nil, fmt.Errorf("items of conversation %s: %w", id, err)
+	}
+	items, err := collect(rows, func(row rowScanner) (DatedItem, error) {
+		var it DatedItem
+		var s string
+		err := row.Scan(&s, &it.CreatedAt)
+		it.Item = json.RawMessage(s)
+		return it, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("items of conversation %s: %w", id, err)
+	}
+	return items, nil
+}

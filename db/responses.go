@@ -538,3 +538,13 @@ func ToolCallItem(tc ToolCall, io ToolIO, status string) map[string]any {
 	return map[string]any{"type": "function_call", "id": id, "call_id": tc.ID, "name": name, "arguments": args,
 		"status": status}
 }
+
+// ConversationResponses returns the stored responses made on conversation
+// convID, oldest first.
+func (s *Store) ConversationResponses(ctx context.Context, convID string) ([]ResponseRecord, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+responseColumns+` FROM responses WHERE conversation_id = $1 AND stored = 1 ORDER BY seq`, convID)
+	if err != nil {
+		return nil, fmt.Errorf("responses of conversation %s: %w", convID, err)
+	}
+	return collect(rows, scanResponse)
+}

@@ -159,7 +159,7 @@
     var active = !!document.querySelector('[data-live-part="controls"][data-active="true"]');
     document.querySelectorAll("[data-composer-controls]").forEach(function (fs) { fs.disabled = active; });
     document.querySelectorAll("[data-composer-busy]").forEach(function (p) { p.hidden = !active; });
-    document.querySelectorAll("form[data-outputs-form]").forEach(checkOutputs);
+    document.querySelectorAll("[data-outputs-form]").forEach(checkOutputs);
   }
 
   // Submit is enabled only when every pending call has an output.
@@ -171,7 +171,7 @@
     if (btn) btn.disabled = !ready;
   }
   document.addEventListener("input", function (ev) {
-    var form = ev.target.closest && ev.target.closest("form[data-outputs-form]");
+    var form = ev.target.closest && ev.target.closest("[data-outputs-form]");
     if (form) checkOutputs(form);
   });
 
@@ -239,6 +239,7 @@
     function connect() {
       if (es) return;
       var url = root.getAttribute("data-events");
+      if (!url) return; // nothing to follow yet (a conversation with no response)
       if (last) url += (url.indexOf("?") < 0 ? "?" : "&") + "last=" + encodeURIComponent(last);
       es = new EventSource(url);
       es.onmessage = onEvent;

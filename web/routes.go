@@ -158,6 +158,7 @@ func addUIRoutes(e *echo.Echo, ui *ui.UI) {
 	e.GET("/threads/:thread_id/exchanges/:exchange_id", ui.ShowExchange, signedIn)
 	e.GET("/playground", ui.Playground, signedIn)
 	e.POST("/playground", ui.PlaygroundPost, editor)
+	e.GET("/playground/conversations/:conversation_id/live", ui.ConversationLive, signedIn)
 	e.GET("/playground/compare", ui.Compare, signedIn)
 	e.POST("/playground/compare", ui.StartCompare, editor)
 	e.POST("/playground/compare/keep", ui.KeepCompare, editor)

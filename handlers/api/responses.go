@@ -103,19 +103,10 @@ func (h *Responses) CreateResponse(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
-	thread := db.Thread{Metadata: db.Metadata{"response_id": req.rec.ID}}
-	run, err := h.engine.CreateResponse(ctx, thread, req.run, req.rec, req.input)
-	switch {
-	case errors.Is(err, db.ErrConversationLocked):
-		return respond.Invalid("conversation", "conversation_locked",
-			"Another process is currently operating on this conversation. Please retry in a few seconds.")
-	case errors.Is(err, db.ErrNotFound):
-		return respond.NotFound("conversation", *req.rec.ConversationID)
-	case err != nil:
-		return respond.Internal(err)
+	rec, run, err := h.create(ctx, req)
+	if err != nil {
+		return err
 	}
-	rec := req.rec
-	rec.RunID, rec.ThreadID, rec.CreatedAt = run.ID, run.ThreadID, run.CreatedAt
 	defer h.forget(ctx, rec)
 	switch {
 	case req.stream:
@@ -135,6 +126,41 @@ func (h *Responses) CreateResponse(c *echo.Context) error {
 		return respond.Internal(err)
 	}
 	return c.JSON(http.StatusOK, o)
+}
+
+// create stores a checked request's response and queues its run.
+func (h *Responses) create(ctx context.Context, req request) (db.ResponseRecord, db.Run, error) {
+	thread := db.Thread{Metadata: db.Metadata{"response_id": req.rec.ID}}
+	run, err := h.engine.CreateResponse(ctx, thread, req.run, req.rec, req.input)
+	switch {
+	case errors.Is(err, db.ErrConversationLocked):
+		return req.rec, run, respond.Invalid("conversation", "conversation_locked",
+			"Another process is currently operating on this conversation. Please retry in a few seconds.")
+	case errors.Is(err, db.ErrNotFound):
+		return req.rec, run, respond.NotFound("conversation", *req.rec.ConversationID)
+	case err != nil:
+		return req.rec, run, respond.Internal(err)
+	}
+	rec := req.rec
+	rec.RunID, rec.ThreadID, rec.CreatedAt = run.ID, run.ThreadID, run.CreatedAt
+	return rec, run, nil
+}
+
+// Start creates a stored response from the fields of a create request,
+// checked as POST /v1/responses checks them, and queues its run: the web
+// app's playground drives assistants through it. It returns the response
+// with its run and thread; a refused request is a *respond.Error naming
+// the param. stream and background are not for it to set.
+func (h *Responses) Start(ctx context.Context, fields map[string]json.RawMessage) (db.ResponseRecord, error) {
+	for _, k := range []string{"stream", "background", "store"} {
+		delete(fields, k)
+	}
+	req, err := h.parseFields(ctx, fields, false, nil)
+	if err != nil {
+		return req.rec, err
+	}
+	rec, _, err := h.create(ctx, req)
+	return rec, err
 }
 
 // forget deletes a store: false response once its request is over: it

@@ -51,6 +51,30 @@ func (u *UI) showPlayground(c *echo.Context, threadID, assistantID string, st ov
 		return respond.Internal(err)
 	}
 	status := http.StatusOK
+	convID := ""
+	if responsesMode(c) {
+		v.API, threadID, v.ThreadID = apiResponses, "", ""
+		if u.cfg.Responses == nil {
+			v.Notice = "Responses are not available on this server."
+		}
+		if convID = conversationParam(c); convID != "" {
+			if _, err := u.store.GetConversation(ctx, convID); errors.Is(err, db.ErrNotFound) {
+				v.Notice = "Conversation " + convID + " does not exist. Start a new one."
+				convID, status = "", http.StatusNotFound
+			} else if err != nil {
+				return respond.Internal(err)
+			}
+		}
+		if convID != "" {
+			v.ConversationID = convID
+			if v.Live, err = u.conversationLive(c, convID); err != nil {
+				return err
+			}
+			if assistantID == "" && v.Live.Latest != nil {
+				assistantID = v.Live.Latest.AssistantID
+			}
+		}
+	}
 	if threadID != "" {
 		if _, err := u.store.GetThread(ctx, threadID); err != nil {
 			if errors.Is(err, db.ErrNotFound) {
@@ -70,7 +94,10 @@ func (u *UI) showPlayground(c *echo.Context, threadID, assistantID string, st ov
 			assistantID = v.Live.Latest.AssistantID
 		}
 	}
-	v.Live.ThreadID, v.Live.CanRun = threadID, u.cfg.Engine != nil
+	if v.API == "" {
+		v.Live.ThreadID = threadID
+	}
+	v.Live.CanRun = u.cfg.Engine != nil && (v.API == "" || u.cfg.Responses != nil)
 	if assistantID == "" && len(v.Assistants) > 0 {
 		assistantID = v.Assistants[0][0]
 	}
@@ -89,7 +116,13 @@ func (u *UI) showPlayground(c *echo.Context, threadID, assistantID string, st ov
 	}
 	v.Overrides, v.OverrideNotes, v.InstructionsOmitted = st.Overrides, st.Notes, st.InstructionsOmitted
 	v.CarryQuery, v.URLInstructionsLimit = carryQuery(st.Overrides), maxURLInstructions
-	if v.Assistant != nil {
+	if v.API != "" {
+		id := ""
+		if v.Assistant != nil {
+			id = v.Assistant.ID
+		}
+		v.NewThreadHref = conversationURL("", id, st.Overrides)
+	} else if v.Assistant != nil {
 		v.NewThreadHref = playgroundURL("", v.Assistant.ID, st.Overrides)
 		if p := currentUser(c); p != nil && roleRank[p.Role] >= roleRank[db.RoleEditor] && u.cfg.Engine != nil {
 			v.CompareHref = "/playground/compare" + strings.TrimPrefix(playgroundURL(threadID, v.Assistant.ID, st.Overrides), "/playground")
@@ -105,7 +138,8 @@ func (u *UI) showPlayground(c *echo.Context, threadID, assistantID string, st ov
 	} else {
 		status = http.StatusUnprocessableEntity
 	}
-	comp.CanRun = u.cfg.Engine != nil
+	comp.CanRun = v.Live.CanRun
+	comp.API, comp.Conversation = v.API, v.ConversationID
 	comp.Assistants = v.Assistants
 	comp.Selected = assistantID
 	if v.Assistant != nil {
@@ -116,6 +150,8 @@ func (u *UI) showPlayground(c *echo.Context, threadID, assistantID string, st ov
 	title := "Playground"
 	if threadID != "" {
 		title += " · " + threadID
+	} else if v.ConversationID != "" {
+		title += " · " + v.ConversationID
 	}
 	return render(c, status, views.PlaygroundPage(u.page(c, title, "playground"), v))
 }
@@ -264,6 +300,9 @@ func overrideFields(errs map[string]string) string {
 // new one when none is named) and, for "Add and run", start a run with the
 // settings pane's overrides.
 func (u *UI) PlaygroundPost(c *echo.Context) error {
+	if responsesMode(c) {
+		return u.playgroundResponsesPost(c)
+	}
 	ctx := c.Request().Context()
 	threadID, assistantID := c.FormValue("thread_id"), c.FormValue("assistant_id")
 	text, role, action := c.FormValue("content"), c.FormValue("role"), c.FormValue("action")

@@ -45,6 +45,7 @@ type Store interface {
 	keyStore
 	runStore
 	webhookStore
+	conversationStore
 }
 
 // Engine is what the web app needs from the run engine: start runs, answer
@@ -84,6 +85,9 @@ type Config struct {
 	// and run" and the run controls, and leaves the model a free-text
 	// field.
 	Engine Engine
+	// Responses starts responses for the playground's Responses API
+	// mode; nil leaves the playground to runs.
+	Responses ResponseStarter
 	// Webhooks is the runs' webhook delivery client (its guard checks
 	// URLs; test calls go through it); nil hides the function editor's
 	// webhook sections.
