@@ -17,6 +17,9 @@ type toolCall struct {
 	name       string
 	args       strings.Builder
 	announced  bool // its first delta (id, type, name) has been emitted
+	// ignored: a built-in tool call beyond the response's max_tool_calls,
+	// neither shown, recorded nor run.
+	ignored bool
 
 	// For a call of a built-in tool: the tool, and the decoder of its
 	// streamed arguments.
@@ -80,9 +83,13 @@ func (a *assembler) add(tc openai.ChatCompletionChunkChoiceDeltaToolCall) (*tool
 // position is the call's index among the step's tool calls, the dense
 // 0,1,2… the SDKs' delta merging needs.
 func (a *assembler) position(c *toolCall) int {
-	for i, x := range a.calls {
+	n := 0
+	for _, x := range a.calls {
 		if x == c {
-			return i
+			return n
+		}
+		if !x.ignored {
+			n++
 		}
 	}
 	return -1

@@ -57,6 +57,9 @@ func (e *Engine) offer(run db.Run) []db.FunctionDef {
 func (t *turn) tools(ctx context.Context) (again bool, lastErr *db.LastError, incomplete string) {
 	usage := t.turnUsage()
 	for _, c := range t.asm.calls {
+		if c.ignored {
+			continue
+		}
 		if c.name == "" {
 			return false, &db.LastError{Code: "server_error", Message: "The model returned a tool call without a function name."}, ""
 		}
@@ -70,6 +73,9 @@ func (t *turn) tools(ctx context.Context) (again bool, lastErr *db.LastError, in
 	io := map[string]db.ToolIO{}
 	var calls []db.ToolCall
 	for _, c := range t.asm.calls {
+		if c.ignored {
+			continue
+		}
 		args := c.args.String()
 		if c.builtin != nil {
 			calls = append(calls, builtinRecord(c.ID, c.builtin, args))
@@ -340,9 +346,7 @@ func (t *turn) afterTools(ctx context.Context, stepID string) (again bool, lastE
 		if len(required) > 0 {
 			// A response does not wait: it completes with its function
 			// calls, and the next response carries their outputs.
-			if isResponse, err := tx.IsResponseRun(ctx, t.runID); err != nil {
-				return err
-			} else if isResponse {
+			if t.run.ResponseID != "" {
 				now := t.e.store.Now()
 				st, err := tx.UpdateStep(ctx, stepID, func(st *db.RunStep) error {
 					st.Status, st.CompletedAt = db.StepCompleted, &now

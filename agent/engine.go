@@ -45,7 +45,7 @@ type Store interface {
 	OpenFile(ctx context.Context, id string) (db.File, io.ReadSeekCloser, error)
 
 	CreateResponse(ctx context.Context, t db.Thread, r db.Run, resp db.ResponseRecord, input []json.RawMessage) (db.Thread, db.Run, error)
-	ResponseInput(ctx context.Context, runID string) ([]json.RawMessage, bool, error)
+	ResponseInput(ctx context.Context, responseID string) ([]json.RawMessage, error)
 }
 
 // Config tunes the engine.

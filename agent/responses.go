@@ -35,8 +35,11 @@ func (e *Engine) CreateResponse(ctx context.Context, t db.Thread, r db.Run, resp
 // responsePrefix is the chat history a response run starts from; nil for
 // a run that serves no response.
 func (e *Engine) responsePrefix(ctx context.Context, run db.Run) ([]historyItem, error) {
-	items, ok, err := e.store.ResponseInput(ctx, run.ID)
-	if err != nil || !ok {
+	if run.ResponseID == "" {
+		return nil, nil
+	}
+	items, err := e.store.ResponseInput(ctx, run.ResponseID)
+	if err != nil {
 		return nil, err
 	}
 	return responseHistory(ctx, storeFiles{e.store}, items)

@@ -152,8 +152,10 @@ func (e *Engine) finish(ctx context.Context, tx *db.Tx, em *emitter, runID, stat
 	if err != nil {
 		return err
 	}
-	if err := tx.FinishResponse(ctx, runID, status); err != nil {
-		return err
+	if run.ResponseID != "" {
+		if err := tx.FinishResponse(ctx, run.ResponseID, status); err != nil {
+			return err
+		}
 	}
 	em.emit("thread.run."+status, run)
 	return nil

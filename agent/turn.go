@@ -129,6 +129,9 @@ type turn struct {
 
 	toolStepID string
 	asm        assembler
+	// builtinCalls counts the run's built-in tool calls so far, against
+	// its response's max_tool_calls.
+	builtinCalls int64
 
 	broken         error  // a store write failed: the turn stops
 	emitted        bool   // something reached the hub: no retry from here
@@ -172,6 +175,11 @@ func (t *turn) take(ctx context.Context) (again bool, lastErr *db.LastError, inc
 		n++
 		if st.TurnUsage != nil {
 			used = used.Add(*st.TurnUsage)
+		}
+		for _, tc := range st.StepDetails.ToolCalls {
+			if tc.Type != "function" {
+				t.builtinCalls++
+			}
 		}
 		if st.Type == db.StepToolCalls && st.Status == db.StepInProgress && st.TurnUsage != nil {
 			// The model has made its calls but they have not all run: a
@@ -219,6 +227,10 @@ func (t *turn) model(ctx context.Context, steps []db.RunStep, n int, used db.Usa
 	}
 	items = append(prefix, items...)
 	offered := e.offer(t.run)
+	if t.builtinsSpent() {
+		// max_tool_calls reached: built-in tools are no longer offered.
+		offered = e.offer(functionsOnly(t.run))
+	}
 	fixed := CountTokens(t.run.Instructions) + perMessageTokens
 	for _, fd := range offered {
 		fixed += CountTokens(fd.Name) + CountTokens(fd.Description) + CountTokens(string(fd.Parameters))
@@ -565,6 +577,7 @@ func (t *turn) onTool(ctx context.Context, tc openai.ChatCompletionChunkChoiceDe
 	}
 	call, frag := t.asm.add(tc)
 	switch {
+	case call.ignored:
 	case !call.announced && call.name != "":
 		t.announceCall(call)
 	case call.announced && frag != "" && call.stream != nil:
@@ -583,8 +596,15 @@ func (t *turn) onTool(ctx context.Context, tc openai.ChatCompletionChunkChoiceDe
 // tool's carries its id and type and what its ArgStream makes of the
 // arguments so far.
 func (t *turn) announceCall(call *toolCall) {
+	if b := t.e.builtin(t.run, call.name); b != nil && t.builtinsSpent() {
+		// OpenAI: "Any further attempts to call a tool by the model
+		// will be ignored."
+		call.ignored = true
+		return
+	}
 	i := t.asm.position(call)
 	if b := t.e.builtin(t.run, call.name); b != nil {
+		t.builtinCalls++
 		call.builtin, call.stream = b, b.Stream()
 		t.publishStepDelta(builtinDelta(i, call.ID, b.Type(), call.stream.Start()))
 		if args := call.args.String(); args != "" {
@@ -599,6 +619,24 @@ func (t *turn) announceCall(call *toolCall) {
 	d.Function.Name, d.Function.Arguments = call.name, call.args.String()
 	t.publishStepDelta(d)
 	call.announced = true
+}
+
+// functionsOnly is run with its function tools only.
+func functionsOnly(run db.Run) db.Run {
+	var tools []db.Tool
+	for _, tool := range run.Tools {
+		if tool.Type == "function" {
+			tools = append(tools, tool)
+		}
+	}
+	run.Tools = tools
+	return run
+}
+
+// builtinsSpent reports whether the run has made as many built-in tool
+// calls as its response's max_tool_calls allows.
+func (t *turn) builtinsSpent() bool {
+	return t.run.MaxToolCalls != nil && t.builtinCalls >= *t.run.MaxToolCalls
 }
 
 // builtinDelta is a step delta's tool call entry for a built-in tool:

@@ -97,7 +97,7 @@ func (s *Store) CreateResponse(ctx context.Context, t Thread, r Run, resp Respon
 			t.ID, t.CreatedAt, resources, meta); err != nil {
 			return err
 		}
-		r.ThreadID = t.ID
+		r.ThreadID, r.ResponseID = t.ID, resp.ID
 		var err error
 		if r, err = s.insertRun(ctx, tx, r, nil); err != nil {
 			return err
@@ -252,22 +252,19 @@ func (s *Store) responseContext(ctx context.Context, r ResponseRecord) ([]json.R
 	return items, nil
 }
 
-// ResponseInput is the context of the response run runID serves (its
-// chain's history, its conversation's items and its own input, in order);
-// ok is false when the run serves no response.
-func (s *Store) ResponseInput(ctx context.Context, runID string) ([]json.RawMessage, bool, error) {
-	r, err := scanResponse(s.r.QueryRowContext(ctx, `SELECT `+responseColumns+` FROM responses WHERE run_id = $1`, runID))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, false, nil
-	}
+// ResponseInput is the context of response id (its chain's history, its
+// conversation's items and its own input, in order), what its run's
+// prompt starts from.
+func (s *Store) ResponseInput(ctx context.Context, id string) ([]json.RawMessage, error) {
+	r, err := s.GetResponse(ctx, id)
 	if err != nil {
-		return nil, false, fmt.Errorf("response of run %s: %w", runID, err)
+		return nil, err
 	}
 	items, err := s.responseContext(ctx, r)
 	if err != nil {
-		return nil, true, fmt.Errorf("response input of run %s: %w", runID, err)
+		return nil, fmt.Errorf("response input of %s: %w", id, err)
 	}
-	return items, true, nil
+	return items, nil
 }
 
 // ResponseOutput projects a run's steps and messages onto the output
@@ -308,25 +305,19 @@ func runMessages(ctx context.Context, q rowsQueryer, runID string) (map[string]M
 	return out, nil
 }
 
-// IsResponseRun reports whether the run serves a response.
-func (t *Tx) IsResponseRun(ctx context.Context, runID string) (bool, error) {
-	var n int
-	err := t.tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM responses WHERE run_id = $1`, runID).Scan(&n)
-	return n > 0, err
-}
-
-// FinishResponse records, in the transaction that ends run runID, the
-// output of the response it serves (if any), releases the response's
-// conversation, and appends the response's input and output items to the
-// conversation when it completed.
-func (t *Tx) FinishResponse(ctx context.Context, runID, status string) error {
-	r, err := scanResponse(t.tx.QueryRowContext(ctx, `SELECT `+responseColumns+` FROM responses WHERE run_id = $1`, runID))
+// FinishResponse records, in the transaction that ends its run, the
+// output of response id, releases the response's conversation, and
+// appends the response's input and output items to the conversation when
+// it completed. A response deleted meanwhile is no error.
+func (t *Tx) FinishResponse(ctx context.Context, id, status string) error {
+	r, err := scanResponse(t.tx.QueryRowContext(ctx, `SELECT `+responseColumns+` FROM responses WHERE id = $1`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("finish response of run %s: %w", runID, err)
+		return fmt.Errorf("finish response %s: %w", id, err)
 	}
+	runID := r.RunID
 	steps, err := collectSteps(ctx, t.tx, runID)
 	if err != nil {
 		return err

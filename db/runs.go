@@ -82,6 +82,11 @@ type Run struct {
 	ReasoningEffort *string `json:"-"`
 	HistorySeq      int64   `json:"-"`
 	Attempts        int     `json:"-"`
+	// ResponseID is the response the run serves ("" for an Assistants
+	// run), and MaxToolCalls that response's cap on built-in tool calls;
+	// both are set when the run is created and never change.
+	ResponseID   string `json:"-"`
+	MaxToolCalls *int64 `json:"-"`
 }
 
 // RequiredAction is what a requires_action run waits for.
@@ -135,24 +140,26 @@ type TruncationStrategy struct {
 const runColumns = `id, created_at, thread_id, assistant_id, status, required_action, last_error, expires_at, started_at,
 	cancelled_at, failed_at, completed_at, incomplete_details, model, instructions, tools, tool_resources, metadata, usage,
 	temperature, top_p, max_prompt_tokens, max_completion_tokens, truncation_strategy, tool_choice, parallel_tool_calls,
-	response_format, reasoning_effort, history_seq, attempts`
+	response_format, reasoning_effort, history_seq, attempts, response_id, max_tool_calls`
 
 func scanRun(row rowScanner) (Run, error) {
 	var (
 		r                                                 Run
 		required, lastErr, incomplete, usage, effort      sql.NullString
 		expires, started, cancelled, failed, completed    sql.NullInt64
-		maxPrompt, maxCompletion                          sql.NullInt64
+		maxPrompt, maxCompletion, maxToolCalls            sql.NullInt64
+		responseID                                        sql.NullString
 		tools, resources, meta, trunc, choice, respFormat string
 		temp, topP                                        sql.NullFloat64
 	)
 	err := row.Scan(&r.ID, &r.CreatedAt, &r.ThreadID, &r.AssistantID, &r.Status, &required, &lastErr, &expires, &started,
 		&cancelled, &failed, &completed, &incomplete, &r.Model, &r.Instructions, &tools, &resources, &meta, &usage,
 		&temp, &topP, &maxPrompt, &maxCompletion, &trunc, &choice, &r.ParallelToolCalls, &respFormat, &effort,
-		&r.HistorySeq, &r.Attempts)
+		&r.HistorySeq, &r.Attempts, &responseID, &maxToolCalls)
 	if err != nil {
 		return r, err
 	}
+	r.ResponseID, r.MaxToolCalls = responseID.String, nullInt(maxToolCalls)
 	r.Object = "thread.run"
 	r.ExpiresAt, r.StartedAt, r.CancelledAt, r.FailedAt, r.CompletedAt =
 		nullInt(expires), nullInt(started), nullInt(cancelled), nullInt(failed), nullInt(completed)
@@ -322,9 +329,10 @@ func (s *Store) insertRun(ctx context.Context, tx *sql.Tx, r Run, extra []Messag
 	_, err = tx.ExecContext(ctx, `INSERT INTO runs (id, created_at, thread_id, assistant_id, status, required_action,
 		last_error, expires_at, started_at, cancelled_at, failed_at, completed_at, incomplete_details, model, instructions,
 		tools, tool_resources, metadata, usage, temperature, top_p, max_prompt_tokens, max_completion_tokens,
-		truncation_strategy, tool_choice, parallel_tool_calls, response_format, reasoning_effort, history_seq, attempts)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30)`,
-		append([]any{r.ID, r.CreatedAt, r.ThreadID, r.AssistantID}, args...)...)
+		truncation_strategy, tool_choice, parallel_tool_calls, response_format, reasoning_effort, history_seq, attempts,
+		response_id, max_tool_calls)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32)`,
+		append(append([]any{r.ID, r.CreatedAt, r.ThreadID, r.AssistantID}, args...), nullIfEmpty(r.ResponseID), r.MaxToolCalls)...)
 	if isUnique(err) {
 		// A concurrent writer got there first (cannot happen with the
 		// single writer connection, but the index is the real guard).
@@ -514,4 +522,12 @@ func (t *Tx) UpdateRun(ctx context.Context, id string, fn func(*Run) error) (Run
 		return r, fmt.Errorf("run %s: %w", id, ErrIllegalTransition)
 	}
 	return r, err
+}
+
+// nullIfEmpty stores "" as NULL.
+func nullIfEmpty(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
 }

@@ -404,6 +404,19 @@ func parseKnobs(fields map[string]json.RawMessage, req *request) error {
 		run.MaxCompletionTokens = &maxOut
 		req.rec.Echo["max_output_tokens"] = fields["max_output_tokens"]
 	}
+	// max_tool_calls caps the built-in tool calls (file_search,
+	// code_interpreter) of the whole response; the model's further
+	// attempts are ignored (see agent's turn). Function calls do not count.
+	var maxCalls *int64
+	if _, err := field(fields, "max_tool_calls", &maxCalls, "an integer"); err != nil {
+		return err
+	} else if maxCalls != nil {
+		if *maxCalls < 0 {
+			return respond.Invalid("max_tool_calls", "integer_below_min_value",
+				"Invalid 'max_tool_calls': integer below minimum value. Expected a value >= 0, but got %d instead.", *maxCalls)
+		}
+		run.MaxToolCalls = maxCalls
+	}
 	if _, err := field(fields, "parallel_tool_calls", &run.ParallelToolCalls, "a boolean"); err != nil {
 		return err
 	}

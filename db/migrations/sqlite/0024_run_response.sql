@@ -1,0 +1,7 @@
+-- What a run carries for the response it serves, so the engine need not
+-- look the response up on every turn: its id (NULL for an Assistants run)
+-- and max_tool_calls, the cap on its built-in tool calls (NULL: none).
+ALTER TABLE runs ADD COLUMN response_id TEXT;
+ALTER TABLE runs ADD COLUMN max_tool_calls INTEGER;
+UPDATE runs SET response_id = (SELECT r.id FROM responses r WHERE r.run_id = runs.id)
+    WHERE id IN (SELECT run_id FROM responses);
