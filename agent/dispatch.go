@@ -102,6 +102,7 @@ func (t *turn) tools(ctx context.Context) (again bool, lastErr *db.LastError, in
 		var err error
 		step, err = tx.UpdateStep(ctx, t.toolStepID, func(st *db.RunStep) error {
 			st.StepDetails.ToolCalls, st.TurnUsage, st.ToolIO = calls, &usage, io
+			t.withReasoningTokens(st)
 			return nil
 		})
 		return err

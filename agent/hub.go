@@ -34,6 +34,23 @@ func (e Event) EndsSegment() bool {
 // SDKs see only OpenAI's event names.
 func (e Event) Internal() bool { return len(e.Name) > 11 && e.Name[:11] == "assistantd." }
 
+// The model's reasoning as it streams: the Assistants API has no place for
+// it (its streams skip these, as Internal), a response shows it as a
+// reasoning item.
+const (
+	EventReasoningDelta = "assistantd.reasoning.delta"
+	EventReasoningDone  = "assistantd.reasoning.done"
+)
+
+// ReasoningEvent is the data of the reasoning events: a fragment (Delta),
+// or at the end the whole text.
+type ReasoningEvent struct {
+	ID    string `json:"id"`
+	RunID string `json:"run_id"`
+	Delta string `json:"delta,omitempty"`
+	Text  string `json:"text,omitempty"`
+}
+
 // Hub keeps each active run's event log in memory and lets any number of
 // readers follow it. A reader starts at any position: from 0 it replays the
 // whole run so far (a consistent snapshot, since the log is append-only)

@@ -133,6 +133,13 @@ type turn struct {
 	// its response's max_tool_calls.
 	builtinCalls int64
 
+	// The model's reasoning (reasoning_content) before its answer: the
+	// step the turn makes keeps it; a response shows it as an item.
+	reasoning       strings.Builder
+	reasoningID     string
+	reasoningDone   bool
+	reasoningTokens int64 // as the upstream reported them
+
 	broken         error  // a store write failed: the turn stops
 	emitted        bool   // something reached the hub: no retry from here
 	finish         string // the upstream's finish_reason
@@ -351,9 +358,47 @@ func (t *turn) publish(name string, v any) {
 	t.emitted = true
 }
 
+// onReasoning streams a fragment of the model's reasoning. Reasoning ends
+// when the answer (text or tool calls) begins; what comes after is kept
+// out of it.
+func (t *turn) onReasoning(frag string) {
+	if t.broken != nil || t.reasoningDone || frag == "" {
+		return
+	}
+	if t.reasoningID == "" {
+		t.reasoningID = db.NewID("rs_")
+	}
+	t.reasoning.WriteString(frag)
+	t.publish(EventReasoningDelta, ReasoningEvent{ID: t.reasoningID, RunID: t.runID, Delta: frag})
+}
+
+// endReasoning closes the turn's reasoning as its answer's step is made,
+// and returns what that step keeps of it (nil: none).
+func (t *turn) endReasoning() *db.Reasoning {
+	if t.reasoningDone || t.reasoningID == "" {
+		t.reasoningDone = true
+		return nil
+	}
+	t.reasoningDone = true
+	t.publish(EventReasoningDone, ReasoningEvent{ID: t.reasoningID, RunID: t.runID, Text: t.reasoning.String()})
+	return &db.Reasoning{ID: t.reasoningID, Text: t.reasoning.String()}
+}
+
+// withReasoningTokens records the reasoning tokens the upstream reported
+// for the turn on its step.
+func (t *turn) withReasoningTokens(st *db.RunStep) {
+	if t.reasoningTokens > 0 {
+		if st.Reasoning == nil {
+			st.Reasoning = &db.Reasoning{}
+		}
+		st.Reasoning.Tokens = t.reasoningTokens
+	}
+}
+
 // openMessage creates the message_creation step and its in-progress
 // message.
 func (t *turn) openMessage(ctx context.Context) bool {
+	reasoning := t.endReasoning()
 	err := t.e.commit(context.WithoutCancel(ctx), t.runID, func(ctx context.Context, tx *db.Tx, em *emitter) error {
 		m, err := tx.CreateMessage(ctx, db.Message{ThreadID: t.run.ThreadID, Status: "in_progress", Role: "assistant",
 			AssistantID: &t.run.AssistantID, RunID: &t.run.ID})
@@ -362,7 +407,7 @@ func (t *turn) openMessage(ctx context.Context) bool {
 		}
 		st, err := tx.CreateStep(ctx, db.RunStep{RunID: t.runID, ThreadID: t.run.ThreadID, AssistantID: t.run.AssistantID,
 			Type: db.StepMessageCreation, StepDetails: db.StepDetails{Type: db.StepMessageCreation,
-				MessageCreation: &db.MessageCreation{MessageID: m.ID}}})
+				MessageCreation: &db.MessageCreation{MessageID: m.ID}}, Reasoning: reasoning})
 		if err != nil {
 			return err
 		}
@@ -416,6 +461,7 @@ func (t *turn) closeMessage(ctx context.Context, tx *db.Tx, em *emitter, reason 
 	}
 	st, err := tx.UpdateStep(ctx, t.msgStepID, func(st *db.RunStep) error {
 		st.Status, st.CompletedAt, st.TurnUsage = db.StepCompleted, &now, &usage
+		t.withReasoningTokens(st)
 		return nil
 	})
 	if err != nil {
@@ -553,6 +599,7 @@ func (t *turn) onTool(ctx context.Context, tc openai.ChatCompletionChunkChoiceDe
 		if t.msgStepID != "" && !t.msgDone {
 			anns = t.annotate(ctx)
 		}
+		reasoning := t.endReasoning()
 		err := t.e.commit(context.WithoutCancel(ctx), t.runID, func(ctx context.Context, tx *db.Tx, em *emitter) error {
 			if t.msgStepID != "" && !t.msgDone {
 				if err := t.closeMessage(ctx, tx, em, "", db.Usage{}, anns); err != nil {
@@ -560,7 +607,7 @@ func (t *turn) onTool(ctx context.Context, tc openai.ChatCompletionChunkChoiceDe
 				}
 			}
 			st, err := tx.CreateStep(ctx, db.RunStep{RunID: t.runID, ThreadID: t.run.ThreadID, AssistantID: t.run.AssistantID,
-				Type: db.StepToolCalls, StepDetails: db.StepDetails{Type: db.StepToolCalls}})
+				Type: db.StepToolCalls, StepDetails: db.StepDetails{Type: db.StepToolCalls}, Reasoning: reasoning})
 			if err != nil {
 				return err
 			}

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/packages/respjson"
 
 	"github.com/assistantd/assistantd/db"
 	"github.com/assistantd/assistantd/telemetry"
@@ -79,11 +80,13 @@ func (t *turn) call(ctx context.Context, p *Provider, params openai.ChatCompleti
 		}
 		if resp.JSON.Usage.Valid() {
 			t.usage = &db.Usage{PromptTokens: resp.Usage.PromptTokens, CompletionTokens: resp.Usage.CompletionTokens, TotalTokens: resp.Usage.TotalTokens}
+			t.reasoningTokens = resp.Usage.CompletionTokensDetails.ReasoningTokens
 		}
 		if len(resp.Choices) == 0 {
 			return nil
 		}
 		ch := resp.Choices[0]
+		t.onReasoning(reasoningText(ch.Message.JSON.ExtraFields))
 		if ch.Message.Content != "" {
 			t.onText(ctx, ch.Message.Content)
 		}
@@ -109,10 +112,14 @@ func (t *turn) call(ctx context.Context, p *Provider, params openai.ChatCompleti
 		}
 		if chunk.JSON.Usage.Valid() && chunk.Usage.TotalTokens > 0 {
 			t.usage = &db.Usage{PromptTokens: chunk.Usage.PromptTokens, CompletionTokens: chunk.Usage.CompletionTokens, TotalTokens: chunk.Usage.TotalTokens}
+			t.reasoningTokens = chunk.Usage.CompletionTokensDetails.ReasoningTokens
 		}
 		for _, ch := range chunk.Choices {
 			if ch.Index != 0 {
 				continue
+			}
+			if len(ch.Delta.JSON.ExtraFields) > 0 {
+				t.onReasoning(reasoningText(ch.Delta.JSON.ExtraFields))
 			}
 			if ch.Delta.Content != "" {
 				t.onText(ctx, ch.Delta.Content)
@@ -129,6 +136,22 @@ func (t *turn) call(ctx context.Context, p *Provider, params openai.ChatCompleti
 		}
 	}
 	return s.Err()
+}
+
+// reasoningText is the reasoning in a message or delta's extra fields:
+// reasoning_content (vLLM, DeepSeek, …) or reasoning (some newer servers).
+func reasoningText(extra map[string]respjson.Field) string {
+	for _, k := range []string{"reasoning_content", "reasoning"} {
+		f, ok := extra[k]
+		if !ok {
+			continue
+		}
+		var s string
+		if json.Unmarshal([]byte(f.Raw()), &s) == nil && s != "" {
+			return s
+		}
+	}
+	return ""
 }
 
 // outcome names how an upstream request ended, for the metrics.

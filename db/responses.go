@@ -41,10 +41,12 @@ type ResponseRecord struct {
 	// ran (a webhook) is followed by its function_call_output. Responses
 	// continuing from this one start from it.
 	History []json.RawMessage
+	// ReasoningTokens are the finished response's reasoning tokens.
+	ReasoningTokens int64
 }
 
 const responseColumns = `id, run_id, thread_id, created_at, previous_response_id, conversation_id, stored, background, echo, output,
-	history`
+	history, reasoning_tokens`
 
 func scanResponse(row rowScanner) (ResponseRecord, error) {
 	var (
@@ -53,7 +55,7 @@ func scanResponse(row rowScanner) (ResponseRecord, error) {
 		stored, bg            int64
 		echo                  string
 	)
-	if err := row.Scan(&r.ID, &r.RunID, &r.ThreadID, &r.CreatedAt, &prev, &conv, &stored, &bg, &echo, &out, &hist); err != nil {
+	if err := row.Scan(&r.ID, &r.RunID, &r.ThreadID, &r.CreatedAt, &prev, &conv, &stored, &bg, &echo, &out, &hist, &r.ReasoningTokens); err != nil {
 		return r, err
 	}
 	r.PreviousResponseID, r.ConversationID = nullString(prev), nullString(conv)
@@ -332,8 +334,8 @@ func (t *Tx) FinishResponse(ctx context.Context, id, status string) error {
 	if err := errors.Join(err1, err2); err != nil {
 		return err
 	}
-	if _, err := t.tx.ExecContext(ctx, `UPDATE responses SET active = 0, output = $1, history = $2 WHERE id = $3`,
-		col, histCol, r.ID); err != nil {
+	if _, err := t.tx.ExecContext(ctx, `UPDATE responses SET active = 0, output = $1, history = $2, reasoning_tokens = $3 WHERE id = $4`,
+		col, histCol, ReasoningTokens(steps), r.ID); err != nil {
 		return fmt.Errorf("finish response %s: %w", r.ID, err)
 	}
 	if r.ConversationID == nil || (status != RunCompleted && status != RunIncomplete) {
@@ -388,6 +390,9 @@ func OutputItems(steps []RunStep, msgs map[string]Message, history bool) []json.
 		}
 	}
 	for _, st := range steps {
+		if r := st.Reasoning; r != nil && r.ID != "" {
+			add(ReasoningItem(*r, "completed"))
+		}
 		switch st.Type {
 		case StepMessageCreation:
 			if st.StepDetails.MessageCreation == nil {
@@ -408,6 +413,25 @@ func OutputItems(steps []RunStep, msgs map[string]Message, history bool) []json.
 		}
 	}
 	return out
+}
+
+// ReasoningItem is a model turn's reasoning as a Responses reasoning item:
+// its text as reasoning_text content, no summary (the upstream gives
+// none), encrypted_content null (see the API's include handling).
+func ReasoningItem(r Reasoning, status string) map[string]any {
+	return map[string]any{"type": "reasoning", "id": r.ID, "summary": []any{}, "status": status, "encrypted_content": nil,
+		"content": []any{map[string]any{"type": "reasoning_text", "text": r.Text}}}
+}
+
+// ReasoningTokens sums the reasoning tokens of a run's steps.
+func ReasoningTokens(steps []RunStep) int64 {
+	var n int64
+	for _, st := range steps {
+		if st.Reasoning != nil {
+			n += st.Reasoning.Tokens
+		}
+	}
+	return n
 }
 
 // MessageItem is an assistant message as a Responses output message.

@@ -45,6 +45,18 @@ type RunStep struct {
 	// ToolIO records, by tool call id, the calls of a tool_calls step that
 	// the server runs itself (not part of the API object).
 	ToolIO map[string]ToolIO `json:"-"`
+	// Reasoning is what the model reasoned in the turn that made the step
+	// (not part of the Assistants object; a response shows it).
+	Reasoning *Reasoning `json:"-"`
+}
+
+// Reasoning is a model turn's reasoning: the text it streamed
+// (reasoning_content), shown as a reasoning item with ID, and the
+// reasoning tokens its upstream reported.
+type Reasoning struct {
+	ID     string `json:"id,omitempty"`
+	Text   string `json:"text,omitempty"`
+	Tokens int64  `json:"tokens,omitempty"`
 }
 
 // ToolIO is what the model sent to and read from one server-side tool
@@ -171,17 +183,17 @@ type FileSearchContent struct {
 }
 
 const stepColumns = `id, created_at, assistant_id, thread_id, run_id, type, status, step_details, last_error, expired_at,
-	cancelled_at, failed_at, completed_at, metadata, usage, tool_io`
+	cancelled_at, failed_at, completed_at, metadata, usage, tool_io, reasoning`
 
 func scanStep(row rowScanner) (RunStep, error) {
 	var (
 		st                                    RunStep
 		details, meta                         string
-		lastErr, usage, toolIO                sql.NullString
+		lastErr, usage, toolIO, reasoning     sql.NullString
 		expired, cancelled, failed, completed sql.NullInt64
 	)
 	if err := row.Scan(&st.ID, &st.CreatedAt, &st.AssistantID, &st.ThreadID, &st.RunID, &st.Type, &st.Status, &details,
-		&lastErr, &expired, &cancelled, &failed, &completed, &meta, &usage, &toolIO); err != nil {
+		&lastErr, &expired, &cancelled, &failed, &completed, &meta, &usage, &toolIO, &reasoning); err != nil {
 		return st, err
 	}
 	st.Object = "thread.run.step"
@@ -197,6 +209,10 @@ func scanStep(row rowScanner) (RunStep, error) {
 	}
 	if toolIO.Valid {
 		errs = append(errs, decodeColumn("tool_io", toolIO.String, &st.ToolIO))
+	}
+	if reasoning.Valid {
+		st.Reasoning = &Reasoning{}
+		errs = append(errs, decodeColumn("reasoning", reasoning.String, st.Reasoning))
 	}
 	st.showUsage()
 	return st, errors.Join(errs...)
@@ -253,24 +269,26 @@ func (t *Tx) writeStep(ctx context.Context, st *RunStep, insert bool) error {
 	meta, e2 := jsonColumn(st.Metadata)
 	lastErr, e3 := nullableJSON(st.LastError)
 	usage, e4 := nullableJSON(st.TurnUsage)
+	reasoning, e6 := nullableJSON(st.Reasoning)
 	var toolIO any
 	var e5 error
 	if len(st.ToolIO) > 0 {
 		toolIO, e5 = jsonColumn(st.ToolIO)
 	}
-	if err := errors.Join(e1, e2, e3, e4, e5); err != nil {
+	if err := errors.Join(e1, e2, e3, e4, e5, e6); err != nil {
 		return err
 	}
 	var err error
 	if insert {
 		_, err = t.tx.ExecContext(ctx, `INSERT INTO run_steps (id, created_at, assistant_id, thread_id, run_id, type, status,
-			step_details, last_error, expired_at, cancelled_at, failed_at, completed_at, metadata, usage, tool_io)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`, st.ID, st.CreatedAt, st.AssistantID, st.ThreadID, st.RunID,
-			st.Type, st.Status, details, lastErr, st.ExpiredAt, st.CancelledAt, st.FailedAt, st.CompletedAt, meta, usage, toolIO)
+			step_details, last_error, expired_at, cancelled_at, failed_at, completed_at, metadata, usage, tool_io, reasoning)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`, st.ID, st.CreatedAt, st.AssistantID, st.ThreadID, st.RunID,
+			st.Type, st.Status, details, lastErr, st.ExpiredAt, st.CancelledAt, st.FailedAt, st.CompletedAt, meta, usage, toolIO, reasoning)
 	} else {
 		_, err = t.tx.ExecContext(ctx, `UPDATE run_steps SET status = $1, step_details = $2, last_error = $3, expired_at = $4,
-			cancelled_at = $5, failed_at = $6, completed_at = $7, metadata = $8, usage = $9, tool_io = $10 WHERE id = $11`, st.Status, details,
-			lastErr, st.ExpiredAt, st.CancelledAt, st.FailedAt, st.CompletedAt, meta, usage, toolIO, st.ID)
+			cancelled_at = $5, failed_at = $6, completed_at = $7, metadata = $8, usage = $9, tool_io = $10, reasoning = $11
+			WHERE id = $12`, st.Status, details,
+			lastErr, st.ExpiredAt, st.CancelledAt, st.FailedAt, st.CompletedAt, meta, usage, toolIO, reasoning, st.ID)
 	}
 	if err != nil {
 		return err

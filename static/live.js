@@ -225,6 +225,7 @@
         paintStreams();
         return;
       }
+      if (msg.event === "assistantd.reasoning.delta" || msg.event === "assistantd.reasoning.done") return;
       if (msg.event === "thread.run.step.delta") {
         var calls = (d.delta && d.delta.step_details && d.delta.step_details.tool_calls) || [];
         calls.forEach(function (c) {

@@ -2,8 +2,10 @@ package api
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"slices"
+	"strings"
 
 	"github.com/assistantd/assistantd/db"
 )
@@ -178,6 +180,13 @@ func shown(items []json.RawMessage, include []string) []json.RawMessage {
 			if !slices.Contains(include, "code_interpreter_call.outputs") {
 				it["outputs"] = nil
 			}
+		case "reasoning":
+			// The reasoning in a form to pass back as input (opaque, as
+			// OpenAI's is; here it is only encoded, since the text is
+			// shown anyway).
+			if slices.Contains(include, "reasoning.encrypted_content") {
+				it["encrypted_content"] = encodeReasoning(it)
+			}
 		default:
 			out = append(out, raw)
 			continue
@@ -201,5 +210,26 @@ func (h *Responses) load(ctx context.Context, rec db.ResponseRecord, include []s
 		}
 	}
 	o.Output = shown(items, include)
+	if o.Usage != nil {
+		o.Usage.OutputTokensDetails.ReasoningTokens = rec.ReasoningTokens
+	}
 	return o, nil
+}
+
+// reasoningPrefix marks the encrypted_content of this server's reasoning
+// items.
+const reasoningPrefix = "assistantd.reasoning.v1:"
+
+// encodeReasoning is a reasoning item's encrypted_content: its
+// reasoning_text, encoded.
+func encodeReasoning(item map[string]any) string {
+	var text strings.Builder
+	parts, _ := item["content"].([]any)
+	for _, p := range parts {
+		if part, ok := p.(map[string]any); ok {
+			t, _ := part["text"].(string)
+			text.WriteString(t)
+		}
+	}
+	return reasoningPrefix + base64.StdEncoding.EncodeToString([]byte(text.String()))
 }

@@ -172,6 +172,33 @@ func (en *encoder) encode(ev agent.Event) (out []frame, done bool, err error) {
 		out = en.emit(out, "response.content_part.done", map[string]any{"item_id": m.ID, "output_index": i,
 			"content_index": 0, "part": part})
 		out = en.emit(out, "response.output_item.done", map[string]any{"output_index": i, "item": item})
+	case agent.EventReasoningDelta, agent.EventReasoningDone:
+		var r agent.ReasoningEvent
+		if err := json.Unmarshal(ev.Data, &r); err != nil {
+			return nil, false, err
+		}
+		i, ok := en.byMessage[r.ID]
+		if !ok {
+			i = en.next
+			en.next++
+			en.byMessage[r.ID] = i
+			out = en.emit(out, "response.output_item.added", map[string]any{"output_index": i, "item": map[string]any{
+				"type": "reasoning", "id": r.ID, "summary": []any{}, "content": []any{}, "status": "in_progress"}})
+			out = en.emit(out, "response.content_part.added", map[string]any{"item_id": r.ID, "output_index": i,
+				"content_index": 0, "part": reasoningPart("")})
+		}
+		if ev.Name == agent.EventReasoningDelta {
+			out = en.emit(out, "response.reasoning_text.delta", map[string]any{"item_id": r.ID, "output_index": i,
+				"content_index": 0, "delta": r.Delta})
+			break
+		}
+		out = en.emit(out, "response.reasoning_text.done", map[string]any{"item_id": r.ID, "output_index": i,
+			"content_index": 0, "text": r.Text})
+		out = en.emit(out, "response.content_part.done", map[string]any{"item_id": r.ID, "output_index": i,
+			"content_index": 0, "part": reasoningPart(r.Text)})
+		var item map[string]any
+		_ = json.Unmarshal(shown([]json.RawMessage{mustJSON(db.ReasoningItem(db.Reasoning{ID: r.ID, Text: r.Text}, "completed"))}, en.include)[0], &item)
+		out = en.emit(out, "response.output_item.done", map[string]any{"output_index": i, "item": item})
 	case "thread.run.step.delta":
 		var d stepDelta
 		if err := json.Unmarshal(ev.Data, &d); err != nil {
@@ -209,6 +236,11 @@ func (en *encoder) encode(ev agent.Event) (out []frame, done bool, err error) {
 		return en.emit(out, "error", map[string]any{"code": e.Error.Code, "message": e.Error.Message, "param": nil}), true, nil
 	}
 	return out, false, nil
+}
+
+// reasoningPart is a reasoning item's content part.
+func reasoningPart(text string) map[string]any {
+	return map[string]any{"type": "reasoning_text", "text": text}
 }
 
 // start emits response.created.
@@ -349,7 +381,7 @@ func (en *encoder) replay() ([]frame, error) {
 			added[k] = v
 		}
 		added["status"] = "in_progress"
-		if item["type"] == "message" {
+		if item["type"] == "message" || item["type"] == "reasoning" {
 			added["content"] = []any{}
 		}
 		out = en.emit(out, "response.output_item.added", map[string]any{"output_index": i, "item": added})
@@ -367,6 +399,23 @@ func (en *encoder) replay() ([]frame, error) {
 					"content_index": k, "text": part["text"], "logprobs": []any{}})
 				out = en.emit(out, "response.content_part.done", map[string]any{"item_id": id, "output_index": i,
 					"content_index": k, "part": part})
+			}
+		}
+		if item["type"] == "reasoning" {
+			content, _ := item["content"].([]any)
+			for k, p := range content {
+				part, _ := p.(map[string]any)
+				text, _ := part["text"].(string)
+				out = en.emit(out, "response.content_part.added", map[string]any{"item_id": id, "output_index": i,
+					"content_index": k, "part": reasoningPart("")})
+				if text != "" {
+					out = en.emit(out, "response.reasoning_text.delta", map[string]any{"item_id": id, "output_index": i,
+						"content_index": k, "delta": text})
+				}
+				out = en.emit(out, "response.reasoning_text.done", map[string]any{"item_id": id, "output_index": i,
+					"content_index": k, "text": text})
+				out = en.emit(out, "response.content_part.done", map[string]any{"item_id": id, "output_index": i,
+					"content_index": k, "part": reasoningPart(text)})
 			}
 		}
 		if item["type"] == "function_call" {
@@ -438,7 +487,7 @@ func (h *Responses) follow(ctx context.Context, rec db.ResponseRecord, model str
 		if err != nil {
 			return // the reader went away; the response goes on
 		}
-		if ev.Internal() {
+		if ev.Internal() && ev.Name != agent.EventReasoningDelta && ev.Name != agent.EventReasoningDone {
 			continue
 		}
 		frames, done, err := en.encode(ev)

@@ -137,3 +137,116 @@ func TestResponseMaxToolCalls(t *testing.T) {
 		t.Errorf("max_tool_calls -1: %d %s", bad.Status, bad.Body)
 	}
 }
+
+// Reasoning: an upstream that streams reasoning_content (vLLM, DeepSeek)
+// gives a reasoning output item before the answer, streamed with the
+// reasoning_text events; its reasoning tokens are in usage; include[]
+// reasoning.encrypted_content adds the item's encrypted_content. The
+// Assistants API shows none of it.
+func TestResponseReasoning(t *testing.T) {
+	t.Parallel()
+	s, _ := startRunServer(t)
+	ctx := streamContext(t)
+
+	r, err := s.Client.Responses.New(ctx, textParams("[[reasoning 5]] think first"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Output) != 2 || r.Output[0].Type != "reasoning" || r.Output[1].Type != "message" {
+		t.Fatalf("output = %s", r.RawJSON())
+	}
+	rs := r.Output[0]
+	if !strings.HasPrefix(rs.ID, "rs_") || len(rs.Content) != 1 || rs.Content[0].Text != "r0 r1 r2 r3 r4" || len(rs.Summary) != 0 ||
+		rs.EncryptedContent != "" {
+		t.Errorf("reasoning item = %s", rs.RawJSON())
+	}
+	if outputText(r) != "You said: think first" {
+		t.Errorf("answer = %q", outputText(r))
+	}
+	if got := r.Usage.OutputTokensDetails.ReasoningTokens; got != 5 {
+		t.Errorf("reasoning_tokens = %d: %s", got, r.Usage.RawJSON())
+	}
+	got, err := s.Client.Responses.Get(ctx, r.ID, responses.ResponseGetParams{
+		Include: []responses.ResponseIncludable{responses.ResponseIncludableReasoningEncryptedContent}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Output[0].EncryptedContent == "" || got.Output[0].ID != rs.ID {
+		t.Errorf("with include[]: %s", got.Output[0].RawJSON())
+	}
+	// The chain continues with the reasoning item in its history.
+	next, err := s.Client.Responses.New(ctx, responses.ResponseNewParams{Model: "fake-model", PreviousResponseID: openai.String(r.ID),
+		Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("[[recall]] again")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if outputText(next) != "Earlier you said: [[reasoning 5]] think first" {
+		t.Errorf("continuation = %q", outputText(next))
+	}
+
+	// Streamed, every event checked against the spec.
+	p := textParams("[[reasoning 4]] [[call get_weather {\"city\":\"Oslo\"}]] weather?")
+	p.Tools = []responses.ToolUnionParam{{OfFunction: &responses.FunctionToolParam{Name: "get_weather",
+		Parameters: map[string]any{"type": "object", "properties": map[string]any{"city": map[string]any{"type": "string"}}}}}}
+	p.Include = []responses.ResponseIncludable{responses.ResponseIncludableReasoningEncryptedContent}
+	evs := readStream(t, s.Client.Responses.NewStreaming(ctx, p))
+	types := checkEvents(t, evs)
+	var deltas []string
+	var itemID, doneText string
+	for _, ev := range evs {
+		switch ev.Type {
+		case "response.output_item.added":
+			if ev.Item.Type == "reasoning" && ev.OutputIndex != 0 {
+				t.Errorf("reasoning item at output_index %d", ev.OutputIndex)
+			}
+			if ev.Item.Type == "function_call" && ev.OutputIndex != 1 {
+				t.Errorf("function_call at output_index %d", ev.OutputIndex)
+			}
+		case "response.reasoning_text.delta":
+			deltas = append(deltas, ev.Delta)
+			itemID = ev.ItemID
+		case "response.reasoning_text.done":
+			doneText = ev.Text
+		case "response.output_item.done":
+			if ev.Item.Type == "reasoning" && ev.Item.EncryptedContent == "" {
+				t.Errorf("reasoning item done without encrypted_content: %s", ev.Item.RawJSON())
+			}
+		}
+	}
+	if strings.Join(deltas, "") != "r0 r1 r2 r3" || doneText != "r0 r1 r2 r3" || !strings.HasPrefix(itemID, "rs_") {
+		t.Errorf("reasoning deltas %q, done %q, item %q; events %v", deltas, doneText, itemID, types)
+	}
+	final := evs[len(evs)-1]
+	if final.Type != "response.completed" || len(final.Response.Output) != 2 || final.Response.Output[0].ID != itemID ||
+		final.Response.Output[1].Type != "function_call" || final.Response.Usage.OutputTokensDetails.ReasoningTokens != 4 {
+		t.Errorf("final = %s", final.RawJSON())
+	}
+
+	// An Assistants run on the same upstream: no reasoning anywhere, its
+	// stream only OpenAI's events.
+	body := s.doJSON(t, "POST", "/v1/assistants", `{"model":"fake-model"}`)
+	var asst struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal(body.Body, &asst); err != nil || asst.ID == "" {
+		t.Fatalf("assistant: %s", body.Body)
+	}
+	stream := s.Client.Beta.Threads.NewAndRunStreaming(ctx, openai.BetaThreadNewAndRunParams{AssistantID: asst.ID,
+		Thread: openai.BetaThreadNewAndRunParamsThread{Messages: []openai.BetaThreadNewAndRunParamsThreadMessage{{
+			Role: "user", Content: openai.BetaThreadNewAndRunParamsThreadMessageContentUnion{OfString: openai.String("[[reasoning 3]] hi")}}}}})
+	var names []string
+	for stream.Next() {
+		names = append(names, stream.Current().Event)
+	}
+	if err := stream.Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range names {
+		if strings.HasPrefix(n, "assistantd.") || strings.Contains(n, "reasoning") {
+			t.Errorf("the Assistants stream carried %q", n)
+		}
+	}
+	if !slices.Contains(names, "thread.run.completed") {
+		t.Errorf("run events %v", names)
+	}
+}

@@ -15,6 +15,8 @@
 //	[[recall]]               answer with the text of the first user message
 //	[[nousage]]              send no usage
 //	[[repeat]]               after tool results, call the same functions again (endless tool rounds)
+//	[[reasoning N]]          reason first: N words ("r0 r1 …") as reasoning_content, as vLLM and
+//	                         DeepSeek send it, counted as completion_tokens_details.reasoning_tokens
 //
 // POST /v1/embeddings answers with a hashed bag of words (see Embed).
 //
@@ -146,6 +148,7 @@ type script struct {
 	recall  bool
 	noUsage bool
 	repeat  bool
+	reason  int
 }
 
 func parse(text string) script {
@@ -184,6 +187,8 @@ func parse(text string) script {
 			sc.noUsage = true
 		case "repeat":
 			sc.repeat = true
+		case "reasoning":
+			sc.reason, _ = strconv.Atoi(arg)
 		}
 	}
 	return sc
@@ -279,11 +284,21 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	for _, m := range req.Messages {
 		promptTokens += len(strings.Fields(m.Text())) + 4
 	}
-	completionTokens := len(strings.Fields(text)) + len(calls)*8
+	reasoning := make([]string, sc.reason)
+	for i := range reasoning {
+		reasoning[i] = fmt.Sprintf("r%d", i)
+	}
+	completionTokens := len(strings.Fields(text)) + len(calls)*8 + sc.reason
 	usage := map[string]any{"prompt_tokens": promptTokens, "completion_tokens": completionTokens, "total_tokens": promptTokens + completionTokens}
+	if sc.reason > 0 {
+		usage["completion_tokens_details"] = map[string]any{"reasoning_tokens": sc.reason}
+	}
 
 	if !req.Stream {
 		msg := map[string]any{"role": "assistant", "content": text}
+		if sc.reason > 0 {
+			msg["reasoning_content"] = strings.Join(reasoning, " ")
+		}
 		if len(calls) > 0 {
 			var tcs []map[string]any
 			for i, c := range calls {
@@ -326,6 +341,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if !send(map[string]any{"role": "assistant", "content": ""}, nil) {
 		return
+	}
+	for i, r := range reasoning {
+		if i < len(reasoning)-1 {
+			r += " "
+		}
+		if !send(map[string]any{"reasoning_content": r}, nil) {
+			return
+		}
 	}
 	if text != "" {
 		fields := strings.SplitAfter(text, " ")
