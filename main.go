@@ -328,11 +328,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	inspector := agent.NewInspector(store, cfg.InspectRetention, log)
 	defer inspector.Close()
 	// Housekeeping: the engine runs these beside its own sweep.
+	var responses *api.Responses
 	cfg.Engine.Sweeps = []agent.Sweep{
 		{Name: "expired objects", Every: time.Minute, Run: store.SweepExpired},
 		{Name: "upstream inspector", Every: time.Hour, Run: inspector.Sweep},
+		// Set before the engine starts the sweeps (below).
+		{Name: "unstored responses", Every: time.Minute, Run: func(ctx context.Context) (int, error) { return responses.SweepUnstored(ctx) }},
 	}
 	engine := agent.New(store, providers, agent.NewHub(time.Minute), log, cfg.Engine)
+	responses = api.NewResponses(store, engine, log)
 	engine.EnableInspector(inspector)
 	// Traces go where the OTEL_* environment says; none without it.
 	var tracer trace.TracerProvider
@@ -364,7 +368,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 
 	webhooks := api.NewWebhooks(store, hooks)
-	responses := api.NewResponses(store, engine, log)
 	webUI, setupToken, err := newWebUI(ctx, cfg, store, engine, responses, hooks, rag, sb.Problem, stdout, log)
 	if err != nil {
 		return err

@@ -46,6 +46,7 @@ type Store interface {
 
 	CreateResponse(ctx context.Context, t db.Thread, r db.Run, resp db.ResponseRecord, input []json.RawMessage) (db.Thread, db.Run, error)
 	ResponseInput(ctx context.Context, responseID string) ([]json.RawMessage, error)
+	GetResponse(ctx context.Context, id string) (db.ResponseRecord, error)
 }
 
 // Config tunes the engine.
@@ -285,6 +286,15 @@ func (e *Engine) recover(ctx context.Context) error {
 		return err
 	}
 	for _, r := range runs {
+		if r.ResponseID != "" {
+			// A store: false response's request died with the process:
+			// nobody can read it, so it is not resumed; the server's
+			// unstored-responses sweep deletes it.
+			rec, err := e.store.GetResponse(ctx, r.ResponseID)
+			if err == nil && !rec.Store {
+				continue
+			}
+		}
 		switch r.Status {
 		case db.RunCancelling:
 			e.settle(ctx, r.ID, db.RunCancelling, nil)

@@ -563,3 +563,13 @@ func (s *Store) ConversationResponses(ctx context.Context, convID string) ([]Res
 	}
 	return collect(rows, scanResponse)
 }
+
+// UnstoredResponses returns the store: false responses there are: those
+// requests are serving, and any left behind by a process that died.
+func (s *Store) UnstoredResponses(ctx context.Context) ([]ResponseRecord, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+responseColumns+` FROM responses WHERE stored = 0 ORDER BY seq`)
+	if err != nil {
+		return nil, fmt.Errorf("unstored responses: %w", err)
+	}
+	return collect(rows, scanResponse)
+}

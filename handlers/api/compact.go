@@ -62,7 +62,7 @@ func (h *Responses) CompactResponse(c *echo.Context) error {
 	rec := db.ResponseRecord{ID: db.NewID("resp_"), Store: false, Echo: map[string]json.RawMessage{}}
 	summaryInput := append(append([]json.RawMessage{}, items...),
 		textInput("Summarize the conversation above, as instructed."))
-	created, err := h.engine.CreateResponse(ctx, db.Thread{Metadata: db.Metadata{"response_id": rec.ID, "purpose": "compaction"}},
+	created, err := h.createResponse(ctx, db.Thread{Metadata: db.Metadata{"response_id": rec.ID, "purpose": "compaction"}},
 		run, rec, summaryInput)
 	if err != nil {
 		return respond.Internal(err)

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/labstack/echo/v5"
 
@@ -32,6 +33,7 @@ type ResponseStore interface {
 	ResponseOutput(ctx context.Context, runID string) ([]json.RawMessage, error)
 	ListResponseInputItems(ctx context.Context, responseID string, p db.ListParams) (db.Page[json.RawMessage], error)
 	DeleteResponse(ctx context.Context, id string) error
+	UnstoredResponses(ctx context.Context) ([]db.ResponseRecord, error)
 
 	CreateConversation(ctx context.Context, meta db.Metadata, items []json.RawMessage) (db.Conversation, error)
 	GetConversation(ctx context.Context, id string) (db.Conversation, error)
@@ -64,6 +66,10 @@ type Responses struct {
 	engine  ResponseEngine
 	log     *slog.Logger
 	streams *respond.Streams // ended when the server shuts down
+	// held are the store: false responses this process's requests are
+	// serving, from before they are created until forget deletes them;
+	// SweepUnstored removes any other (their process died).
+	held sync.Map
 }
 
 // NewResponses returns the Responses and Conversations handlers.
@@ -131,7 +137,7 @@ func (h *Responses) CreateResponse(c *echo.Context) error {
 // create stores a checked request's response and queues its run.
 func (h *Responses) create(ctx context.Context, req request) (db.ResponseRecord, db.Run, error) {
 	thread := db.Thread{Metadata: db.Metadata{"response_id": req.rec.ID}}
-	run, err := h.engine.CreateResponse(ctx, thread, req.run, req.rec, req.input)
+	run, err := h.createResponse(ctx, thread, req.run, req.rec, req.input)
 	switch {
 	case errors.Is(err, db.ErrConversationLocked):
 		return req.rec, run, respond.Invalid("conversation", "conversation_locked",
@@ -163,6 +169,19 @@ func (h *Responses) Start(ctx context.Context, fields map[string]json.RawMessage
 	return rec, err
 }
 
+// createResponse has the engine create a response; a store: false one is
+// held (safe from SweepUnstored) from before it exists.
+func (h *Responses) createResponse(ctx context.Context, t db.Thread, r db.Run, rec db.ResponseRecord, input []json.RawMessage) (db.Run, error) {
+	if !rec.Store {
+		h.held.Store(rec.ID, struct{}{})
+	}
+	run, err := h.engine.CreateResponse(ctx, t, r, rec, input)
+	if err != nil {
+		h.held.Delete(rec.ID)
+	}
+	return run, err
+}
+
 // forget deletes a store: false response once its request is over: it
 // was delivered, or its client went away, which stops it (nobody could
 // ever read it).
@@ -170,6 +189,7 @@ func (h *Responses) forget(ctx context.Context, rec db.ResponseRecord) {
 	if rec.Store {
 		return
 	}
+	defer h.held.Delete(rec.ID)
 	ctx = context.WithoutCancel(ctx)
 	if err := h.engine.StopThread(ctx, rec.ThreadID); err != nil {
 		h.log.Warn("stop unstored response", "response_id", rec.ID, "error", err)
@@ -177,6 +197,32 @@ func (h *Responses) forget(ctx context.Context, rec db.ResponseRecord) {
 	if err := h.store.DeleteResponse(ctx, rec.ID); err != nil && !errors.Is(err, db.ErrNotFound) {
 		h.log.Warn("delete unstored response", "response_id", rec.ID, "error", err)
 	}
+}
+
+// SweepUnstored deletes the store: false responses no request of this
+// process holds: their request's process died before forget could delete
+// them (the engine does not resume their runs after a restart). Without
+// it their thread, messages and steps would stay readable through the
+// Assistants API and the web app. A sweep (agent.Sweep) runs it.
+func (h *Responses) SweepUnstored(ctx context.Context) (int, error) {
+	recs, err := h.store.UnstoredResponses(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, rec := range recs {
+		if _, held := h.held.Load(rec.ID); held {
+			continue
+		}
+		if err := h.engine.StopThread(ctx, rec.ThreadID); err != nil {
+			return n, fmt.Errorf("stop unstored response %s: %w", rec.ID, err)
+		}
+		if err := h.store.DeleteResponse(ctx, rec.ID); err != nil && !errors.Is(err, db.ErrNotFound) {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
 }
 
 // waitFinished waits until the run has ended.

@@ -103,7 +103,7 @@ func (h *Responses) socketTurn(ctx context.Context, conn *websocket.Conn, data [
 		return refuse(err)
 	}
 	input := append(append([]json.RawMessage{}, req.prefix...), req.input...)
-	run, err := h.engine.CreateResponse(ctx, db.Thread{Metadata: db.Metadata{"response_id": req.rec.ID}}, req.run, req.rec, input)
+	run, err := h.createResponse(ctx, db.Thread{Metadata: db.Metadata{"response_id": req.rec.ID}}, req.run, req.rec, input)
 	switch {
 	case errors.Is(err, db.ErrConversationLocked):
 		return refuse(respond.Invalid("conversation", "conversation_locked",

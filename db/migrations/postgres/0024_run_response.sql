@@ -12,3 +12,7 @@ UPDATE runs SET response_id = (SELECT r.id FROM responses r WHERE r.run_id = run
 ALTER TABLE run_steps ADD COLUMN reasoning TEXT;
 -- A finished response's reasoning tokens, as its upstream reported them.
 ALTER TABLE responses ADD COLUMN reasoning_tokens BIGINT NOT NULL DEFAULT 0;
+
+-- store: false responses, for the sweep that removes those a dead process
+-- left behind.
+CREATE INDEX responses_unstored ON responses(seq) WHERE stored = 0;
