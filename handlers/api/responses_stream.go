@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 
 	"github.com/labstack/echo/v5"
 
@@ -507,44 +506,19 @@ func (h *Responses) follow(ctx context.Context, rec db.ResponseRecord, model str
 func (h *Responses) stream(c *echo.Context, rec db.ResponseRecord, model string, include []string, after int64) error {
 	ctx, cancel := h.streams.Context(c.Request().Context())
 	defer cancel()
-	w := c.Response()
-	var flusher http.Flusher
-	if rw, err := echo.UnwrapResponse(w); err == nil {
-		flusher, _ = rw.ResponseWriter.(http.Flusher)
-	}
-	hdr := w.Header()
-	hdr.Set("Content-Type", "text/event-stream")
-	hdr.Set("Cache-Control", "no-cache")
-	hdr.Set("Connection", "keep-alive")
-	hdr.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	flush := func() {
-		if flusher != nil {
-			flusher.Flush()
-		}
-	}
-	flush()
+	sse := respond.StartSSE(c)
 	h.follow(ctx, rec, model, include, after, sink{
 		event: func(f frame) error {
 			b, err := json.Marshal(f.data)
 			if err != nil {
 				return err
 			}
-			// Each event in one write, then flushed: some parsers drop an
-			// event whose lines arrive in separate reads.
-			if _, err := w.Write([]byte("event: " + f.typ + "\ndata: " + string(b) + "\n\n")); err != nil {
-				return err
-			}
-			flush()
-			return nil
+			// respond.SSE writes each event whole in one write and flushes
+			// it: some parsers drop an event whose lines arrive in
+			// separate reads.
+			return sse.Event(f.typ, "", b)
 		},
-		keepAlive: func() error {
-			if _, err := w.Write([]byte(": keep-alive\n\n")); err != nil {
-				return err
-			}
-			flush()
-			return nil
-		},
+		keepAlive: sse.KeepAlive,
 	})
 	return nil
 }
