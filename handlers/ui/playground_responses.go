@@ -48,6 +48,7 @@ type conversationStore interface {
 	AddConversationItems(ctx context.Context, id string, items []json.RawMessage) error
 	ConversationResponses(ctx context.Context, convID string) ([]db.ResponseRecord, error)
 	ListResponseInputItems(ctx context.Context, responseID string, p db.ListParams) (db.Page[json.RawMessage], error)
+	GetResponse(ctx context.Context, id string) (db.ResponseRecord, error)
 }
 
 // apiResponses is the playground's api= value for the Responses API.

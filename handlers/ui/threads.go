@@ -183,7 +183,15 @@ func (u *UI) showThread(c *echo.Context, comp *views.Composer) error {
 	if err != nil {
 		return respond.StoreErr(err, "thread", id)
 	}
-	v := views.ThreadView{ID: t.ID, CreatedAt: t.CreatedAt, Metadata: sortedPairs(t.Metadata)}
+	v := views.ThreadView{ID: t.ID, CreatedAt: t.CreatedAt, Metadata: sortedPairs(t.Metadata), PlaygroundHref: "/playground?thread=" + url.QueryEscape(t.ID)}
+	if id := t.Metadata["response_id"]; id != "" {
+		// A response's own thread: the playground opens its conversation
+		// (if any) through the Responses API, not a run on this thread.
+		v.ResponseID, v.PlaygroundHref = id, ""
+		if rec, err := u.store.GetResponse(ctx, id); err == nil && rec.ConversationID != nil {
+			v.PlaygroundHref = conversationURL(*rec.ConversationID, "", views.Overrides{})
+		}
+	}
 	if v.Live, v.Truncated, err = u.threadLive(c, id); err != nil {
 		return err
 	}

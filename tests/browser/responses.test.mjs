@@ -136,5 +136,15 @@ describe("playground through the Responses API", { skip: missing || false }, () 
     const resp = await call("GET", `/responses/${first}`);
     assert.equal(resp.conversation.id, convID);
     assert.equal(resp.status, "completed");
+
+    // A response's thread page names the response and opens its
+    // conversation in the playground, not a run on that thread.
+    const inspect = await page.locator('[data-testid="timeline"] [data-testid="inspect"]').first().getAttribute("href");
+    const threadID = inspect.match(/\/threads\/(thread_\w+)\//)[1];
+    await page.goto(server.base + `/threads/${threadID}`);
+    assert.match(await page.textContent('[data-testid="thread-response"]'), /resp_/);
+    await Promise.all([page.waitForURL(/api=responses/), page.click('[data-testid="open-playground"]')]);
+    assert.equal(new URL(page.url()).searchParams.get("conversation"), convID);
+    assert.equal(await page.locator('[data-testid="timeline"] [data-testid="run"]').count(), 3);
   });
 });
