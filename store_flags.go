@@ -17,6 +17,8 @@ type storeConfig struct {
 	// BlobStore is where file contents live: db.BlobsDir or
 	// db.BlobsPostgres ("" for the store's default).
 	BlobStore string
+	// Pgvector is db.PgvectorAuto or db.PgvectorOff.
+	Pgvector string
 }
 
 // addStoreFlags registers the store's flags; the returned function
@@ -28,9 +30,13 @@ func addStoreFlags(fs *flag.FlagSet, env func(name, def string) string) func() (
 		"PostgreSQL connections the server opens at most (env ASSISTANTD_DB_MAX_CONNS)")
 	blobs := fs.String("blob-store", env("ASSISTANTD_BLOB_STORE", ""),
 		"where file contents live: dir (files/ under --data) or postgres (in the database); default postgres with --database-url, else dir (env ASSISTANTD_BLOB_STORE)")
+	pgvector := fs.String("pgvector", env("ASSISTANTD_PGVECTOR", db.PgvectorAuto),
+		"on PostgreSQL, auto: search vectors with the pgvector extension when the server has it (creating it in the database if needed), off: score them in Go (env ASSISTANTD_PGVECTOR)")
 	return func() (storeConfig, error) {
-		c := storeConfig{DatabaseURL: *dbURL, MaxConns: *maxConns, BlobStore: *blobs}
+		c := storeConfig{DatabaseURL: *dbURL, MaxConns: *maxConns, BlobStore: *blobs, Pgvector: *pgvector}
 		switch {
+		case c.Pgvector != db.PgvectorAuto && c.Pgvector != db.PgvectorOff:
+			return c, fmt.Errorf("invalid --pgvector %q: expected auto or off", c.Pgvector)
 		case c.BlobStore != "" && c.BlobStore != db.BlobsDir && c.BlobStore != db.BlobsPostgres:
 			return c, fmt.Errorf("invalid --blob-store %q: expected dir or postgres", c.BlobStore)
 		case c.BlobStore == db.BlobsPostgres && c.DatabaseURL == "":
@@ -50,7 +56,7 @@ func addStoreFlags(fs *flag.FlagSet, env func(name, def string) string) func() (
 func (c storeConfig) options() []db.Option {
 	var opts []db.Option
 	if c.DatabaseURL != "" {
-		opts = append(opts, db.WithDatabaseURL(c.DatabaseURL), db.WithMaxConns(c.MaxConns))
+		opts = append(opts, db.WithDatabaseURL(c.DatabaseURL), db.WithMaxConns(c.MaxConns), db.WithPgvector(c.Pgvector))
 	}
 	if c.BlobStore != "" {
 		opts = append(opts, db.WithBlobStore(c.BlobStore))

@@ -76,6 +76,10 @@ type Store struct {
 
 	blobName string    // BlobsDir or BlobsPostgres
 	blobs    BlobStore // file contents
+
+	pgvectorMode string // PgvectorAuto or PgvectorOff
+	vectorsInDB  bool   // vector search through pgvector (NearestChunks)
+	vectorsNote  string // how vectors are scored, for Describe
 }
 
 // Option configures a Store.
@@ -186,6 +190,10 @@ func (s *Store) openPostgres(ctx context.Context) (*Store, error) {
 		return nil, err
 	}
 	if err := s.migrate(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.setupPgvector(ctx); err != nil {
 		s.Close()
 		return nil, err
 	}

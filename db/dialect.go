@@ -146,20 +146,13 @@ func (s *Store) jsonInt(column, key string) string {
 }
 
 // Describe says, for the start-up log, which database the store is on,
-// where file contents live, and how vector search scores: on PostgreSQL
-// always in Go over bytea vectors (cached per store), even where the
-// pgvector extension is installed, which it names.
+// where file contents live, and, on PostgreSQL, which vector search path
+// is active (pgvector, or Go and why: see setupPgvector).
 func (s *Store) Describe(ctx context.Context) []any {
 	if !s.pg {
 		return []any{"database", "sqlite", "path", filepath.Join(s.dir, "assistantd.db"), "blob_store", s.blobName}
 	}
 	var version string
 	_ = s.r.QueryRowContext(ctx, `SHOW server_version`).Scan(&version)
-	var pgvector int
-	_ = s.r.QueryRowContext(ctx, `SELECT count(*) FROM pg_available_extensions WHERE name = 'vector'`).Scan(&pgvector)
-	vectors := "scored in Go (pgvector is not available)"
-	if pgvector > 0 {
-		vectors = "scored in Go (pgvector is available but not used)"
-	}
-	return []any{"database", "postgresql " + version, "url", redactURL(s.url), "blob_store", s.blobName, "vectors", vectors}
+	return []any{"database", "postgresql " + version, "url", redactURL(s.url), "blob_store", s.blobName, "vectors", s.vectorsNote}
 }

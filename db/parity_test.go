@@ -38,6 +38,12 @@ func TestSchemaParity(t *testing.T) {
 		}
 		pgCols[tbl] = slices.DeleteFunc(pgCols[tbl], func(s string) bool { return s == col })
 	}
+	// pgvector's generated column, which Open adds only when the server
+	// has the extension (see setupPgvector).
+	if pg.VectorsInDatabase() != slices.Contains(pgCols["vector_store_chunks"], pgvectorColumn) {
+		t.Errorf("pgvector in use: %v, but columns of vector_store_chunks: %v", pg.VectorsInDatabase(), pgCols["vector_store_chunks"])
+	}
+	pgCols["vector_store_chunks"] = slices.DeleteFunc(pgCols["vector_store_chunks"], func(s string) bool { return s == pgvectorColumn })
 	if diff := cmp.Diff(liteCols, pgCols); diff != "" {
 		t.Errorf("tables and columns differ (-sqlite +postgres):\n%s", diff)
 	}

@@ -121,6 +121,122 @@
     };
     xhr.send(body);
   });
+  // "Upload new" in the vector store picker: <input type=file
+  // data-vs-upload="#list">. The files go into the store chosen in the
+  // list; with None chosen a store is created first (POST /vector_stores,
+  // named from the box beside, or after the first file). The store's
+  // entry then shows the files added and is chosen; nothing else on the
+  // page changes, so unsaved edits stay. Progress and refusals show in
+  // place.
+  document.addEventListener("change", function (ev) {
+    var input = ev.target;
+    var sel = input.getAttribute && input.getAttribute("data-vs-upload");
+    if (!sel || !input.files || !input.files.length) return;
+    var list = document.querySelector(sel);
+    var box = input.closest("[data-picker-upload]");
+    var bar = box.querySelector("[data-upload-progress]");
+    var errEl = box.querySelector("[data-upload-error]");
+    var statusEl = box.querySelector("[data-upload-status]");
+    var nameEl = box.querySelector("[data-vs-new-name]");
+    var token = input.form && input.form.querySelector("input[name=csrf_token]");
+    var files = Array.prototype.slice.call(input.files);
+    var chosen = list.querySelector("input[name=vector_store_ids]:checked");
+    errEl.textContent = "";
+    function fail(msg) {
+      bar.hidden = true;
+      statusEl.textContent = "";
+      errEl.textContent = msg;
+      input.value = "";
+    }
+    // The flash of the page an answer led to, when it reports a refusal.
+    function refusal(xhr) {
+      var doc = new DOMParser().parseFromString(xhr.responseText, "text/html");
+      var flash = doc.querySelector('[data-testid="flash"].err, [data-testid="error-message"], [data-testid="vs-error"]');
+      if (xhr.status >= 400) return flash ? flash.textContent.trim() : "The upload failed (" + xhr.status + ").";
+      return flash ? flash.textContent.trim() : "";
+    }
+    function send(url, body, progress, done) {
+      var xhr = new XMLHttpRequest();
+      xhr.open("POST", url);
+      if (progress) xhr.upload.onprogress = progress;
+      xhr.onload = function () { done(xhr); };
+      xhr.onerror = function () { fail("The server did not answer; try again."); };
+      xhr.send(body);
+    }
+    function entryFor(id, name) {
+      var radio = list.querySelector('input[name=vector_store_ids][value="' + CSS.escape(id) + '"]');
+      if (radio) return radio.closest("label");
+      var label = document.createElement("label");
+      label.className = "inline pick";
+      label.setAttribute("data-pick-text", name + " " + id);
+      label.setAttribute("data-testid", "vs-option");
+      radio = document.createElement("input");
+      radio.type = "radio";
+      radio.name = "vector_store_ids";
+      radio.value = id;
+      label.appendChild(radio);
+      var n = document.createElement("span");
+      n.className = "wrap";
+      n.textContent = " " + name + " ";
+      label.appendChild(n);
+      var none = list.querySelector('input[name=vector_store_ids][value=""]');
+      list.insertBefore(label, none ? none.closest("label").nextSibling : list.firstChild);
+      return label;
+    }
+    function upload(id, name, isNew) {
+      var body = new FormData();
+      body.append("csrf_token", token ? token.value : "");
+      files.forEach(function (f) { body.append("files", f); });
+      statusEl.textContent = "Uploading…";
+      send("/vector_stores/" + encodeURIComponent(id) + "/files", body, function (e) {
+        if (!e.lengthComputable || !e.total) return;
+        bar.hidden = false;
+        var pct = Math.round((100 * e.loaded) / e.total);
+        bar.setAttribute("value", String(pct));
+        bar.textContent = pct + "%";
+      }, function (xhr) {
+        var added = (xhr.responseURL.match(/[?&]added=/g) || []).length;
+        var msg = refusal(xhr);
+        if (!added) {
+          if (isNew) entryFor(id, name); // the store exists, empty: listed all the same
+          return fail(msg || "No file was added.");
+        }
+        bar.hidden = true;
+        input.value = "";
+        var label = entryFor(id, name);
+        label.querySelector("input").checked = true;
+        label.hidden = false;
+        var note = label.querySelector("[data-vs-added]");
+        if (!note) {
+          note = document.createElement("span");
+          note.className = "muted small";
+          note.setAttribute("data-vs-added", "0");
+          note.setAttribute("data-testid", "vs-added");
+          label.appendChild(note);
+        }
+        var total = Number(note.getAttribute("data-vs-added")) + added;
+        note.setAttribute("data-vs-added", String(total));
+        note.textContent = "(" + total + " new " + (total === 1 ? "file" : "files") + ", being indexed)";
+        statusEl.textContent = added + (added === 1 ? " file" : " files") + " added to " + name + ".";
+        if (msg) errEl.textContent = msg;
+      });
+    }
+    if (chosen && chosen.value) {
+      var text = chosen.closest("label").querySelector(".wrap");
+      return upload(chosen.value, text ? text.textContent.trim() : chosen.value, false);
+    }
+    var name = (nameEl && nameEl.value.trim()) || files[0].name;
+    var body = new FormData();
+    body.append("csrf_token", token ? token.value : "");
+    body.append("name", name);
+    statusEl.textContent = "Creating the store…";
+    send("/vector_stores", body, null, function (xhr) {
+      var m = xhr.responseURL.match(/\/vector_stores\/(vs_[A-Za-z0-9_-]+)/);
+      if (!m || xhr.status >= 400) return fail(refusal(xhr) || "The store could not be created.");
+      if (nameEl) nameEl.value = "";
+      upload(m[1], name, true);
+    });
+  });
   // Copy buttons: <button data-copy="#selector">.
   document.addEventListener("click", function (ev) {
     var btn = ev.target.closest("[data-copy]");

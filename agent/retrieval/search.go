@@ -16,8 +16,8 @@ import (
 
 // Searcher searches vector stores: BM25 through FTS5 always, and with an
 // embedder also cosine similarity over chunk vectors (held in memory per
-// store and reloaded when chunks change), merged by reciprocal-rank
-// fusion.
+// store and reloaded when chunks change, or searched by pgvector in
+// PostgreSQL when the store has it), merged by reciprocal-rank fusion.
 type Searcher struct {
 	store *db.Store
 	embed Embedder
@@ -163,9 +163,13 @@ func (s *Searcher) Search(ctx context.Context, q Query) ([]Result, error) {
 			return nil, fmt.Errorf("embed query: %w", err)
 		}
 		var missing []int64
+		searchable := make([]db.StoreFile, 0, len(byKey))
+		for k := range byKey {
+			searchable = append(searchable, db.StoreFile{VectorStoreID: k.store, FileID: k.file})
+		}
 		for _, v := range vecs {
 			lists++
-			nearest, err := s.nearest(ctx, q.StoreIDs, v, candidates, func(store, file string) bool {
+			nearest, err := s.nearest(ctx, q.StoreIDs, v, candidates, searchable, func(store, file string) bool {
 				_, ok := byKey[fileKey{store, file}]
 				return ok
 			})
@@ -351,8 +355,21 @@ type neighbour struct {
 }
 
 // nearest returns the k chunks of the stores most similar to v whose file
-// keep accepts. The scan of each store is split between the CPUs.
-func (s *Searcher) nearest(ctx context.Context, storeIDs []string, v []float32, k int, keep func(store, file string) bool) ([]neighbour, error) {
+// keep accepts (files lists the same store files, for the database).
+// With pgvector the database scans; otherwise the scan of each store's
+// vectors in memory is split between the CPUs.
+func (s *Searcher) nearest(ctx context.Context, storeIDs []string, v []float32, k int, files []db.StoreFile, keep func(store, file string) bool) ([]neighbour, error) {
+	if s.store.VectorsInDatabase() {
+		found, err := s.store.NearestChunks(ctx, files, v, k)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]neighbour, len(found))
+		for i, n := range found {
+			out[i] = neighbour{n.ID, float32(n.Similarity)}
+		}
+		return out, nil
+	}
 	q := normalize(v)
 	var all []neighbour
 	for _, id := range storeIDs {

@@ -441,6 +441,15 @@ func (u *UI) applyForm(c *echo.Context, f *views.AssistantForm, a *db.Assistant)
 		r.Metadata = validate.Some(meta)
 	}
 
+	for field, text := range map[string]string{"name": f.Name, "description": f.Description, "instructions": f.Instructions, "model": f.Model} {
+		if hasNul(text) {
+			errs[field] = nulRefusal
+		}
+	}
+	if len(errs) > 0 {
+		f.Errors = errs
+		return false
+	}
 	err := validate.Assistant(c.Request().Context(), u.store, r, a)
 	problems, ok := validate.List(err)
 	if err != nil && !ok {

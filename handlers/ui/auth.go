@@ -126,6 +126,9 @@ func (u *UI) Login(c *echo.Context) error {
 			Error: fmt.Sprintf("Too many failed sign-ins. Try again in %d minutes.", int(wait.Minutes())+1)}))
 	}
 	usr, err := u.store.Authenticate(c.Request().Context(), email, password)
+	if hasNul(email) && err != nil {
+		err = db.ErrBadCredentials // no account has one (PostgreSQL refuses to even look it up)
+	}
 	if errors.Is(err, db.ErrBadCredentials) {
 		u.failures.add(key, u.cfg.Now())
 		u.cfg.Log.Info("sign-in refused", "email", email, "ip", c.RealIP())

@@ -125,6 +125,9 @@ func (u *UI) StartCompare(c *echo.Context) error {
 	var runs [2]db.Run
 	for i := range v.Sides {
 		s := &v.Sides[i]
+		if hasNul(s.Overrides.Model) || hasNul(s.Overrides.Instructions) {
+			return again("Side " + strings.ToUpper(s.Key) + ": " + nulRefusal)
+		}
 		if s.AssistantID == "" || len(s.AssistantID) > maxIDLen {
 			return again("Side " + strings.ToUpper(s.Key) + ": choose an assistant.")
 		}

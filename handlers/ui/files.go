@@ -183,6 +183,9 @@ func (u *UI) uploadOne(c *echo.Context, name, ctype, purpose string, open func()
 	if name == "" {
 		return db.File{}, errors.New("the file has no name")
 	}
+	if hasNul(name) {
+		return db.File{}, errors.New("the file name holds a NUL character (\\0), which cannot be stored")
+	}
 	rc, err := open()
 	if err != nil {
 		return db.File{}, errors.New("could not read the upload")

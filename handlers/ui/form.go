@@ -123,3 +123,11 @@ func formResponseFormat(f *views.AssistantForm) (json.RawMessage, []string) {
 	}
 	return rf, nil
 }
+
+// nulRefusal is the message beside a field holding a NUL character, which
+// PostgreSQL's text cannot store (the API answers 400 for it); the web app
+// refuses it on both stores so a form behaves the same on either.
+const nulRefusal = "Remove the NUL character (\\0): it cannot be stored."
+
+// hasNul reports whether s holds a NUL character.
+func hasNul(s string) bool { return strings.IndexByte(s, 0) >= 0 }

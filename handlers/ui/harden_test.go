@@ -30,6 +30,12 @@ func newAppWith(t testing.TB, opt func(*ui.Config, *db.Store), wopt func(*web.Co
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
+	return newAppOn(t, store, opt, wopt)
+}
+
+// newAppOn is newAppWith on the given store.
+func newAppOn(t testing.TB, store *db.Store, opt func(*ui.Config, *db.Store), wopt func(*web.Config)) *app {
+	t.Helper()
 	a := &app{t: t, store: store, now: time.Now()}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg := ui.Config{Store: store, HashKey: make([]byte, 64), BlockKey: make([]byte, 32),

@@ -45,6 +45,9 @@ func (u *UI) CreateKey(c *echo.Context) error {
 	if name == "" || utf8.RuneCountInString(name) > 100 {
 		return u.flash(c, "/settings/keys", "Give the key a name of at most 100 characters.", true)
 	}
+	if hasNul(name) {
+		return u.flash(c, "/settings/keys", "Key name: "+nulRefusal, true)
+	}
 	_, secret, err := u.store.CreateAPIKey(c.Request().Context(), name)
 	if err != nil {
 		return respond.Internal(err)

@@ -92,6 +92,9 @@ func (u *UI) CreateVectorStore(c *echo.Context) error {
 		return err
 	}
 	name := strings.TrimSpace(c.FormValue("name"))
+	if hasNul(name) {
+		return u.renderVectorStores(c, http.StatusBadRequest, name, "Name: "+nulRefusal)
+	}
 	if err := validate.Len(validate.P("name"), &name, validate.MaxName); err != nil {
 		problems, _ := validate.List(err)
 		return u.renderVectorStores(c, http.StatusBadRequest, name, problems[0].Text())

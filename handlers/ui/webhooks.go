@@ -132,7 +132,9 @@ func (u *UI) SaveWebhook(c *echo.Context) error {
 	}
 	r := validate.WebhookRequest{URL: validate.Some(wf.URL)}
 	errs := map[string]string{}
-	if s := strings.TrimSpace(c.FormValue(views.WebhookField(wf.Function, "secret"))); s != "" {
+	if s := strings.TrimSpace(c.FormValue(views.WebhookField(wf.Function, "secret"))); hasNul(s) {
+		errs["secret"] = nulRefusal
+	} else if s != "" {
 		r.Secret = validate.Some(s)
 	} else if exists && c.FormValue(views.WebhookField(wf.Function, "rotate")) != "on" {
 		r.Secret = validate.Some(stored.Secret)
