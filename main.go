@@ -60,6 +60,7 @@ type config struct {
 	LogLevel       slog.Level
 	Web            webConfig
 	Store          storeConfig
+	Replica        replicaConfig
 	Providers      []agent.ProviderConfig
 	Engine         agent.Config
 	// EmbeddingsModel, when set, makes file_search hybrid (BM25 + vectors).
@@ -127,6 +128,7 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 	webFlags := addWebFlags(fs, env)
 	codeFlags := addCodeFlags(fs, env)
 	storeFlags := addStoreFlags(fs, env)
+	replicaFlags := addReplicaFlags(fs, env)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "assistantd: a self-hosted, OpenAI-compatible Assistants API server.\n\nUsage: assistantd [flags]\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -176,6 +178,10 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 		return cfg, errors.New("--workers and --max-run-steps must be at least 1, --run-timeout at least 1s and --upstream-retries at least 0")
 	}
 	cfg.Engine = agent.Config{Workers: *workers, RunTimeout: *runTimeout, Retries: *retries, MaxSteps: *maxSteps}
+	if cfg.Replica, err = replicaFlags(); err != nil {
+		return cfg, err
+	}
+	cfg.Engine.RunLease = cfg.Replica.RunLease
 	if *providersFile != "" {
 		if cfg.Providers, err = agent.LoadProviders(*providersFile, getenv); err != nil {
 			return cfg, err

@@ -38,6 +38,10 @@ type Store interface {
 	CreateThreadAndRun(ctx context.Context, t db.Thread, msgs []db.Message, r db.Run) (db.Thread, db.Run, error)
 	GetRun(ctx context.Context, threadID, id string) (db.Run, error)
 	RunsWithStatus(ctx context.Context, statuses ...string) ([]db.Run, error)
+	ClaimRuns(ctx context.Context, me string, lease time.Duration, limit int, id string) ([]db.Claim, error)
+	RenewLease(ctx context.Context, id, me string, attempt int, lease time.Duration) (status string, held bool, err error)
+	LeaseHeld(ctx context.Context, id, me string) (bool, error)
+	ReleaseLease(ctx context.Context, id, me string, attempt int) error
 	ExpiredRuns(ctx context.Context, now int64) ([]db.Run, error)
 	ThreadRuns(ctx context.Context, threadID string) ([]db.Run, error)
 	ThreadSteps(ctx context.Context, threadID string) ([]db.RunStep, error)
@@ -69,6 +73,13 @@ type Config struct {
 	// Functions picks a runner for a function call (a webhook); nil, or a
 	// call it does not serve, leaves the call to the client.
 	Functions FunctionRouter
+	// RunLease is how long a claim on a run lasts unless renewed; the
+	// executor renews it every third of that. Another replica resumes a
+	// run whose lease expired (see lease.go).
+	RunLease time.Duration
+	// Replica names this process in claims (runs.claimed_by); default a
+	// random id per start.
+	Replica string
 	// Sweeps is the server's other housekeeping (expired files, old
 	// inspector records …), run beside the engine's own sweep for as long
 	// as the engine runs.
@@ -94,6 +105,12 @@ func (c *Config) defaults() {
 	if c.SweepInterval <= 0 {
 		c.SweepInterval = time.Second
 	}
+	if c.RunLease <= 0 {
+		c.RunLease = 30 * time.Second
+	}
+	if c.Replica == "" {
+		c.Replica = newReplicaID()
+	}
 }
 
 // Causes of a run's execution context being cancelled.
@@ -109,7 +126,8 @@ const maxRecoveries = 3
 
 type job struct {
 	runID       string
-	resume      bool   // an in_progress run interrupted by a restart
+	attempt     int    // the claim's fencing token; 0: not claimed yet (claim by id)
+	resume      bool   // an in_progress run whose last execution was interrupted
 	traceparent string // the creating request's span, kept by the run's first claim
 }
 
@@ -133,6 +151,8 @@ type Engine struct {
 	mu       sync.Mutex
 	inflight map[string]context.CancelCauseFunc
 	pending  map[string]bool // queued in the channel, not yet started
+	leases   map[string]int  // runs executing here: the attempt this replica's claim holds
+	stashed  map[string]job  // claims made while the run was already pending or executing here
 	wg       sync.WaitGroup
 }
 
@@ -148,6 +168,8 @@ func New(store Store, providers *Providers, hub *Hub, log *slog.Logger, cfg Conf
 		queue:    make(chan job, 4096),
 		inflight: map[string]context.CancelCauseFunc{},
 		pending:  map[string]bool{},
+		leases:   map[string]int{},
+		stashed:  map[string]job{},
 	}
 }
 
@@ -155,16 +177,17 @@ func New(store Store, providers *Providers, hub *Hub, log *slog.Logger, cfg Conf
 // and the web app's model pickers show them.
 func (e *Engine) Models(ctx context.Context) []Model { return e.providers.Models(ctx) }
 
-// Start recovers runs a previous process left unfinished, then executes
-// runs until ctx is done. Wait blocks until every execution has stopped.
+// Start executes runs until ctx is done: runs are claimed by lease (see
+// lease.go), so runs a previous process left unfinished are resumed by
+// the first claim that finds their lease expired, here or on another
+// replica. Wait blocks until every execution has stopped.
 func (e *Engine) Start(ctx context.Context) error {
 	go tokenizer() // load the embedded tokenizer before the first run needs it
-	if err := e.recover(ctx); err != nil {
-		return fmt.Errorf("recover runs: %w", err)
-	}
-	e.wg.Add(2)
+	e.wg.Add(3)
 	go func() { defer e.wg.Done(); e.runWorkers(ctx) }()
 	go func() { defer e.wg.Done(); e.sweep(ctx) }()
+	go func() { defer e.wg.Done(); e.renewLeases(ctx) }()
+	e.claimDue(ctx)
 	for _, s := range e.cfg.Sweeps {
 		e.wg.Go(func() { s.loop(ctx, e.log) })
 	}
@@ -172,7 +195,9 @@ func (e *Engine) Start(ctx context.Context) error {
 }
 
 // Wait blocks until the engine's goroutines have stopped after ctx ended.
-// Runs interrupted by the stop stay in_progress and resume on next start.
+// Runs interrupted by the stop stay in_progress and resume once their
+// lease has expired: on SQLite at the next start, on PostgreSQL on
+// whichever replica claims them first.
 func (e *Engine) Wait() { e.wg.Wait() }
 
 // runWorkers hands queued runs to at most Workers executions at once.
@@ -203,6 +228,9 @@ func (e *Engine) runWorkers(ctx context.Context) {
 func (e *Engine) enqueue(j job) {
 	e.mu.Lock()
 	if e.pending[j.runID] || e.inflight[j.runID] != nil {
+		if j.attempt != 0 {
+			e.stashed[j.runID] = j // see takeStashed
+		}
 		e.mu.Unlock()
 		return
 	}
@@ -243,17 +271,28 @@ func (em *emitter) emit(name string, v any) {
 }
 
 // commit runs fn in one write transaction under the run's lock and, if it
-// commits, publishes the events fn emitted, in order.
+// commits, publishes the events fn emitted, in order. A write of the
+// run's executor (ctx carries its claim, see withFence) first checks that
+// the claim still holds the run; if not, the execution stops.
 func (e *Engine) commit(ctx context.Context, runID string, fn func(ctx context.Context, tx *db.Tx, em *emitter) error) error {
 	mu := e.lockRun(runID)
 	mu.Lock()
 	defer mu.Unlock()
 	var em emitter
+	attempt, fenced := fenceOf(ctx, runID)
 	err := e.store.Batch(ctx, func(ctx context.Context, tx *db.Tx) error {
 		em.events = em.events[:0]
+		if fenced {
+			if err := tx.CheckLease(ctx, runID, e.cfg.Replica, attempt); err != nil {
+				return err
+			}
+		}
 		return fn(ctx, tx, &em)
 	})
 	if err != nil {
+		if fenced && errors.Is(err, db.ErrLeaseLost) {
+			e.leaseLost(runID)
+		}
 		return err
 	}
 	e.publish(ctx, runID, em.events)
@@ -272,62 +311,9 @@ func (e *Engine) publish(ctx context.Context, runID string, events []pendingEven
 	}
 }
 
-// recover handles what a previous process left: cancelling runs are
-// settled, queued runs enqueued, in_progress runs resumed from their last
-// completed step or failed after too many interruptions. An interrupted
-// model turn (its step and message, never persisted beyond their start) is
-// dropped and asked again; a tool step whose calls the model had finished
-// is kept, and only its calls without a result run again.
-// requires_action runs keep waiting.
-func (e *Engine) recover(ctx context.Context) error {
-	runs, err := e.store.RunsWithStatus(ctx, db.RunQueued, db.RunInProgress, db.RunCancelling)
-	if err != nil {
-		return err
-	}
-	for _, r := range runs {
-		switch r.Status {
-		case db.RunCancelling:
-			e.settle(ctx, r.ID, db.RunCancelling, nil)
-		case db.RunQueued:
-			e.enqueue(job{runID: r.ID})
-		case db.RunInProgress:
-			if r.Attempts >= maxRecoveries {
-				e.failIdle(ctx, r.ID, &db.LastError{Code: "server_error",
-					Message: fmt.Sprintf("The run was interrupted by server restarts %d times and was stopped.", r.Attempts)})
-				continue
-			}
-			err := e.store.Batch(ctx, func(ctx context.Context, tx *db.Tx) error {
-				steps, err := tx.RunSteps(ctx, r.ID)
-				if err != nil {
-					return err
-				}
-				for _, st := range steps {
-					if st.Status != db.StepInProgress || (st.Type == db.StepToolCalls && st.TurnUsage != nil) {
-						continue
-					}
-					if mc := st.StepDetails.MessageCreation; mc != nil {
-						if err := tx.DeleteMessage(ctx, mc.MessageID); err != nil {
-							return err
-						}
-					}
-					if err := tx.DeleteStep(ctx, st.ID); err != nil {
-						return err
-					}
-				}
-				return nil
-			})
-			if err != nil {
-				return err
-			}
-			e.log.Info("resuming run interrupted by a restart", "run_id", r.ID, "attempt", r.Attempts+1)
-			e.enqueue(job{runID: r.ID, resume: true})
-		}
-	}
-	return nil
-}
-
 // sweep expires overdue runs, settles cancelling runs nobody is working on,
-// and enqueues queued runs the channel missed.
+// and claims runs that are due (queued runs the channel missed, runs whose
+// lease expired).
 func (e *Engine) sweep(ctx context.Context) {
 	t := time.NewTicker(e.cfg.SweepInterval)
 	defer t.Stop()
@@ -347,11 +333,12 @@ func (e *Engine) sweep(ctx context.Context) {
 			e.mu.Unlock()
 			if cancel != nil {
 				cancel(errExpired)
-			} else {
+			} else if !e.heldElsewhere(ctx, r.ID) {
 				e.settle(ctx, r.ID, db.RunExpired, nil)
 			}
 		}
-		active, err := e.store.RunsWithStatus(ctx, db.RunQueued, db.RunCancelling)
+		e.claimDue(ctx)
+		active, err := e.store.RunsWithStatus(ctx, db.RunCancelling)
 		if err != nil && ctx.Err() == nil {
 			e.log.Error("scan runs", "error", err)
 		}
@@ -359,14 +346,10 @@ func (e *Engine) sweep(ctx context.Context) {
 			e.mu.Lock()
 			busy := e.inflight[r.ID] != nil || e.pending[r.ID]
 			e.mu.Unlock()
-			if busy {
+			if busy || e.heldElsewhere(ctx, r.ID) {
 				continue
 			}
-			if r.Status == db.RunQueued {
-				e.enqueue(job{runID: r.ID})
-			} else {
-				e.settle(ctx, r.ID, db.RunCancelling, nil)
-			}
+			e.settle(ctx, r.ID, db.RunCancelling, nil)
 		}
 	}
 }

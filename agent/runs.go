@@ -221,9 +221,9 @@ func (e *Engine) Cancel(ctx context.Context, threadID, runID string) (db.Run, er
 	e.mu.Unlock()
 	if cancel != nil {
 		cancel(errCancelled) // the worker settles the run as it stops
-	} else {
+	} else if !e.heldElsewhere(ctx, runID) {
 		e.settle(context.WithoutCancel(ctx), runID, db.RunCancelling, nil)
-	}
+	} // else the replica executing it stops and settles it
 	return run, nil
 }
 

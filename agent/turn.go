@@ -29,13 +29,34 @@ func (e *Engine) execute(parent context.Context, j job) {
 	}
 	e.inflight[j.runID] = cancel
 	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		delete(e.inflight, j.runID)
+		e.mu.Unlock()
+		if next, ok := e.takeStashed(j.runID, j.attempt); ok {
+			e.enqueue(next)
+		}
+	}()
+
+	if j.attempt == 0 {
+		if stashed, ok := e.takeStashed(j.runID, 0); ok {
+			j = stashed
+		} else if !e.claimByID(ctx, &j) {
+			return
+		}
+	}
+	e.hold(j.runID, j.attempt)
+	defer e.release(j.runID)
+	ctx = withFence(ctx, j.runID, j.attempt)
 
 	e.runTurns(ctx, j)
 
 	e.mu.Lock()
 	delete(e.inflight, j.runID)
 	e.mu.Unlock()
-	if parent.Err() == nil {
+	if parent.Err() != nil {
+		e.releaseLease(j.runID, j.attempt)
+	} else if !errors.Is(context.Cause(ctx), errLeaseLost) {
 		// A cancel that arrived as this turn ended found it still in
 		// flight and left settling to it: settle now (idempotent).
 		e.settle(context.WithoutCancel(ctx), j.runID, db.RunCancelling, nil)
@@ -61,9 +82,11 @@ func (e *Engine) runTurns(ctx context.Context, j job) {
 			e.settle(wctx, t.runID, db.RunExpired, t.open())
 		case errors.Is(cause, errThreadDeleted):
 			t.streamError(db.ErrNotFound)
+		case errors.Is(cause, errLeaseLost):
+			// Another replica has taken the run over: it is theirs.
 		case ctx.Err() != nil:
-			// The server is stopping: leave the run in_progress; start-up
-			// recovery resumes it.
+			// The server is stopping: leave the run in_progress; whoever
+			// claims it once its lease has expired resumes it.
 		case lastErr != nil:
 			t.fail(wctx, lastErr)
 		case incomplete != "":
@@ -75,29 +98,39 @@ func (e *Engine) runTurns(ctx context.Context, j job) {
 	}
 }
 
-// claim moves a queued run (or, resuming after a restart, an in_progress
-// one) to in_progress and counts the attempt.
+// claim starts the execution of a claimed run (db.ClaimRuns moved it to
+// in_progress): it records the start and announces it, or, resuming an
+// interrupted execution, ends the interrupted step for readers first. A
+// run interrupted too many times is failed instead.
 func (e *Engine) claim(ctx context.Context, j job) (db.Run, string, bool) {
 	var run db.Run
 	var traceparent string
+	if j.resume && j.attempt > maxRecoveries {
+		e.log.Warn("failing run interrupted too often", "run_id", j.runID, "attempt", j.attempt)
+		if err := e.fail(context.WithoutCancel(ctx), j.runID, nil, &db.LastError{Code: "server_error",
+			Message: fmt.Sprintf("The run was interrupted by server restarts %d times and was stopped.", j.attempt-1)}); err != nil {
+			e.log.Error("fail run", "run_id", j.runID, "error", err)
+		}
+		return run, "", false
+	}
 	err := e.commit(context.WithoutCancel(ctx), j.runID, func(ctx context.Context, tx *db.Tx, em *emitter) error {
 		r, err := tx.GetRun(ctx, j.runID)
 		if err != nil {
 			return err
 		}
-		switch {
-		case j.resume && r.Status == db.RunInProgress:
-		case !j.resume && r.Status == db.RunQueued:
-		default:
-			return errNotRunnable
+		if r.Status != db.RunInProgress {
+			return errNotRunnable // cancelled since the claim
+		}
+		if j.resume {
+			if err := e.resumeInterrupted(ctx, tx, em, j.runID); err != nil {
+				return err
+			}
 		}
 		run, err = tx.UpdateRun(ctx, j.runID, func(r *db.Run) error {
-			now := e.store.Now()
-			r.Status = db.RunInProgress
 			if r.StartedAt == nil {
+				now := e.store.Now()
 				r.StartedAt = &now
 			}
-			r.Attempts++
 			return nil
 		})
 		if err != nil {
@@ -109,8 +142,11 @@ func (e *Engine) claim(ctx context.Context, j job) (db.Run, string, bool) {
 		em.emit("thread.run.in_progress", run)
 		return nil
 	})
-	if err != nil && !errors.Is(err, errNotRunnable) && !errors.Is(err, db.ErrNotFound) {
+	if err != nil && !errors.Is(err, errNotRunnable) && !errors.Is(err, db.ErrNotFound) && !errors.Is(err, db.ErrLeaseLost) {
 		e.log.Error("claim run", "run_id", j.runID, "error", err)
+	}
+	if err == nil && j.resume {
+		e.log.Info("resuming interrupted run", "run_id", j.runID, "attempt", j.attempt)
 	}
 	return run, traceparent, err == nil
 }
@@ -689,8 +725,8 @@ func (t *turn) fail(ctx context.Context, lastErr *db.LastError) {
 // recorded (its thread was deleted, or the store failed), as the wrapped
 // error event all three SDKs raise, and logs it.
 func (t *turn) streamError(err error) {
-	if errors.Is(err, db.ErrIllegalTransition) {
-		return // settled elsewhere (cancelled or expired meanwhile)
+	if errors.Is(err, db.ErrIllegalTransition) || errors.Is(err, db.ErrLeaseLost) {
+		return // settled elsewhere (cancelled or expired meanwhile), or taken over
 	}
 	t.e.log.Error("run could not be recorded", "run_id", t.runID, "error", err)
 	msg := "The run could not be recorded."
