@@ -181,7 +181,7 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 	if cfg.Replica, err = replicaFlags(); err != nil {
 		return cfg, err
 	}
-	cfg.Engine.RunLease = cfg.Replica.RunLease
+	cfg.Engine.RunLease, cfg.Engine.APIOnly = cfg.Replica.RunLease, cfg.Replica.Role == "api"
 	if *providersFile != "" {
 		if cfg.Providers, err = agent.LoadProviders(*providersFile, getenv); err != nil {
 			return cfg, err
@@ -390,6 +390,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		TrustProxy: cfg.Web.TrustProxy,
 		Metrics:    metrics,
 		Tracer:     tracer,
+		HealthOnly: cfg.Replica.Role == "worker",
 	})
 
 	// Header, body-rate, write-stall and idle limits: see web.Limits.

@@ -42,6 +42,8 @@ type Store interface {
 	RenewLease(ctx context.Context, id, me string, attempt int, lease time.Duration) (status string, held bool, err error)
 	LeaseHeld(ctx context.Context, id, me string) (bool, error)
 	ReleaseLease(ctx context.Context, id, me string, attempt int) error
+	Notify(ctx context.Context, channel, payload string) error
+	Listen(ctx context.Context, channels []string, handle func(channel, payload string), resync func())
 	ExpiredRuns(ctx context.Context, now int64) ([]db.Run, error)
 	ThreadRuns(ctx context.Context, threadID string) ([]db.Run, error)
 	ThreadSteps(ctx context.Context, threadID string) ([]db.RunStep, error)
@@ -77,6 +79,9 @@ type Config struct {
 	// executor renews it every third of that. Another replica resumes a
 	// run whose lease expired (see lease.go).
 	RunLease time.Duration
+	// APIOnly keeps this replica from executing runs (--role api): it
+	// creates, answers and cancels them, and other replicas execute them.
+	APIOnly bool
 	// Replica names this process in claims (runs.claimed_by); default a
 	// random id per start.
 	Replica string
@@ -183,11 +188,15 @@ func (e *Engine) Models(ctx context.Context) []Model { return e.providers.Models
 // replica. Wait blocks until every execution has stopped.
 func (e *Engine) Start(ctx context.Context) error {
 	go tokenizer() // load the embedded tokenizer before the first run needs it
-	e.wg.Add(3)
-	go func() { defer e.wg.Done(); e.runWorkers(ctx) }()
+	e.wg.Add(2)
 	go func() { defer e.wg.Done(); e.sweep(ctx) }()
-	go func() { defer e.wg.Done(); e.renewLeases(ctx) }()
-	e.claimDue(ctx)
+	go func() { defer e.wg.Done(); e.listen(ctx) }()
+	if !e.cfg.APIOnly {
+		e.wg.Add(2)
+		go func() { defer e.wg.Done(); e.runWorkers(ctx) }()
+		go func() { defer e.wg.Done(); e.renewLeases(ctx) }()
+		e.claimDue(ctx)
+	}
 	for _, s := range e.cfg.Sweeps {
 		e.wg.Go(func() { s.loop(ctx, e.log) })
 	}
@@ -226,6 +235,10 @@ func (e *Engine) runWorkers(ctx context.Context) {
 // enqueue wakes a worker for the run. If the channel is full the run stays
 // queued in the database and the sweeper enqueues it later.
 func (e *Engine) enqueue(j job) {
+	if e.cfg.APIOnly {
+		e.notify(db.ChannelQueue, j.runID) // a worker replica claims it
+		return
+	}
 	e.mu.Lock()
 	if e.pending[j.runID] || e.inflight[j.runID] != nil {
 		if j.attempt != 0 {
@@ -242,6 +255,9 @@ func (e *Engine) enqueue(j job) {
 		e.mu.Lock()
 		delete(e.pending, j.runID)
 		e.mu.Unlock()
+		if j.attempt == 0 {
+			e.notify(db.ChannelQueue, j.runID) // another replica may have room
+		}
 	}
 }
 
@@ -337,7 +353,9 @@ func (e *Engine) sweep(ctx context.Context) {
 				e.settle(ctx, r.ID, db.RunExpired, nil)
 			}
 		}
-		e.claimDue(ctx)
+		if !e.cfg.APIOnly {
+			e.claimDue(ctx)
+		}
 		active, err := e.store.RunsWithStatus(ctx, db.RunCancelling)
 		if err != nil && ctx.Err() == nil {
 			e.log.Error("scan runs", "error", err)

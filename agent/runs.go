@@ -223,7 +223,9 @@ func (e *Engine) Cancel(ctx context.Context, threadID, runID string) (db.Run, er
 		cancel(errCancelled) // the worker settles the run as it stops
 	} else if !e.heldElsewhere(ctx, runID) {
 		e.settle(context.WithoutCancel(ctx), runID, db.RunCancelling, nil)
-	} // else the replica executing it stops and settles it
+	} else {
+		e.control(controlCheck, runID) // the replica executing it stops and settles it
+	}
 	return run, nil
 }
 
@@ -240,6 +242,8 @@ func (e *Engine) StopThread(ctx context.Context, threadID string) error {
 	for _, r := range runs {
 		if cancel := e.inflight[r.ID]; cancel != nil && !db.IsTerminal(r.Status) {
 			cancel(errThreadDeleted)
+		} else if r.Status == db.RunInProgress || r.Status == db.RunCancelling {
+			e.control(controlDeleted, r.ID) // executing on another replica
 		}
 	}
 	// What built-in tools keep for the thread (a kernel and its files)

@@ -180,6 +180,13 @@ else
 	echo "no PostgreSQL; skipped"
 fi
 
+section "replicas on PostgreSQL (tests/replicas)"
+if [[ -n ${ASSISTANTD_TEST_POSTGRES:-} ]]; then
+	go test -count=1 "${race[@]}" ./tests/replicas/
+else
+	echo "no PostgreSQL; skipped"
+fi
+
 section "Node SDK end-to-end tests (tests/e2e)"
 (cd tests/e2e && npm ci --no-audit --no-fund && npm test)
 
