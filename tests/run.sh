@@ -15,7 +15,9 @@
 #            from Debian's postgresql package (initdb + pg_ctl in a temporary
 #            directory, socket only) and stopped at the end. The db package's
 #            tests run on both stores; the Go API suite and the Node suite run
-#            once on SQLite and once on PostgreSQL. Without PostgreSQL
+#            once on SQLite and once on PostgreSQL; tests/replicas (several
+#            assistantd processes on one database) runs in `go test ./...`
+#            on PostgreSQL only. Without PostgreSQL
 #            installed the PostgreSQL passes are skipped (CI=true: an error).
 set -euo pipefail
 
@@ -176,13 +178,6 @@ go test -count=1 "${race[@]}" ./...
 section "Go API suite on PostgreSQL (tests/apitest)"
 if [[ -n ${ASSISTANTD_TEST_POSTGRES:-} ]]; then
 	ASSISTANTD_TEST_STORE=postgres go test -count=1 "${race[@]}" ./tests/apitest/
-else
-	echo "no PostgreSQL; skipped"
-fi
-
-section "replicas on PostgreSQL (tests/replicas)"
-if [[ -n ${ASSISTANTD_TEST_POSTGRES:-} ]]; then
-	go test -count=1 "${race[@]}" ./tests/replicas/
 else
 	echo "no PostgreSQL; skipped"
 fi
