@@ -182,6 +182,7 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 		return cfg, err
 	}
 	cfg.Engine.RunLease, cfg.Engine.APIOnly = cfg.Replica.RunLease, cfg.Replica.Role == "api"
+	cfg.Engine.EventLog, cfg.Engine.EventFlush = cfg.Store.DatabaseURL != "", cfg.Replica.EventFlush
 	if *providersFile != "" {
 		if cfg.Providers, err = agent.LoadProviders(*providersFile, getenv); err != nil {
 			return cfg, err
@@ -337,6 +338,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	cfg.Engine.Sweeps = []agent.Sweep{
 		{Name: "expired objects", Every: time.Minute, Run: store.SweepExpired},
 		{Name: "upstream inspector", Every: time.Hour, Run: inspector.Sweep},
+	}
+	if cfg.Engine.EventLog {
+		cfg.Engine.Sweeps = append(cfg.Engine.Sweeps, agent.Sweep{Name: "run events", Every: time.Minute,
+			Run: func(ctx context.Context) (int, error) { return store.PruneRunEvents(ctx, cfg.Replica.EventRetention) }})
 	}
 	engine := agent.New(store, providers, agent.NewHub(time.Minute), log, cfg.Engine)
 	engine.EnableInspector(inspector)

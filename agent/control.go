@@ -23,8 +23,14 @@ const (
 
 // listen handles the notifications of other replicas until ctx ends.
 func (e *Engine) listen(ctx context.Context) {
-	e.store.Listen(ctx, []string{db.ChannelQueue, db.ChannelControl}, func(channel, payload string) {
+	channels := []string{db.ChannelQueue, db.ChannelControl}
+	if e.elog != nil {
+		channels = append(channels, db.ChannelEvents)
+	}
+	e.store.Listen(ctx, channels, func(channel, payload string) {
 		switch channel {
+		case db.ChannelEvents:
+			e.elog.notified(ctx, payload)
 		case db.ChannelQueue:
 			if !e.cfg.APIOnly {
 				e.enqueue(job{runID: payload})

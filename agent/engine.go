@@ -43,6 +43,9 @@ type Store interface {
 	LeaseHeld(ctx context.Context, id, me string) (bool, error)
 	ReleaseLease(ctx context.Context, id, me string, attempt int) error
 	Notify(ctx context.Context, channel, payload string) error
+	AppendRunEvents(ctx context.Context, runID string, events []db.RunEvent) (int64, error)
+	RunEvents(ctx context.Context, runID string, after int64, limit int) ([]db.RunEvent, error)
+	ThreadLoggedRuns(ctx context.Context, threadID string, since int64) ([]string, error)
 	Listen(ctx context.Context, channels []string, handle func(channel, payload string), resync func())
 	ExpiredRuns(ctx context.Context, now int64) ([]db.Run, error)
 	ThreadRuns(ctx context.Context, threadID string) ([]db.Run, error)
@@ -79,6 +82,13 @@ type Config struct {
 	// executor renews it every third of that. Another replica resumes a
 	// run whose lease expired (see lease.go).
 	RunLease time.Duration
+	// EventLog writes every run event to the store's durable log, from
+	// which every replica's readers are fed (PostgreSQL; see eventlog.go).
+	// Off, events go straight to the in-memory hub (SQLite).
+	EventLog bool
+	// EventFlush is how long text deltas wait to be written to the
+	// durable log together (default 50 ms).
+	EventFlush time.Duration
 	// APIOnly keeps this replica from executing runs (--role api): it
 	// creates, answers and cancels them, and other replicas execute them.
 	APIOnly bool
@@ -109,6 +119,9 @@ func (c *Config) defaults() {
 	}
 	if c.SweepInterval <= 0 {
 		c.SweepInterval = time.Second
+	}
+	if c.EventFlush <= 0 {
+		c.EventFlush = 50 * time.Millisecond
 	}
 	if c.RunLease <= 0 {
 		c.RunLease = 30 * time.Second
@@ -141,6 +154,7 @@ type Engine struct {
 	store     Store
 	providers *Providers
 	hub       *Hub
+	elog      *eventLog // the durable event log, when Config.EventLog
 	log       *slog.Logger
 	cfg       Config
 
@@ -168,7 +182,7 @@ func New(store Store, providers *Providers, hub *Hub, log *slog.Logger, cfg Conf
 	for _, b := range cfg.Builtins {
 		builtins[b.Type()] = b
 	}
-	return &Engine{
+	e := &Engine{
 		store: store, providers: providers, hub: hub, log: log, cfg: cfg, builtins: builtins,
 		queue:    make(chan job, 4096),
 		inflight: map[string]context.CancelCauseFunc{},
@@ -176,6 +190,10 @@ func New(store Store, providers *Providers, hub *Hub, log *slog.Logger, cfg Conf
 		leases:   map[string]int{},
 		stashed:  map[string]job{},
 	}
+	if cfg.EventLog {
+		e.elog = newEventLog(e)
+	}
+	return e
 }
 
 // Models lists the models the configured upstreams serve, as /v1/models
@@ -191,6 +209,9 @@ func (e *Engine) Start(ctx context.Context) error {
 	e.wg.Add(2)
 	go func() { defer e.wg.Done(); e.sweep(ctx) }()
 	go func() { defer e.wg.Done(); e.listen(ctx) }()
+	if e.elog != nil {
+		e.wg.Go(func() { e.elog.poll(ctx) })
+	}
 	if !e.cfg.APIOnly {
 		e.wg.Add(2)
 		go func() { defer e.wg.Done(); e.runWorkers(ctx) }()
@@ -296,6 +317,12 @@ func (e *Engine) commit(ctx context.Context, runID string, fn func(ctx context.C
 	defer mu.Unlock()
 	var em emitter
 	attempt, fenced := fenceOf(ctx, runID)
+	var deltas *deltaBuf // the durable log's buffered deltas go first
+	var logged []db.RunEvent
+	var first int64
+	if e.elog != nil {
+		deltas = e.elog.take(runID)
+	}
 	err := e.store.Batch(ctx, func(ctx context.Context, tx *db.Tx) error {
 		em.events = em.events[:0]
 		if fenced {
@@ -303,7 +330,17 @@ func (e *Engine) commit(ctx context.Context, runID string, fn func(ctx context.C
 				return err
 			}
 		}
-		return fn(ctx, tx, &em)
+		if err := fn(ctx, tx, &em); err != nil || e.elog == nil {
+			return err
+		}
+		logged = logged[:0]
+		if deltas != nil {
+			logged = append(logged, deltas.events...)
+		}
+		logged = append(logged, toRunEvents(em.events)...)
+		var err error
+		first, err = tx.AppendRunEvents(ctx, runID, logged)
+		return err
 	})
 	if err != nil {
 		if fenced && errors.Is(err, db.ErrLeaseLost) {
@@ -311,19 +348,52 @@ func (e *Engine) commit(ctx context.Context, runID string, fn func(ctx context.C
 		}
 		return err
 	}
+	if e.elog != nil {
+		e.logTransitions(ctx, runID, em.events)
+		if len(logged) > 0 {
+			e.elog.deliver(runID, first, logged)
+		}
+		return nil
+	}
 	e.publish(ctx, runID, em.events)
 	return nil
 }
 
 // publish hands committed events to the hub, in order. At debug level it
 // logs every run transition (--log-level debug).
+//
+// With the durable log (create's events, outside a transaction of their
+// own) they are appended to it and then handed to the hub.
 func (e *Engine) publish(ctx context.Context, runID string, events []pendingEvent) {
+	if e.elog != nil {
+		e.logTransitions(ctx, runID, events)
+		evs := toRunEvents(events)
+		first, err := e.store.AppendRunEvents(context.WithoutCancel(ctx), runID, evs)
+		if err != nil {
+			e.log.Error("write run events", "run_id", runID, "error", err)
+			return
+		}
+		e.elog.deliver(runID, first, evs)
+		return
+	}
 	debug := e.log.Enabled(ctx, slog.LevelDebug)
 	for _, ev := range events {
 		if debug && strings.HasPrefix(ev.name, "thread.run.") && !strings.HasPrefix(ev.name, "thread.run.step.") {
 			e.log.Debug("run "+strings.TrimPrefix(ev.name, "thread.run."), "run_id", runID)
 		}
 		e.hub.Publish(runID, ev.name, ev.data)
+	}
+}
+
+// logTransitions logs a run's transitions at debug level.
+func (e *Engine) logTransitions(ctx context.Context, runID string, events []pendingEvent) {
+	if !e.log.Enabled(ctx, slog.LevelDebug) {
+		return
+	}
+	for _, ev := range events {
+		if strings.HasPrefix(ev.name, "thread.run.") && !strings.HasPrefix(ev.name, "thread.run.step.") {
+			e.log.Debug("run "+strings.TrimPrefix(ev.name, "thread.run."), "run_id", runID)
+		}
 	}
 }
 

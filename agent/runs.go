@@ -97,6 +97,11 @@ func (e *Engine) SubmitToolOutputs(ctx context.Context, threadID, runID string, 
 	err := e.commit(ctx, runID, func(ctx context.Context, tx *db.Tx, em *emitter) error {
 		from = e.hub.Position(runID)
 		var err error
+		if e.elog != nil {
+			if from, err = tx.LastRunEvent(ctx, runID); err != nil {
+				return err
+			}
+		}
 		run, err = tx.GetRun(ctx, runID)
 		if err != nil {
 			return err

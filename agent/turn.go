@@ -371,7 +371,7 @@ func (t *turn) publish(name string, v any) {
 	if err != nil {
 		panic(fmt.Sprintf("marshal %s: %v", name, err))
 	}
-	t.e.hub.Publish(t.runID, name, b)
+	t.e.liveEvent(t.runID, name, b)
 	t.emitted = true
 }
 
@@ -732,6 +732,11 @@ func (t *turn) streamError(err error) {
 	msg := "The run could not be recorded."
 	if errors.Is(err, db.ErrNotFound) {
 		msg = "The run no longer exists: its thread was deleted."
+	}
+	if t.e.elog != nil {
+		b, _ := json.Marshal(map[string]any{"error": map[string]any{"message": msg, "type": "server_error", "param": nil, "code": "server_error"}})
+		t.e.elog.final(t.runID, "error", b)
+		return
 	}
 	t.publish("error", map[string]any{"error": map[string]any{"message": msg, "type": "server_error", "param": nil, "code": "server_error"}})
 }

@@ -41,6 +41,7 @@ var copyTables = []struct{ name, order string }{
 	{"conversations", "seq"},
 	{"conversation_items", "seq"},
 	{"responses", "seq"},
+	{"run_events", "run_id, seq"},
 	{"response_input_items", "seq"},
 }
 

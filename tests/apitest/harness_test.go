@@ -151,7 +151,7 @@ func newServer(t testing.TB, key, data string, extraArgs ...string) *server {
 	t.Helper()
 	store := storeArgs(t)
 	s := &server{t: t, Key: key, Data: data, args: append(store, extraArgs...)}
-	if len(store) == 2 {
+	if len(store) >= 2 {
 		s.DatabaseURL = store[1]
 	}
 	s.start(t)
