@@ -181,6 +181,9 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 	if cfg.Replica, err = replicaFlags(); err != nil {
 		return cfg, err
 	}
+	if cfg.Replica.Role != "all" && cfg.Store.DatabaseURL == "" {
+		return cfg, fmt.Errorf("--role %s needs --database-url: replicas share a PostgreSQL database", cfg.Replica.Role)
+	}
 	cfg.Engine.RunLease, cfg.Engine.APIOnly = cfg.Replica.RunLease, cfg.Replica.Role == "api"
 	cfg.Engine.EventLog, cfg.Engine.EventFlush = cfg.Store.DatabaseURL != "", cfg.Replica.EventFlush
 	if *providersFile != "" {
@@ -286,6 +289,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer store.Close()
 	log.Info("store", store.Describe(ctx)...)
+	if err := joinReplicas(ctx, store, &cfg); err != nil {
+		return err
+	}
 
 	if cfg.APIKey == "" {
 		n, err := store.CountAPIKeys(ctx)

@@ -46,6 +46,8 @@ type Store interface {
 	AppendRunEvents(ctx context.Context, runID string, events []db.RunEvent) (int64, error)
 	RunEvents(ctx context.Context, runID string, after int64, limit int) ([]db.RunEvent, error)
 	ThreadLoggedRuns(ctx context.Context, threadID string, since int64) ([]string, error)
+	TakeLeadership(ctx context.Context, name, me string, lease time.Duration) (bool, error)
+	ResignLeadership(ctx context.Context, name, me string) error
 	Listen(ctx context.Context, channels []string, handle func(channel, payload string), resync func())
 	ExpiredRuns(ctx context.Context, now int64) ([]db.Run, error)
 	ThreadRuns(ctx context.Context, threadID string) ([]db.Run, error)
@@ -92,12 +94,16 @@ type Config struct {
 	// APIOnly keeps this replica from executing runs (--role api): it
 	// creates, answers and cancels them, and other replicas execute them.
 	APIOnly bool
+	// Presence, when set, is this replica's presence lease row (see
+	// db.PresenceName), renewed with the housekeeper lease so that
+	// starting replicas see it alive.
+	Presence string
 	// Replica names this process in claims (runs.claimed_by); default a
 	// random id per start.
 	Replica string
 	// Sweeps is the server's other housekeeping (expired files, old
-	// inspector records …), run beside the engine's own sweep for as long
-	// as the engine runs.
+	// inspector records …), run beside the engine's own sweep by the one
+	// replica holding the housekeeper lease (housekeeper.go).
 	Sweeps []Sweep
 }
 
@@ -127,7 +133,7 @@ func (c *Config) defaults() {
 		c.RunLease = 30 * time.Second
 	}
 	if c.Replica == "" {
-		c.Replica = newReplicaID()
+		c.Replica = NewReplicaID()
 	}
 }
 
@@ -218,8 +224,8 @@ func (e *Engine) Start(ctx context.Context) error {
 		go func() { defer e.wg.Done(); e.renewLeases(ctx) }()
 		e.claimDue(ctx)
 	}
-	for _, s := range e.cfg.Sweeps {
-		e.wg.Go(func() { s.loop(ctx, e.log) })
+	if len(e.cfg.Sweeps) > 0 {
+		e.wg.Go(func() { e.housekeep(ctx) }) // on one replica at a time
 	}
 	return nil
 }

@@ -15,11 +15,12 @@ import (
 // Runs are claimed by lease, so that several replicas on one PostgreSQL
 // database share the queue and a replica can vanish at any moment:
 //
-//   - A claim (db.ClaimRuns) moves a queued run, or an in_progress run
-//     whose lease expired, to in_progress for this replica and counts an
-//     attempt. The replica that took the request claims its run at once
-//     (enqueue); the sweeper claims whatever else is due, up to the free
-//     workers.
+//   - A claim moves a queued run, or an in_progress run whose lease
+//     expired, to in_progress for this replica and counts an attempt. The
+//     replica that took the request claims its run at once, in the
+//     transaction that starts it (claim, db.Tx.ClaimRun); the sweeper
+//     claims whatever else is due, up to the free workers (db.ClaimRuns,
+//     FOR UPDATE SKIP LOCKED on PostgreSQL).
 //   - The attempt is a fencing token: every write of the execution
 //     (commit, with the claim in its context) first checks, under the
 //     run's row lock, that the claim is still the run's latest. A replica
@@ -39,9 +40,9 @@ import (
 // latest: another replica has taken the run over.
 var errLeaseLost = errors.New("run lease lost")
 
-// newReplicaID names this process in claims: host, pid and a random part,
+// NewReplicaID names a process in claims: host, pid and a random part,
 // so a restarted process never mistakes an old claim for its own.
-func newReplicaID() string {
+func NewReplicaID() string {
 	host, _ := os.Hostname()
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
@@ -113,23 +114,6 @@ func (e *Engine) claimDue(ctx context.Context) {
 	for _, c := range claims {
 		e.enqueue(job{runID: c.RunID, attempt: c.Attempt, resume: c.Was == db.RunInProgress})
 	}
-}
-
-// claimByID claims one run for an execution enqueued without a claim (the
-// replica that took the request runs it first).
-func (e *Engine) claimByID(ctx context.Context, j *job) bool {
-	claims, err := e.store.ClaimRuns(ctx, e.cfg.Replica, e.cfg.RunLease, 1, j.runID)
-	if err != nil {
-		if ctx.Err() == nil {
-			e.log.Error("claim run", "run_id", j.runID, "error", err)
-		}
-		return false
-	}
-	if len(claims) == 0 {
-		return false // not due, or another replica was first
-	}
-	j.attempt, j.resume = claims[0].Attempt, claims[0].Was == db.RunInProgress
-	return true
 }
 
 // renewLeases renews the leases of the runs executing here every third

@@ -41,15 +41,21 @@ func (e *Engine) execute(parent context.Context, j job) {
 	if j.attempt == 0 {
 		if stashed, ok := e.takeStashed(j.runID, 0); ok {
 			j = stashed
-		} else if !e.claimByID(ctx, &j) {
-			return
 		}
+	}
+	run, traceparent, ok := e.claim(ctx, &j)
+	if !ok {
+		if j.attempt != 0 && parent.Err() == nil {
+			// Claimed, then cancelled before it started: settle it.
+			e.settle(withFence(context.WithoutCancel(ctx), j.runID, j.attempt), j.runID, db.RunCancelling, nil)
+		}
+		return
 	}
 	e.hold(j.runID, j.attempt)
 	defer e.release(j.runID)
 	ctx = withFence(ctx, j.runID, j.attempt)
 
-	e.runTurns(ctx, j)
+	e.runTurns(ctx, j, run, traceparent)
 
 	e.mu.Lock()
 	delete(e.inflight, j.runID)
@@ -63,12 +69,8 @@ func (e *Engine) execute(parent context.Context, j job) {
 	}
 }
 
-// runTurns claims the run and takes its turns.
-func (e *Engine) runTurns(ctx context.Context, j job) {
-	run, traceparent, ok := e.claim(ctx, j)
-	if !ok {
-		return
-	}
+// runTurns takes the claimed run's turns.
+func (e *Engine) runTurns(ctx context.Context, j job, run db.Run, traceparent string) {
 	ctx, span := e.startExecution(ctx, run, traceparent, j.resume)
 	defer span.End()
 	wctx := context.WithoutCancel(ctx) // store writes finish even when the run is cancelled
@@ -98,28 +100,42 @@ func (e *Engine) runTurns(ctx context.Context, j job) {
 	}
 }
 
-// claim starts the execution of a claimed run (db.ClaimRuns moved it to
-// in_progress): it records the start and announces it, or, resuming an
-// interrupted execution, ends the interrupted step for readers first. A
-// run interrupted too many times is failed instead.
-func (e *Engine) claim(ctx context.Context, j job) (db.Run, string, bool) {
+// claim starts the execution of a run: a job not claimed yet (the
+// replica that took the request runs it first) is claimed here, in the
+// same transaction, when it is still claimable; a claimed one (the
+// sweeper's) is checked against its claim. It records the start and
+// announces it, or, resuming an interrupted execution, ends the
+// interrupted step for readers first. A run interrupted too many times is
+// failed instead.
+func (e *Engine) claim(ctx context.Context, j *job) (db.Run, string, bool) {
 	var run db.Run
 	var traceparent string
-	if j.resume && j.attempt > maxRecoveries {
-		e.log.Warn("failing run interrupted too often", "run_id", j.runID, "attempt", j.attempt)
-		if err := e.fail(context.WithoutCancel(ctx), j.runID, nil, &db.LastError{Code: "server_error",
-			Message: fmt.Sprintf("The run was interrupted by server restarts %d times and was stopped.", j.attempt-1)}); err != nil {
-			e.log.Error("fail run", "run_id", j.runID, "error", err)
-		}
-		return run, "", false
+	cctx := context.WithoutCancel(ctx)
+	if j.attempt != 0 {
+		cctx = withFence(cctx, j.runID, j.attempt)
 	}
-	err := e.commit(context.WithoutCancel(ctx), j.runID, func(ctx context.Context, tx *db.Tx, em *emitter) error {
+	tooMany := false
+	err := e.commit(cctx, j.runID, func(ctx context.Context, tx *db.Tx, em *emitter) error {
+		if j.attempt == 0 {
+			c, ok, err := tx.ClaimRun(ctx, j.runID, e.cfg.Replica, e.cfg.RunLease)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return errNotRunnable // not due, or another replica was first
+			}
+			j.attempt, j.resume = c.Attempt, c.Was == db.RunInProgress
+		}
 		r, err := tx.GetRun(ctx, j.runID)
 		if err != nil {
 			return err
 		}
 		if r.Status != db.RunInProgress {
 			return errNotRunnable // cancelled since the claim
+		}
+		if j.resume && j.attempt > maxRecoveries {
+			tooMany = true
+			return nil
 		}
 		if j.resume {
 			if err := e.resumeInterrupted(ctx, tx, em, j.runID); err != nil {
@@ -136,7 +152,7 @@ func (e *Engine) claim(ctx context.Context, j job) (db.Run, string, bool) {
 		if err != nil {
 			return err
 		}
-		if traceparent, err = e.runTrace(ctx, tx, j); err != nil {
+		if traceparent, err = e.runTrace(ctx, tx, *j); err != nil {
 			return err
 		}
 		em.emit("thread.run.in_progress", run)
@@ -144,6 +160,14 @@ func (e *Engine) claim(ctx context.Context, j job) (db.Run, string, bool) {
 	})
 	if err != nil && !errors.Is(err, errNotRunnable) && !errors.Is(err, db.ErrNotFound) && !errors.Is(err, db.ErrLeaseLost) {
 		e.log.Error("claim run", "run_id", j.runID, "error", err)
+	}
+	if err == nil && tooMany {
+		e.log.Warn("failing run interrupted too often", "run_id", j.runID, "attempt", j.attempt)
+		if err := e.fail(withFence(cctx, j.runID, j.attempt), j.runID, nil, &db.LastError{Code: "server_error",
+			Message: fmt.Sprintf("The run was interrupted by server restarts %d times and was stopped.", j.attempt-1)}); err != nil {
+			e.log.Error("fail run", "run_id", j.runID, "error", err)
+		}
+		return run, "", false
 	}
 	if err == nil && j.resume {
 		e.log.Info("resuming interrupted run", "run_id", j.runID, "attempt", j.attempt)

@@ -42,6 +42,7 @@ var copyTables = []struct{ name, order string }{
 	{"conversation_items", "seq"},
 	{"responses", "seq"},
 	{"run_events", "run_id, seq"},
+	{"leader_leases", "name"},
 	{"response_input_items", "seq"},
 }
 

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -92,7 +93,16 @@ func (s *Store) ClaimRuns(ctx context.Context, me string, lease time.Duration, l
 		return out, nil
 	}
 	// SQLite: the same in two steps (its RETURNING cannot see a CTE), in
-	// one write transaction, which excludes every other writer.
+	// one write transaction, which excludes every other writer; a read
+	// first, so that an idle queue takes no write lock.
+	var due int
+	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM runs WHERE `+s.claimable()+byID+`
+		AND $2 = $2 LIMIT $3)`, args...).Scan(&due); err != nil {
+		return nil, fmt.Errorf("claim runs: %w", err)
+	}
+	if due == 0 {
+		return nil, nil
+	}
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		out = out[:0]
 		rows, err := tx.QueryContext(ctx, `SELECT id, status FROM runs WHERE `+s.claimable()+byID+`
@@ -205,4 +215,83 @@ func (s *Store) ReleaseLease(ctx context.Context, id, me string, attempt int) er
 		return fmt.Errorf("release lease of run %s: %w", id, err)
 	}
 	return nil
+}
+
+// TakeLeadership takes or extends replica me's lease on the leader row
+// name for lease, and reports whether me holds it: a row held by another
+// replica is taken only once its lease has lapsed.
+func (s *Store) TakeLeadership(ctx context.Context, name, me string, lease time.Duration) (bool, error) {
+	lapsed := `leader_leases.expires_at < ` + s.dbMillis()
+	if !s.pg {
+		lapsed = `1 = 1` // one process owns an SQLite database: a lease left by a previous one has lapsed
+	}
+	var holder string
+	err := s.w.QueryRowContext(ctx, `INSERT INTO leader_leases (name, holder, expires_at) VALUES ($1, $2, `+s.dbMillis()+` + $3)
+		ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+		WHERE leader_leases.holder = excluded.holder OR `+lapsed+`
+		RETURNING holder`, name, me, lease.Milliseconds()).Scan(&holder)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("leader lease %s: %w", name, err)
+	}
+	return holder == me, nil
+}
+
+// ResignLeadership ends replica me's lease on the leader row name at
+// once, as it stops, so another replica takes over without waiting.
+func (s *Store) ResignLeadership(ctx context.Context, name, me string) error {
+	_, err := s.w.ExecContext(ctx, `UPDATE leader_leases SET expires_at = 0 WHERE name = $1 AND holder = $2`, name, me)
+	return err
+}
+
+// Presence rows: every replica keeps a lease row "replica:<blobs>:<id>"
+// of its own in leader_leases, renewed with the housekeeper lease, so a
+// starting replica can tell whether others are alive and which blob store
+// they keep file contents in.
+
+// PresenceName is the presence row of replica me keeping file contents
+// in blobs (BlobsDir or BlobsPostgres).
+func PresenceName(blobs, me string) string { return "replica:" + blobs + ":" + me }
+
+// LiveReplicas returns the blob stores of the other replicas whose
+// presence lease has not lapsed (one entry per replica).
+func (s *Store) LiveReplicas(ctx context.Context, me string) ([]string, error) {
+	if !s.pg {
+		return nil, nil
+	}
+	rows, err := s.queryStrings(ctx, "live replicas", `SELECT name FROM leader_leases WHERE name LIKE 'replica:%'
+		AND holder <> $1 AND expires_at >= `+s.dbMillis(), me)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(rows))
+	for _, name := range rows {
+		blobs, _, _ := strings.Cut(strings.TrimPrefix(name, "replica:"), ":")
+		out = append(out, blobs)
+	}
+	return out, nil
+}
+
+// ClaimRun claims run id for replica me inside the transaction, as
+// ClaimRuns does for one run, when it is claimable; ok is false when it is
+// not (not due, or another replica was first). The run's thread and row
+// are locked first.
+func (t *Tx) ClaimRun(ctx context.Context, id, me string, lease time.Duration) (c Claim, ok bool, err error) {
+	r, err := t.GetRun(ctx, id)
+	if err != nil {
+		return c, false, err
+	}
+	err = t.tx.QueryRowContext(ctx, `UPDATE runs SET status = 'in_progress', claimed_by = $1,
+		lease_expires_at = `+t.s.dbMillis()+` + $2, attempts = attempts + 1 WHERE id = $3 AND `+t.s.claimable()+`
+		RETURNING attempts`, me, lease.Milliseconds(), id).Scan(&c.Attempt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return c, false, nil
+	}
+	if err != nil {
+		return c, false, fmt.Errorf("claim run %s: %w", id, err)
+	}
+	c.RunID, c.Was = id, r.Status
+	return c, true, nil
 }

@@ -371,3 +371,20 @@ func httpGet(url, key string) (int, error) {
 	res.Body.Close()
 	return res.StatusCode, nil
 }
+
+// startFails starts a replica that must refuse to start, and returns
+// what it wrote to stderr.
+func (c *cluster) startFails(args ...string) string {
+	c.t.Helper()
+	all := append([]string{"--addr", "127.0.0.1:0", "--data", c.t.TempDir(), "--api-key", c.key,
+		"--database-url", c.dbURL, "--upstream-url", c.upURL}, args...)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, serverBin, all...)
+	var stderr logBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err == nil {
+		c.t.Fatalf("replica started with %q", args)
+	}
+	return stderr.String()
+}

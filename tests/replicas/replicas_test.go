@@ -347,3 +347,65 @@ func TestWorkerRoleServesHealthOnly(t *testing.T) {
 		}
 	}
 }
+
+// TestHousekeeperTakeover: the once-only sweeps run on the replica
+// holding the housekeeper lease; when it is killed, another replica takes
+// the lease once it lapses and sweeps at once (here: deletes a file whose
+// expiry has passed).
+func TestHousekeeperTakeover(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	c.start("a", "--run-lease", "1s")
+	c.start("b", "--run-lease", "1s")
+	var leader *replica
+	eventually(t, 10*time.Second, "a housekeeper", func() bool {
+		var holder string
+		_ = c.db.QueryRow(`SELECT holder FROM leader_leases WHERE name = 'housekeeper'`).Scan(&holder)
+		leader = c.holder(holder)
+		return leader != nil
+	})
+	other := c.replicas[0]
+	if leader == other {
+		other = c.replicas[1]
+	}
+	if strings.Contains(other.logs.String(), "this replica is the housekeeper") {
+		t.Fatalf("both replicas became the housekeeper")
+	}
+	f, err := other.Client.Files.New(context.Background(), openai.FileNewParams{File: openai.File(strings.NewReader("expiring"), "x.txt", "text/plain"),
+		Purpose: openai.FilePurposeAssistants})
+	if err != nil {
+		t.Fatal(err)
+	}
+	leader.kill()
+	killed := time.Now()
+	if _, err := c.db.Exec(`UPDATE files SET expires_at = 1 WHERE id = $1`, f.ID); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the other replica to sweep the expired file", func() bool {
+		var n int
+		_ = c.db.QueryRow(`SELECT count(*) FROM files WHERE id = $1`, f.ID).Scan(&n)
+		return n == 0
+	})
+	t.Logf("kill -9 of the housekeeper to the other replica's sweep: %v (lease 1s)", time.Since(killed).Round(time.Millisecond))
+	if !strings.Contains(other.logs.String(), "this replica is the housekeeper") {
+		t.Errorf("the other replica did not log taking over")
+	}
+}
+
+// TestBlobStoreDirRefused: beside a running replica, a replica keeping
+// file contents on its own disk (--blob-store dir) refuses to start and
+// says why; alone it starts, and then a second one refuses to join it.
+func TestBlobStoreDirRefused(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	a := c.start("a")
+	if out := c.startFails("--blob-store", "dir"); !strings.Contains(out, "--blob-store dir keeps file contents on this machine's disk") {
+		t.Errorf("refusal beside a replica: %s", out)
+	}
+	a.signal(syscall.SIGTERM)
+	<-a.exited
+	c.start("alone", "--blob-store", "dir")
+	if out := c.startFails(); !strings.Contains(out, "keeps file contents on its own disk (--blob-store dir)") {
+		t.Errorf("refusal beside a --blob-store dir replica: %s", out)
+	}
+}
