@@ -186,6 +186,7 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 	}
 	cfg.Engine.RunLease, cfg.Engine.APIOnly = cfg.Replica.RunLease, cfg.Replica.Role == "api"
 	cfg.Engine.EventLog, cfg.Engine.EventFlush = cfg.Store.DatabaseURL != "", cfg.Replica.EventFlush
+	cfg.Engine.Postgres = cfg.Store.DatabaseURL != ""
 	if *providersFile != "" {
 		if cfg.Providers, err = agent.LoadProviders(*providersFile, getenv); err != nil {
 			return cfg, err

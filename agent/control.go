@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/assistantd/assistantd/db"
@@ -21,8 +22,10 @@ const (
 	controlDeleted = "deleted" // the run's thread is being deleted: stop now
 )
 
-// listen handles the notifications of other replicas until ctx ends.
-func (e *Engine) listen(ctx context.Context) {
+// listen handles the notifications of other replicas until ctx ends; it
+// closes listening once it first listens.
+func (e *Engine) listen(ctx context.Context, listening chan struct{}) {
+	var once sync.Once
 	channels := []string{db.ChannelQueue, db.ChannelControl}
 	if e.elog != nil {
 		channels = append(channels, db.ChannelEvents)
@@ -49,10 +52,10 @@ func (e *Engine) listen(ctx context.Context) {
 				go e.renew(ctx, runID, attempt)
 			}
 		}
-	}, func() {
-		// Reconnected: notifications sent meanwhile are lost.
-		if !e.cfg.APIOnly {
-			e.claimDue(ctx)
+	}, func(again bool) {
+		once.Do(func() { close(listening) })
+		if again && !e.cfg.APIOnly {
+			e.claimDue(ctx) // notifications sent while reconnecting are lost
 		}
 	})
 }

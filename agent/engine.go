@@ -48,7 +48,7 @@ type Store interface {
 	ThreadLoggedRuns(ctx context.Context, threadID string, since int64) ([]string, error)
 	TakeLeadership(ctx context.Context, name, me string, lease time.Duration) (bool, error)
 	ResignLeadership(ctx context.Context, name, me string) error
-	Listen(ctx context.Context, channels []string, handle func(channel, payload string), resync func())
+	Listen(ctx context.Context, channels []string, handle func(channel, payload string), listening func(again bool))
 	ExpiredRuns(ctx context.Context, now int64) ([]db.Run, error)
 	ThreadRuns(ctx context.Context, threadID string) ([]db.Run, error)
 	ThreadSteps(ctx context.Context, threadID string) ([]db.RunStep, error)
@@ -84,6 +84,9 @@ type Config struct {
 	// executor renews it every third of that. Another replica resumes a
 	// run whose lease expired (see lease.go).
 	RunLease time.Duration
+	// Postgres: the store is PostgreSQL, shared with other replicas that
+	// notify this one (see control.go).
+	Postgres bool
 	// EventLog writes every run event to the store's durable log, from
 	// which every replica's readers are fed (PostgreSQL; see eventlog.go).
 	// Off, events go straight to the in-memory hub (SQLite).
@@ -214,7 +217,18 @@ func (e *Engine) Start(ctx context.Context) error {
 	go tokenizer() // load the embedded tokenizer before the first run needs it
 	e.wg.Add(2)
 	go func() { defer e.wg.Done(); e.sweep(ctx) }()
-	go func() { defer e.wg.Done(); e.listen(ctx) }()
+	listening := make(chan struct{})
+	go func() { defer e.wg.Done(); e.listen(ctx, listening) }()
+	if e.cfg.Postgres {
+		// Serve only once other replicas' notifications (cancel, thread
+		// deletion, new events) reach this one; polls cover a slow start.
+		select {
+		case <-listening:
+		case <-time.After(5 * time.Second):
+			e.log.Warn("not yet listening for other replicas' notifications; polling meanwhile")
+		case <-ctx.Done():
+		}
+	}
 	if e.elog != nil {
 		e.wg.Go(func() { e.elog.poll(ctx) })
 	}

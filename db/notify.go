@@ -36,17 +36,19 @@ func (s *Store) Notify(ctx context.Context, channel, payload string) error {
 // Listen calls handle for every notification on channels until ctx is
 // done, on a connection of its own (never a pooled one: a pooler in
 // transaction mode would lose the LISTEN). After a lost connection it
-// connects again with a 1 s pause and calls resync, since notifications
-// sent meanwhile are gone. On SQLite it returns at once.
-func (s *Store) Listen(ctx context.Context, channels []string, handle func(channel, payload string), resync func()) {
+// connects again with a 1 s pause. It calls listening each time it has
+// started listening (again: after a reconnect notifications sent
+// meanwhile are gone, and the caller polls for what it missed). On SQLite
+// it returns at once.
+func (s *Store) Listen(ctx context.Context, channels []string, handle func(channel, payload string), listening func(again bool)) {
 	if !s.pg {
 		return
 	}
 	first := true
 	for ctx.Err() == nil {
 		err := s.listenOnce(ctx, channels, handle, func() {
-			if !first && resync != nil {
-				resync()
+			if listening != nil {
+				listening(!first)
 			}
 			first = false
 		})
