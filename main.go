@@ -60,6 +60,7 @@ type config struct {
 	LogLevel       slog.Level
 	Web            webConfig
 	Store          storeConfig
+	Replica        replicaConfig
 	Providers      []agent.ProviderConfig
 	Engine         agent.Config
 	// EmbeddingsModel, when set, makes file_search hybrid (BM25 + vectors).
@@ -127,6 +128,7 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 	webFlags := addWebFlags(fs, env)
 	codeFlags := addCodeFlags(fs, env)
 	storeFlags := addStoreFlags(fs, env)
+	replicaFlags := addReplicaFlags(fs, env)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "assistantd: a self-hosted, OpenAI-compatible Assistants API server.\n\nUsage: assistantd [flags]\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -176,6 +178,15 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 		return cfg, errors.New("--workers and --max-run-steps must be at least 1, --run-timeout at least 1s and --upstream-retries at least 0")
 	}
 	cfg.Engine = agent.Config{Workers: *workers, RunTimeout: *runTimeout, Retries: *retries, MaxSteps: *maxSteps}
+	if cfg.Replica, err = replicaFlags(); err != nil {
+		return cfg, err
+	}
+	if cfg.Replica.Role != "all" && cfg.Store.DatabaseURL == "" {
+		return cfg, fmt.Errorf("--role %s needs --database-url: replicas share a PostgreSQL database", cfg.Replica.Role)
+	}
+	cfg.Engine.RunLease, cfg.Engine.APIOnly = cfg.Replica.RunLease, cfg.Replica.Role == "api"
+	cfg.Engine.EventLog, cfg.Engine.EventFlush = cfg.Store.DatabaseURL != "", cfg.Replica.EventFlush
+	cfg.Engine.Postgres = cfg.Store.DatabaseURL != ""
 	if *providersFile != "" {
 		if cfg.Providers, err = agent.LoadProviders(*providersFile, getenv); err != nil {
 			return cfg, err
@@ -279,6 +290,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer store.Close()
 	log.Info("store", store.Describe(ctx)...)
+	if err := joinReplicas(ctx, store, &cfg); err != nil {
+		return err
+	}
 
 	if cfg.APIKey == "" {
 		n, err := store.CountAPIKeys(ctx)
@@ -335,6 +349,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		// Set before the engine starts the sweeps (below).
 		{Name: "unstored responses", Every: time.Minute, Run: func(ctx context.Context) (int, error) { return responses.SweepUnstored(ctx) }},
 	}
+	if cfg.Engine.EventLog {
+		cfg.Engine.Sweeps = append(cfg.Engine.Sweeps, agent.Sweep{Name: "run events", Every: time.Minute,
+			Run: func(ctx context.Context) (int, error) { return store.PruneRunEvents(ctx, cfg.Replica.EventRetention) }})
+	}
 	engine := agent.New(store, providers, agent.NewHub(time.Minute), log, cfg.Engine)
 	responses = api.NewResponses(store, engine, log)
 	engine.EnableInspector(inspector)
@@ -387,6 +405,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		TrustProxy: cfg.Web.TrustProxy,
 		Metrics:    metrics,
 		Tracer:     tracer,
+		HealthOnly: cfg.Replica.Role == "worker",
 	})
 
 	// Header, body-rate, write-stall and idle limits: see web.Limits.

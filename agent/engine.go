@@ -38,6 +38,17 @@ type Store interface {
 	CreateThreadAndRun(ctx context.Context, t db.Thread, msgs []db.Message, r db.Run) (db.Thread, db.Run, error)
 	GetRun(ctx context.Context, threadID, id string) (db.Run, error)
 	RunsWithStatus(ctx context.Context, statuses ...string) ([]db.Run, error)
+	ClaimRuns(ctx context.Context, me string, lease time.Duration, limit int, id string) ([]db.Claim, error)
+	RenewLease(ctx context.Context, id, me string, attempt int, lease time.Duration) (status string, held bool, err error)
+	LeaseHeld(ctx context.Context, id, me string) (bool, error)
+	ReleaseLease(ctx context.Context, id, me string, attempt int) error
+	Notify(ctx context.Context, channel, payload string) error
+	AppendRunEvents(ctx context.Context, runID string, events []db.RunEvent) (int64, error)
+	RunEvents(ctx context.Context, runID string, after int64, limit int) ([]db.RunEvent, error)
+	ThreadLoggedRuns(ctx context.Context, threadID string, since int64) ([]string, error)
+	TakeLeadership(ctx context.Context, name, me string, lease time.Duration) (bool, error)
+	ResignLeadership(ctx context.Context, name, me string) error
+	Listen(ctx context.Context, channels []string, handle func(channel, payload string), listening func(again bool))
 	ExpiredRuns(ctx context.Context, now int64) ([]db.Run, error)
 	ThreadRuns(ctx context.Context, threadID string) ([]db.Run, error)
 	ThreadSteps(ctx context.Context, threadID string) ([]db.RunStep, error)
@@ -70,9 +81,33 @@ type Config struct {
 	// Functions picks a runner for a function call (a webhook); nil, or a
 	// call it does not serve, leaves the call to the client.
 	Functions FunctionRouter
+	// RunLease is how long a claim on a run lasts unless renewed; the
+	// executor renews it every third of that. Another replica resumes a
+	// run whose lease expired (see lease.go).
+	RunLease time.Duration
+	// Postgres: the store is PostgreSQL, shared with other replicas that
+	// notify this one (see control.go).
+	Postgres bool
+	// EventLog writes every run event to the store's durable log, from
+	// which every replica's readers are fed (PostgreSQL; see eventlog.go).
+	// Off, events go straight to the in-memory hub (SQLite).
+	EventLog bool
+	// EventFlush is how long text deltas wait to be written to the
+	// durable log together (default 50 ms).
+	EventFlush time.Duration
+	// APIOnly keeps this replica from executing runs (--role api): it
+	// creates, answers and cancels them, and other replicas execute them.
+	APIOnly bool
+	// Presence, when set, is this replica's presence lease row (see
+	// db.PresenceName), renewed with the housekeeper lease so that
+	// starting replicas see it alive.
+	Presence string
+	// Replica names this process in claims (runs.claimed_by); default a
+	// random id per start.
+	Replica string
 	// Sweeps is the server's other housekeeping (expired files, old
-	// inspector records …), run beside the engine's own sweep for as long
-	// as the engine runs.
+	// inspector records …), run beside the engine's own sweep by the one
+	// replica holding the housekeeper lease (housekeeper.go).
 	Sweeps []Sweep
 }
 
@@ -95,6 +130,15 @@ func (c *Config) defaults() {
 	if c.SweepInterval <= 0 {
 		c.SweepInterval = time.Second
 	}
+	if c.EventFlush <= 0 {
+		c.EventFlush = 50 * time.Millisecond
+	}
+	if c.RunLease <= 0 {
+		c.RunLease = 30 * time.Second
+	}
+	if c.Replica == "" {
+		c.Replica = NewReplicaID()
+	}
 }
 
 // Causes of a run's execution context being cancelled.
@@ -110,7 +154,8 @@ const maxRecoveries = 3
 
 type job struct {
 	runID       string
-	resume      bool   // an in_progress run interrupted by a restart
+	attempt     int    // the claim's fencing token; 0: not claimed yet (claim by id)
+	resume      bool   // an in_progress run whose last execution was interrupted
 	traceparent string // the creating request's span, kept by the run's first claim
 }
 
@@ -119,6 +164,7 @@ type Engine struct {
 	store     Store
 	providers *Providers
 	hub       *Hub
+	elog      *eventLog // the durable event log, when Config.EventLog
 	log       *slog.Logger
 	cfg       Config
 
@@ -134,6 +180,8 @@ type Engine struct {
 	mu       sync.Mutex
 	inflight map[string]context.CancelCauseFunc
 	pending  map[string]bool // queued in the channel, not yet started
+	leases   map[string]int  // runs executing here: the attempt this replica's claim holds
+	stashed  map[string]job  // claims made while the run was already pending or executing here
 	wg       sync.WaitGroup
 }
 
@@ -144,36 +192,63 @@ func New(store Store, providers *Providers, hub *Hub, log *slog.Logger, cfg Conf
 	for _, b := range cfg.Builtins {
 		builtins[b.Type()] = b
 	}
-	return &Engine{
+	e := &Engine{
 		store: store, providers: providers, hub: hub, log: log, cfg: cfg, builtins: builtins,
 		queue:    make(chan job, 4096),
 		inflight: map[string]context.CancelCauseFunc{},
 		pending:  map[string]bool{},
+		leases:   map[string]int{},
+		stashed:  map[string]job{},
 	}
+	if cfg.EventLog {
+		e.elog = newEventLog(e)
+	}
+	return e
 }
 
 // Models lists the models the configured upstreams serve, as /v1/models
 // and the web app's model pickers show them.
 func (e *Engine) Models(ctx context.Context) []Model { return e.providers.Models(ctx) }
 
-// Start recovers runs a previous process left unfinished, then executes
-// runs until ctx is done. Wait blocks until every execution has stopped.
+// Start executes runs until ctx is done: runs are claimed by lease (see
+// lease.go), so runs a previous process left unfinished are resumed by
+// the first claim that finds their lease expired, here or on another
+// replica. Wait blocks until every execution has stopped.
 func (e *Engine) Start(ctx context.Context) error {
 	go tokenizer() // load the embedded tokenizer before the first run needs it
-	if err := e.recover(ctx); err != nil {
-		return fmt.Errorf("recover runs: %w", err)
-	}
 	e.wg.Add(2)
-	go func() { defer e.wg.Done(); e.runWorkers(ctx) }()
 	go func() { defer e.wg.Done(); e.sweep(ctx) }()
-	for _, s := range e.cfg.Sweeps {
-		e.wg.Go(func() { s.loop(ctx, e.log) })
+	listening := make(chan struct{})
+	go func() { defer e.wg.Done(); e.listen(ctx, listening) }()
+	if e.cfg.Postgres {
+		// Serve only once other replicas' notifications (cancel, thread
+		// deletion, new events) reach this one; polls cover a slow start.
+		select {
+		case <-listening:
+		case <-time.After(5 * time.Second):
+			e.log.Warn("not yet listening for other replicas' notifications; polling meanwhile")
+		case <-ctx.Done():
+		}
+	}
+	if e.elog != nil {
+		e.wg.Go(func() { e.elog.poll(ctx) })
+	}
+	if !e.cfg.APIOnly {
+		e.wg.Add(2)
+		go func() { defer e.wg.Done(); e.runWorkers(ctx) }()
+		go func() { defer e.wg.Done(); e.renewLeases(ctx) }()
+		e.claimDue(ctx)
+	}
+	if len(e.cfg.Sweeps) > 0 {
+		e.wg.Go(func() { e.housekeep(ctx) }) // on one replica at a time
 	}
 	return nil
 }
 
 // Wait blocks until the engine's goroutines have stopped after ctx ended.
-// Runs interrupted by the stop stay in_progress and resume on next start.
+// Runs interrupted by the stop stay in_progress and resume once their
+// lease has expired: on SQLite at the next start, on PostgreSQL on
+// whichever replica claims them first.
 func (e *Engine) Wait() { e.wg.Wait() }
 
 // runWorkers hands queued runs to at most Workers executions at once.
@@ -202,8 +277,15 @@ func (e *Engine) runWorkers(ctx context.Context) {
 // enqueue wakes a worker for the run. If the channel is full the run stays
 // queued in the database and the sweeper enqueues it later.
 func (e *Engine) enqueue(j job) {
+	if e.cfg.APIOnly {
+		e.notify(db.ChannelQueue, j.runID) // a worker replica claims it
+		return
+	}
 	e.mu.Lock()
 	if e.pending[j.runID] || e.inflight[j.runID] != nil {
+		if j.attempt != 0 {
+			e.stashed[j.runID] = j // see takeStashed
+		}
 		e.mu.Unlock()
 		return
 	}
@@ -215,6 +297,9 @@ func (e *Engine) enqueue(j job) {
 		e.mu.Lock()
 		delete(e.pending, j.runID)
 		e.mu.Unlock()
+		if j.attempt == 0 {
+			e.notify(db.ChannelQueue, j.runID) // another replica may have room
+		}
 	}
 }
 
@@ -244,18 +329,52 @@ func (em *emitter) emit(name string, v any) {
 }
 
 // commit runs fn in one write transaction under the run's lock and, if it
-// commits, publishes the events fn emitted, in order.
+// commits, publishes the events fn emitted, in order. A write of the
+// run's executor (ctx carries its claim, see withFence) first checks that
+// the claim still holds the run; if not, the execution stops.
 func (e *Engine) commit(ctx context.Context, runID string, fn func(ctx context.Context, tx *db.Tx, em *emitter) error) error {
 	mu := e.lockRun(runID)
 	mu.Lock()
 	defer mu.Unlock()
 	var em emitter
+	attempt, fenced := fenceOf(ctx, runID)
+	var deltas *deltaBuf // the durable log's buffered deltas go first
+	var logged []db.RunEvent
+	var first int64
+	if e.elog != nil {
+		deltas = e.elog.take(runID)
+	}
 	err := e.store.Batch(ctx, func(ctx context.Context, tx *db.Tx) error {
 		em.events = em.events[:0]
-		return fn(ctx, tx, &em)
+		if fenced {
+			if err := tx.CheckLease(ctx, runID, e.cfg.Replica, attempt); err != nil {
+				return err
+			}
+		}
+		if err := fn(ctx, tx, &em); err != nil || e.elog == nil {
+			return err
+		}
+		logged = logged[:0]
+		if deltas != nil {
+			logged = append(logged, deltas.events...)
+		}
+		logged = append(logged, toRunEvents(em.events)...)
+		var err error
+		first, err = tx.AppendRunEvents(ctx, runID, logged)
+		return err
 	})
 	if err != nil {
+		if fenced && errors.Is(err, db.ErrLeaseLost) {
+			e.leaseLost(runID)
+		}
 		return err
+	}
+	if e.elog != nil {
+		e.logTransitions(ctx, runID, em.events)
+		if len(logged) > 0 {
+			e.elog.deliver(runID, first, logged)
+		}
+		return nil
 	}
 	e.publish(ctx, runID, em.events)
 	return nil
@@ -263,7 +382,21 @@ func (e *Engine) commit(ctx context.Context, runID string, fn func(ctx context.C
 
 // publish hands committed events to the hub, in order. At debug level it
 // logs every run transition (--log-level debug).
+//
+// With the durable log (create's events, outside a transaction of their
+// own) they are appended to it and then handed to the hub.
 func (e *Engine) publish(ctx context.Context, runID string, events []pendingEvent) {
+	if e.elog != nil {
+		e.logTransitions(ctx, runID, events)
+		evs := toRunEvents(events)
+		first, err := e.store.AppendRunEvents(context.WithoutCancel(ctx), runID, evs)
+		if err != nil {
+			e.log.Error("write run events", "run_id", runID, "error", err)
+			return
+		}
+		e.elog.deliver(runID, first, evs)
+		return
+	}
 	debug := e.log.Enabled(ctx, slog.LevelDebug)
 	for _, ev := range events {
 		if debug && strings.HasPrefix(ev.name, "thread.run.") && !strings.HasPrefix(ev.name, "thread.run.step.") {
@@ -273,71 +406,21 @@ func (e *Engine) publish(ctx context.Context, runID string, events []pendingEven
 	}
 }
 
-// recover handles what a previous process left: cancelling runs are
-// settled, queued runs enqueued, in_progress runs resumed from their last
-// completed step or failed after too many interruptions. An interrupted
-// model turn (its step and message, never persisted beyond their start) is
-// dropped and asked again; a tool step whose calls the model had finished
-// is kept, and only its calls without a result run again.
-// requires_action runs keep waiting.
-func (e *Engine) recover(ctx context.Context) error {
-	runs, err := e.store.RunsWithStatus(ctx, db.RunQueued, db.RunInProgress, db.RunCancelling)
-	if err != nil {
-		return err
+// logTransitions logs a run's transitions at debug level.
+func (e *Engine) logTransitions(ctx context.Context, runID string, events []pendingEvent) {
+	if !e.log.Enabled(ctx, slog.LevelDebug) {
+		return
 	}
-	for _, r := range runs {
-		if r.ResponseID != "" {
-			// A store: false response's request died with the process:
-			// nobody can read it, so it is not resumed; the server's
-			// unstored-responses sweep deletes it.
-			rec, err := e.store.GetResponse(ctx, r.ResponseID)
-			if err == nil && !rec.Store {
-				continue
-			}
-		}
-		switch r.Status {
-		case db.RunCancelling:
-			e.settle(ctx, r.ID, db.RunCancelling, nil)
-		case db.RunQueued:
-			e.enqueue(job{runID: r.ID})
-		case db.RunInProgress:
-			if r.Attempts >= maxRecoveries {
-				e.failIdle(ctx, r.ID, &db.LastError{Code: "server_error",
-					Message: fmt.Sprintf("The run was interrupted by server restarts %d times and was stopped.", r.Attempts)})
-				continue
-			}
-			err := e.store.Batch(ctx, func(ctx context.Context, tx *db.Tx) error {
-				steps, err := tx.RunSteps(ctx, r.ID)
-				if err != nil {
-					return err
-				}
-				for _, st := range steps {
-					if st.Status != db.StepInProgress || (st.Type == db.StepToolCalls && st.TurnUsage != nil) {
-						continue
-					}
-					if mc := st.StepDetails.MessageCreation; mc != nil {
-						if err := tx.DeleteMessage(ctx, mc.MessageID); err != nil {
-							return err
-						}
-					}
-					if err := tx.DeleteStep(ctx, st.ID); err != nil {
-						return err
-					}
-				}
-				return nil
-			})
-			if err != nil {
-				return err
-			}
-			e.log.Info("resuming run interrupted by a restart", "run_id", r.ID, "attempt", r.Attempts+1)
-			e.enqueue(job{runID: r.ID, resume: true})
+	for _, ev := range events {
+		if strings.HasPrefix(ev.name, "thread.run.") && !strings.HasPrefix(ev.name, "thread.run.step.") {
+			e.log.Debug("run "+strings.TrimPrefix(ev.name, "thread.run."), "run_id", runID)
 		}
 	}
-	return nil
 }
 
 // sweep expires overdue runs, settles cancelling runs nobody is working on,
-// and enqueues queued runs the channel missed.
+// and claims runs that are due (queued runs the channel missed, runs whose
+// lease expired).
 func (e *Engine) sweep(ctx context.Context) {
 	t := time.NewTicker(e.cfg.SweepInterval)
 	defer t.Stop()
@@ -357,11 +440,14 @@ func (e *Engine) sweep(ctx context.Context) {
 			e.mu.Unlock()
 			if cancel != nil {
 				cancel(errExpired)
-			} else {
+			} else if !e.heldElsewhere(ctx, r.ID) {
 				e.settle(ctx, r.ID, db.RunExpired, nil)
 			}
 		}
-		active, err := e.store.RunsWithStatus(ctx, db.RunQueued, db.RunCancelling)
+		if !e.cfg.APIOnly {
+			e.claimDue(ctx)
+		}
+		active, err := e.store.RunsWithStatus(ctx, db.RunCancelling)
 		if err != nil && ctx.Err() == nil {
 			e.log.Error("scan runs", "error", err)
 		}
@@ -369,14 +455,10 @@ func (e *Engine) sweep(ctx context.Context) {
 			e.mu.Lock()
 			busy := e.inflight[r.ID] != nil || e.pending[r.ID]
 			e.mu.Unlock()
-			if busy {
+			if busy || e.heldElsewhere(ctx, r.ID) {
 				continue
 			}
-			if r.Status == db.RunQueued {
-				e.enqueue(job{runID: r.ID})
-			} else {
-				e.settle(ctx, r.ID, db.RunCancelling, nil)
-			}
+			e.settle(ctx, r.ID, db.RunCancelling, nil)
 		}
 	}
 }

@@ -14,6 +14,9 @@ import (
 // Events returns a reader of the run's events with ids greater than after:
 // what the API streams to a client (see Hub.Subscribe).
 func (e *Engine) Events(runID string, after int64) *Subscription {
+	if e.elog != nil {
+		e.elog.watchRun(runID) // executed anywhere: read its durable log
+	}
 	return e.hub.Subscribe(runID, after)
 }
 
@@ -56,6 +59,9 @@ func parseCursor(s string) (run string, seq int64, ok bool) {
 // of its state.
 func (e *Engine) FollowThread(threadID, cursor string) *ThreadFollower {
 	f := &ThreadFollower{e: e, threadID: threadID}
+	if e.elog != nil {
+		e.elog.watchThread(threadID) // runs started anywhere: read their durable logs
+	}
 	known := e.hub.ThreadRuns(threadID)
 	f.seen = slices.Clone(known)
 	if run, seq, ok := parseCursor(cursor); ok {
@@ -79,6 +85,9 @@ func (e *Engine) FollowThread(threadID, cursor string) *ThreadFollower {
 }
 
 func (f *ThreadFollower) follow(runID string, after int64) {
+	if f.e.elog != nil {
+		f.e.elog.watchRun(runID)
+	}
 	f.queue = append(f.queue, f.e.hub.Follow(runID, after, f.snapshot(runID)))
 	f.runs = append(f.runs, runID)
 }
@@ -148,4 +157,9 @@ func (f *ThreadFollower) pop() { f.queue, f.runs = f.queue[1:], f.runs[1:] }
 // Logged reports whether the hub still holds the run's event log (it is
 // live, or ended within the hub's retention); a reader of a run not logged
 // serves its state from the store.
-func (e *Engine) Logged(runID string) bool { return e.hub.Logged(runID) }
+func (e *Engine) Logged(runID string) bool {
+	if e.elog != nil {
+		e.elog.watchRun(runID)
+	}
+	return e.hub.Logged(runID)
+}

@@ -267,7 +267,7 @@ type inspectKey struct{}
 // inspection is what a request's context carries to the middleware.
 type inspection struct {
 	ins   *Inspector
-	hub   *Hub
+	hub   eventSink
 	runID string
 }
 
@@ -279,7 +279,7 @@ func (e *Engine) inspectContext(ctx context.Context, runID string) context.Conte
 	if ins == nil || ins.retention <= 0 {
 		return ctx
 	}
-	return context.WithValue(ctx, inspectKey{}, &inspection{ins: ins, hub: e.hub, runID: runID})
+	return context.WithValue(ctx, inspectKey{}, &inspection{ins: ins, hub: e.sink(), runID: runID})
 }
 
 // UpstreamEvent is the data of an assistantd.upstream event: an exchange

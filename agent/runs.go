@@ -97,6 +97,11 @@ func (e *Engine) SubmitToolOutputs(ctx context.Context, threadID, runID string, 
 	err := e.commit(ctx, runID, func(ctx context.Context, tx *db.Tx, em *emitter) error {
 		from = e.hub.Position(runID)
 		var err error
+		if e.elog != nil {
+			if from, err = tx.LastRunEvent(ctx, runID); err != nil {
+				return err
+			}
+		}
 		run, err = tx.GetRun(ctx, runID)
 		if err != nil {
 			return err
@@ -221,8 +226,10 @@ func (e *Engine) Cancel(ctx context.Context, threadID, runID string) (db.Run, er
 	e.mu.Unlock()
 	if cancel != nil {
 		cancel(errCancelled) // the worker settles the run as it stops
-	} else {
+	} else if !e.heldElsewhere(ctx, runID) {
 		e.settle(context.WithoutCancel(ctx), runID, db.RunCancelling, nil)
+	} else {
+		e.control(controlCheck, runID) // the replica executing it stops and settles it
 	}
 	return run, nil
 }
@@ -240,6 +247,8 @@ func (e *Engine) StopThread(ctx context.Context, threadID string) error {
 	for _, r := range runs {
 		if cancel := e.inflight[r.ID]; cancel != nil && !db.IsTerminal(r.Status) {
 			cancel(errThreadDeleted)
+		} else if r.Status == db.RunInProgress || r.Status == db.RunCancelling {
+			e.control(controlDeleted, r.ID) // executing on another replica
 		}
 	}
 	// What built-in tools keep for the thread (a kernel and its files)

@@ -43,7 +43,7 @@ func (e *Engine) settle(ctx context.Context, runID, from string, open *openWork)
 		}
 		return e.finish(ctx, tx, em, runID, to, nil, nil, now)
 	})
-	if err != nil && !errors.Is(err, db.ErrNotFound) {
+	if err != nil && !errors.Is(err, db.ErrNotFound) && !errors.Is(err, db.ErrLeaseLost) {
 		e.log.Error("settle run", "run_id", runID, "error", err)
 	}
 }

@@ -29,25 +29,48 @@ func (e *Engine) execute(parent context.Context, j job) {
 	}
 	e.inflight[j.runID] = cancel
 	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		delete(e.inflight, j.runID)
+		e.mu.Unlock()
+		if next, ok := e.takeStashed(j.runID, j.attempt); ok {
+			e.enqueue(next)
+		}
+	}()
 
-	e.runTurns(ctx, j)
+	if j.attempt == 0 {
+		if stashed, ok := e.takeStashed(j.runID, 0); ok {
+			j = stashed
+		}
+	}
+	run, traceparent, ok := e.claim(ctx, &j)
+	if !ok {
+		if j.attempt != 0 && parent.Err() == nil {
+			// Claimed, then cancelled before it started: settle it.
+			e.settle(withFence(context.WithoutCancel(ctx), j.runID, j.attempt), j.runID, db.RunCancelling, nil)
+		}
+		return
+	}
+	e.hold(j.runID, j.attempt)
+	defer e.release(j.runID)
+	ctx = withFence(ctx, j.runID, j.attempt)
+
+	e.runTurns(ctx, j, run, traceparent)
 
 	e.mu.Lock()
 	delete(e.inflight, j.runID)
 	e.mu.Unlock()
-	if parent.Err() == nil {
+	if parent.Err() != nil {
+		e.releaseLease(j.runID, j.attempt)
+	} else if !errors.Is(context.Cause(ctx), errLeaseLost) {
 		// A cancel that arrived as this turn ended found it still in
 		// flight and left settling to it: settle now (idempotent).
 		e.settle(context.WithoutCancel(ctx), j.runID, db.RunCancelling, nil)
 	}
 }
 
-// runTurns claims the run and takes its turns.
-func (e *Engine) runTurns(ctx context.Context, j job) {
-	run, traceparent, ok := e.claim(ctx, j)
-	if !ok {
-		return
-	}
+// runTurns takes the claimed run's turns.
+func (e *Engine) runTurns(ctx context.Context, j job, run db.Run, traceparent string) {
 	ctx, span := e.startExecution(ctx, run, traceparent, j.resume)
 	defer span.End()
 	wctx := context.WithoutCancel(ctx) // store writes finish even when the run is cancelled
@@ -61,9 +84,11 @@ func (e *Engine) runTurns(ctx context.Context, j job) {
 			e.settle(wctx, t.runID, db.RunExpired, t.open())
 		case errors.Is(cause, errThreadDeleted):
 			t.streamError(db.ErrNotFound)
+		case errors.Is(cause, errLeaseLost):
+			// Another replica has taken the run over: it is theirs.
 		case ctx.Err() != nil:
-			// The server is stopping: leave the run in_progress; start-up
-			// recovery resumes it.
+			// The server is stopping: leave the run in_progress; whoever
+			// claims it once its lease has expired resumes it.
 		case lastErr != nil:
 			t.fail(wctx, lastErr)
 		case incomplete != "":
@@ -75,42 +100,94 @@ func (e *Engine) runTurns(ctx context.Context, j job) {
 	}
 }
 
-// claim moves a queued run (or, resuming after a restart, an in_progress
-// one) to in_progress and counts the attempt.
-func (e *Engine) claim(ctx context.Context, j job) (db.Run, string, bool) {
+// claim starts the execution of a run: a job not claimed yet (the
+// replica that took the request runs it first) is claimed here, in the
+// same transaction, when it is still claimable; a claimed one (the
+// sweeper's) is checked against its claim. It records the start and
+// announces it, or, resuming an interrupted execution, ends the
+// interrupted step for readers first. A run interrupted too many times is
+// failed instead.
+func (e *Engine) claim(ctx context.Context, j *job) (db.Run, string, bool) {
 	var run db.Run
 	var traceparent string
-	err := e.commit(context.WithoutCancel(ctx), j.runID, func(ctx context.Context, tx *db.Tx, em *emitter) error {
+	cctx := context.WithoutCancel(ctx)
+	if j.attempt != 0 {
+		cctx = withFence(cctx, j.runID, j.attempt)
+	}
+	tooMany, unstored := false, false
+	err := e.commit(cctx, j.runID, func(ctx context.Context, tx *db.Tx, em *emitter) error {
+		if j.attempt == 0 {
+			c, ok, err := tx.ClaimRun(ctx, j.runID, e.cfg.Replica, e.cfg.RunLease)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return errNotRunnable // not due, or another replica was first
+			}
+			j.attempt, j.resume = c.Attempt, c.Was == db.RunInProgress
+		}
 		r, err := tx.GetRun(ctx, j.runID)
 		if err != nil {
 			return err
 		}
-		switch {
-		case j.resume && r.Status == db.RunInProgress:
-		case !j.resume && r.Status == db.RunQueued:
-		default:
-			return errNotRunnable
+		if r.Status != db.RunInProgress {
+			return errNotRunnable // cancelled since the claim
+		}
+		if j.resume && j.attempt > maxRecoveries {
+			tooMany = true
+			return nil
+		}
+		if j.resume && r.ResponseID != "" {
+			// A store: false response's request died with its process:
+			// nobody can read the answer, so it is not asked again; the
+			// unstored-responses sweep deletes what is left.
+			if rec, err := e.store.GetResponse(ctx, r.ResponseID); err == nil && !rec.Store {
+				unstored = true
+				return nil
+			}
+		}
+		if j.resume {
+			if err := e.resumeInterrupted(ctx, tx, em, j.runID); err != nil {
+				return err
+			}
 		}
 		run, err = tx.UpdateRun(ctx, j.runID, func(r *db.Run) error {
-			now := e.store.Now()
-			r.Status = db.RunInProgress
 			if r.StartedAt == nil {
+				now := e.store.Now()
 				r.StartedAt = &now
 			}
-			r.Attempts++
 			return nil
 		})
 		if err != nil {
 			return err
 		}
-		if traceparent, err = e.runTrace(ctx, tx, j); err != nil {
+		if traceparent, err = e.runTrace(ctx, tx, *j); err != nil {
 			return err
 		}
 		em.emit("thread.run.in_progress", run)
 		return nil
 	})
-	if err != nil && !errors.Is(err, errNotRunnable) && !errors.Is(err, db.ErrNotFound) {
+	if err != nil && !errors.Is(err, errNotRunnable) && !errors.Is(err, db.ErrNotFound) && !errors.Is(err, db.ErrLeaseLost) {
 		e.log.Error("claim run", "run_id", j.runID, "error", err)
+	}
+	if err == nil && tooMany {
+		e.log.Warn("failing run interrupted too often", "run_id", j.runID, "attempt", j.attempt)
+		if err := e.fail(withFence(cctx, j.runID, j.attempt), j.runID, nil, &db.LastError{Code: "server_error",
+			Message: fmt.Sprintf("The run was interrupted by server restarts %d times and was stopped.", j.attempt-1)}); err != nil {
+			e.log.Error("fail run", "run_id", j.runID, "error", err)
+		}
+		return run, "", false
+	}
+	if err == nil && unstored {
+		e.log.Info("not resuming an interrupted store: false response", "run_id", j.runID, "response_id", run.ResponseID)
+		if err := e.fail(withFence(cctx, j.runID, j.attempt), j.runID, nil, &db.LastError{Code: "server_error",
+			Message: "The response was interrupted by a server restart; store: false responses are not resumed."}); err != nil {
+			e.log.Error("fail run", "run_id", j.runID, "error", err)
+		}
+		return run, "", false
+	}
+	if err == nil && j.resume {
+		e.log.Info("resuming interrupted run", "run_id", j.runID, "attempt", j.attempt)
 	}
 	return run, traceparent, err == nil
 }
@@ -354,7 +431,7 @@ func (t *turn) publish(name string, v any) {
 	if err != nil {
 		panic(fmt.Sprintf("marshal %s: %v", name, err))
 	}
-	t.e.hub.Publish(t.runID, name, b)
+	t.e.liveEvent(t.runID, name, b)
 	t.emitted = true
 }
 
@@ -774,13 +851,18 @@ func (t *turn) fail(ctx context.Context, lastErr *db.LastError) {
 // recorded (its thread was deleted, or the store failed), as the wrapped
 // error event all three SDKs raise, and logs it.
 func (t *turn) streamError(err error) {
-	if errors.Is(err, db.ErrIllegalTransition) {
-		return // settled elsewhere (cancelled or expired meanwhile)
+	if errors.Is(err, db.ErrIllegalTransition) || errors.Is(err, db.ErrLeaseLost) {
+		return // settled elsewhere (cancelled or expired meanwhile), or taken over
 	}
 	t.e.log.Error("run could not be recorded", "run_id", t.runID, "error", err)
 	msg := "The run could not be recorded."
 	if errors.Is(err, db.ErrNotFound) {
 		msg = "The run no longer exists: its thread was deleted."
+	}
+	if t.e.elog != nil {
+		b, _ := json.Marshal(map[string]any{"error": map[string]any{"message": msg, "type": "server_error", "param": nil, "code": "server_error"}})
+		t.e.elog.final(t.runID, "error", b)
+		return
 	}
 	t.publish("error", map[string]any{"error": map[string]any{"message": msg, "type": "server_error", "param": nil, "code": "server_error"}})
 }

@@ -41,6 +41,8 @@ var copyTables = []struct{ name, order string }{
 	{"conversations", "seq"},
 	{"conversation_items", "seq"},
 	{"responses", "seq"},
+	{"run_events", "run_id, seq"},
+	{"leader_leases", "name"},
 	{"response_input_items", "seq"},
 }
 

@@ -567,7 +567,17 @@ func (s *Store) ConversationResponses(ctx context.Context, convID string) ([]Res
 // UnstoredResponses returns the store: false responses there are: those
 // requests are serving, and any left behind by a process that died.
 func (s *Store) UnstoredResponses(ctx context.Context) ([]ResponseRecord, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+responseColumns+` FROM responses WHERE stored = 0 ORDER BY seq`)
+	// With replicas (PostgreSQL), a response whose run is still queued, or
+	// leased by a replica whose lease has not lapsed, belongs to a request
+	// of some process, not necessarily this one. On SQLite one process
+	// owns the database: the caller's own requests are all there are.
+	live := ""
+	if s.pg {
+		live = ` AND NOT EXISTS (SELECT 1 FROM runs WHERE runs.response_id = responses.id
+			AND (runs.status = 'queued' OR (runs.status IN ('in_progress', 'cancelling')
+				AND runs.lease_expires_at IS NOT NULL AND runs.lease_expires_at >= ` + s.dbMillis() + `)))`
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT `+responseColumns+` FROM responses WHERE stored = 0`+live+` ORDER BY seq`)
 	if err != nil {
 		return nil, fmt.Errorf("unstored responses: %w", err)
 	}

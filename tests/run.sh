@@ -15,7 +15,9 @@
 #            from Debian's postgresql package (initdb + pg_ctl in a temporary
 #            directory, socket only) and stopped at the end. The db package's
 #            tests run on both stores; the Go API suite and the Node suite run
-#            once on SQLite and once on PostgreSQL. Without PostgreSQL
+#            once on SQLite and once on PostgreSQL; tests/replicas (several
+#            assistantd processes on one database) runs in `go test ./...`
+#            on PostgreSQL only. Without PostgreSQL
 #            installed the PostgreSQL passes are skipped (CI=true: an error).
 set -euo pipefail
 

@@ -16,6 +16,9 @@ import (
 func addRoutes(e *echo.Echo, cfg Config) {
 	e.GET("/healthz", health(cfg.Health))
 	e.GET("/readyz", ready(cfg.Health, cfg.Ready))
+	if cfg.HealthOnly {
+		return // a worker replica (--role worker)
+	}
 
 	api := cfg.API
 	v1 := e.Group("/v1", apiHeaders, requireAPIKey(cfg.CheckKey), checkBeta)

@@ -41,6 +41,9 @@ type Config struct {
 	// Metrics, when set, learns every request's route, status and
 	// duration. The metrics are served on their own listener, never here.
 	Metrics *telemetry.Metrics
+	// HealthOnly serves /healthz and /readyz only: a replica that executes
+	// runs and serves no API or web app (--role worker).
+	HealthOnly bool
 	// Tracer, when set, gives every request a server span.
 	Tracer trace.TracerProvider
 }

@@ -58,7 +58,9 @@ func storeArgs(t testing.TB) []string {
 	if dbtest.URL() == "" {
 		t.Fatal("ASSISTANTD_TEST_STORE=postgres needs " + dbtest.EnvURL)
 	}
-	return []string{"--database-url", dbtest.Database(t, migrateTemplate)}
+	// A short run lease: a server killed and started again resumes its
+	// runs once their lease has expired (another replica could hold them).
+	return []string{"--database-url", dbtest.Database(t, migrateTemplate), "--run-lease", "2s"}
 }
 
 // migrateTemplate migrates the template database servers' databases copy.
@@ -149,7 +151,7 @@ func newServer(t testing.TB, key, data string, extraArgs ...string) *server {
 	t.Helper()
 	store := storeArgs(t)
 	s := &server{t: t, Key: key, Data: data, args: append(store, extraArgs...)}
-	if len(store) == 2 {
+	if len(store) >= 2 {
 		s.DatabaseURL = store[1]
 	}
 	s.start(t)
