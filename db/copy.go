@@ -15,6 +15,7 @@ import (
 // file by file through the blob stores) are not among them.
 var copyTables = []struct{ name, order string }{
 	{"assistants", "seq"},
+	{"assistant_versions", "seq"},
 	{"threads", "seq"},
 	{"messages", "seq"},
 	{"files", "seq"},

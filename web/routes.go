@@ -25,6 +25,8 @@ func addRoutes(e *echo.Echo, cfg Config) {
 	v1.GET("/assistants/:assistant_id", api.GetAssistant)
 	v1.POST("/assistants/:assistant_id", api.ModifyAssistant)
 	v1.DELETE("/assistants/:assistant_id", api.DeleteAssistant)
+	v1.GET("/assistants/:assistant_id/versions", api.ListAssistantVersions) // extension: the history of an assistant
+	v1.GET("/assistants/:assistant_id/versions/:version", api.GetAssistantVersion)
 	if wh := cfg.Webhooks; wh != nil { // an assistantd extension: functions answered by webhooks
 		v1.GET("/assistants/:assistant_id/webhooks", wh.ListWebhooks)
 		v1.PUT("/assistants/:assistant_id/webhooks/:function_name", wh.PutWebhook)

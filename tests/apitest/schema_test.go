@@ -114,6 +114,9 @@ var routes = []route{
 	r("GET", "/assistants/{id}/webhooks", ""),
 	r("PUT", "/assistants/{id}/webhooks/{id}", ""),
 	r("DELETE", "/assistants/{id}/webhooks/{id}", ""),
+	// The assistant versions extension; versions_test.go checks its shapes.
+	r("GET", "/assistants/{id}/versions", ""),
+	r("GET", "/assistants/{id}/versions/{id}", ""),
 }
 
 // eventSchemas are the stream event payloads no route returns, compiled for
