@@ -140,6 +140,8 @@ func addUIRoutes(e *echo.Echo, ui *ui.UI) {
 	e.GET("/assistants/:assistant_id", ui.ShowAssistant, signedIn)
 	e.POST("/assistants/:assistant_id", ui.UpdateAssistant, editor)
 	e.POST("/assistants/:assistant_id/duplicate", ui.DuplicateAssistant, editor)
+	e.GET("/assistants/:assistant_id/history", ui.AssistantHistory, signedIn)
+	e.POST("/assistants/:assistant_id/versions/:version/restore", ui.RestoreAssistantVersion, editor)
 	e.POST("/assistants/:assistant_id/delete", ui.DeleteAssistant, editor)
 	e.GET("/assistants/:assistant_id/tools.json", ui.ExportTools, signedIn)
 	e.POST("/assistants/:assistant_id/webhooks/:function_name", ui.SaveWebhook, editor)

@@ -39,6 +39,7 @@ type Store interface {
 	validate.Files
 	userStore
 	assistantStore
+	versionStore
 	threadStore
 	messageStore
 	fileStore
