@@ -102,6 +102,7 @@ func addRoutes(e *echo.Echo, cfg Config) {
 		v1.POST("/conversations/:conversation_id/items", rs.AddConversationItems)
 		v1.GET("/conversations/:conversation_id/items/:item_id", rs.GetConversationItem)
 		v1.DELETE("/conversations/:conversation_id/items/:item_id", rs.DeleteConversationItem)
+		v1.POST("/threads/:thread_id/conversation", rs.ThreadToConversation) // extension: a thread continued as a conversation
 	}
 
 	// Anything else under /v1 is OpenAI's "Invalid URL" 404, after auth.

@@ -11,4 +11,5 @@ import (
 // threads continued as conversations, and containers.
 type bridgeStore interface {
 	GetAssistantVersion(ctx context.Context, id string, n int) (db.AssistantVersion, error)
+	ThreadToConversation(ctx context.Context, threadID string) (db.Conversation, error)
 }

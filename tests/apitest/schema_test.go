@@ -109,6 +109,7 @@ var routes = []route{
 	r("POST", "/conversations/{id}/items", "ConversationItemList"),
 	r("GET", "/conversations/{id}/items/{id}", "ConversationItem"),
 	r("DELETE", "/conversations/{id}/items/{id}", "ConversationResource"),
+	r("POST", "/threads/{id}/conversation", "ConversationResource"), // extension
 	// assistantd's webhook extension has no schema in OpenAI's document;
 	// webhooks_test.go checks its shapes.
 	r("GET", "/assistants/{id}/webhooks", ""),
