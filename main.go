@@ -43,6 +43,11 @@ func main() {
 			return copyData(ctx, args[1:], stdout, stderr)
 		}
 	}
+	if len(os.Args) > 1 && os.Args[1] == "threads-to-conversations" {
+		run = func(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+			return threadsToConversations(ctx, args[1:], getenv, stdout, stderr)
+		}
+	}
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "assistantd:", err)
 		os.Exit(1)
