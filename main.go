@@ -327,7 +327,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer sb.Close()
-	cfg.Engine.Builtins = append(cfg.Engine.Builtins, agent.NewCodeInterpreter(sb, store))
+	code := agent.NewCodeInterpreter(sb, store)
+	cfg.Engine.Builtins = append(cfg.Engine.Builtins, code)
 	// The inspector's writer stops after the engine (deferred calls run
 	// last first), so it records the last exchanges of the runs that stop.
 	inspector := agent.NewInspector(store, cfg.InspectRetention, log)
@@ -336,6 +337,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	cfg.Engine.Sweeps = []agent.Sweep{
 		{Name: "expired objects", Every: time.Minute, Run: store.SweepExpired},
 		{Name: "upstream inspector", Every: time.Hour, Run: inspector.Sweep},
+		{Name: "expired containers", Every: time.Minute, Run: func(ctx context.Context) (int, error) {
+			return code.ExpireContainers(ctx, store.ExpireContainers)
+		}},
 	}
 	engine := agent.New(store, providers, agent.NewHub(time.Minute), log, cfg.Engine)
 	engine.EnableInspector(inspector)
@@ -377,14 +381,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	v1 := api.NewAPI(store, engine, cfg.MaxUploadBytes, log, api.WithVectorStores(store, rag))
 	responses := api.NewResponses(store, engine, log)
 	handler := web.New(web.Config{
-		UI:        webUI,
-		API:       v1,
-		Responses: responses,
-		Webhooks:  webhooks,
-		CheckKey:  keyChecker(cfg.APIKey, store),
-		Health:    store.Ping,
-		Ready:     map[string]func() string{"code_interpreter": sb.Problem},
-		Logger:    log,
+		UI:         webUI,
+		API:        v1,
+		Responses:  responses,
+		Containers: api.NewContainers(store, code, cfg.MaxUploadBytes, log),
+		Webhooks:   webhooks,
+		CheckKey:   keyChecker(cfg.APIKey, store),
+		Health:     store.Ping,
+		Ready:      map[string]func() string{"code_interpreter": sb.Problem},
+		Logger:     log,
 		// HSTS behind a TLS-terminating proxy, as for the cookies.
 		TrustProxy: cfg.Web.TrustProxy,
 		Metrics:    metrics,

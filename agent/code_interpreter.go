@@ -32,6 +32,7 @@ type CodeStore interface {
 	OpenFile(ctx context.Context, id string) (db.File, io.ReadSeekCloser, error)
 	StageFile(content io.Reader, limit int64) (*db.StagedFile, error)
 	CommitFile(ctx context.Context, f db.File, sf *db.StagedFile, expiresAfter int64) (db.File, error)
+	ContainerStore // containers.go
 }
 
 // CodeInterpreter is the code_interpreter tool: the model's Python runs in
@@ -332,11 +333,20 @@ func (c *CodeInterpreter) Run(ctx context.Context, call ToolCall) (ToolResult, e
 			Outputs: []db.CodeOutput{{Type: "logs", Logs: msg}}}},
 			Delta: map[string]any{"outputs": []any{map[string]any{"index": 0, "type": "logs", "logs": msg}}}}, nil
 	}
-	files, err := c.inputFiles(ctx, call.Run)
+	var files []sandbox.InputFile
+	var err error
+	if id := containerOf(call.Run); id != "" {
+		files, err = c.containerFiles(ctx, id)
+		if errors.Is(err, db.ErrContainerExpired) || errors.Is(err, db.ErrNotFound) {
+			return containerExpired(id), nil
+		}
+	} else {
+		files, err = c.inputFiles(ctx, call.Run)
+	}
 	if err != nil {
 		return ToolResult{}, err
 	}
-	res, err := c.sb.Exec(ctx, call.Run.ThreadID, sandbox.Request{Code: code, Files: files, CallID: call.ID})
+	res, err := c.sb.Exec(ctx, kernelKey(call.Run), sandbox.Request{Code: code, Files: files, CallID: call.ID})
 	if err != nil {
 		return ToolResult{}, err
 	}
@@ -368,9 +378,12 @@ func (c *CodeInterpreter) Run(ctx context.Context, call ToolCall) (ToolResult, e
 	}
 	var written []string
 	for _, name := range res.Files {
-		f, err := c.storeProduced(ctx, call.Run.ThreadID, name)
+		f, err := c.storeProduced(ctx, kernelKey(call.Run), name)
 		if err != nil {
 			continue // removed or replaced since: nothing to keep
+		}
+		if err := c.recordProduced(ctx, call.Run, name, f); err != nil {
+			return ToolResult{}, err
 		}
 		written = append(written, fmt.Sprintf("sandbox:/mnt/data/%s", name))
 		if imageExts[strings.ToLower(path.Ext(name))] {
@@ -535,7 +548,7 @@ func (c *CodeInterpreter) Annotate(ctx context.Context, run db.Run, text string)
 			continue
 		}
 		c.mu.Lock()
-		id, ok := c.produced[run.ThreadID][name]
+		id, ok := c.produced[kernelKey(run)][name]
 		c.mu.Unlock()
 		if ok {
 			if _, err := c.store.GetFile(ctx, id); err != nil {
@@ -543,9 +556,12 @@ func (c *CodeInterpreter) Annotate(ctx context.Context, run db.Run, text string)
 			}
 		}
 		if !ok {
-			f, err := c.storeProduced(ctx, run.ThreadID, name)
+			f, err := c.storeProduced(ctx, kernelKey(run), name)
 			if err != nil {
 				continue // no such file: the link stays plain text
+			}
+			if err := c.recordProduced(ctx, run, name, f); err != nil {
+				return nil, err
 			}
 			id = f.ID
 		}

@@ -43,6 +43,8 @@ var copyTables = []struct{ name, order string }{
 	{"conversation_items", "seq"},
 	{"responses", "seq"},
 	{"response_input_items", "seq"},
+	{"containers", "seq"},
+	{"container_files", "seq"},
 }
 
 // notCopied are the tables Copy leaves to the migrations or copies apart.

@@ -104,6 +104,17 @@ func addRoutes(e *echo.Echo, cfg Config) {
 		v1.DELETE("/conversations/:conversation_id/items/:item_id", rs.DeleteConversationItem)
 		v1.POST("/threads/:thread_id/conversation", rs.ThreadToConversation) // extension: a thread continued as a conversation
 	}
+	if cs := cfg.Containers; cs != nil {
+		v1.GET("/containers", cs.ListContainers)
+		v1.POST("/containers", cs.CreateContainer)
+		v1.GET("/containers/:container_id", cs.GetContainer)
+		v1.DELETE("/containers/:container_id", cs.DeleteContainer)
+		v1.GET("/containers/:container_id/files", cs.ListContainerFiles)
+		v1.POST("/containers/:container_id/files", cs.CreateContainerFile)
+		v1.GET("/containers/:container_id/files/:file_id", cs.GetContainerFile)
+		v1.DELETE("/containers/:container_id/files/:file_id", cs.DeleteContainerFile)
+		v1.GET("/containers/:container_id/files/:file_id/content", cs.ContainerFileContent)
+	}
 
 	// Anything else under /v1 is OpenAI's "Invalid URL" 404, after auth.
 	v1.RouteNotFound("/*", func(c *echo.Context) error { return echo.ErrNotFound })

@@ -12,4 +12,5 @@ import (
 type bridgeStore interface {
 	GetAssistantVersion(ctx context.Context, id string, n int) (db.AssistantVersion, error)
 	ThreadToConversation(ctx context.Context, threadID string) (db.Conversation, error)
+	GetContainer(ctx context.Context, id string) (db.Container, error)
 }

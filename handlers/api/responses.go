@@ -595,11 +595,16 @@ func (h *Responses) parseTools(ctx context.Context, fields map[string]json.RawMe
 					return err
 				}
 			}
+			if id != "" {
+				if err := h.checkContainer(ctx, p+".container", id); err != nil { // containers.go
+					return err
+				}
+			}
 			run.Tools = append(run.Tools, db.Tool{Type: "code_interpreter"})
 			if run.ToolResources == nil {
 				run.ToolResources = &db.ToolResources{}
 			}
-			run.ToolResources.CodeInterpreter = &db.CodeInterpreterResources{FileIDs: append([]string{}, files...)}
+			run.ToolResources.CodeInterpreter = &db.CodeInterpreterResources{FileIDs: append([]string{}, files...), ContainerID: id}
 			shownTools = append(shownTools, map[string]any{"type": "code_interpreter", "container": ci.Container})
 		default:
 			return respond.Invalid(p+".type", "invalid_value", "Invalid value: '%s'. Supported tool types are: 'function', 'file_search' and 'code_interpreter'.", typ)
