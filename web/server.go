@@ -31,8 +31,8 @@ type Config struct {
 	Responses *api.Responses
 	// Containers serves /v1/containers; nil leaves them out.
 	Containers *api.Containers
-	CheckKey  KeyChecker
-	Health    func(ctx context.Context) error
+	CheckKey   KeyChecker
+	Health     func(ctx context.Context) error
 	// Ready are the parts /readyz reports beside the store, each saying
 	// what keeps it from working ("" when it works).
 	Ready  map[string]func() string
