@@ -415,7 +415,7 @@ func (c *CodeInterpreter) Run(ctx context.Context, call ToolCall) (ToolResult, e
 	}
 	return ToolResult{
 		Output:      strings.TrimPrefix(model, "\n"),
-		Details:     db.ToolCall{CodeInterpreter: &db.CodeInterpreterCall{Input: code, Outputs: outputs}},
+		Details:     db.ToolCall{CodeInterpreter: &db.CodeInterpreterCall{Input: code, Outputs: outputs, ContainerID: containerOf(call.Run)}},
 		Delta:       map[string]any{"outputs": delta},
 		Attachments: attachments,
 	}, nil

@@ -69,7 +69,7 @@ func (c *CodeInterpreter) containerFiles(ctx context.Context, id string) ([]sand
 func containerExpired(id string) ToolResult {
 	msg := fmt.Sprintf("Error: container %s has expired; its kernel is stopped. Create a new container to run code.", id)
 	return ToolResult{Output: msg, Details: db.ToolCall{CodeInterpreter: &db.CodeInterpreterCall{Input: "",
-		Outputs: []db.CodeOutput{{Type: "logs", Logs: msg}}}},
+		Outputs: []db.CodeOutput{{Type: "logs", Logs: msg}}, ContainerID: id}},
 		Delta: map[string]any{"outputs": []any{map[string]any{"index": 0, "type": "logs", "logs": msg}}}}
 }
 

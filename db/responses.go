@@ -512,10 +512,10 @@ func ToolCallItem(tc ToolCall, io ToolIO, status string) map[string]any {
 		}
 		return item
 	case "code_interpreter":
-		code := ""
+		code, container := "", ""
 		var outputs []any
 		if ci := tc.CodeInterpreter; ci != nil {
-			code = ci.Input
+			code, container = ci.Input, ci.ContainerID
 			for _, o := range ci.Outputs {
 				switch {
 				case o.Type == "logs":
@@ -528,7 +528,7 @@ func ToolCallItem(tc ToolCall, io ToolIO, status string) map[string]any {
 		if outputs == nil {
 			outputs = []any{}
 		}
-		return map[string]any{"type": "code_interpreter_call", "id": id, "status": status, "container_id": "",
+		return map[string]any{"type": "code_interpreter_call", "id": id, "status": status, "container_id": container,
 			"code": code, "outputs": outputs}
 	}
 	name, args := io.Name, io.Arguments

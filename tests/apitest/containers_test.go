@@ -137,6 +137,9 @@ func TestContainers(t *testing.T) {
 		!strings.Contains(r.Output[0].Outputs[0].Logs, "60 remember me") {
 		t.Fatalf("first response = %s", r.RawJSON())
 	}
+	if r.Output[0].ContainerID != ct.ID {
+		t.Errorf("code_interpreter_call.container_id = %q, want %s", r.Output[0].ContainerID, ct.ID)
+	}
 	r, err = s.Client.Responses.New(ctx, containerCode(ct.ID, "c2", "print(total + 1)"))
 	if err != nil {
 		t.Fatal(err)
