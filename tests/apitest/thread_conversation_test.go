@@ -136,6 +136,40 @@ func TestThreadToConversation(t *testing.T) {
 		t.Errorf("history read continuing the conversation:\n%s", strings.Join(viaResp, "\n"))
 	}
 
+	// A thread whose run waits for a function's output: the call comes
+	// along unanswered, and the first response on the conversation answers
+	// it. A run still in progress is refused.
+	waiting := threadWith(t, s, `tc5 weather? [[call get_weather {"city":"Bergen"}]]`)
+	wr := startRun(t, s, waiting, asst)
+	wr = waitRun(t, s, waiting, wr.ID, openai.RunStatusRequiresAction)
+	wcall := wr.RequiredAction.SubmitToolOutputs.ToolCalls[0].ID
+	res = s.doJSON(t, "POST", "/v1/threads/"+waiting+"/conversation", "")
+	if err := json.Unmarshal(res.Body, &conv); err != nil || res.Status != http.StatusOK {
+		t.Fatalf("convert a waiting thread: %d %s", res.Status, res.Body)
+	}
+	answer := responses.ResponseInputItemParamOfFunctionCallOutput("7°C")
+	answer.OfFunctionCallOutput.CallID = openai.String(wcall)
+	resp, err = s.Client.Responses.New(ctx, responses.ResponseNewParams{
+		Prompt:       responses.ResponsePromptParam{ID: asst},
+		Conversation: responses.ResponseNewParamsConversationUnion{OfString: openai.String(conv.ID)},
+		Input:        responses.ResponseNewParamsInputUnion{OfInputItemList: responses.ResponseInputParam{answer}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if outputText(resp) != "Tool results: 7°C" {
+		t.Errorf("answering the waiting call: %s", resp.RawJSON())
+	}
+	slow := threadWith(t, s, "tc6 busy [[slow 5s]]") // in progress well past the request below; then cancelled
+	sr := startRun(t, s, slow, asst)
+	if res := s.doJSON(t, "POST", "/v1/threads/"+slow+"/conversation", ""); res.Status != http.StatusBadRequest ||
+		!strings.Contains(string(res.Body), sr.ID) {
+		t.Errorf("a thread with a run in progress: %d %s", res.Status, res.Body)
+	}
+	if _, err := s.Client.Beta.Threads.Runs.Cancel(ctx, slow, sr.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitRun(t, s, slow, sr.ID, openai.RunStatusCancelled)
+
 	// Errors: an unknown thread, a malformed id.
 	if res := s.doJSON(t, "POST", "/v1/threads/thread_nope/conversation", ""); res.Status != http.StatusNotFound {
 		t.Errorf("unknown thread: %d %s", res.Status, res.Body)
