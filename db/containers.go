@@ -21,6 +21,10 @@ type Container struct {
 	LastActiveAt int64                 `json:"last_active_at"`
 	ExpiresAfter ContainerExpiresAfter `json:"expires_after"`
 	MemoryLimit  string                `json:"memory_limit"`
+
+	// RunID is the response run whose code_interpreter {"type": "auto"}
+	// made the container; "" for one made through the API.
+	RunID string `json:"-"`
 }
 
 // ContainerExpiresAfter is a container's expiry: Minutes after it was last
@@ -83,9 +87,13 @@ func (s *Store) CreateContainer(ctx context.Context, c Container, fileIDs []stri
 	c.ID, c.Object, c.CreatedAt, c.Status, c.LastActiveAt = NewID("cntr_"), "container", now, "running", now
 	c.ExpiresAfter.Anchor = "last_active_at"
 	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var runID sql.NullString
+		if c.RunID != "" {
+			runID = sql.NullString{String: c.RunID, Valid: true}
+		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO containers (id, created_at, name, status, last_active_at,
-			expires_minutes, memory_limit) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-			c.ID, c.CreatedAt, c.Name, c.Status, c.LastActiveAt, c.ExpiresAfter.Minutes, c.MemoryLimit); err != nil {
+			expires_minutes, memory_limit, run_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+			c.ID, c.CreatedAt, c.Name, c.Status, c.LastActiveAt, c.ExpiresAfter.Minutes, c.MemoryLimit, runID); err != nil {
 			return err
 		}
 		for _, id := range fileIDs {
@@ -130,6 +138,20 @@ func (s *Store) GetContainer(ctx context.Context, id string) (Container, error) 
 	if err != nil {
 		return c, fmt.Errorf("get container %s: %w", id, err)
 	}
+	return c, nil
+}
+
+// RunContainer returns the container a response run's code_interpreter
+// {"type": "auto"} made, or ErrNotFound.
+func (s *Store) RunContainer(ctx context.Context, runID string) (Container, error) {
+	c, err := s.scanContainer(s.r.QueryRowContext(ctx, `SELECT `+containerColumns+` FROM containers WHERE run_id = $1`, runID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return c, ErrNotFound
+	}
+	if err != nil {
+		return c, fmt.Errorf("container of run %s: %w", runID, err)
+	}
+	c.RunID = runID
 	return c, nil
 }
 

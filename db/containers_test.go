@@ -64,3 +64,29 @@ func TestContainerExpiry(t *testing.T) {
 		}
 	})
 }
+
+// TestRunContainer: the container a run's code_interpreter {"type":
+// "auto"} made is found by the run; a run makes at most one.
+func TestRunContainer(t *testing.T) {
+	eachStore(t, func(t *testing.T) {
+		ctx := context.Background()
+		s, _ := openClocked(t)
+		if _, err := s.RunContainer(ctx, "run_1"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("no container yet: %v", err)
+		}
+		if _, err := s.CreateContainer(ctx, Container{Name: "api", ExpiresAfter: ContainerExpiresAfter{Minutes: 2}, MemoryLimit: "1g"}, nil); err != nil {
+			t.Fatal(err)
+		}
+		ct, err := s.CreateContainer(ctx, Container{Name: "auto", RunID: "run_1", ExpiresAfter: ContainerExpiresAfter{Minutes: 2}, MemoryLimit: "1g"}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.RunContainer(ctx, "run_1")
+		if err != nil || got.ID != ct.ID || got.RunID != "run_1" {
+			t.Fatalf("RunContainer = %+v, %v", got, err)
+		}
+		if _, err := s.CreateContainer(ctx, Container{Name: "auto", RunID: "run_1", ExpiresAfter: ContainerExpiresAfter{Minutes: 2}, MemoryLimit: "1g"}, nil); err == nil {
+			t.Error("a second container for the run")
+		}
+	})
+}

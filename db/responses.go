@@ -446,7 +446,8 @@ func OutputText(text string, anns []Annotation) map[string]any {
 
 // ResponseAnnotation is an Assistants annotation as the Responses API
 // shows it: file_citation {file_id, filename, index}, file_path {file_id,
-// index}.
+// index}, container_file_citation {container_id, file_id, filename,
+// start_index, end_index}.
 func ResponseAnnotation(a Annotation) map[string]any {
 	switch {
 	case a.FileCitation != nil:
@@ -454,6 +455,10 @@ func ResponseAnnotation(a Annotation) map[string]any {
 			"index": a.EndIndex}
 	case a.FilePath != nil:
 		return map[string]any{"type": "file_path", "file_id": a.FilePath.FileID, "index": a.EndIndex}
+	case a.ContainerFileCitation != nil:
+		c := a.ContainerFileCitation
+		return map[string]any{"type": "container_file_citation", "container_id": c.ContainerID, "file_id": c.FileID,
+			"filename": c.Filename, "start_index": a.StartIndex, "end_index": a.EndIndex}
 	}
 	return map[string]any{"type": "file_path", "file_id": "", "index": a.EndIndex}
 }
