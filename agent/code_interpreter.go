@@ -353,7 +353,7 @@ func (c *CodeInterpreter) Run(ctx context.Context, call ToolCall) (ToolResult, e
 		return ToolResult{}, err
 	}
 	key := kernelKey(call.Run, container)
-	res, err := c.sb.Exec(ctx, key, sandbox.Request{Code: code, Files: files, CallID: call.ID})
+	res, err := c.sb.Exec(ctx, key, sandbox.Request{Code: code, Files: files, CallID: call.ID, Exact: container != ""})
 	if err != nil {
 		return ToolResult{}, err
 	}

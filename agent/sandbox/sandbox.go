@@ -46,6 +46,11 @@ type Request struct {
 	// CODE_INTERPRETER_CALL_ID, so code whose effects must not happen
 	// twice can check.
 	CallID string
+	// Exact says Files are all the files the session is given (a
+	// container's): each is placed at exactly its Name, replacing what is
+	// there, and a file placed by an earlier call that is no longer among
+	// them is removed from /mnt/data.
+	Exact bool
 }
 
 // InputFile is a stored file to place in /mnt/data under Name.

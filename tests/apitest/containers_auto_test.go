@@ -34,6 +34,8 @@ func codeLogs(t *testing.T, r *responses.Response) (container, logs string) {
 	return "", ""
 }
 
+const listData = "import os\nprint(sorted(os.listdir('/mnt/data')))"
+
 // TestAutoContainer: code_interpreter {"type": "auto", "file_ids"} makes a
 // real container (its calls name it, the containers API serves it and its
 // files); the files the code writes are cited as container_file_citation
@@ -152,4 +154,97 @@ func TestAutoContainer(t *testing.T) {
 	if len(after.Data) != len(before.Data) || len(before.Data) != 2 {
 		t.Errorf("containers %d before, %d after a response without code", len(before.Data), len(after.Data))
 	}
+}
+
+// TestContainerFilesInKernel: the kernel's /mnt/data follows the
+// container's files: a deleted file leaves it, an upload under a taken
+// name replaces the file there (the listed path is the path the code
+// sees), and a file the code rewrites stays one file.
+func TestContainerFilesInKernel(t *testing.T) {
+	t.Parallel()
+	s, _ := startCodeServer(t)
+	ctx := streamContext(t)
+	ct, err := s.Client.Containers.New(ctx, openai.ContainerNewParams{Name: "sync"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	step := 0
+	list := func(code, want string) {
+		t.Helper()
+		step++
+		r, err := s.Client.Responses.New(ctx, containerCode(ct.ID, "k"+string(rune('0'+step)), code+"\n"+listData))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, logs := codeLogs(t, r); !strings.Contains(logs, want) {
+			t.Errorf("step %d: /mnt/data %q, want %s", step, logs, want)
+		}
+	}
+	upload := func(name, content string) *openai.ContainerFileNewResponse {
+		t.Helper()
+		f, err := s.Client.Containers.Files.New(ctx, ct.ID, openai.ContainerFileNewParams{
+			File: openai.File(strings.NewReader(content), name, "text/plain")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	a := upload("a.txt", "one")
+	upload("b.txt", "bee")
+	list("print(open('/mnt/data/a.txt').read())", "one\n['a.txt', 'b.txt']")
+
+	// Replaced by an upload of the same name: one a.txt, the new one.
+	a2 := upload("a.txt", "two")
+	if a2.Path != a.Path || a2.ID == a.ID {
+		t.Errorf("replacement = %s", a2.RawJSON())
+	}
+	if _, err := s.Client.Containers.Files.Get(ctx, ct.ID, a.ID); statusOf(err) != 404 {
+		t.Errorf("the replaced file is still listed: %v", err)
+	}
+	list("print(open('/mnt/data/a.txt').read())", "two\n['a.txt', 'b.txt']")
+
+	// Deleted: gone from /mnt/data.
+	if err := s.Client.Containers.Files.Delete(ctx, ct.ID, a2.ID); err != nil {
+		t.Fatal(err)
+	}
+	list("", "['b.txt']")
+
+	// Written twice by the code: one file, listed once, its last content.
+	list("open('/mnt/data/c.txt', 'w').write('first')", "['b.txt', 'c.txt']")
+	list("open('/mnt/data/c.txt', 'w').write('second')", "['b.txt', 'c.txt']")
+	list("print(open('/mnt/data/c.txt').read())", "second\n['b.txt', 'c.txt']")
+	files, err := s.Client.Containers.Files.List(ctx, ct.ID, openai.ContainerFileListParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cs []openai.ContainerFileListResponse
+	for _, f := range files.Data {
+		if f.Path == "/mnt/data/c.txt" {
+			cs = append(cs, f)
+		}
+	}
+	if len(files.Data) != 2 || len(cs) != 1 {
+		t.Fatalf("container files: %s", files.RawJSON())
+	}
+	if got := bodyOf(t, call2(s.Client.Containers.Files.Content.Get(ctx, ct.ID, cs[0].ID))); got != "second" {
+		t.Errorf("c.txt = %q", got)
+	}
+	// A written file deleted through the API leaves the kernel too, also
+	// right after the call that wrote it.
+	if err := s.Client.Containers.Files.Delete(ctx, ct.ID, cs[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	list("open('/mnt/data/d.txt', 'w').write('dee')", "['b.txt', 'd.txt']")
+	files, err = s.Client.Containers.Files.List(ctx, ct.ID, openai.ContainerFileListParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files.Data {
+		if f.Path == "/mnt/data/d.txt" {
+			if err := s.Client.Containers.Files.Delete(ctx, ct.ID, f.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	list("", "['b.txt']")
 }
