@@ -206,6 +206,16 @@ func (c *CodeInterpreter) recordProduced(ctx context.Context, container, name st
 	return cf, err
 }
 
+// RemoveFile takes a container's file out of its kernel's /mnt/data at
+// once when the sandbox can (the container file was deleted); otherwise
+// the next call's exact placement does.
+func (c *CodeInterpreter) RemoveFile(container, path string) error {
+	if r, ok := c.sb.(sandbox.Remover); ok {
+		return r.Remove(container, path)
+	}
+	return nil
+}
+
 // ExpireContainers is the containers' sweep: it marks the containers
 // whose time has come expired and stops their kernels. Their files stay in
 // the store until the container is deleted.

@@ -72,3 +72,40 @@ func TestPlaceExact(t *testing.T) {
 	}
 	check("a.txt=one", "cfile_a2-a.txt=two")
 }
+
+// TestRemove: Remove takes a file out of an idle session's /mnt/data and
+// out of its manifest; a busy session keeps it (its next exact placement
+// removes it).
+func TestRemove(t *testing.T) {
+	l := &Local{cfg: Config{Dir: t.TempDir()}, sessions: map[string]*session{}}
+	dir := l.threadDir("cntr_1")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f := InputFile{ID: "cfile_a", Name: "a.txt", Open: func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader("a")), nil }}
+	g := InputFile{ID: "cfile_b", Name: "b.txt", Open: f.Open}
+	if err := l.place(dir, -1, []InputFile{f, g}, true); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := l.session("cntr_1")
+	s.lock <- struct{}{} // running code
+	if err := l.Remove("cntr_1", "/mnt/data/a.txt"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "a.txt")); err != nil {
+		t.Fatalf("removed under running code: %v", err)
+	}
+	<-s.lock
+	if err := l.Remove("cntr_1", "/mnt/data/a.txt"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "a.txt")); !os.IsNotExist(err) {
+		t.Fatalf("a.txt after Remove: %v", err)
+	}
+	if b, _ := os.ReadFile(dir + ".files.json"); strings.Contains(string(b), "a.txt") || !strings.Contains(string(b), "b.txt") {
+		t.Errorf("manifest after Remove: %s", b)
+	}
+	if err := l.Remove("cntr_1", "/mnt/data/../x"); err != nil {
+		t.Fatal(err)
+	}
+}

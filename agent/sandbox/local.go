@@ -850,6 +850,52 @@ func (l *Local) Open(threadID, name string) (io.ReadCloser, error) {
 	return f, nil
 }
 
+// Remove implements Remover: the file at name (relative to /mnt/data)
+// goes, with what the manifest knew of it, unless the session is running
+// code (its next exact placement removes it then).
+func (l *Local) Remove(threadID, name string) error {
+	name = exactName(strings.TrimPrefix(name, "/mnt/data/"))
+	if name == "" {
+		return nil
+	}
+	s, err := l.session(threadID)
+	if err != nil {
+		return err
+	}
+	select {
+	case s.lock <- struct{}{}:
+	default:
+		return nil // busy
+	}
+	defer func() { <-s.lock }()
+	dir := l.threadDir(threadID)
+	root, err := os.OpenRoot(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	if err := root.RemoveAll(name); err != nil {
+		return err
+	}
+	manifest := dir + ".files.json"
+	placed := map[string]string{}
+	b, err := os.ReadFile(manifest)
+	if err != nil {
+		return nil
+	}
+	json.Unmarshal(b, &placed)
+	for id, n := range placed {
+		if n == name {
+			delete(placed, id)
+		}
+	}
+	b, _ = json.Marshal(placed)
+	return os.WriteFile(manifest, b, 0o600)
+}
+
 // Forget implements Sandbox.
 func (l *Local) Forget(threadID string) error {
 	l.mu.Lock()

@@ -37,6 +37,13 @@ type Warmer interface {
 	Warm()
 }
 
+// Remover is a Sandbox that can take a file out of a session's /mnt/data
+// between calls (a container's file deleted through the API). A session
+// running code keeps it until its next Exec with Exact.
+type Remover interface {
+	Remove(threadID, name string) error
+}
+
 // Request is one call: code and the files it should find.
 type Request struct {
 	Code  string

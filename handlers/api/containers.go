@@ -38,9 +38,11 @@ type ContainerStore interface {
 }
 
 // Kernels stops a container's code_interpreter kernel (and drops its
-// /mnt/data) when the container is deleted.
+// /mnt/data) when the container is deleted, and takes a deleted file out
+// of its /mnt/data.
 type Kernels interface {
 	Forget(key string) error
+	RemoveFile(container, path string) error
 }
 
 // Containers serves /v1/containers: code_interpreter sandboxes of their
@@ -355,6 +357,9 @@ func (h *Containers) DeleteContainerFile(c *echo.Context) error {
 	}
 	if err := h.store.DeleteContainerFile(c.Request().Context(), cf.ContainerID, cf.ID); err != nil {
 		return respond.StoreErr(err, "container file", cf.ID)
+	}
+	if err := h.kernels.RemoveFile(cf.ContainerID, cf.Path); err != nil {
+		h.log.Warn("remove container file from its kernel", "container", cf.ContainerID, "path", cf.Path, "error", err)
 	}
 	return c.JSON(http.StatusOK, db.Deleted{ID: cf.ID, Object: "container.file.deleted", Deleted: true})
 }

@@ -1,6 +1,9 @@
 package apitest
 
 import (
+	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -203,9 +206,16 @@ func TestContainerFilesInKernel(t *testing.T) {
 	}
 	list("print(open('/mnt/data/a.txt').read())", "two\n['a.txt', 'b.txt']")
 
-	// Deleted: gone from /mnt/data.
+	// Deleted: gone from /mnt/data, at once.
 	if err := s.Client.Containers.Files.Delete(ctx, ct.ID, a2.ID); err != nil {
 		t.Fatal(err)
+	}
+	kernelDir := filepath.Join(s.Data, "sandbox", "threads", ct.ID)
+	if _, err := os.Stat(filepath.Join(kernelDir, "b.txt")); err != nil {
+		t.Fatalf("the kernel's directory: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(kernelDir, "a.txt")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a deleted file stays in the kernel's directory until code runs: %v", err)
 	}
 	list("", "['b.txt']")
 
