@@ -43,6 +43,11 @@ func main() {
 			return copyData(ctx, args[1:], stdout, stderr)
 		}
 	}
+	if len(os.Args) > 1 && os.Args[1] == "threads-to-conversations" {
+		run = func(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+			return threadsToConversations(ctx, args[1:], getenv, stdout, stderr)
+		}
+	}
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "assistantd:", err)
 		os.Exit(1)
@@ -336,7 +341,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer sb.Close()
-	cfg.Engine.Builtins = append(cfg.Engine.Builtins, agent.NewCodeInterpreter(sb, store))
+	code := agent.NewCodeInterpreter(sb, store)
+	cfg.Engine.Builtins = append(cfg.Engine.Builtins, code)
 	// The inspector's writer stops after the engine (deferred calls run
 	// last first), so it records the last exchanges of the runs that stop.
 	inspector := agent.NewInspector(store, cfg.InspectRetention, log)
@@ -348,6 +354,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		{Name: "upstream inspector", Every: time.Hour, Run: inspector.Sweep},
 		// Set before the engine starts the sweeps (below).
 		{Name: "unstored responses", Every: time.Minute, Run: func(ctx context.Context) (int, error) { return responses.SweepUnstored(ctx) }},
+		{Name: "expired containers", Every: time.Minute, Run: func(ctx context.Context) (int, error) {
+			return code.ExpireContainers(ctx, store.ExpireContainers)
+		}},
 	}
 	if cfg.Engine.EventLog {
 		cfg.Engine.Sweeps = append(cfg.Engine.Sweeps, agent.Sweep{Name: "run events", Every: time.Minute,
@@ -393,14 +402,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	store.StartupDone()
 	v1 := api.NewAPI(store, engine, cfg.MaxUploadBytes, log, api.WithVectorStores(store, rag))
 	handler := web.New(web.Config{
-		UI:        webUI,
-		API:       v1,
-		Responses: responses,
-		Webhooks:  webhooks,
-		CheckKey:  keyChecker(cfg.APIKey, store),
-		Health:    store.Ping,
-		Ready:     map[string]func() string{"code_interpreter": sb.Problem},
-		Logger:    log,
+		UI:         webUI,
+		API:        v1,
+		Responses:  responses,
+		Containers: api.NewContainers(store, code, cfg.MaxUploadBytes, log),
+		Webhooks:   webhooks,
+		CheckKey:   keyChecker(cfg.APIKey, store),
+		Health:     store.Ping,
+		Ready:      map[string]func() string{"code_interpreter": sb.Problem},
+		Logger:     log,
 		// HSTS behind a TLS-terminating proxy, as for the cookies.
 		TrustProxy: cfg.Web.TrustProxy,
 		Metrics:    metrics,

@@ -32,6 +32,7 @@ type CodeStore interface {
 	OpenFile(ctx context.Context, id string) (db.File, io.ReadSeekCloser, error)
 	StageFile(content io.Reader, limit int64) (*db.StagedFile, error)
 	CommitFile(ctx context.Context, f db.File, sf *db.StagedFile, expiresAfter int64) (db.File, error)
+	ContainerStore // containers.go
 }
 
 // CodeInterpreter is the code_interpreter tool: the model's Python runs in
@@ -50,6 +51,9 @@ type CodeInterpreter struct {
 	// them, for the answer's sandbox: links. A path missing here (after a
 	// restart) is stored when a link first names it.
 	produced map[string]map[string]string
+	// autoMu makes one container per run for code_interpreter {"type":
+	// "auto"} (containers.go).
+	autoMu sync.Mutex
 }
 
 // NewCodeInterpreter returns the tool running code in sb.
@@ -332,11 +336,24 @@ func (c *CodeInterpreter) Run(ctx context.Context, call ToolCall) (ToolResult, e
 			Outputs: []db.CodeOutput{{Type: "logs", Logs: msg}}}},
 			Delta: map[string]any{"outputs": []any{map[string]any{"index": 0, "type": "logs", "logs": msg}}}}, nil
 	}
-	files, err := c.inputFiles(ctx, call.Run)
+	var files []sandbox.InputFile
+	container, err := c.runContainer(ctx, call.Run, true)
 	if err != nil {
 		return ToolResult{}, err
 	}
-	res, err := c.sb.Exec(ctx, call.Run.ThreadID, sandbox.Request{Code: code, Files: files, CallID: call.ID})
+	if container != "" {
+		files, err = c.containerFiles(ctx, container)
+		if errors.Is(err, db.ErrContainerExpired) || errors.Is(err, db.ErrNotFound) {
+			return containerExpired(container), nil
+		}
+	} else {
+		files, err = c.inputFiles(ctx, call.Run)
+	}
+	if err != nil {
+		return ToolResult{}, err
+	}
+	key := kernelKey(call.Run, container)
+	res, err := c.sb.Exec(ctx, key, sandbox.Request{Code: code, Files: files, CallID: call.ID, Exact: container != ""})
 	if err != nil {
 		return ToolResult{}, err
 	}
@@ -368,9 +385,12 @@ func (c *CodeInterpreter) Run(ctx context.Context, call ToolCall) (ToolResult, e
 	}
 	var written []string
 	for _, name := range res.Files {
-		f, err := c.storeProduced(ctx, call.Run.ThreadID, name)
+		f, err := c.storeProduced(ctx, key, name)
 		if err != nil {
 			continue // removed or replaced since: nothing to keep
+		}
+		if _, err := c.recordProduced(ctx, container, name, f); err != nil {
+			return ToolResult{}, err
 		}
 		written = append(written, fmt.Sprintf("sandbox:/mnt/data/%s", name))
 		if imageExts[strings.ToLower(path.Ext(name))] {
@@ -402,7 +422,7 @@ func (c *CodeInterpreter) Run(ctx context.Context, call ToolCall) (ToolResult, e
 	}
 	return ToolResult{
 		Output:      strings.TrimPrefix(model, "\n"),
-		Details:     db.ToolCall{CodeInterpreter: &db.CodeInterpreterCall{Input: code, Outputs: outputs}},
+		Details:     db.ToolCall{CodeInterpreter: &db.CodeInterpreterCall{Input: code, Outputs: outputs, ContainerID: container}},
 		Delta:       map[string]any{"outputs": delta},
 		Attachments: attachments,
 	}, nil
@@ -522,20 +542,30 @@ var sandboxLink = regexp.MustCompile(`sandbox:/mnt/data/[^\s()\[\]<>"'` + "`" + 
 // Annotate implements Annotator: each sandbox:/mnt/data link to a file the
 // thread's code wrote becomes a file_path annotation over the link, with
 // indices counted in characters (code points), as the text's are.
+//
+// In a container (a response's code) each link to one of the container's
+// files becomes a container_file_citation naming the container file.
 func (c *CodeInterpreter) Annotate(ctx context.Context, run db.Run, text string) ([]db.Annotation, error) {
+	links := sandboxLink.FindAllStringIndex(text, -1)
+	if len(links) == 0 {
+		return nil, nil
+	}
+	container, err := c.runContainer(ctx, run, false)
+	if err != nil {
+		return nil, err
+	}
+	if container != "" {
+		return c.citeContainerFiles(ctx, run, container, text, links)
+	}
+	key := kernelKey(run, "")
 	var anns []db.Annotation
-	for _, m := range sandboxLink.FindAllStringIndex(text, -1) {
-		link := strings.TrimRight(text[m[0]:m[1]], ".,;:!?")
-		name := strings.TrimPrefix(link, "sandbox:/mnt/data/")
-		if un, err := url.PathUnescape(name); err == nil {
-			name = un
-		}
-		name = path.Clean(name)
-		if name == "." || strings.HasPrefix(name, "../") || name == ".." {
+	for _, m := range links {
+		link, name, ok := linkName(text, m)
+		if !ok {
 			continue
 		}
 		c.mu.Lock()
-		id, ok := c.produced[run.ThreadID][name]
+		id, ok := c.produced[key][name]
 		c.mu.Unlock()
 		if ok {
 			if _, err := c.store.GetFile(ctx, id); err != nil {
@@ -543,7 +573,7 @@ func (c *CodeInterpreter) Annotate(ctx context.Context, run db.Run, text string)
 			}
 		}
 		if !ok {
-			f, err := c.storeProduced(ctx, run.ThreadID, name)
+			f, err := c.storeProduced(ctx, key, name)
 			if err != nil {
 				continue // no such file: the link stays plain text
 			}
@@ -554,6 +584,22 @@ func (c *CodeInterpreter) Annotate(ctx context.Context, run db.Run, text string)
 			EndIndex: start + utf8.RuneCountInString(link), FilePath: &db.FilePath{FileID: id}})
 	}
 	return anns, nil
+}
+
+// linkName reads the sandbox link at m in text: the link (without
+// trailing punctuation) and the /mnt/data path it names, relative; ok is
+// false for a path leaving /mnt/data.
+func linkName(text string, m []int) (link, name string, ok bool) {
+	link = strings.TrimRight(text[m[0]:m[1]], ".,;:!?")
+	name = strings.TrimPrefix(link, "sandbox:/mnt/data/")
+	if un, err := url.PathUnescape(name); err == nil {
+		name = un
+	}
+	name = path.Clean(name)
+	if name == "." || strings.HasPrefix(name, "../") || name == ".." || strings.HasPrefix(name, "/") {
+		return "", "", false
+	}
+	return link, name, true
 }
 
 // Forget drops what the tool keeps for a deleted thread: its kernel and

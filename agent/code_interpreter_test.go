@@ -174,3 +174,11 @@ func TestAnnotateSandboxLinks(t *testing.T) {
 		t.Fatalf("file ids: %+v", anns)
 	}
 }
+
+// A thread's run has no container.
+func (s *annotateStore) RunContainer(context.Context, string) (db.Container, error) {
+	return db.Container{}, db.ErrNotFound
+}
+func (s *annotateStore) ResponseInput(context.Context, string) ([]json.RawMessage, error) {
+	return nil, nil
+}

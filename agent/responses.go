@@ -86,9 +86,10 @@ type contentPart struct {
 
 // responseHistory converts Responses items to chat history: messages by
 // role (system and developer become system messages), function calls
-// grouped into one assistant message with their outputs after it. Items
-// the chat history has no place for (reasoning, built-in tool calls whose
-// answers the following message carries) are left out.
+// grouped into one assistant message with their outputs after it,
+// file_search and code_interpreter calls replayed as the tool rounds they
+// were (builtinRound). Items the chat history has no place for
+// (reasoning) are left out.
 func responseHistory(ctx context.Context, files fileReader, raw []json.RawMessage) ([]historyItem, error) {
 	var items []historyItem
 	var calls []openai.ChatCompletionMessageToolCallUnionParam
@@ -135,6 +136,11 @@ func responseHistory(ctx context.Context, files fileReader, raw []json.RawMessag
 			text := "Summary of the conversation so far:\n\n" + summary
 			items = append(items, historyItem{msgs: []openai.ChatCompletionMessageParamUnion{openai.SystemMessage(text)},
 				tokens: CountTokens(text) + perMessageTokens, isMessage: true})
+		case "file_search_call", "code_interpreter_call":
+			if round, ok := builtinRound(r); ok { // bridge.go
+				flush()
+				items = append(items, round)
+			}
 		case "message":
 			flush()
 			item, ok, err := responseMessage(ctx, files, it)

@@ -33,23 +33,36 @@ const assistantColumns = `id, created_at, name, description, model, instructions
 	metadata, temperature, top_p, response_format, reasoning_effort`
 
 func scanAssistant(row rowScanner) (Assistant, error) {
-	var (
-		a                                  Assistant
-		name, desc, instructions, effort   sql.NullString
-		tools, resources, meta, respFormat string
-		temp, topP                         sql.NullFloat64
-	)
-	if err := row.Scan(&a.ID, &a.CreatedAt, &name, &desc, &a.Model, &instructions, &tools, &resources,
-		&meta, &temp, &topP, &respFormat, &effort); err != nil {
-		return a, err
+	var r assistantRow
+	if err := row.Scan(r.dest()...); err != nil {
+		return Assistant{}, err
 	}
+	return r.assistant()
+}
+
+// assistantRow holds the columns of assistantColumns as scanned, for the
+// assistants table and for its versions.
+type assistantRow struct {
+	a                                  Assistant
+	name, desc, instructions, effort   sql.NullString
+	tools, resources, meta, respFormat string
+	temp, topP                         sql.NullFloat64
+}
+
+func (r *assistantRow) dest() []any {
+	return []any{&r.a.ID, &r.a.CreatedAt, &r.name, &r.desc, &r.a.Model, &r.instructions, &r.tools, &r.resources,
+		&r.meta, &r.temp, &r.topP, &r.respFormat, &r.effort}
+}
+
+func (r *assistantRow) assistant() (Assistant, error) {
+	a := r.a
 	a.Object = "assistant"
-	a.Name, a.Description, a.Instructions, a.ReasoningEffort = nullString(name), nullString(desc), nullString(instructions), nullString(effort)
-	a.Temperature, a.TopP = nullFloat(temp), nullFloat(topP)
+	a.Name, a.Description, a.Instructions, a.ReasoningEffort = nullString(r.name), nullString(r.desc), nullString(r.instructions), nullString(r.effort)
+	a.Temperature, a.TopP = nullFloat(r.temp), nullFloat(r.topP)
 	a.ToolResources = &ToolResources{}
-	a.ResponseFormat = json.RawMessage(respFormat)
-	err := errors.Join(decodeColumn("tools", tools, &a.Tools), decodeColumn("tool_resources", resources, a.ToolResources),
-		decodeColumn("metadata", meta, &a.Metadata))
+	a.ResponseFormat = json.RawMessage(r.respFormat)
+	err := errors.Join(decodeColumn("tools", r.tools, &a.Tools), decodeColumn("tool_resources", r.resources, a.ToolResources),
+		decodeColumn("metadata", r.meta, &a.Metadata))
 	if a.Tools == nil {
 		a.Tools = []Tool{}
 	}
@@ -76,16 +89,22 @@ func assistantArgs(a *Assistant) ([]any, error) {
 		string(a.ResponseFormat), a.ReasoningEffort}, nil
 }
 
-// CreateAssistant stores a new assistant; ID and CreatedAt are assigned.
+// CreateAssistant stores a new assistant, and its configuration as version
+// 1 (by the actor ctx carries: WithActor); ID and CreatedAt are assigned.
 func (s *Store) CreateAssistant(ctx context.Context, a Assistant) (Assistant, error) {
 	a.ID, a.Object, a.CreatedAt = NewID("asst_"), "assistant", s.now().Unix()
 	args, err := assistantArgs(&a)
 	if err != nil {
 		return a, fmt.Errorf("create assistant: %w", err)
 	}
-	_, err = s.w.ExecContext(ctx, `INSERT INTO assistants (id, created_at, name, description, model, instructions,
-		tools, tool_resources, metadata, temperature, top_p, response_format, reasoning_effort)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`, append([]any{a.ID, a.CreatedAt}, args...)...)
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO assistants (id, created_at, name, description, model, instructions,
+			tools, tool_resources, metadata, temperature, top_p, response_format, reasoning_effort)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`, append([]any{a.ID, a.CreatedAt}, args...)...); err != nil {
+			return err
+		}
+		return s.recordVersion(ctx, tx, a.ID, args)
+	})
 	if err != nil {
 		return a, fmt.Errorf("create assistant: %w", err)
 	}
@@ -105,7 +124,9 @@ func (s *Store) GetAssistant(ctx context.Context, id string) (Assistant, error) 
 }
 
 // UpdateAssistant applies fn to the stored assistant inside one write
-// transaction, so concurrent modifications never lose each other's fields.
+// transaction, so concurrent modifications never lose each other's fields,
+// and records the result as a new version when it differs from the last
+// (by the actor ctx carries: WithActor).
 // If fn returns an error nothing is written.
 func (s *Store) UpdateAssistant(ctx context.Context, id string, fn func(*Assistant) error) (Assistant, error) {
 	var a Assistant
@@ -129,6 +150,9 @@ func (s *Store) UpdateAssistant(ctx context.Context, id string, fn func(*Assista
 			tools = $5, tool_resources = $6, metadata = $7, temperature = $8, top_p = $9, response_format = $10,
 			reasoning_effort = $11 WHERE id = $12`, append(args, id)...)
 		if err != nil {
+			return err
+		}
+		if err := s.recordVersion(ctx, tx, id, args); err != nil {
 			return err
 		}
 		// A function removed from the assistant takes its webhook with it.

@@ -15,6 +15,7 @@ import (
 // file by file through the blob stores) are not among them.
 var copyTables = []struct{ name, order string }{
 	{"assistants", "seq"},
+	{"assistant_versions", "seq"},
 	{"threads", "seq"},
 	{"messages", "seq"},
 	{"files", "seq"},
@@ -44,6 +45,8 @@ var copyTables = []struct{ name, order string }{
 	{"run_events", "run_id, seq"},
 	{"leader_leases", "name"},
 	{"response_input_items", "seq"},
+	{"containers", "seq"},
+	{"container_files", "seq"},
 }
 
 // notCopied are the tables Copy leaves to the migrations or copies apart.

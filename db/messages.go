@@ -54,6 +54,16 @@ type Annotation struct {
 	EndIndex     int           `json:"end_index"`
 	FileCitation *FileCitation `json:"file_citation,omitempty"`
 	FilePath     *FilePath     `json:"file_path,omitempty"`
+	// ContainerFileCitation is set on a response's citation of a file in
+	// the container its code ran in (type container_file_citation).
+	ContainerFileCitation *ContainerFileCitation `json:"container_file_citation,omitempty"`
+}
+
+// ContainerFileCitation points at a container's file (cfile_…).
+type ContainerFileCitation struct {
+	ContainerID string `json:"container_id"`
+	FileID      string `json:"file_id"`
+	Filename    string `json:"filename"`
 }
 
 // FileCitation points at the file a citation came from.

@@ -461,7 +461,8 @@ func OutputText(text string, anns []Annotation) map[string]any {
 
 // ResponseAnnotation is an Assistants annotation as the Responses API
 // shows it: file_citation {file_id, filename, index}, file_path {file_id,
-// index}.
+// index}, container_file_citation {container_id, file_id, filename,
+// start_index, end_index}.
 func ResponseAnnotation(a Annotation) map[string]any {
 	switch {
 	case a.FileCitation != nil:
@@ -469,6 +470,10 @@ func ResponseAnnotation(a Annotation) map[string]any {
 			"index": a.EndIndex}
 	case a.FilePath != nil:
 		return map[string]any{"type": "file_path", "file_id": a.FilePath.FileID, "index": a.EndIndex}
+	case a.ContainerFileCitation != nil:
+		c := a.ContainerFileCitation
+		return map[string]any{"type": "container_file_citation", "container_id": c.ContainerID, "file_id": c.FileID,
+			"filename": c.Filename, "start_index": a.StartIndex, "end_index": a.EndIndex}
 	}
 	return map[string]any{"type": "file_path", "file_id": "", "index": a.EndIndex}
 }
@@ -527,10 +532,10 @@ func ToolCallItem(tc ToolCall, io ToolIO, status string) map[string]any {
 		}
 		return item
 	case "code_interpreter":
-		code := ""
+		code, container := "", ""
 		var outputs []any
 		if ci := tc.CodeInterpreter; ci != nil {
-			code = ci.Input
+			code, container = ci.Input, ci.ContainerID
 			for _, o := range ci.Outputs {
 				switch {
 				case o.Type == "logs":
@@ -543,7 +548,7 @@ func ToolCallItem(tc ToolCall, io ToolIO, status string) map[string]any {
 		if outputs == nil {
 			outputs = []any{}
 		}
-		return map[string]any{"type": "code_interpreter_call", "id": id, "status": status, "container_id": "",
+		return map[string]any{"type": "code_interpreter_call", "id": id, "status": status, "container_id": container,
 			"code": code, "outputs": outputs}
 	}
 	name, args := io.Name, io.Arguments

@@ -126,6 +126,9 @@ type FunctionCallOutput struct {
 type CodeInterpreterCall struct {
 	Input   string       `json:"input"`
 	Outputs []CodeOutput `json:"outputs"`
+	// ContainerID is the container a response's code ran in (none for
+	// runs), which its code_interpreter_call item names.
+	ContainerID string `json:"container_id,omitempty"`
 }
 
 // CodeOutput is one output of a code_interpreter call: "logs" (stdout,

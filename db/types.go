@@ -56,6 +56,9 @@ type ToolResources struct {
 // CodeInterpreterResources lists files available to code_interpreter.
 type CodeInterpreterResources struct {
 	FileIDs []string `json:"file_ids"`
+	// ContainerID is the container (cntr_…) a response's code runs in,
+	// with its kernel and files, instead of the run's thread's.
+	ContainerID string `json:"container_id,omitempty"`
 }
 
 // FileSearchResources lists the vector stores file_search searches.

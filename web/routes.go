@@ -28,6 +28,8 @@ func addRoutes(e *echo.Echo, cfg Config) {
 	v1.GET("/assistants/:assistant_id", api.GetAssistant)
 	v1.POST("/assistants/:assistant_id", api.ModifyAssistant)
 	v1.DELETE("/assistants/:assistant_id", api.DeleteAssistant)
+	v1.GET("/assistants/:assistant_id/versions", api.ListAssistantVersions) // extension: the history of an assistant
+	v1.GET("/assistants/:assistant_id/versions/:version", api.GetAssistantVersion)
 	if wh := cfg.Webhooks; wh != nil { // an assistantd extension: functions answered by webhooks
 		v1.GET("/assistants/:assistant_id/webhooks", wh.ListWebhooks)
 		v1.PUT("/assistants/:assistant_id/webhooks/:function_name", wh.PutWebhook)
@@ -103,6 +105,18 @@ func addRoutes(e *echo.Echo, cfg Config) {
 		v1.POST("/conversations/:conversation_id/items", rs.AddConversationItems)
 		v1.GET("/conversations/:conversation_id/items/:item_id", rs.GetConversationItem)
 		v1.DELETE("/conversations/:conversation_id/items/:item_id", rs.DeleteConversationItem)
+		v1.POST("/threads/:thread_id/conversation", rs.ThreadToConversation) // extension: a thread continued as a conversation
+	}
+	if cs := cfg.Containers; cs != nil {
+		v1.GET("/containers", cs.ListContainers)
+		v1.POST("/containers", cs.CreateContainer)
+		v1.GET("/containers/:container_id", cs.GetContainer)
+		v1.DELETE("/containers/:container_id", cs.DeleteContainer)
+		v1.GET("/containers/:container_id/files", cs.ListContainerFiles)
+		v1.POST("/containers/:container_id/files", cs.CreateContainerFile)
+		v1.GET("/containers/:container_id/files/:file_id", cs.GetContainerFile)
+		v1.DELETE("/containers/:container_id/files/:file_id", cs.DeleteContainerFile)
+		v1.GET("/containers/:container_id/files/:file_id/content", cs.ContainerFileContent)
 	}
 
 	// Anything else under /v1 is OpenAI's "Invalid URL" 404, after auth.
@@ -141,6 +155,8 @@ func addUIRoutes(e *echo.Echo, ui *ui.UI) {
 	e.GET("/assistants/:assistant_id", ui.ShowAssistant, signedIn)
 	e.POST("/assistants/:assistant_id", ui.UpdateAssistant, editor)
 	e.POST("/assistants/:assistant_id/duplicate", ui.DuplicateAssistant, editor)
+	e.GET("/assistants/:assistant_id/history", ui.AssistantHistory, signedIn)
+	e.POST("/assistants/:assistant_id/versions/:version/restore", ui.RestoreAssistantVersion, editor)
 	e.POST("/assistants/:assistant_id/delete", ui.DeleteAssistant, editor)
 	e.GET("/assistants/:assistant_id/tools.json", ui.ExportTools, signedIn)
 	e.POST("/assistants/:assistant_id/webhooks/:function_name", ui.SaveWebhook, editor)

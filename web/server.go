@@ -29,8 +29,10 @@ type Config struct {
 	// Responses serves the Responses and Conversations APIs; nil leaves
 	// them out.
 	Responses *api.Responses
-	CheckKey  KeyChecker
-	Health    func(ctx context.Context) error
+	// Containers serves /v1/containers; nil leaves them out.
+	Containers *api.Containers
+	CheckKey   KeyChecker
+	Health     func(ctx context.Context) error
 	// Ready are the parts /readyz reports beside the store, each saying
 	// what keeps it from working ("" when it works).
 	Ready  map[string]func() string

@@ -418,7 +418,7 @@ func (l *Local) Exec(ctx context.Context, threadID string, req Request) (Result,
 		}
 		s.k = k
 	}
-	if err := l.place(dir, s.k.uid, req.Files); err != nil {
+	if err := l.place(dir, s.k.uid, req.Files, req.Exact); err != nil {
 		return Result{}, err
 	}
 	lim := l.cfg.Limits
@@ -477,6 +477,11 @@ func (l *Local) Exec(ctx context.Context, threadID string, req Request) (Result,
 		s.k = nil
 	}
 	res.Files = changed(before, snapshot(dir))
+	if req.Exact && len(res.Files) > 0 {
+		if err := noteWritten(dir, res.Files); err != nil {
+			return res, err
+		}
+	}
 	if ctx.Err() != nil {
 		return res, ctx.Err()
 	}
@@ -684,9 +689,11 @@ func (l *Local) release(k *kernel) {
 // been given yet. Writes go through an os.Root of the thread's directory,
 // so a symlink the code planted cannot redirect them outside it; a file
 // is written under a temporary name and renamed into place, replacing
-// whatever the code left under that name.
-func (l *Local) place(dir string, uid int, files []InputFile) error {
-	if len(files) == 0 {
+// whatever the code left under that name. With exact (a container's
+// files), a file keeps its own name even when an earlier file had it, and
+// placed files no longer among files are removed.
+func (l *Local) place(dir string, uid int, files []InputFile, exact bool) error {
+	if len(files) == 0 && !exact {
 		return nil
 	}
 	manifest := dir + ".files.json"
@@ -700,16 +707,43 @@ func (l *Local) place(dir string, uid int, files []InputFile) error {
 	}
 	defer root.Close()
 	dirty := false
+	if exact {
+		wanted := map[string]bool{}
+		names := map[string]bool{}
+		for _, f := range files {
+			wanted[f.ID], names[exactName(f.Name)] = true, true
+		}
+		for id, name := range placed {
+			if wanted[id] {
+				continue
+			}
+			if !names[name] {
+				if err := root.RemoveAll(name); err != nil {
+					return fmt.Errorf("remove %s: %w", name, err)
+				}
+			}
+			delete(placed, id)
+			dirty = true
+		}
+	}
 	for _, f := range files {
 		if _, ok := placed[f.ID]; ok {
 			continue
 		}
 		name := cleanName(f.Name)
+		if exact {
+			name = exactName(f.Name)
+		}
 		if name == "" {
 			name = f.ID
 		}
-		if other := nameTaken(placed, name); other {
+		if other := nameTaken(placed, name); other && !exact {
 			name = f.ID + "-" + name
+		}
+		if dir := filepath.Dir(name); exact && dir != "." {
+			if err := root.MkdirAll(dir, 0o755); err != nil {
+				return fmt.Errorf("place %s: %w", f.ID, err)
+			}
 		}
 		if err := writeInto(root, name, uid, f.Open); err != nil {
 			return fmt.Errorf("place %s: %w", f.ID, err)
@@ -721,6 +755,33 @@ func (l *Local) place(dir string, uid int, files []InputFile) error {
 	}
 	b, _ := json.Marshal(placed)
 	return os.WriteFile(manifest, b, 0o600)
+}
+
+// noteWritten records the files a call wrote in the manifest of a
+// session whose files are exact (a container's), so that the next call
+// removes those no longer among its files (deleted through the API).
+func noteWritten(dir string, names []string) error {
+	manifest := dir + ".files.json"
+	placed := map[string]string{}
+	if b, err := os.ReadFile(manifest); err == nil {
+		json.Unmarshal(b, &placed)
+	}
+	for _, name := range names {
+		placed["written:"+name] = name
+	}
+	b, _ := json.Marshal(placed)
+	return os.WriteFile(manifest, b, 0o600)
+}
+
+// exactName keeps a container file's path (relative to /mnt/data) as it
+// is when it stays inside /mnt/data; "" otherwise.
+func exactName(name string) string {
+	name = filepath.Clean(strings.ReplaceAll(name, "\\", "/"))
+	if filepath.IsAbs(name) || name == "." || name == ".." || strings.HasPrefix(name, "../") || strings.HasPrefix(name, ".files") ||
+		strings.HasPrefix(name, ".placing-") {
+		return ""
+	}
+	return name
 }
 
 func nameTaken(placed map[string]string, name string) bool {
@@ -787,6 +848,52 @@ func (l *Local) Open(threadID, name string) (io.ReadCloser, error) {
 		return nil, fmt.Errorf("%s is not a regular file", name)
 	}
 	return f, nil
+}
+
+// Remove implements Remover: the file at name (relative to /mnt/data)
+// goes, with what the manifest knew of it, unless the session is running
+// code (its next exact placement removes it then).
+func (l *Local) Remove(threadID, name string) error {
+	name = exactName(strings.TrimPrefix(name, "/mnt/data/"))
+	if name == "" {
+		return nil
+	}
+	s, err := l.session(threadID)
+	if err != nil {
+		return err
+	}
+	select {
+	case s.lock <- struct{}{}:
+	default:
+		return nil // busy
+	}
+	defer func() { <-s.lock }()
+	dir := l.threadDir(threadID)
+	root, err := os.OpenRoot(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	if err := root.RemoveAll(name); err != nil {
+		return err
+	}
+	manifest := dir + ".files.json"
+	placed := map[string]string{}
+	b, err := os.ReadFile(manifest)
+	if err != nil {
+		return nil
+	}
+	json.Unmarshal(b, &placed)
+	for id, n := range placed {
+		if n == name {
+			delete(placed, id)
+		}
+	}
+	b, _ = json.Marshal(placed)
+	return os.WriteFile(manifest, b, 0o600)
 }
 
 // Forget implements Sandbox.

@@ -37,6 +37,13 @@ type Warmer interface {
 	Warm()
 }
 
+// Remover is a Sandbox that can take a file out of a session's /mnt/data
+// between calls (a container's file deleted through the API). A session
+// running code keeps it until its next Exec with Exact.
+type Remover interface {
+	Remove(threadID, name string) error
+}
+
 // Request is one call: code and the files it should find.
 type Request struct {
 	Code  string
@@ -46,6 +53,11 @@ type Request struct {
 	// CODE_INTERPRETER_CALL_ID, so code whose effects must not happen
 	// twice can check.
 	CallID string
+	// Exact says Files are all the files the session is given (a
+	// container's): each is placed at exactly its Name, replacing what is
+	// there, and a file placed by an earlier call that is no longer among
+	// them is removed from /mnt/data.
+	Exact bool
 }
 
 // InputFile is a stored file to place in /mnt/data under Name.

@@ -25,6 +25,7 @@ type Store interface {
 	UpdateAssistant(ctx context.Context, id string, fn func(*db.Assistant) error) (db.Assistant, error)
 	DeleteAssistant(ctx context.Context, id string) error
 	ListAssistants(ctx context.Context, p db.ListParams) (db.Page[db.Assistant], error)
+	VersionStore
 
 	CreateThread(ctx context.Context, t db.Thread, msgs []db.Message) (db.Thread, []db.Message, error)
 	GetThread(ctx context.Context, id string) (db.Thread, error)

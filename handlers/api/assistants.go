@@ -38,7 +38,11 @@ func (h *API) CreateAssistant(c *echo.Context) error {
 	if err := h.applyAssistant(c, r, &a); err != nil {
 		return err
 	}
-	a, err := h.store.CreateAssistant(c.Request().Context(), a)
+	ctx, err := h.withActor(c)
+	if err != nil {
+		return err
+	}
+	a, err = h.store.CreateAssistant(ctx, a)
 	if err != nil {
 		return respond.Internal(err)
 	}
@@ -68,7 +72,11 @@ func (h *API) ModifyAssistant(c *echo.Context) error {
 	if err := decodeBody(c.Request(), &r, false); err != nil {
 		return err
 	}
-	a, err := h.store.UpdateAssistant(c.Request().Context(), id, func(a *db.Assistant) error {
+	ctx, err := h.withActor(c)
+	if err != nil {
+		return err
+	}
+	a, err := h.store.UpdateAssistant(ctx, id, func(a *db.Assistant) error {
 		return h.applyAssistant(c, r, a)
 	})
 	if err != nil {

@@ -10,7 +10,6 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 
 	"github.com/labstack/echo/v5"
@@ -44,6 +43,8 @@ type ResponseStore interface {
 	ListConversationItems(ctx context.Context, id string, p db.ListParams) (db.Page[json.RawMessage], error)
 	GetConversationItem(ctx context.Context, convID, itemID string) (json.RawMessage, error)
 	DeleteConversationItem(ctx context.Context, convID, itemID string) error
+
+	bridgeStore // bridge.go: assistant versions as prompts, threads as conversations, containers
 }
 
 // ResponseEngine is what the Responses handlers need from the run engine.
@@ -679,11 +680,16 @@ func (h *Responses) parseTools(ctx context.Context, fields map[string]json.RawMe
 					return err
 				}
 			}
+			if id != "" {
+				if err := h.checkContainer(ctx, p+".container", id); err != nil { // containers.go
+					return err
+				}
+			}
 			run.Tools = append(run.Tools, db.Tool{Type: "code_interpreter"})
 			if run.ToolResources == nil {
 				run.ToolResources = &db.ToolResources{}
 			}
-			run.ToolResources.CodeInterpreter = &db.CodeInterpreterResources{FileIDs: append([]string{}, files...)}
+			run.ToolResources.CodeInterpreter = &db.CodeInterpreterResources{FileIDs: append([]string{}, files...), ContainerID: id}
 			shownTools = append(shownTools, map[string]any{"type": "code_interpreter", "container": ci.Container})
 		default:
 			return respond.Invalid(p+".type", "invalid_value", "Invalid value: '%s'. Supported tool types are: 'function', 'file_search' and 'code_interpreter'.", typ)
@@ -879,33 +885,6 @@ func (h *Responses) ListInputItems(c *echo.Context) error {
 		return respond.StoreErr(err, "response", id)
 	}
 	return c.JSON(http.StatusOK, newPage(pg))
-}
-
-// promptAssistant reads prompt: {"id": "asst_…"}: an assistant standing
-// in for a stored prompt, so code moving off the Assistants API keeps its
-// assistant's model, instructions, tools and webhooks. Nil when prompt
-// names no assistant.
-func (h *Responses) promptAssistant(ctx context.Context, fields map[string]json.RawMessage) (*db.Assistant, error) {
-	var prompt struct {
-		ID string `json:"id"`
-	}
-	if set, err := field(fields, "prompt", &prompt, "an object"); err != nil || !set {
-		return nil, err
-	}
-	if prompt.ID == "" {
-		return nil, respond.Invalid("prompt.id", "missing_required_parameter", "Missing required parameter: 'prompt.id'.")
-	}
-	if !strings.HasPrefix(prompt.ID, "asst_") {
-		return nil, respond.Invalid("prompt.id", "invalid_value", "Prompt '%s' not found: this server serves assistants (asst_…) as prompts.", prompt.ID)
-	}
-	a, err := h.store.GetAssistant(ctx, prompt.ID)
-	if errors.Is(err, db.ErrNotFound) {
-		return nil, respond.Invalid("prompt.id", "invalid_value", "Prompt '%s' not found.", prompt.ID)
-	}
-	if err != nil {
-		return nil, respond.Internal(err)
-	}
-	return &a, nil
 }
 
 // fromAssistant fills in what the request leaves to its prompt's

@@ -216,8 +216,10 @@ func setTools(f *views.AssistantForm, tools []db.Tool) {
 // formFromRequest reads the editor's fields as posted.
 func formFromRequest(c *echo.Context) views.AssistantForm {
 	v := func(name string) string { return c.FormValue(name) }
+	// Browsers post a textarea's line breaks as CRLF: kept as LF, so that
+	// saving untouched instructions is no change (nor a new version).
 	f := views.AssistantForm{Name: v("name"), Description: v("description"), Model: strings.TrimSpace(v("model")),
-		Instructions: v("instructions"), Temperature: strings.TrimSpace(v("temperature")), TopP: strings.TrimSpace(v("top_p")),
+		Instructions: strings.ReplaceAll(v("instructions"), "\r\n", "\n"), Temperature: strings.TrimSpace(v("temperature")), TopP: strings.TrimSpace(v("top_p")),
 		ResponseType: v("response_type"), SchemaName: strings.TrimSpace(v("schema_name")), SchemaDescription: v("schema_description"), Schema: v("schema"), SchemaStrict: v("schema_strict") == "on",
 		CodeInterpreter: v("code_interpreter") == "on", FileSearch: v("file_search") == "on",
 		CodeFileIDs: strings.Join(validate.Dedupe(append(c.Request().Form["code_file"], splitIDs(v("code_file_ids"))...)), " "), VectorStoreIDs: v("vector_store_ids"), Metadata: v("metadata"), ToolsJSON: v("tools_json")}

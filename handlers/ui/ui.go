@@ -39,6 +39,7 @@ type Store interface {
 	validate.Files
 	userStore
 	assistantStore
+	versionStore
 	threadStore
 	messageStore
 	fileStore
@@ -256,7 +257,10 @@ func currentUser(c *echo.Context) *db.User {
 // RequireUser sends people who are not signed in to the sign-in page.
 func (u *UI) RequireUser(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c *echo.Context) error {
-		if currentUser(c) != nil {
+		if usr := currentUser(c); usr != nil {
+			// What the user changes is recorded as theirs (assistant versions).
+			c.SetRequest(c.Request().WithContext(db.WithActor(c.Request().Context(),
+				db.Actor{Type: "user", ID: usr.ID, Name: usr.Email})))
 			return next(c)
 		}
 		r := c.Request()

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -109,11 +110,24 @@ var routes = []route{
 	r("POST", "/conversations/{id}/items", "ConversationItemList"),
 	r("GET", "/conversations/{id}/items/{id}", "ConversationItem"),
 	r("DELETE", "/conversations/{id}/items/{id}", "ConversationResource"),
+	r("POST", "/threads/{id}/conversation", "ConversationResource"), // extension
+	r("GET", "/containers", "ContainerListResource"),
+	r("POST", "/containers", "ContainerResource"),
+	r("GET", "/containers/{id}", "ContainerResource"),
+	r("DELETE", "/containers/{id}", ""), // 200 with no body schema in the spec
+	r("GET", "/containers/{id}/files", "ContainerFileListResource"),
+	r("POST", "/containers/{id}/files", "ContainerFileResource"),
+	r("GET", "/containers/{id}/files/{id}", "ContainerFileResource"),
+	r("DELETE", "/containers/{id}/files/{id}", ""),
+	r("GET", "/containers/{id}/files/{id}/content", ""),
 	// assistantd's webhook extension has no schema in OpenAI's document;
 	// webhooks_test.go checks its shapes.
 	r("GET", "/assistants/{id}/webhooks", ""),
 	r("PUT", "/assistants/{id}/webhooks/{id}", ""),
 	r("DELETE", "/assistants/{id}/webhooks/{id}", ""),
+	// The assistant versions extension; versions_test.go checks its shapes.
+	r("GET", "/assistants/{id}/versions", ""),
+	r("GET", "/assistants/{id}/versions/{id}", ""),
 }
 
 // eventSchemas are the stream event payloads no route returns, compiled for
@@ -126,7 +140,8 @@ const errorSchema = "ErrorResponse"
 // cursorListSchemas are the list responses whose first_id/last_id the spec
 // types as required strings. OpenAI (and we, per the wire contract §3) send
 // null for both when data is empty; see patchSpec.
-var cursorListSchemas = []string{"ListAssistantsResponse", "ListMessagesResponse", "ListFilesResponse",
+var cursorListSchemas = []string{"ContainerListResource", "ContainerFileListResource",
+	"ListAssistantsResponse", "ListMessagesResponse", "ListFilesResponse",
 	"ListRunsResponse", "ListRunStepsResponse", "ListVectorStoresResponse", "ListVectorStoreFilesResponse"}
 
 // routeFor returns the route serving method and path.
@@ -320,6 +335,21 @@ func patchSpec(doc any) error {
 		delete(s, "$recursiveAnchor")
 		replaceRecursiveRef(s, "#/components/schemas/"+name)
 	}
+
+	// 6. ContainerResource lists its required properties twice (id, name,
+	// created_at and status), which the JSON Schema metaschema forbids
+	// ("uniqueItems"), so the schema does not compile. Keep each once.
+	cr, err := schema("ContainerResource")
+	if err != nil {
+		return err
+	}
+	var required []any
+	for _, r := range cr["required"].([]any) {
+		if !slices.Contains(required, r) {
+			required = append(required, r)
+		}
+	}
+	cr["required"] = required
 	return nil
 }
 

@@ -340,7 +340,7 @@ describe("playground layout", { skip: missing || false }, () => {
     const file = await fetch(server.base + "/v1/files", { method: "POST", headers: { Authorization: `Bearer sk-browser-test-0123456789abcdef` },
       body: (() => { const f = new FormData(); f.append("purpose", "assistants"); f.append("file", new Blob(["a long line ".repeat(50)]), "a-file-with-a-rather-long-name-for-a-phone-screen.txt"); return f; })() }).then((r) => r.json());
     const vs = await call("POST", "/vector_stores", { name: "Manuals with a long name for a small screen", file_ids: [file.id] });
-    const pages = ["/assistants", "/assistants/new", `/assistants/${assistant.id}`, "/playground", `/playground?thread=${thread.id}`,
+    const pages = ["/assistants", "/assistants/new", `/assistants/${assistant.id}`, `/assistants/${assistant.id}/history`, "/playground", `/playground?thread=${thread.id}`,
       "/threads", `/threads/${thread.id}`, "/files", "/vector_stores", `/vector_stores/${vs.id}`, "/settings/keys", "/settings/users", "/settings/account"];
     for (const path of pages) {
       await phone.goto(server.base + path);
