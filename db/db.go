@@ -76,6 +76,8 @@ type Store struct {
 
 	blobName string    // BlobsDir or BlobsPostgres
 	blobs    BlobStore // file contents
+
+	gc *groupCommitter // SQLite's write transactions, committed in groups (nil on PostgreSQL)
 }
 
 // Option configures a Store.
@@ -147,6 +149,7 @@ func Open(ctx context.Context, dir string, opts ...Option) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
+	s.gc = newGroupCommitter(s)
 	return s, nil
 }
 
@@ -214,6 +217,9 @@ func (s *Store) Postgres() bool { return s.pg }
 // Close closes the connection pools.
 func (s *Store) Close() error {
 	s.StartupDone()
+	if s.gc != nil {
+		s.gc.close()
+	}
 	if s.pgx != nil {
 		err := s.w.Close()
 		s.pgx.Close()
@@ -322,8 +328,13 @@ func (s *Store) migrations() ([]migration, error) {
 
 // tx runs fn in a write transaction, committing if fn returns nil. On
 // PostgreSQL a deadlock or serialization failure runs fn again, a bounded
-// number of times, so fn must only set its results, never accumulate.
+// number of times, so fn must only set its results, never accumulate. On
+// SQLite fn joins a group commit (groupcommit.go), which may also run it
+// again, alone, when the group's transaction is lost.
 func (s *Store) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	if s.gc != nil {
+		return s.gc.do(ctx, fn)
+	}
 	for attempt := 1; ; attempt++ {
 		err := s.tx1(ctx, fn)
 		if err == nil || !s.pg || attempt == maxTxAttempts {
