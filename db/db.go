@@ -128,17 +128,11 @@ func Open(ctx context.Context, dir string, opts ...Option) (*Store, error) {
 		pragmas.Add("_pragma", p)
 	}
 	dsn := "file:" + path + "?" + pragmas.Encode()
-	w, err := sql.Open("sqlite", dsn+"&_txlock=immediate")
-	if err != nil {
-		return nil, fmt.Errorf("open database: %w", err)
-	}
+	// Both pools' connections keep their prepared statements (stmtcache.go).
+	w := sql.OpenDB(&sqliteConnector{dsn: dsn + "&_txlock=immediate"})
 	w.SetMaxOpenConns(1)
 	w.SetConnMaxIdleTime(0)
-	r, err := sql.Open("sqlite", dsn)
-	if err != nil {
-		w.Close()
-		return nil, fmt.Errorf("open database: %w", err)
-	}
+	r := sql.OpenDB(&sqliteConnector{dsn: dsn})
 	r.SetMaxOpenConns(max(4, runtime.NumCPU()*2))
 	s.w, s.r = w, r
 	if err := s.openBlobs(); err != nil {

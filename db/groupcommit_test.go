@@ -305,3 +305,48 @@ func benchCreateMessage(b *testing.B, clients int) {
 		b.ReportMetric(float64(st.Writes)/float64(st.Groups), "writes/group")
 	}
 }
+
+// TestStatementCacheNested: a query run again while its own rows are open
+// on the same connection (here inside one write transaction) gets a
+// statement of its own; both read correctly, and the kept statement is
+// reused after.
+func TestStatementCacheNested(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	for range 3 {
+		if _, _, err := s.CreateThread(ctx, Thread{}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const q = `SELECT id FROM threads ORDER BY id`
+	for round := range 2 {
+		err := s.tx(ctx, func(tx *sql.Tx) error {
+			rows, err := tx.QueryContext(ctx, q)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			n := 0
+			for rows.Next() {
+				var id, first string
+				if err := rows.Scan(&id); err != nil {
+					return err
+				}
+				if err := tx.QueryRowContext(ctx, q).Scan(&first); err != nil {
+					return fmt.Errorf("nested query: %w", err)
+				}
+				if first > id {
+					return fmt.Errorf("nested query read %s, after the outer row %s", first, id)
+				}
+				n++
+			}
+			if n != 3 {
+				return fmt.Errorf("%d rows, want 3", n)
+			}
+			return rows.Err()
+		})
+		if err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+	}
+}
