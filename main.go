@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/netip"
 	"net/url"
@@ -353,6 +354,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if cfg.MetricsAddr != "" {
 		metrics = telemetry.NewMetrics()
 		metrics.DBPools(store.PoolStats)
+		metrics.Counter("assistantd_db_write_groups_total", "Write transactions of SQLite's group commit (0 on PostgreSQL).",
+			func() float64 { return float64(store.GroupCommitStats().Groups) })
+		metrics.Counter("assistantd_db_group_writes_total", "Store writes committed by those transactions, several to a group under load.",
+			func() float64 { return float64(store.GroupCommitStats().Writes) })
+		metrics.Gauge("assistantd_vector_store_ingestion_backlog", "Vector store files waiting for or in ingestion.",
+			func() float64 {
+				qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+				defer cancel()
+				n, err := store.IngestionBacklog(qctx)
+				if err != nil {
+					return math.NaN()
+				}
+				return float64(n)
+			})
+		metrics.Gauge("assistantd_vector_store_ingestion_active", "Vector store files being ingested now.",
+			func() float64 { return float64(rag.Ingester.Active()) })
+		rag.Ingester.Observe(metrics.Ingested)
 		engine.EnableMetrics(metrics)
 	}
 	// The engine outlives the HTTP server during shutdown: requests finish
