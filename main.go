@@ -350,29 +350,30 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		tracer = tp
 		engine.EnableTracing(tp)
 	}
-	var metrics *telemetry.Metrics
-	if cfg.MetricsAddr != "" {
-		metrics = telemetry.NewMetrics()
-		metrics.DBPools(store.PoolStats)
-		metrics.Counter("assistantd_db_write_groups_total", "Write transactions of SQLite's group commit (0 on PostgreSQL).",
-			func() float64 { return float64(store.GroupCommitStats().Groups) })
-		metrics.Counter("assistantd_db_group_writes_total", "Store writes committed by those transactions, several to a group under load.",
-			func() float64 { return float64(store.GroupCommitStats().Writes) })
-		metrics.Gauge("assistantd_vector_store_ingestion_backlog", "Vector store files waiting for or in ingestion.",
-			func() float64 {
-				qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-				defer cancel()
-				n, err := store.IngestionBacklog(qctx)
-				if err != nil {
-					return math.NaN()
-				}
-				return float64(n)
-			})
-		metrics.Gauge("assistantd_vector_store_ingestion_active", "Vector store files being ingested now.",
-			func() float64 { return float64(rag.Ingester.Active()) })
-		rag.Ingester.Observe(metrics.Ingested)
-		engine.EnableMetrics(metrics)
-	}
+	// The metrics are kept whether or not --metrics-addr serves them: the
+	// web app's System page draws their last hour.
+	metrics := telemetry.NewMetrics()
+	metrics.DBPools(store.PoolStats)
+	metrics.Counter("assistantd_db_write_groups_total", "Write transactions of SQLite's group commit (0 on PostgreSQL).",
+		func() float64 { return float64(store.GroupCommitStats().Groups) })
+	metrics.Counter("assistantd_db_group_writes_total", "Store writes committed by those transactions, several to a group under load.",
+		func() float64 { return float64(store.GroupCommitStats().Writes) })
+	metrics.Gauge("assistantd_vector_store_ingestion_backlog", "Vector store files waiting for or in ingestion.",
+		func() float64 {
+			qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			defer cancel()
+			n, err := store.IngestionBacklog(qctx)
+			if err != nil {
+				return math.NaN()
+			}
+			return float64(n)
+		})
+	metrics.Gauge("assistantd_vector_store_ingestion_active", "Vector store files being ingested now.",
+		func() float64 { return float64(rag.Ingester.Active()) })
+	rag.Ingester.Observe(metrics.Ingested)
+	engine.EnableMetrics(metrics)
+	history := telemetry.NewHistory(metrics, systemSampleEvery)
+	history.Start(ctx)
 	// The engine outlives the HTTP server during shutdown: requests finish
 	// first, then runs in flight stop (and resume on the next start).
 	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
@@ -382,7 +383,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 
 	webhooks := api.NewWebhooks(store, hooks)
-	webUI, setupToken, err := newWebUI(ctx, cfg, store, engine, hooks, rag, sb.Problem, stdout, log)
+	webUI, setupToken, err := newWebUI(ctx, cfg, store, engine, hooks, rag, sb.Problem, history, stdout, log)
 	if err != nil {
 		return err
 	}
@@ -412,7 +413,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if webUI != nil {
 		srv.RegisterOnShutdown(webUI.CloseStreams)
 	}
-	if metrics != nil {
+	if cfg.MetricsAddr != "" {
 		addr, stop, err := web.ServeAside(ctx, cfg.MetricsAddr, "/metrics", metrics.Handler(), log)
 		if err != nil {
 			return fmt.Errorf("--metrics-addr: %w", err)
