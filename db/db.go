@@ -13,7 +13,10 @@
 // a one-connection pool for writes (every write transaction starts with BEGIN
 // IMMEDIATE, so writers queue instead of failing with SQLITE_BUSY half-way
 // through), and a multi-connection pool for reads, which WAL lets run beside
-// the writer.
+// the writer. Write transactions reach the writer through a group commit
+// (groupcommit.go): those that queue while one commits are committed
+// together, each in a savepoint. Both pools' connections keep their
+// prepared statements (stmtcache.go).
 //
 // PostgreSQL has many writers under READ COMMITTED, so what SQLite's single
 // writer gave for free is explicit: every transaction writing a thread's
