@@ -77,6 +77,9 @@ type config struct {
 	// MetricsAddr, when set, serves /metrics (Prometheus) on its own
 	// listener; DebugAddr, when set (loopback only), serves net/http/pprof.
 	MetricsAddr, DebugAddr string
+	// MemoryLimit is the Go runtime's soft memory limit (--memory-limit);
+	// ≤ 0 leaves the runtime's own (GOMEMLIMIT, or none).
+	MemoryLimit int64
 }
 
 // parseConfig reads flags, falling back to environment variables, and
@@ -124,6 +127,8 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 		"serve Prometheus metrics at /metrics on this address (host:port), a listener of its own without authentication; default off (env ASSISTANTD_METRICS_ADDR)")
 	debugAddr := fs.String("debug-addr", env("ASSISTANTD_DEBUG_ADDR", ""),
 		"serve Go's profiler (net/http/pprof) at /debug/pprof/ on this loopback address (host:port); default off (env ASSISTANTD_DEBUG_ADDR)")
+	memLimit := fs.String("memory-limit", env("ASSISTANTD_MEMORY_LIMIT", "auto"),
+		"soft memory limit of the Go heap, e.g. 1GiB: past it the collector works harder instead of letting the heap double what is live; auto keeps GOMEMLIMIT, else takes 90% of the container's (cgroup) limit, else none; off sets none (env ASSISTANTD_MEMORY_LIMIT)")
 	logLevel := fs.String("log-level", env("ASSISTANTD_LOG_LEVEL", "info"), "debug, info, warn or error (env ASSISTANTD_LOG_LEVEL)")
 	webFlags := addWebFlags(fs, env)
 	codeFlags := addCodeFlags(fs, env)
@@ -172,6 +177,9 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 	cfg.UpstreamURL = u
 	if cfg.MaxUploadBytes, err = parseBytes(*maxUpload); err != nil || cfg.MaxUploadBytes < 1 {
 		return cfg, fmt.Errorf("invalid --max-upload-bytes %q: expected a positive size such as 536870912 or 512MiB", *maxUpload)
+	}
+	if cfg.MemoryLimit, err = memoryLimit(*memLimit, getenv, cgroupMemory); err != nil {
+		return cfg, fmt.Errorf("invalid --memory-limit %q: %v", *memLimit, err)
 	}
 	if *workers < 1 || *runTimeout < time.Second || *retries < 0 || *maxSteps < 1 {
 		return cfg, errors.New("--workers and --max-run-steps must be at least 1, --run-timeout at least 1s and --upstream-retries at least 0")
@@ -262,6 +270,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	applyMemoryLimit(cfg.MemoryLimit)
 
 	// Listen first: a port already in use must stop the start before a
 	// first-start key is generated and printed (it is shown only once).
@@ -295,7 +304,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	}
 
-	providers, err := agent.NewProviders(cfg.Providers, nil)
+	providers, err := agent.NewProviders(cfg.Providers, upstreamClient())
 	if err != nil {
 		return err
 	}
