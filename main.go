@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/netip"
 	"net/url"
@@ -82,6 +83,9 @@ type config struct {
 	// MetricsAddr, when set, serves /metrics (Prometheus) on its own
 	// listener; DebugAddr, when set (loopback only), serves net/http/pprof.
 	MetricsAddr, DebugAddr string
+	// MemoryLimit is the Go runtime's soft memory limit (--memory-limit);
+	// ≤ 0 leaves the runtime's own (GOMEMLIMIT, or none).
+	MemoryLimit int64
 }
 
 // parseConfig reads flags, falling back to environment variables, and
@@ -129,6 +133,8 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 		"serve Prometheus metrics at /metrics on this address (host:port), a listener of its own without authentication; default off (env ASSISTANTD_METRICS_ADDR)")
 	debugAddr := fs.String("debug-addr", env("ASSISTANTD_DEBUG_ADDR", ""),
 		"serve Go's profiler (net/http/pprof) at /debug/pprof/ on this loopback address (host:port); default off (env ASSISTANTD_DEBUG_ADDR)")
+	memLimit := fs.String("memory-limit", env("ASSISTANTD_MEMORY_LIMIT", "auto"),
+		"soft memory limit of the Go heap, e.g. 1GiB: past it the collector works harder instead of letting the heap double what is live; auto keeps GOMEMLIMIT, else takes 90% of the container's (cgroup) limit, else none; off sets none (env ASSISTANTD_MEMORY_LIMIT)")
 	logLevel := fs.String("log-level", env("ASSISTANTD_LOG_LEVEL", "info"), "debug, info, warn or error (env ASSISTANTD_LOG_LEVEL)")
 	webFlags := addWebFlags(fs, env)
 	codeFlags := addCodeFlags(fs, env)
@@ -178,6 +184,9 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 	cfg.UpstreamURL = u
 	if cfg.MaxUploadBytes, err = parseBytes(*maxUpload); err != nil || cfg.MaxUploadBytes < 1 {
 		return cfg, fmt.Errorf("invalid --max-upload-bytes %q: expected a positive size such as 536870912 or 512MiB", *maxUpload)
+	}
+	if cfg.MemoryLimit, err = memoryLimit(*memLimit, getenv, cgroupMemory); err != nil {
+		return cfg, fmt.Errorf("invalid --memory-limit %q: %v", *memLimit, err)
 	}
 	if *workers < 1 || *runTimeout < time.Second || *retries < 0 || *maxSteps < 1 {
 		return cfg, errors.New("--workers and --max-run-steps must be at least 1, --run-timeout at least 1s and --upstream-retries at least 0")
@@ -277,6 +286,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	applyMemoryLimit(cfg.MemoryLimit)
 
 	// Listen first: a port already in use must stop the start before a
 	// first-start key is generated and printed (it is shown only once).
@@ -313,7 +323,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	}
 
-	providers, err := agent.NewProviders(cfg.Providers, nil)
+	providers, err := agent.NewProviders(cfg.Providers, upstreamClient())
 	if err != nil {
 		return err
 	}
@@ -380,12 +390,30 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		tracer = tp
 		engine.EnableTracing(tp)
 	}
-	var metrics *telemetry.Metrics
-	if cfg.MetricsAddr != "" {
-		metrics = telemetry.NewMetrics()
-		metrics.DBPools(store.PoolStats)
-		engine.EnableMetrics(metrics)
-	}
+	// The metrics are kept whether or not --metrics-addr serves them: the
+	// web app's System page draws their last hour.
+	metrics := telemetry.NewMetrics()
+	metrics.DBPools(store.PoolStats)
+	metrics.Counter("assistantd_db_write_groups_total", "Write transactions of SQLite's group commit (0 on PostgreSQL).",
+		func() float64 { return float64(store.GroupCommitStats().Groups) })
+	metrics.Counter("assistantd_db_group_writes_total", "Store writes committed by those transactions, several to a group under load.",
+		func() float64 { return float64(store.GroupCommitStats().Writes) })
+	metrics.Gauge("assistantd_vector_store_ingestion_backlog", "Vector store files waiting for or in ingestion.",
+		func() float64 {
+			qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			defer cancel()
+			n, err := store.IngestionBacklog(qctx)
+			if err != nil {
+				return math.NaN()
+			}
+			return float64(n)
+		})
+	metrics.Gauge("assistantd_vector_store_ingestion_active", "Vector store files being ingested now.",
+		func() float64 { return float64(rag.Ingester.Active()) })
+	rag.Ingester.Observe(metrics.Ingested)
+	engine.EnableMetrics(metrics)
+	history := telemetry.NewHistory(metrics, systemSampleEvery)
+	history.Start(ctx)
 	// The engine outlives the HTTP server during shutdown: requests finish
 	// first, then runs in flight stop (and resume on the next start).
 	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
@@ -395,7 +423,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 
 	webhooks := api.NewWebhooks(store, hooks)
-	webUI, setupToken, err := newWebUI(ctx, cfg, store, engine, responses, hooks, rag, sb.Problem, stdout, log)
+	webUI, setupToken, err := newWebUI(ctx, cfg, store, engine, responses, hooks, rag, sb.Problem, history, stdout, log)
 	if err != nil {
 		return err
 	}
@@ -426,7 +454,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if webUI != nil {
 		srv.RegisterOnShutdown(webUI.CloseStreams)
 	}
-	if metrics != nil {
+	if cfg.MetricsAddr != "" {
 		addr, stop, err := web.ServeAside(ctx, cfg.MetricsAddr, "/metrics", metrics.Handler(), log)
 		if err != nil {
 			return fmt.Errorf("--metrics-addr: %w", err)

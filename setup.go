@@ -18,6 +18,7 @@ import (
 	"github.com/assistantd/assistantd/db"
 	"github.com/assistantd/assistantd/handlers/ui"
 	"github.com/assistantd/assistantd/static"
+	"github.com/assistantd/assistantd/telemetry"
 )
 
 // webConfig is the web app's part of the configuration.
@@ -60,7 +61,7 @@ func addWebFlags(fs *flag.FlagSet, env func(name, def string) string) func() (we
 // configured admin, or else returns a random one-time setup token that
 // /setup accepts until the first user exists (run prints the link).
 func newWebUI(ctx context.Context, cfg config, store *db.Store, engine ui.Engine, responses ui.ResponseStarter, hooks *webhook.Client,
-	rag ui.Retriever, codeProblem func() string, stdout io.Writer, log *slog.Logger) (*ui.UI, string, error) {
+	rag ui.Retriever, codeProblem func() string, history *telemetry.History, stdout io.Writer, log *slog.Logger) (*ui.UI, string, error) {
 	setupToken, err := firstUser(ctx, cfg.Web, store, stdout, log)
 	if err != nil {
 		return nil, "", err
@@ -78,7 +79,7 @@ func newWebUI(ctx context.Context, cfg config, store *db.Store, engine ui.Engine
 		Store: store, Engine: engine, Responses: responses, Webhooks: hooks, HashKey: hashKey, BlockKey: blockKey, SessionTTL: cfg.Web.SessionTTL,
 		TrustProxy: cfg.Web.TrustProxy, SetupToken: setupToken, MaxUpload: cfg.MaxUploadBytes,
 		AssetVersion: static.Version, HTMX: static.HasHTMX(), Log: log,
-		VectorStores: store, Retriever: rag, CodeProblem: codeProblem,
+		VectorStores: store, Retriever: rag, CodeProblem: codeProblem, History: history,
 	})
 	return webUI, setupToken, nil
 }
@@ -115,3 +116,7 @@ func setupLink(addr net.Addr, token string) string {
 	}
 	return "http://" + host + "/setup?token=" + url.QueryEscape(token)
 }
+
+// systemSampleEvery is how often the System page's figures are sampled
+// (120 samples make its hour).
+const systemSampleEvery = 30 * time.Second

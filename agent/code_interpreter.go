@@ -17,6 +17,7 @@ import (
 
 	"github.com/assistantd/assistantd/agent/sandbox"
 	"github.com/assistantd/assistantd/db"
+	"github.com/assistantd/assistantd/telemetry"
 )
 
 // CodeStore is what the code_interpreter tool needs from the store: the
@@ -63,6 +64,18 @@ func NewCodeInterpreter(sb sandbox.Sandbox, store CodeStore) *CodeInterpreter {
 
 // Type implements Builtin.
 func (c *CodeInterpreter) Type() string { return "code_interpreter" }
+
+// enableMetrics reports the sandbox's kernels, running and pooled.
+func (c *CodeInterpreter) enableMetrics(m *telemetry.Metrics) {
+	k, ok := c.sb.(interface{ Kernels() (running, pooled int) })
+	if !ok {
+		return
+	}
+	m.Gauge("assistantd_code_kernels_running", "Python kernels bound to a thread (or starting for one).",
+		func() float64 { r, _ := k.Kernels(); return float64(r) })
+	m.Gauge("assistantd_code_kernels_pooled", "Python kernels started and waiting in the warm pool.",
+		func() float64 { _, p := k.Kernels(); return float64(p) })
+}
 
 // codeDescription tells the model what the sandbox offers.
 const codeDescription = "Runs Python 3 code in a stateful sandbox, like a Jupyter notebook kernel: variables, imports and " +

@@ -13,7 +13,10 @@
 // a one-connection pool for writes (every write transaction starts with BEGIN
 // IMMEDIATE, so writers queue instead of failing with SQLITE_BUSY half-way
 // through), and a multi-connection pool for reads, which WAL lets run beside
-// the writer.
+// the writer. Write transactions reach the writer through a group commit
+// (groupcommit.go): those that queue while one commits are committed
+// together, each in a savepoint. Both pools' connections keep their
+// prepared statements (stmtcache.go).
 //
 // PostgreSQL has many writers under READ COMMITTED, so what SQLite's single
 // writer gave for free is explicit: every transaction writing a thread's
@@ -80,6 +83,8 @@ type Store struct {
 	pgvectorMode string // PgvectorAuto or PgvectorOff
 	vectorsInDB  bool   // vector search through pgvector (NearestChunks)
 	vectorsNote  string // how vectors are scored, for Describe
+
+	gc *groupCommitter // SQLite's write transactions, committed in groups (nil on PostgreSQL)
 }
 
 // Option configures a Store.
@@ -130,17 +135,11 @@ func Open(ctx context.Context, dir string, opts ...Option) (*Store, error) {
 		pragmas.Add("_pragma", p)
 	}
 	dsn := "file:" + path + "?" + pragmas.Encode()
-	w, err := sql.Open("sqlite", dsn+"&_txlock=immediate")
-	if err != nil {
-		return nil, fmt.Errorf("open database: %w", err)
-	}
+	// Both pools' connections keep their prepared statements (stmtcache.go).
+	w := sql.OpenDB(&sqliteConnector{dsn: dsn + "&_txlock=immediate"})
 	w.SetMaxOpenConns(1)
 	w.SetConnMaxIdleTime(0)
-	r, err := sql.Open("sqlite", dsn)
-	if err != nil {
-		w.Close()
-		return nil, fmt.Errorf("open database: %w", err)
-	}
+	r := sql.OpenDB(&sqliteConnector{dsn: dsn})
 	r.SetMaxOpenConns(max(4, runtime.NumCPU()*2))
 	s.w, s.r = w, r
 	if err := s.openBlobs(); err != nil {
@@ -151,6 +150,7 @@ func Open(ctx context.Context, dir string, opts ...Option) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
+	s.gc = newGroupCommitter(s)
 	return s, nil
 }
 
@@ -222,6 +222,9 @@ func (s *Store) Postgres() bool { return s.pg }
 // Close closes the connection pools.
 func (s *Store) Close() error {
 	s.StartupDone()
+	if s.gc != nil {
+		s.gc.close()
+	}
 	if s.pgx != nil {
 		err := s.w.Close()
 		s.pgx.Close()
@@ -330,8 +333,13 @@ func (s *Store) migrations() ([]migration, error) {
 
 // tx runs fn in a write transaction, committing if fn returns nil. On
 // PostgreSQL a deadlock or serialization failure runs fn again, a bounded
-// number of times, so fn must only set its results, never accumulate.
+// number of times, so fn must only set its results, never accumulate. On
+// SQLite fn joins a group commit (groupcommit.go), which may also run it
+// again, alone, when the group's transaction is lost.
 func (s *Store) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	if s.gc != nil {
+		return s.gc.do(ctx, fn)
+	}
 	for attempt := 1; ; attempt++ {
 		err := s.tx1(ctx, fn)
 		if err == nil || !s.pg || attempt == maxTxAttempts {

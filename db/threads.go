@@ -45,6 +45,7 @@ func (s *Store) CreateThread(ctx context.Context, t Thread, msgs []Message) (Thr
 	}
 	out := make([]Message, 0, len(msgs))
 	err := s.tx(ctx, func(tx *sql.Tx) error {
+		out = out[:0] // a transaction run again starts over
 		if _, err := tx.ExecContext(ctx, `INSERT INTO threads (id, created_at, tool_resources, metadata) VALUES ($1, $2, $3, $4)`,
 			t.ID, t.CreatedAt, resources, meta); err != nil {
 			return err

@@ -563,6 +563,14 @@ func (s *Store) PendingInStores(ctx context.Context, storeIDs []string) (int64, 
 	return n, err
 }
 
+// IngestionBacklog counts the vector store files waiting for or in
+// ingestion (status in_progress), in every store.
+func (s *Store) IngestionBacklog(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM vector_store_files WHERE status = 'in_progress'`).Scan(&n)
+	return n, err
+}
+
 // NewChunk is one chunk of a file's text, with its embedding (nil without
 // an embeddings model).
 type NewChunk struct {

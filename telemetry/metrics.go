@@ -61,6 +61,8 @@ type Metrics struct {
 
 	searchDuration *prometheus.HistogramVec
 
+	ingestDuration *prometheus.HistogramVec
+
 	models, tools *bounded
 }
 
@@ -113,6 +115,11 @@ func NewMetrics() *Metrics {
 	m.searchDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "assistantd_vector_store_search_duration_seconds",
 		Help: "Duration of file_search searches over vector stores, by outcome.", Buckets: searchBuckets}, []string{"outcome"})
 	f(m.searchDuration)
+
+	m.ingestDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "assistantd_vector_store_ingestion_duration_seconds",
+		Help:    "Time to ingest one vector store file (read, extract, chunk, embed, store), by outcome (completed, failed).",
+		Buckets: runBuckets}, []string{"outcome"})
+	f(m.ingestDuration)
 	return m
 }
 
@@ -234,6 +241,13 @@ func (m *Metrics) ToolExecuted(tool string, ok bool, d time.Duration) {
 func (m *Metrics) Searched(ok bool, d time.Duration) {
 	if m != nil {
 		m.searchDuration.WithLabelValues(outcome(ok)).Observe(d.Seconds())
+	}
+}
+
+// Ingested records one vector store file's ingestion.
+func (m *Metrics) Ingested(outcome string, d time.Duration) {
+	if m != nil {
+		m.ingestDuration.WithLabelValues(outcome).Observe(d.Seconds())
 	}
 }
 

@@ -209,6 +209,7 @@ func addUIRoutes(e *echo.Echo, ui *ui.UI) {
 	e.POST("/settings/users/:user_id/sessions/revoke", ui.RevokeUserSessions, admin)
 	e.POST("/settings/account/sessions/revoke", ui.RevokeMySessions, signedIn)
 	e.POST("/settings/remote-images", ui.SetRemoteImages, admin)
+	e.GET("/settings/system", ui.System, admin)
 }
 
 // ready answers GET /readyz without a key: 503 when the store does not

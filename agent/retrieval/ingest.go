@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/assistantd/assistantd/db"
@@ -35,6 +36,9 @@ type Ingester struct {
 	MaxAttempts int
 
 	wake chan struct{}
+
+	// observe, when set, is told each file's outcome and ingestion time.
+	observe atomic.Pointer[func(outcome string, d time.Duration)]
 
 	mu      sync.Mutex
 	active  map[fileKey]bool // files being worked on
@@ -75,6 +79,17 @@ func (in *Ingester) Run(ctx context.Context) {
 	wg.Wait()
 }
 
+// Observe has fn told, from now on, each file's outcome ("completed" or
+// "failed") and how long its ingestion took.
+func (in *Ingester) Observe(fn func(outcome string, d time.Duration)) { in.observe.Store(&fn) }
+
+// Active counts the files being ingested now.
+func (in *Ingester) Active() int {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return len(in.active)
+}
+
 // Wake tells the workers that files were added.
 func (in *Ingester) Wake() {
 	select {
@@ -103,7 +118,11 @@ func (in *Ingester) work(ctx context.Context) {
 		if more {
 			in.Wake() // another worker can take the next one
 		}
-		in.process(ctx, *p)
+		start := time.Now()
+		outcome := in.process(ctx, *p)
+		if obs := in.observe.Load(); obs != nil && outcome != "" {
+			(*obs)(outcome, time.Since(start))
+		}
 		in.release(*p)
 	}
 }
@@ -156,8 +175,10 @@ const watchEvery = 250 * time.Millisecond
 // errGone cancels a file's ingestion when it is no longer in progress.
 var errGone = errors.New("the file is no longer in progress")
 
-// process ingests one file; failures are recorded on the file.
-func (in *Ingester) process(ctx context.Context, p db.PendingFile) {
+// process ingests one file; failures are recorded on the file. It
+// returns the outcome: "completed", "failed", or "" when the file was
+// left (deleted, cancelled, or the server is stopping).
+func (in *Ingester) process(ctx context.Context, p db.PendingFile) string {
 	log := in.log.With("vector_store", p.VectorStoreID, "file", p.FileID)
 	fail := func(code, msg string) {
 		if err := in.store.FailVectorStoreFile(context.WithoutCancel(ctx), p.VectorStoreID, p.FileID, code, msg); err != nil {
@@ -167,7 +188,7 @@ func (in *Ingester) process(ctx context.Context, p db.PendingFile) {
 	attempts, err := in.store.BeginIngestion(ctx, p.VectorStoreID, p.FileID)
 	if err != nil {
 		if _, gerr := in.store.GetVectorStoreFile(ctx, p.VectorStoreID, p.FileID); errors.Is(gerr, db.ErrNotFound) {
-			return // deleted since it was listed
+			return "" // deleted since it was listed
 		}
 		log.Error("ingestion: count attempt", "err", err)
 	}
@@ -179,7 +200,7 @@ func (in *Ingester) process(ctx context.Context, p db.PendingFile) {
 	if max(1, in.MaxAttempts) < attempts {
 		log.Warn("ingestion: giving up on a file whose attempts never ended", "attempts", attempts-1)
 		fail(CodeServer, fmt.Sprintf("The file's processing was interrupted %d times (the server stopped while working on it); it was not tried again.", attempts-1))
-		return
+		return "failed"
 	}
 	lim := in.Limits.withDefaults()
 	fctx, cancel := context.WithCancelCause(ctx)
@@ -193,26 +214,32 @@ func (in *Ingester) process(ctx context.Context, p db.PendingFile) {
 	case ctx.Err() != nil:
 		// Shutting down: the file stays in progress and resumes on the
 		// next start, and this attempt does not count against it.
-		return
+		return ""
 	case errors.Is(err, db.ErrNotFound), errors.Is(context.Cause(fctx), errGone):
 		log.Info("ingestion stopped: the file was deleted, removed or cancelled")
-		return
+		return ""
 	case errors.Is(context.Cause(fctx), errTimeout):
 		log.Warn("ingestion timed out", "timeout", lim.Timeout)
 		fail(CodeServer, fmt.Sprintf("The file could not be processed within %s; it was stopped.", lim.Timeout))
-		return
+		return "failed"
 	case errors.As(err, &fe):
 		fail(fe.Code, fe.Msg)
-		return
+		return "failed"
 	case err != nil:
 		log.Error("ingestion failed", "err", err)
 		fail(CodeServer, "The file could not be processed.")
-		return
+		return "failed"
 	}
-	if _, err := in.store.CompleteVectorStoreFile(ctx, p.VectorStoreID, p.FileID, chunks); err != nil && ctx.Err() == nil {
+	stored, err := in.store.CompleteVectorStoreFile(ctx, p.VectorStoreID, p.FileID, chunks)
+	switch {
+	case err != nil && ctx.Err() == nil:
 		log.Error("ingestion: store chunks", "err", err)
 		fail(CodeServer, "The file's chunks could not be stored.")
+		return "failed"
+	case err != nil || !stored:
+		return ""
 	}
+	return "completed"
 }
 
 // errTimeout is the cause of a file's context ending at its deadline.

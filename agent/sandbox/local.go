@@ -600,6 +600,16 @@ func (l *Local) assign(k *kernel, dir string) error {
 	return nil
 }
 
+// Kernels reports the kernels alive: running ones (bound to a thread, or
+// starting) and pooled ones (started, waiting for a thread).
+func (l *Local) Kernels() (running, pooled int) {
+	l.mu.Lock()
+	live := l.live
+	l.mu.Unlock()
+	pooled = len(l.pool)
+	return max(live-pooled, 0), pooled
+}
+
 // errAllBusy says every kernel under the cap is running a call.
 var errAllBusy = errors.New("all kernels are busy")
 

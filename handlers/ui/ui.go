@@ -28,6 +28,7 @@ import (
 	"github.com/assistantd/assistantd/db"
 	"github.com/assistantd/assistantd/handlers/respond"
 	"github.com/assistantd/assistantd/handlers/validate"
+	"github.com/assistantd/assistantd/telemetry"
 	"github.com/assistantd/assistantd/views"
 )
 
@@ -96,6 +97,9 @@ type Config struct {
 	// CodeProblem says why code_interpreter cannot run on this server
 	// ("" when it can); the assistant editor shows it. nil: no sandbox.
 	CodeProblem func() string
+	// History is the metrics' last hour, for the System page (admins);
+	// nil leaves the page out.
+	History *telemetry.History
 	// MaxUpload bounds one uploaded file.
 	MaxUpload    int64
 	AssetVersion string

@@ -250,3 +250,69 @@ func TestDebugAddr(t *testing.T) {
 		t.Errorf("--debug-addr 0.0.0.0:0: %v\n%s", err, out)
 	}
 }
+
+// Vector store ingestion and the code interpreter's kernels on /metrics:
+// the ingestion of two files is timed by outcome, one completed and one
+// failed, and the backlog is empty after; the kernel gauges exist, at 0
+// while no code ran; on SQLite the group commit counts its writes.
+func TestMetricsIngestionAndKernels(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "--metrics-addr", "127.0.0.1:0")
+	m := metricsLine.FindStringSubmatch(s.out.String())
+	if m == nil {
+		t.Fatalf("no metrics address in the output:\n%s", s.out.String())
+	}
+	ctx := context.Background()
+	good := uploadText(t, s, "good.txt", "The capybara is the largest living rodent.")
+	bad, err := s.Client.Files.New(ctx, openai.FileNewParams{
+		File: openai.File(strings.NewReader("\x00\x01\x02 not a document"), "bad.pdf", "application/pdf"), Purpose: openai.FilePurposeAssistants})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs, err := s.Client.VectorStores.New(ctx, openai.VectorStoreNewParams{Name: openai.String("metered"), FileIDs: []string{good, bad.ID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs = waitStore(t, s, vs.ID)
+	if vs.FileCounts.Completed != 1 || vs.FileCounts.Failed != 1 {
+		t.Fatalf("after ingestion: %s", vs.RawJSON())
+	}
+	// The duration is observed as the worker finishes with the file, just
+	// after its status is written: poll for it.
+	var fams map[string]*dto.MetricFamily
+	for deadline := time.Now().Add(runDeadline); ; time.Sleep(20 * time.Millisecond) {
+		fams = scrape(t, m[1])
+		if f := fams["assistantd_vector_store_ingestion_duration_seconds"]; f != nil && len(f.Metric) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the two ingestions were not both observed")
+		}
+	}
+	checks := []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"assistantd_vector_store_ingestion_duration_seconds", map[string]string{"outcome": "completed"}, 1},
+		{"assistantd_vector_store_ingestion_duration_seconds", map[string]string{"outcome": "failed"}, 1},
+		{"assistantd_vector_store_ingestion_backlog", nil, 0},
+		{"assistantd_vector_store_ingestion_active", nil, 0},
+		{"assistantd_code_kernels_running", nil, 0},
+		{"assistantd_code_kernels_pooled", nil, 0},
+	}
+	for _, c := range checks {
+		if got := value(series(t, fams, c.name, c.labels)); got != c.want {
+			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
+		}
+	}
+	groups := value(series(t, fams, "assistantd_db_write_groups_total", nil))
+	writes := value(series(t, fams, "assistantd_db_group_writes_total", nil))
+	if onPostgres {
+		if groups != 0 || writes != 0 {
+			t.Errorf("group commit on PostgreSQL: %v groups, %v writes", groups, writes)
+		}
+	} else if groups < 1 || writes < groups {
+		t.Errorf("group commit: %v groups of %v writes", groups, writes)
+	}
+}

@@ -36,6 +36,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -55,7 +56,7 @@ import (
 )
 
 func main() {
-	bin := flag.String("bin", "", "assistantd binary (required)")
+	bin := flag.String("bin", "", "assistantd binary (required); several, comma-separated, are measured one after the other and shown side by side")
 	runs := flag.Int("runs", 1000, "concurrent streaming runs in phase (b)")
 	samples := flag.Int("samples", 200, "sequential runs measured in phase (a)")
 	words := flag.Int("words", 20, "text chunks per answer")
@@ -71,6 +72,9 @@ func main() {
 	pg := flag.String("postgres", "", "a PostgreSQL server URL where a database may be created: measure SQLite, then PostgreSQL")
 	creates := flag.Int("creates", 4000, "messages created in phase (c)")
 	writers := flag.Int("writers", 16, "concurrent clients creating messages in phase (c)")
+	mixed := flag.Int("mixed", 0, "clients in phase (m), a mixed load of reads, message creates and streaming runs (0 skips it)")
+	mixedFor := flag.Duration("mixed-for", 10*time.Second, "how long phase (m) lasts")
+	phases := flag.String("phases", "acb", "phases to measure, of a, c, b (and m with -mixed)")
 	flag.Parse()
 	if *bin == "" {
 		fmt.Fprintln(os.Stderr, "loadgen: -bin is required")
@@ -82,33 +86,48 @@ func main() {
 	}
 	extra = append(extra, strings.Fields(*extra0)...)
 	prof := profiler{url: *pprofURL, dir: *heapDir, every: *heapEvery}
-	opts := options{extra: extra, memEvery: *memEvery, prof: prof, firstOnly: *firstOnly, creates: *creates, writers: *writers}
+	if *firstOnly {
+		*phases = "a"
+	}
+	if *mixed > 0 && !strings.Contains(*phases, "m") {
+		*phases += "m"
+	}
+	opts := options{extra: extra, memEvery: *memEvery, prof: prof, phases: *phases, creates: *creates, writers: *writers,
+		mixed: *mixed, mixedFor: *mixedFor}
 	stores := []string{"sqlite"}
 	if *pg != "" {
 		stores = append(stores, "postgres")
 	}
 	var all []results
 	failed := false
+	bins := strings.Split(*bin, ",")
 	for _, store := range stores {
-		fmt.Printf("== %s\n", store)
-		var args []string
-		if store == "postgres" {
-			url, drop, err := createDatabase(*pg)
-			if err != nil {
-				fmt.Fprintln(os.Stderr, "loadgen:", err)
-				os.Exit(1)
+		for _, bin := range bins {
+			label := store
+			if len(bins) > 1 {
+				label = filepath.Base(bin) + " " + store
 			}
-			defer drop()
-			args = []string{"--database-url", url, "--db-max-conns", "50"}
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), *timeout)
-		r, err := run(ctx, *bin, append(args, opts.extra...), *runs, *samples, *words, *delay, opts)
-		cancel()
-		r.store = store
-		all = append(all, r)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "loadgen:", store+":", err)
-			failed = true
+			fmt.Printf("== %s (load average %s)\n", label, loadAverage())
+			var args []string
+			if store == "postgres" {
+				url, drop, err := createDatabase(*pg)
+				if err != nil {
+					fmt.Fprintln(os.Stderr, "loadgen:", err)
+					os.Exit(1)
+				}
+				defer drop()
+				args = []string{"--database-url", url, "--db-max-conns", "50"}
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+			r, err := run(ctx, bin, append(args, opts.extra...), *runs, *samples, *words, *delay, opts)
+			cancel()
+			r.store = label
+			r.load = loadAverage()
+			all = append(all, r)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "loadgen:", label+":", err)
+				failed = true
+			}
 		}
 	}
 	if len(all) > 1 {
@@ -204,6 +223,8 @@ type results struct {
 	rssMiB                   float64
 	createsPerSec            float64
 	listP50, listP99         time.Duration
+	mixed                    mixedResults
+	load                     string // the load average after the measurement
 }
 
 func printSideBySide(all []results, runs int) {
@@ -231,6 +252,13 @@ func printSideBySide(all []results, runs int) {
 	row("  wall time", func(r results) string { return r.wall.Round(time.Millisecond).String() })
 	row("  added inter-event delay p99", func(r results) string { return r.gapP99.String() })
 	row("  assistantd peak RSS", func(r results) string { return fmt.Sprintf("%.1f MiB", r.rssMiB) })
+	if all[0].mixed.clients > 0 {
+		row(fmt.Sprintf("%d mixed clients: writes p50/p99/max", all[0].mixed.clients), func(r results) string { return r.mixed.writes.String() })
+		row("  reads p50/p99/max", func(r results) string { return r.mixed.reads.String() })
+		row("  runs to first delta p50/p99/max", func(r results) string { return r.mixed.runs.String() })
+		row("  requests/s (reads, writes, runs)", func(r results) string { return r.mixed.rates })
+	}
+	row("load average after", func(r results) string { return r.load })
 	tw.Flush()
 }
 
@@ -258,8 +286,10 @@ type options struct {
 	extra            []string // further arguments for assistantd
 	memEvery         time.Duration
 	prof             profiler
-	firstOnly        bool
+	phases           string // which of a, c, b, m to measure
 	creates, writers int
+	mixed            int // clients in phase (m)
+	mixedFor         time.Duration
 }
 
 func run(ctx context.Context, bin string, extra []string, runs, samples, words int, delay time.Duration, opt options) (results, error) {
@@ -282,7 +312,7 @@ func run(ctx context.Context, bin string, extra []string, runs, samples, words i
 	defer os.RemoveAll(dir)
 	key := "sk-loadgen-0123456789abcdef"
 	args := append([]string{"--addr", "127.0.0.1:0", "--data", filepath.Join(dir, "data"), "--api-key", key,
-		"--upstream-url", upURL, "--workers", strconv.Itoa(runs + 16), "--log-level", "warn"}, extra...)
+		"--upstream-url", upURL, "--workers", strconv.Itoa(max(runs, opt.mixed) + 16), "--log-level", "warn"}, extra...)
 	cmd := exec.CommandContext(ctx, bin, args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -307,6 +337,9 @@ func run(ctx context.Context, bin string, extra []string, runs, samples, words i
 	prompt := fmt.Sprintf("[[chunks %d]]", words)
 
 	// (a) overhead to the first delta, sequentially (no contention).
+	if !strings.Contains(opt.phases, "a") {
+		samples = 0
+	}
 	var direct, through, directR, viaResponse []time.Duration
 	for i := 0; i < samples; i++ {
 		d, err := firstChunkDirect(ctx, upURL, prompt)
@@ -337,20 +370,32 @@ func run(ctx context.Context, bin string, extra []string, runs, samples, words i
 		overhead[i] = through[i] - direct[i]
 		overheadR[i] = viaResponse[i] - directR[i]
 	}
-	fmt.Printf("(a) first content, %d sequential samples, upstream chunk delay %v\n", samples, delay)
-	fmt.Printf("    upstream direct: p50 %v  p99 %v\n", pct(direct, 50), pct(direct, 99))
-	fmt.Printf("    via a run:       p50 %v  p99 %v\n", pct(through, 50), pct(through, 99))
-	fmt.Printf("    overhead:        p50 %v  p99 %v\n", pct(overhead, 50), pct(overhead, 99))
-	fmt.Printf("    via a response:  p50 %v  p99 %v\n", pct(viaResponse, 50), pct(viaResponse, 99))
-	fmt.Printf("    overhead:        p50 %v  p99 %v\n", pct(overheadR, 50), pct(overheadR, 99))
-	out.overheadP50, out.overheadP99 = pct(overhead, 50), pct(overhead, 99)
-	if opt.firstOnly {
-		return out, nil
+	if samples > 0 {
+		fmt.Printf("(a) first content, %d sequential samples, upstream chunk delay %v\n", samples, delay)
+		fmt.Printf("    upstream direct: p50 %v  p99 %v\n", pct(direct, 50), pct(direct, 99))
+		fmt.Printf("    via a run:       p50 %v  p99 %v\n", pct(through, 50), pct(through, 99))
+		fmt.Printf("    overhead:        p50 %v  p99 %v\n", pct(overhead, 50), pct(overhead, 99))
+		fmt.Printf("    via a response:  p50 %v  p99 %v\n", pct(viaResponse, 50), pct(viaResponse, 99))
+		fmt.Printf("    overhead:        p50 %v  p99 %v\n", pct(overheadR, 50), pct(overheadR, 99))
 	}
+	out.overheadP50, out.overheadP99 = pct(overhead, 50), pct(overhead, 99)
 
 	// (c) message creates per second, then list-100 latency.
-	if err := c.messages(ctx, &out, opt.creates, opt.writers); err != nil {
-		return out, fmt.Errorf("messages: %w", err)
+	if strings.Contains(opt.phases, "c") {
+		if err := c.messages(ctx, &out, opt.creates, opt.writers); err != nil {
+			return out, fmt.Errorf("messages: %w", err)
+		}
+	}
+	// (m) a mixed load.
+	if strings.Contains(opt.phases, "m") && opt.mixed > 0 {
+		m, err := c.mixedLoad(ctx, asst.ID, prompt, opt.mixed, opt.mixedFor)
+		out.mixed = m
+		if err != nil {
+			return out, fmt.Errorf("mixed load: %w", err)
+		}
+	}
+	if !strings.Contains(opt.phases, "b") {
+		return out, nil
 	}
 
 	// (b) many concurrent streaming runs.
@@ -613,10 +658,16 @@ type runResult struct {
 // streamRun creates a thread and run with stream=true (one request) and
 // reads its events to the end.
 func (c *client) streamRun(ctx context.Context, assistantID, prompt string) (runResult, error) {
+	return c.streamEvents(ctx, "/threads/runs", map[string]any{"assistant_id": assistantID, "stream": true,
+		"thread": map[string]any{"messages": []map[string]any{{"role": "user", "content": prompt}}}})
+}
+
+// streamEvents posts a run with stream=true and reads its events to the
+// end.
+func (c *client) streamEvents(ctx context.Context, path string, body any) (runResult, error) {
 	var res runResult
 	start := time.Now()
-	resp, err := c.request(ctx, "/threads/runs", map[string]any{"assistant_id": assistantID, "stream": true,
-		"thread": map[string]any{"messages": []map[string]any{{"role": "user", "content": prompt}}}})
+	resp, err := c.request(ctx, path, body)
 	if err != nil {
 		return res, err
 	}
@@ -757,4 +808,135 @@ func procStatus(pid int, field string) (int64, error) {
 		}
 	}
 	return 0, errors.New("no " + field)
+}
+
+// mixedResults are phase (m)'s figures.
+type mixedResults struct {
+	clients             int
+	writes, reads, runs latencies
+	rates               string
+}
+
+// latencies are one kind of request's p50, p99 and max.
+type latencies struct{ p50, p99, max time.Duration }
+
+func latenciesOf(ds []time.Duration) latencies {
+	return latencies{pct(ds, 50), pct(ds, 99), pct(ds, 100)}
+}
+
+func (l latencies) String() string { return fmt.Sprintf("%v / %v / %v", l.p50, l.p99, l.max) }
+
+// mixedLoad runs clients clients for d, each on a thread of its own, each
+// request chosen at random: half reads (a thread's last 20 messages, or
+// the thread), a third message creates, the rest a streaming run on the
+// thread with the given prompt, read to its end. It reports each kind's
+// latency: writes and reads to their response, runs to their first
+// delta.
+func (c *client) mixedLoad(ctx context.Context, assistantID, prompt string, clients int, d time.Duration) (mixedResults, error) {
+	out := mixedResults{clients: clients}
+	threads := make([]string, clients)
+	for i := range threads {
+		var th struct{ ID string }
+		if err := c.post(ctx, "/threads", map[string]any{"messages": []map[string]any{{"role": "user", "content": "hello"}}}, &th); err != nil {
+			return out, err
+		}
+		threads[i] = th.ID
+	}
+	var mu sync.Mutex
+	var writes, reads, runs []time.Duration
+	var firstErr error
+	var wg sync.WaitGroup
+	start := time.Now()
+	deadline := start.Add(d)
+	for i := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rnd := rand.New(rand.NewPCG(uint64(i), 1))
+			th := threads[i]
+			for time.Now().Before(deadline) {
+				var err error
+				t0 := time.Now()
+				switch n := rnd.IntN(100); {
+				case n < 50:
+					path := "/threads/" + th + "/messages?limit=20"
+					if n < 10 {
+						path = "/threads/" + th
+					}
+					err = c.get(ctx, path)
+					mu.Lock()
+					reads = append(reads, time.Since(t0))
+					mu.Unlock()
+				case n < 85:
+					var m struct{ ID string }
+					err = c.post(ctx, "/threads/"+th+"/messages", map[string]any{"role": "user",
+						"content": "a message of a few words to store and list"}, &m)
+					mu.Lock()
+					writes = append(writes, time.Since(t0))
+					mu.Unlock()
+				default:
+					var res runResult
+					res, err = c.streamEvents(ctx, "/threads/"+th+"/runs", map[string]any{"assistant_id": assistantID,
+						"stream": true, "additional_messages": []map[string]any{{"role": "user", "content": prompt}}})
+					if err == nil && res.status != "completed" {
+						err = fmt.Errorf("run %s", res.status)
+					}
+					mu.Lock()
+					runs = append(runs, res.firstDelta)
+					mu.Unlock()
+				}
+				if err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start).Seconds()
+	out.writes, out.reads, out.runs = latenciesOf(writes), latenciesOf(reads), latenciesOf(runs)
+	out.rates = fmt.Sprintf("%.0f, %.0f, %.0f", float64(len(reads))/elapsed, float64(len(writes))/elapsed, float64(len(runs))/elapsed)
+	fmt.Printf("(m) %d mixed clients for %v (load average %s)\n", clients, d, loadAverage())
+	fmt.Printf("    message creates: %d, p50/p99/max %v\n", len(writes), out.writes)
+	fmt.Printf("    reads:           %d, p50/p99/max %v\n", len(reads), out.reads)
+	fmt.Printf("    runs:            %d, to first delta p50/p99/max %v\n", len(runs), out.runs)
+	return out, firstErr
+}
+
+// get reads path and discards the body, failing on a status other than
+// 200.
+func (c *client) get(ctx context.Context, path string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.key)
+	req.Header.Set("OpenAI-Beta", "assistants=v2")
+	res, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	_, _ = io.Copy(io.Discard, res.Body)
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %d", path, res.StatusCode)
+	}
+	return nil
+}
+
+// loadAverage is the machine's 1, 5 and 15 minute load averages.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
 }

@@ -1,0 +1,262 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+)
+
+// Group commit on SQLite's single writer.
+//
+// Every write transaction (Store.tx) on SQLite is handed to one committer
+// goroutine, which owns the writer connection. While a transaction commits,
+// the writes that arrive meanwhile queue; the committer then runs all of
+// them in one transaction, each inside its own savepoint, and commits once:
+// one WAL append and one lock cycle for the group instead of one each. No
+// caller hears back before the transaction holding its write has committed.
+//
+// A write that fails (its function returns an error, or panics) is rolled
+// back to its savepoint alone; the others in the group still commit. When
+// the group transaction itself is lost (a savepoint that cannot be
+// released, an interrupted statement that rolled the whole transaction
+// back, a failed COMMIT), nothing of the group was written, and each write
+// is run again alone in a transaction of its own: Store.tx's functions
+// may be run more than once (PostgreSQL retries them too), so they only
+// set their results.
+//
+// The group takes whatever queued while the previous one committed, up to
+// maxGroup writes: a lone write never waits for company.
+//
+// PostgreSQL has many writers, and each transaction keeps its own
+// connection (grouping them would serialise writers that today run side
+// by side), so Store.tx runs there as before.
+
+// maxGroup bounds the writes committed in one transaction.
+const maxGroup = 128
+
+// groupCommitter runs SQLite's write transactions in groups.
+type groupCommitter struct {
+	s    *Store
+	reqs chan *writeReq
+
+	mu     sync.RWMutex // held to send on reqs; Lock to close
+	closed bool
+	done   chan struct{}
+
+	groups, writes, regrouped atomic.Int64
+}
+
+// writeReq is one Store.tx call waiting for its group.
+type writeReq struct {
+	ctx  context.Context
+	fn   func(*sql.Tx) error
+	done chan writeResult
+}
+
+type writeResult struct {
+	err      error
+	panicked bool
+	value    any // the panic's value
+}
+
+// errStoreClosed answers writes submitted after Store.Close.
+var errStoreClosed = errors.New("store closed")
+
+func newGroupCommitter(s *Store) *groupCommitter {
+	g := &groupCommitter{s: s, reqs: make(chan *writeReq, maxGroup), done: make(chan struct{})}
+	go g.loop()
+	return g
+}
+
+// do runs fn in a group transaction and returns once that transaction has
+// committed (fn's writes are durable) or fn has failed. A panic in fn is
+// raised again here, on the caller's goroutine.
+func (g *groupCommitter) do(ctx context.Context, fn func(*sql.Tx) error) error {
+	req := &writeReq{ctx: ctx, fn: fn, done: make(chan writeResult, 1)}
+	g.mu.RLock()
+	if g.closed {
+		g.mu.RUnlock()
+		return errStoreClosed
+	}
+	g.reqs <- req
+	g.mu.RUnlock()
+	// Once queued, the write is waited for even if ctx ends: the
+	// committer skips it if ctx has ended before its turn, but a write
+	// already running may commit, and the caller must not hear otherwise.
+	res := <-req.done
+	if res.panicked {
+		panic(res.value)
+	}
+	return res.err
+}
+
+// close runs what is queued and stops the committer.
+func (g *groupCommitter) close() {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		<-g.done
+		return
+	}
+	g.closed = true
+	close(g.reqs) // no sender is left: senders hold mu.RLock
+	g.mu.Unlock()
+	<-g.done
+}
+
+func (g *groupCommitter) loop() {
+	defer close(g.done)
+	group := make([]*writeReq, 0, maxGroup)
+	for {
+		req, ok := <-g.reqs
+		if !ok {
+			return
+		}
+		group = append(group[:0], req)
+	more:
+		for len(group) < maxGroup {
+			select {
+			case req, ok := <-g.reqs:
+				if !ok {
+					break more
+				}
+				group = append(group, req)
+			default:
+				break more
+			}
+		}
+		g.commit(group)
+		clear(group)
+	}
+}
+
+// commit runs one group of writes and answers each.
+func (g *groupCommitter) commit(group []*writeReq) {
+	live := make([]*writeReq, 0, len(group))
+	for _, r := range group {
+		if err := r.ctx.Err(); err != nil {
+			r.done <- writeResult{err: err}
+			continue
+		}
+		live = append(live, r)
+	}
+	switch len(live) {
+	case 0:
+		return
+	case 1:
+		// Alone: a plain transaction, bound to the caller's context as
+		// before group commit.
+		g.groups.Add(1)
+		g.writes.Add(1)
+		live[0].done <- g.alone(live[0])
+		return
+	}
+	g.groups.Add(1)
+	g.writes.Add(int64(len(live)))
+	results, ok := g.together(live)
+	if !ok {
+		// The group's transaction was lost: nothing of it was written.
+		// Each write runs again on its own.
+		g.regrouped.Add(1)
+		for _, r := range live {
+			r.done <- g.alone(r)
+		}
+		return
+	}
+	for i, r := range live {
+		r.done <- results[i]
+	}
+}
+
+// alone runs one write in its own transaction.
+func (g *groupCommitter) alone(r *writeReq) (res writeResult) {
+	defer func() {
+		if v := recover(); v != nil {
+			res = writeResult{panicked: true, value: v}
+		}
+	}()
+	if err := r.ctx.Err(); err != nil {
+		return writeResult{err: err}
+	}
+	return writeResult{err: g.s.tx1(r.ctx, r.fn)}
+}
+
+// together runs the writes in one transaction, each in a savepoint, and
+// commits. ok is false when the transaction was lost (nothing committed);
+// otherwise results holds each write's outcome, and the successful ones
+// are committed.
+func (g *groupCommitter) together(live []*writeReq) (results []writeResult, ok bool) {
+	// The transaction belongs to no caller: one caller's cancellation
+	// must not roll back the others' writes.
+	tx, err := g.s.w.BeginTx(context.Background(), nil)
+	if err != nil {
+		return nil, false
+	}
+	results = make([]writeResult, len(live))
+	for i, r := range live {
+		if _, err := tx.Exec(`SAVEPOINT gc`); err != nil {
+			_ = tx.Rollback()
+			return nil, false
+		}
+		res := runSaved(r, tx)
+		if res.err != nil || res.panicked {
+			// Undo this write alone. If its savepoint is gone, SQLite
+			// rolled the whole transaction back (an interrupted or
+			// failed statement can): the group is lost.
+			if _, err := tx.Exec(`ROLLBACK TO gc`); err != nil {
+				_ = tx.Rollback()
+				return nil, false
+			}
+		}
+		if _, err := tx.Exec(`RELEASE gc`); err != nil {
+			_ = tx.Rollback()
+			return nil, false
+		}
+		results[i] = res
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, false
+	}
+	return results, true
+}
+
+// runSaved runs one write's function inside the group transaction.
+func runSaved(r *writeReq, tx *sql.Tx) (res writeResult) {
+	defer func() {
+		if v := recover(); v != nil {
+			res = writeResult{panicked: true, value: v}
+		}
+	}()
+	if err := r.ctx.Err(); err != nil {
+		return writeResult{err: err}
+	}
+	return writeResult{err: r.fn(tx)}
+}
+
+// GroupCommitStats are the group committer's counters since the store
+// opened (all zero on PostgreSQL).
+type GroupCommitStats struct {
+	// Groups is the number of write transactions committed or tried.
+	Groups int64
+	// Writes is the number of Store writes they held.
+	Writes int64
+	// Regrouped counts groups whose transaction was lost and whose
+	// writes were run again one by one.
+	Regrouped int64
+}
+
+// GroupCommitStats returns the group committer's counters.
+func (s *Store) GroupCommitStats() GroupCommitStats {
+	if s.gc == nil {
+		return GroupCommitStats{}
+	}
+	return GroupCommitStats{Groups: s.gc.groups.Load(), Writes: s.gc.writes.Load(), Regrouped: s.gc.regrouped.Load()}
+}
+
+// String formats the counters for logs and test failures.
+func (st GroupCommitStats) String() string {
+	return fmt.Sprintf("%d writes in %d groups (%d regrouped)", st.Writes, st.Groups, st.Regrouped)
+}

@@ -1,0 +1,352 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+)
+
+// holdWriter runs a write that blocks the committer until release is
+// called, so that the writes sent meanwhile queue and form one group.
+// queued reports how many writes wait behind it.
+func holdWriter(t *testing.T, s *Store) (release func(), queued func() int) {
+	t.Helper()
+	started, hold := make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- s.tx(context.Background(), func(tx *sql.Tx) error {
+			close(started)
+			<-hold
+			return nil
+		})
+	}()
+	<-started
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			close(hold)
+			if err := <-done; err != nil {
+				t.Errorf("holding write: %v", err)
+			}
+		})
+	}
+	t.Cleanup(release)
+	return release, func() int { return len(s.gc.reqs) }
+}
+
+// waitQueued polls until n writes wait behind the held one.
+func waitQueued(t *testing.T, queued func() int, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for queued() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d writes queued, want %d", queued(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// insertThread is a write of one thread row with id, failing with fail
+// after the insert when fail is not nil.
+func insertThread(ctx context.Context, id string, fail error) func(tx *sql.Tx) error {
+	return func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO threads (id, created_at, tool_resources, metadata) VALUES ($1, 1, '{}', '{}')`, id); err != nil {
+			return err
+		}
+		return fail
+	}
+}
+
+func threadExists(t *testing.T, s *Store, id string) bool {
+	t.Helper()
+	var n int
+	if err := s.r.QueryRow(`SELECT count(*) FROM threads WHERE id = $1`, id).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n == 1
+}
+
+// TestGroupCommitGroups: writes that queue while one commits are committed
+// together in one transaction, and each caller returns only once its write
+// is visible to readers (committed).
+func TestGroupCommitGroups(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	release, queued := holdWriter(t, s)
+	before := s.GroupCommitStats()
+	const n = 20
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id := fmt.Sprintf("thread_group%02d", i)
+			if errs[i] = s.tx(ctx, insertThread(ctx, id, nil)); errs[i] == nil && !threadExists(t, s, id) {
+				errs[i] = fmt.Errorf("%s: acknowledged but not visible to readers", id)
+			}
+		}()
+	}
+	waitQueued(t, queued, n)
+	release()
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	after := s.GroupCommitStats()
+	writes, groups := after.Writes-before.Writes, after.Groups-before.Groups
+	// The held write's group counted before; the n queued writes were
+	// all waiting when it committed, so they make one group.
+	if writes != n || groups != 1 {
+		t.Errorf("%d writes in %d groups, want %d in 1 (%v)", writes, groups, n, after)
+	}
+}
+
+// TestGroupCommitIsolatesFailures: in one group, a write that fails or
+// panics is undone alone; the writes around it commit.
+func TestGroupCommitIsolatesFailures(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	release, queued := holdWriter(t, s)
+	refused := errors.New("refused after writing")
+	type outcome struct {
+		err      error
+		panicked any
+	}
+	fns := []func(tx *sql.Tx) error{
+		insertThread(ctx, "thread_ok1", nil),
+		insertThread(ctx, "thread_failed", refused),
+		func(tx *sql.Tx) error {
+			if err := insertThread(ctx, "thread_panicked", nil)(tx); err != nil {
+				return err
+			}
+			panic("write panicked")
+		},
+		insertThread(ctx, "thread_ok1", nil), // a duplicate key: fails in SQLite
+		insertThread(ctx, "thread_ok2", nil),
+	}
+	out := make([]outcome, len(fns))
+	var wg sync.WaitGroup
+	for i, fn := range fns {
+		waitQueued(t, queued, i) // in this order
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { out[i].panicked = recover() }()
+			out[i].err = s.tx(ctx, fn)
+		}()
+	}
+	waitQueued(t, queued, len(fns))
+	before := s.GroupCommitStats()
+	release()
+	wg.Wait()
+	if out[0].err != nil || out[4].err != nil {
+		t.Errorf("the good writes failed: %v, %v", out[0].err, out[4].err)
+	}
+	if !errors.Is(out[1].err, refused) {
+		t.Errorf("failed write: %v, want %v", out[1].err, refused)
+	}
+	if out[2].panicked != "write panicked" {
+		t.Errorf("panicking write: recovered %v, err %v", out[2].panicked, out[2].err)
+	}
+	if !isUnique(out[3].err) {
+		t.Errorf("duplicate write: %v, want a unique violation", out[3].err)
+	}
+	for id, want := range map[string]bool{"thread_ok1": true, "thread_ok2": true, "thread_failed": false, "thread_panicked": false} {
+		if got := threadExists(t, s, id); got != want {
+			t.Errorf("%s stored: %v, want %v", id, got, want)
+		}
+	}
+	if st := s.GroupCommitStats(); st.Groups-before.Groups != 1 || st.Regrouped != 0 {
+		t.Errorf("stats %v (from %v): want the five writes in one group, none regrouped", st, before)
+	}
+}
+
+// TestGroupCommitLostGroup: when the group's transaction is lost (here a
+// write ends it itself), nothing of the group was written, and each write
+// runs again alone: the good ones are stored exactly once.
+func TestGroupCommitLostGroup(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	release, queued := holdWriter(t, s)
+	var mu sync.Mutex
+	runs := map[string]int{}
+	counted := func(id string, fn func(tx *sql.Tx) error) func(tx *sql.Tx) error {
+		return func(tx *sql.Tx) error {
+			mu.Lock()
+			runs[id]++
+			mu.Unlock()
+			return fn(tx)
+		}
+	}
+	fns := []func(tx *sql.Tx) error{
+		counted("thread_a", insertThread(ctx, "thread_a", nil)),
+		counted("breaker", func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, `ROLLBACK`)
+			return err
+		}),
+		counted("thread_b", insertThread(ctx, "thread_b", nil)),
+	}
+	errs := make([]error, len(fns))
+	var wg sync.WaitGroup
+	for i, fn := range fns {
+		waitQueued(t, queued, i)
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = s.tx(ctx, fn) }()
+	}
+	waitQueued(t, queued, len(fns))
+	release()
+	wg.Wait()
+	if errs[0] != nil || errs[2] != nil {
+		t.Errorf("good writes: %v, %v", errs[0], errs[2])
+	}
+	if errs[1] == nil {
+		t.Error("the write that ended its transaction succeeded")
+	}
+	for _, id := range []string{"thread_a", "thread_b"} {
+		if !threadExists(t, s, id) {
+			t.Errorf("%s not stored", id)
+		}
+	}
+	if runs["thread_a"] != 2 || runs["breaker"] != 2 || runs["thread_b"] != 1 {
+		// a ran in the group and again alone; the breaker too; the group
+		// was lost at the breaker, before b's turn.
+		t.Errorf("runs %v, want thread_a 2, breaker 2, thread_b 1", runs)
+	}
+	if st := s.GroupCommitStats(); st.Regrouped != 1 {
+		t.Errorf("stats %v: want one group regrouped", st)
+	}
+}
+
+// TestGroupCommitCancelledWhileQueued: a write whose context ends before
+// its turn is not run, and says so.
+func TestGroupCommitCancelledWhileQueued(t *testing.T) {
+	s := openTest(t)
+	release, queued := holdWriter(t, s)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.tx(ctx, insertThread(ctx, "thread_cancelled", nil)) }()
+	waitQueued(t, queued, 1)
+	cancel()
+	release()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled write: %v, want context.Canceled", err)
+	}
+	if threadExists(t, s, "thread_cancelled") {
+		t.Error("the cancelled write was stored")
+	}
+}
+
+// TestGroupCommitClose: Close runs what is queued; later writes fail.
+func TestGroupCommitClose(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	release, queued := holdWriter(t, s)
+	done := make(chan error, 1)
+	go func() { done <- s.tx(ctx, insertThread(ctx, "thread_last", nil)) }()
+	waitQueued(t, queued, 1)
+	closed := make(chan struct{})
+	go func() { s.gc.close(); close(closed) }()
+	release()
+	<-closed
+	if err := <-done; err != nil {
+		t.Errorf("write queued before close: %v", err)
+	}
+	if !threadExists(t, s, "thread_last") {
+		t.Error("the write queued before close was not stored")
+	}
+	if err := s.tx(ctx, insertThread(ctx, "thread_after", nil)); !errors.Is(err, errStoreClosed) {
+		t.Errorf("write after close: %v, want %v", err, errStoreClosed)
+	}
+}
+
+// BenchmarkCreateMessage measures the write path: message creates by 1 and
+// by 32 concurrent clients, each on a thread of its own, on SQLite and
+// (with ASSISTANTD_TEST_POSTGRES) PostgreSQL:
+//
+//	go test ./db/ -run '^$' -bench CreateMessage -benchtime 3000x
+func BenchmarkCreateMessage(b *testing.B) {
+	for _, store := range []string{"sqlite", "postgres"} {
+		for _, clients := range []int{1, 32} {
+			b.Run(fmt.Sprintf("%s/clients=%d", store, clients), func(b *testing.B) { benchCreateMessage(b, clients) })
+		}
+	}
+}
+
+func benchCreateMessage(b *testing.B, clients int) {
+	s := openTest(b)
+	ctx := context.Background()
+	// RunParallel starts parallelism × GOMAXPROCS goroutines.
+	b.SetParallelism((clients + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		th, _, err := s.CreateThread(ctx, Thread{}, nil)
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		for pb.Next() {
+			if _, err := s.CreateMessage(ctx, Message{ThreadID: th.ID, Role: "user", Status: "completed",
+				Content: []ContentPart{{Type: "text", Text: &Text{Value: "a message of a few words"}}}}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	st := s.GroupCommitStats()
+	if st.Groups > 0 {
+		b.ReportMetric(float64(st.Writes)/float64(st.Groups), "writes/group")
+	}
+}
+
+// TestStatementCacheNested: a query run again while its own rows are open
+// on the same connection (here inside one write transaction) gets a
+// statement of its own; both read correctly, and the kept statement is
+// reused after.
+func TestStatementCacheNested(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	for range 3 {
+		if _, _, err := s.CreateThread(ctx, Thread{}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const q = `SELECT id FROM threads ORDER BY id`
+	for round := range 2 {
+		err := s.tx(ctx, func(tx *sql.Tx) error {
+			rows, err := tx.QueryContext(ctx, q)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			n := 0
+			for rows.Next() {
+				var id, first string
+				if err := rows.Scan(&id); err != nil {
+					return err
+				}
+				if err := tx.QueryRowContext(ctx, q).Scan(&first); err != nil {
+					return fmt.Errorf("nested query: %w", err)
+				}
+				if first > id {
+					return fmt.Errorf("nested query read %s, after the outer row %s", first, id)
+				}
+				n++
+			}
+			if n != 3 {
+				return fmt.Errorf("%d rows, want 3", n)
+			}
+			return rows.Err()
+		})
+		if err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+	}
+}
