@@ -79,7 +79,7 @@ func TestGroupCommitGroups(t *testing.T) {
 	ctx := context.Background()
 	release, queued := holdWriter(t, s)
 	before := s.GroupCommitStats()
-	const n = 20
+	const n = 2*maxGroup + maxGroup/2
 	var wg sync.WaitGroup
 	errs := make([]error, n)
 	for i := range n {
@@ -103,9 +103,10 @@ func TestGroupCommitGroups(t *testing.T) {
 	after := s.GroupCommitStats()
 	writes, groups := after.Writes-before.Writes, after.Groups-before.Groups
 	// The held write's group counted before; the n queued writes were
-	// all waiting when it committed, so they make one group.
-	if writes != n || groups != 1 {
-		t.Errorf("%d writes in %d groups, want %d in 1 (%v)", writes, groups, n, after)
+	// all waiting when it committed, so they make full groups of maxGroup
+	// and one of the rest.
+	if want := int64((n + maxGroup - 1) / maxGroup); writes != n || groups != want {
+		t.Errorf("%d writes in %d groups, want %d in %d (%v)", writes, groups, n, want, after)
 	}
 }
 
