@@ -58,6 +58,7 @@ type Store interface {
 	CreateResponse(ctx context.Context, t db.Thread, r db.Run, resp db.ResponseRecord, input []json.RawMessage) (db.Thread, db.Run, error)
 	ResponseInput(ctx context.Context, responseID string) ([]json.RawMessage, error)
 	GetResponse(ctx context.Context, id string) (db.ResponseRecord, error)
+	DeleteResponse(ctx context.Context, id string) error
 }
 
 // Config tunes the engine.

@@ -114,7 +114,7 @@ func (e *Engine) claim(ctx context.Context, j *job) (db.Run, string, bool) {
 	if j.attempt != 0 {
 		cctx = withFence(cctx, j.runID, j.attempt)
 	}
-	tooMany, unstored := false, false
+	tooMany, unstored := false, ""
 	err := e.commit(cctx, j.runID, func(ctx context.Context, tx *db.Tx, em *emitter) error {
 		if j.attempt == 0 {
 			c, ok, err := tx.ClaimRun(ctx, j.runID, e.cfg.Replica, e.cfg.RunLease)
@@ -139,10 +139,11 @@ func (e *Engine) claim(ctx context.Context, j *job) (db.Run, string, bool) {
 		}
 		if j.resume && r.ResponseID != "" {
 			// A store: false response's request died with its process:
-			// nobody can read the answer, so it is not asked again; the
-			// unstored-responses sweep deletes what is left.
+			// nobody can read the answer, so it is not asked again, and
+			// what was kept of it is deleted (below, once this claim has
+			// committed; the unstored-responses sweep is the fallback).
 			if rec, err := e.store.GetResponse(ctx, r.ResponseID); err == nil && !rec.Store {
-				unstored = true
+				unstored = r.ResponseID
 				return nil
 			}
 		}
@@ -178,11 +179,14 @@ func (e *Engine) claim(ctx context.Context, j *job) (db.Run, string, bool) {
 		}
 		return run, "", false
 	}
-	if err == nil && unstored {
-		e.log.Info("not resuming an interrupted store: false response", "run_id", j.runID, "response_id", run.ResponseID)
-		if err := e.fail(withFence(cctx, j.runID, j.attempt), j.runID, nil, &db.LastError{Code: "server_error",
-			Message: "The response was interrupted by a server restart; store: false responses are not resumed."}); err != nil {
-			e.log.Error("fail run", "run_id", j.runID, "error", err)
+	if err == nil && unstored != "" {
+		e.log.Info("deleting an interrupted store: false response instead of resuming it", "run_id", j.runID, "response_id", unstored)
+		if err := e.store.DeleteResponse(cctx, unstored); err != nil && !errors.Is(err, db.ErrNotFound) {
+			e.log.Error("delete unstored response", "response_id", unstored, "error", err)
+			if err := e.fail(withFence(cctx, j.runID, j.attempt), j.runID, nil, &db.LastError{Code: "server_error",
+				Message: "The response was interrupted by a server restart; store: false responses are not resumed."}); err != nil {
+				e.log.Error("fail run", "run_id", j.runID, "error", err)
+			}
 		}
 		return run, "", false
 	}
