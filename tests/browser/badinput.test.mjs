@@ -4,7 +4,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  api, binary, browserMissing, chromiumArgs, chromiumPath, startFakeUpstream, startServer,
+  api, binary, browserMissing, chromiumArgs, chromiumPath, startFakeUpstream, startServer, setUpFirstAdmin,
 } from "./harness.mjs";
 
 const missing = browserMissing();
@@ -45,11 +45,7 @@ describe("every form with bad input", { skip: missing || false }, () => {
     context = await browser.newContext();
     page = await context.newPage();
     page.on("dialog", (d) => d.accept());
-    await page.goto(server.setupURL);
-    await page.fill("#email", ADMIN.email);
-    await page.fill("#password", ADMIN.password);
-    await page.fill("#confirm", ADMIN.password);
-    await Promise.all([page.waitForURL(/\/assistants$/), page.click('[data-testid="setup-submit"]')]);
+    await setUpFirstAdmin(page, server, ADMIN);
     assistant = await call("POST", "/assistants", { model: "gpt-4o-mini", name: "Form target",
       tools: [{ type: "function", function: { name: "f", parameters: { type: "object", properties: {} } } }] });
     thread = await call("POST", "/threads", { messages: [{ role: "user", content: "hello" }] });

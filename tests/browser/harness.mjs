@@ -110,6 +110,17 @@ export function api(base) {
   };
 }
 
+// setUpFirstAdmin makes admin ({email, password}) the first user through
+// the server's one-time setup page, leaving page signed in on the
+// assistants list.
+export async function setUpFirstAdmin(page, server, admin) {
+  await page.goto(server.setupURL);
+  await page.fill("#email", admin.email);
+  await page.fill("#password", admin.password);
+  await page.fill("#confirm", admin.password);
+  await Promise.all([page.waitForURL(/\/assistants$/), page.click('[data-testid="setup-submit"]')]);
+}
+
 // shoot saves a full-page screenshot as a test artifact. The README's
 // committed screenshots (readme: true) are refreshed only when
 // UPDATE_SCREENSHOTS=1, so an ordinary test run leaves the work tree clean.

@@ -6,7 +6,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  api, binary, browserMissing, chromiumArgs, chromiumPath, shoot, startFakeUpstream, startServer,
+  api, binary, browserMissing, chromiumArgs, chromiumPath, shoot, startFakeUpstream, startServer, setUpFirstAdmin,
 } from "./harness.mjs";
 
 const missing = browserMissing();
@@ -24,11 +24,7 @@ describe("playground layout", { skip: missing || false }, () => {
     call = api(server.base);
     browser = await chromium.launch({ executablePath: chromiumPath, args: chromiumArgs });
     admin = await newPage();
-    await admin.goto(server.setupURL);
-    await admin.fill("#email", ADMIN.email);
-    await admin.fill("#password", ADMIN.password);
-    await admin.fill("#confirm", ADMIN.password);
-    await Promise.all([admin.waitForURL(/\/assistants$/), admin.click('[data-testid="setup-submit"]')]);
+    await setUpFirstAdmin(admin, server, ADMIN);
     assistant = await call("POST", "/assistants", {
       model: "gpt-4o-mini", name: "Weather helper",
       tools: [{ type: "function", function: { name: "get_weather", parameters: { type: "object", properties: { city: { type: "string" } } } } }],

@@ -5,7 +5,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  api, binary, browserMissing, chromiumArgs, chromiumPath, shoot, startFakeUpstream, startServer,
+  api, binary, browserMissing, chromiumArgs, chromiumPath, shoot, startFakeUpstream, startServer, setUpFirstAdmin,
 } from "./harness.mjs";
 
 const missing = browserMissing();
@@ -27,11 +27,7 @@ describe("the System page", { skip: missing || false }, () => {
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     page = await context.newPage();
     page.on("pageerror", (err) => { throw err; });
-    await page.goto(server.setupURL);
-    await page.fill("#email", ADMIN.email);
-    await page.fill("#password", ADMIN.password);
-    await page.fill("#confirm", ADMIN.password);
-    await Promise.all([page.waitForURL(/\/assistants$/), page.click('[data-testid="setup-submit"]')]);
+    await setUpFirstAdmin(page, server, ADMIN);
   });
 
   after(async () => {

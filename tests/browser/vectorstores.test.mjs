@@ -4,7 +4,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  binary, browserMissing, chromiumArgs, chromiumPath, shoot, startFakeUpstream, startServer,
+  binary, browserMissing, chromiumArgs, chromiumPath, shoot, startFakeUpstream, startServer, setUpFirstAdmin,
 } from "./harness.mjs";
 
 const missing = browserMissing();
@@ -26,11 +26,7 @@ describe("vector stores pages", { skip: missing || false }, () => {
     page = await context.newPage();
     page.on("dialog", (d) => d.accept());
     page.on("pageerror", (err) => { throw err; });
-    await page.goto(server.setupURL);
-    await page.fill("#email", ADMIN.email);
-    await page.fill("#password", ADMIN.password);
-    await page.fill("#confirm", ADMIN.password);
-    await Promise.all([page.waitForURL(/\/assistants$/), page.click('[data-testid="setup-submit"]')]);
+    await setUpFirstAdmin(page, server, ADMIN);
   });
 
   after(async () => {

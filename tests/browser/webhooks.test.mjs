@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
 import { createServer } from "node:http";
 import {
-  api, binary, browserMissing, chromiumArgs, chromiumPath, shoot, startFakeUpstream, startServer,
+  api, binary, browserMissing, chromiumArgs, chromiumPath, shoot, startFakeUpstream, startServer, setUpFirstAdmin,
 } from "./harness.mjs";
 
 const missing = browserMissing();
@@ -56,11 +56,7 @@ describe("webhook settings in the function editor", { skip: missing || false }, 
     page = await context.newPage();
     page.on("dialog", (d) => d.accept());
     page.on("pageerror", (err) => { throw err; });
-    await page.goto(server.setupURL);
-    await page.fill("#email", ADMIN.email);
-    await page.fill("#password", ADMIN.password);
-    await page.fill("#confirm", ADMIN.password);
-    await Promise.all([page.waitForURL(/\/assistants$/), page.click('[data-testid="setup-submit"]')]);
+    await setUpFirstAdmin(page, server, ADMIN);
   });
 
   after(async () => {
