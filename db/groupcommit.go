@@ -181,7 +181,13 @@ func (g *groupCommitter) commit(group []*writeReq) {
 }
 
 // alone runs one write in its own transaction.
-func (g *groupCommitter) alone(r *writeReq) (res writeResult) {
+func (g *groupCommitter) alone(r *writeReq) writeResult {
+	return r.run(func() error { return g.s.tx1(r.ctx, r.fn) })
+}
+
+// run calls exec for the write unless its context has ended, turning a
+// panic into the write's result (raised again on the caller's goroutine).
+func (r *writeReq) run(exec func() error) (res writeResult) {
 	defer func() {
 		if v := recover(); v != nil {
 			res = writeResult{panicked: true, value: v}
@@ -190,7 +196,7 @@ func (g *groupCommitter) alone(r *writeReq) (res writeResult) {
 	if err := r.ctx.Err(); err != nil {
 		return writeResult{err: err}
 	}
-	return writeResult{err: g.s.tx1(r.ctx, r.fn)}
+	return writeResult{err: exec()}
 }
 
 // together runs the writes in one transaction, each in a savepoint, and
@@ -210,7 +216,7 @@ func (g *groupCommitter) together(live []*writeReq) (results []writeResult, ok b
 			_ = tx.Rollback()
 			return nil, false
 		}
-		res := runSaved(r, tx)
+		res := r.run(func() error { return r.fn(tx) })
 		if res.err != nil || res.panicked {
 			// Undo this write alone. If its savepoint is gone, SQLite
 			// rolled the whole transaction back (an interrupted or
@@ -230,19 +236,6 @@ func (g *groupCommitter) together(live []*writeReq) (results []writeResult, ok b
 		return nil, false
 	}
 	return results, true
-}
-
-// runSaved runs one write's function inside the group transaction.
-func runSaved(r *writeReq, tx *sql.Tx) (res writeResult) {
-	defer func() {
-		if v := recover(); v != nil {
-			res = writeResult{panicked: true, value: v}
-		}
-	}()
-	if err := r.ctx.Err(); err != nil {
-		return writeResult{err: err}
-	}
-	return writeResult{err: r.fn(tx)}
 }
 
 // GroupCommitStats are the group committer's counters since the store

@@ -8,7 +8,6 @@ import (
 	"mime"
 	"net/http"
 	"path"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -259,17 +258,8 @@ func (h *Containers) upload(c *echo.Context) (*db.File, string, error) {
 		if staged != nil {
 			return nil, "", respond.Invalid("file", "invalid_value", "Only one 'file' may be uploaded per request.")
 		}
-		filename = filepath.Base(part.FileName())
-		if filename == "." || filename == "/" || filename == "" || strings.HasPrefix(filename, "..") {
-			filename = "upload"
-		}
-		ctype = part.Header.Get("Content-Type")
-		staged, err = h.store.StageFile(part, h.maxUpload)
-		if errors.Is(err, db.ErrTooLarge) {
-			return nil, "", tooLarge(h.maxUpload)
-		}
-		if err != nil {
-			return nil, "", uploadReadErr(err, h.maxUpload)
+		if staged, filename, ctype, err = stageFilePart(part, h.store.StageFile, h.maxUpload); err != nil {
+			return nil, "", err
 		}
 	}
 	if staged == nil {
@@ -277,9 +267,6 @@ func (h *Containers) upload(c *echo.Context) (*db.File, string, error) {
 	}
 	if fileID != "" {
 		return nil, "", respond.Invalid("file_id", "invalid_value", "Give either 'file' or 'file_id', not both.")
-	}
-	if ctype == "" {
-		ctype = "application/octet-stream"
 	}
 	f, err := h.store.CommitFile(req.Context(), db.File{Filename: filename, Purpose: "user_data", ContentType: ctype}, staged, 0)
 	if err != nil {

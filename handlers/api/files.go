@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"mime/multipart"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -70,17 +71,8 @@ func (h *API) UploadFile(c *echo.Context) error {
 			if staged != nil {
 				return respond.Invalid("file", "invalid_value", "Only one 'file' may be uploaded per request.")
 			}
-			filename = filepath.Base(part.FileName())
-			if filename == "." || filename == "/" || filename == "" {
-				filename = "upload"
-			}
-			ctype = part.Header.Get("Content-Type")
-			staged, err = h.store.StageFile(part, h.maxUpload)
-			if errors.Is(err, db.ErrTooLarge) {
-				return tooLarge(h.maxUpload)
-			}
-			if err != nil {
-				return uploadReadErr(err, h.maxUpload)
+			if staged, filename, ctype, err = stageFilePart(part, h.store.StageFile, h.maxUpload); err != nil {
+				return err
 			}
 		case "purpose", "expires_after[anchor]", "expires_after[seconds]":
 			b, err := io.ReadAll(io.LimitReader(part, 256))
@@ -121,14 +113,33 @@ func (h *API) UploadFile(c *echo.Context) error {
 		}
 		expiresAfter = n
 	}
-	if ctype == "" {
-		ctype = "application/octet-stream"
-	}
 	f, err := h.store.CommitFile(req.Context(), db.File{Filename: filename, Purpose: purpose, ContentType: ctype}, staged, expiresAfter)
 	if err != nil {
 		return respond.Internal(err)
 	}
 	return c.JSON(http.StatusOK, f)
+}
+
+// stageFilePart stages the content of a multipart "file" part, with the
+// part's file name (its base name; "upload" when it has none that can be
+// kept) and content type (application/octet-stream when none is given).
+func stageFilePart(part *multipart.Part, stage func(io.Reader, int64) (*db.StagedFile, error), limit int64) (staged *db.StagedFile, filename, ctype string, err error) {
+	filename = filepath.Base(part.FileName())
+	if filename == "." || filename == ".." || filename == "/" || filename == "" {
+		filename = "upload"
+	}
+	ctype = part.Header.Get("Content-Type")
+	if ctype == "" {
+		ctype = "application/octet-stream"
+	}
+	staged, err = stage(part, limit)
+	if errors.Is(err, db.ErrTooLarge) {
+		return nil, "", "", tooLarge(limit)
+	}
+	if err != nil {
+		return nil, "", "", uploadReadErr(err, limit)
+	}
+	return staged, filename, ctype, nil
 }
 
 func uploadReadErr(err error, limit int64) error {
