@@ -337,7 +337,8 @@ describe("playground layout", { skip: missing || false }, () => {
       body: (() => { const f = new FormData(); f.append("purpose", "assistants"); f.append("file", new Blob(["a long line ".repeat(50)]), "a-file-with-a-rather-long-name-for-a-phone-screen.txt"); return f; })() }).then((r) => r.json());
     const vs = await call("POST", "/vector_stores", { name: "Manuals with a long name for a small screen", file_ids: [file.id] });
     const pages = ["/assistants", "/assistants/new", `/assistants/${assistant.id}`, `/assistants/${assistant.id}/history`, "/playground", `/playground?thread=${thread.id}`,
-      "/threads", `/threads/${thread.id}`, "/files", "/vector_stores", `/vector_stores/${vs.id}`, "/settings/keys", "/settings/users", "/settings/account"];
+      "/threads", `/threads/${thread.id}`, "/files", "/vector_stores", `/vector_stores/${vs.id}`, "/settings/keys", "/settings/users", "/settings/account",
+      "/settings/system", "/playground?api=responses"];
     for (const path of pages) {
       await phone.goto(server.base + path);
       const over = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
@@ -356,6 +357,8 @@ describe("playground layout", { skip: missing || false }, () => {
     }
     await phone.goto(server.base + "/files");
     await shoot(phone, "files-390-dark");
+    await phone.goto(server.base + "/settings/system");
+    await shoot(phone, "system-390-dark");
     await phone.context().close();
   });
 });
