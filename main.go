@@ -315,7 +315,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return err
 		}
 		if n == 0 {
-			_, secret, err := store.CreateAPIKey(ctx, "generated on first start")
+			_, secret, err := store.CreateAPIKey(ctx, db.KeyOptions{Name: "generated on first start"})
 			if err != nil {
 				return err
 			}
@@ -496,14 +496,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return nil
 }
 
-// keyChecker accepts the configured key (compared in constant time) and
-// any stored, unrevoked key.
+// keyChecker accepts the configured key (compared in constant time), which
+// speaks for the Default project, and any stored key that is in force.
 func keyChecker(configured string, store *db.Store) web.KeyChecker {
 	want := sha256.Sum256([]byte(configured))
-	return func(ctx context.Context, key string) (bool, error) {
+	return func(ctx context.Context, key string) (db.Principal, bool, error) {
 		got := sha256.Sum256([]byte(key))
 		if configured != "" && subtle.ConstantTimeCompare(want[:], got[:]) == 1 {
-			return true, nil
+			return db.Principal{ProjectID: db.DefaultProjectID}, true, nil
 		}
 		return store.CheckAPIKey(ctx, key)
 	}

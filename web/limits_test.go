@@ -38,11 +38,13 @@ func serveApp(t *testing.T, l Limits) string {
 	t.Cleanup(func() { store.Close() })
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	h := New(Config{
-		API:      api.NewAPI(store, nil, 256<<20, log),
-		UI:       ui.New(ui.Config{Store: store, HashKey: make([]byte, 64), BlockKey: make([]byte, 32), MaxUpload: 256 << 20, Log: log}),
-		CheckKey: func(_ context.Context, key string) (bool, error) { return key == testKey, nil },
-		Health:   store.Ping,
-		Logger:   log,
+		API: api.NewAPI(store, nil, 256<<20, log),
+		UI:  ui.New(ui.Config{Store: store, HashKey: make([]byte, 64), BlockKey: make([]byte, 32), MaxUpload: 256 << 20, Log: log}),
+		CheckKey: func(_ context.Context, key string) (db.Principal, bool, error) {
+			return db.Principal{ProjectID: db.DefaultProjectID}, key == testKey, nil
+		},
+		Health: store.Ping,
+		Logger: log,
 	})
 	return serve(t, h, l)
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/assistantd/assistantd/db"
 	"github.com/assistantd/assistantd/handlers/respond"
 	"github.com/labstack/echo/v5"
 )
@@ -117,13 +118,21 @@ func requireAPIKey(check KeyChecker) echo.MiddlewareFunc {
 			if !ok || !strings.EqualFold(scheme, "Bearer") || key == "" {
 				return authError("Malformed Authorization header: expected 'Bearer YOUR_KEY'.")
 			}
-			valid, err := check(c.Request().Context(), key)
+			who, valid, err := check(c.Request().Context(), key)
 			if err != nil {
 				return respond.Internal(err)
 			}
 			if !valid {
 				return authError("Incorrect API key provided: " + redactKey(key) + ".")
 			}
+			// The SDKs send OpenAI-Project from OPENAI_PROJECT_ID; a key
+			// only ever speaks for its own project. OpenAI-Organization is
+			// accepted and ignored: one deployment is one organization.
+			if want := strings.TrimSpace(c.Request().Header.Get("OpenAI-Project")); want != "" && want != who.ProjectID {
+				return &respond.Error{Status: http.StatusUnauthorized, Type: "invalid_request_error", Code: "mismatched_project",
+					Message: "OpenAI-Project header should match project for API key"}
+			}
+			c.SetRequest(c.Request().WithContext(db.WithPrincipal(c.Request().Context(), who)))
 			return next(c)
 		}
 	}

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/assistantd/assistantd/db"
+
 	"github.com/assistantd/assistantd/handlers/api"
 	"github.com/assistantd/assistantd/handlers/ui"
 	"github.com/labstack/echo/v5"
@@ -16,8 +18,9 @@ import (
 	"github.com/assistantd/assistantd/telemetry"
 )
 
-// KeyChecker reports whether an API key may use /v1.
-type KeyChecker func(ctx context.Context, key string) (bool, error)
+// KeyChecker reports whether an API key may use /v1, and whom it speaks
+// for.
+type KeyChecker func(ctx context.Context, key string) (db.Principal, bool, error)
 
 // Config holds what the server is built from.
 type Config struct {

@@ -15,9 +15,9 @@ import (
 
 // keyStore is what the API keys page needs.
 type keyStore interface {
-	ListAPIKeys(ctx context.Context) ([]db.APIKey, error)
-	CreateAPIKey(ctx context.Context, name string) (db.APIKey, string, error)
-	RevokeAPIKey(ctx context.Context, id string) error
+	ListAPIKeys(ctx context.Context, projectID string) ([]db.APIKey, error)
+	CreateAPIKey(ctx context.Context, o db.KeyOptions) (db.APIKey, string, error)
+	RevokeAPIKey(ctx context.Context, projectID, id string) error
 }
 
 // Keys handles GET /settings/keys.
@@ -26,7 +26,7 @@ func (u *UI) Keys(c *echo.Context) error {
 }
 
 func (u *UI) renderKeys(c *echo.Context, name, secret string) error {
-	keys, err := u.store.ListAPIKeys(c.Request().Context())
+	keys, err := u.store.ListAPIKeys(c.Request().Context(), currentProject(c))
 	if err != nil {
 		return respond.Internal(err)
 	}
@@ -48,7 +48,7 @@ func (u *UI) CreateKey(c *echo.Context) error {
 	if hasNul(name) {
 		return u.flash(c, "/settings/keys", "Key name: "+nulRefusal, true)
 	}
-	_, secret, err := u.store.CreateAPIKey(c.Request().Context(), name)
+	_, secret, err := u.store.CreateAPIKey(c.Request().Context(), db.KeyOptions{ProjectID: currentProject(c), Name: name, UserID: currentUser(c).ID})
 	if err != nil {
 		return respond.Internal(err)
 	}
@@ -58,7 +58,7 @@ func (u *UI) CreateKey(c *echo.Context) error {
 // RevokeKey handles POST /settings/keys/:key_id/revoke (admins).
 func (u *UI) RevokeKey(c *echo.Context) error {
 	id := c.Param("key_id")
-	if err := u.store.RevokeAPIKey(c.Request().Context(), id); err != nil {
+	if err := u.store.RevokeAPIKey(c.Request().Context(), currentProject(c), id); err != nil {
 		return respond.StoreErr(err, "API key", id)
 	}
 	return u.flash(c, "/settings/keys", "Key revoked.", false)

@@ -258,13 +258,19 @@ func currentUser(c *echo.Context) *db.User {
 	return u
 }
 
+// currentProject is the project the signed-in person is working in.
+// Until the project switcher exists, that is the Default project, which
+// holds everything.
+func currentProject(c *echo.Context) string { return db.DefaultProjectID }
+
 // RequireUser sends people who are not signed in to the sign-in page.
 func (u *UI) RequireUser(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c *echo.Context) error {
 		if usr := currentUser(c); usr != nil {
-			// What the user changes is recorded as theirs (assistant versions).
-			c.SetRequest(c.Request().WithContext(db.WithActor(c.Request().Context(),
-				db.Actor{Type: "user", ID: usr.ID, Name: usr.Email})))
+			// What the user changes is recorded as theirs (assistant versions),
+			// and every query is scoped to the project they are working in.
+			ctx := db.WithActor(c.Request().Context(), db.Actor{Type: "user", ID: usr.ID, Name: usr.Email})
+			c.SetRequest(c.Request().WithContext(db.WithProject(ctx, currentProject(c))))
 			return next(c)
 		}
 		r := c.Request()

@@ -678,7 +678,7 @@ func TestAPIKeyShownOnce(t *testing.T) {
 	res := c.post("/settings/keys", url.Values{"csrf_token": {c.token()}, "name": {"ci"}})
 	doc := parse(t, res)
 	secret := strings.TrimSpace(testid(doc, "new-key-secret").Text())
-	if ok, _ := a.store.CheckAPIKey(context.Background(), secret); !ok {
+	if _, ok, _ := a.store.CheckAPIKey(context.Background(), secret); !ok {
 		t.Fatalf("the shown secret %q does not work", secret)
 	}
 	doc = c.page("/settings/keys", http.StatusOK)
