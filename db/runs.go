@@ -87,6 +87,9 @@ type Run struct {
 	// both are set when the run is created and never change.
 	ResponseID   string `json:"-"`
 	MaxToolCalls *int64 `json:"-"`
+	// ProjectID is the project the run belongs to: the engine executes it
+	// scoped to that project, with that project's upstream and limits.
+	ProjectID string `json:"-"`
 }
 
 // RequiredAction is what a requires_action run waits for.
@@ -140,7 +143,7 @@ type TruncationStrategy struct {
 const runColumns = `id, created_at, thread_id, assistant_id, status, required_action, last_error, expires_at, started_at,
 	cancelled_at, failed_at, completed_at, incomplete_details, model, instructions, tools, tool_resources, metadata, usage,
 	temperature, top_p, max_prompt_tokens, max_completion_tokens, truncation_strategy, tool_choice, parallel_tool_calls,
-	response_format, reasoning_effort, history_seq, attempts, response_id, max_tool_calls`
+	response_format, reasoning_effort, history_seq, attempts, response_id, max_tool_calls, project_id`
 
 func scanRun(row rowScanner) (Run, error) {
 	var (
@@ -155,7 +158,7 @@ func scanRun(row rowScanner) (Run, error) {
 	err := row.Scan(&r.ID, &r.CreatedAt, &r.ThreadID, &r.AssistantID, &r.Status, &required, &lastErr, &expires, &started,
 		&cancelled, &failed, &completed, &incomplete, &r.Model, &r.Instructions, &tools, &resources, &meta, &usage,
 		&temp, &topP, &maxPrompt, &maxCompletion, &trunc, &choice, &r.ParallelToolCalls, &respFormat, &effort,
-		&r.HistorySeq, &r.Attempts, &responseID, &maxToolCalls)
+		&r.HistorySeq, &r.Attempts, &responseID, &maxToolCalls, &r.ProjectID)
 	if err != nil {
 		return r, err
 	}

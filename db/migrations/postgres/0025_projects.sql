@@ -60,3 +60,34 @@ CREATE TABLE project_usage (
     output_tokens BIGINT NOT NULL DEFAULT 0,
     PRIMARY KEY (project_id, day, model)
 );
+
+-- Every object belongs to the project of the key (or person) that made it;
+-- what existed before projects belongs to the Default project. Children
+-- carry their parent's project too, so that every query can be scoped by
+-- one column.
+ALTER TABLE assistants ADD COLUMN project_id TEXT NOT NULL DEFAULT 'proj_default';
+ALTER TABLE assistant_versions ADD COLUMN project_id TEXT NOT NULL DEFAULT 'proj_default';
+ALTER TABLE webhooks ADD COLUMN project_id TEXT NOT NULL DEFAULT 'proj_default';
+ALTER TABLE threads ADD COLUMN project_id TEXT NOT NULL DEFAULT 'proj_default';
+ALTER TABLE messages ADD COLUMN project_id TEXT NOT NULL DEFAULT 'proj_default';
+ALTER TABLE runs ADD COLUMN project_id TEXT NOT NULL DEFAULT 'proj_default';
+ALTER TABLE run_steps ADD COLUMN project_id TEXT NOT NULL DEFAULT 'proj_default';
+ALTER TABLE files ADD COLUMN project_id TEXT NOT NULL DEFAULT 'proj_default';
+ALTER TABLE uploads ADD COLUMN project_id TEXT NOT NULL DEFAULT 'proj_default';
+ALTER TABLE vector_stores ADD COLUMN project_id TEXT NOT NULL DEFAULT 'proj_default';
+ALTER TABLE vector_store_files ADD COLUMN project_id TEXT NOT NULL DEFAULT 'proj_default';
+ALTER TABLE vector_store_file_batches ADD COLUMN project_id TEXT NOT NULL DEFAULT 'proj_default';
+ALTER TABLE upstream_exchanges ADD COLUMN project_id TEXT NOT NULL DEFAULT 'proj_default';
+ALTER TABLE conversations ADD COLUMN project_id TEXT NOT NULL DEFAULT 'proj_default';
+ALTER TABLE responses ADD COLUMN project_id TEXT NOT NULL DEFAULT 'proj_default';
+ALTER TABLE containers ADD COLUMN project_id TEXT NOT NULL DEFAULT 'proj_default';
+ALTER TABLE container_files ADD COLUMN project_id TEXT NOT NULL DEFAULT 'proj_default';
+ALTER TABLE tombstones ADD COLUMN project_id TEXT NOT NULL DEFAULT 'proj_default';
+CREATE INDEX assistants_project ON assistants(project_id, seq);
+CREATE INDEX threads_project ON threads(project_id, seq);
+CREATE INDEX files_project ON files(project_id, seq);
+CREATE INDEX uploads_project ON uploads(project_id, seq);
+CREATE INDEX vector_stores_project ON vector_stores(project_id, seq);
+CREATE INDEX conversations_project ON conversations(project_id, seq);
+CREATE INDEX responses_project ON responses(project_id, seq);
+CREATE INDEX containers_project ON containers(project_id, seq);
