@@ -436,3 +436,25 @@ func (s *Store) queryStrings(ctx context.Context, what, query string, args ...an
 	}
 	return out, nil
 }
+
+// queryPairs runs a query of two text columns (an object's id and its
+// project_id, for the cross-project sweeps) and returns its rows in order.
+func (s *Store) queryPairs(ctx context.Context, what, query string, args ...any) ([][2]string, error) {
+	rows, err := s.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	defer rows.Close()
+	var out [][2]string
+	for rows.Next() {
+		var v [2]string
+		if err := rows.Scan(&v[0], &v[1]); err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return out, nil
+}
