@@ -108,3 +108,38 @@ func TestProjectsMigrationKeepsEverything(t *testing.T) {
 }
 
 func second[T any](_ T, err error) error { return err }
+
+// TestScopedQueriesNeedAProject: a project-owned query made without a
+// project in its context fails with ErrNoProject; it never reads or writes
+// every project's objects.
+func TestScopedQueriesNeedAProject(t *testing.T) {
+	eachStore(t, func(t *testing.T) {
+		s := openTest(t)
+		bare := context.Background()
+		a, err := s.CreateAssistant(WithProject(bare, DefaultProjectID), Assistant{Model: "m"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for what, err := range map[string]error{
+			"create assistant": second(s.CreateAssistant(bare, Assistant{Model: "m"})),
+			"get assistant":    second(s.GetAssistant(bare, a.ID)),
+			"list assistants":  second(s.ListAssistants(bare, ListParams{Limit: 10})),
+			"delete assistant": s.DeleteAssistant(bare, a.ID),
+			"create thread":    third(s.CreateThread(bare, Thread{}, nil)),
+			"browse threads":   third(s.BrowseThreads(bare, ThreadFilter{Limit: 10})),
+			"list files":       second(s.ListFiles(bare, "", ListParams{Limit: 10})),
+			"list stores":      second(s.ListVectorStores(bare, ListParams{Limit: 10})),
+			"get response":     second(s.GetResponse(bare, "resp_1")),
+			"list containers":  second(s.ListContainers(bare, "", ListParams{Limit: 10})),
+		} {
+			if !errors.Is(err, ErrNoProject) {
+				t.Errorf("%s without a project: %v, want ErrNoProject", what, err)
+			}
+		}
+		if _, err := s.GetAssistant(WithProject(bare, DefaultProjectID), a.ID); err != nil {
+			t.Errorf("the assistant after the unscoped delete: %v", err)
+		}
+	})
+}
+
+func third[T, U any](_ T, _ U, err error) error { return err }
