@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 	"github.com/labstack/echo/v5"
@@ -638,6 +639,34 @@ func TestProjectIsolation(t *testing.T) {
 	f.b["file"] = bf.ID
 	f.create(t, keyB, "POST", "/v1/vector_stores", `{"name":"B"}`)
 	f.create(t, keyB, "POST", "/v1/containers", `{"name":"B"}`)
+
+	// B's own run and response execute in B's project: the engine reads
+	// B's thread and assistant, and answers.
+	var br struct {
+		ID       string `json:"id"`
+		ThreadID string `json:"thread_id"`
+		Status   string `json:"status"`
+	}
+	res = f.call(t, keyB, "POST", "/v1/threads/runs", []byte(fmt.Sprintf(
+		`{"assistant_id":%q,"thread":{"messages":[{"role":"user","content":"hello from B"}]}}`, f.b["assistant_id"])), "")
+	if json.Unmarshal(res.Body, &br); res.Status != http.StatusOK || br.ID == "" {
+		t.Fatalf("B's run: %d %s", res.Status, res.Body)
+	}
+	for deadline := time.Now().Add(runDeadline); br.Status != "completed"; {
+		if time.Now().After(deadline) || br.Status == "failed" || br.Status == "expired" || br.Status == "cancelled" {
+			t.Fatalf("B's run is %s, want completed: %s", br.Status, res.Body)
+		}
+		time.Sleep(20 * time.Millisecond) // polling with a deadline
+		res = f.call(t, keyB, "GET", "/v1/threads/"+br.ThreadID+"/runs/"+br.ID, nil, "")
+		_ = json.Unmarshal(res.Body, &br)
+	}
+	res = f.call(t, keyB, "POST", "/v1/responses", []byte(`{"model":"fake-model","input":"hi from B"}`), "")
+	if res.Status != http.StatusOK || !bytes.Contains(res.Body, []byte(`"status":"completed"`)) {
+		t.Fatalf("B's response: %d %s", res.Status, truncate(res.Body, 500))
+	}
+	if seen := f.call(t, s.Key, "GET", "/v1/threads/"+br.ThreadID+"/runs/"+br.ID, nil, ""); seen.Status != http.StatusNotFound {
+		t.Errorf("B's run read with A's key → %d, want 404", seen.Status)
+	}
 
 	for _, c := range isolationCases() {
 		t.Run(c.method+" "+c.path, func(t *testing.T) { c.check(t, f) })
