@@ -57,7 +57,17 @@ func (a *app) advance(d time.Duration) {
 func (a *app) user(role string) *client {
 	a.t.Helper()
 	email := role + "@example.com"
-	if _, err := a.store.CreateUser(context.Background(), email, role, password); err != nil {
+	usr, err := a.store.CreateUser(context.Background(), email, role, password)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	// As the projects migration did for everyone who existed: a member of
+	// the Default project, admins as its owners.
+	pr := role
+	if role == db.RoleAdmin {
+		pr = db.ProjectOwner
+	}
+	if err := a.store.SetMember(context.Background(), db.DefaultProjectID, usr.ID, pr); err != nil {
 		a.t.Fatal(err)
 	}
 	c := a.client()
