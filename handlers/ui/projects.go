@@ -120,7 +120,7 @@ func (u *UI) Members(c *echo.Context) error {
 		v.Members = append(v.Members, views.MemberRow{UserID: m.User.ID, Email: m.User.Email, Role: m.Role, AddedAt: m.AddedAt,
 			IsAdmin: m.User.Role == db.RoleAdmin, IsMe: m.User.ID == me.ID})
 	}
-	if projectRank[w.Role] >= projectRank[db.ProjectOwner] {
+	if isAdmin(c) { // the list of every account is for admins; owners type an address
 		users, err := u.store.ListUsers(ctx)
 		if err != nil {
 			return respond.Internal(err)
@@ -134,10 +134,22 @@ func (u *UI) Members(c *echo.Context) error {
 	return render(c, http.StatusOK, views.MembersPage(u.page(c, "Members", "members"), v))
 }
 
-// AddMember handles POST /settings/members (project owners): adds a user
-// with a role to the current project.
+// AddMember handles POST /settings/members (project owners): adds the
+// user with the email address given to the current project with a role.
+// Owners who are not admins of the server do not see the list of every
+// account; they name the person.
 func (u *UI) AddMember(c *echo.Context) error {
-	return u.setMember(c, c.FormValue("user_id"), "added")
+	email := strings.TrimSpace(c.FormValue("email"))
+	users, err := u.store.ListUsers(c.Request().Context())
+	if err != nil {
+		return respond.Internal(err)
+	}
+	for _, usr := range users {
+		if email != "" && strings.EqualFold(usr.Email, email) {
+			return u.setMember(c, usr.ID, "added")
+		}
+	}
+	return u.flash(c, "/settings/members", "No account has the address "+email+". Admins of the server add accounts on the Users page.", true)
 }
 
 // SetMemberRole handles POST /settings/members/:user_id/role (project
