@@ -342,6 +342,11 @@ func (u *UI) Setup(c *echo.Context) error {
 	if err != nil {
 		return respond.Internal(err)
 	}
+	// An admin acts as an owner everywhere; listed as the Default project's
+	// owner too, as the projects migration listed every admin.
+	if err := u.store.SetMember(c.Request().Context(), db.DefaultProjectID, usr.ID, db.ProjectOwner); err != nil {
+		return respond.Internal(err)
+	}
 	u.cfg.Log.Info("first admin created", "email", usr.Email)
 	if err := u.signIn(c, usr); err != nil {
 		return err
