@@ -212,6 +212,12 @@ func TestFirstRunSetup(t *testing.T) {
 	if got := testid(doc, "current-role").Text(); got != "admin" {
 		t.Errorf("role = %q, want admin", got)
 	}
+	// Listed as the Default project's owner, as the projects migration
+	// listed every admin.
+	ms, err := a.store.ListMembers(context.Background(), db.DefaultProjectID)
+	if err != nil || len(ms) != 1 || ms[0].User.Email != "root@example.com" || ms[0].Role != db.ProjectOwner {
+		t.Errorf("the Default project's members: %+v, %v", ms, err)
+	}
 	c.page("/setup?token=the-setup-token", http.StatusNotFound)
 }
 
