@@ -629,3 +629,40 @@ func TestUsagePage(t *testing.T) {
 		}
 	})
 }
+
+// TestProjectRoutesOddIDs: ids in the project pages' paths that no object
+// has (a NUL, which PostgreSQL's text cannot even hold, a very long one)
+// are not found (or, with a NUL on PostgreSQL, a bad request), never a
+// 500.
+func TestProjectRoutesOddIDs(t *testing.T) {
+	onBothStores(t, func(t *testing.T, a *app) {
+		admin := a.user(db.RoleAdmin)
+		for _, id := range []string{"%00", "a%00b", strings.Repeat("x", 5000)} {
+			for _, path := range []string{"/settings/keys/" + id + "/revoke", "/settings/service_accounts/" + id + "/delete",
+				"/settings/members/" + id + "/role", "/settings/members/" + id + "/remove",
+				"/settings/projects/" + id + "/rename", "/settings/projects/" + id + "/archive"} {
+				res := admin.post(path, url.Values{"csrf_token": {admin.token()}, "role": {"viewer"}, "name": {"x"}})
+				// PostgreSQL refuses to look up text with a NUL: 400, as
+				// everywhere in the app (db.IsInvalidText).
+				if res.StatusCode != http.StatusNotFound && !(res.StatusCode == http.StatusBadRequest && strings.Contains(id, "%00")) {
+					t.Errorf("POST %s: status %d, want 404", clipPath(path), res.StatusCode)
+				}
+			}
+		}
+		res := admin.post("/settings/members", url.Values{"csrf_token": {admin.token()}, "email": {"a\x00b@example.com"}, "role": {"viewer"}})
+		if res.StatusCode != http.StatusSeeOther {
+			t.Errorf("adding an address with a NUL: status %d", res.StatusCode)
+		}
+		res = admin.post("/projects/switch", url.Values{"csrf_token": {admin.token()}, "project_id": {"a\x00b"}})
+		if res.StatusCode != http.StatusNotFound {
+			t.Errorf("switching to an id with a NUL: status %d", res.StatusCode)
+		}
+	})
+}
+
+func clipPath(p string) string {
+	if len(p) > 80 {
+		return p[:80] + "…"
+	}
+	return p
+}
