@@ -54,7 +54,7 @@ func ProjectSwitcher(p Page) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 3, "\"> <label class=\"inline\"><span class=\"skip\">Project</span> <select name=\"project_id\" data-testid=\"project-select\" aria-label=\"Project\">")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 3, "\"> <label class=\"inline\"><span class=\"skip\">Project</span> <select name=\"project_id\" data-testid=\"project-select\" aria-label=\"Project\" data-autosubmit>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
