@@ -154,8 +154,13 @@ func (u *UI) RequireMember(next echo.HandlerFunc) echo.HandlerFunc {
 // RequireRole refuses requests from people whose role in the current
 // project is below role (db.ProjectEditor or db.ProjectOwner); instance
 // admins act as owners. Every state-changing project route carries it:
-// hiding buttons is not enough.
+// hiding buttons is not enough. A role that is not a project role (such
+// as db.RoleAdmin: use RequireAdmin) is a mistake in the route table, and
+// panics when the routes are built rather than let anyone through.
 func (u *UI) RequireRole(role string) echo.MiddlewareFunc {
+	if projectRank[role] == 0 {
+		panic("ui.RequireRole: " + role + " is not a project role")
+	}
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return u.RequireMember(func(c *echo.Context) error {
 			if have := projectRole(c); projectRank[have] < projectRank[role] {
