@@ -90,7 +90,13 @@ func firstUser(ctx context.Context, w webConfig, store *db.Store, stdout io.Writ
 		return "", err
 	}
 	if w.AdminEmail != "" {
-		if _, err := store.CreateUser(ctx, w.AdminEmail, db.RoleAdmin, w.AdminPassword); err != nil {
+		usr, err := store.CreateUser(ctx, w.AdminEmail, db.RoleAdmin, w.AdminPassword)
+		if err != nil {
+			return "", fmt.Errorf("create admin %s: %w", w.AdminEmail, err)
+		}
+		// An admin acts as an owner everywhere; listed as the Default
+		// project's owner too, as the projects migration listed every admin.
+		if err := store.SetMember(ctx, db.DefaultProjectID, usr.ID, db.ProjectOwner); err != nil {
 			return "", fmt.Errorf("create admin %s: %w", w.AdminEmail, err)
 		}
 		log.Info("web app admin created from configuration", "email", w.AdminEmail)

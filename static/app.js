@@ -12,6 +12,12 @@
     btn.setAttribute("aria-expanded", String(open));
     header.toggleAttribute("data-open", open);
   });
+  // The project switcher (<select data-autosubmit>) switches as soon as a
+  // project is picked; without script its button does.
+  document.addEventListener("change", function (ev) {
+    var sel = ev.target.closest && ev.target.closest("select[data-autosubmit]");
+    if (sel && sel.form) sel.form.requestSubmit();
+  });
   // Theme: the system's (auto), or light or dark as picked with the
   // header's toggle; remembered in this browser.
   var themes = ["auto", "light", "dark"];

@@ -20,20 +20,40 @@ type Page struct {
 	HTMX     bool    // htmx is embedded (npm ci ran before the build)
 	Flash    string
 	FlashErr bool
+	// Project is the project the person works in and those they may switch
+	// to; nil when they belong to none.
+	Project *ProjectNav
+}
+
+// ProjectNav is the layout's project switcher.
+type ProjectNav struct {
+	ID, Name string
+	Choices  []ProjectChoice
+	Next     string // where switching returns to: the current section's list
+}
+
+// ProjectChoice is a project the person may work in.
+type ProjectChoice struct {
+	ID, Name string
 }
 
 // Viewer is the signed-in user as the pages show them.
 type Viewer struct {
 	Email   string
-	Role    string
-	CanEdit bool // admins and editors
-	IsAdmin bool
+	Role    string // their role in the current project; "admin" for instance admins
+	CanEdit bool   // the current project's editors and owners
+	IsOwner bool   // the current project's owners (and instance admins)
+	IsAdmin bool   // instance admins: users, projects, the server's settings
 }
 
 // CanEdit reports whether the page's user may change things.
 func (p Page) CanEdit() bool { return p.User != nil && p.User.CanEdit }
 
-// IsAdmin reports whether the page's user is an admin.
+// IsOwner reports whether the page's user manages the current project
+// (its members, keys and service accounts).
+func (p Page) IsOwner() bool { return p.User != nil && p.User.IsOwner }
+
+// IsAdmin reports whether the page's user is an instance admin.
 func (p Page) IsAdmin() bool { return p.User != nil && p.User.IsAdmin }
 
 func csrfHeaders(token string) string {

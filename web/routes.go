@@ -128,13 +128,18 @@ func addRoutes(e *echo.Echo, cfg Config) {
 }
 
 // addUIRoutes is the web app's part of the route table. Every page needs
-// a signed-in user; every state-changing route names the role it needs
-// (viewers read everything and change nothing). Sessions, CSRF and the
+// a signed-in user. Project pages need a project the person belongs to
+// (signedIn), and every state-changing one names the role it needs in the
+// current project (viewers read and change nothing; owners manage members
+// and keys; instance admins act as owners everywhere). Users, projects and
+// the server's settings are for instance admins. Sessions, CSRF and the
 // security headers apply to all of them (see New).
 func addUIRoutes(e *echo.Echo, ui *ui.UI) {
-	signedIn := ui.RequireUser
-	editor := ui.RequireRole(db.RoleEditor)
-	admin := ui.RequireRole(db.RoleAdmin)
+	account := ui.RequireUser // pages of one's own account: people in no project too
+	signedIn := ui.RequireMember
+	editor := ui.RequireRole(db.ProjectEditor)
+	owner := ui.RequireRole(db.ProjectOwner)
+	admin := ui.RequireAdmin
 
 	e.GET("/static/chroma.css", ui.ChromaCSS)
 	e.StaticFS("/static", static.FS, cacheAssets)
@@ -196,18 +201,31 @@ func addUIRoutes(e *echo.Echo, ui *ui.UI) {
 	e.POST("/vector_stores/:vector_store_id/files/:file_id/delete", ui.RemoveVectorStoreFile, editor)
 	e.POST("/vector_stores/:vector_store_id/delete", ui.DeleteVectorStore, editor)
 
+	e.POST("/projects/switch", ui.SwitchProject, account)
+	e.GET("/usage", ui.Usage, signedIn)
 	e.GET("/settings/keys", ui.Keys, signedIn)
-	e.POST("/settings/keys", ui.CreateKey, admin)
-	e.POST("/settings/keys/:key_id/revoke", ui.RevokeKey, admin)
-	e.GET("/settings/account", ui.Account, signedIn)
-	e.POST("/settings/account", ui.ChangePassword, signedIn) // own password: viewers too
+	e.POST("/settings/keys", ui.CreateKey, owner)
+	e.POST("/settings/keys/:key_id/revoke", ui.RevokeKey, owner)
+	e.GET("/settings/service_accounts", ui.ServiceAccounts, signedIn)
+	e.POST("/settings/service_accounts", ui.CreateServiceAccount, owner)
+	e.POST("/settings/service_accounts/:service_account_id/delete", ui.DeleteServiceAccount, owner)
+	e.GET("/settings/members", ui.Members, signedIn)
+	e.POST("/settings/members", ui.AddMember, owner)
+	e.POST("/settings/members/:user_id/role", ui.SetMemberRole, owner)
+	e.POST("/settings/members/:user_id/remove", ui.RemoveMember, owner)
+	e.GET("/settings/projects", ui.Projects, admin)
+	e.POST("/settings/projects", ui.CreateProject, admin)
+	e.POST("/settings/projects/:project_id/rename", ui.RenameProject, admin)
+	e.POST("/settings/projects/:project_id/archive", ui.ArchiveProject, admin)
+	e.GET("/settings/account", ui.Account, account)
+	e.POST("/settings/account", ui.ChangePassword, account) // own password: viewers too
 	e.GET("/settings/users", ui.Users, admin)
 	e.POST("/settings/users", ui.CreateUser, admin)
 	e.POST("/settings/users/:user_id/role", ui.SetUserRole, admin)
 	e.POST("/settings/users/:user_id/delete", ui.DeleteUser, admin)
 	e.POST("/settings/users/:user_id/password", ui.ResetPassword, admin)
 	e.POST("/settings/users/:user_id/sessions/revoke", ui.RevokeUserSessions, admin)
-	e.POST("/settings/account/sessions/revoke", ui.RevokeMySessions, signedIn)
+	e.POST("/settings/account/sessions/revoke", ui.RevokeMySessions, account)
 	e.POST("/settings/remote-images", ui.SetRemoteImages, admin)
 	e.GET("/settings/system", ui.System, admin)
 }

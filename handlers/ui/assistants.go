@@ -110,8 +110,7 @@ func (u *UI) ShowAssistant(c *echo.Context) error {
 		return respond.StoreErr(err, "assistant", id)
 	}
 	f := formFromAssistant(a)
-	usr := currentUser(c)
-	f.ReadOnly = usr == nil || roleRank[usr.Role] < roleRank[db.RoleEditor]
+	f.ReadOnly = !canEdit(c)
 	return u.renderEditor(c, http.StatusOK, f)
 }
 

@@ -342,6 +342,11 @@ func (u *UI) Setup(c *echo.Context) error {
 	if err != nil {
 		return respond.Internal(err)
 	}
+	// An admin acts as an owner everywhere; listed as the Default project's
+	// owner too, as the projects migration listed every admin.
+	if err := u.store.SetMember(c.Request().Context(), db.DefaultProjectID, usr.ID, db.ProjectOwner); err != nil {
+		return respond.Internal(err)
+	}
 	u.cfg.Log.Info("first admin created", "email", usr.Email)
 	if err := u.signIn(c, usr); err != nil {
 		return err
@@ -379,52 +384,95 @@ func checkPassword(what, password string) []string {
 
 // Users handles GET /settings/users (admins).
 func (u *UI) Users(c *echo.Context) error {
-	return u.renderUsers(c, http.StatusOK, views.UserForm{Role: db.RoleViewer})
+	return u.renderUsers(c, http.StatusOK, views.UserForm{Role: db.ProjectViewer})
 }
 
+// instanceMember is the instance role shown for everyone who is not an
+// admin. What such a person may do comes only from their project roles;
+// they are stored with users.role viewer, which carries no power of its own.
+const instanceMember = "member"
+
 func (u *UI) renderUsers(c *echo.Context, status int, f views.UserForm) error {
-	users, err := u.store.ListUsers(c.Request().Context())
+	ctx := c.Request().Context()
+	users, err := u.store.ListUsers(ctx)
 	if err != nil {
 		return respond.Internal(err)
+	}
+	members, err := u.store.ListMembers(ctx, currentProject(c))
+	if err != nil {
+		return respond.Internal(err)
+	}
+	roleIn := map[string]string{}
+	for _, m := range members {
+		roleIn[m.User.ID] = m.Role
 	}
 	me := currentUser(c)
 	rows := make([]views.UserRow, 0, len(users))
 	for _, usr := range users {
-		rows = append(rows, views.UserRow{ID: usr.ID, Email: usr.Email, Role: usr.Role, CreatedAt: usr.CreatedAt,
+		role := instanceMember
+		if usr.Role == db.RoleAdmin {
+			role = db.RoleAdmin
+		}
+		rows = append(rows, views.UserRow{ID: usr.ID, Email: usr.Email, Role: role, ProjectRole: roleIn[usr.ID], CreatedAt: usr.CreatedAt,
 			LastLoginAt: usr.LastLoginAt, IsMe: me != nil && me.ID == usr.ID})
 	}
-	remote, err := u.store.Setting(c.Request().Context(), settingRemoteImages, "off")
+	remote, err := u.store.Setting(ctx, settingRemoteImages, "off")
 	if err != nil {
 		return respond.Internal(err)
 	}
-	return render(c, status, views.UsersPage(u.page(c, "Users", "users"), views.UsersView{Users: rows, Roles: db.Roles, Form: f, RemoteImages: remote == "on"}))
+	w, err := u.workspaceOf(c)
+	if err != nil {
+		return err
+	}
+	return render(c, status, views.UsersPage(u.page(c, "Users", "users"), views.UsersView{Users: rows, Roles: []string{db.RoleAdmin, instanceMember},
+		ProjectRoles: db.ProjectRoles, Project: w.Name, Form: f, RemoteImages: remote == "on"}))
 }
 
-// CreateUser handles POST /settings/users (admins).
+// CreateUser handles POST /settings/users (admins): the new person joins
+// the current project with the role chosen, and is an admin of the server
+// only when that box is ticked.
 func (u *UI) CreateUser(c *echo.Context) error {
-	f := views.UserForm{Email: strings.TrimSpace(c.FormValue("email")), Role: c.FormValue("role")}
+	f := views.UserForm{Email: strings.TrimSpace(c.FormValue("email")), Role: c.FormValue("role"), Admin: c.FormValue("admin") == "on"}
 	f.Errors = checkNewUser(f.Email, c.FormValue("password"))
-	if !slices.Contains(db.Roles, f.Role) {
-		f.Errors = append(f.Errors, "Pick a role.")
+	if !slices.Contains(db.ProjectRoles, f.Role) {
+		f.Errors = append(f.Errors, "Pick a role in the project.")
 	}
 	if len(f.Errors) == 0 {
-		_, err := u.store.CreateUser(c.Request().Context(), f.Email, f.Role, c.FormValue("password"))
+		ctx := c.Request().Context()
+		role := db.RoleViewer
+		if f.Admin {
+			role = db.RoleAdmin
+		}
+		usr, err := u.store.CreateUser(ctx, f.Email, role, c.FormValue("password"))
 		switch {
 		case errors.Is(err, db.ErrDuplicate):
 			f.Errors = append(f.Errors, "A user with this email already exists.")
 		case err != nil:
 			return respond.Internal(err)
 		default:
+			if err := u.store.SetMember(ctx, currentProject(c), usr.ID, f.Role); err != nil {
+				// Not left half made: a user in no project who was meant to be in one.
+				if derr := u.store.DeleteUser(ctx, usr.ID); derr != nil {
+					u.cfg.Log.Error("remove a user whose membership failed", "user", usr.Email, "error", derr)
+				}
+				return respond.Internal(err)
+			}
 			return u.flash(c, "/settings/users", "User "+f.Email+" created.", false)
 		}
 	}
 	return u.renderUsers(c, http.StatusUnprocessableEntity, f)
 }
 
-// SetUserRole handles POST /settings/users/:user_id/role (admins).
+// SetUserRole handles POST /settings/users/:user_id/role (admins): makes a
+// person an admin of the server, or a member (whose powers come from
+// their project roles alone).
 func (u *UI) SetUserRole(c *echo.Context) error {
 	role := c.FormValue("role")
-	if !slices.Contains(db.Roles, role) {
+	switch role {
+	case db.RoleAdmin:
+	case instanceMember, db.RoleEditor, db.RoleViewer:
+		role = db.RoleViewer
+	default:
 		return &respond.Error{Status: http.StatusBadRequest, Message: "Unknown role."}
 	}
 	err := u.store.SetUserRole(c.Request().Context(), c.Param("user_id"), role)

@@ -513,11 +513,15 @@ func TestSessionsAreRevocable(t *testing.T) {
 	})
 }
 
-// signInAs creates a viewer with email and returns a client signed in
+// signInAs creates a viewer (of the Default project) with email and returns a client signed in
 // as them.
 func (a *app) signInAs(email string) *client {
 	a.t.Helper()
-	if _, err := a.store.CreateUser(testCtx(), email, db.RoleViewer, password); err != nil {
+	usr, err := a.store.CreateUser(testCtx(), email, db.RoleViewer, password)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	if err := a.store.SetMember(testCtx(), db.DefaultProjectID, usr.ID, db.ProjectViewer); err != nil {
 		a.t.Fatal(err)
 	}
 	c := a.client()

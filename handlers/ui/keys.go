@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/labstack/echo/v5"
@@ -20,46 +21,114 @@ type keyStore interface {
 	RevokeAPIKey(ctx context.Context, projectID, id string) error
 }
 
-// Keys handles GET /settings/keys.
+// Keys handles GET /settings/keys: the current project's keys.
 func (u *UI) Keys(c *echo.Context) error {
-	return u.renderKeys(c, "", "")
+	return u.renderKeys(c, http.StatusOK, views.KeysView{})
 }
 
-func (u *UI) renderKeys(c *echo.Context, name, secret string) error {
-	keys, err := u.store.ListAPIKeys(c.Request().Context(), currentProject(c))
+func (u *UI) renderKeys(c *echo.Context, status int, v views.KeysView) error {
+	ctx := c.Request().Context()
+	project := currentProject(c)
+	keys, err := u.store.ListAPIKeys(ctx, project)
 	if err != nil {
 		return respond.Internal(err)
 	}
-	v := views.KeysView{NewName: name, NewSecret: secret}
+	owners, err := u.keyOwners(ctx, project)
+	if err != nil {
+		return respond.Internal(err)
+	}
+	now := u.cfg.Now().Unix()
 	for _, k := range keys {
-		v.Keys = append(v.Keys, views.KeyRow{ID: k.ID, Name: k.Name, Hint: k.Hint, CreatedAt: k.CreatedAt, LastUsedAt: k.LastUsedAt, RevokedAt: k.RevokedAt})
+		owner := owners[k.UserID]
+		if k.ServiceAccountID != "" {
+			owner = owners[k.ServiceAccountID]
+		}
+		v.Keys = append(v.Keys, views.KeyRow{ID: k.ID, Name: k.Name, Hint: k.Hint, Owner: owner, CreatedAt: k.CreatedAt,
+			LastUsedAt: k.LastUsedAt, ExpiresAt: k.ExpiresAt, Expired: k.ExpiresAt != nil && *k.ExpiresAt <= now,
+			ReadOnly: k.ReadOnly, RevokedAt: k.RevokedAt})
 	}
+	w, err := u.workspaceOf(c)
+	if err != nil {
+		return err
+	}
+	v.Project = w.Name
+	v.MinDate = u.cfg.Now().UTC().AddDate(0, 0, 1).Format(time.DateOnly)
 	c.Response().Header().Set("Cache-Control", "no-store")
-	return render(c, http.StatusOK, views.KeysPage(u.page(c, "API keys", "keys"), v))
+	return render(c, status, views.KeysPage(u.page(c, "API keys", "keys"), v))
 }
 
-// CreateKey handles POST /settings/keys (admins). The secret is rendered
-// in this response only (no redirect, no-store), never again.
+// keyOwners names who keys belong to: people by email (anyone, members or
+// not: a key outlives its maker's membership) and service accounts by
+// name ("service account …").
+func (u *UI) keyOwners(ctx context.Context, project string) (map[string]string, error) {
+	users, err := u.store.ListUsers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sas, err := u.store.ListServiceAccounts(ctx, project)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(users)+len(sas))
+	for _, usr := range users {
+		out[usr.ID] = usr.Email
+	}
+	for _, sa := range sas {
+		out[sa.ID] = "service account " + sa.Name
+	}
+	return out, nil
+}
+
+// maxKeyNameRunes bounds a key's (and a service account's) name.
+const maxKeyNameRunes = 100
+
+// CreateKey handles POST /settings/keys (project owners): a key of the
+// current project, made for the person creating it, with an optional
+// expiry date and read-only access. The secret is rendered in this
+// response only (no redirect, no-store), never again.
 func (u *UI) CreateKey(c *echo.Context) error {
-	name := strings.TrimSpace(c.FormValue("name"))
-	if name == "" || utf8.RuneCountInString(name) > 100 {
-		return u.flash(c, "/settings/keys", "Give the key a name of at most 100 characters.", true)
+	f := views.KeyForm{Name: strings.TrimSpace(c.FormValue("name")), Expires: strings.TrimSpace(c.FormValue("expires")),
+		ReadOnly: c.FormValue("read_only") == "on"}
+	switch {
+	case f.Name == "" || utf8.RuneCountInString(f.Name) > maxKeyNameRunes:
+		f.Errors = append(f.Errors, "Give the key a name of at most 100 characters.")
+		f.Name = clip(f.Name, maxKeyNameRunes)
+	case hasNul(f.Name):
+		f.Errors = append(f.Errors, "Key name: "+nulRefusal)
+		f.Name = ""
 	}
-	if hasNul(name) {
-		return u.flash(c, "/settings/keys", "Key name: "+nulRefusal, true)
+	opts := db.KeyOptions{ProjectID: currentProject(c), Name: f.Name, UserID: currentUser(c).ID, ReadOnly: f.ReadOnly}
+	if f.Expires != "" {
+		day, err := time.Parse(time.DateOnly, f.Expires)
+		switch {
+		case err != nil:
+			f.Errors = append(f.Errors, "The expiry is not a date (YYYY-MM-DD).")
+			f.Expires = ""
+		case !day.After(u.cfg.Now().UTC().Truncate(24 * time.Hour)):
+			f.Errors = append(f.Errors, "The expiry date must be after today.")
+		default:
+			// The key works through the whole day chosen, in UTC.
+			end := day.AddDate(0, 0, 1).Unix()
+			opts.ExpiresAt = &end
+		}
 	}
-	_, secret, err := u.store.CreateAPIKey(c.Request().Context(), db.KeyOptions{ProjectID: currentProject(c), Name: name, UserID: currentUser(c).ID})
+	if len(f.Errors) > 0 {
+		return u.renderKeys(c, http.StatusUnprocessableEntity, views.KeysView{Form: f})
+	}
+	_, secret, err := u.store.CreateAPIKey(c.Request().Context(), opts)
 	if err != nil {
 		return respond.Internal(err)
 	}
-	return u.renderKeys(c, name, secret)
+	u.cfg.Log.Info("api key created", "project", opts.ProjectID, "name", f.Name, "by", currentUser(c).Email)
+	return u.renderKeys(c, http.StatusOK, views.KeysView{NewName: f.Name, NewSecret: secret})
 }
 
-// RevokeKey handles POST /settings/keys/:key_id/revoke (admins).
+// RevokeKey handles POST /settings/keys/:key_id/revoke (project owners).
+// A key of another project is not found.
 func (u *UI) RevokeKey(c *echo.Context) error {
 	id := c.Param("key_id")
 	if err := u.store.RevokeAPIKey(c.Request().Context(), currentProject(c), id); err != nil {
-		return respond.StoreErr(err, "API key", id)
+		return respond.StoreErr(err, "API key", clip(id, maxIDLen))
 	}
 	return u.flash(c, "/settings/keys", "Key revoked.", false)
 }

@@ -106,13 +106,37 @@ func TestNulTextOnPostgres(t *testing.T) {
 		t.Errorf("a refused form changed the assistant: %+v", got)
 	}
 
-	// A key name: refused with a flash, nothing created.
+	// A key name: refused in place, nothing created; a project's name in
+	// place too, and a service account's with a flash.
 	res := c.post("/settings/keys", url.Values{"csrf_token": {c.token()}, "name": {nul}})
-	if res.StatusCode != http.StatusSeeOther {
+	if res.StatusCode != http.StatusUnprocessableEntity {
 		t.Fatalf("key: status %d", res.StatusCode)
 	}
+	if doc := parse(t, res); !strings.Contains(testid(doc, "key-errors").Text(), "NUL character") {
+		t.Errorf("key: errors %q", testid(doc, "key-errors").Text())
+	}
+	if keys, _ := store.ListAPIKeys(ctx, db.DefaultProjectID); len(keys) != 0 {
+		t.Errorf("a refused form stored %d keys", len(keys))
+	}
+	res = c.post("/settings/projects", url.Values{"csrf_token": {c.token()}, "name": {nul}})
+	if res.StatusCode != http.StatusUnprocessableEntity {
+		t.Fatalf("project: status %d", res.StatusCode)
+	}
+	if doc := parse(t, res); !strings.Contains(testid(doc, "project-errors").Text(), "NUL character") {
+		t.Errorf("project: errors %q", testid(doc, "project-errors").Text())
+	}
+	res = c.post("/settings/service_accounts", url.Values{"csrf_token": {c.token()}, "name": {nul}, "role": {"member"}})
+	if res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("service account: status %d", res.StatusCode)
+	}
 	if doc := c.page(location(res), http.StatusOK); !strings.Contains(testid(doc, "flash").Text(), "NUL character") {
-		t.Errorf("key: flash %q", testid(doc, "flash").Text())
+		t.Errorf("service account: flash %q", testid(doc, "flash").Text())
+	}
+	if ps, _ := store.ListProjects(ctx, true); len(ps) != 1 {
+		t.Errorf("a refused form stored a project: %+v", ps)
+	}
+	if sas, _ := store.ListServiceAccounts(ctx, db.DefaultProjectID); len(sas) != 0 {
+		t.Errorf("a refused form stored %d service accounts", len(sas))
 	}
 	// Signing in with one is a wrong email, in place.
 	anon := a.client()

@@ -124,7 +124,7 @@ func (u *UI) showPlayground(c *echo.Context, threadID, assistantID string, st ov
 		v.NewThreadHref = conversationURL("", id, st.Overrides)
 	} else if v.Assistant != nil {
 		v.NewThreadHref = playgroundURL("", v.Assistant.ID, st.Overrides)
-		if p := currentUser(c); p != nil && roleRank[p.Role] >= roleRank[db.RoleEditor] && u.cfg.Engine != nil {
+		if canEdit(c) && u.cfg.Engine != nil {
 			v.CompareHref = "/playground/compare" + strings.TrimPrefix(playgroundURL(threadID, v.Assistant.ID, st.Overrides), "/playground")
 		}
 	} else {

@@ -199,7 +199,7 @@ func (u *UI) showThread(c *echo.Context, comp *views.Composer) error {
 		return respond.Internal(err)
 	}
 	status := http.StatusOK
-	if usr := currentUser(c); usr != nil && roleRank[usr.Role] >= roleRank[db.RoleEditor] {
+	if canEdit(c) {
 		if comp == nil {
 			comp = &views.Composer{}
 		} else {

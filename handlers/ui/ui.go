@@ -45,6 +45,7 @@ type Store interface {
 	messageStore
 	fileStore
 	keyStore
+	projectStore
 	runStore
 	webhookStore
 	conversationStore
@@ -235,8 +236,11 @@ func (u *UI) Session(next echo.HandlerFunc) echo.HandlerFunc {
 			if strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/form-data") {
 				// Uploads can be large and are spooled to disk while parsed:
 				// only editors' are read at all.
-				if usr := currentUser(c); usr == nil || roleRank[usr.Role] < roleRank[db.RoleEditor] {
-					return &respond.Error{Status: http.StatusForbidden, Type: "invalid_request_error", Message: "Only editors and admins may upload."}
+				if _, err := u.workspaceOf(c); err != nil {
+					return err
+				}
+				if !canEdit(c) {
+					return &respond.Error{Status: http.StatusForbidden, Type: "invalid_request_error", Message: "Only a project's editors and owners may upload."}
 				}
 				r.Body = http.MaxBytesReader(c.Response(), r.Body, u.cfg.MaxUpload*maxUploadFiles+maxFormBytes)
 			} else {
@@ -258,19 +262,23 @@ func currentUser(c *echo.Context) *db.User {
 	return u
 }
 
-// currentProject is the project the signed-in person is working in.
-// Until the project switcher exists, that is the Default project, which
-// holds everything.
-func currentProject(c *echo.Context) string { return db.DefaultProjectID }
-
-// RequireUser sends people who are not signed in to the sign-in page.
+// RequireUser sends people who are not signed in to the sign-in page. For
+// those who are, it works out the project they work in (see workspaceOf)
+// and scopes every query of the request to it.
 func (u *UI) RequireUser(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c *echo.Context) error {
 		if usr := currentUser(c); usr != nil {
+			w, err := u.workspaceOf(c)
+			if err != nil {
+				return err
+			}
 			// What the user changes is recorded as theirs (assistant versions),
 			// and every query is scoped to the project they are working in.
 			ctx := db.WithActor(c.Request().Context(), db.Actor{Type: "user", ID: usr.ID, Name: usr.Email})
-			c.SetRequest(c.Request().WithContext(db.WithProject(ctx, currentProject(c))))
+			if w.ID != "" {
+				ctx = db.WithProject(ctx, w.ID)
+			}
+			c.SetRequest(c.Request().WithContext(ctx))
 			return next(c)
 		}
 		r := c.Request()
@@ -282,22 +290,6 @@ func (u *UI) RequireUser(next echo.HandlerFunc) echo.HandlerFunc {
 			target += "?next=" + url.QueryEscape(r.URL.RequestURI())
 		}
 		return redirect(c, target)
-	}
-}
-
-var roleRank = map[string]int{db.RoleViewer: 1, db.RoleEditor: 2, db.RoleAdmin: 3}
-
-// RequireRole refuses requests from users below role, after RequireUser.
-// Every state-changing route carries it: hiding buttons is not enough.
-func (u *UI) RequireRole(role string) echo.MiddlewareFunc {
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return u.RequireUser(func(c *echo.Context) error {
-			if roleRank[currentUser(c).Role] < roleRank[role] {
-				return &respond.Error{Status: http.StatusForbidden, Type: "invalid_request_error",
-					Message: "Your role (" + currentUser(c).Role + ") may not do this; it needs " + role + " access."}
-			}
-			return next(c)
-		})
 	}
 }
 
@@ -315,8 +307,18 @@ func (u *UI) page(c *echo.Context, title, nav string) views.Page {
 	p := views.Page{Title: title, Nav: nav, Asset: u.cfg.AssetVersion, HTMX: u.cfg.HTMX}
 	p.CSRF, _ = c.Get(ctxCSRF).(string)
 	if usr := currentUser(c); usr != nil {
-		p.User = &views.Viewer{Email: usr.Email, Role: usr.Role,
-			CanEdit: roleRank[usr.Role] >= roleRank[db.RoleEditor], IsAdmin: usr.Role == db.RoleAdmin}
+		if _, err := u.workspaceOf(c); err != nil { // pages outside RequireUser: error pages
+			u.cfg.Log.Warn("work out the project", "error", err)
+		}
+		role := projectRole(c)
+		p.User = &views.Viewer{Email: usr.Email, Role: role, CanEdit: canEdit(c),
+			IsOwner: projectRank[role] >= projectRank[db.ProjectOwner], IsAdmin: usr.Role == db.RoleAdmin}
+		if usr.Role == db.RoleAdmin {
+			p.User.Role = db.RoleAdmin
+		}
+		if w, ok := c.Get(ctxWorkspace).(*workspace); ok && len(w.Choices) > 0 {
+			p.Project = &views.ProjectNav{ID: w.ID, Name: w.Name, Choices: w.Choices, Next: sectionOf(c.Request().URL.Path)}
+		}
 	}
 	if s, ok := c.Get(ctxSession).(*sessions.Session); ok {
 		if fl := s.Flashes(); len(fl) > 0 {

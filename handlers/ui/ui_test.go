@@ -57,7 +57,17 @@ func (a *app) advance(d time.Duration) {
 func (a *app) user(role string) *client {
 	a.t.Helper()
 	email := role + "@example.com"
-	if _, err := a.store.CreateUser(testCtx(), email, role, password); err != nil {
+	usr, err := a.store.CreateUser(testCtx(), email, role, password)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	// As the projects migration did for everyone who existed: a member of
+	// the Default project, admins as its owners.
+	pr := role
+	if role == db.RoleAdmin {
+		pr = db.ProjectOwner
+	}
+	if err := a.store.SetMember(testCtx(), db.DefaultProjectID, usr.ID, pr); err != nil {
 		a.t.Fatal(err)
 	}
 	c := a.client()
@@ -201,6 +211,12 @@ func TestFirstRunSetup(t *testing.T) {
 	doc = c.page("/assistants", http.StatusOK)
 	if got := testid(doc, "current-role").Text(); got != "admin" {
 		t.Errorf("role = %q, want admin", got)
+	}
+	// Listed as the Default project's owner, as the projects migration
+	// listed every admin.
+	ms, err := a.store.ListMembers(context.Background(), db.DefaultProjectID)
+	if err != nil || len(ms) != 1 || ms[0].User.Email != "root@example.com" || ms[0].Role != db.ProjectOwner {
+		t.Errorf("the Default project's members: %+v, %v", ms, err)
 	}
 	c.page("/setup?token=the-setup-token", http.StatusNotFound)
 }

@@ -87,6 +87,7 @@ export async function startServer(bin, upstreamURL, extraArgs = []) {
   });
   return {
     ...info,
+    data,
     async stop() {
       proc.kill("SIGTERM");
       await new Promise((r) => (proc.exitCode !== null ? r() : proc.on("exit", r)));
@@ -94,6 +95,20 @@ export async function startServer(bin, upstreamURL, extraArgs = []) {
     },
     stderr: () => Buffer.concat(stderr).toString(),
   };
+}
+
+let seedBin = "";
+
+// seedUsage adds usage (requests, each with input and output tokens) of
+// model to a project of the running server's store, through the store's
+// own RecordUsage (tests/browser/seedusage).
+export function seedUsage(server, { project = "proj_default", model, requests = 1, input = 0, output = 0 }) {
+  if (!seedBin) {
+    seedBin = join(mkdtempSync(join(tmpdir(), "seedusage-")), "seedusage");
+    execFileSync("go", ["build", "-o", seedBin, "./tests/browser/seedusage"], { cwd: repo, stdio: "inherit" });
+  }
+  execFileSync(seedBin, ["--data", server.data, "--project", project, "--model", model,
+    "--requests", String(requests), "--input", String(input), "--output", String(output)], { stdio: "inherit" });
 }
 
 // api calls the server's /v1 with the test key.

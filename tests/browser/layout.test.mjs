@@ -6,7 +6,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  api, binary, browserMissing, chromiumArgs, chromiumPath, shoot, startFakeUpstream, startServer, setUpFirstAdmin,
+  api, binary, browserMissing, chromiumArgs, chromiumPath, seedUsage, shoot, startFakeUpstream, startServer, setUpFirstAdmin,
 } from "./harness.mjs";
 
 const missing = browserMissing();
@@ -336,9 +336,16 @@ describe("playground layout", { skip: missing || false }, () => {
     const file = await fetch(server.base + "/v1/files", { method: "POST", headers: { Authorization: `Bearer sk-browser-test-0123456789abcdef` },
       body: (() => { const f = new FormData(); f.append("purpose", "assistants"); f.append("file", new Blob(["a long line ".repeat(50)]), "a-file-with-a-rather-long-name-for-a-phone-screen.txt"); return f; })() }).then((r) => r.json());
     const vs = await call("POST", "/vector_stores", { name: "Manuals with a long name for a small screen", file_ids: [file.id] });
+    // The usage page with a chart and a table, and a service account.
+    seedUsage(server, { model: "a-fine-tuned-model-with-a-rather-long-name-2026-01-01", requests: 12, input: 123456789, output: 98765432 });
+    seedUsage(server, { model: "gpt-4o-mini", requests: 3, input: 40, output: 10 });
+    await phone.goto(server.base + "/settings/service_accounts");
+    await phone.fill("#sa-name", "a service account with a long name for a phone");
+    await phone.click('[data-testid="sa-create"]');
+    await phone.waitForSelector('[data-testid="new-sa-secret"]');
     const pages = ["/assistants", "/assistants/new", `/assistants/${assistant.id}`, `/assistants/${assistant.id}/history`, "/playground", `/playground?thread=${thread.id}`,
       "/threads", `/threads/${thread.id}`, "/files", "/vector_stores", `/vector_stores/${vs.id}`, "/settings/keys", "/settings/users", "/settings/account",
-      "/settings/system", "/playground?api=responses"];
+      "/settings/system", "/playground?api=responses", "/usage", "/settings/members", "/settings/service_accounts", "/settings/projects"];
     for (const path of pages) {
       await phone.goto(server.base + path);
       const over = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
@@ -359,6 +366,8 @@ describe("playground layout", { skip: missing || false }, () => {
     await shoot(phone, "files-390-dark");
     await phone.goto(server.base + "/settings/system");
     await shoot(phone, "system-390-dark");
+    await phone.goto(server.base + "/usage");
+    await shoot(phone, "usage-390-dark");
     await phone.context().close();
   });
 });
