@@ -1,7 +1,8 @@
 // Projects in a real browser: an admin makes a second project, switches to
 // it with the header's switcher and gives it keys and a service account;
 // a viewer of the Default project sees none of that project (its switcher,
-// keys, service accounts, members, usage) and cannot enter it; the usage
+// keys, service accounts, members, usage, assistants, threads, search) and
+// cannot enter it; the usage
 // page charts each project's own usage as stacked bars.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -126,6 +127,36 @@ describe("projects", { skip: missing || false }, () => {
       const text = await viewer.locator("main").innerText();
       assert.ok(!text.includes(secret), `${path} shows ${secret} of Team B`);
     }
+    // Team B's objects, made through its service account's key, are
+    // nowhere in the Default project: not in lists, not in search, and
+    // their own pages are not found.
+    const api = async (path, body) => {
+      const res = await fetch(server.base + "/v1" + path, {
+        method: "POST", body: JSON.stringify(body),
+        headers: { Authorization: `Bearer ${bSecret}`, "Content-Type": "application/json", "OpenAI-Beta": "assistants=v2" },
+      });
+      const text = await res.text();
+      assert.equal(res.status, 200, `POST ${path}: ${text}`);
+      return JSON.parse(text);
+    };
+    const bAsst = await api("/assistants", { model: "gpt-4o", name: "b-secret-assistant" });
+    const bThread = await api("/threads", { messages: [{ role: "user", content: "b-secret-message about gaskets" }] });
+    for (const path of ["/assistants", "/threads", "/threads?q=gaskets", "/assistants?q=assistant"]) {
+      await viewer.goto(server.base + path);
+      const text = await viewer.locator("main").innerText();
+      assert.ok(!text.includes("b-secret"), `${path} shows Team B's objects: ${text}`);
+    }
+    for (const path of [`/assistants/${bAsst.id}`, `/threads/${bThread.id}`]) {
+      const res = await viewer.goto(server.base + path);
+      assert.equal(res.status(), 404, `${path} of Team B answers ${res.status()}`);
+      assert.ok(!(await viewer.locator("main").innerText()).includes("b-secret"), `${path} shows Team B's object`);
+    }
+    // The admin, in Team B, sees them.
+    await switchTo(admin, "Team B");
+    await admin.goto(server.base + "/assistants");
+    assert.ok((await admin.locator("main").innerText()).includes("b-secret-assistant"), "Team B's assistant is missing in Team B");
+    await switchTo(admin, "Default project");
+
     await viewer.goto(server.base + "/settings/members");
     const members = await viewer.locator('[data-testid="member-email"]').allInnerTexts();
     assert.equal(members.length, 2, `the Default project's members: ${members}`);
