@@ -352,6 +352,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer sb.Close()
 	code := agent.NewCodeInterpreter(sb, store)
+	if store.Postgres() {
+		code.Share(cfg.Engine.Replica, cfg.Code.IdleTimeout)
+	}
 	cfg.Engine.Builtins = append(cfg.Engine.Builtins, code)
 	// The inspector's writer stops after the engine (deferred calls run
 	// last first), so it records the last exchanges of the runs that stop.

@@ -42,6 +42,7 @@ type Store interface {
 	RenewLease(ctx context.Context, id, me string, attempt int, lease time.Duration) (status string, held bool, err error)
 	LeaseHeld(ctx context.Context, id, me string) (bool, error)
 	ReleaseLease(ctx context.Context, id, me string, attempt int) error
+	PreferKernel(ctx context.Context, runID, me string, window time.Duration) (string, error)
 	Notify(ctx context.Context, channel, payload string) error
 	AppendRunEvents(ctx context.Context, runID string, events []db.RunEvent) (int64, error)
 	RunEvents(ctx context.Context, runID string, after int64, limit int) ([]db.RunEvent, error)
@@ -106,6 +107,11 @@ type Config struct {
 	// Replica names this process in claims (runs.claimed_by); default a
 	// random id per start.
 	Replica string
+	// KernelAffinity is how long a run queued through this replica waits
+	// for the replica whose code_interpreter kernel holds its thread's
+	// variables, when that is another live replica, before any replica
+	// may claim it (PostgreSQL; default 2 s).
+	KernelAffinity time.Duration
 	// Sweeps is the server's other housekeeping (expired files, old
 	// inspector records …), run beside the engine's own sweep by the one
 	// replica holding the housekeeper lease (housekeeper.go).
@@ -139,6 +145,9 @@ func (c *Config) defaults() {
 	}
 	if c.Replica == "" {
 		c.Replica = NewReplicaID()
+	}
+	if c.KernelAffinity <= 0 {
+		c.KernelAffinity = 2 * time.Second
 	}
 }
 
@@ -302,6 +311,27 @@ func (e *Engine) enqueue(j job) {
 			e.notify(db.ChannelQueue, j.runID) // another replica may have room
 		}
 	}
+}
+
+// enqueueQueued wakes a worker for a run this replica has just queued
+// (created, or given its tool outputs), unless the run's thread has a
+// code_interpreter kernel alive on another replica: then the run is kept
+// for that replica for Config.KernelAffinity, so the thread's code finds
+// its variables, and that replica is woken instead. Past the window any
+// replica's sweeper claims it (on another replica a new kernel starts,
+// with the thread's files restored).
+func (e *Engine) enqueueQueued(ctx context.Context, j job) {
+	if e.cfg.Postgres {
+		home, err := e.store.PreferKernel(context.WithoutCancel(ctx), j.runID, e.cfg.Replica, e.cfg.KernelAffinity)
+		if err != nil {
+			e.log.Warn("keep a run for its thread's kernel", "run_id", j.runID, "error", err)
+		}
+		if home != "" {
+			e.notify(db.ChannelQueue, j.runID)
+			return
+		}
+	}
+	e.enqueue(j)
 }
 
 func (e *Engine) lockRun(runID string) *sync.Mutex {

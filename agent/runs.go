@@ -77,7 +77,7 @@ func (e *Engine) create(ctx context.Context, r db.Run, store func(db.Run) (*db.T
 	em.emit("thread.run.queued", run)
 	e.publish(ctx, run.ID, em.events)
 	mu.Unlock()
-	e.enqueue(job{runID: run.ID, traceparent: telemetry.Traceparent(ctx)})
+	e.enqueueQueued(ctx, job{runID: run.ID, traceparent: telemetry.Traceparent(ctx)})
 	return run, nil
 }
 
@@ -175,7 +175,7 @@ func (e *Engine) SubmitToolOutputs(ctx context.Context, threadID, runID string, 
 	if err != nil {
 		return run, 0, err
 	}
-	e.enqueue(job{runID: runID})
+	e.enqueueQueued(ctx, job{runID: runID})
 	return run, from, nil
 }
 

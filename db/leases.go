@@ -47,7 +47,10 @@ func (s *Store) claimable() string {
 	if !s.pg {
 		expired += ` OR claimed_by IS NULL OR claimed_by <> $1`
 	}
-	return `(status = 'queued' OR (status = 'in_progress' AND (` + expired + `)))`
+	// A queued run kept for the replica whose kernel has its thread's
+	// variables (PreferKernel) waits for it until prefer_until.
+	kept := `prefer_until IS NULL OR prefer_until < ` + s.dbMillis() + ` OR prefer_replica = $1`
+	return `((status = 'queued' AND (` + kept + `)) OR (status = 'in_progress' AND (` + expired + `)))`
 }
 
 // ClaimRuns claims up to limit claimable runs for replica me, oldest
