@@ -392,6 +392,9 @@ func (e *Engine) commit(ctx context.Context, runID string, fn func(ctx context.C
 		logged = append(logged, toRunEvents(em.events)...)
 		var err error
 		first, err = tx.AppendRunEvents(ctx, runID, logged)
+		if err == nil && len(logged) > 0 {
+			e.elog.markOwn(runID, first, first+int64(len(logged))-1)
+		}
 		return err
 	})
 	if err != nil {

@@ -252,7 +252,17 @@ func (e *Engine) StopThread(ctx context.Context, threadID string) error {
 		}
 	}
 	// What built-in tools keep for the thread (a kernel and its files)
-	// no one can reach once it is gone.
+	// no one can reach once it is gone, here or on any other replica.
+	e.forgetThread(threadID)
+	if e.cfg.Postgres {
+		e.control(controlForget, threadID)
+	}
+	return nil
+}
+
+// forgetThread drops what built-in tools keep on this replica for a
+// deleted thread.
+func (e *Engine) forgetThread(threadID string) {
 	for _, b := range e.builtins {
 		if f, ok := b.(ThreadForgetter); ok {
 			if err := f.Forget(threadID); err != nil {
@@ -260,5 +270,4 @@ func (e *Engine) StopThread(ctx context.Context, threadID string) error {
 			}
 		}
 	}
-	return nil
 }

@@ -99,8 +99,10 @@ func TestCodeInterpreterAcrossReplicas(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t)
 	code := []string{"--run-lease", "1s", "--code-pool", "0", "--code-timeout", "30s"}
-	a := c.start("a", append([]string{"--data", codeDataDir(t)}, code...)...)
-	b := c.start("b", append([]string{"--data", codeDataDir(t)}, code...)...)
+	data := map[string]string{"a": codeDataDir(t), "b": codeDataDir(t)}
+	a := c.start("a", append([]string{"--data", data["a"]}, code...)...)
+	b := c.start("b", append([]string{"--data", data["b"]}, code...)...)
+	api := c.start("api", "--role", "api")
 	ctx := context.Background()
 	as, err := a.Client.Beta.Assistants.New(ctx, openai.BetaAssistantNewParams{Model: "fake-model",
 		Tools: []openai.AssistantToolUnionParam{{OfCodeInterpreter: &openai.CodeInterpreterToolParam{}}}})
@@ -170,9 +172,19 @@ print(sorted(os.listdir('/mnt/data')), open('/mnt/data/out.txt').read(), open('/
 		t.Fatalf("run 3 logs: %q, want %q", logs, want)
 	}
 
-	if _, err := other.Client.Beta.Threads.Delete(ctx, th); err != nil {
+	// Deleted through a replica that ran none of its code, the thread's
+	// kernel and files go on the one that did.
+	dir := filepath.Join(data[other.name], "sandbox", "threads", th)
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("the thread's directory on %s: %v", other.name, err)
+	}
+	if _, err := api.Client.Beta.Threads.Delete(ctx, th); err != nil {
 		t.Fatal(err)
 	}
+	eventually(t, 10*time.Second, "the thread's files to go on "+other.name, func() bool {
+		_, err := os.Stat(dir)
+		return os.IsNotExist(err)
+	})
 	for _, tbl := range []string{"sandbox_files", "code_kernels"} {
 		var n int
 		if err := c.db.QueryRow(`SELECT count(*) FROM `+tbl+` WHERE thread_id = $1`, th).Scan(&n); err != nil || n != 0 {
