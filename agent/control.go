@@ -57,10 +57,18 @@ func (e *Engine) listen(ctx context.Context, listening chan struct{}) {
 				go e.renew(ctx, runID, attempt)
 			}
 		}
-	}, func(again bool) {
+	}, func(lost error) {
 		once.Do(func() { close(listening) })
-		if again && !e.cfg.APIOnly {
-			e.claimDue(ctx) // notifications sent while reconnecting are lost
+		if lost == nil {
+			return
+		}
+		// Notifications sent while reconnecting are lost: claim what is
+		// due, and read the status of the runs executing here (a cancel
+		// or a thread deletion) now rather than at the next renewal.
+		e.log.Warn("listening to other replicas again; notifications sent meanwhile are read from the database", "lost", lost)
+		if !e.cfg.APIOnly {
+			e.claimDue(ctx)
+			e.renewAll(ctx)
 		}
 	})
 }

@@ -40,6 +40,7 @@ type Store interface {
 	RunsWithStatus(ctx context.Context, statuses ...string) ([]db.Run, error)
 	ClaimRuns(ctx context.Context, me string, lease time.Duration, limit int, id string) ([]db.Claim, error)
 	RenewLease(ctx context.Context, id, me string, attempt int, lease time.Duration) (status string, held bool, err error)
+	RenewLeases(ctx context.Context, me string, held map[string]int, lease time.Duration) (map[string]string, error)
 	LeaseHeld(ctx context.Context, id, me string) (bool, error)
 	ReleaseLease(ctx context.Context, id, me string, attempt int) error
 	PreferKernel(ctx context.Context, runID, me string, window time.Duration) (string, error)
@@ -49,7 +50,7 @@ type Store interface {
 	ThreadLoggedRuns(ctx context.Context, threadID string, since int64) ([]string, error)
 	TakeLeadership(ctx context.Context, name, me string, lease time.Duration) (bool, error)
 	ResignLeadership(ctx context.Context, name, me string) error
-	Listen(ctx context.Context, channels []string, handle func(channel, payload string), listening func(again bool))
+	Listen(ctx context.Context, channels []string, handle func(channel, payload string), listening func(lost error))
 	ExpiredRuns(ctx context.Context, now int64) ([]db.Run, error)
 	ThreadRuns(ctx context.Context, threadID string) ([]db.Run, error)
 	ThreadSteps(ctx context.Context, threadID string) ([]db.RunStep, error)

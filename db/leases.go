@@ -165,6 +165,50 @@ func (s *Store) RenewLease(ctx context.Context, id, me string, attempt int, leas
 	return status, false, nil
 }
 
+// RenewLeases extends replica me's leases of the runs in held (run id →
+// claim attempt) by lease, in one statement per 200 runs, and returns the
+// status of each run whose lease it renewed. A run missing from the
+// result is no longer held by that claim, or gone: RenewLease tells which.
+func (s *Store) RenewLeases(ctx context.Context, me string, held map[string]int, lease time.Duration) (map[string]string, error) {
+	out := make(map[string]string, len(held))
+	ids := make([]string, 0, len(held))
+	for id := range held {
+		ids = append(ids, id)
+	}
+	for len(ids) > 0 {
+		n := min(len(ids), 200)
+		args := []any{me, lease.Milliseconds()}
+		var which strings.Builder
+		for i, id := range ids[:n] {
+			if i > 0 {
+				which.WriteString(" OR ")
+			}
+			fmt.Fprintf(&which, "(id = $%d AND attempts = $%d)", len(args)+1, len(args)+2)
+			args = append(args, id, held[id])
+		}
+		ids = ids[n:]
+		rows, err := s.w.QueryContext(ctx, `UPDATE runs SET lease_expires_at = `+s.dbMillis()+` + $2
+			WHERE claimed_by = $1 AND (`+which.String()+`) RETURNING id, status`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("renew run leases: %w", err)
+		}
+		for rows.Next() {
+			var id, status string
+			if err := rows.Scan(&id, &status); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("renew run leases: %w", err)
+			}
+			out[id] = status
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("renew run leases: %w", err)
+		}
+	}
+	return out, nil
+}
+
 // LeaseHeld reports whether another replica than me holds a live lease
 // on run id while it is in progress or cancelling: that replica, not the
 // caller, ends the run's work. On SQLite no other process holds one.
