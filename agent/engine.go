@@ -301,12 +301,21 @@ func (e *Engine) enqueue(j job) {
 		return
 	}
 	e.pending[j.runID] = true
+	if j.attempt != 0 {
+		// Claimed already (by the sweeper): its lease is renewed from now
+		// on, not from when a worker takes the job up, which under load
+		// can come after the lease has run out.
+		e.leases[j.runID] = j.attempt
+	}
 	e.mu.Unlock()
 	select {
 	case e.queue <- j:
 	default:
 		e.mu.Lock()
 		delete(e.pending, j.runID)
+		if j.attempt != 0 && e.leases[j.runID] == j.attempt {
+			delete(e.leases, j.runID)
+		}
 		e.mu.Unlock()
 		if j.attempt == 0 {
 			e.notify(db.ChannelQueue, j.runID) // another replica may have room
