@@ -253,15 +253,22 @@ func (e *Engine) StopThread(ctx context.Context, threadID string) error {
 	}
 	// What built-in tools keep for the thread (a kernel and its files)
 	// no one can reach once it is gone, here or on any other replica.
-	e.forgetThread(threadID)
-	if e.cfg.Postgres {
-		e.control(controlForget, threadID)
-	}
+	e.ForgetEverywhere(threadID)
 	return nil
 }
 
+// ForgetEverywhere drops what built-in tools keep for key (a deleted
+// thread, or an expired container: its kernel and files) on this replica
+// and tells the other replicas to drop theirs.
+func (e *Engine) ForgetEverywhere(key string) {
+	e.forgetThread(key)
+	if e.cfg.Postgres {
+		e.control(controlForget, key)
+	}
+}
+
 // forgetThread drops what built-in tools keep on this replica for a
-// deleted thread.
+// deleted thread (or an expired container).
 func (e *Engine) forgetThread(threadID string) {
 	for _, b := range e.builtins {
 		if f, ok := b.(ThreadForgetter); ok {
