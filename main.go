@@ -352,6 +352,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer sb.Close()
 	code := agent.NewCodeInterpreter(sb, store)
+	if store.Postgres() {
+		code.Share(cfg.Engine.Replica, cfg.Code.IdleTimeout)
+	}
 	cfg.Engine.Builtins = append(cfg.Engine.Builtins, code)
 	// The inspector's writer stops after the engine (deferred calls run
 	// last first), so it records the last exchanges of the runs that stop.
@@ -359,20 +362,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer inspector.Close()
 	// Housekeeping: the engine runs these beside its own sweep.
 	var responses *api.Responses
+	var engine *agent.Engine // set before the engine starts the sweeps
 	cfg.Engine.Sweeps = []agent.Sweep{
 		{Name: "expired objects", Every: time.Minute, Run: store.SweepExpired},
 		{Name: "upstream inspector", Every: time.Hour, Run: inspector.Sweep},
 		// Set before the engine starts the sweeps (below).
 		{Name: "unstored responses", Every: time.Minute, Run: func(ctx context.Context) (int, error) { return responses.SweepUnstored(ctx) }},
 		{Name: "expired containers", Every: time.Minute, Run: func(ctx context.Context) (int, error) {
-			return code.ExpireContainers(ctx, store.ExpireContainers)
+			// The kernels may be on any replica.
+			return code.ExpireContainers(ctx, store.ExpireContainers, engine.ForgetEverywhere)
 		}},
 	}
 	if cfg.Engine.EventLog {
 		cfg.Engine.Sweeps = append(cfg.Engine.Sweeps, agent.Sweep{Name: "run events", Every: time.Minute,
 			Run: func(ctx context.Context) (int, error) { return store.PruneRunEvents(ctx, cfg.Replica.EventRetention) }})
 	}
-	engine := agent.New(store, providers, agent.NewHub(time.Minute), log, cfg.Engine)
+	engine = agent.New(store, providers, agent.NewHub(time.Minute), log, cfg.Engine)
 	responses = api.NewResponses(store, engine, log)
 	engine.EnableInspector(inspector)
 	// Traces go where the OTEL_* environment says; none without it.

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"time"
 	"unicode/utf16"
 	"unicode/utf8"
 
@@ -34,6 +35,14 @@ type CodeStore interface {
 	StageFile(content io.Reader, limit int64) (*db.StagedFile, error)
 	CommitFile(ctx context.Context, f db.File, sf *db.StagedFile, expiresAfter int64) (db.File, error)
 	ContainerStore // containers.go
+	// SandboxFiles and SaveSandboxFiles keep what a thread's code left
+	// in /mnt/data (each file saved as a stored file), so another
+	// replica's kernel for the thread finds it.
+	SandboxFiles(ctx context.Context, threadID string) ([]db.SandboxFile, error)
+	SaveSandboxFiles(ctx context.Context, threadID string, written []db.SandboxFile, removed []string) error
+	// HomeKernel records this replica's kernel as the one running the
+	// thread's code and returns the replica whose kernel did before.
+	HomeKernel(ctx context.Context, threadID, me string, idle time.Duration) (string, error)
 }
 
 // CodeInterpreter is the code_interpreter tool: the model's Python runs in
@@ -55,6 +64,20 @@ type CodeInterpreter struct {
 	// autoMu makes one container per run for code_interpreter {"type":
 	// "auto"} (containers.go).
 	autoMu sync.Mutex
+	// replica names this process among replicas sharing a PostgreSQL
+	// database (see Share); "" alone.
+	replica    string
+	kernelIdle time.Duration
+}
+
+// Share makes threads' kernels known to the other replicas of the
+// database: each call records this replica (named replica, as in runs'
+// claims) as the one whose kernel holds the thread's variables for idle
+// (the sandbox's idle timeout), so the engine can keep the thread's next
+// runs for it (Engine.preferKernel), and a kernel here whose thread ran
+// code elsewhere since is replaced by a fresh one.
+func (c *CodeInterpreter) Share(replica string, idle time.Duration) {
+	c.replica, c.kernelIdle = replica, idle
 }
 
 // NewCodeInterpreter returns the tool running code in sb.
@@ -366,7 +389,22 @@ func (c *CodeInterpreter) Run(ctx context.Context, call ToolCall) (ToolResult, e
 		return ToolResult{}, err
 	}
 	key := kernelKey(call.Run, container)
-	res, err := c.sb.Exec(ctx, key, sandbox.Request{Code: code, Files: files, CallID: call.ID, Exact: container != ""})
+	req := sandbox.Request{Code: code, Files: files, CallID: call.ID, Exact: container != ""}
+	if container == "" {
+		// A thread's files outlive its kernel on any replica: what its
+		// code left in /mnt/data is saved after each call and restored
+		// where a kernel starts. (A container's files are its own
+		// record, placed exactly.)
+		req.Saved = func() ([]sandbox.InputFile, error) { return c.savedFiles(ctx, key) }
+		if c.replica != "" {
+			before, err := c.store.HomeKernel(ctx, key, c.replica, c.kernelIdle)
+			if err != nil {
+				return ToolResult{}, err
+			}
+			req.Fresh = before != "" && before != c.replica
+		}
+	}
+	res, err := c.sb.Exec(ctx, key, req)
 	if err != nil {
 		return ToolResult{}, err
 	}
@@ -397,6 +435,7 @@ func (c *CodeInterpreter) Run(ctx context.Context, call ToolCall) (ToolResult, e
 		image(f.ID)
 	}
 	var written []string
+	var saved []db.SandboxFile
 	for _, name := range res.Files {
 		f, err := c.storeProduced(ctx, key, name)
 		if err != nil {
@@ -405,9 +444,15 @@ func (c *CodeInterpreter) Run(ctx context.Context, call ToolCall) (ToolResult, e
 		if _, err := c.recordProduced(ctx, container, name, f); err != nil {
 			return ToolResult{}, err
 		}
+		saved = append(saved, db.SandboxFile{Path: name, FileID: f.ID})
 		written = append(written, fmt.Sprintf("sandbox:/mnt/data/%s", name))
 		if imageExts[strings.ToLower(path.Ext(name))] {
 			image(f.ID)
+		}
+	}
+	if container == "" {
+		if err := c.save(ctx, key, saved, res.Removed); err != nil {
+			return ToolResult{}, err
 		}
 	}
 
@@ -492,6 +537,49 @@ func (c *CodeInterpreter) inputFiles(ctx context.Context, run db.Run) ([]sandbox
 		}})
 	}
 	return files, nil
+}
+
+// savedFiles lists what the thread's code left in /mnt/data as last
+// saved, to place where its kernel starts.
+func (c *CodeInterpreter) savedFiles(ctx context.Context, threadID string) ([]sandbox.InputFile, error) {
+	all, err := c.store.SandboxFiles(ctx, threadID)
+	if err != nil {
+		return nil, err
+	}
+	files := make([]sandbox.InputFile, len(all))
+	for i, f := range all {
+		id := f.FileID
+		files[i] = sandbox.InputFile{ID: id, Name: f.Path, Open: func() (io.ReadCloser, error) {
+			_, r, err := c.store.OpenFile(context.WithoutCancel(ctx), id)
+			if err != nil {
+				return nil, err
+			}
+			return r, nil
+		}}
+	}
+	return files, nil
+}
+
+// save records what a call did to the thread's /mnt/data: the files it
+// wrote, now stored files, and those it removed; then tells the sandbox
+// which saved versions its directory holds. A thread deleted meanwhile
+// has nothing to keep.
+func (c *CodeInterpreter) save(ctx context.Context, threadID string, written []db.SandboxFile, removed []string) error {
+	err := c.store.SaveSandboxFiles(ctx, threadID, written, removed)
+	if errors.Is(err, db.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if s, ok := c.sb.(sandbox.Syncer); ok {
+		ids := make(map[string]string, len(written))
+		for _, f := range written {
+			ids[f.Path] = f.FileID
+		}
+		return s.NoteSaved(threadID, ids, removed)
+	}
+	return nil
 }
 
 // storeProduced stores a file the thread's code wrote and remembers it for

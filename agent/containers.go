@@ -220,12 +220,18 @@ func (c *CodeInterpreter) RemoveFile(container, path string) error {
 }
 
 // ExpireContainers is the containers' sweep: it marks the containers
-// whose time has come expired and stops their kernels. Their files stay in
+// whose time has come expired and stops their kernels, through forget
+// (Engine.ForgetEverywhere: the sweep runs on one replica, the kernels
+// may live on any), or here alone when forget is nil. Their files stay in
 // the store until the container is deleted.
-func (c *CodeInterpreter) ExpireContainers(ctx context.Context, expire func(context.Context) ([]string, error)) (int, error) {
+func (c *CodeInterpreter) ExpireContainers(ctx context.Context, expire func(context.Context) ([]string, error), forget func(string)) (int, error) {
 	ids, err := expire(ctx)
 	var errs []error
 	for _, id := range ids {
+		if forget != nil {
+			forget(id)
+			continue
+		}
 		errs = append(errs, c.Forget(id))
 	}
 	return len(ids), errors.Join(append(errs, err)...)

@@ -20,6 +20,7 @@ import (
 const (
 	controlCheck   = "check"   // the run's status changed: read it
 	controlDeleted = "deleted" // the run's thread is being deleted: stop now
+	controlForget  = "forget"  // "forget:<thread id>": drop what tools keep for a deleted thread
 )
 
 // listen handles the notifications of other replicas until ctx ends; it
@@ -40,6 +41,10 @@ func (e *Engine) listen(ctx context.Context, listening chan struct{}) {
 			}
 		case db.ChannelControl:
 			verb, runID, _ := strings.Cut(payload, ":")
+			if verb == controlForget {
+				go e.forgetThread(runID) // a thread id; waits for a kernel running code to stop
+				return
+			}
 			e.mu.Lock()
 			attempt, held := e.leases[runID]
 			cancel := e.inflight[runID]
@@ -52,10 +57,18 @@ func (e *Engine) listen(ctx context.Context, listening chan struct{}) {
 				go e.renew(ctx, runID, attempt)
 			}
 		}
-	}, func(again bool) {
+	}, func(lost error) {
 		once.Do(func() { close(listening) })
-		if again && !e.cfg.APIOnly {
-			e.claimDue(ctx) // notifications sent while reconnecting are lost
+		if lost == nil {
+			return
+		}
+		// Notifications sent while reconnecting are lost: claim what is
+		// due, and read the status of the runs executing here (a cancel
+		// or a thread deletion) now rather than at the next renewal.
+		e.log.Warn("listening to other replicas again; notifications sent meanwhile are read from the database", "lost", lost)
+		if !e.cfg.APIOnly {
+			e.claimDue(ctx)
+			e.renewAll(ctx)
 		}
 	})
 }

@@ -41,15 +41,17 @@ type Store interface {
 	RunsWithStatus(ctx context.Context, statuses ...string) ([]db.Run, error)
 	ClaimRuns(ctx context.Context, me string, lease time.Duration, limit int, id string) ([]db.Claim, error)
 	RenewLease(ctx context.Context, id, me string, attempt int, lease time.Duration) (status string, held bool, err error)
+	RenewLeases(ctx context.Context, me string, held map[string]int, lease time.Duration) (map[string]string, error)
 	LeaseHeld(ctx context.Context, id, me string) (bool, error)
 	ReleaseLease(ctx context.Context, id, me string, attempt int) error
+	PreferKernel(ctx context.Context, runID, me string, window time.Duration) (string, error)
 	Notify(ctx context.Context, channel, payload string) error
 	AppendRunEvents(ctx context.Context, runID string, events []db.RunEvent) (int64, error)
 	RunEvents(ctx context.Context, runID string, after int64, limit int) ([]db.RunEvent, error)
 	ThreadLoggedRuns(ctx context.Context, threadID string, since int64) ([]string, error)
 	TakeLeadership(ctx context.Context, name, me string, lease time.Duration) (bool, error)
 	ResignLeadership(ctx context.Context, name, me string) error
-	Listen(ctx context.Context, channels []string, handle func(channel, payload string), listening func(again bool))
+	Listen(ctx context.Context, channels []string, handle func(channel, payload string), listening func(lost error))
 	ExpiredRuns(ctx context.Context, now int64) ([]db.Run, error)
 	ThreadRuns(ctx context.Context, threadID string) ([]db.Run, error)
 	ThreadSteps(ctx context.Context, threadID string) ([]db.RunStep, error)
@@ -107,6 +109,11 @@ type Config struct {
 	// Replica names this process in claims (runs.claimed_by); default a
 	// random id per start.
 	Replica string
+	// KernelAffinity is how long a run queued through this replica waits
+	// for the replica whose code_interpreter kernel holds its thread's
+	// variables, when that is another live replica, before any replica
+	// may claim it (PostgreSQL; default 2 s).
+	KernelAffinity time.Duration
 	// Sweeps is the server's other housekeeping (expired files, old
 	// inspector records …), run beside the engine's own sweep by the one
 	// replica holding the housekeeper lease (housekeeper.go).
@@ -140,6 +147,9 @@ func (c *Config) defaults() {
 	}
 	if c.Replica == "" {
 		c.Replica = NewReplicaID()
+	}
+	if c.KernelAffinity <= 0 {
+		c.KernelAffinity = 2 * time.Second
 	}
 }
 
@@ -293,17 +303,47 @@ func (e *Engine) enqueue(j job) {
 		return
 	}
 	e.pending[j.runID] = true
+	if j.attempt != 0 {
+		// Claimed already (by the sweeper): its lease is renewed from now
+		// on, not from when a worker takes the job up, which under load
+		// can come after the lease has run out.
+		e.leases[j.runID] = j.attempt
+	}
 	e.mu.Unlock()
 	select {
 	case e.queue <- j:
 	default:
 		e.mu.Lock()
 		delete(e.pending, j.runID)
+		if j.attempt != 0 && e.leases[j.runID] == j.attempt {
+			delete(e.leases, j.runID)
+		}
 		e.mu.Unlock()
 		if j.attempt == 0 {
 			e.notify(db.ChannelQueue, j.runID) // another replica may have room
 		}
 	}
+}
+
+// enqueueQueued wakes a worker for a run this replica has just queued
+// (created, or given its tool outputs), unless the run's thread has a
+// code_interpreter kernel alive on another replica: then the run is kept
+// for that replica for Config.KernelAffinity, so the thread's code finds
+// its variables, and that replica is woken instead. Past the window any
+// replica's sweeper claims it (on another replica a new kernel starts,
+// with the thread's files restored).
+func (e *Engine) enqueueQueued(ctx context.Context, j job) {
+	if e.cfg.Postgres {
+		home, err := e.store.PreferKernel(context.WithoutCancel(ctx), j.runID, e.cfg.Replica, e.cfg.KernelAffinity)
+		if err != nil {
+			e.log.Warn("keep a run for its thread's kernel", "run_id", j.runID, "error", err)
+		}
+		if home != "" {
+			e.notify(db.ChannelQueue, j.runID)
+			return
+		}
+	}
+	e.enqueue(j)
 }
 
 func (e *Engine) lockRun(runID string) *sync.Mutex {
@@ -364,6 +404,9 @@ func (e *Engine) commit(ctx context.Context, runID string, fn func(ctx context.C
 		logged = append(logged, toRunEvents(em.events)...)
 		var err error
 		first, err = tx.AppendRunEvents(ctx, runID, logged)
+		if err == nil && len(logged) > 0 {
+			e.elog.markOwn(runID, first, first+int64(len(logged))-1)
+		}
 		return err
 	})
 	if err != nil {

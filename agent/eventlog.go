@@ -36,6 +36,9 @@ type eventLog struct {
 
 	ingestMu sync.Mutex // hands events to the hub in seq order
 
+	ownMu sync.Mutex
+	own   map[string][][2]int64 // seq ranges of runs' events this replica wrote (markOwn)
+
 	watchMu sync.Mutex
 	runs    map[string]time.Time // runs followed by local readers: last asked for
 	threads map[string]time.Time // threads followed by local pages
@@ -47,7 +50,7 @@ type deltaBuf struct {
 }
 
 func newEventLog(e *Engine) *eventLog {
-	return &eventLog{e: e, pending: map[string]*deltaBuf{}, runs: map[string]time.Time{}, threads: map[string]time.Time{}}
+	return &eventLog{e: e, pending: map[string]*deltaBuf{}, own: map[string][][2]int64{}, runs: map[string]time.Time{}, threads: map[string]time.Time{}}
 }
 
 // watchFor is how long a run or thread nobody asks for again stays
@@ -138,18 +141,51 @@ func (l *eventLog) deliver(runID string, first int64, events []db.RunEvent) {
 	l.ingestMu.Lock()
 	defer l.ingestMu.Unlock()
 	if l.e.hub.Position(runID) == first-1 {
-		for _, ev := range events {
-			l.hand(runID, ev)
+		for i, ev := range events {
+			l.hand(runID, ev, l.mine(runID, first+int64(i)))
 		}
 		return
 	}
 	l.ingestLocked(context.Background(), runID)
 }
 
-// hand publishes one logged event to the hub; a run that ended is no
-// longer watched.
-func (l *eventLog) hand(runID string, ev db.RunEvent) {
-	hev := l.e.hub.Publish(runID, ev.Event, ev.Data)
+// markOwn records, inside the transaction appending them, that the
+// run's events from seq first to last are this replica's: whichever way
+// they reach the hub (handed over after the commit, or read back first
+// because this replica's own notification or poll came sooner), the run
+// metrics count them here.
+func (l *eventLog) markOwn(runID string, first, last int64) {
+	l.ownMu.Lock()
+	l.own[runID] = append(l.own[runID], [2]int64{first, last})
+	l.ownMu.Unlock()
+}
+
+// mine reports whether this replica wrote the run's event seq, and
+// forgets the ranges it has passed.
+func (l *eventLog) mine(runID string, seq int64) bool {
+	l.ownMu.Lock()
+	defer l.ownMu.Unlock()
+	rs := l.own[runID]
+	for len(rs) > 0 && rs[0][1] < seq {
+		rs = rs[1:]
+	}
+	mine := len(rs) > 0 && rs[0][0] <= seq
+	if len(rs) == 0 {
+		delete(l.own, runID)
+	} else {
+		l.own[runID] = rs
+	}
+	return mine
+}
+
+// hand publishes one logged event to the hub (own: this replica wrote
+// it, see Hub.Relay); a run that ended is no longer watched.
+func (l *eventLog) hand(runID string, ev db.RunEvent, own bool) {
+	publish := l.e.hub.Relay
+	if own {
+		publish = l.e.hub.Publish
+	}
+	hev := publish(runID, ev.Event, ev.Data)
 	if hev.EndsSegment() && hev.Name != "thread.run.requires_action" {
 		l.watchMu.Lock()
 		delete(l.runs, runID)
@@ -178,7 +214,7 @@ func (l *eventLog) ingestLocked(ctx context.Context, runID string) {
 			if ev.Seq != pos+1 {
 				return // the log's start was pruned: readers get the store's snapshot
 			}
-			l.hand(runID, ev)
+			l.hand(runID, ev, l.mine(runID, ev.Seq))
 			pos++
 		}
 		if len(evs) < 1000 {

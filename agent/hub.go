@@ -128,11 +128,19 @@ func threadOf(name string, data json.RawMessage) string {
 
 // Publish appends an event to the run's log and wakes its readers.
 func (h *Hub) Publish(runID, name string, data json.RawMessage) Event {
-	ev, _ := h.publish(runID, name, data, true)
+	ev, _ := h.publish(runID, name, data, true, true)
 	return ev
 }
 
-func (h *Hub) publish(runID, name string, data json.RawMessage, create bool) (Event, bool) {
+// Relay appends an event another replica wrote (read from the durable
+// log) to the run's log: it wakes readers as Publish does, but the run
+// metrics are the writer's to count, not every reader's.
+func (h *Hub) Relay(runID, name string, data json.RawMessage) Event {
+	ev, _ := h.publish(runID, name, data, true, false)
+	return ev
+}
+
+func (h *Hub) publish(runID, name string, data json.RawMessage, create, own bool) (Event, bool) {
 	h.mu.Lock()
 	l, ok := h.logs[runID]
 	if !ok && !create {
@@ -162,7 +170,7 @@ func (h *Hub) publish(runID, name string, data json.RawMessage, create bool) (Ev
 	l.changed = make(chan struct{})
 	terminal := ev.EndsSegment() && ev.Name != "thread.run.requires_action"
 	if h.metrics != nil {
-		h.observe(l, ev, terminal && !l.ended)
+		h.observe(l, ev, terminal && !l.ended, own)
 	}
 	if terminal && !l.ended {
 		l.ended = true
@@ -175,8 +183,11 @@ func (h *Hub) publish(runID, name string, data json.RawMessage, create bool) (Ev
 // observe feeds the metrics from a run's events: the time between
 // thread.run.queued and thread.run.in_progress is a queue wait; a terminal
 // event ends the run, whose age is taken from thread.run.created when this
-// process saw it, else from the run's created_at. Callers hold l.mu.
-func (h *Hub) observe(l *runLog, ev Event, ends bool) {
+// process saw it, else from the run's created_at. Only events this
+// process wrote (own) are counted, so that with replicas each run is
+// counted once, by the replica that started or ended it, however many
+// replicas' readers follow it. Callers hold l.mu.
+func (h *Hub) observe(l *runLog, ev Event, ends, own bool) {
 	now := time.Now()
 	switch {
 	case ev.Name == "thread.run.created":
@@ -184,9 +195,11 @@ func (h *Hub) observe(l *runLog, ev Event, ends bool) {
 	case ev.Name == "thread.run.queued":
 		l.queued = now
 	case ev.Name == "thread.run.in_progress" && !l.queued.IsZero():
-		h.metrics.RunQueued(now.Sub(l.queued))
+		if own {
+			h.metrics.RunQueued(now.Sub(l.queued))
+		}
 		l.queued = time.Time{}
-	case ends && strings.HasPrefix(ev.Name, "thread.run."):
+	case ends && own && strings.HasPrefix(ev.Name, "thread.run."):
 		start := l.created
 		if start.IsZero() {
 			var r struct {
@@ -206,7 +219,7 @@ func (h *Hub) observe(l *runLog, ev Event, ends bool) {
 // inspector's, after the run has ended and its log was dropped) use it so
 // they never create a log that nothing would drop.
 func (h *Hub) Append(runID, name string, data json.RawMessage) bool {
-	_, ok := h.publish(runID, name, data, false)
+	_, ok := h.publish(runID, name, data, false, true)
 	return ok
 }
 

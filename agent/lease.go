@@ -128,13 +128,34 @@ func (e *Engine) renewLeases(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		e.mu.Lock()
-		held := make(map[string]int, len(e.leases))
-		for id, a := range e.leases {
-			held[id] = a
+		e.renewAll(ctx)
+	}
+}
+
+// renewAll renews the leases of every run executing here in one
+// statement, and acts on their statuses; the few it did not renew (lost,
+// or gone with their thread) are looked at one by one.
+func (e *Engine) renewAll(ctx context.Context) {
+	e.mu.Lock()
+	held := make(map[string]int, len(e.leases))
+	for id, a := range e.leases {
+		held[id] = a
+	}
+	e.mu.Unlock()
+	if len(held) == 0 {
+		return
+	}
+	renewed, err := e.store.RenewLeases(ctx, e.cfg.Replica, held, e.cfg.RunLease)
+	if err != nil {
+		if ctx.Err() == nil {
+			e.log.Warn("renew run leases", "runs", len(held), "error", err)
 		}
-		e.mu.Unlock()
-		for id, attempt := range held {
+		return
+	}
+	for id, attempt := range held {
+		if status, ok := renewed[id]; ok {
+			e.act(id, attempt, status)
+		} else {
 			e.renew(ctx, id, attempt)
 		}
 	}
@@ -143,25 +164,34 @@ func (e *Engine) renewLeases(ctx context.Context) {
 // renew renews one run's lease and acts on the run's status.
 func (e *Engine) renew(ctx context.Context, runID string, attempt int) {
 	status, ok, err := e.store.RenewLease(ctx, runID, e.cfg.Replica, attempt, e.cfg.RunLease)
-	var cause error
 	switch {
 	case errors.Is(err, db.ErrNotFound):
-		cause = errThreadDeleted
+		e.stopHeld(runID, attempt, errThreadDeleted)
 	case err != nil:
 		if ctx.Err() == nil {
 			e.log.Warn("renew run lease", "run_id", runID, "error", err)
 		}
-		return
 	case !ok:
 		e.leaseLost(runID)
-		return
-	case status == db.RunCancelling:
-		cause = errCancelled
-	case status == db.RunExpired:
-		cause = errExpired
 	default:
-		return
+		e.act(runID, attempt, status)
 	}
+}
+
+// act stops the execution of a run whose lease this replica holds when
+// its status says it was cancelled or expired elsewhere.
+func (e *Engine) act(runID string, attempt int, status string) {
+	switch status {
+	case db.RunCancelling:
+		e.stopHeld(runID, attempt, errCancelled)
+	case db.RunExpired:
+		e.stopHeld(runID, attempt, errExpired)
+	}
+}
+
+// stopHeld cancels this replica's execution of runID under claim
+// attempt, if it is still that one, with cause.
+func (e *Engine) stopHeld(runID string, attempt int, cause error) {
 	e.mu.Lock()
 	cancel := e.inflight[runID]
 	current := e.leases[runID] == attempt

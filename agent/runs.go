@@ -77,7 +77,7 @@ func (e *Engine) create(ctx context.Context, r db.Run, store func(db.Run) (*db.T
 	em.emit("thread.run.queued", run)
 	e.publish(ctx, run.ID, em.events)
 	mu.Unlock()
-	e.enqueue(job{runID: run.ID, traceparent: telemetry.Traceparent(ctx), project: run.ProjectID})
+	e.enqueueQueued(ctx, job{runID: run.ID, traceparent: telemetry.Traceparent(ctx), project: run.ProjectID})
 	return run, nil
 }
 
@@ -175,7 +175,7 @@ func (e *Engine) SubmitToolOutputs(ctx context.Context, threadID, runID string, 
 	if err != nil {
 		return run, 0, err
 	}
-	e.enqueue(job{runID: runID})
+	e.enqueueQueued(ctx, job{runID: runID})
 	return run, from, nil
 }
 
@@ -252,7 +252,24 @@ func (e *Engine) StopThread(ctx context.Context, threadID string) error {
 		}
 	}
 	// What built-in tools keep for the thread (a kernel and its files)
-	// no one can reach once it is gone.
+	// no one can reach once it is gone, here or on any other replica.
+	e.ForgetEverywhere(threadID)
+	return nil
+}
+
+// ForgetEverywhere drops what built-in tools keep for key (a deleted
+// thread, or an expired container: its kernel and files) on this replica
+// and tells the other replicas to drop theirs.
+func (e *Engine) ForgetEverywhere(key string) {
+	e.forgetThread(key)
+	if e.cfg.Postgres {
+		e.control(controlForget, key)
+	}
+}
+
+// forgetThread drops what built-in tools keep on this replica for a
+// deleted thread (or an expired container).
+func (e *Engine) forgetThread(threadID string) {
 	for _, b := range e.builtins {
 		if f, ok := b.(ThreadForgetter); ok {
 			if err := f.Forget(threadID); err != nil {
@@ -260,5 +277,4 @@ func (e *Engine) StopThread(ctx context.Context, threadID string) error {
 			}
 		}
 	}
-	return nil
 }

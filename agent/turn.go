@@ -58,6 +58,11 @@ func (e *Engine) execute(parent context.Context, j job) {
 	ctx = db.WithProject(ctx, j.project)
 	run, traceparent, ok := e.claim(ctx, &j)
 	if !ok {
+		e.mu.Lock()
+		if e.leases[j.runID] == j.attempt {
+			delete(e.leases, j.runID) // renewed while the job waited (enqueue)
+		}
+		e.mu.Unlock()
 		if j.attempt != 0 && parent.Err() == nil {
 			// Claimed, then cancelled before it started: settle it.
 			e.settle(withFence(context.WithoutCancel(ctx), j.runID, j.attempt), j.runID, db.RunCancelling, nil)

@@ -51,6 +51,8 @@ var copyTables = []struct{ name, order string }{
 	{"response_input_items", "seq"},
 	{"containers", "seq"},
 	{"container_files", "seq"},
+	{"sandbox_files", "thread_id, path"},
+	{"code_kernels", "thread_id"},
 }
 
 // notCopied are the tables Copy leaves to the migrations or copies apart.

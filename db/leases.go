@@ -49,7 +49,10 @@ func (s *Store) claimable() string {
 	if !s.pg {
 		expired += ` OR claimed_by IS NULL OR claimed_by <> $1`
 	}
-	return `(status = 'queued' OR (status = 'in_progress' AND (` + expired + `)))`
+	// A queued run kept for the replica whose kernel has its thread's
+	// variables (PreferKernel) waits for it until prefer_until.
+	kept := `prefer_until IS NULL OR prefer_until < ` + s.dbMillis() + ` OR prefer_replica = $1`
+	return `((status = 'queued' AND (` + kept + `)) OR (status = 'in_progress' AND (` + expired + `)))`
 }
 
 // ClaimRuns claims up to limit claimable runs for replica me, oldest
@@ -162,6 +165,50 @@ func (s *Store) RenewLease(ctx context.Context, id, me string, attempt int, leas
 		return "", false, fmt.Errorf("renew lease of run %s: %w", id, err)
 	}
 	return status, false, nil
+}
+
+// RenewLeases extends replica me's leases of the runs in held (run id →
+// claim attempt) by lease, in one statement per 200 runs, and returns the
+// status of each run whose lease it renewed. A run missing from the
+// result is no longer held by that claim, or gone: RenewLease tells which.
+func (s *Store) RenewLeases(ctx context.Context, me string, held map[string]int, lease time.Duration) (map[string]string, error) {
+	out := make(map[string]string, len(held))
+	ids := make([]string, 0, len(held))
+	for id := range held {
+		ids = append(ids, id)
+	}
+	for len(ids) > 0 {
+		n := min(len(ids), 200)
+		args := []any{me, lease.Milliseconds()}
+		var which strings.Builder
+		for i, id := range ids[:n] {
+			if i > 0 {
+				which.WriteString(" OR ")
+			}
+			fmt.Fprintf(&which, "(id = $%d AND attempts = $%d)", len(args)+1, len(args)+2)
+			args = append(args, id, held[id])
+		}
+		ids = ids[n:]
+		rows, err := s.w.QueryContext(ctx, `UPDATE runs SET lease_expires_at = `+s.dbMillis()+` + $2
+			WHERE claimed_by = $1 AND (`+which.String()+`) RETURNING id, status`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("renew run leases: %w", err)
+		}
+		for rows.Next() {
+			var id, status string
+			if err := rows.Scan(&id, &status); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("renew run leases: %w", err)
+			}
+			out[id] = status
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("renew run leases: %w", err)
+		}
+	}
+	return out, nil
 }
 
 // LeaseHeld reports whether another replica than me holds a live lease

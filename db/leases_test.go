@@ -122,3 +122,56 @@ func TestLeaderLease(t *testing.T) {
 		}
 	})
 }
+
+// TestRenewLeases: one statement renews a replica's leases of several
+// runs and reports their statuses; runs it no longer holds (another
+// attempt, another replica) are left out and their leases untouched.
+func TestRenewLeases(t *testing.T) {
+	eachStore(t, func(t *testing.T) {
+		ctx := WithProject(context.Background(), DefaultProjectID)
+		s := openTest(t)
+		held := map[string]int{}
+		var runs []string
+		for range 3 {
+			th, _, err := s.CreateThread(ctx, Thread{}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			run, err := s.CreateRun(ctx, Run{ThreadID: th.ID, AssistantID: "asst_x", Model: "m"}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			runs = append(runs, run.ID)
+		}
+		claims, err := s.ClaimRuns(ctx, "a", time.Second, 10, "")
+		if err != nil || len(claims) != 3 {
+			t.Fatalf("claims %+v, %v", claims, err)
+		}
+		for _, c := range claims {
+			held[c.RunID] = c.Attempt
+		}
+		held[runs[2]] = 7 // a claim this replica no longer holds
+		lease := func(id string) int64 {
+			var at int64
+			if err := s.r.QueryRowContext(ctx, `SELECT lease_expires_at FROM runs WHERE id = $1`, id).Scan(&at); err != nil {
+				t.Fatal(err)
+			}
+			return at
+		}
+		before := lease(runs[2])
+		got, err := s.RenewLeases(ctx, "a", held, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]string{runs[0]: RunInProgress, runs[1]: RunInProgress}
+		if len(got) != len(want) || got[runs[0]] != want[runs[0]] || got[runs[1]] != want[runs[1]] {
+			t.Fatalf("renewed %v, want %v", got, want)
+		}
+		if now := s.Now() * 1000; lease(runs[0]) < now+30*60*1000 || lease(runs[2]) != before {
+			t.Fatalf("leases: renewed %d, not renewed %d (was %d), now %d", lease(runs[0]), lease(runs[2]), before, now)
+		}
+		if got, err := s.RenewLeases(ctx, "b", map[string]int{runs[0]: held[runs[0]]}, time.Hour); err != nil || len(got) != 0 {
+			t.Fatalf("another replica renewed %v (%v)", got, err)
+		}
+	})
+}

@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -37,25 +38,28 @@ func (s *Store) Notify(ctx context.Context, channel, payload string) error {
 // done, on a connection of its own (never a pooled one: a pooler in
 // transaction mode would lose the LISTEN). After a lost connection it
 // connects again with a 1 s pause. It calls listening each time it has
-// started listening (again: after a reconnect notifications sent
-// meanwhile are gone, and the caller polls for what it missed). On SQLite
-// it returns at once.
-func (s *Store) Listen(ctx context.Context, channels []string, handle func(channel, payload string), listening func(again bool)) {
+// started listening: first with nil, then, after a reconnect, with the
+// error that ended the previous connection (notifications sent meanwhile
+// are gone, and the caller polls for what it missed). On SQLite it
+// returns at once.
+func (s *Store) Listen(ctx context.Context, channels []string, handle func(channel, payload string), listening func(lost error)) {
 	if !s.pg {
 		return
 	}
-	first := true
+	var lost error
 	for ctx.Err() == nil {
 		err := s.listenOnce(ctx, channels, handle, func() {
 			if listening != nil {
-				listening(!first)
+				listening(lost)
 			}
-			first = false
 		})
 		if ctx.Err() != nil {
 			return
 		}
-		_ = err // the caller's polls cover the gap; try again shortly
+		if err == nil {
+			err = errors.New("listening connection ended")
+		}
+		lost = err // the caller's polls cover the gap; try again shortly
 		select {
 		case <-ctx.Done():
 			return

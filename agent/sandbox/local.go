@@ -176,6 +176,9 @@ type Local struct {
 // ctx.
 type session struct {
 	lock chan struct{}
+	// rec guards the record of saved versions (<dir>.saved.json), which
+	// NoteSaved writes after the call, outside lock.
+	rec  sync.Mutex
 	k    *kernel
 	used time.Time
 }
@@ -399,6 +402,11 @@ func (l *Local) Exec(ctx context.Context, threadID string, req Request) (Result,
 	defer func() { s.used = time.Now() }()
 
 	dir := l.threadDir(threadID)
+	if req.Fresh && s.k != nil {
+		s.k.kill()
+		l.release(s.k)
+		s.k = nil
+	}
 	if s.k == nil || s.k.exited() {
 		if s.k != nil {
 			l.release(s.k)
@@ -421,6 +429,18 @@ func (l *Local) Exec(ctx context.Context, threadID string, req Request) (Result,
 	if err := l.place(dir, s.k.uid, req.Files, req.Exact); err != nil {
 		return Result{}, err
 	}
+	if req.Saved != nil {
+		saved, err := req.Saved()
+		if err != nil {
+			return Result{}, err
+		}
+		s.rec.Lock()
+		err = l.restore(dir, s.k.uid, saved)
+		s.rec.Unlock()
+		if err != nil {
+			return Result{}, err
+		}
+	}
 	lim := l.cfg.Limits
 	roots := []string{dir, s.k.tmp}
 	entries := map[string]entry{}
@@ -431,7 +451,7 @@ func (l *Local) Exec(ctx context.Context, threadID string, req Request) (Result,
 		return Result{Error: diskReason(u, lim, false) + " The code was not run: the thread's files leave no room. " +
 			"Start a new thread, or give it fewer or smaller files."}, nil
 	}
-	before := snapshot(dir)
+	before, whole := snapshot(dir)
 	k := s.k
 	overCh, stopWatch := make(chan usage, 1), make(chan struct{})
 	var seen usage
@@ -476,7 +496,11 @@ func (l *Local) Exec(ctx context.Context, threadID string, req Request) (Result,
 		l.release(s.k)
 		s.k = nil
 	}
-	res.Files = changed(before, snapshot(dir))
+	after, wholeAfter := snapshot(dir)
+	res.Files = changed(before, after)
+	if whole && wholeAfter {
+		res.Removed = removed(before, after)
+	}
 	if req.Exact && len(res.Files) > 0 {
 		if err := noteWritten(dir, res.Files); err != nil {
 			return res, err
@@ -906,6 +930,103 @@ func (l *Local) Remove(threadID, name string) error {
 	return os.WriteFile(manifest, b, 0o600)
 }
 
+// restore brings the thread's directory to the saved state of its files
+// (Request.Sync): a saved file is written unless the directory holds
+// that version already, by the record in <dir>.saved.json (outside the
+// kernel's reach, like the placement manifest), and a file written from
+// an earlier saved state and no longer saved is removed. A saved file
+// whose stored contents are gone (deleted through the API) is left out.
+func (l *Local) restore(dir string, uid int, saved []InputFile) error {
+	record := dir + ".saved.json"
+	held := map[string]string{}
+	if b, err := os.ReadFile(record); err == nil {
+		json.Unmarshal(b, &held)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return fmt.Errorf("restore files: %w", err)
+	}
+	defer root.Close()
+	dirty := false
+	want := map[string]bool{}
+	for _, f := range saved {
+		name := exactName(f.Name)
+		if name == "" {
+			continue
+		}
+		want[name] = true
+		if held[name] == f.ID {
+			continue
+		}
+		var openErr error
+		open := func() (io.ReadCloser, error) {
+			r, err := f.Open()
+			openErr = err
+			return r, err
+		}
+		if d := filepath.Dir(name); d != "." {
+			if err := root.MkdirAll(d, 0o755); err != nil {
+				return fmt.Errorf("restore %s: %w", name, err)
+			}
+			if uid >= 0 {
+				root.Lchown(d, uid, kernelGID)
+			}
+		}
+		if err := writeInto(root, name, uid, open); err != nil {
+			if openErr != nil {
+				continue
+			}
+			return fmt.Errorf("restore %s: %w", name, err)
+		}
+		held[name], dirty = f.ID, true
+	}
+	for name := range held {
+		if want[name] {
+			continue
+		}
+		if err := root.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("restore: remove %s: %w", name, err)
+		}
+		delete(held, name)
+		dirty = true
+	}
+	if !dirty {
+		return nil
+	}
+	b, _ := json.Marshal(held)
+	return os.WriteFile(record, b, 0o600)
+}
+
+// NoteSaved implements Syncer.
+func (l *Local) NoteSaved(threadID string, saved map[string]string, removed []string) error {
+	if len(saved) == 0 && len(removed) == 0 {
+		return nil
+	}
+	s, err := l.session(threadID)
+	if err != nil {
+		return err
+	}
+	s.rec.Lock()
+	defer s.rec.Unlock()
+	dir := l.threadDir(threadID)
+	if _, err := os.Stat(dir); err != nil {
+		return nil // forgotten meanwhile
+	}
+	record := dir + ".saved.json"
+	held := map[string]string{}
+	if b, err := os.ReadFile(record); err == nil {
+		json.Unmarshal(b, &held)
+	}
+	for _, name := range removed {
+		delete(held, name)
+	}
+	for name, id := range saved {
+		held[name] = id
+	}
+	b, _ := json.Marshal(held)
+	return os.WriteFile(record, b, 0o600)
+}
+
 // Forget implements Sandbox.
 func (l *Local) Forget(threadID string) error {
 	l.mu.Lock()
@@ -923,6 +1044,7 @@ func (l *Local) Forget(threadID string) error {
 	}
 	dir := l.threadDir(threadID)
 	os.Remove(dir + ".files.json")
+	os.Remove(dir + ".saved.json")
 	return os.RemoveAll(dir)
 }
 
@@ -1579,15 +1701,18 @@ type fileState struct {
 // snapshotLimit bounds how many entries a scan of /mnt/data looks at.
 const snapshotLimit = 10000
 
-// snapshot lists the regular files under dir (not following symlinks).
-func snapshot(dir string) map[string]fileState {
+// snapshot lists the regular files under dir (not following symlinks);
+// whole is false when dir held more than snapshotLimit entries.
+func snapshot(dir string) (files map[string]fileState, whole bool) {
 	out := map[string]fileState{}
 	n := 0
+	whole = true
 	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return nil
 		}
 		if n++; n > snapshotLimit {
+			whole = false
 			return filepath.SkipAll
 		}
 		if !d.Type().IsRegular() {
@@ -1602,6 +1727,18 @@ func snapshot(dir string) map[string]fileState {
 		}
 		return nil
 	})
+	return out, whole
+}
+
+// removed lists files present before and gone after, sorted.
+func removed(before, after map[string]fileState) []string {
+	var out []string
+	for name := range before {
+		if _, ok := after[name]; !ok {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
 	return out
 }
 

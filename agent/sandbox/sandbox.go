@@ -58,6 +58,29 @@ type Request struct {
 	// there, and a file placed by an earlier call that is no longer among
 	// them is removed from /mnt/data.
 	Exact bool
+	// Saved, when set, lists the files the thread's code left in
+	// /mnt/data as last saved (by this server or another, from
+	// Result.Files and Result.Removed of earlier calls); it is called
+	// once the thread's kernel is free, so it sees every earlier call's
+	// save. The thread's /mnt/data is brought to it: each file is
+	// written at its Name unless the directory holds that saved version
+	// already (by ID, see Syncer), and a file written from an earlier
+	// saved state that it no longer lists (the code removed it on another
+	// server) is removed. So a kernel starting on a server that has not
+	// run the thread's code before finds the files it wrote elsewhere.
+	Saved func() ([]InputFile, error)
+	// Fresh stops the thread's kernel, if it has one, before the call:
+	// the thread's code ran on another server since its last call here,
+	// so its variables are stale.
+	Fresh bool
+}
+
+// Syncer is a Sandbox that remembers which saved version of each file
+// its /mnt/data of a thread holds (Request.Saved): NoteSaved records the
+// versions the files a call wrote were saved as, and the paths it
+// removed, so the next Sync writes none of them again.
+type Syncer interface {
+	NoteSaved(threadID string, saved map[string]string, removed []string) error
 }
 
 // InputFile is a stored file to place in /mnt/data under Name.
@@ -84,6 +107,9 @@ type Result struct {
 	// Files are the files in /mnt/data the call created or changed,
 	// paths relative to /mnt/data.
 	Files []string
+	// Removed are the files in /mnt/data the call removed (none when
+	// /mnt/data held too many entries to compare).
+	Removed []string
 }
 
 // ErrUnavailable is the reason given when the local backend cannot

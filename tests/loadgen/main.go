@@ -75,6 +75,8 @@ func main() {
 	mixed := flag.Int("mixed", 0, "clients in phase (m), a mixed load of reads, message creates and streaming runs (0 skips it)")
 	mixedFor := flag.Duration("mixed-for", 10*time.Second, "how long phase (m) lasts")
 	phases := flag.String("phases", "acb", "phases to measure, of a, c, b (and m with -mixed)")
+	cluster := flag.String("replicas", "", "with -postgres: measure replicas instead, one process per comma-separated role (all, api, worker), e.g. all,all or api,worker,worker (see cluster.go)")
+	lease := flag.String("run-lease", "", "with -replicas: --run-lease of every replica (the kill -9 takeover waits for it)")
 	flag.Parse()
 	if *bin == "" {
 		fmt.Fprintln(os.Stderr, "loadgen: -bin is required")
@@ -85,6 +87,21 @@ func main() {
 		extra = append(extra, "--inspect-retention", *inspect)
 	}
 	extra = append(extra, strings.Fields(*extra0)...)
+	if *cluster != "" {
+		if *pg == "" {
+			fmt.Fprintln(os.Stderr, "loadgen: -replicas needs -postgres")
+			os.Exit(2)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+		err := runCluster(ctx, clusterOptions{bin: strings.Split(*bin, ",")[0], pg: *pg, roles: strings.Split(*cluster, ","),
+			runs: *runs, words: *words, delay: *delay, memEvery: *memEvery, lease: *lease, extra: extra})
+		cancel()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	prof := profiler{url: *pprofURL, dir: *heapDir, every: *heapEvery}
 	if *firstOnly {
 		*phases = "a"
@@ -653,6 +670,9 @@ type runResult struct {
 	text       string
 	status     string
 	gaps       []time.Duration
+	run        string      // the run's id
+	at         []time.Time // when each text delta arrived (cluster mode)
+	pieces     []string    // each text delta's text
 }
 
 // streamRun creates a thread and run with stream=true (one request) and
@@ -704,9 +724,16 @@ func (c *client) streamEvents(ctx context.Context, path string, body any) (runRe
 				if err := json.Unmarshal([]byte(data), &d); err != nil {
 					return res, err
 				}
+				piece := ""
 				for _, c := range d.Delta.Content {
-					text.WriteString(c.Text.Value)
+					piece += c.Text.Value
 				}
+				text.WriteString(piece)
+				res.at, res.pieces = append(res.at, now), append(res.pieces, piece)
+			case "thread.run.created":
+				var r struct{ ID string }
+				_ = json.Unmarshal([]byte(data), &r)
+				res.run = r.ID
 			case "thread.run.completed", "thread.run.failed", "thread.run.incomplete", "thread.run.cancelled", "thread.run.expired":
 				res.status = strings.TrimPrefix(event, "thread.run.")
 			case "done":

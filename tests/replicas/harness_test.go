@@ -116,6 +116,8 @@ type replica struct {
 	Client openai.Client
 	logs   *logBuffer
 	exited chan struct{}
+	// metrics is its /metrics URL when started with --metrics-addr.
+	metrics string
 }
 
 // start starts a replica with args (e.g. --role worker, --run-lease 1s).
@@ -137,6 +139,9 @@ func (c *cluster) start(name string, args ...string) *replica {
 	go func() {
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
+			if m, ok := strings.CutPrefix(sc.Text(), "metrics listening on "); ok {
+				r.metrics = m // printed before the listening line below
+			}
 			if a, ok := strings.CutPrefix(sc.Text(), "assistantd listening on http://"); ok {
 				a, _, _ = strings.Cut(a, " ")
 				addr <- a

@@ -22,9 +22,15 @@ var csrfInput = regexp.MustCompile(`name="csrf_token"\s+value="([^"]+)"`)
 // the database) is good on every replica.
 func signIn(t *testing.T, r *replica, email, password string) *http.Client {
 	t.Helper()
+	return signInAt(t, r.URL, email, password)
+}
+
+// signInAt signs in to the web app at base.
+func signInAt(t *testing.T, base, email, password string) *http.Client {
+	t.Helper()
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar}
-	res, err := c.Get(r.URL + "/login")
+	res, err := c.Get(base + "/login")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +40,7 @@ func signIn(t *testing.T, r *replica, email, password string) *http.Client {
 	if m == nil {
 		t.Fatalf("no csrf_token on /login")
 	}
-	res, err = c.PostForm(r.URL+"/login", url.Values{"csrf_token": {m[1]}, "email": {email}, "password": {password}})
+	res, err = c.PostForm(base+"/login", url.Values{"csrf_token": {m[1]}, "email": {email}, "password": {password}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,9 +62,16 @@ type liveEvent struct {
 // it returns false.
 func readLive(t *testing.T, c *http.Client, r *replica, threadID, last string, keep func(liveEvent) bool) {
 	t.Helper()
+	readLiveAt(t, c, r.URL, r.name, threadID, last, keep)
+}
+
+// readLiveAt is readLive from the server at base (named name), and
+// returns the response's headers.
+func readLiveAt(t *testing.T, c *http.Client, base, name, threadID, last string, keep func(liveEvent) bool) http.Header {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, r.URL+"/threads/"+threadID+"/events", nil)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/threads/"+threadID+"/events", nil)
 	if last != "" {
 		req.Header.Set("Last-Event-ID", last)
 	}
@@ -68,7 +81,7 @@ func readLive(t *testing.T, c *http.Client, r *replica, threadID, last string, k
 	}
 	defer res.Body.Close()
 	if res.StatusCode != http.StatusOK || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream") {
-		t.Fatalf("GET events on %s: %d %s", r.name, res.StatusCode, res.Header.Get("Content-Type"))
+		t.Fatalf("GET events on %s: %d %s", name, res.StatusCode, res.Header.Get("Content-Type"))
 	}
 	sc := bufio.NewScanner(res.Body)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
@@ -90,12 +103,13 @@ func readLive(t *testing.T, c *http.Client, r *replica, threadID, last string, k
 			ev.run, ev.event, ev.data = v.Run, v.Event, v.Data
 		case line == "" && ev.event != "":
 			if !keep(ev) {
-				return
+				return res.Header
 			}
 			ev = liveEvent{}
 		}
 	}
-	t.Fatalf("the live stream on %s ended: %v", r.name, sc.Err())
+	t.Fatalf("the live stream on %s ended: %v", name, sc.Err())
+	return nil
 }
 
 // deltaText is the text of a thread.message.delta event's data.

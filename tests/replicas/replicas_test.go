@@ -414,3 +414,40 @@ func TestBlobStoreDirRefused(t *testing.T) {
 		t.Errorf("refusal beside a --blob-store dir replica: %s", out)
 	}
 }
+
+// TestCancelWhileListenerLost: a cancel whose notification is sent while
+// the executing replica's listening connection is down (its backend
+// terminated) still stops the run within a few seconds: on listening
+// again the replica reads the status of the runs it executes, instead of
+// waiting for the lease renewal (every 20 s here).
+func TestCancelWhileListenerLost(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	a := c.start("a", "--role", "api", "--run-lease", "60s")
+	b := c.start("b", "--role", "worker", "--run-lease", "60s")
+	asst := newAssistant(t, a)
+	th, id := createRun(t, a, asst, "unheard [[slow 50ms]] [[chunks 1000]]")
+	c.executing(id)
+	eventually(t, 10*time.Second, "the answer to be streaming", func() bool {
+		return len(c.watch.requests("unheard")) == 1
+	})
+	var n int
+	if err := c.db.QueryRow(`SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE datname = current_database() AND query LIKE 'LISTEN %'`).Scan(&n); err != nil || n == 0 {
+		t.Fatalf("terminated %d listening connections (%v)", n, err)
+	}
+	if _, err := a.Client.Beta.Threads.Runs.Cancel(context.Background(), th, id); err != nil {
+		t.Fatal(err)
+	}
+	cancelled := time.Now()
+	var reqs []watched
+	eventually(t, 8*time.Second, "the worker to abandon the upstream request", func() bool {
+		reqs = c.watch.requests("unheard")
+		return len(reqs) == 1 && !reqs[0].abandoned.IsZero()
+	})
+	t.Logf("cancel while the worker's listener was down to upstream request abandoned: %v", reqs[0].abandoned.Sub(cancelled).Round(time.Millisecond))
+	waitStatus(t, a, th, id, 5*time.Second, openai.RunStatusCancelled)
+	if !strings.Contains(b.logs.String(), "listening to other replicas again") {
+		t.Errorf("the worker did not say it listened again")
+	}
+}
