@@ -171,6 +171,7 @@ type Engine struct {
 
 	builtins  map[string]Builtin
 	inspector *Inspector         // records upstream exchanges, when enabled
+	projects  *projectRules      // projects' settings and usage, when enabled (projects.go)
 	metrics   *telemetry.Metrics // nil: none (see EnableMetrics)
 	tracer    trace.Tracer       // see EnableTracing
 	tracing   bool

@@ -21,7 +21,8 @@ func addRoutes(e *echo.Echo, cfg Config) {
 	}
 
 	api := cfg.API
-	v1 := e.Group("/v1", apiHeaders, requireAPIKey(cfg.CheckKey), checkBeta)
+	addOrganizationRoutes(e, cfg) // /v1/organization: admin keys only
+	v1 := e.Group("/v1", apiHeaders, requireAPIKey(cfg.CheckKey), readOnlyKeys, rateHeaders, checkBeta)
 
 	v1.GET("/assistants", api.ListAssistants)
 	v1.POST("/assistants", api.CreateAssistant)
