@@ -435,7 +435,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	store.StartupDone()
-	v1 := api.NewAPI(store, engine, cfg.MaxUploadBytes, log, api.WithVectorStores(store, rag))
+	v1 := api.NewAPI(store, engine, cfg.MaxUploadBytes, log, api.WithVectorStores(store, rag), api.WithProjectSettings(store))
 	handler := web.New(web.Config{
 		UI:         webUI,
 		API:        v1,

@@ -85,15 +85,8 @@ func (e *Engine) admit(ctx context.Context, r db.Run) error {
 	if err != nil {
 		return err
 	}
-	if r.Model != "" && !set.AllowsModel(r.Model) {
-		return &RequestError{Param: "model", Code: "model_not_allowed",
-			Message: fmt.Sprintf("The model '%s' is not allowed in project %s.", r.Model, project)}
-	}
-	for i, t := range r.Tools {
-		if !set.AllowsTool(t.Type) {
-			return &RequestError{Param: fmt.Sprintf("tools[%d].type", i), Code: "tool_not_allowed",
-				Message: fmt.Sprintf("The %s tool is disabled in project %s.", t.Type, project)}
-		}
+	if se := set.Check(r.Model, r.Tools); se != nil {
+		return &RequestError{Param: se.Param, Code: se.Code, Message: se.Message}
 	}
 	if r.Model == "" {
 		return nil

@@ -458,3 +458,29 @@ func RateNoteFrom(ctx context.Context) *RateNote {
 	n, _ := ctx.Value(rateNoteKey{}).(*RateNote)
 	return n
 }
+
+// SettingsError is what a project's settings refuse in a request: a model
+// or a server-side tool it may not use.
+type SettingsError struct {
+	Param   string // "model", "tools[2].type"
+	Code    string // model_not_allowed, tool_not_allowed
+	Message string
+}
+
+func (e *SettingsError) Error() string { return e.Message }
+
+// Check returns what the settings refuse of a model (when model is not
+// "") and tools, or nil.
+func (p ProjectSettings) Check(model string, tools []Tool) *SettingsError {
+	if model != "" && !p.AllowsModel(model) {
+		return &SettingsError{Param: "model", Code: "model_not_allowed",
+			Message: fmt.Sprintf("The model '%s' is not allowed in project %s.", model, p.ProjectID)}
+	}
+	for i, t := range tools {
+		if !p.AllowsTool(t.Type) {
+			return &SettingsError{Param: fmt.Sprintf("tools[%d].type", i), Code: "tool_not_allowed",
+				Message: fmt.Sprintf("The %s tool is disabled in project %s.", t.Type, p.ProjectID)}
+		}
+	}
+	return nil
+}
