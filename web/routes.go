@@ -211,6 +211,9 @@ func addUIRoutes(e *echo.Echo, ui *ui.UI) {
 	e.POST("/settings/account/sessions/revoke", ui.RevokeMySessions, signedIn)
 	e.POST("/settings/remote-images", ui.SetRemoteImages, admin)
 	e.GET("/settings/system", ui.System, admin)
+	e.GET("/settings/admin-keys", ui.AdminKeys, admin)
+	e.POST("/settings/admin-keys", ui.CreateAdminKey, admin)
+	e.POST("/settings/admin-keys/:key_id/revoke", ui.RevokeAdminKey, admin)
 }
 
 // ready answers GET /readyz without a key: 503 when the store does not

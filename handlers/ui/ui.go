@@ -45,6 +45,7 @@ type Store interface {
 	messageStore
 	fileStore
 	keyStore
+	adminKeyStore
 	runStore
 	webhookStore
 	conversationStore
