@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 
+	"github.com/assistantd/assistantd/agent"
 	"github.com/assistantd/assistantd/db"
 	"github.com/assistantd/assistantd/handlers/respond"
 )
@@ -37,4 +38,27 @@ func (h *API) checkProject(ctx context.Context, model string, tools []db.Tool) e
 		return respond.Invalid(se.Param, se.Code, "%s", se.Message)
 	}
 	return nil
+}
+
+// projectModels leaves out of models those the request's project may not
+// use, as OpenAI's model list shows a project only its models.
+func (h *API) projectModels(ctx context.Context, models []agent.Model) ([]agent.Model, error) {
+	if h.settings == nil {
+		return models, nil
+	}
+	project, err := db.ProjectFrom(ctx)
+	if err != nil {
+		project = db.DefaultProjectID
+	}
+	set, err := h.settings.ProjectSettings(ctx, project)
+	if err != nil {
+		return nil, respond.Internal(err)
+	}
+	out := make([]agent.Model, 0, len(models))
+	for _, m := range models {
+		if set.AllowsModel(m.ID) {
+			out = append(out, m)
+		}
+	}
+	return out, nil
 }

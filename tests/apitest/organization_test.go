@@ -296,6 +296,13 @@ func TestProjectPermissions(t *testing.T) {
 	if err != nil || perms.Mode != "allow_list" || len(perms.ModelIDs) != 1 {
 		t.Fatalf("allow list: %+v %v", perms, err)
 	}
+	models, err := bc.Models.List(ctx)
+	if err != nil || len(models.Data) != 1 || models.Data[0].ID != "fake-model" {
+		t.Fatalf("B's models under an allow list of fake-model: %+v %v", models, err)
+	}
+	if all, err := s.Client.Models.List(ctx); err != nil || len(all.Data) < 2 {
+		t.Fatalf("the Default project's models: %+v %v", all, err)
+	}
 	_, err = bc.Beta.Assistants.New(ctx, openai.BetaAssistantNewParams{Model: "gpt-other"})
 	if ae := wantAPIError(t, "an assistant on a model outside the allow list", err, 400, "model_not_allowed"); ae.Param != "model" || !strings.Contains(ae.Message, "gpt-other") {
 		t.Fatalf("refusal: param %q message %q", ae.Param, ae.Message)
@@ -532,6 +539,12 @@ func TestProjectUpstream(t *testing.T) {
 		}
 	}
 
+	// Its usage is recorded for the project.
+	usage, err := openStore(t, s).ListUsage(context.Background(), db.DefaultProjectID, time.Now().Add(-24*time.Hour))
+	if err != nil || len(usage) != 1 || usage[0].Model != "fake-model" || usage[0].Requests < 1 || usage[0].InputTokens < 1 || usage[0].OutputTokens < 1 {
+		t.Fatalf("usage: %+v %v", usage, err)
+	}
+
 	if res = s.do(t, "DELETE", path, nil, admin); res.Status != 200 {
 		t.Fatalf("delete upstream: %d %s", res.Status, res.Body)
 	}
@@ -577,6 +590,18 @@ func TestReadOnlyKey(t *testing.T) {
 // secret.
 func storeKey(t *testing.T, s *server, o db.KeyOptions) string {
 	t.Helper()
+	st := openStore(t, s)
+	_, secret, err := st.CreateAPIKey(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return secret
+}
+
+// openStore opens s's store beside the running server (SQLite's WAL and
+// PostgreSQL both allow it), closed when the test ends.
+func openStore(t *testing.T, s *server) *db.Store {
+	t.Helper()
 	var opts []db.Option
 	if s.DatabaseURL != "" {
 		opts = append(opts, db.WithDatabaseURL(s.DatabaseURL))
@@ -586,10 +611,6 @@ func storeKey(t *testing.T, s *server, o db.KeyOptions) string {
 		t.Fatal(err)
 	}
 	st.StartupDone()
-	defer st.Close()
-	_, secret, err := st.CreateAPIKey(context.Background(), o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return secret
+	t.Cleanup(func() { st.Close() })
+	return st
 }
