@@ -244,6 +244,9 @@ func (e *Engine) Start(ctx context.Context) error {
 	if len(e.cfg.Sweeps) > 0 {
 		e.wg.Go(func() { e.housekeep(ctx) }) // on one replica at a time
 	}
+	if e.projects != nil {
+		e.wg.Go(func() { e.projects.writeUsage(ctx, e.log) })
+	}
 	return nil
 }
 

@@ -10,7 +10,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/assistantd/assistantd/db"
@@ -32,16 +34,20 @@ type projectRules struct {
 
 	mu        sync.Mutex
 	upstreams map[string]*Provider // by project, URL and key digest
+
+	usage   chan usageEntry // to the store (writeUsage)
+	dropped atomic.Int64    // usage entries dropped because the queue was full
 }
 
 // EnableProjects makes the engine apply projects' settings and record
-// their usage. window is the length of a rate-limit window: a minute, as
+// their usage (written by a goroutine Start starts). Call it before
+// Start. window is the length of a rate-limit window: a minute, as
 // the limits' names say, unless a test shortens it.
 func (e *Engine) EnableProjects(store Projects, window time.Duration) {
 	if window <= 0 {
 		window = time.Minute
 	}
-	e.projects = &projectRules{store: store, window: window, upstreams: map[string]*Provider{}}
+	e.projects = &projectRules{store: store, window: window, upstreams: map[string]*Provider{}, usage: make(chan usageEntry, usageBuffer)}
 }
 
 // RateLimitError is a request refused by its project's rate limit; the
@@ -142,10 +148,22 @@ func (pr *projectRules) upstream(ps *Providers, projectID, url, key string) *Pro
 	return p
 }
 
-// recordUsage records one upstream request of a run's project: its usage
-// for the usage page, and its tokens against the project's rate limit. It
-// runs after the request has ended; a failure is logged, never the run's.
-func (e *Engine) recordUsage(ctx context.Context, run db.Run, model string, usage *db.Usage) {
+// usageEntry is one upstream request's usage, on its way to the store.
+type usageEntry struct {
+	runID, project, model string
+	usage                 db.Usage
+}
+
+// usageBuffer bounds the usage waiting to be written. A turn never waits
+// on the store's writer for it: past this the entries are dropped, and
+// counted.
+const usageBuffer = 4096
+
+// recordUsage queues one upstream request of a run's project for the
+// store: its usage for the usage page, and its tokens against the
+// project's rate limit. The turn goes on at once (see writeUsage); when
+// the queue is full the entry is dropped and counted, never waited for.
+func (e *Engine) recordUsage(run db.Run, model string, usage *db.Usage) {
 	if e.projects == nil || usage == nil {
 		return
 	}
@@ -153,12 +171,43 @@ func (e *Engine) recordUsage(ctx context.Context, run db.Run, model string, usag
 	if project == "" {
 		project = db.DefaultProjectID
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	if err := e.projects.store.RecordUsage(ctx, project, model, usage.PromptTokens, usage.CompletionTokens); err != nil {
-		e.log.Warn("recording usage failed", "run_id", run.ID, "project", project, "error", err)
+	select {
+	case e.projects.usage <- usageEntry{runID: run.ID, project: project, model: model, usage: *usage}:
+	default:
+		if n := e.projects.dropped.Add(1); n == 1 || n%1000 == 0 {
+			e.log.Warn("usage records dropped: the store is not keeping up", "dropped", n)
+		}
 	}
-	if err := e.projects.store.CountTokens(ctx, project, model, usage.TotalTokens, e.projects.window); err != nil {
-		e.log.Warn("counting tokens failed", "run_id", run.ID, "project", project, "error", err)
+}
+
+// writeUsage writes queued usage until ctx ends, then what is left (for
+// a few seconds at most).
+func (pr *projectRules) writeUsage(ctx context.Context, log *slog.Logger) {
+	write := func(ctx context.Context, u usageEntry) {
+		if err := pr.store.RecordUsage(ctx, u.project, u.model, u.usage.PromptTokens, u.usage.CompletionTokens); err != nil {
+			log.Warn("recording usage failed", "run_id", u.runID, "project", u.project, "error", err)
+		}
+		if err := pr.store.CountTokens(ctx, u.project, u.model, u.usage.TotalTokens, pr.window); err != nil {
+			log.Warn("counting tokens failed", "run_id", u.runID, "project", u.project, "error", err)
+		}
+	}
+loop:
+	for {
+		select {
+		case u := <-pr.usage:
+			write(ctx, u)
+		case <-ctx.Done():
+			break loop
+		}
+	}
+	drain, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	for drain.Err() == nil {
+		select {
+		case u := <-pr.usage:
+			write(drain, u)
+		default:
+			return
+		}
 	}
 }

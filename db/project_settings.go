@@ -394,8 +394,18 @@ func (s *Store) CountTokens(ctx context.Context, projectID, model string, tokens
 	if tokens <= 0 {
 		return nil
 	}
+	// Most projects limit no tokens: a read, not the writer, finds it.
+	var limited int
+	err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM project_rate_limits WHERE project_id = $1 AND model = $2 AND max_tokens_per_1_minute > 0`,
+		projectID, model).Scan(&limited)
+	if err != nil {
+		return fmt.Errorf("count tokens: %w", err)
+	}
+	if limited == 0 {
+		return nil
+	}
 	start, _ := windowStart(s.now(), window)
-	_, err := s.w.ExecContext(ctx, `INSERT INTO rate_counters (project_id, model, window_start, requests, tokens)
+	_, err = s.w.ExecContext(ctx, `INSERT INTO rate_counters (project_id, model, window_start, requests, tokens)
 		SELECT CAST($1 AS TEXT), CAST($2 AS TEXT), CAST($3 AS BIGINT), 0, CAST($4 AS BIGINT) WHERE EXISTS (SELECT 1 FROM project_rate_limits
 			WHERE project_id = $1 AND model = $2 AND max_tokens_per_1_minute > 0)
 		ON CONFLICT (project_id, model, window_start) DO UPDATE SET tokens = rate_counters.tokens + excluded.tokens`,

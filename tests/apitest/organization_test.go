@@ -539,10 +539,19 @@ func TestProjectUpstream(t *testing.T) {
 		}
 	}
 
-	// Its usage is recorded for the project.
-	usage, err := openStore(t, s).ListUsage(context.Background(), db.DefaultProjectID, time.Now().Add(-24*time.Hour))
-	if err != nil || len(usage) != 1 || usage[0].Model != "fake-model" || usage[0].Requests < 1 || usage[0].InputTokens < 1 || usage[0].OutputTokens < 1 {
-		t.Fatalf("usage: %+v %v", usage, err)
+	// Its usage is recorded for the project (just after the run ends).
+	st := openStore(t, s)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		usage, err := st.ListUsage(context.Background(), db.DefaultProjectID, time.Now().Add(-24*time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(usage) == 1 && usage[0].Model == "fake-model" && usage[0].Requests >= 1 && usage[0].InputTokens >= 1 && usage[0].OutputTokens >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("usage 10 s after the run: %+v", usage)
+		}
 	}
 
 	if res = s.do(t, "DELETE", path, nil, admin); res.Status != 200 {
