@@ -195,3 +195,24 @@ func testAdminKeys(t *testing.T) {
 		t.Fatalf("revoking twice: %v, want ErrNotFound", err)
 	}
 }
+
+// BenchmarkAdmitRequest: what run creation pays for rate limits on
+// SQLite: a model without limits (one read) and one with a limit (a read
+// and one upsert on the writer).
+func BenchmarkAdmitRequest(b *testing.B) {
+	ctx := context.Background()
+	s := openTest(b)
+	big := int64(1 << 40)
+	if _, err := s.SetRateLimit(ctx, DefaultProjectID, "limited", RateLimitChange{MaxRequestsPer1Minute: &big}); err != nil {
+		b.Fatal(err)
+	}
+	for _, model := range []string{"unlimited", "limited"} {
+		b.Run(model, func(b *testing.B) {
+			for b.Loop() {
+				if st, err := s.AdmitRequest(ctx, DefaultProjectID, model, time.Minute); err != nil || st.Refused != "" {
+					b.Fatal(st, err)
+				}
+			}
+		})
+	}
+}

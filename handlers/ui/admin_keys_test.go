@@ -37,6 +37,9 @@ func TestAdminKeysPage(t *testing.T) {
 	}
 
 	admin := a.user(db.RoleAdmin)
+	if href, _ := testid(admin.page("/settings/keys", http.StatusOK), "admin-keys-link").Attr("href"); href != "/settings/admin-keys" {
+		t.Fatalf("the API keys page links admins to %q", href)
+	}
 	doc := admin.page("/settings/admin-keys", http.StatusOK)
 	if testid(doc, "admin-key-row").Length() != 0 || testid(doc, "admin-key-form").Length() != 1 {
 		t.Fatal("a fresh admin keys page should list none and offer the form")
