@@ -185,9 +185,15 @@ func (s *Store) UpdateProjectSettings(ctx context.Context, projectID string, cha
 // upstreamCipher is AES-256-GCM under the server secret kept in the
 // secrets table (made on first use).
 func (s *Store) upstreamCipher(ctx context.Context) (cipher.AEAD, error) {
-	key, err := s.Secret(ctx, upstreamKeySecret, 32)
+	// A run's every turn opens its project's key: read the secret, and
+	// make it (a write) only the first time.
+	var key []byte
+	err := s.r.QueryRowContext(ctx, `SELECT value FROM secrets WHERE name = $1`, upstreamKeySecret).Scan(&key)
+	if errors.Is(err, sql.ErrNoRows) {
+		key, err = s.Secret(ctx, upstreamKeySecret, 32)
+	}
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("upstream key secret: %w", err)
 	}
 	block, err := aes.NewCipher(key)
 	if err != nil {
