@@ -7,10 +7,12 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/assistantd/assistantd/db"
 	"github.com/assistantd/assistantd/handlers/api"
 	"github.com/assistantd/assistantd/handlers/ui"
+	"github.com/assistantd/assistantd/telemetry"
 	"github.com/assistantd/assistantd/web"
 )
 
@@ -19,7 +21,11 @@ import (
 // viewers can neither see nor make admin keys.
 func TestAdminKeysPage(t *testing.T) {
 	var store *db.Store
-	a := newAppWith(t, func(_ *ui.Config, s *db.Store) { store = s }, func(w *web.Config) {
+	h := telemetry.NewHistory(telemetry.NewMetrics(), time.Minute) // for the System page, which links the admin keys
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	h.Start(ctx)
+	a := newAppWith(t, func(cfg *ui.Config, s *db.Store) { store, cfg.History = s, h }, func(w *web.Config) {
 		w.Organization = api.NewOrganization(store, nil)
 		w.CheckAdminKey = store.CheckAdminKey
 	})
@@ -37,8 +43,8 @@ func TestAdminKeysPage(t *testing.T) {
 	}
 
 	admin := a.user(db.RoleAdmin)
-	if href, _ := testid(admin.page("/settings/keys", http.StatusOK), "admin-keys-link").Attr("href"); href != "/settings/admin-keys" {
-		t.Fatalf("the API keys page links admins to %q", href)
+	if href, _ := testid(admin.page("/settings/system", http.StatusOK), "admin-keys-link").Attr("href"); href != "/settings/admin-keys" {
+		t.Fatalf("the System page links admins to %q", href)
 	}
 	doc := admin.page("/settings/admin-keys", http.StatusOK)
 	if testid(doc, "admin-key-row").Length() != 0 || testid(doc, "admin-key-form").Length() != 1 {

@@ -45,10 +45,10 @@ type Store interface {
 	messageStore
 	fileStore
 	keyStore
-	adminKeyStore
 	runStore
 	webhookStore
 	conversationStore
+	adminKeyStore
 }
 
 // Engine is what the web app needs from the run engine: start runs, answer
