@@ -592,6 +592,12 @@ func TestReadOnlyKey(t *testing.T) {
 	if _, err := s.Client.Beta.Assistants.Get(ctx, asst.ID); err != nil {
 		t.Fatalf("the assistant is gone after a refused delete: %v", err)
 	}
+	// The Responses API's WebSocket mode creates responses over a GET.
+	res := s.do(t, "GET", "/v1/responses", nil, http.Header{"Authorization": {"Bearer " + secret}, "Upgrade": {"websocket"},
+		"Connection": {"Upgrade"}, "Sec-Websocket-Version": {"13"}, "Sec-Websocket-Key": {"dGhlIHNhbXBsZSBub25jZQ=="}})
+	if res.Status != 401 || !strings.Contains(string(res.Body), "insufficient permissions") {
+		t.Fatalf("a read-only key opening the responses WebSocket: %d %s", res.Status, res.Body)
+	}
 }
 
 // storeKey makes a key in s's store directly (the web app's keys page
