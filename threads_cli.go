@@ -35,6 +35,7 @@ func threadsToConversations(ctx context.Context, args []string, getenv func(stri
 		return nil
 	})
 	all := fs.Bool("all", false, "convert every thread made through the Assistants API")
+	project := fs.String("project", db.DefaultProjectID, "the project whose threads to convert (the conversations are made there)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: assistantd threads-to-conversations [--thread ID]... | --all\n\n"+
 			"Creates a conversation from each thread's history (messages, tool calls and their outputs, in\n"+
@@ -64,6 +65,7 @@ func threadsToConversations(ctx context.Context, args []string, getenv func(stri
 	}
 	defer store.Close()
 	store.StartupDone()
+	ctx = db.WithProject(ctx, *project)
 	if *all {
 		if threads, err = store.ConvertibleThreads(ctx); err != nil {
 			return err

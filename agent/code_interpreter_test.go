@@ -156,7 +156,7 @@ func TestAnnotateSandboxLinks(t *testing.T) {
 	c := NewCodeInterpreter(dirSandbox{dir: dir}, &annotateStore{})
 	text := "Voilà ✓ [the CSV](sandbox:/mnt/data/out.csv). Also sandbox:/mnt/data/out.csv, and " +
 		"sandbox:/mnt/data/my%20plot.png but not sandbox:/mnt/data/missing.txt nor sandbox:/mnt/data/../etc/passwd."
-	anns, err := c.Annotate(context.Background(), db.Run{ThreadID: "thread_1"}, text)
+	anns, err := c.Annotate(testCtx(), db.Run{ThreadID: "thread_1"}, text)
 	if err != nil {
 		t.Fatal(err)
 	}

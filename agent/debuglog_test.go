@@ -38,7 +38,7 @@ func (s *syncBuffer) String() string {
 // id; at info none is.
 func TestDebugLogsRunTransitions(t *testing.T) {
 	for _, level := range []slog.Level{slog.LevelDebug, slog.LevelInfo} {
-		ctx, cancel := context.WithCancel(context.Background())
+		ctx, cancel := context.WithCancel(testCtx())
 		store, err := db.Open(ctx, t.TempDir())
 		if err != nil {
 			t.Fatal(err)

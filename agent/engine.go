@@ -37,6 +37,7 @@ type Store interface {
 	CreateRun(ctx context.Context, r db.Run, extra []db.Message) (db.Run, error)
 	CreateThreadAndRun(ctx context.Context, t db.Thread, msgs []db.Message, r db.Run) (db.Thread, db.Run, error)
 	GetRun(ctx context.Context, threadID, id string) (db.Run, error)
+	RunProject(ctx context.Context, id string) (string, error)
 	RunsWithStatus(ctx context.Context, statuses ...string) ([]db.Run, error)
 	ClaimRuns(ctx context.Context, me string, lease time.Duration, limit int, id string) ([]db.Claim, error)
 	RenewLease(ctx context.Context, id, me string, attempt int, lease time.Duration) (status string, held bool, err error)
@@ -158,6 +159,7 @@ type job struct {
 	attempt     int    // the claim's fencing token; 0: not claimed yet (claim by id)
 	resume      bool   // an in_progress run whose last execution was interrupted
 	traceparent string // the creating request's span, kept by the run's first claim
+	project     string // the run's project; "" when the job's source did not say (looked up)
 }
 
 // Engine executes runs.
@@ -446,7 +448,8 @@ func (e *Engine) sweep(ctx context.Context) {
 			if cancel != nil {
 				cancel(errExpired)
 			} else if !e.heldElsewhere(ctx, r.ID) {
-				e.settle(ctx, r.ID, db.RunExpired, nil)
+				// The sweep spans projects; each run settles in its own.
+				e.settle(db.WithProject(ctx, r.ProjectID), r.ID, db.RunExpired, nil)
 			}
 		}
 		if !e.cfg.APIOnly {
@@ -463,7 +466,7 @@ func (e *Engine) sweep(ctx context.Context) {
 			if busy || e.heldElsewhere(ctx, r.ID) {
 				continue
 			}
-			e.settle(ctx, r.ID, db.RunCancelling, nil)
+			e.settle(db.WithProject(ctx, r.ProjectID), r.ID, db.RunCancelling, nil)
 		}
 	}
 }

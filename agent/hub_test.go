@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/assistantd/assistantd/db"
 	"sync"
 	"testing"
 	"time"
@@ -14,7 +15,7 @@ import (
 // readAll reads events until one ends the segment.
 func readAll(t testing.TB, sub *Subscription) []Event {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(testCtx(), 10*time.Second)
 	defer cancel()
 	var out []Event
 	for {
@@ -89,7 +90,7 @@ func TestHubSubscribeAfterPosition(t *testing.T) {
 func TestHubNextHonoursContext(t *testing.T) {
 	hub := NewHub(time.Minute)
 	sub := hub.Subscribe("run_idle", 0)
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(testCtx())
 	cancel()
 	if _, err := sub.Next(ctx); err != context.Canceled {
 		t.Fatalf("Next on a cancelled context = %v, want context.Canceled", err)
@@ -125,7 +126,7 @@ func BenchmarkHubFanOut(b *testing.B) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i <= b.N; i++ {
-				if _, err := sub.Next(context.Background()); err != nil {
+				if _, err := sub.Next(testCtx()); err != nil {
 					return
 				}
 			}
@@ -153,7 +154,7 @@ func TestHubResumeAfterLastEventID(t *testing.T) {
 		}
 		hub.Publish("run_r", "thread.run.completed", json.RawMessage(`{"thread_id":"thread_r"}`))
 	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(testCtx(), 10*time.Second)
 	defer cancel()
 	var got []Event
 	last := int64(0)
@@ -197,7 +198,7 @@ func TestHubFollowFinishedRunFromStore(t *testing.T) {
 			{Name: "thread.run.completed", Data: json.RawMessage(`{"id":"run_gone","thread_id":"thread_1"}`)}}, nil
 	}
 	sub := hub.Follow("run_gone", 42, load)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(testCtx(), 5*time.Second)
 	defer cancel()
 	var names []string
 	for {
@@ -238,7 +239,7 @@ func TestHubFollowSnapshotThenLive(t *testing.T) {
 		return []Event{{Name: "thread.run.queued", Data: json.RawMessage(`{"id":"run_q","thread_id":"thread_q"}`)}}, nil
 	}
 	sub := hub.Follow("run_q", 0, load)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(testCtx(), 5*time.Second)
 	defer cancel()
 	got := make(chan []string, 1)
 	go func() {
@@ -285,7 +286,7 @@ func TestHubSubscribeBeforeFirstEventCreatesNothing(t *testing.T) {
 // A thread's follower learns of every run on the thread as it starts.
 func TestHubWaitThread(t *testing.T) {
 	hub := NewHub(time.Minute)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(testCtx(), 5*time.Second)
 	defer cancel()
 	result := make(chan []string, 1)
 	go func() {
@@ -310,3 +311,7 @@ func TestHubWaitThread(t *testing.T) {
 		t.Errorf("thread runs (-want +got):\n%s", diff)
 	}
 }
+
+// testCtx is the context of a test's own calls: scoped to the Default
+// project, as a request with a Default-project key is.
+func testCtx() context.Context { return db.WithProject(context.Background(), db.DefaultProjectID) }

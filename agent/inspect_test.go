@@ -26,7 +26,7 @@ const inspectKeySecret = "sk-upstream-secret-0123456789"
 // and these tests call the provider client the same way.
 func inspectFixture(t testing.TB) (*Engine, *Provider, *db.Store, db.Run) {
 	t.Helper()
-	ctx := context.Background()
+	ctx := testCtx()
 	store, err := db.Open(ctx, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +62,7 @@ func userParams(text string) openai.ChatCompletionNewParams {
 // flushed waits until the engine's inspector has written what it queued.
 func flushed(t *testing.T, e *Engine) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(testCtx(), 10*time.Second)
 	defer cancel()
 	if err := e.inspector.Flush(ctx); err != nil {
 		t.Fatal(err)
@@ -71,13 +71,13 @@ func flushed(t *testing.T, e *Engine) {
 
 func exchangesOf(t *testing.T, store *db.Store, run db.Run) []db.Exchange {
 	t.Helper()
-	list, err := store.RunExchanges(context.Background(), run.ID)
+	list, err := store.RunExchanges(testCtx(), run.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out []db.Exchange
 	for _, x := range list {
-		full, err := store.GetExchange(context.Background(), run.ThreadID, x.ID)
+		full, err := store.GetExchange(testCtx(), run.ThreadID, x.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -88,7 +88,7 @@ func exchangesOf(t *testing.T, store *db.Store, run db.Run) []db.Exchange {
 
 func TestInspectorRecordsStreamedExchangeRedacted(t *testing.T) {
 	e, p, store, run := inspectFixture(t)
-	ctx := e.inspectContext(context.Background(), run.ID)
+	ctx := e.inspectContext(testCtx(), run.ID)
 	params := userParams("[[call get_weather {\"city\":\"Oslo\"}]] [[call get_time {}]]")
 	params.Tools = []openai.ChatCompletionToolUnionParam{
 		openai.ChatCompletionFunctionTool(openai.FunctionDefinitionParam{Name: "get_weather"}),
@@ -160,7 +160,7 @@ func TestInspectorRecordsStreamedExchangeRedacted(t *testing.T) {
 // the run's event log announces both as they start and end.
 func TestInspectorRecordsRetriesSeparately(t *testing.T) {
 	e, p, store, run := inspectFixture(t)
-	ctx := e.inspectContext(context.Background(), run.ID)
+	ctx := e.inspectContext(testCtx(), run.ID)
 	params := userParams("[[status 500 1]] hello")
 	_, err := p.Client.Chat.Completions.New(ctx, params)
 	var apiErr *openai.Error
@@ -179,7 +179,7 @@ func TestInspectorRecordsRetriesSeparately(t *testing.T) {
 		t.Errorf("plain response body = %s", xs[1].ResponseBody)
 	}
 	sub := e.hub.Subscribe(run.ID, 1) // after the fixture's status event
-	rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	rctx, cancel := context.WithTimeout(testCtx(), 5*time.Second)
 	defer cancel()
 	var states []string
 	for range 4 {
@@ -207,7 +207,7 @@ func TestInspectorRecordsTransportErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	p, _ := ps.For("m")
-	if _, err := p.Client.Chat.Completions.New(e.inspectContext(context.Background(), run.ID), userParams("hi")); err == nil {
+	if _, err := p.Client.Chat.Completions.New(e.inspectContext(testCtx(), run.ID), userParams("hi")); err == nil {
 		t.Fatal("a request to a closed port succeeded")
 	}
 	flushed(t, e)
@@ -221,22 +221,22 @@ func TestInspectorRecordsTransportErrors(t *testing.T) {
 // sweeper deletes exchanges past the retention.
 func TestInspectorOnlyRunsAndSweeps(t *testing.T) {
 	e, p, store, run := inspectFixture(t)
-	if _, err := p.Client.Chat.Completions.New(context.Background(), userParams("hi")); err != nil {
+	if _, err := p.Client.Chat.Completions.New(testCtx(), userParams("hi")); err != nil {
 		t.Fatal(err)
 	}
 	flushed(t, e)
 	if xs := exchangesOf(t, store, run); len(xs) != 0 {
 		t.Fatalf("a request outside a run was recorded: %+v", xs)
 	}
-	if _, err := p.Client.Chat.Completions.New(e.inspectContext(context.Background(), run.ID), userParams("hi")); err != nil {
+	if _, err := p.Client.Chat.Completions.New(e.inspectContext(testCtx(), run.ID), userParams("hi")); err != nil {
 		t.Fatal(err)
 	}
 	flushed(t, e)
-	n, err := store.DeleteExchangesBefore(context.Background(), time.Now().Add(time.Minute).UnixMilli())
+	n, err := store.DeleteExchangesBefore(testCtx(), time.Now().Add(time.Minute).UnixMilli())
 	if err != nil || n != 1 {
 		t.Fatalf("swept %d (%v), want 1", n, err)
 	}
-	if n, err := NewInspector(store, 0, nil).Sweep(context.Background()); n != 0 || err != nil {
+	if n, err := NewInspector(store, 0, nil).Sweep(testCtx()); n != 0 || err != nil {
 		t.Fatalf("a sweep with retention off swept %d (%v)", n, err)
 	}
 }
@@ -319,7 +319,7 @@ func TestInspectorNeverBlocksOnStalledStore(t *testing.T) {
 
 	const streams = 40
 	done := make(chan error, 1)
-	go func() { done <- streamAll(e.inspectContext(context.Background(), run.ID), p, streams) }()
+	go func() { done <- streamAll(e.inspectContext(testCtx(), run.ID), p, streams) }()
 	select {
 	case err := <-done:
 		if err != nil {
@@ -341,7 +341,7 @@ func TestInspectorNeverBlocksOnStalledStore(t *testing.T) {
 	}
 
 	release()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(testCtx(), 10*time.Second)
 	defer cancel()
 	if err := ins.Flush(ctx); err != nil {
 		t.Fatal(err)
@@ -362,7 +362,7 @@ func TestInspectorNeverBlocksOnStalledStore(t *testing.T) {
 // (failed ones included) is recorded in full and nothing is dropped.
 func TestInspectorRecordsEveryAttempt(t *testing.T) {
 	e, p, store, run := inspectFixture(t)
-	ctx := e.inspectContext(context.Background(), run.ID)
+	ctx := e.inspectContext(testCtx(), run.ID)
 	const streams = 30
 	if err := streamAll(ctx, p, streams); err != nil {
 		t.Fatal(err)
@@ -406,7 +406,7 @@ func BenchmarkInspectedStream(b *testing.B) {
 		}
 		b.Run(name, func(b *testing.B) {
 			e, p, _, run := inspectFixture(b)
-			ctx := context.Background()
+			ctx := testCtx()
 			if inspected {
 				ctx = e.inspectContext(ctx, run.ID)
 			}

@@ -112,7 +112,7 @@ func (e *Engine) claimDue(ctx context.Context) {
 		return
 	}
 	for _, c := range claims {
-		e.enqueue(job{runID: c.RunID, attempt: c.Attempt, resume: c.Was == db.RunInProgress})
+		e.enqueue(job{runID: c.RunID, attempt: c.Attempt, resume: c.Was == db.RunInProgress, project: c.ProjectID})
 	}
 }
 

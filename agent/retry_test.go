@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -97,7 +96,7 @@ func TestRetryableRealFailures(t *testing.T) {
 				}
 			}()
 			client := openai.NewClient(option.WithBaseURL("http://"+ln.Addr().String()+"/v1/"), option.WithAPIKey("k"), option.WithMaxRetries(0))
-			_, err = client.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{Model: "m",
+			_, err = client.Chat.Completions.New(testCtx(), openai.ChatCompletionNewParams{Model: "m",
 				Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")}})
 			if err == nil {
 				t.Fatal("request succeeded, want an error")

@@ -80,7 +80,7 @@ func (e *Engine) create(ctx context.Context, r db.Run, store func(db.Run) (*db.T
 	em.emit("thread.run.queued", run)
 	e.publish(ctx, run.ID, em.events)
 	mu.Unlock()
-	e.enqueue(job{runID: run.ID, traceparent: telemetry.Traceparent(ctx)})
+	e.enqueue(job{runID: run.ID, traceparent: telemetry.Traceparent(ctx), project: run.ProjectID})
 	return run, nil
 }
 

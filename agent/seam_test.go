@@ -122,7 +122,7 @@ func newEnv(t *testing.T, cfg agent.Config, prepare ...func(*agent.Engine)) *env
 	srv := httptest.NewServer(up)
 	t.Cleanup(srv.Close)
 	dir := t.TempDir()
-	store, err := db.Open(context.Background(), dir)
+	store, err := db.Open(testCtx(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +137,7 @@ func newEnv(t *testing.T, cfg agent.Config, prepare ...func(*agent.Engine)) *env
 		tools = append(tools, db.Tool{Type: "function", Function: &db.FunctionDef{Name: name,
 			Parameters: json.RawMessage(`{"type":"object","properties":{}}`)}})
 	}
-	e.assist, err = store.CreateAssistant(context.Background(), db.Assistant{Model: "fake-model", Tools: tools})
+	e.assist, err = store.CreateAssistant(testCtx(), db.Assistant{Model: "fake-model", Tools: tools})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +158,7 @@ func (e *env) start(t *testing.T) {
 	if e.prepare != nil {
 		e.prepare(e.engine)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(testCtx())
 	if err := e.engine.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +180,7 @@ func (e *env) restart(t *testing.T) {
 // run starts a run on a new thread whose message is text.
 func (e *env) run(t *testing.T, text string) db.Run {
 	t.Helper()
-	ctx := context.Background()
+	ctx := testCtx()
 	th, _, err := e.store.CreateThread(ctx, db.Thread{}, []db.Message{{Role: "user", Status: "completed",
 		Content: []db.ContentPart{{Type: "text", Text: &db.Text{Value: text, Annotations: []db.Annotation{}}}}}})
 	if err != nil {
@@ -198,7 +198,7 @@ func (e *env) run(t *testing.T, text string) db.Run {
 // events reads the run's events until its stream segment ends.
 func (e *env) events(t *testing.T, runID string) []agent.Event {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	ctx, cancel := context.WithTimeout(testCtx(), waitFor)
 	defer cancel()
 	sub := e.engine.Events(runID, 0)
 	var evs []agent.Event
@@ -227,7 +227,7 @@ func (e *env) waitStatus(t *testing.T, run db.Run, want ...string) db.Run {
 	t.Helper()
 	deadline := time.Now().Add(waitFor)
 	for {
-		r, err := e.store.GetRun(context.Background(), run.ThreadID, run.ID)
+		r, err := e.store.GetRun(testCtx(), run.ThreadID, run.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -245,7 +245,7 @@ func (e *env) waitStatus(t *testing.T, run db.Run, want ...string) db.Run {
 
 func toolSteps(t *testing.T, e *env, run db.Run) []db.RunStep {
 	t.Helper()
-	steps, err := e.store.ThreadSteps(context.Background(), run.ThreadID)
+	steps, err := e.store.ThreadSteps(testCtx(), run.ThreadID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -346,7 +346,7 @@ func TestBuiltinRunsInsideTheRun(t *testing.T) {
 		t.Errorf("the model read %q for the call, want its output", got)
 	}
 	// The answer message carries the call's attachment.
-	msgs, _, err := e.store.HistoryMessages(context.Background(), run.ThreadID)
+	msgs, _, err := e.store.HistoryMessages(testCtx(), run.ThreadID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -396,7 +396,7 @@ func TestMixedTurnWaitsForTheClientOnly(t *testing.T) {
 			}
 		}
 	}
-	if _, _, err := e.engine.SubmitToolOutputs(context.Background(), run.ThreadID, run.ID,
+	if _, _, err := e.engine.SubmitToolOutputs(testCtx(), run.ThreadID, run.ID,
 		[]agent.ToolOutput{{ToolCallID: req[0].ID, Output: "noon"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -474,7 +474,7 @@ func TestCancelStopsARunner(t *testing.T) {
 	case <-time.After(waitFor):
 		t.Fatal("the tool never started")
 	}
-	if _, err := e.engine.Cancel(context.Background(), run.ThreadID, run.ID); err != nil {
+	if _, err := e.engine.Cancel(testCtx(), run.ThreadID, run.ID); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -541,7 +541,7 @@ func TestAnnotatorAnnotatesTheAnswer(t *testing.T) {
 	e := newEnv(t, agent.Config{Builtins: []agent.Builtin{&echoCode{}}})
 	run := e.run(t, `see sandbox:x and sandbox:x`)
 	e.waitStatus(t, run, db.RunCompleted)
-	msgs, _, err := e.store.HistoryMessages(context.Background(), run.ThreadID)
+	msgs, _, err := e.store.HistoryMessages(testCtx(), run.ThreadID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -555,3 +555,7 @@ func TestAnnotatorAnnotatesTheAnswer(t *testing.T) {
 		}
 	}
 }
+
+// testCtx is the context of a test's own calls: scoped to the Default
+// project, as a request with a Default-project key is.
+func testCtx() context.Context { return db.WithProject(context.Background(), db.DefaultProjectID) }

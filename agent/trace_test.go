@@ -20,7 +20,7 @@ import (
 func traced(t *testing.T) (*sdktrace.TracerProvider, *tracetest.InMemoryExporter) {
 	exp := tracetest.NewInMemoryExporter()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
-	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	t.Cleanup(func() { _ = tp.Shutdown(testCtx()) })
 	return tp, exp
 }
 
@@ -28,7 +28,7 @@ func traced(t *testing.T) (*sdktrace.TracerProvider, *tracetest.InMemoryExporter
 // server span, which the run keeps as its trace.
 func createTraced(t *testing.T, e *env, tp trace.TracerProvider, text string) (db.Run, trace.SpanContext) {
 	t.Helper()
-	ctx, span := tp.Tracer("test").Start(context.Background(), "POST /v1/threads/:thread_id/runs", trace.WithSpanKind(trace.SpanKindServer))
+	ctx, span := tp.Tracer("test").Start(testCtx(), "POST /v1/threads/:thread_id/runs", trace.WithSpanKind(trace.SpanKindServer))
 	defer span.End()
 	th, _, err := e.store.CreateThread(ctx, db.Thread{}, []db.Message{{Role: "user", Status: "completed",
 		Content: []db.ContentPart{{Type: "text", Text: &db.Text{Value: text, Annotations: []db.Annotation{}}}}}})

@@ -43,6 +43,19 @@ func (e *Engine) execute(parent context.Context, j job) {
 			j = stashed
 		}
 	}
+	// The run executes scoped to its project: every query it makes (its
+	// thread, files, vector stores, containers …) sees that project only.
+	if j.project == "" { // woken by another replica's notification
+		p, err := e.store.RunProject(ctx, j.runID)
+		if err != nil {
+			if !errors.Is(err, db.ErrNotFound) {
+				e.log.Error("find run's project", "run_id", j.runID, "error", err)
+			}
+			return
+		}
+		j.project = p
+	}
+	ctx = db.WithProject(ctx, j.project)
 	run, traceparent, ok := e.claim(ctx, &j)
 	if !ok {
 		if j.attempt != 0 && parent.Err() == nil {

@@ -33,7 +33,7 @@ type webhookFixture struct {
 
 func newWebhookFixture(t *testing.T, onFailure string) *webhookFixture {
 	t.Helper()
-	ctx := context.Background()
+	ctx := testCtx()
 	store, err := db.Open(ctx, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +90,7 @@ func (f *webhookFixture) router(allow string) *Webhooks {
 
 func (f *webhookFixture) runner(t *testing.T, allow string) Runner {
 	t.Helper()
-	r, ok, err := f.router(allow).Function(context.Background(), f.run, "get_weather")
+	r, ok, err := f.router(allow).Function(testCtx(), f.run, "get_weather")
 	if err != nil || !ok {
 		t.Fatalf("Function(get_weather) = %v, %v; want its webhook", ok, err)
 	}
@@ -103,18 +103,18 @@ func (f *webhookFixture) call() ToolCall {
 
 func TestWebhookRouter(t *testing.T) {
 	f := newWebhookFixture(t, db.OnFailureErrorOutput)
-	if _, ok, err := f.router("").Function(context.Background(), f.run, "get_time"); ok || err != nil {
+	if _, ok, err := f.router("").Function(testCtx(), f.run, "get_time"); ok || err != nil {
 		t.Fatalf("Function(get_time) = %v, %v; a function without a webhook goes to the client", ok, err)
 	}
 	other := f.run
 	other.AssistantID = "asst_other"
-	if _, ok, err := f.router("").Function(context.Background(), other, "get_weather"); ok || err != nil {
+	if _, ok, err := f.router("").Function(testCtx(), other, "get_weather"); ok || err != nil {
 		t.Fatalf("another assistant's get_weather = %v, %v; want no webhook", ok, err)
 	}
 }
 
 func TestWebhookRunner(t *testing.T) {
-	ctx := context.Background()
+	ctx := testCtx()
 	t.Run("delivered", func(t *testing.T) {
 		f := newWebhookFixture(t, db.OnFailureErrorOutput)
 		f.answer = func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, `{"output":"22C, sunny"}`) }

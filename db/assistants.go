@@ -93,14 +93,18 @@ func assistantArgs(a *Assistant) ([]any, error) {
 // 1 (by the actor ctx carries: WithActor); ID and CreatedAt are assigned.
 func (s *Store) CreateAssistant(ctx context.Context, a Assistant) (Assistant, error) {
 	a.ID, a.Object, a.CreatedAt = NewID("asst_"), "assistant", s.now().Unix()
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return a, fmt.Errorf("create assistant: %w", err)
+	}
 	args, err := assistantArgs(&a)
 	if err != nil {
 		return a, fmt.Errorf("create assistant: %w", err)
 	}
 	err = s.tx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO assistants (id, created_at, name, description, model, instructions,
-			tools, tool_resources, metadata, temperature, top_p, response_format, reasoning_effort)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`, append([]any{a.ID, a.CreatedAt}, args...)...); err != nil {
+			tools, tool_resources, metadata, temperature, top_p, response_format, reasoning_effort, project_id)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`, append(append([]any{a.ID, a.CreatedAt}, args...), project)...); err != nil {
 			return err
 		}
 		return s.recordVersion(ctx, tx, a.ID, args)
@@ -113,7 +117,11 @@ func (s *Store) CreateAssistant(ctx context.Context, a Assistant) (Assistant, er
 
 // GetAssistant returns the assistant with id, or ErrNotFound.
 func (s *Store) GetAssistant(ctx context.Context, id string) (Assistant, error) {
-	a, err := scanAssistant(s.r.QueryRowContext(ctx, `SELECT `+assistantColumns+` FROM assistants WHERE id = $1`, id))
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return Assistant{}, fmt.Errorf("get assistant %s: %w", id, err)
+	}
+	a, err := scanAssistant(s.r.QueryRowContext(ctx, `SELECT `+assistantColumns+` FROM assistants WHERE id = $1 AND project_id = $2`, id, project))
 	if errors.Is(err, sql.ErrNoRows) {
 		return a, ErrNotFound
 	}
@@ -130,9 +138,13 @@ func (s *Store) GetAssistant(ctx context.Context, id string) (Assistant, error) 
 // If fn returns an error nothing is written.
 func (s *Store) UpdateAssistant(ctx context.Context, id string, fn func(*Assistant) error) (Assistant, error) {
 	var a Assistant
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return a, fmt.Errorf("update assistant %s: %w", id, err)
+	}
+	err = s.tx(ctx, func(tx *sql.Tx) error {
 		var err error
-		a, err = scanAssistant(tx.QueryRowContext(ctx, `SELECT `+assistantColumns+` FROM assistants WHERE id = $1`+s.forUpdate(), id))
+		a, err = scanAssistant(tx.QueryRowContext(ctx, `SELECT `+assistantColumns+` FROM assistants WHERE id = $1 AND project_id = $2`+s.forUpdate(), id, project))
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
 		}
@@ -185,6 +197,15 @@ func (s *Store) deleteByID(ctx context.Context, table, id string, extraWhere ...
 		where += ` AND ` + extraWhere[0].(string)
 		args = append(args, extraWhere[1:]...)
 	}
+	project := ""
+	if projectTables[table] {
+		var err error
+		if project, err = ProjectFrom(ctx); err != nil {
+			return fmt.Errorf("delete %s %s: %w", table, id, err)
+		}
+		where += ` AND project_id = ` + arg(len(args)+1)
+		args = append(args, project)
+	}
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var seq int64
 		err := tx.QueryRowContext(ctx, `DELETE FROM `+table+` WHERE `+where+` RETURNING seq`, args...).Scan(&seq)
@@ -195,9 +216,10 @@ func (s *Store) deleteByID(ctx context.Context, table, id string, extraWhere ...
 			return err
 		}
 		now := s.now().Unix()
-		if _, err := tx.ExecContext(ctx, `INSERT INTO tombstones (tbl, id, seq, deleted_at) VALUES ($1, $2, $3, $4)
-			ON CONFLICT (tbl, id) DO UPDATE SET seq = excluded.seq, deleted_at = excluded.deleted_at`,
-			table, id, seq, now); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO tombstones (tbl, id, seq, deleted_at, project_id) VALUES ($1, $2, $3, $4, $5)
+			ON CONFLICT (tbl, id) DO UPDATE SET seq = excluded.seq, deleted_at = excluded.deleted_at,
+			project_id = excluded.project_id`,
+			table, id, seq, now, tombstoneProject(project)); err != nil {
 			return err
 		}
 		_, err = tx.ExecContext(ctx, `DELETE FROM tombstones WHERE deleted_at < $1`, now-tombstoneTTL)

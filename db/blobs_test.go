@@ -49,7 +49,7 @@ func TestBlobStores(t *testing.T) {
 }
 
 func testBlobStore(t *testing.T, s *Store) {
-	ctx := context.Background()
+	ctx := WithProject(context.Background(), DefaultProjectID)
 	for _, size := range []int{2*blobChunk + 12345, blobChunk, 0, 10} {
 		want := make([]byte, size)
 		_, _ = rand.Read(want)

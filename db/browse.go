@@ -84,6 +84,13 @@ func (s *Store) BrowseThreads(ctx context.Context, f ThreadFilter) ([]ThreadSumm
 		args = append(args, v)
 		return arg(len(args))
 	}
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return nil, false, fmt.Errorf("browse threads: %w", err)
+	}
+	// Every other condition (search included) narrows threads of the
+	// project, so nothing of another project's messages can show.
+	conds = append(conds, `t.project_id = `+add(project))
 	runCols := `COALESCE((SELECT m.assistant_id FROM messages m WHERE m.thread_id = t.id AND m.assistant_id IS NOT NULL
 		ORDER BY m.seq DESC LIMIT 1), ''), ''`
 	if s.hasTable(ctx, "runs") {
@@ -209,7 +216,11 @@ func (s *Store) hasTable(ctx context.Context, name string) bool {
 // AllAssistants returns every assistant, newest first, for the web app's
 // lists and pickers.
 func (s *Store) AllAssistants(ctx context.Context) ([]Assistant, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+assistantColumns+` FROM assistants ORDER BY seq DESC`)
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("all assistants: %w", err)
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT `+assistantColumns+` FROM assistants WHERE project_id = $1 ORDER BY seq DESC`, project)
 	if err != nil {
 		return nil, fmt.Errorf("all assistants: %w", err)
 	}
@@ -227,7 +238,12 @@ func (s *Store) AllAssistants(ctx context.Context) ([]Assistant, error) {
 
 // ThreadTranscript returns up to limit messages of a thread, oldest first.
 func (s *Store) ThreadTranscript(ctx context.Context, threadID string, limit int) ([]Message, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+messageColumns+` FROM messages WHERE thread_id = $1 ORDER BY seq LIMIT $2`, threadID, limit)
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("thread messages %s: %w", threadID, err)
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT `+messageColumns+` FROM messages WHERE thread_id = $1 AND project_id = $3
+		ORDER BY seq LIMIT $2`, threadID, limit, project)
 	if err != nil {
 		return nil, fmt.Errorf("thread messages %s: %w", threadID, err)
 	}
@@ -246,13 +262,17 @@ func (s *Store) ThreadTranscript(ctx context.Context, threadID string, limit int
 // FileNames maps file ids to their file names, for citations and
 // attachments; unknown ids are left out.
 func (s *Store) FileNames(ctx context.Context, ids []string) (map[string]string, error) {
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("file names: %w", err)
+	}
 	out := map[string]string{}
 	for _, id := range ids {
 		if _, ok := out[id]; ok {
 			continue
 		}
 		var name string
-		err := s.r.QueryRowContext(ctx, `SELECT filename FROM files WHERE id = $1`, id).Scan(&name)
+		err := s.r.QueryRowContext(ctx, `SELECT filename FROM files WHERE id = $1 AND project_id = $2`, id, project).Scan(&name)
 		if err == nil {
 			out[id] = name
 		}
@@ -277,16 +297,21 @@ type Named struct {
 
 // FileUses returns where each of ids is used.
 func (s *Store) FileUses(ctx context.Context, ids []string) (map[string]FileUse, error) {
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("file uses: %w", err)
+	}
 	out := map[string]FileUse{}
 	for _, id := range ids {
 		var use FileUse
 		query := `SELECT a.id, COALESCE(a.name, '') FROM assistants a,
-			json_each(a.tool_resources, '$.code_interpreter.file_ids') j WHERE j.value = $1 ORDER BY a.seq`
+			json_each(a.tool_resources, '$.code_interpreter.file_ids') j WHERE j.value = $1 AND a.project_id = $2 ORDER BY a.seq`
 		if s.pg {
 			query = `SELECT a.id, COALESCE(a.name, '') FROM assistants a
-				WHERE assistantd_jsonb(a.tool_resources) -> 'code_interpreter' -> 'file_ids' @> jsonb_build_array($1::text) ORDER BY a.seq`
+				WHERE assistantd_jsonb(a.tool_resources) -> 'code_interpreter' -> 'file_ids' @> jsonb_build_array($1::text)
+				AND a.project_id = $2 ORDER BY a.seq`
 		}
-		rows, err := s.r.QueryContext(ctx, query, id)
+		rows, err := s.r.QueryContext(ctx, query, id, project)
 		if err != nil {
 			return nil, fmt.Errorf("file uses %s: %w", id, err)
 		}
@@ -301,27 +326,30 @@ func (s *Store) FileUses(ctx context.Context, ids []string) (map[string]FileUse,
 		rows.Close()
 		query = `SELECT id FROM (
 			SELECT m.thread_id AS id, MIN(t.seq) AS seq FROM messages m JOIN threads t ON t.id = m.thread_id, json_each(m.attachments) j
-				WHERE json_extract(j.value, '$.file_id') = $1 GROUP BY m.thread_id
+				WHERE json_extract(j.value, '$.file_id') = $1 AND t.project_id = $2 GROUP BY m.thread_id
 			UNION
 			SELECT m.thread_id, MIN(t.seq) FROM messages m JOIN threads t ON t.id = m.thread_id, json_each(m.content) j
-				WHERE json_extract(j.value, '$.image_file.file_id') = $1 GROUP BY m.thread_id
+				WHERE json_extract(j.value, '$.image_file.file_id') = $1 AND t.project_id = $2 GROUP BY m.thread_id
 			UNION
 			SELECT t.id, t.seq FROM threads t, json_each(t.tool_resources, '$.code_interpreter.file_ids') j WHERE j.value = $1
+				AND t.project_id = $2
 		) GROUP BY id ORDER BY MIN(seq) DESC LIMIT 20`
 		if s.pg {
 			query = `SELECT id FROM (
 			SELECT m.thread_id AS id, MIN(t.seq) AS seq FROM messages m JOIN threads t ON t.id = m.thread_id
-				WHERE assistantd_jsonb(m.attachments) @> jsonb_build_array(jsonb_build_object('file_id', $1::text)) GROUP BY m.thread_id
+				WHERE assistantd_jsonb(m.attachments) @> jsonb_build_array(jsonb_build_object('file_id', $1::text))
+				AND t.project_id = $2 GROUP BY m.thread_id
 			UNION
 			SELECT m.thread_id, MIN(t.seq) FROM messages m JOIN threads t ON t.id = m.thread_id
 				WHERE assistantd_jsonb(m.content) @> jsonb_build_array(jsonb_build_object('image_file', jsonb_build_object('file_id', $1::text)))
-				GROUP BY m.thread_id
+				AND t.project_id = $2 GROUP BY m.thread_id
 			UNION
 			SELECT t.id, t.seq FROM threads t
 				WHERE assistantd_jsonb(t.tool_resources) -> 'code_interpreter' -> 'file_ids' @> jsonb_build_array($1::text)
+				AND t.project_id = $2
 		) u GROUP BY id ORDER BY MIN(seq) DESC LIMIT 20`
 		}
-		rows, err = s.r.QueryContext(ctx, query, id)
+		rows, err = s.r.QueryContext(ctx, query, id, project)
 		if err != nil {
 			return nil, fmt.Errorf("file uses %s: %w", id, err)
 		}
@@ -335,7 +363,8 @@ func (s *Store) FileUses(ctx context.Context, ids []string) (map[string]FileUse,
 		}
 		rows.Close()
 		rows, err = s.r.QueryContext(ctx, `SELECT vs.id, vs.name FROM vector_store_files f
-			JOIN vector_stores vs ON vs.id = f.vector_store_id WHERE f.id = $1 AND vs.expired = 0 ORDER BY vs.seq LIMIT 20`, id)
+			JOIN vector_stores vs ON vs.id = f.vector_store_id WHERE f.id = $1 AND vs.expired = 0 AND vs.project_id = $2
+			ORDER BY vs.seq LIMIT 20`, id, project)
 		if err != nil {
 			return nil, fmt.Errorf("file uses %s: %w", id, err)
 		}

@@ -37,7 +37,7 @@ func TestSearchJunk(t *testing.T) {
 // searchJunk stores a thread in s and returns a check that searching for
 // q fails nothing and that q around a word of the thread still finds it.
 func searchJunk(s *Store) func(t *testing.T, q string) {
-	ctx := context.Background()
+	ctx := WithProject(context.Background(), DefaultProjectID)
 	th, _, err := s.CreateThread(ctx, Thread{}, []Message{{Role: "user", Status: "completed",
 		Content: []ContentPart{{Type: "text", Text: &Text{Value: "invoice 42 overdue"}}}}})
 	if err != nil {

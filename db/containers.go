@@ -86,20 +86,25 @@ func (s *Store) CreateContainer(ctx context.Context, c Container, fileIDs []stri
 	now := s.now().Unix()
 	c.ID, c.Object, c.CreatedAt, c.Status, c.LastActiveAt = NewID("cntr_"), "container", now, "running", now
 	c.ExpiresAfter.Anchor = "last_active_at"
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return c, fmt.Errorf("create container: %w", err)
+	}
+	err = s.tx(ctx, func(tx *sql.Tx) error {
 		var runID sql.NullString
 		if c.RunID != "" {
 			runID = sql.NullString{String: c.RunID, Valid: true}
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO containers (id, created_at, name, status, last_active_at,
-			expires_minutes, memory_limit, run_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-			c.ID, c.CreatedAt, c.Name, c.Status, c.LastActiveAt, c.ExpiresAfter.Minutes, c.MemoryLimit, runID); err != nil {
+			expires_minutes, memory_limit, run_id, project_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+			c.ID, c.CreatedAt, c.Name, c.Status, c.LastActiveAt, c.ExpiresAfter.Minutes, c.MemoryLimit, runID, project); err != nil {
 			return err
 		}
 		for _, id := range fileIDs {
 			var name string
 			var size int64
-			if err := tx.QueryRowContext(ctx, `SELECT filename, bytes FROM files WHERE id = $1`, id).Scan(&name, &size); err != nil {
+			if err := tx.QueryRowContext(ctx, `SELECT filename, bytes FROM files WHERE id = $1 AND project_id = $2`,
+				id, project).Scan(&name, &size); err != nil {
 				if errors.Is(err, sql.ErrNoRows) {
 					return fmt.Errorf("file %s: %w", id, ErrNotFound)
 				}
@@ -118,20 +123,32 @@ func (s *Store) CreateContainer(ctx context.Context, c Container, fileIDs []stri
 	return c, nil
 }
 
+// insertContainerFile adds f to its container, which the caller found (or
+// made) in ctx's project: the file is that project's.
 func (s *Store) insertContainerFile(ctx context.Context, tx *sql.Tx, f *ContainerFile) error {
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return err
+	}
 	f.ID, f.Object, f.CreatedAt = NewID("cfile_"), "container.file", s.now().Unix()
 	owned := 0
 	if f.Owned {
 		owned = 1
 	}
-	_, err := tx.ExecContext(ctx, `INSERT INTO container_files (id, container_id, created_at, file_id, path, source, bytes, owned)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, f.ID, f.ContainerID, f.CreatedAt, f.FileID, f.Path, f.Source, f.Bytes, owned)
+	_, err = tx.ExecContext(ctx, `INSERT INTO container_files (id, container_id, created_at, file_id, path, source, bytes, owned,
+		project_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, f.ID, f.ContainerID, f.CreatedAt, f.FileID, f.Path, f.Source,
+		f.Bytes, owned, project)
 	return err
 }
 
 // GetContainer returns the container with id, or ErrNotFound.
 func (s *Store) GetContainer(ctx context.Context, id string) (Container, error) {
-	c, err := s.scanContainer(s.r.QueryRowContext(ctx, `SELECT `+containerColumns+` FROM containers WHERE id = $1`, id))
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return Container{}, fmt.Errorf("get container %s: %w", id, err)
+	}
+	c, err := s.scanContainer(s.r.QueryRowContext(ctx, `SELECT `+containerColumns+` FROM containers WHERE id = $1 AND project_id = $2`,
+		id, project))
 	if errors.Is(err, sql.ErrNoRows) {
 		return c, ErrNotFound
 	}
@@ -144,7 +161,12 @@ func (s *Store) GetContainer(ctx context.Context, id string) (Container, error) 
 // RunContainer returns the container a response run's code_interpreter
 // {"type": "auto"} made, or ErrNotFound.
 func (s *Store) RunContainer(ctx context.Context, runID string) (Container, error) {
-	c, err := s.scanContainer(s.r.QueryRowContext(ctx, `SELECT `+containerColumns+` FROM containers WHERE run_id = $1`, runID))
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return Container{}, fmt.Errorf("container of run %s: %w", runID, err)
+	}
+	c, err := s.scanContainer(s.r.QueryRowContext(ctx, `SELECT `+containerColumns+` FROM containers WHERE run_id = $1 AND project_id = $2`,
+		runID, project))
 	if errors.Is(err, sql.ErrNoRows) {
 		return c, ErrNotFound
 	}
@@ -168,7 +190,12 @@ func (s *Store) ListContainers(ctx context.Context, name string, p ListParams) (
 // DeleteContainer removes a container, its file list and the stored files
 // it made itself. The caller stops its kernel.
 func (s *Store) DeleteContainer(ctx context.Context, id string) error {
-	owned, err := s.queryStrings(ctx, "container files", `SELECT file_id FROM container_files WHERE container_id = $1 AND owned = 1`, id)
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return fmt.Errorf("delete container %s: %w", id, err)
+	}
+	owned, err := s.queryStrings(ctx, "container files", `SELECT file_id FROM container_files WHERE container_id = $1 AND owned = 1
+		AND project_id = $2`, id, project)
 	if err != nil {
 		return err
 	}
@@ -186,8 +213,13 @@ func (s *Store) DeleteContainer(ctx context.Context, id string) error {
 // TouchContainer records that the container is in use now (its expiry
 // counts from here). An expired container is ErrContainerExpired.
 func (s *Store) TouchContainer(ctx context.Context, id string) error {
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return fmt.Errorf("touch container %s: %w", id, err)
+	}
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		c, err := s.scanContainer(tx.QueryRowContext(ctx, `SELECT `+containerColumns+` FROM containers WHERE id = $1`+s.forUpdate(), id))
+		c, err := s.scanContainer(tx.QueryRowContext(ctx, `SELECT `+containerColumns+` FROM containers WHERE id = $1 AND project_id = $2`+
+			s.forUpdate(), id, project))
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
 		}
@@ -203,7 +235,8 @@ func (s *Store) TouchContainer(ctx context.Context, id string) error {
 }
 
 // ExpireContainers marks the running containers whose time has come
-// expired and returns their ids (their kernels are to be stopped).
+// expired and returns their ids (their kernels are to be stopped), in every
+// project (the housekeeper's sweep).
 func (s *Store) ExpireContainers(ctx context.Context) ([]string, error) {
 	var ids []string
 	err := s.tx(ctx, func(tx *sql.Tx) error {
@@ -233,10 +266,15 @@ func (s *Store) ExpireContainers(ctx context.Context) ([]string, error) {
 // replaces the one there (deleting it if the container made it).
 func (s *Store) AddContainerFile(ctx context.Context, f ContainerFile) (ContainerFile, error) {
 	var replaced []string
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return f, fmt.Errorf("add container file: %w", err)
+	}
+	err = s.tx(ctx, func(tx *sql.Tx) error {
 		replaced = nil
 		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM containers WHERE id = $1`, f.ContainerID).Scan(&n); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM containers WHERE id = $1 AND project_id = $2`,
+			f.ContainerID, project).Scan(&n); err != nil {
 			return err
 		}
 		if n == 0 {
@@ -277,8 +315,12 @@ func (s *Store) AddContainerFile(ctx context.Context, f ContainerFile) (Containe
 
 // GetContainerFile returns a container's file, or ErrNotFound.
 func (s *Store) GetContainerFile(ctx context.Context, containerID, id string) (ContainerFile, error) {
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return ContainerFile{}, fmt.Errorf("get container file %s: %w", id, err)
+	}
 	f, err := scanContainerFile(s.r.QueryRowContext(ctx, `SELECT `+containerFileColumns+` FROM container_files
-		WHERE id = $1 AND container_id = $2`, id, containerID))
+		WHERE id = $1 AND container_id = $2 AND project_id = $3`, id, containerID, project))
 	if errors.Is(err, sql.ErrNoRows) {
 		return f, ErrNotFound
 	}
@@ -295,7 +337,12 @@ func (s *Store) ListContainerFiles(ctx context.Context, containerID string, p Li
 
 // AllContainerFiles returns every file of a container, oldest first.
 func (s *Store) AllContainerFiles(ctx context.Context, containerID string) ([]ContainerFile, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+containerFileColumns+` FROM container_files WHERE container_id = $1 ORDER BY seq`, containerID)
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("container files: %w", err)
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT `+containerFileColumns+` FROM container_files WHERE container_id = $1 AND project_id = $2
+		ORDER BY seq`, containerID, project)
 	if err != nil {
 		return nil, fmt.Errorf("container files: %w", err)
 	}

@@ -15,7 +15,7 @@ import (
 // the files it made go with it and the client's stay.
 func TestContainerExpiry(t *testing.T) {
 	eachStore(t, func(t *testing.T) {
-		ctx := context.Background()
+		ctx := WithProject(context.Background(), DefaultProjectID)
 		s, c := openClocked(t)
 		mine := addFile(t, s, "data.csv")
 		ct, err := s.CreateContainer(ctx, Container{Name: "c", ExpiresAfter: ContainerExpiresAfter{Minutes: 2}, MemoryLimit: "1g"},
@@ -69,7 +69,7 @@ func TestContainerExpiry(t *testing.T) {
 // "auto"} made is found by the run; a run makes at most one.
 func TestRunContainer(t *testing.T) {
 	eachStore(t, func(t *testing.T) {
-		ctx := context.Background()
+		ctx := WithProject(context.Background(), DefaultProjectID)
 		s, _ := openClocked(t)
 		if _, err := s.RunContainer(ctx, "run_1"); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("no container yet: %v", err)

@@ -34,9 +34,13 @@ func (s *Store) CreateConversation(ctx context.Context, meta Metadata, items []j
 	if err != nil {
 		return c, err
 	}
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return c, fmt.Errorf("create conversation: %w", err)
+	}
 	err = s.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO conversations (id, created_at, metadata) VALUES ($1, $2, $3)`,
-			c.ID, c.CreatedAt, col); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO conversations (id, created_at, metadata, project_id) VALUES ($1, $2, $3, $4)`,
+			c.ID, c.CreatedAt, col, project); err != nil {
 			return err
 		}
 		for _, it := range items {
@@ -63,7 +67,12 @@ func insertConversationItem(ctx context.Context, tx *sql.Tx, convID string, item
 
 // GetConversation returns the conversation with id, or ErrNotFound.
 func (s *Store) GetConversation(ctx context.Context, id string) (Conversation, error) {
-	c, err := scanConversation(s.r.QueryRowContext(ctx, `SELECT id, created_at, metadata FROM conversations WHERE id = $1`, id))
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return Conversation{}, fmt.Errorf("get conversation %s: %w", id, err)
+	}
+	c, err := scanConversation(s.r.QueryRowContext(ctx, `SELECT id, created_at, metadata FROM conversations WHERE id = $1
+		AND project_id = $2`, id, project))
 	if errors.Is(err, sql.ErrNoRows) {
 		return c, ErrNotFound
 	}
@@ -79,7 +88,11 @@ func (s *Store) UpdateConversation(ctx context.Context, id string, meta Metadata
 	if err != nil {
 		return Conversation{}, err
 	}
-	res, err := s.w.ExecContext(ctx, `UPDATE conversations SET metadata = $1 WHERE id = $2`, col, id)
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return Conversation{}, fmt.Errorf("update conversation %s: %w", id, err)
+	}
+	res, err := s.w.ExecContext(ctx, `UPDATE conversations SET metadata = $1 WHERE id = $2 AND project_id = $3`, col, id, project)
 	if err != nil {
 		return Conversation{}, fmt.Errorf("update conversation %s: %w", id, err)
 	}
@@ -98,10 +111,14 @@ func (s *Store) DeleteConversation(ctx context.Context, id string) error {
 // AddConversationItems appends items (with their ids) to a conversation.
 // A conversation with an unfinished response is ErrConversationLocked.
 func (s *Store) AddConversationItems(ctx context.Context, id string, items []json.RawMessage) error {
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return fmt.Errorf("add conversation items: %w", err)
+	}
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		var n, busy int
 		err := tx.QueryRowContext(ctx, `SELECT COUNT(*), (SELECT COUNT(*) FROM responses WHERE conversation_id = $1 AND active = 1)
-			FROM conversations WHERE id = $1`, id).Scan(&n, &busy)
+			FROM conversations WHERE id = $1 AND project_id = $2`, id, project).Scan(&n, &busy)
 		if err != nil {
 			return err
 		}
@@ -123,13 +140,29 @@ func (s *Store) AddConversationItems(ctx context.Context, id string, items []jso
 
 // ListConversationItems returns one page of a conversation's items.
 func (s *Store) ListConversationItems(ctx context.Context, id string, p ListParams) (Page[json.RawMessage], error) {
-	return listQuery(ctx, s.r, "conversation_items", "item", "conversation_id = $1", []any{id}, p, scanItem)
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return Page[json.RawMessage]{}, fmt.Errorf("list conversation items: %w", err)
+	}
+	return listQuery(ctx, s.r, "conversation_items", "item", "conversation_id = $1 AND "+convInProject("$2"),
+		[]any{id, project}, p, scanItem)
+}
+
+// convInProject is the condition that a conversation item's conversation
+// belongs to the project in placeholder n (items carry no project_id).
+func convInProject(n string) string {
+	return `conversation_id IN (SELECT id FROM conversations WHERE project_id = ` + n + `)`
 }
 
 // GetConversationItem returns one item of a conversation, or ErrNotFound.
 func (s *Store) GetConversationItem(ctx context.Context, convID, itemID string) (json.RawMessage, error) {
 	var item string
-	err := s.r.QueryRowContext(ctx, `SELECT item FROM conversation_items WHERE conversation_id = $1 AND id = $2`, convID, itemID).Scan(&item)
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("get conversation item %s: %w", itemID, err)
+	}
+	err = s.r.QueryRowContext(ctx, `SELECT item FROM conversation_items WHERE conversation_id = $1 AND id = $2 AND `+
+		convInProject("$3"), convID, itemID, project).Scan(&item)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -141,12 +174,21 @@ func (s *Store) GetConversationItem(ctx context.Context, convID, itemID string) 
 
 // DeleteConversationItem removes one item of a conversation.
 func (s *Store) DeleteConversationItem(ctx context.Context, convID, itemID string) error {
-	return s.deleteByID(ctx, "conversation_items", itemID, "conversation_id = $2", convID)
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return fmt.Errorf("delete conversation item %s: %w", itemID, err)
+	}
+	return s.deleteByID(ctx, "conversation_items", itemID, "conversation_id = $2 AND "+convInProject("$3"), convID, project)
 }
 
 // ConversationItems returns all of a conversation's items, oldest first.
 func (s *Store) ConversationItems(ctx context.Context, id string) ([]json.RawMessage, error) {
-	items, err := queryItems(ctx, s.r, `SELECT item FROM conversation_items WHERE conversation_id = $1 ORDER BY seq`, id)
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("items of conversation %s: %w", id, err)
+	}
+	items, err := queryItems(ctx, s.r, `SELECT item FROM conversation_items WHERE conversation_id = $1 AND `+convInProject("$2")+`
+		ORDER BY seq`, id, project)
 	if err != nil {
 		return nil, fmt.Errorf("items of conversation %s: %w", id, err)
 	}
@@ -162,7 +204,12 @@ type DatedItem struct {
 // DatedConversationItems returns all of a conversation's items with the
 // times they were added, oldest first (the web app shows them).
 func (s *Store) DatedConversationItems(ctx context.Context, id string) ([]DatedItem, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT item, created_at FROM conversation_items WHERE conversation_id = $1 ORDER BY seq`, id)
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("items of conversation %s: %w", id, err)
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT item, created_at FROM conversation_items WHERE conversation_id = $1 AND `+
+		convInProject("$2")+` ORDER BY seq`, id, project)
 	if err != nil {
 		return nil, fmt.Errorf("items of conversation %s: %w", id, err)
 	}

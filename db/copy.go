@@ -91,11 +91,19 @@ func Copy(ctx context.Context, src, dst *Store, progress CopyProgress) ([]CopyCo
 		if err != nil {
 			return nil, err
 		}
+		if t.name == "projects" {
+			n-- // the Default project, which the migrations make in every store
+		}
 		if n > 0 {
 			return nil, fmt.Errorf("%w: its table %s has %d rows", ErrTargetNotEmpty, t.name, n)
 		}
 	}
 	err := dst.tx1(ctx, func(tx *sql.Tx) error {
+		// The source's Default project replaces the one the target's
+		// migrations made (nothing of the empty target refers to it yet).
+		if _, err := tx.ExecContext(ctx, `DELETE FROM projects WHERE id = $1`, DefaultProjectID); err != nil {
+			return fmt.Errorf("copy projects: %w", err)
+		}
 		for _, t := range copyTables {
 			if err := copyTable(ctx, src, dst, tx, t.name, t.order, progress); err != nil {
 				return fmt.Errorf("copy %s: %w", t.name, err)

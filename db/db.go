@@ -85,6 +85,10 @@ type Store struct {
 	vectorsNote  string // how vectors are scored, for Describe
 
 	gc *groupCommitter // SQLite's write transactions, committed in groups (nil on PostgreSQL)
+
+	// migrateThrough, when positive, stops migrating after that version
+	// (tests of migrations fill a store as an older release left it).
+	migrateThrough int
 }
 
 // Option configures a Store.
@@ -281,6 +285,9 @@ func (s *Store) migrate(ctx context.Context) error {
 		if applied[m.version] {
 			continue
 		}
+		if s.migrateThrough > 0 && m.version > s.migrateThrough {
+			break
+		}
 		err = s.tx(ctx, func(tx *sql.Tx) error {
 			if _, err := tx.ExecContext(ctx, m.body); err != nil {
 				return err
@@ -427,6 +434,28 @@ func (s *Store) queryStrings(ctx context.Context, what, query string, args ...an
 	for rows.Next() {
 		var v string
 		if err := rows.Scan(&v); err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return out, nil
+}
+
+// queryPairs runs a query of two text columns (an object's id and its
+// project_id, for the cross-project sweeps) and returns its rows in order.
+func (s *Store) queryPairs(ctx context.Context, what, query string, args ...any) ([][2]string, error) {
+	rows, err := s.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	defer rows.Close()
+	var out [][2]string
+	for rows.Next() {
+		var v [2]string
+		if err := rows.Scan(&v[0], &v[1]); err != nil {
 			return nil, fmt.Errorf("%s: %w", what, err)
 		}
 		out = append(out, v)

@@ -109,10 +109,15 @@ func (s *Store) forUpdate() string {
 // that writes a thread's messages or runs takes it first, so on PostgreSQL
 // "one active run per thread", message order and seq cursors hold under
 // concurrent writers as they do under SQLite's single writer. It returns
-// ErrNotFound for a missing thread.
+// ErrNotFound for a missing thread, and for another project's: the lock is
+// also the gate that scopes every write under a thread to ctx's project.
 func (s *Store) lockThread(ctx context.Context, tx *sql.Tx, id string) error {
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return err
+	}
 	var one int
-	err := tx.QueryRowContext(ctx, `SELECT 1 FROM threads WHERE id = $1`+s.forUpdate(), id).Scan(&one)
+	err = tx.QueryRowContext(ctx, `SELECT 1 FROM threads WHERE id = $1 AND project_id = $2`+s.forUpdate(), id, project).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return ErrNotFound
 	}

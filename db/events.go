@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"strconv"
@@ -28,11 +29,16 @@ type RunEvent struct {
 // lock, so writers on any replica append in one order; a run already gone
 // (its thread deleted) still takes its last events. On PostgreSQL the
 // transaction also notifies ChannelEvents, delivered as it commits.
+//
+// The event log is the engine's own, across projects: its run ids come
+// from the engine (which got them from scoped queries or its claims), never
+// from a request, and readers reach it only through a run they found in
+// their project. So it locks the thread without a project.
 func (t *Tx) AppendRunEvents(ctx context.Context, runID string, events []RunEvent) (int64, error) {
 	if len(events) == 0 {
 		return 0, nil
 	}
-	if err := t.lockThreadOf(ctx, `SELECT thread_id FROM runs WHERE id = $1`, runID); err != nil && !errors.Is(err, ErrNotFound) {
+	if err := t.lockRunThreadAnyProject(ctx, runID); err != nil && !errors.Is(err, ErrNotFound) {
 		return 0, err
 	}
 	var last int64
@@ -107,9 +113,31 @@ func (s *Store) RunEvents(ctx context.Context, runID string, after int64, limit 
 	return out, rows.Err()
 }
 
+// lockRunThreadAnyProject locks the thread of run runID, whatever its
+// project (for the engine's event log only; see AppendRunEvents).
+func (t *Tx) lockRunThreadAnyProject(ctx context.Context, runID string) error {
+	var threadID string
+	err := t.tx.QueryRowContext(ctx, `SELECT thread_id FROM runs WHERE id = $1`, runID).Scan(&threadID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrNotFound
+	}
+	if err != nil || t.locked[threadID] {
+		return err
+	}
+	var one int
+	err = t.tx.QueryRowContext(ctx, `SELECT 1 FROM threads WHERE id = $1`+t.s.forUpdate(), threadID).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrNotFound
+	}
+	// Not recorded in t.locked: a scoped lock of the same thread later in
+	// the transaction still checks its project.
+	return err
+}
+
 // ThreadLoggedRuns returns the ids of the thread's runs created since
 // (unix seconds) that have logged events, oldest first: the runs a
-// follower of the thread on any replica may stream.
+// follower of the thread on any replica may stream. Engine-internal, across
+// projects (the follower found the thread in its project).
 func (s *Store) ThreadLoggedRuns(ctx context.Context, threadID string, since int64) ([]string, error) {
 	return s.queryStrings(ctx, "thread logged runs", `SELECT r.id FROM runs r WHERE r.thread_id = $1 AND r.created_at >= $2
 		AND EXISTS (SELECT 1 FROM run_events e WHERE e.run_id = r.id) ORDER BY r.seq`, threadID, since)

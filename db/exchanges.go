@@ -55,11 +55,13 @@ func headersJSON(h map[string]string) string {
 
 // StartExchange records a request as it leaves, before any response, so
 // a run's timeline shows an upstream call (or a retry) while it happens.
-// It returns the exchange's id.
+// It returns the exchange's id. The inspector's writer calls it off the
+// run's path, without a project: the exchange takes its run's.
 func (s *Store) StartExchange(ctx context.Context, x Exchange) (int64, error) {
 	var id int64
-	err := s.w.QueryRowContext(ctx, `INSERT INTO upstream_exchanges (run_id, started_at, method, url, request_headers, request_body)
-		VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`, x.RunID, x.StartedAt, x.Method, x.URL, headersJSON(x.RequestHeaders),
+	err := s.w.QueryRowContext(ctx, `INSERT INTO upstream_exchanges (run_id, started_at, method, url, request_headers, request_body,
+		project_id) VALUES ($1, $2, $3, $4, $5, $6, COALESCE((SELECT project_id FROM runs WHERE id = $1), '`+DefaultProjectID+`'))
+		RETURNING id`, x.RunID, x.StartedAt, x.Method, x.URL, headersJSON(x.RequestHeaders),
 		x.RequestBody).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("start exchange: %w", err)
@@ -67,7 +69,8 @@ func (s *Store) StartExchange(ctx context.Context, x Exchange) (int64, error) {
 	return id, nil
 }
 
-// FinishExchange records the response (or the error) of exchange x.ID.
+// FinishExchange records the response (or the error) of exchange x.ID
+// (the inspector's writer, by the id StartExchange gave it).
 func (s *Store) FinishExchange(ctx context.Context, x Exchange) error {
 	d := int64(0)
 	if x.DurationMS != nil {
@@ -85,8 +88,12 @@ func (s *Store) FinishExchange(ctx context.Context, x Exchange) error {
 // RunExchanges returns a run's exchanges, oldest first, without their
 // bodies and headers (the timeline lists them; GetExchange opens one).
 func (s *Store) RunExchanges(ctx context.Context, runID string) ([]Exchange, error) {
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("run exchanges: %w", err)
+	}
 	rows, err := s.r.QueryContext(ctx, `SELECT id, run_id, started_at, duration_ms, method, url, '{}', '', status, '{}', '',
-		streamed, chunks, error FROM upstream_exchanges WHERE run_id = $1 ORDER BY id`, runID)
+		streamed, chunks, error FROM upstream_exchanges WHERE run_id = $1 AND project_id = $2 ORDER BY id`, runID, project)
 	if err != nil {
 		return nil, fmt.Errorf("run exchanges: %w", err)
 	}
@@ -96,8 +103,13 @@ func (s *Store) RunExchanges(ctx context.Context, runID string) ([]Exchange, err
 // ThreadExchanges returns the exchanges of every run of a thread, oldest
 // first, without bodies and headers.
 func (s *Store) ThreadExchanges(ctx context.Context, threadID string) ([]Exchange, error) {
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("thread exchanges: %w", err)
+	}
 	rows, err := s.r.QueryContext(ctx, `SELECT x.id, x.run_id, x.started_at, x.duration_ms, x.method, x.url, '{}', '', x.status, '{}', '',
-		x.streamed, x.chunks, x.error FROM upstream_exchanges x JOIN runs r ON r.id = x.run_id WHERE r.thread_id = $1 ORDER BY x.id`, threadID)
+		x.streamed, x.chunks, x.error FROM upstream_exchanges x JOIN runs r ON r.id = x.run_id WHERE r.thread_id = $1
+		AND x.project_id = $2 ORDER BY x.id`, threadID, project)
 	if err != nil {
 		return nil, fmt.Errorf("thread exchanges: %w", err)
 	}
@@ -106,9 +118,13 @@ func (s *Store) ThreadExchanges(ctx context.Context, threadID string) ([]Exchang
 
 // GetExchange returns one exchange of a thread's run, in full.
 func (s *Store) GetExchange(ctx context.Context, threadID string, id int64) (Exchange, error) {
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return Exchange{}, fmt.Errorf("get exchange %d: %w", id, err)
+	}
 	x, err := scanExchange(s.r.QueryRowContext(ctx, `SELECT x.id, x.run_id, x.started_at, x.duration_ms, x.method, x.url, x.request_headers, x.request_body, x.status,
 		x.response_headers, x.response_body, x.streamed, x.chunks, x.error FROM upstream_exchanges x
-		JOIN runs r ON r.id = x.run_id WHERE x.id = $1 AND r.thread_id = $2`, id, threadID))
+		JOIN runs r ON r.id = x.run_id WHERE x.id = $1 AND r.thread_id = $2 AND x.project_id = $3`, id, threadID, project))
 	if errors.Is(err, sql.ErrNoRows) {
 		return x, ErrNotFound
 	}
@@ -116,7 +132,7 @@ func (s *Store) GetExchange(ctx context.Context, threadID string, id int64) (Exc
 }
 
 // DeleteExchangesBefore deletes exchanges started before cutoff (unix
-// milliseconds) and returns how many it deleted.
+// milliseconds) and returns how many it deleted, in every project (a sweep).
 func (s *Store) DeleteExchangesBefore(ctx context.Context, cutoff int64) (int64, error) {
 	res, err := s.w.ExecContext(ctx, `DELETE FROM upstream_exchanges WHERE started_at < $1`, cutoff)
 	if err != nil {

@@ -16,7 +16,7 @@ import (
 func TestExchanges(t *testing.T) { eachStore(t, testExchanges) }
 
 func testExchanges(t *testing.T) {
-	ctx := context.Background()
+	ctx := WithProject(context.Background(), DefaultProjectID)
 	s := openTest(t)
 	th, _, err := s.CreateThread(ctx, Thread{}, nil)
 	if err != nil {

@@ -14,7 +14,7 @@ import (
 func TestDeleteExpiredFiles(t *testing.T) { eachStore(t, testDeleteExpiredFiles) }
 
 func testDeleteExpiredFiles(t *testing.T) {
-	ctx := context.Background()
+	ctx := WithProject(context.Background(), DefaultProjectID)
 	s, c := openClocked(t)
 	commit := func(name string, after int64) File {
 		t.Helper()
@@ -69,7 +69,7 @@ func testDeleteExpiredFiles(t *testing.T) {
 func TestExpireUploads(t *testing.T) { eachStore(t, testExpireUploads) }
 
 func testExpireUploads(t *testing.T) {
-	ctx := context.Background()
+	ctx := WithProject(context.Background(), DefaultProjectID)
 	s, c := openClocked(t)
 	newUpload := func(content string) (Upload, UploadPart) {
 		t.Helper()

@@ -111,6 +111,11 @@ func (s *Store) StageFile(content io.Reader, limit int64) (*StagedFile, error) {
 func (s *Store) CommitFile(ctx context.Context, f File, sf *StagedFile, expiresAfter int64) (File, error) {
 	f.ID, f.Object, f.CreatedAt, f.Status = NewID("file-"), "file", s.now().Unix(), "processed"
 	f.Bytes, f.SHA256 = sf.Bytes, sf.SHA256
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		sf.Discard()
+		return f, fmt.Errorf("commit file: %w", err)
+	}
 	if expiresAfter > 0 {
 		at := f.CreatedAt + expiresAfter
 		f.ExpiresAt = &at
@@ -129,8 +134,8 @@ func (s *Store) CommitFile(ctx context.Context, f File, sf *StagedFile, expiresA
 		ExecContext(context.Context, string, ...any) (sql.Result, error)
 	}) error {
 		_, err := q.ExecContext(ctx, `INSERT INTO files (id, created_at, bytes, filename, purpose, status, expires_at,
-			content_type, sha256) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-			f.ID, f.CreatedAt, f.Bytes, f.Filename, f.Purpose, f.Status, f.ExpiresAt, f.ContentType, f.SHA256)
+			content_type, sha256, project_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+			f.ID, f.CreatedAt, f.Bytes, f.Filename, f.Purpose, f.Status, f.ExpiresAt, f.ContentType, f.SHA256, project)
 		return err
 	}
 	if s.blobName == BlobsDir {
@@ -168,7 +173,11 @@ type stagedReader struct {
 
 // GetFile returns the file record with id, or ErrNotFound.
 func (s *Store) GetFile(ctx context.Context, id string) (File, error) {
-	f, err := scanFile(s.r.QueryRowContext(ctx, `SELECT `+fileColumns+` FROM files WHERE id = $1`, id))
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return File{}, fmt.Errorf("get file %s: %w", id, err)
+	}
+	f, err := scanFile(s.r.QueryRowContext(ctx, `SELECT `+fileColumns+` FROM files WHERE id = $1 AND project_id = $2`, id, project))
 	if errors.Is(err, sql.ErrNoRows) {
 		return f, ErrNotFound
 	}
@@ -178,7 +187,8 @@ func (s *Store) GetFile(ctx context.Context, id string) (File, error) {
 	return f, nil
 }
 
-// MissingFiles returns those of ids that name no stored file, in order.
+// MissingFiles returns those of ids that name no stored file of ctx's
+// project, in order.
 func (s *Store) MissingFiles(ctx context.Context, ids []string) ([]string, error) {
 	var missing []string
 	for _, id := range ids {
@@ -230,15 +240,16 @@ func (s *Store) ListFiles(ctx context.Context, purpose string, p ListParams) (Pa
 // DeleteExpiredFiles deletes every file whose expires_at has passed, with
 // its content and its vector store entries, and returns how many it
 // deleted. Uploads' expires_after makes such files; OpenAI deleted them.
+// It sweeps every project, deleting each file in its own.
 func (s *Store) DeleteExpiredFiles(ctx context.Context) (int, error) {
-	ids, err := s.queryStrings(ctx, "find expired files",
-		`SELECT id FROM files WHERE expires_at IS NOT NULL AND expires_at <= $1`, s.now().Unix())
+	found, err := s.queryPairs(ctx, "find expired files",
+		`SELECT id, project_id FROM files WHERE expires_at IS NOT NULL AND expires_at <= $1`, s.now().Unix())
 	if err != nil {
 		return 0, err
 	}
 	n := 0
-	for _, id := range ids {
-		switch err := s.DeleteFile(ctx, id); {
+	for _, f := range found {
+		switch err := s.DeleteFile(WithProject(ctx, f[1]), f[0]); {
 		case errors.Is(err, ErrNotFound): // deleted meanwhile
 		case err != nil:
 			return n, err

@@ -76,7 +76,7 @@ func threadExists(t *testing.T, s *Store, id string) bool {
 // is visible to readers (committed).
 func TestGroupCommitGroups(t *testing.T) {
 	s := openTest(t)
-	ctx := context.Background()
+	ctx := WithProject(context.Background(), DefaultProjectID)
 	release, queued := holdWriter(t, s)
 	before := s.GroupCommitStats()
 	const n = 2*maxGroup + maxGroup/2
@@ -114,7 +114,7 @@ func TestGroupCommitGroups(t *testing.T) {
 // panics is undone alone; the writes around it commit.
 func TestGroupCommitIsolatesFailures(t *testing.T) {
 	s := openTest(t)
-	ctx := context.Background()
+	ctx := WithProject(context.Background(), DefaultProjectID)
 	release, queued := holdWriter(t, s)
 	refused := errors.New("refused after writing")
 	type outcome struct {
@@ -175,7 +175,7 @@ func TestGroupCommitIsolatesFailures(t *testing.T) {
 // runs again alone: the good ones are stored exactly once.
 func TestGroupCommitLostGroup(t *testing.T) {
 	s := openTest(t)
-	ctx := context.Background()
+	ctx := WithProject(context.Background(), DefaultProjectID)
 	release, queued := holdWriter(t, s)
 	var mu sync.Mutex
 	runs := map[string]int{}
@@ -248,7 +248,7 @@ func TestGroupCommitCancelledWhileQueued(t *testing.T) {
 // TestGroupCommitClose: Close runs what is queued; later writes fail.
 func TestGroupCommitClose(t *testing.T) {
 	s := openTest(t)
-	ctx := context.Background()
+	ctx := WithProject(context.Background(), DefaultProjectID)
 	release, queued := holdWriter(t, s)
 	done := make(chan error, 1)
 	go func() { done <- s.tx(ctx, insertThread(ctx, "thread_last", nil)) }()
@@ -283,7 +283,7 @@ func BenchmarkCreateMessage(b *testing.B) {
 
 func benchCreateMessage(b *testing.B, clients int) {
 	s := openTest(b)
-	ctx := context.Background()
+	ctx := WithProject(context.Background(), DefaultProjectID)
 	// RunParallel starts parallelism × GOMAXPROCS goroutines.
 	b.SetParallelism((clients + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
 	b.ResetTimer()
@@ -313,7 +313,7 @@ func benchCreateMessage(b *testing.B, clients int) {
 // reused after.
 func TestStatementCacheNested(t *testing.T) {
 	s := openTest(t)
-	ctx := context.Background()
+	ctx := WithProject(context.Background(), DefaultProjectID)
 	for range 3 {
 		if _, _, err := s.CreateThread(ctx, Thread{}, nil); err != nil {
 			t.Fatal(err)

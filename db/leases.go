@@ -36,6 +36,8 @@ type Claim struct {
 	RunID   string
 	Was     string
 	Attempt int
+	// ProjectID is the run's project: the engine executes it scoped to it.
+	ProjectID string
 }
 
 // claimable is the condition of a run a replica may claim: queued, or
@@ -51,7 +53,7 @@ func (s *Store) claimable() string {
 }
 
 // ClaimRuns claims up to limit claimable runs for replica me, oldest
-// first, for lease; with id set, only that run. On PostgreSQL the rows
+// first, in every project (each Claim names its run's), for lease; with id set, only that run. On PostgreSQL the rows
 // are picked with FOR UPDATE SKIP LOCKED, so replicas claiming at once
 // take different runs without waiting on each other; the conditional
 // update is what makes a claim exclusive.
@@ -73,14 +75,14 @@ func (s *Store) ClaimRuns(ctx context.Context, me string, lease time.Duration, l
 				ORDER BY seq LIMIT $3 FOR UPDATE SKIP LOCKED)
 				UPDATE runs r SET status = 'in_progress', claimed_by = $1, lease_expires_at = `+s.dbMillis()+` + $2,
 					attempts = r.attempts + 1
-				FROM c WHERE r.id = c.id RETURNING r.id, c.was, r.attempts`, args...)
+				FROM c WHERE r.id = c.id RETURNING r.id, c.was, r.attempts, r.project_id`, args...)
 			if err != nil {
 				return err
 			}
 			defer rows.Close()
 			for rows.Next() {
 				var c Claim
-				if err := rows.Scan(&c.RunID, &c.Was, &c.Attempt); err != nil {
+				if err := rows.Scan(&c.RunID, &c.Was, &c.Attempt, &c.ProjectID); err != nil {
 					return err
 				}
 				out = append(out, c)
@@ -105,14 +107,14 @@ func (s *Store) ClaimRuns(ctx context.Context, me string, lease time.Duration, l
 	}
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		out = out[:0]
-		rows, err := tx.QueryContext(ctx, `SELECT id, status FROM runs WHERE `+s.claimable()+byID+`
+		rows, err := tx.QueryContext(ctx, `SELECT id, status, project_id FROM runs WHERE `+s.claimable()+byID+`
 			AND $2 = $2 ORDER BY seq LIMIT $3`, args...)
 		if err != nil {
 			return err
 		}
 		for rows.Next() {
 			var c Claim
-			if err := rows.Scan(&c.RunID, &c.Was); err != nil {
+			if err := rows.Scan(&c.RunID, &c.Was, &c.ProjectID); err != nil {
 				rows.Close()
 				return err
 			}
@@ -181,9 +183,12 @@ func (s *Store) LeaseHeld(ctx context.Context, id, me string) (bool, error) {
 // CheckLease is the fence of an executor's write: it locks the run (after
 // its thread) for the rest of the transaction and returns ErrLeaseLost
 // unless replica me's claim attempt is still the run's latest and the run
-// has not ended. ErrNotFound means the run is gone.
+// has not ended. ErrNotFound means the run is gone. Like the event log it
+// guards (the durable log's delta flushes call it without a project), it is
+// the engine's own and locks the thread whatever its project: the run id is
+// the engine's claim, never a request's.
 func (t *Tx) CheckLease(ctx context.Context, id, me string, attempt int) error {
-	if err := t.lockThreadOf(ctx, `SELECT thread_id FROM runs WHERE id = $1`, id); err != nil {
+	if err := t.lockRunThreadAnyProject(ctx, id); err != nil {
 		return err
 	}
 	var (
@@ -292,6 +297,6 @@ func (t *Tx) ClaimRun(ctx context.Context, id, me string, lease time.Duration) (
 	if err != nil {
 		return c, false, fmt.Errorf("claim run %s: %w", id, err)
 	}
-	c.RunID, c.Was = id, r.Status
+	c.RunID, c.Was, c.ProjectID = id, r.Status, r.ProjectID
 	return c, true, nil
 }

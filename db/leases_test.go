@@ -14,7 +14,7 @@ import (
 // caller's counts as lapsed: one process owns the database).
 func TestRunLeases(t *testing.T) {
 	eachStore(t, func(t *testing.T) {
-		ctx := context.Background()
+		ctx := WithProject(context.Background(), DefaultProjectID)
 		s := openTest(t)
 		th, _, err := s.CreateThread(ctx, Thread{}, nil)
 		if err != nil {
@@ -96,7 +96,7 @@ func TestRunLeases(t *testing.T) {
 // it; another takes it once it lapses (on SQLite at once) or is resigned.
 func TestLeaderLease(t *testing.T) {
 	eachStore(t, func(t *testing.T) {
-		ctx := context.Background()
+		ctx := WithProject(context.Background(), DefaultProjectID)
 		s := openTest(t)
 		take := func(me string) bool {
 			ok, err := s.TakeLeadership(ctx, "housekeeper", me, time.Minute)

@@ -142,8 +142,14 @@ func normalizeMessage(m *Message) {
 	}
 }
 
-// insertMessage writes m inside tx, assigning its id and creation time.
+// insertMessage writes m inside tx, assigning its id and creation time. The
+// caller has locked m's thread in ctx's project (lockThread), or just
+// created it there: the message is that project's.
 func (s *Store) insertMessage(ctx context.Context, tx *sql.Tx, m Message) (Message, error) {
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return m, err
+	}
 	m.ID, m.Object = NewID("msg_"), "thread.message"
 	if m.CreatedAt == 0 {
 		m.CreatedAt = s.now().Unix()
@@ -161,10 +167,11 @@ func (s *Store) insertMessage(ctx context.Context, tx *sql.Tx, m Message) (Messa
 	if err := errors.Join(err1, err2, err3); err != nil {
 		return m, err
 	}
-	_, err := tx.ExecContext(ctx, `INSERT INTO messages (id, thread_id, created_at, status, incomplete_details, completed_at,
-		incomplete_at, role, content, assistant_id, run_id, attachments, metadata) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+	_, err = tx.ExecContext(ctx, `INSERT INTO messages (id, thread_id, created_at, status, incomplete_details, completed_at,
+		incomplete_at, role, content, assistant_id, run_id, attachments, metadata, project_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
 		m.ID, m.ThreadID, m.CreatedAt, m.Status, incomplete, m.CompletedAt, m.IncompleteAt, m.Role, content, m.AssistantID,
-		m.RunID, attachments, meta)
+		m.RunID, attachments, meta, project)
 	return m, err
 }
 
@@ -195,7 +202,12 @@ func (s *Store) CreateMessage(ctx context.Context, m Message) (Message, error) {
 
 // GetMessage returns message id of thread threadID, or ErrNotFound.
 func (s *Store) GetMessage(ctx context.Context, threadID, id string) (Message, error) {
-	m, err := scanMessage(s.r.QueryRowContext(ctx, `SELECT `+messageColumns+` FROM messages WHERE id = $1 AND thread_id = $2`, id, threadID))
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return Message{}, fmt.Errorf("get message %s: %w", id, err)
+	}
+	m, err := scanMessage(s.r.QueryRowContext(ctx, `SELECT `+messageColumns+` FROM messages WHERE id = $1 AND thread_id = $2
+		AND project_id = $3`, id, threadID, project))
 	if errors.Is(err, sql.ErrNoRows) {
 		return m, ErrNotFound
 	}
@@ -211,7 +223,12 @@ func (s *Store) UpdateMessageMetadata(ctx context.Context, threadID, id string, 
 	if err != nil {
 		return Message{}, err
 	}
-	res, err := s.w.ExecContext(ctx, `UPDATE messages SET metadata = $1 WHERE id = $2 AND thread_id = $3`, col, id, threadID)
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return Message{}, fmt.Errorf("update message %s: %w", id, err)
+	}
+	res, err := s.w.ExecContext(ctx, `UPDATE messages SET metadata = $1 WHERE id = $2 AND thread_id = $3 AND project_id = $4`,
+		col, id, threadID, project)
 	if err != nil {
 		return Message{}, fmt.Errorf("update message %s: %w", id, err)
 	}

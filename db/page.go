@@ -9,6 +9,28 @@ import (
 	"strings"
 )
 
+// projectTables are the tables whose rows belong to a project (they carry
+// project_id): every query of them outside the engine's and housekeeper's
+// cross-project sweeps is scoped by ProjectFrom(ctx). Children without the
+// column (conversation_items, response_input_items) are reached only
+// through a parent checked in the project.
+var projectTables = map[string]bool{
+	"assistants": true, "assistant_versions": true, "webhooks": true, "threads": true, "messages": true,
+	"runs": true, "run_steps": true, "files": true, "uploads": true, "vector_stores": true,
+	"vector_store_files": true, "vector_store_file_batches": true, "upstream_exchanges": true,
+	"conversations": true, "responses": true, "containers": true, "container_files": true,
+}
+
+// tombstoneProject is the project a tombstone is kept under: the table's
+// project, or the Default project for tables without one (their parents
+// are checked in the project before the tombstone is read).
+func tombstoneProject(project string) string {
+	if project == "" {
+		return DefaultProjectID
+	}
+	return project
+}
+
 // rowScanner is satisfied by *sql.Row and *sql.Rows.
 type rowScanner interface{ Scan(dest ...any) error }
 
@@ -21,11 +43,23 @@ type rowScanner interface{ Scan(dest ...any) error }
 // has_more then says whether more items lie beyond them, away from the cursor.
 func listQuery[T any](ctx context.Context, q *sql.DB, table, columns, where string, args []any,
 	p ListParams, scan func(rowScanner) (T, error)) (Page[T], error) {
+	args = slices.Clone(args)
+	project := ""
+	if projectTables[table] {
+		var err error
+		if project, err = ProjectFrom(ctx); err != nil {
+			return Page[T]{}, fmt.Errorf("list %s: %w", table, err)
+		}
+		if where != "" {
+			where = `(` + where + `) AND `
+		}
+		where += `project_id = ` + arg(len(args)+1)
+		args = append(args, project)
+	}
 	conds := []string{}
 	if where != "" {
 		conds = append(conds, where)
 	}
-	args = slices.Clone(args)
 	desc := p.Order != "asc"
 	// A cursor must name an object of this very list (e.g. a message of the
 	// same thread); an id from elsewhere would silently shift the window.
@@ -40,7 +74,10 @@ func listQuery[T any](ctx context.Context, q *sql.DB, table, columns, where stri
 		err := q.QueryRowContext(ctx, `SELECT seq FROM `+table+` WHERE `+cursorWhere, cursorArgs...).Scan(&seq)
 		if errors.Is(err, sql.ErrNoRows) {
 			// Deleted while the client was paging: its place is kept.
-			err = q.QueryRowContext(ctx, `SELECT seq FROM tombstones WHERE tbl = $1 AND id = $2`, table, id).Scan(&seq)
+			// Its place is its project's alone: another project's
+			// tombstone is as unknown as its object.
+			err = q.QueryRowContext(ctx, `SELECT seq FROM tombstones WHERE tbl = $1 AND id = $2 AND project_id = $3`,
+				table, id, tombstoneProject(project)).Scan(&seq)
 		}
 		if errors.Is(err, sql.ErrNoRows) {
 			return 0, &CursorError{Param: param, ID: id}

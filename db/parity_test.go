@@ -16,7 +16,7 @@ import (
 // (FTS5 tables on SQLite, tsvector columns on PostgreSQL), and record the
 // same migration versions.
 func TestSchemaParity(t *testing.T) {
-	ctx := context.Background()
+	ctx := WithProject(context.Background(), DefaultProjectID)
 	lite := openTest(t)
 	pgURL := dbtest.Database(t, migrateTemplate)
 	pg, err := Open(ctx, t.TempDir(), WithDatabaseURL(pgURL))

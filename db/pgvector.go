@@ -134,6 +134,10 @@ func (s *Store) NearestChunks(ctx context.Context, files []StoreFile, vec []floa
 	if len(files) == 0 || len(vec) == 0 || k <= 0 {
 		return nil, nil
 	}
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("nearest chunks: %w", err)
+	}
 	stores, ids := make([]string, len(files)), make([]string, len(files))
 	for i, f := range files {
 		stores[i], ids[i] = f.VectorStoreID, f.FileID
@@ -150,8 +154,8 @@ func (s *Store) NearestChunks(ctx context.Context, files []StoreFile, vec []floa
 	rows, err := s.r.QueryContext(ctx, `SELECT c.id, 1 - (c.`+pgvectorColumn+` <=> $1::vector)
 		FROM vector_store_chunks c JOIN unnest($2::text[], $3::text[]) AS f(store, file)
 			ON c.vector_store_id = f.store AND c.file_id = f.file
-		WHERE c.`+pgvectorColumn+` IS NOT NULL AND vector_dims(c.`+pgvectorColumn+`) = $4
-		ORDER BY c.`+pgvectorColumn+` <=> $1::vector, c.id LIMIT $5`, q.String(), stores, ids, len(vec), k)
+		WHERE c.`+pgvectorColumn+` IS NOT NULL AND vector_dims(c.`+pgvectorColumn+`) = $4 AND `+storeInProject("$6")+`
+		ORDER BY c.`+pgvectorColumn+` <=> $1::vector, c.id LIMIT $5`, q.String(), stores, ids, len(vec), k, project)
 	if err != nil {
 		return nil, fmt.Errorf("nearest chunks: %w", err)
 	}

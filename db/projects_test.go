@@ -13,7 +13,7 @@ import (
 func TestProjectKeys(t *testing.T) { eachStore(t, testProjectKeys) }
 
 func testProjectKeys(t *testing.T) {
-	ctx := context.Background()
+	ctx := WithProject(context.Background(), DefaultProjectID)
 	s, clk := openClocked(t)
 	check := func(secret string) (Principal, bool) {
 		t.Helper()
@@ -107,7 +107,7 @@ func testProjectKeys(t *testing.T) {
 func TestProjectMembersAndUsage(t *testing.T) { eachStore(t, testProjectMembersAndUsage) }
 
 func testProjectMembersAndUsage(t *testing.T) {
-	ctx := context.Background()
+	ctx := WithProject(context.Background(), DefaultProjectID)
 	s, clk := openClocked(t)
 	u, err := s.CreateUser(ctx, "a@example.com", RoleEditor, "0123456789abc")
 	if err != nil {

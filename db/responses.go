@@ -43,10 +43,12 @@ type ResponseRecord struct {
 	History []json.RawMessage
 	// ReasoningTokens are the finished response's reasoning tokens.
 	ReasoningTokens int64
+	// ProjectID is the project the response belongs to.
+	ProjectID string
 }
 
 const responseColumns = `id, run_id, thread_id, created_at, previous_response_id, conversation_id, stored, background, echo, output,
-	history, reasoning_tokens`
+	history, reasoning_tokens, project_id`
 
 func scanResponse(row rowScanner) (ResponseRecord, error) {
 	var (
@@ -55,7 +57,8 @@ func scanResponse(row rowScanner) (ResponseRecord, error) {
 		stored, bg            int64
 		echo                  string
 	)
-	if err := row.Scan(&r.ID, &r.RunID, &r.ThreadID, &r.CreatedAt, &prev, &conv, &stored, &bg, &echo, &out, &hist, &r.ReasoningTokens); err != nil {
+	if err := row.Scan(&r.ID, &r.RunID, &r.ThreadID, &r.CreatedAt, &prev, &conv, &stored, &bg, &echo, &out, &hist, &r.ReasoningTokens,
+		&r.ProjectID); err != nil {
 		return r, err
 	}
 	r.PreviousResponseID, r.ConversationID = nullString(prev), nullString(conv)
@@ -82,21 +85,23 @@ func (s *Store) CreateResponse(ctx context.Context, t Thread, r Run, resp Respon
 	resources, e1 := jsonColumn(t.ToolResources)
 	meta, e2 := jsonColumn(t.Metadata)
 	echo, e3 := jsonColumn(resp.Echo)
-	if err := errors.Join(e1, e2, e3); err != nil {
+	project, e4 := ProjectFrom(ctx)
+	if err := errors.Join(e1, e2, e3, e4); err != nil {
 		return t, r, fmt.Errorf("create response: %w", err)
 	}
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		if resp.ConversationID != nil {
 			var n int
-			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM conversations WHERE id = $1`, *resp.ConversationID).Scan(&n); err != nil {
+			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM conversations WHERE id = $1 AND project_id = $2`,
+				*resp.ConversationID, project).Scan(&n); err != nil {
 				return err
 			}
 			if n == 0 {
 				return ErrNotFound
 			}
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO threads (id, created_at, tool_resources, metadata) VALUES ($1, $2, $3, $4)`,
-			t.ID, t.CreatedAt, resources, meta); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO threads (id, created_at, tool_resources, metadata, project_id)
+			VALUES ($1, $2, $3, $4, $5)`, t.ID, t.CreatedAt, resources, meta, project); err != nil {
 			return err
 		}
 		r.ThreadID, r.ResponseID = t.ID, resp.ID
@@ -105,9 +110,9 @@ func (s *Store) CreateResponse(ctx context.Context, t Thread, r Run, resp Respon
 			return err
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO responses (id, run_id, thread_id, created_at, previous_response_id,
-			conversation_id, active, stored, background, echo) VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, $9)`,
+			conversation_id, active, stored, background, echo, project_id) VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, $9, $10)`,
 			resp.ID, r.ID, t.ID, r.CreatedAt, resp.PreviousResponseID, resp.ConversationID, boolInt(resp.Store),
-			boolInt(resp.Background), echo)
+			boolInt(resp.Background), echo, project)
 		if isUnique(err) {
 			return ErrConversationLocked
 		}
@@ -147,7 +152,12 @@ func itemID(item json.RawMessage) string {
 // GetResponse returns the response with id, stored or not (store: false
 // responses exist while they run), or ErrNotFound.
 func (s *Store) GetResponse(ctx context.Context, id string) (ResponseRecord, error) {
-	r, err := scanResponse(s.r.QueryRowContext(ctx, `SELECT `+responseColumns+` FROM responses WHERE id = $1`, id))
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return ResponseRecord{}, fmt.Errorf("get response %s: %w", id, err)
+	}
+	r, err := scanResponse(s.r.QueryRowContext(ctx, `SELECT `+responseColumns+` FROM responses WHERE id = $1 AND project_id = $2`,
+		id, project))
 	if errors.Is(err, sql.ErrNoRows) {
 		return r, ErrNotFound
 	}
@@ -159,7 +169,13 @@ func (s *Store) GetResponse(ctx context.Context, id string) (ResponseRecord, err
 
 // ListResponseInputItems returns one page of a response's input items.
 func (s *Store) ListResponseInputItems(ctx context.Context, responseID string, p ListParams) (Page[json.RawMessage], error) {
-	return listQuery(ctx, s.r, "response_input_items", "item", "response_id = $1", []any{responseID}, p, scanItem)
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return Page[json.RawMessage]{}, fmt.Errorf("list response input items: %w", err)
+	}
+	// Input items carry no project: they are their response's.
+	return listQuery(ctx, s.r, "response_input_items", "item",
+		"response_id = $1 AND response_id IN (SELECT id FROM responses WHERE project_id = $2)", []any{responseID, project}, p, scanItem)
 }
 
 func scanItem(row rowScanner) (json.RawMessage, error) {
@@ -236,7 +252,7 @@ func (s *Store) responseContext(ctx context.Context, r ResponseRecord) ([]json.R
 	for i := len(chain) - 1; i >= 0; i-- {
 		c := chain[i]
 		if c.ConversationID != nil && c.ID == r.ID {
-			conv, err := queryItems(ctx, s.r, `SELECT item FROM conversation_items WHERE conversation_id = $1 ORDER BY seq`, *c.ConversationID)
+			conv, err := s.ConversationItems(ctx, *c.ConversationID)
 			if err != nil {
 				return nil, err
 			}
@@ -284,7 +300,12 @@ func (s *Store) ResponseOutput(ctx context.Context, runID string) ([]json.RawMes
 }
 
 func collectSteps(ctx context.Context, q rowsQueryer, runID string) ([]RunStep, error) {
-	rows, err := q.QueryContext(ctx, `SELECT `+stepColumns+` FROM run_steps WHERE run_id = $1 ORDER BY seq`, runID)
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("steps of run %s: %w", runID, err)
+	}
+	rows, err := q.QueryContext(ctx, `SELECT `+stepColumns+` FROM run_steps WHERE run_id = $1 AND project_id = $2 ORDER BY seq`,
+		runID, project)
 	if err != nil {
 		return nil, fmt.Errorf("steps of run %s: %w", runID, err)
 	}
@@ -292,7 +313,11 @@ func collectSteps(ctx context.Context, q rowsQueryer, runID string) ([]RunStep, 
 }
 
 func runMessages(ctx context.Context, q rowsQueryer, runID string) (map[string]Message, error) {
-	rows, err := q.QueryContext(ctx, `SELECT `+messageColumns+` FROM messages WHERE run_id = $1`, runID)
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("messages of run %s: %w", runID, err)
+	}
+	rows, err := q.QueryContext(ctx, `SELECT `+messageColumns+` FROM messages WHERE run_id = $1 AND project_id = $2`, runID, project)
 	if err != nil {
 		return nil, fmt.Errorf("messages of run %s: %w", runID, err)
 	}
@@ -312,7 +337,12 @@ func runMessages(ctx context.Context, q rowsQueryer, runID string) (map[string]M
 // appends the response's input and output items to the conversation when
 // it completed. A response deleted meanwhile is no error.
 func (t *Tx) FinishResponse(ctx context.Context, id, status string) error {
-	r, err := scanResponse(t.tx.QueryRowContext(ctx, `SELECT `+responseColumns+` FROM responses WHERE id = $1`, id))
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return fmt.Errorf("finish response %s: %w", id, err)
+	}
+	r, err := scanResponse(t.tx.QueryRowContext(ctx, `SELECT `+responseColumns+` FROM responses WHERE id = $1 AND project_id = $2`,
+		id, project))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil
 	}
@@ -357,9 +387,13 @@ func (t *Tx) FinishResponse(ctx context.Context, id, status string) error {
 // DeleteResponse removes a response with everything of it: its thread,
 // run, steps, messages and input items.
 func (s *Store) DeleteResponse(ctx context.Context, id string) error {
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return fmt.Errorf("delete response %s: %w", id, err)
+	}
+	err = s.tx(ctx, func(tx *sql.Tx) error {
 		var threadID string
-		err := tx.QueryRowContext(ctx, `SELECT thread_id FROM responses WHERE id = $1`, id).Scan(&threadID)
+		err := tx.QueryRowContext(ctx, `SELECT thread_id FROM responses WHERE id = $1 AND project_id = $2`, id, project).Scan(&threadID)
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
 		}
@@ -562,7 +596,12 @@ func ToolCallItem(tc ToolCall, io ToolIO, status string) map[string]any {
 // ConversationResponses returns the stored responses made on conversation
 // convID, oldest first.
 func (s *Store) ConversationResponses(ctx context.Context, convID string) ([]ResponseRecord, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+responseColumns+` FROM responses WHERE conversation_id = $1 AND stored = 1 ORDER BY seq`, convID)
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("responses of conversation %s: %w", convID, err)
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT `+responseColumns+` FROM responses WHERE conversation_id = $1 AND stored = 1
+		AND project_id = $2 ORDER BY seq`, convID, project)
 	if err != nil {
 		return nil, fmt.Errorf("responses of conversation %s: %w", convID, err)
 	}
@@ -570,7 +609,8 @@ func (s *Store) ConversationResponses(ctx context.Context, convID string) ([]Res
 }
 
 // UnstoredResponses returns the store: false responses there are: those
-// requests are serving, and any left behind by a process that died.
+// requests are serving, and any left behind by a process that died, in
+// every project (a sweep: the caller acts on each in its ProjectID).
 func (s *Store) UnstoredResponses(ctx context.Context) ([]ResponseRecord, error) {
 	// With replicas (PostgreSQL), a response whose run is still queued, or
 	// leased by a replica whose lease has not lapsed, belongs to a request

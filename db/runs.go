@@ -301,7 +301,8 @@ func activeRun(ctx context.Context, tx *sql.Tx, threadID string) (string, error)
 // additional messages first, then the run, refusing if the thread already
 // has an active run.
 func (s *Store) insertRun(ctx context.Context, tx *sql.Tx, r Run, extra []Message) (Run, error) {
-	if active, err := activeRun(ctx, tx, r.ThreadID); err != nil {
+	active, err := activeRun(ctx, tx, r.ThreadID)
+	if err != nil {
 		return r, err
 	} else if active != "" {
 		return r, &ActiveRunError{ThreadID: r.ThreadID, RunID: active}
@@ -325,6 +326,11 @@ func (s *Store) insertRun(ctx context.Context, tx *sql.Tx, r Run, extra []Messag
 		r.CreatedAt = s.now().Unix()
 	}
 	r.Object, r.Status = "thread.run", RunQueued
+	// The run is its thread's project's: the caller locked or created the
+	// thread in ctx's project.
+	if r.ProjectID, err = ProjectFrom(ctx); err != nil {
+		return r, err
+	}
 	args, err := runArgs(&r)
 	if err != nil {
 		return r, err
@@ -333,9 +339,9 @@ func (s *Store) insertRun(ctx context.Context, tx *sql.Tx, r Run, extra []Messag
 		last_error, expires_at, started_at, cancelled_at, failed_at, completed_at, incomplete_details, model, instructions,
 		tools, tool_resources, metadata, usage, temperature, top_p, max_prompt_tokens, max_completion_tokens,
 		truncation_strategy, tool_choice, parallel_tool_calls, response_format, reasoning_effort, history_seq, attempts,
-		response_id, max_tool_calls)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32)`,
-		append(append([]any{r.ID, r.CreatedAt, r.ThreadID, r.AssistantID}, args...), nullIfEmpty(r.ResponseID), r.MaxToolCalls)...)
+		response_id, max_tool_calls, project_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33)`,
+		append(append([]any{r.ID, r.CreatedAt, r.ThreadID, r.AssistantID}, args...), nullIfEmpty(r.ResponseID), r.MaxToolCalls, r.ProjectID)...)
 	if isUnique(err) {
 		// A concurrent writer got there first (cannot happen with the
 		// single writer connection, but the index is the real guard).
@@ -371,12 +377,13 @@ func (s *Store) CreateThreadAndRun(ctx context.Context, t Thread, msgs []Message
 	}
 	resources, e1 := jsonColumn(t.ToolResources)
 	meta, e2 := jsonColumn(t.Metadata)
-	if err := errors.Join(e1, e2); err != nil {
-		return t, r, err
+	project, e3 := ProjectFrom(ctx)
+	if err := errors.Join(e1, e2, e3); err != nil {
+		return t, r, fmt.Errorf("create thread and run: %w", err)
 	}
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO threads (id, created_at, tool_resources, metadata) VALUES ($1, $2, $3, $4)`,
-			t.ID, t.CreatedAt, resources, meta); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO threads (id, created_at, tool_resources, metadata, project_id)
+			VALUES ($1, $2, $3, $4, $5)`, t.ID, t.CreatedAt, resources, meta, project); err != nil {
 			return err
 		}
 		r.ThreadID = t.ID
@@ -401,9 +408,13 @@ type queryer interface {
 }
 
 func getRun(ctx context.Context, q queryer, threadID, id string, lock ...string) (Run, error) {
-	query, args := `SELECT `+runColumns+` FROM runs WHERE id = $1`, []any{id}
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return Run{}, fmt.Errorf("get run %s: %w", id, err)
+	}
+	query, args := `SELECT `+runColumns+` FROM runs WHERE id = $1 AND project_id = $2`, []any{id, project}
 	if threadID != "" {
-		query += ` AND thread_id = $2`
+		query += ` AND thread_id = $3`
 		args = append(args, threadID)
 	}
 	query += strings.Join(lock, "")
@@ -422,7 +433,24 @@ func (s *Store) ListRuns(ctx context.Context, threadID string, p ListParams) (Pa
 	return listQuery(ctx, s.r, "runs", runColumns, "thread_id = $1", []any{threadID}, p, scanRun)
 }
 
-// RunsWithStatus returns every run in one of statuses, oldest first.
+// RunProject returns the project of run id, whatever it is: the engine's
+// own lookup for a run it was told of by id (another replica's
+// notification), before it executes the run scoped to that project.
+func (s *Store) RunProject(ctx context.Context, id string) (string, error) {
+	var p string
+	err := s.r.QueryRowContext(ctx, `SELECT project_id FROM runs WHERE id = $1`, id).Scan(&p)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("project of run %s: %w", id, err)
+	}
+	return p, nil
+}
+
+// RunsWithStatus returns every run in one of statuses, oldest first, in
+// every project: the engine's start-up recovery and the housekeeper use it,
+// and act on each run scoped to its ProjectID.
 func (s *Store) RunsWithStatus(ctx context.Context, statuses ...string) ([]Run, error) {
 	if len(statuses) == 0 {
 		return nil, nil
@@ -439,7 +467,8 @@ func (s *Store) RunsWithStatus(ctx context.Context, statuses ...string) ([]Run, 
 	return collect(rows, scanRun)
 }
 
-// ExpiredRuns returns active runs whose expires_at has passed.
+// ExpiredRuns returns active runs whose expires_at has passed, in every
+// project (the housekeeper's sweep; it acts on each in its ProjectID).
 func (s *Store) ExpiredRuns(ctx context.Context, now int64) ([]Run, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT `+runColumns+` FROM runs WHERE status IN ('queued', 'in_progress',
 		'requires_action', 'cancelling') AND expires_at IS NOT NULL AND expires_at <= $1 ORDER BY seq`, now)
@@ -451,7 +480,12 @@ func (s *Store) ExpiredRuns(ctx context.Context, now int64) ([]Run, error) {
 
 // ThreadRuns returns every run of a thread, oldest first.
 func (s *Store) ThreadRuns(ctx context.Context, threadID string) ([]Run, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+runColumns+` FROM runs WHERE thread_id = $1 ORDER BY seq`, threadID)
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("thread runs: %w", err)
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT `+runColumns+` FROM runs WHERE thread_id = $1 AND project_id = $2 ORDER BY seq`,
+		threadID, project)
 	if err != nil {
 		return nil, fmt.Errorf("thread runs: %w", err)
 	}

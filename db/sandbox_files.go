@@ -10,8 +10,12 @@ import (
 // messages for the tool type (e.g. "code_interpreter"), oldest message
 // first: the code_interpreter tool places them in the thread's sandbox.
 func (s *Store) ThreadAttachmentFiles(ctx context.Context, threadID, tool string) ([]string, error) {
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("thread attachments: %w", err)
+	}
 	raws, err := s.queryStrings(ctx, "thread attachments", `SELECT attachments FROM messages WHERE thread_id = $1
-		AND attachments <> '[]' ORDER BY seq`, threadID)
+		AND project_id = $2 AND attachments <> '[]' ORDER BY seq`, threadID, project)
 	if err != nil {
 		return nil, err
 	}

@@ -283,10 +283,19 @@ func (t *Tx) writeStep(ctx context.Context, st *RunStep, insert bool) error {
 	}
 	var err error
 	if insert {
+		// The step is its thread's project's (CreateStep locked the
+		// thread in ctx's project).
+		project, err := ProjectFrom(ctx)
+		if err != nil {
+			return err
+		}
 		_, err = t.tx.ExecContext(ctx, `INSERT INTO run_steps (id, created_at, assistant_id, thread_id, run_id, type, status,
-			step_details, last_error, expired_at, cancelled_at, failed_at, completed_at, metadata, usage, tool_io, reasoning)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`, st.ID, st.CreatedAt, st.AssistantID, st.ThreadID, st.RunID,
-			st.Type, st.Status, details, lastErr, st.ExpiredAt, st.CancelledAt, st.FailedAt, st.CompletedAt, meta, usage, toolIO, reasoning)
+			step_details, last_error, expired_at, cancelled_at, failed_at, completed_at, metadata, usage, tool_io, reasoning, project_id)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`, st.ID, st.CreatedAt, st.AssistantID, st.ThreadID, st.RunID,
+			st.Type, st.Status, details, lastErr, st.ExpiredAt, st.CancelledAt, st.FailedAt, st.CompletedAt, meta, usage, toolIO, reasoning, project)
+		if err != nil {
+			return err
+		}
 	} else {
 		_, err = t.tx.ExecContext(ctx, `UPDATE run_steps SET status = $1, step_details = $2, last_error = $3, expired_at = $4,
 			cancelled_at = $5, failed_at = $6, completed_at = $7, metadata = $8, usage = $9, tool_io = $10, reasoning = $11
@@ -329,7 +338,12 @@ func (t *Tx) DeleteStep(ctx context.Context, id string) error {
 
 // RunSteps returns a run's steps, oldest first.
 func (t *Tx) RunSteps(ctx context.Context, runID string) ([]RunStep, error) {
-	rows, err := t.tx.QueryContext(ctx, `SELECT `+stepColumns+` FROM run_steps WHERE run_id = $1 ORDER BY seq`, runID)
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := t.tx.QueryContext(ctx, `SELECT `+stepColumns+` FROM run_steps WHERE run_id = $1 AND project_id = $2 ORDER BY seq`,
+		runID, project)
 	if err != nil {
 		return nil, err
 	}
@@ -338,8 +352,12 @@ func (t *Tx) RunSteps(ctx context.Context, runID string) ([]RunStep, error) {
 
 // GetStep returns step id of run runID in thread threadID, or ErrNotFound.
 func (s *Store) GetStep(ctx context.Context, threadID, runID, id string) (RunStep, error) {
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return RunStep{}, fmt.Errorf("get step %s: %w", id, err)
+	}
 	st, err := scanStep(s.r.QueryRowContext(ctx, `SELECT `+stepColumns+` FROM run_steps WHERE id = $1 AND run_id = $2
-		AND thread_id = $3`, id, runID, threadID))
+		AND thread_id = $3 AND project_id = $4`, id, runID, threadID, project))
 	if errors.Is(err, sql.ErrNoRows) {
 		return st, ErrNotFound
 	}
@@ -356,7 +374,12 @@ func (s *Store) ListSteps(ctx context.Context, threadID, runID string, p ListPar
 
 // ThreadSteps returns every step of every run of a thread, oldest first.
 func (s *Store) ThreadSteps(ctx context.Context, threadID string) ([]RunStep, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+stepColumns+` FROM run_steps WHERE thread_id = $1 ORDER BY seq`, threadID)
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("thread steps: %w", err)
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT `+stepColumns+` FROM run_steps WHERE thread_id = $1 AND project_id = $2 ORDER BY seq`,
+		threadID, project)
 	if err != nil {
 		return nil, fmt.Errorf("thread steps: %w", err)
 	}
@@ -366,7 +389,12 @@ func (s *Store) ThreadSteps(ctx context.Context, threadID string) ([]RunStep, er
 // HistoryMessages returns every message of a thread, oldest first, each
 // with its sequence number (runs place their history by it).
 func (s *Store) HistoryMessages(ctx context.Context, threadID string) ([]Message, []int64, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT seq, `+messageColumns+` FROM messages WHERE thread_id = $1 ORDER BY seq`, threadID)
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("thread messages: %w", err)
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT seq, `+messageColumns+` FROM messages WHERE thread_id = $1 AND project_id = $2
+		ORDER BY seq`, threadID, project)
 	if err != nil {
 		return nil, nil, fmt.Errorf("thread messages: %w", err)
 	}

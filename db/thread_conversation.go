@@ -187,9 +187,14 @@ func (s *Store) ThreadToConversation(ctx context.Context, threadID string) (Conv
 	return s.CreateConversation(ctx, Metadata{"thread_id": threadID}, items)
 }
 
-// ConvertibleThreads returns the ids of the threads the Assistants API
-// made, oldest first: not the threads that hold responses' runs.
+// ConvertibleThreads returns the ids of the threads of ctx's project the
+// Assistants API made, oldest first: not the threads that hold responses'
+// runs.
 func (s *Store) ConvertibleThreads(ctx context.Context) ([]string, error) {
-	return s.queryStrings(ctx, "convertible threads", `SELECT id FROM threads
-		WHERE NOT EXISTS (SELECT 1 FROM responses WHERE responses.thread_id = threads.id) ORDER BY seq`)
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("convertible threads: %w", err)
+	}
+	return s.queryStrings(ctx, "convertible threads", `SELECT id FROM threads WHERE project_id = $1
+		AND NOT EXISTS (SELECT 1 FROM responses WHERE responses.thread_id = threads.id) ORDER BY seq`, project)
 }

@@ -43,11 +43,15 @@ func (s *Store) CreateThread(ctx context.Context, t Thread, msgs []Message) (Thr
 	if err := errors.Join(err1, err2); err != nil {
 		return t, nil, fmt.Errorf("create thread: %w", err)
 	}
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return t, nil, fmt.Errorf("create thread: %w", err)
+	}
 	out := make([]Message, 0, len(msgs))
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err = s.tx(ctx, func(tx *sql.Tx) error {
 		out = out[:0] // a transaction run again starts over
-		if _, err := tx.ExecContext(ctx, `INSERT INTO threads (id, created_at, tool_resources, metadata) VALUES ($1, $2, $3, $4)`,
-			t.ID, t.CreatedAt, resources, meta); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO threads (id, created_at, tool_resources, metadata, project_id)
+			VALUES ($1, $2, $3, $4, $5)`, t.ID, t.CreatedAt, resources, meta, project); err != nil {
 			return err
 		}
 		for _, m := range msgs {
@@ -68,7 +72,11 @@ func (s *Store) CreateThread(ctx context.Context, t Thread, msgs []Message) (Thr
 
 // GetThread returns the thread with id, or ErrNotFound.
 func (s *Store) GetThread(ctx context.Context, id string) (Thread, error) {
-	t, err := scanThread(s.r.QueryRowContext(ctx, `SELECT `+threadColumns+` FROM threads WHERE id = $1`, id))
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return Thread{}, fmt.Errorf("get thread %s: %w", id, err)
+	}
+	t, err := scanThread(s.r.QueryRowContext(ctx, `SELECT `+threadColumns+` FROM threads WHERE id = $1 AND project_id = $2`, id, project))
 	if errors.Is(err, sql.ErrNoRows) {
 		return t, ErrNotFound
 	}
@@ -81,9 +89,13 @@ func (s *Store) GetThread(ctx context.Context, id string) (Thread, error) {
 // UpdateThread applies fn to the stored thread inside one write transaction.
 func (s *Store) UpdateThread(ctx context.Context, id string, fn func(*Thread) error) (Thread, error) {
 	var t Thread
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return t, fmt.Errorf("update thread %s: %w", id, err)
+	}
+	err = s.tx(ctx, func(tx *sql.Tx) error {
 		var err error
-		t, err = scanThread(tx.QueryRowContext(ctx, `SELECT `+threadColumns+` FROM threads WHERE id = $1`+s.forUpdate(), id))
+		t, err = scanThread(tx.QueryRowContext(ctx, `SELECT `+threadColumns+` FROM threads WHERE id = $1 AND project_id = $2`+s.forUpdate(), id, project))
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
 		}

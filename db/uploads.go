@@ -88,9 +88,13 @@ func (s *Store) uploadDir(id string) string {
 func (s *Store) CreateUpload(ctx context.Context, u Upload) (Upload, error) {
 	u.ID, u.Object, u.CreatedAt, u.Status = NewID("upload_"), "upload", s.now().Unix(), UploadPending
 	u.ExpiresAt = u.CreatedAt + uploadTTL
-	_, err := s.w.ExecContext(ctx, `INSERT INTO uploads (id, created_at, filename, bytes, purpose, mime_type, status,
-		expires_at, file_expires_after) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, u.ID, u.CreatedAt, u.Filename, u.Bytes, u.Purpose,
-		u.MimeType, u.Status, u.ExpiresAt, u.FileExpiresAfter)
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return u, fmt.Errorf("create upload: %w", err)
+	}
+	_, err = s.w.ExecContext(ctx, `INSERT INTO uploads (id, created_at, filename, bytes, purpose, mime_type, status,
+		expires_at, file_expires_after, project_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, u.ID, u.CreatedAt, u.Filename,
+		u.Bytes, u.Purpose, u.MimeType, u.Status, u.ExpiresAt, u.FileExpiresAfter, project)
 	if err != nil {
 		return u, fmt.Errorf("create upload: %w", err)
 	}
@@ -99,7 +103,12 @@ func (s *Store) CreateUpload(ctx context.Context, u Upload) (Upload, error) {
 
 // GetUpload returns the upload with id, or ErrNotFound.
 func (s *Store) GetUpload(ctx context.Context, id string) (Upload, error) {
-	u, err := s.scanUpload(ctx, s.r.QueryRowContext(ctx, `SELECT `+uploadColumns+` FROM uploads WHERE id = $1`, id))
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return Upload{}, fmt.Errorf("get upload %s: %w", id, err)
+	}
+	u, err := s.scanUpload(ctx, s.r.QueryRowContext(ctx, `SELECT `+uploadColumns+` FROM uploads WHERE id = $1 AND project_id = $2`,
+		id, project))
 	if errors.Is(err, sql.ErrNoRows) {
 		return u, ErrNotFound
 	}
@@ -286,7 +295,7 @@ func (s *Store) removeParts(ctx context.Context, id string) {
 
 // ExpireUploads marks pending uploads past their expiry as expired and
 // deletes their parts, which can no longer be completed; it returns how
-// many it expired.
+// many it expired. It sweeps every project.
 func (s *Store) ExpireUploads(ctx context.Context) (int, error) {
 	ids, err := s.queryStrings(ctx, "find expired uploads",
 		`SELECT id FROM uploads WHERE status = 'pending' AND expires_at <= $1`, s.now().Unix())

@@ -15,7 +15,7 @@ import (
 // TestUploadPartsBounded: an upload's parts hold at most its declared
 // bytes (issue 21: an upload declared as 10 bytes took 8 parts of 4 MiB).
 func TestUploadPartsBounded(t *testing.T) {
-	ctx := context.Background()
+	ctx := WithProject(context.Background(), DefaultProjectID)
 	s, _ := openClocked(t)
 	u, err := s.CreateUpload(ctx, Upload{Filename: "ten.txt", Purpose: "assistants", Bytes: 10, MimeType: "text/plain"})
 	if err != nil {
@@ -82,7 +82,7 @@ func (g *gatedReader) Read(p []byte) (int, error) {
 // ends consistent: the part fails, and neither its row nor its file stays
 // (issue 21: both returned 200 and the part's row stayed).
 func TestCancelDuringPart(t *testing.T) {
-	ctx := context.Background()
+	ctx := WithProject(context.Background(), DefaultProjectID)
 	s, _ := openClocked(t)
 	u, err := s.CreateUpload(ctx, Upload{Filename: "x.txt", Purpose: "assistants", Bytes: 2, MimeType: "text/plain"})
 	if err != nil {

@@ -180,15 +180,19 @@ func (s *Store) CreateVectorStore(ctx context.Context, v VectorStore, files []Ne
 	now := v.CreatedAt
 	v.LastActiveAt = &now
 	v.ExpiresAt = expiry(v.ExpiresAfter, now)
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return v, fmt.Errorf("create vector store: %w", err)
+	}
+	err = s.tx(ctx, func(tx *sql.Tx) error {
 		meta, err1 := jsonColumn(v.Metadata)
 		expAfter, err2 := nullableJSON(v.ExpiresAfter)
 		if err := errors.Join(err1, err2); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO vector_stores (id, created_at, name, description, metadata, expires_after,
-			expires_at, last_active_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, v.ID, v.CreatedAt, v.Name, v.Description, meta,
-			expAfter, v.ExpiresAt, v.LastActiveAt); err != nil {
+			expires_at, last_active_at, project_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, v.ID, v.CreatedAt, v.Name,
+			v.Description, meta, expAfter, v.ExpiresAt, v.LastActiveAt, project); err != nil {
 			return err
 		}
 		return s.addFiles(ctx, tx, v.ID, "", files)
@@ -208,8 +212,14 @@ func expiry(ea *ExpiresAfter, at int64) *int64 {
 	return &t
 }
 
-// addFiles adds (or re-adds, which restarts ingestion) files to a store.
+// addFiles adds (or re-adds, which restarts ingestion) files to a store,
+// which the caller found (or made) in ctx's project: the entries are that
+// project's.
 func (s *Store) addFiles(ctx context.Context, tx *sql.Tx, storeID, batchID string, files []NewVectorStoreFile) error {
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return err
+	}
 	now := s.now().Unix()
 	var batch *string
 	if batchID != "" {
@@ -226,10 +236,10 @@ func (s *Store) addFiles(ctx context.Context, tx *sql.Tx, storeID, batchID strin
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO vector_store_files (id, vector_store_id, batch_id, created_at, status,
-			chunking_strategy, attributes) VALUES ($1, $2, $3, $4, 'in_progress', $5, $6)
+			chunking_strategy, attributes, project_id) VALUES ($1, $2, $3, $4, 'in_progress', $5, $6, $7)
 			ON CONFLICT (vector_store_id, id) DO UPDATE SET batch_id = excluded.batch_id, status = 'in_progress',
 			last_error = NULL, usage_bytes = 0, chunking_strategy = excluded.chunking_strategy, attributes = excluded.attributes`,
-			f.FileID, storeID, batch, now, chunking, attrs); err != nil {
+			f.FileID, storeID, batch, now, chunking, attrs, project); err != nil {
 			return err
 		}
 	}
@@ -239,12 +249,16 @@ func (s *Store) addFiles(ctx context.Context, tx *sql.Tx, storeID, batchID strin
 	return s.touch(ctx, tx, storeID, now)
 }
 
-// touch marks a store active at now, moving its expiry.
+// touch marks a store of ctx's project active at now, moving its expiry.
 func (s *Store) touch(ctx context.Context, tx *sql.Tx, storeID string, now int64) error {
-	_, err := tx.ExecContext(ctx, `UPDATE vector_stores SET last_active_at = $1,
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE vector_stores SET last_active_at = $1,
 		expires_at = CASE WHEN expires_after IS NULL THEN NULL
 			ELSE $2 + `+s.jsonInt("expires_after", "days")+` * 86400 END
-		WHERE id = $3 AND expired = 0`, now, now, storeID)
+		WHERE id = $3 AND expired = 0 AND project_id = $4`, now, now, storeID, project)
 	return err
 }
 
@@ -265,7 +279,12 @@ func (s *Store) TouchVectorStores(ctx context.Context, ids []string) error {
 
 // GetVectorStore returns the store with id, or ErrNotFound.
 func (s *Store) GetVectorStore(ctx context.Context, id string) (VectorStore, error) {
-	v, err := scanVectorStore(s.r.QueryRowContext(ctx, `SELECT `+vectorStoreColumns+` FROM vector_stores WHERE id = $1`, id))
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return VectorStore{}, fmt.Errorf("get vector store %s: %w", id, err)
+	}
+	v, err := scanVectorStore(s.r.QueryRowContext(ctx, `SELECT `+vectorStoreColumns+` FROM vector_stores WHERE id = $1
+		AND project_id = $2`, id, project))
 	if errors.Is(err, sql.ErrNoRows) {
 		return v, ErrNotFound
 	}
@@ -278,8 +297,13 @@ func (s *Store) GetVectorStore(ctx context.Context, id string) (VectorStore, err
 // UpdateVectorStore applies fn (name, expires_after, metadata) and writes
 // the store back; a changed policy counts from now.
 func (s *Store) UpdateVectorStore(ctx context.Context, id string, fn func(*VectorStore) error) (VectorStore, error) {
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		v, err := scanVectorStore(tx.QueryRowContext(ctx, `SELECT `+vectorStoreColumns+` FROM vector_stores WHERE id = $1`+s.forUpdate(), id))
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return VectorStore{}, fmt.Errorf("update vector store %s: %w", id, err)
+	}
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		v, err := scanVectorStore(tx.QueryRowContext(ctx, `SELECT `+vectorStoreColumns+` FROM vector_stores WHERE id = $1
+			AND project_id = $2`+s.forUpdate(), id, project))
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
 		}
@@ -322,7 +346,7 @@ func (s *Store) ListVectorStores(ctx context.Context, p ListParams) (Page[Vector
 
 // ExpireVectorStores marks every store whose expiry has passed as expired
 // and returns how many it marked. Expired stores keep their files but are
-// no longer searched.
+// no longer searched. It sweeps every project.
 func (s *Store) ExpireVectorStores(ctx context.Context) (int64, error) {
 	res, err := s.w.ExecContext(ctx, `UPDATE vector_stores SET expired = 1 WHERE expired = 0 AND expires_at IS NOT NULL
 		AND expires_at <= $1`, s.now().Unix())
@@ -366,9 +390,14 @@ func (s *Store) AddVectorStoreFiles(ctx context.Context, storeID string, files [
 	})
 }
 
+// storeExists checks that store id exists in ctx's project.
 func storeExists(ctx context.Context, tx *sql.Tx, id string) error {
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return err
+	}
 	var one int
-	err := tx.QueryRowContext(ctx, `SELECT 1 FROM vector_stores WHERE id = $1`, id).Scan(&one)
+	err = tx.QueryRowContext(ctx, `SELECT 1 FROM vector_stores WHERE id = $1 AND project_id = $2`, id, project).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return ErrNotFound
 	}
@@ -377,8 +406,12 @@ func storeExists(ctx context.Context, tx *sql.Tx, id string) error {
 
 // GetVectorStoreFile returns file fileID of store storeID, or ErrNotFound.
 func (s *Store) GetVectorStoreFile(ctx context.Context, storeID, fileID string) (VectorStoreFile, error) {
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return VectorStoreFile{}, fmt.Errorf("get vector store file %s: %w", fileID, err)
+	}
 	f, err := scanVSFile(s.r.QueryRowContext(ctx, `SELECT `+vsFileColumns+` FROM vector_store_files
-		WHERE vector_store_id = $1 AND id = $2`, storeID, fileID))
+		WHERE vector_store_id = $1 AND id = $2 AND project_id = $3`, storeID, fileID, project))
 	if errors.Is(err, sql.ErrNoRows) {
 		return f, ErrNotFound
 	}
@@ -394,8 +427,12 @@ func (s *Store) UpdateVectorStoreFileAttributes(ctx context.Context, storeID, fi
 	if err != nil {
 		return VectorStoreFile{}, err
 	}
-	res, err := s.w.ExecContext(ctx, `UPDATE vector_store_files SET attributes = $1 WHERE vector_store_id = $2 AND id = $3`,
-		raw, storeID, fileID)
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return VectorStoreFile{}, fmt.Errorf("update attributes of %s: %w", fileID, err)
+	}
+	res, err := s.w.ExecContext(ctx, `UPDATE vector_store_files SET attributes = $1 WHERE vector_store_id = $2 AND id = $3
+		AND project_id = $4`, raw, storeID, fileID, project)
 	if err != nil {
 		return VectorStoreFile{}, fmt.Errorf("update attributes of %s: %w", fileID, err)
 	}
@@ -455,12 +492,16 @@ func scanBatch(row rowScanner) (FileBatch, error) {
 // CreateFileBatch adds files to a store as one batch.
 func (s *Store) CreateFileBatch(ctx context.Context, storeID string, files []NewVectorStoreFile) (FileBatch, error) {
 	id := NewID("vsfb_")
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return FileBatch{}, fmt.Errorf("create file batch: %w", err)
+	}
+	err = s.tx(ctx, func(tx *sql.Tx) error {
 		if err := storeExists(ctx, tx, storeID); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO vector_store_file_batches (id, vector_store_id, created_at)
-			VALUES ($1, $2, $3)`, id, storeID, s.now().Unix()); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO vector_store_file_batches (id, vector_store_id, created_at, project_id)
+			VALUES ($1, $2, $3, $4)`, id, storeID, s.now().Unix(), project); err != nil {
 			return err
 		}
 		return s.addFiles(ctx, tx, storeID, id, files)
@@ -476,8 +517,12 @@ func (s *Store) CreateFileBatch(ctx context.Context, storeID string, files []New
 
 // GetFileBatch returns batch id of store storeID, or ErrNotFound.
 func (s *Store) GetFileBatch(ctx context.Context, storeID, id string) (FileBatch, error) {
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return FileBatch{}, fmt.Errorf("get file batch %s: %w", id, err)
+	}
 	b, err := scanBatch(s.r.QueryRowContext(ctx, `SELECT `+batchColumns+` FROM vector_store_file_batches
-		WHERE id = $1 AND vector_store_id = $2`, id, storeID))
+		WHERE id = $1 AND vector_store_id = $2 AND project_id = $3`, id, storeID, project))
 	if errors.Is(err, sql.ErrNoRows) {
 		return b, ErrNotFound
 	}
@@ -491,11 +536,15 @@ func (s *Store) GetFileBatch(ctx context.Context, storeID, id string) (FileBatch
 // cancelled at once (ingestion drops their work). A batch already done
 // stays as it is.
 func (s *Store) CancelFileBatch(ctx context.Context, storeID, id string) (FileBatch, error) {
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return FileBatch{}, fmt.Errorf("cancel file batch %s: %w", id, err)
+	}
+	err = s.tx(ctx, func(tx *sql.Tx) error {
 		var pending int64
 		err := tx.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM vector_store_files WHERE batch_id = b.id
-			AND status = 'in_progress') FROM vector_store_file_batches b WHERE b.id = $1 AND b.vector_store_id = $2`+s.forUpdate(),
-			id, storeID).Scan(&pending)
+			AND status = 'in_progress') FROM vector_store_file_batches b WHERE b.id = $1 AND b.vector_store_id = $2
+			AND b.project_id = $3`+s.forUpdate(), id, storeID, project).Scan(&pending)
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
 		}
@@ -523,13 +572,15 @@ type PendingFile struct {
 	VectorStoreID string
 	FileID        string
 	Chunking      ChunkingStrategy
+	// ProjectID is the file's project: ingestion runs scoped to it.
+	ProjectID string
 }
 
 // PendingVectorStoreFiles returns up to limit files in progress, oldest
 // first, skipping those for which skip returns true (already being worked
-// on).
+// on). It looks across every project (ingestion is one queue).
 func (s *Store) PendingVectorStoreFiles(ctx context.Context, limit int, skip func(PendingFile) bool) ([]PendingFile, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT vector_store_id, id, chunking_strategy FROM vector_store_files
+	rows, err := s.r.QueryContext(ctx, `SELECT vector_store_id, id, chunking_strategy, project_id FROM vector_store_files
 		WHERE status = 'in_progress' ORDER BY seq`)
 	if err != nil {
 		return nil, fmt.Errorf("pending vector store files: %w", err)
@@ -539,7 +590,7 @@ func (s *Store) PendingVectorStoreFiles(ctx context.Context, limit int, skip fun
 	for rows.Next() && len(out) < limit {
 		var p PendingFile
 		var chunking string
-		if err := rows.Scan(&p.VectorStoreID, &p.FileID, &chunking); err != nil {
+		if err := rows.Scan(&p.VectorStoreID, &p.FileID, &chunking, &p.ProjectID); err != nil {
 			return nil, fmt.Errorf("pending vector store files: %w", err)
 		}
 		if err := decodeColumn("chunking_strategy", chunking, &p.Chunking); err != nil {
@@ -557,14 +608,19 @@ func (s *Store) PendingInStores(ctx context.Context, storeIDs []string) (int64, 
 	if len(storeIDs) == 0 {
 		return 0, nil
 	}
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("pending in stores: %w", err)
+	}
 	var n int64
-	err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM vector_store_files WHERE status = 'in_progress'
-		AND vector_store_id IN (`+placeholders(1, len(storeIDs))+`)`, anySlice(storeIDs)...).Scan(&n)
+	err = s.r.QueryRowContext(ctx, `SELECT count(*) FROM vector_store_files WHERE status = 'in_progress' AND project_id = $1
+		AND vector_store_id IN (`+placeholders(2, len(storeIDs))+`)`, append([]any{project}, anySlice(storeIDs)...)...).Scan(&n)
 	return n, err
 }
 
 // IngestionBacklog counts the vector store files waiting for or in
-// ingestion (status in_progress), in every store.
+// ingestion (status in_progress), in every store of every project (a
+// metric).
 func (s *Store) IngestionBacklog(ctx context.Context) (int64, error) {
 	var n int64
 	err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM vector_store_files WHERE status = 'in_progress'`).Scan(&n)
@@ -587,9 +643,13 @@ func (s *Store) CompleteVectorStoreFile(ctx context.Context, storeID, fileID str
 		usage += int64(len(c.Text) + 4*len(c.Embedding))
 	}
 	done := false
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return false, fmt.Errorf("complete vector store file %s: %w", fileID, err)
+	}
+	err = s.tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE vector_store_files SET status = 'completed', usage_bytes = $1, last_error = NULL
-			WHERE vector_store_id = $2 AND id = $3 AND status = 'in_progress'`, usage, storeID, fileID)
+			WHERE vector_store_id = $2 AND id = $3 AND status = 'in_progress' AND project_id = $4`, usage, storeID, fileID, project)
 		if err != nil {
 			return err
 		}
@@ -651,8 +711,12 @@ func (s *Store) FailVectorStoreFile(ctx context.Context, storeID, fileID, code, 
 	if err != nil {
 		return err
 	}
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return fmt.Errorf("fail vector store file %s: %w", fileID, err)
+	}
 	_, err = s.w.ExecContext(ctx, `UPDATE vector_store_files SET status = 'failed', last_error = $1
-		WHERE vector_store_id = $2 AND id = $3 AND status = 'in_progress'`, raw, storeID, fileID)
+		WHERE vector_store_id = $2 AND id = $3 AND status = 'in_progress' AND project_id = $4`, raw, storeID, fileID, project)
 	if err != nil {
 		return fmt.Errorf("fail vector store file %s: %w", fileID, err)
 	}
@@ -661,12 +725,34 @@ func (s *Store) FailVectorStoreFile(ctx context.Context, storeID, fileID, code, 
 
 // FileChunks returns the text of a store file's chunks, in order.
 func (s *Store) FileChunks(ctx context.Context, storeID, fileID string) ([]string, error) {
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("file chunks: %w", err)
+	}
 	return s.queryStrings(ctx, "file chunks", `SELECT text FROM vector_store_chunks WHERE vector_store_id = $1 AND file_id = $2
-		ORDER BY idx`, storeID, fileID)
+		AND `+storeInProject("$3")+` ORDER BY idx`, storeID, fileID, project)
+}
+
+// storeInProject is the condition that a chunk's store belongs to the
+// project in placeholder n (chunks carry no project_id).
+func storeInProject(n string) string {
+	return `vector_store_id IN (SELECT id FROM vector_stores WHERE project_id = ` + n + `)`
+}
+
+// projectStores keeps those of ids that are stores of ctx's project, so a
+// search never reads another project's chunks whatever ids it is given.
+func (s *Store) projectStores(ctx context.Context, ids []string) ([]string, error) {
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s.queryStrings(ctx, "project stores", `SELECT id FROM vector_stores WHERE project_id = $1
+		AND id IN (`+placeholders(2, len(ids))+`)`, append([]any{project}, anySlice(ids)...)...)
 }
 
 // CountChunks counts the chunks of a file across every store (0 once the
-// file is deleted), or of every file when fileID is "".
+// file is deleted), or of every file when fileID is "", in every project:
+// a corpus figure for ranking and tests, which names no object.
 func (s *Store) CountChunks(ctx context.Context, fileID string) (int64, error) {
 	var n int64
 	var err error
@@ -693,10 +779,15 @@ func (s *Store) SearchableFiles(ctx context.Context, storeIDs []string) ([]Searc
 	if len(storeIDs) == 0 {
 		return nil, nil
 	}
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("searchable files: %w", err)
+	}
 	rows, err := s.r.QueryContext(ctx, `SELECT vf.vector_store_id, vf.id, f.filename, vf.attributes
 		FROM vector_store_files vf JOIN files f ON f.id = vf.id JOIN vector_stores v ON v.id = vf.vector_store_id
-		WHERE vf.status = 'completed' AND v.expired = 0 AND vf.vector_store_id IN (`+placeholders(1, len(storeIDs))+`)`,
-		anySlice(storeIDs)...)
+		WHERE vf.status = 'completed' AND v.expired = 0 AND v.project_id = $1
+		AND vf.vector_store_id IN (`+placeholders(2, len(storeIDs))+`)`,
+		append([]any{project}, anySlice(storeIDs)...)...)
 	if err != nil {
 		return nil, fmt.Errorf("searchable files: %w", err)
 	}
@@ -739,6 +830,10 @@ type ChunkHit struct {
 func (s *Store) SearchChunks(ctx context.Context, storeIDs, fileIDs []string, match string, limit int) ([]ChunkHit, error) {
 	if len(storeIDs) == 0 || match == "" || (fileIDs != nil && len(fileIDs) == 0) {
 		return nil, nil
+	}
+	storeIDs, err := s.projectStores(ctx, storeIDs)
+	if err != nil || len(storeIDs) == 0 {
+		return nil, err
 	}
 	if s.pg {
 		return s.searchChunksPG(ctx, storeIDs, fileIDs, match, limit)
@@ -805,8 +900,9 @@ func (s *Store) searchChunksJoined(ctx context.Context, storeIDs, fileIDs []stri
 	return scanChunkHits(rows)
 }
 
-// CountMatches counts the chunks (of every store) matching an FTS5 query,
-// stopping at limit: a cheap probe of how common a term is.
+// CountMatches counts the chunks (of every store of every project)
+// matching an FTS5 query, stopping at limit: a cheap probe of how common a
+// term is, which names no object.
 func (s *Store) CountMatches(ctx context.Context, match string, limit int) (int, error) {
 	var n int
 	query, args := `SELECT count(*) FROM (SELECT 1 FROM vector_store_chunks_fts
@@ -826,7 +922,9 @@ func (s *Store) CountMatches(ctx context.Context, match string, limit int) (int,
 	return n, nil
 }
 
-// ChunksByID returns chunks by their ids (text and where they belong).
+// ChunksByID returns chunks by their ids (text and where they belong), for
+// search, whose ids come from a search already limited to ctx's project's
+// stores; it keeps only chunks of that project's stores all the same.
 func (s *Store) ChunksByID(ctx context.Context, ids []int64) (map[int64]ChunkHit, error) {
 	out := make(map[int64]ChunkHit, len(ids))
 	if len(ids) == 0 {
@@ -836,8 +934,12 @@ func (s *Store) ChunksByID(ctx context.Context, ids []int64) (map[int64]ChunkHit
 	for i, id := range ids {
 		args[i] = id
 	}
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("chunks by id: %w", err)
+	}
 	rows, err := s.r.QueryContext(ctx, `SELECT id, vector_store_id, file_id, text FROM vector_store_chunks
-		WHERE id IN (`+placeholders(1, len(ids))+`)`, args...)
+		WHERE `+storeInProject(arg(len(ids)+1))+` AND id IN (`+placeholders(1, len(ids))+`)`, append(args, project)...)
 	if err != nil {
 		return nil, fmt.Errorf("chunks by id: %w", err)
 	}
@@ -855,8 +957,12 @@ func (s *Store) ChunksByID(ctx context.Context, ids []int64) (map[int64]ChunkHit
 // ChunkVectors calls fn with every embedded chunk of a store: its id, file
 // and vector (decoded into a fresh slice).
 func (s *Store) ChunkVectors(ctx context.Context, storeID string, fn func(id int64, fileID string, vec []float32)) error {
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return fmt.Errorf("chunk vectors: %w", err)
+	}
 	rows, err := s.r.QueryContext(ctx, `SELECT id, file_id, embedding FROM vector_store_chunks
-		WHERE vector_store_id = $1 AND embedding IS NOT NULL`, storeID)
+		WHERE vector_store_id = $1 AND embedding IS NOT NULL AND `+storeInProject("$2"), storeID, project)
 	if err != nil {
 		return fmt.Errorf("chunk vectors: %w", err)
 	}

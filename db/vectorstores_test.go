@@ -38,7 +38,7 @@ func addFile(t *testing.T, s *Store, name string) File {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := s.CommitFile(context.Background(), File{Filename: name, Purpose: "assistants"}, sf, 0)
+	f, err := s.CommitFile(WithProject(context.Background(), DefaultProjectID), File{Filename: name, Purpose: "assistants"}, sf, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func addFile(t *testing.T, s *Store, name string) File {
 func TestVectorStoreExpiry(t *testing.T) { eachStore(t, testVectorStoreExpiry) }
 
 func testVectorStoreExpiry(t *testing.T) {
-	ctx := context.Background()
+	ctx := WithProject(context.Background(), DefaultProjectID)
 	s, c := openClocked(t)
 	f := addFile(t, s, "a.txt")
 	v, err := s.CreateVectorStore(ctx, VectorStore{ExpiresAfter: &ExpiresAfter{Anchor: "last_active_at", Days: 2}},
@@ -94,7 +94,7 @@ func testVectorStoreExpiry(t *testing.T) {
 func TestCancelBatch(t *testing.T) { eachStore(t, testCancelBatch) }
 
 func testCancelBatch(t *testing.T) {
-	ctx := context.Background()
+	ctx := WithProject(context.Background(), DefaultProjectID)
 	s, _ := openClocked(t)
 	v, _ := s.CreateVectorStore(ctx, VectorStore{}, nil)
 	a, b := addFile(t, s, "a.txt"), addFile(t, s, "b.txt")
@@ -132,7 +132,7 @@ func testCancelBatch(t *testing.T) {
 func TestSearchChunksOtherStores(t *testing.T) { eachStore(t, testSearchChunksOtherStores) }
 
 func testSearchChunksOtherStores(t *testing.T) {
-	ctx := context.Background()
+	ctx := WithProject(context.Background(), DefaultProjectID)
 	s, _ := openClocked(t)
 	a, b := addFile(t, s, "a.txt"), addFile(t, s, "b.txt")
 	big, _ := s.CreateVectorStore(ctx, VectorStore{}, []NewVectorStoreFile{{FileID: a.ID, Chunking: AutoChunking()}})

@@ -58,7 +58,7 @@ const versionColumns = `assistant_versions.version, assistant_versions.created_a
 // unambiguously through the subquery.
 const versionTable = `(SELECT v.seq, v.id, v.version, v.created_at, v.actor_type, v.actor_id, v.actor_name,
 	v.assistant_id, v.name, v.description, v.model, v.instructions, v.tools, v.tool_resources, v.metadata,
-	v.temperature, v.top_p, v.response_format, v.reasoning_effort, a.created_at AS assistant_created_at
+	v.temperature, v.top_p, v.response_format, v.reasoning_effort, a.created_at AS assistant_created_at, v.project_id
 	FROM assistant_versions v JOIN assistants a ON a.id = v.assistant_id) assistant_versions`
 
 const versionListColumns = `version, created_at, actor_type, actor_id, actor_name, assistant_id, assistant_created_at,
@@ -80,8 +80,12 @@ func scanVersion(row rowScanner) (AssistantVersion, error) {
 
 // GetAssistantVersion returns version n of assistant id, or ErrNotFound.
 func (s *Store) GetAssistantVersion(ctx context.Context, id string, n int) (AssistantVersion, error) {
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return AssistantVersion{}, fmt.Errorf("get assistant %s version %d: %w", id, n, err)
+	}
 	v, err := scanVersion(s.r.QueryRowContext(ctx, `SELECT `+versionListColumns+` FROM `+versionTable+`
-		WHERE assistant_id = $1 AND version = $2`, id, n))
+		WHERE assistant_id = $1 AND version = $2 AND project_id = $3`, id, n, project))
 	if errors.Is(err, sql.ErrNoRows) {
 		return v, ErrNotFound
 	}
@@ -102,8 +106,12 @@ func (s *Store) ListAssistantVersions(ctx context.Context, id string, p ListPara
 
 // AllAssistantVersions returns every version of assistant id, oldest first.
 func (s *Store) AllAssistantVersions(ctx context.Context, id string) ([]AssistantVersion, error) {
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list assistant %s versions: %w", id, err)
+	}
 	rows, err := s.r.QueryContext(ctx, `SELECT `+versionListColumns+` FROM `+versionTable+`
-		WHERE assistant_id = $1 ORDER BY version`, id)
+		WHERE assistant_id = $1 AND project_id = $2 ORDER BY version`, id, project)
 	if err != nil {
 		return nil, fmt.Errorf("list assistant %s versions: %w", id, err)
 	}
@@ -157,11 +165,17 @@ func (s *Store) recordVersion(ctx context.Context, tx *sql.Tx, id string, args [
 	}
 	n := latest.Int64 + 1
 	who := actorFrom(ctx)
-	_, err := tx.ExecContext(ctx, `INSERT INTO assistant_versions (assistant_id, id, version, created_at, actor_type,
+	// A version belongs to its assistant's project: the caller has just
+	// read or written the assistant in ctx's project.
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return fmt.Errorf("record version: %w", err)
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO assistant_versions (assistant_id, id, version, created_at, actor_type,
 		actor_id, actor_name, name, description, model, instructions, tools, tool_resources, metadata, temperature,
-		top_p, response_format, reasoning_effort)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
-		append([]any{id, strconv.FormatInt(n, 10), n, s.now().Unix(), who.Type, who.ID, who.Name}, args...)...)
+		top_p, response_format, reasoning_effort, project_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`,
+		append(append([]any{id, strconv.FormatInt(n, 10), n, s.now().Unix(), who.Type, who.ID, who.Name}, args...), project)...)
 	if err != nil {
 		return fmt.Errorf("record version: %w", err)
 	}

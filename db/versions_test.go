@@ -11,7 +11,7 @@ import (
 // the store then goes on from 2.
 func TestVersionsMigration(t *testing.T) {
 	eachStore(t, func(t *testing.T) {
-		ctx := context.Background()
+		ctx := WithProject(context.Background(), DefaultProjectID)
 		s := openTest(t)
 		name, instr := "Old", "Be old."
 		temp := 0.4
@@ -38,6 +38,10 @@ func TestVersionsMigration(t *testing.T) {
 			t.Fatal(err)
 		}
 		if _, err := s.w.ExecContext(ctx, body); err != nil {
+			t.Fatal(err)
+		}
+		// And what later migrations add to the table (0025: its project).
+		if _, err := s.w.ExecContext(ctx, `ALTER TABLE assistant_versions ADD COLUMN project_id TEXT NOT NULL DEFAULT 'proj_default'`); err != nil {
 			t.Fatal(err)
 		}
 		v, err := s.GetAssistantVersion(ctx, a.ID, 1)

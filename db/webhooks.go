@@ -48,9 +48,14 @@ func scanWebhook(row rowScanner) (Webhook, error) {
 // transaction, so a concurrent edit of the assistant cannot leave a
 // webhook for a function it no longer has.
 func (s *Store) PutWebhook(ctx context.Context, w Webhook) (Webhook, error) {
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return w, fmt.Errorf("put webhook: %w", err)
+	}
+	err = s.tx(ctx, func(tx *sql.Tx) error {
 		var tools string
-		err := tx.QueryRowContext(ctx, `SELECT tools FROM assistants WHERE id = $1`+s.forUpdate(), w.AssistantID).Scan(&tools)
+		err := tx.QueryRowContext(ctx, `SELECT tools FROM assistants WHERE id = $1 AND project_id = $2`+s.forUpdate(),
+			w.AssistantID, project).Scan(&tools)
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
 		}
@@ -64,11 +69,11 @@ func (s *Store) PutWebhook(ctx context.Context, w Webhook) (Webhook, error) {
 		if !hasFunction(list, w.FunctionName) {
 			return ErrNoFunction
 		}
-		return tx.QueryRowContext(ctx, `INSERT INTO webhooks (`+webhookColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+		return tx.QueryRowContext(ctx, `INSERT INTO webhooks (`+webhookColumns+`, project_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 			ON CONFLICT (assistant_id, function_name) DO UPDATE SET url = excluded.url, secret = excluded.secret,
 				timeout_ms = excluded.timeout_ms, max_retries = excluded.max_retries, on_failure = excluded.on_failure
 			RETURNING created_at`,
-			w.AssistantID, w.FunctionName, w.URL, w.Secret, w.TimeoutMS, w.MaxRetries, w.OnFailure, s.now().Unix()).Scan(&w.CreatedAt)
+			w.AssistantID, w.FunctionName, w.URL, w.Secret, w.TimeoutMS, w.MaxRetries, w.OnFailure, s.now().Unix(), project).Scan(&w.CreatedAt)
 	})
 	if err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrNoFunction) {
 		return w, fmt.Errorf("put webhook %s/%s: %w", w.AssistantID, w.FunctionName, err)
@@ -88,8 +93,12 @@ func hasFunction(tools []Tool, name string) bool {
 // GetWebhook returns the webhook of an assistant's function, or
 // ErrNotFound.
 func (s *Store) GetWebhook(ctx context.Context, assistantID, functionName string) (Webhook, error) {
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return Webhook{}, fmt.Errorf("get webhook: %w", err)
+	}
 	w, err := scanWebhook(s.r.QueryRowContext(ctx, `SELECT `+webhookColumns+` FROM webhooks
-		WHERE assistant_id = $1 AND function_name = $2`, assistantID, functionName))
+		WHERE assistant_id = $1 AND function_name = $2 AND project_id = $3`, assistantID, functionName, project))
 	if errors.Is(err, sql.ErrNoRows) {
 		return w, ErrNotFound
 	}
@@ -101,8 +110,12 @@ func (s *Store) GetWebhook(ctx context.Context, assistantID, functionName string
 
 // ListWebhooks returns an assistant's webhooks by function name.
 func (s *Store) ListWebhooks(ctx context.Context, assistantID string) ([]Webhook, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+webhookColumns+` FROM webhooks WHERE assistant_id = $1
-		ORDER BY function_name`, assistantID)
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list webhooks: %w", err)
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT `+webhookColumns+` FROM webhooks WHERE assistant_id = $1 AND project_id = $2
+		ORDER BY function_name`, assistantID, project)
 	if err != nil {
 		return nil, fmt.Errorf("list webhooks of %s: %w", assistantID, err)
 	}
@@ -124,7 +137,12 @@ func (s *Store) ListWebhooks(ctx context.Context, assistantID string) ([]Webhook
 // DeleteWebhook removes the webhook of an assistant's function, or
 // returns ErrNotFound.
 func (s *Store) DeleteWebhook(ctx context.Context, assistantID, functionName string) error {
-	res, err := s.w.ExecContext(ctx, `DELETE FROM webhooks WHERE assistant_id = $1 AND function_name = $2`, assistantID, functionName)
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return fmt.Errorf("delete webhook: %w", err)
+	}
+	res, err := s.w.ExecContext(ctx, `DELETE FROM webhooks WHERE assistant_id = $1 AND function_name = $2 AND project_id = $3`,
+		assistantID, functionName, project)
 	if err != nil {
 		return fmt.Errorf("delete webhook %s/%s: %w", assistantID, functionName, err)
 	}
@@ -232,8 +250,14 @@ func (s *Store) ListThreadDeliveries(ctx context.Context, threadID string) ([]De
 }
 
 func (s *Store) listDeliveries(ctx context.Context, where, arg string) ([]Delivery, error) {
+	// Deliveries carry no project of their own: they are their thread's.
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list deliveries: %w", err)
+	}
 	rows, err := s.r.QueryContext(ctx, `SELECT seq, run_id, thread_id, tool_call_id, function_name, webhook_id, attempt,
-		status_code, latency_ms, response, error, created_at FROM webhook_deliveries WHERE `+where+` ORDER BY seq`, arg)
+		status_code, latency_ms, response, error, created_at FROM webhook_deliveries WHERE `+where+`
+		AND thread_id IN (SELECT id FROM threads WHERE project_id = $2) ORDER BY seq`, arg, project)
 	if err != nil {
 		return nil, fmt.Errorf("list deliveries: %w", err)
 	}

@@ -21,7 +21,7 @@ func functions(names ...string) []Tool {
 func TestWebhooks(t *testing.T) { eachStore(t, testWebhooks) }
 
 func testWebhooks(t *testing.T) {
-	ctx := context.Background()
+	ctx := WithProject(context.Background(), DefaultProjectID)
 	s := newTestStore(t)
 	a, err := s.CreateAssistant(ctx, Assistant{Model: "m", Tools: append(functions("get_weather", "get_time"), Tool{Type: "code_interpreter"})})
 	if err != nil {
@@ -95,7 +95,7 @@ func testWebhooks(t *testing.T) {
 func TestDeliveries(t *testing.T) { eachStore(t, testDeliveries) }
 
 func testDeliveries(t *testing.T) {
-	ctx := context.Background()
+	ctx := WithProject(context.Background(), DefaultProjectID)
 	s := newTestStore(t)
 	th, _, err := s.CreateThread(ctx, Thread{}, nil)
 	if err != nil {

@@ -83,7 +83,7 @@ func goSources(b *testing.B, n int) []byte {
 }
 
 func BenchmarkIngest(b *testing.B) {
-	ctx := context.Background()
+	ctx := testCtx()
 	s := openStore(b)
 	const files, size = 20, 512 << 10
 	text := goSources(b, files*size)
@@ -146,7 +146,7 @@ func (hashEmbedder) Embed(_ context.Context, texts []string) ([][]float32, error
 // searchCorpus stores 100,000 chunks of about 60 words in one vector
 // store (1,000 files of 100 chunks), with hash embeddings.
 func searchCorpus(b *testing.B) (*db.Store, string, []string) {
-	ctx := context.Background()
+	ctx := testCtx()
 	s := openStore(b)
 	r := rand.New(rand.NewPCG(3, 3))
 	vocab := vocabulary(50000)
@@ -193,7 +193,7 @@ func BenchmarkSearch(b *testing.B) {
 	}{{"bm25", nil}, {"hybrid", hashEmbedder{}}} {
 		b.Run(mode.name, func(b *testing.B) {
 			searcher := NewSearcher(s, mode.embed)
-			ctx := context.Background()
+			ctx := testCtx()
 			// Warm-up (loads the vectors into memory for hybrid).
 			if _, err := searcher.Search(ctx, Query{StoreIDs: []string{vsID}, Queries: queries[:1]}); err != nil {
 				b.Fatal(err)

@@ -1,7 +1,6 @@
 package retrieval
 
 import (
-	"context"
 	"math"
 	"strings"
 	"testing"
@@ -77,7 +76,7 @@ func FuzzChunk(f *testing.F) {
 	f.Add(strings.Repeat("word ", 3000), uint16(100), uint16(50))
 	f.Fuzz(func(t *testing.T, text string, size, overlap uint16) {
 		sz, ov := int(size%2000), int(overlap%2000)
-		spans, err := chunkSpans(context.Background(), text, sz, ov, math.MaxInt)
+		spans, err := chunkSpans(testCtx(), text, sz, ov, math.MaxInt)
 		if err != nil {
 			t.Fatal(err)
 		}

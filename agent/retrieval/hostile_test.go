@@ -50,7 +50,7 @@ func startIngester(t *testing.T, s *db.Store, embed Embedder, workers int, set f
 	if set != nil {
 		set(in)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(testCtx())
 	done := make(chan struct{})
 	go func() { in.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
@@ -61,7 +61,7 @@ func startIngester(t *testing.T, s *db.Store, embed Embedder, workers int, set f
 // waitIdle waits for the stores' files to leave in_progress.
 func waitIdle(t *testing.T, in *Ingester, storeIDs ...string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(testCtx(), 2*time.Minute)
 	defer cancel()
 	if err := in.WaitIdle(ctx, storeIDs); err != nil {
 		t.Fatalf("wait for ingestion: %v", err)
@@ -70,7 +70,7 @@ func waitIdle(t *testing.T, in *Ingester, storeIDs ...string) {
 
 func fileStatus(t *testing.T, s *db.Store, storeID, fileID string) db.VectorStoreFile {
 	t.Helper()
-	vf, err := s.GetVectorStoreFile(context.Background(), storeID, fileID)
+	vf, err := s.GetVectorStoreFile(testCtx(), storeID, fileID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func autoFiles(fs ...db.File) []db.NewVectorStoreFile {
 // good PDF attached after them completes (the Go PDF library looped on the
 // first two forever, holding both workers).
 func TestHostilePDFs(t *testing.T) {
-	ctx := context.Background()
+	ctx := testCtx()
 	s := openStore(t)
 	kid := upload(t, s, "self-kid.pdf", selfKidPDF)
 	parent := upload(t, s, "self-parent.pdf", selfParentPDF)
@@ -125,7 +125,7 @@ func TestPDFUnderRlimits(t *testing.T) {
 	lim := DefaultLimits()
 	lim.PDFMemory = 1 << 20
 	pdf := minimalPDF("hello")
-	_, err := Extract(context.Background(), "a.pdf", bytes.NewReader(pdf), int64(len(pdf)), lim)
+	_, err := Extract(testCtx(), "a.pdf", bytes.NewReader(pdf), int64(len(pdf)), lim)
 	if err == nil || !strings.Contains(err.Error(), "could not be read") {
 		t.Fatalf("Extract under 1 MiB = %v; want a failure", err)
 	}
@@ -169,7 +169,7 @@ func TestLargeTextBounded(t *testing.T) {
 	}{{"big.txt", big}, {"big.md", big}, {"bomb.docx", bomb.Bytes()}, {"big.html", big}} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := upload(t, s, tc.name, tc.content)
-			vs, err := s.CreateVectorStore(context.Background(), db.VectorStore{}, autoFiles(f))
+			vs, err := s.CreateVectorStore(testCtx(), db.VectorStore{}, autoFiles(f))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -177,7 +177,7 @@ func TestLargeTextBounded(t *testing.T) {
 			in.Limits = lim
 			p := db.PendingFile{VectorStoreID: vs.ID, FileID: f.ID, Chunking: db.AutoChunking()}
 			var perr error
-			alloc := allocatedBy(func() { _, perr = in.Prepare(context.Background(), p) })
+			alloc := allocatedBy(func() { _, perr = in.Prepare(testCtx(), p) })
 			if perr == nil || !strings.Contains(perr.Error(), "more than 4 MiB of text") {
 				t.Fatalf("Prepare = %v; want too much text", perr)
 			}
@@ -197,7 +197,7 @@ func TestLargeTextBounded(t *testing.T) {
 func TestTokenBound(t *testing.T) {
 	s := openStore(t)
 	f := upload(t, s, "words.txt", []byte(strings.Repeat("alpha beta gamma delta ", 1000)))
-	vs, _ := s.CreateVectorStore(context.Background(), db.VectorStore{}, autoFiles(f))
+	vs, _ := s.CreateVectorStore(testCtx(), db.VectorStore{}, autoFiles(f))
 	in := startIngester(t, s, nil, 1, func(in *Ingester) { in.Limits.MaxTokens = 1000 })
 	waitIdle(t, in, vs.ID)
 	vf := fileStatus(t, s, vs.ID, f.ID)
@@ -242,7 +242,7 @@ func (e *stallEmbedder) Embed(ctx context.Context, texts []string) ([][]float32,
 func TestDeleteStuckFile(t *testing.T) {
 	for _, how := range []string{"delete file", "remove from store", "delete store"} {
 		t.Run(how, func(t *testing.T) {
-			ctx := context.Background()
+			ctx := testCtx()
 			s := openStore(t)
 			stuck := upload(t, s, "stuck.txt", []byte("STALL this file never embeds"))
 			next := upload(t, s, "next.txt", []byte("The okapi is a giraffid."))
@@ -285,7 +285,7 @@ func TestDeleteStuckFile(t *testing.T) {
 // TestFileTimeout: a file that outlasts its deadline fails, naming it, and
 // the file behind it completes.
 func TestFileTimeout(t *testing.T) {
-	ctx := context.Background()
+	ctx := testCtx()
 	s := openStore(t)
 	stuck := upload(t, s, "stuck.txt", []byte("STALL this file never embeds"))
 	next := upload(t, s, "next.txt", []byte("The okapi is a giraffid."))
@@ -306,7 +306,7 @@ func TestFileTimeout(t *testing.T) {
 // server died during each) fails after MaxAttempts instead of resuming
 // forever; one interrupted fewer times is tried again and completes.
 func TestInterruptedAttemptsBounded(t *testing.T) {
-	ctx := context.Background()
+	ctx := testCtx()
 	s := openStore(t)
 	killer := upload(t, s, "killer.txt", []byte("This file killed the server three times."))
 	survivor := upload(t, s, "survivor.txt", []byte("This file killed the server twice."))
@@ -340,7 +340,7 @@ func TestInterruptedAttemptsBounded(t *testing.T) {
 // listing looked new and two workers ingested the same file, each counting
 // an attempt).
 func TestClaimOnce(t *testing.T) {
-	ctx := context.Background()
+	ctx := testCtx()
 	s := openStore(t)
 	a := upload(t, s, "a.txt", []byte("alpha"))
 	b := upload(t, s, "b.txt", []byte("beta"))

@@ -179,6 +179,9 @@ var errGone = errors.New("the file is no longer in progress")
 // returns the outcome: "completed", "failed", or "" when the file was
 // left (deleted, cancelled, or the server is stopping).
 func (in *Ingester) process(ctx context.Context, p db.PendingFile) string {
+	// Ingestion is one queue across projects; each file is ingested in its
+	// own project (its content, its store, its chunks).
+	ctx = db.WithProject(ctx, p.ProjectID)
 	log := in.log.With("vector_store", p.VectorStoreID, "file", p.FileID)
 	fail := func(code, msg string) {
 		if err := in.store.FailVectorStoreFile(context.WithoutCancel(ctx), p.VectorStoreID, p.FileID, code, msg); err != nil {

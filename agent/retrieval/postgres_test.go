@@ -1,7 +1,6 @@
 package retrieval
 
 import (
-	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -18,7 +17,7 @@ import (
 // FTS5's BM25: the same 250 documents, the same questions, the same bar
 // (recall@5 >= 95%). Skipped without ASSISTANTD_TEST_POSTGRES.
 func TestNeedleInHaystackPostgres(t *testing.T) {
-	ctx := context.Background()
+	ctx := testCtx()
 	url := dbtest.Database(t, func(url string) error {
 		dir, err := os.MkdirTemp("", "retrieval-tmpl-")
 		if err != nil {
@@ -84,7 +83,7 @@ func TestNeedleInHaystackPostgres(t *testing.T) {
 // path is tested and the test then reports itself skipped, naming the
 // untested path.
 func TestNeedleInHaystackPgvector(t *testing.T) {
-	ctx := context.Background()
+	ctx := testCtx()
 	url := dbtest.Database(t, func(url string) error {
 		dir, err := os.MkdirTemp("", "retrieval-tmpl-")
 		if err != nil {

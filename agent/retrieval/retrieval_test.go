@@ -19,7 +19,7 @@ import (
 // openStore opens a fresh store in a temporary directory.
 func openStore(t testing.TB) *db.Store {
 	t.Helper()
-	s, err := db.Open(context.Background(), t.TempDir())
+	s, err := db.Open(testCtx(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +34,7 @@ func upload(t testing.TB, s *db.Store, name string, content []byte) db.File {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := s.CommitFile(context.Background(), db.File{Filename: name, Purpose: "assistants"}, sf, 0)
+	f, err := s.CommitFile(testCtx(), db.File{Filename: name, Purpose: "assistants"}, sf, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +44,7 @@ func upload(t testing.TB, s *db.Store, name string, content []byte) db.File {
 // ingestAll runs an ingester until the stores have nothing in progress.
 func ingestAll(t testing.TB, s *db.Store, embed Embedder, storeIDs ...string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(testCtx(), 2*time.Minute)
 	defer cancel()
 	in := NewIngester(s, embed, 2, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	done := make(chan struct{})
@@ -99,7 +99,7 @@ func haystackDoc(r *rand.Rand, i int) (doc, needle, question string) {
 // its document among the top 5 results with BM25 alone, for at least 95%
 // of the needles.
 func TestNeedleInHaystack(t *testing.T) {
-	ctx := context.Background()
+	ctx := testCtx()
 	s := openStore(t)
 	r := rand.New(rand.NewPCG(1, 2))
 	const docs = 250
@@ -212,7 +212,7 @@ func minimalDOCX(t testing.TB, paragraphs ...string) []byte {
 // and checks each is searchable by a word only its text contains; broken
 // and unsupported files fail with the right last_error code.
 func TestIngestFormats(t *testing.T) {
-	ctx := context.Background()
+	ctx := testCtx()
 	s := openStore(t)
 	cases := []struct {
 		name    string
@@ -280,7 +280,7 @@ func TestIngestFormats(t *testing.T) {
 // with its chunks, when it is deleted; a store's own removal keeps it in
 // the other.
 func TestDeleteFileRemovesChunksEverywhere(t *testing.T) {
-	ctx := context.Background()
+	ctx := testCtx()
 	s := openStore(t)
 	f := upload(t, s, "a.txt", []byte("The axolotl regrows its limbs."))
 	g := upload(t, s, "b.txt", []byte("The axolotl lives in Mexico."))
@@ -380,7 +380,7 @@ func (e *conceptEmbedder) Embed(_ context.Context, texts []string) ([][]float32,
 // misses; scores stay in 0..1, and the best fused result scores 1 when
 // both rankings agree.
 func TestHybridSearch(t *testing.T) {
-	ctx := context.Background()
+	ctx := testCtx()
 	s := openStore(t)
 	car := upload(t, s, "car.txt", []byte("My car needs new tyres before winter."))
 	dog := upload(t, s, "dog.txt", []byte("The puppy sleeps all afternoon."))
@@ -421,3 +421,7 @@ func TestHybridSearch(t *testing.T) {
 		t.Fatalf("deleted file still found: %+v", res)
 	}
 }
+
+// testCtx is the context of a test's own calls: scoped to the Default
+// project, as a request with a Default-project key is.
+func testCtx() context.Context { return db.WithProject(context.Background(), db.DefaultProjectID) }

@@ -57,7 +57,7 @@ func TestChatRewriter(t *testing.T) {
 	defer srv.Close()
 	up.Answer("Which agreement did the islanders make?", "  'Zanzibar accord 1890'\n")
 	r := NewChatRewriter(clientFor(srv.URL), "rewriter-model")
-	got, err := r.Rewrite(context.Background(), "Which agreement did the islanders make?")
+	got, err := r.Rewrite(testCtx(), "Which agreement did the islanders make?")
 	if err != nil || got != "Zanzibar accord 1890" {
 		t.Fatalf("Rewrite = %q, %v", got, err)
 	}
@@ -72,11 +72,11 @@ func TestChatRewriter(t *testing.T) {
 	}
 	// An empty answer is an error (the caller falls back).
 	up.Answer("blank", "  ")
-	if got, err := r.Rewrite(context.Background(), "blank"); err == nil {
+	if got, err := r.Rewrite(testCtx(), "blank"); err == nil {
 		t.Errorf("empty answer: %q, nil error", got)
 	}
 	// So is an upstream error.
-	if got, err := r.Rewrite(context.Background(), "x [[status 500]]"); err == nil {
+	if got, err := r.Rewrite(testCtx(), "x [[status 500]]"); err == nil {
 		t.Errorf("500: %q, nil error", got)
 	}
 }
@@ -99,7 +99,7 @@ func TestRewritingTimeout(t *testing.T) {
 	var logs bytes.Buffer
 	rw := &Rewriting{Rewriter: NewChatRewriter(clientFor(srv.URL), "slow"), Timeout: 100 * time.Millisecond,
 		Log: slog.New(slog.NewTextHandler(&syncWriter{w: &logs}, nil))}
-	got := rw.RewriteQueries(context.Background(), []string{"octopus hearts"})
+	got := rw.RewriteQueries(testCtx(), []string{"octopus hearts"})
 	if !slices.Equal(got, []string{"octopus hearts"}) {
 		t.Fatalf("got %q", got)
 	}
@@ -166,7 +166,7 @@ func TestRewritingArray(t *testing.T) {
 	var logs bytes.Buffer
 	rw := &Rewriting{Rewriter: c, Log: slog.New(slog.NewTextHandler(&syncWriter{w: &logs}, nil))}
 	done := make(chan []string)
-	go func() { done <- rw.RewriteQueries(context.Background(), queries) }()
+	go func() { done <- rw.RewriteQueries(testCtx(), queries) }()
 	deadline := time.Now().Add(10 * time.Second)
 	for c.active.Load() < rewriteParallel {
 		if time.Now().After(deadline) {
@@ -203,7 +203,7 @@ func TestRewritingUnset(t *testing.T) {
 	var logs bytes.Buffer
 	rw := &Rewriting{Log: slog.New(slog.NewTextHandler(&syncWriter{w: &logs}, nil))}
 	for range 3 {
-		if got := rw.RewriteQueries(context.Background(), []string{"a", "b"}); !slices.Equal(got, []string{"a", "b"}) {
+		if got := rw.RewriteQueries(testCtx(), []string{"a", "b"}); !slices.Equal(got, []string{"a", "b"}) {
 			t.Fatalf("got %q", got)
 		}
 	}
@@ -211,7 +211,7 @@ func TestRewritingUnset(t *testing.T) {
 		t.Errorf("logged %d times: %s", n, logs.String())
 	}
 	svc := &Service{}
-	if got := svc.RewriteQueries(context.Background(), []string{"a"}); !slices.Equal(got, []string{"a"}) {
+	if got := svc.RewriteQueries(testCtx(), []string{"a"}); !slices.Equal(got, []string{"a"}) {
 		t.Errorf("service without rewriting: %q", got)
 	}
 }
@@ -227,7 +227,7 @@ func BenchmarkRewrite(b *testing.B) {
 	rw := &Rewriting{Rewriter: NewChatRewriter(clientFor(srv.URL), "rewriter-model")}
 	q := []string{"Which agreement did the islanders make?"}
 	for b.Loop() {
-		if got := rw.RewriteQueries(context.Background(), q); got[0] != "Zanzibar accord 1890" {
+		if got := rw.RewriteQueries(testCtx(), q); got[0] != "Zanzibar accord 1890" {
 			b.Fatalf("got %q", got)
 		}
 	}

@@ -215,10 +215,12 @@ func (h *Responses) SweepUnstored(ctx context.Context) (int, error) {
 		if _, held := h.held.Load(rec.ID); held {
 			continue
 		}
-		if err := h.engine.StopThread(ctx, rec.ThreadID); err != nil {
+		// The sweep spans projects; each response is deleted in its own.
+		pctx := db.WithProject(ctx, rec.ProjectID)
+		if err := h.engine.StopThread(pctx, rec.ThreadID); err != nil {
 			return n, fmt.Errorf("stop unstored response %s: %w", rec.ID, err)
 		}
-		if err := h.store.DeleteResponse(ctx, rec.ID); err != nil && !errors.Is(err, db.ErrNotFound) {
+		if err := h.store.DeleteResponse(pctx, rec.ID); err != nil && !errors.Is(err, db.ErrNotFound) {
 			return n, err
 		}
 		n++

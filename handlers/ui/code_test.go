@@ -13,7 +13,7 @@ import (
 // printed, escaped.
 func TestThreadPageShowsCodeInterpreterCall(t *testing.T) {
 	a := newApp(t, "")
-	ctx := context.Background()
+	ctx := testCtx()
 	th, _, err := a.store.CreateThread(ctx, db.Thread{}, nil)
 	if err != nil {
 		t.Fatal(err)

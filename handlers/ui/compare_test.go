@@ -27,7 +27,7 @@ func TestCompareRefuses(t *testing.T) {
 	if v := attr(t, testid(doc, "compare-temperature-b"), "value"); v != "5" {
 		t.Errorf("the typed value was not kept: %q", v)
 	}
-	threads, _, err := a.store.BrowseThreads(t.Context(), db.ThreadFilter{Limit: 10})
+	threads, _, err := a.store.BrowseThreads(testCtx(), db.ThreadFilter{Limit: 10})
 	if err != nil || len(threads) != 0 {
 		t.Errorf("a refused compare made %d threads (%v)", len(threads), err)
 	}
@@ -46,7 +46,7 @@ func TestCompareForks(t *testing.T) {
 	a, _ := newLiveApp(t)
 	c := a.user(db.RoleEditor)
 	asst := overridesAssistant(t, a)
-	ctx := t.Context()
+	ctx := testCtx()
 	src, _, err := a.store.CreateThread(ctx, db.Thread{ToolResources: &db.ToolResources{FileSearch: &db.FileSearchResources{VectorStoreIDs: []string{}}}},
 		[]db.Message{{Role: "user", Status: "completed", Content: []db.ContentPart{textPart("first question")}}})
 	if err != nil {

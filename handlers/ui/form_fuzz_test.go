@@ -1,7 +1,6 @@
 package ui_test
 
 import (
-	"context"
 	"net/http"
 	"net/url"
 	"strings"
@@ -41,7 +40,7 @@ func FuzzWebForms(f *testing.F) {
 		f.Add(s.route, s.body)
 	}
 	a := newAppWith(f, withEngine, nil)
-	ctx := context.Background()
+	ctx := testCtx()
 	th, _, err := a.store.CreateThread(ctx, db.Thread{}, nil)
 	if err != nil {
 		f.Fatal(err)

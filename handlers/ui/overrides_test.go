@@ -1,7 +1,6 @@
 package ui_test
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -20,7 +19,7 @@ func overridesAssistant(t *testing.T, a *app) db.Assistant {
 	tool := func(n string) db.Tool {
 		return db.Tool{Type: "function", Function: &db.FunctionDef{Name: n, Parameters: []byte(`{"type":"object","properties":{}}`)}}
 	}
-	asst, err := a.store.CreateAssistant(context.Background(), db.Assistant{Name: &name, Model: "gpt-4o-mini",
+	asst, err := a.store.CreateAssistant(testCtx(), db.Assistant{Name: &name, Model: "gpt-4o-mini",
 		Instructions: &instr, Temperature: &temp, Tools: []db.Tool{tool("get_weather"), tool("get_time")}})
 	if err != nil {
 		t.Fatal(err)
@@ -218,7 +217,7 @@ func TestPlaygroundRunKeepsOverridesInTheAddress(t *testing.T) {
 	if !strings.HasPrefix(threadID, "thread_") || q.Encode() != want.Encode() {
 		t.Fatalf("X-Location carries %s, want %s", q.Encode(), want.Encode())
 	}
-	runs, err := a.store.ListRuns(context.Background(), threadID, db.ListParams{Limit: 10})
+	runs, err := a.store.ListRuns(testCtx(), threadID, db.ListParams{Limit: 10})
 	if err != nil || len(runs.Data) != 1 {
 		t.Fatalf("runs %v %v", runs, err)
 	}
@@ -275,7 +274,7 @@ func TestPlaygroundToolCheckboxesAct(t *testing.T) {
 		if got := loc.Query().Has("tools_override"); got != tc.override {
 			t.Errorf("ticked %v: the address's tool override %v, want %v (%s)", tc.ticked, got, tc.override, loc)
 		}
-		runs, err := a.store.ListRuns(context.Background(), loc.Query().Get("thread"), db.ListParams{Limit: 10})
+		runs, err := a.store.ListRuns(testCtx(), loc.Query().Get("thread"), db.ListParams{Limit: 10})
 		if err != nil || len(runs.Data) != 1 {
 			t.Fatalf("runs %v %v", runs, err)
 		}

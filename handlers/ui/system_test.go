@@ -20,7 +20,7 @@ func TestSystemPage(t *testing.T) {
 	queued := 4.0
 	m.Gauge("assistantd_runs_queued", "", func() float64 { return queued })
 	h := telemetry.NewHistory(m, time.Minute)
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(testCtx())
 	t.Cleanup(cancel)
 	h.Start(ctx)
 	m.UpstreamRequest(telemetry.Upstream{Provider: "p", Model: "x", Outcome: "ok", Duration: 300 * time.Millisecond})

@@ -1,7 +1,6 @@
 package ui_test
 
 import (
-	"context"
 	"mime/multipart"
 	"net/http"
 	"net/url"
@@ -23,7 +22,7 @@ func textPart(s string) db.ContentPart {
 func TestThreadPageAsReviewed(t *testing.T) {
 	a := newApp(t, "")
 	c := a.user(db.RoleViewer)
-	ctx := context.Background()
+	ctx := testCtx()
 	sf, err := a.store.StageFile(strings.NewReader("x,y\n1,2\n"), 1<<20)
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +77,7 @@ func TestThreadPageAsReviewed(t *testing.T) {
 func TestComposerAttachments(t *testing.T) {
 	a := newApp(t, "")
 	c := a.user(db.RoleEditor)
-	ctx := context.Background()
+	ctx := testCtx()
 	th, _, err := a.store.CreateThread(ctx, db.Thread{}, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -57,7 +57,7 @@ func (a *app) advance(d time.Duration) {
 func (a *app) user(role string) *client {
 	a.t.Helper()
 	email := role + "@example.com"
-	if _, err := a.store.CreateUser(context.Background(), email, role, password); err != nil {
+	if _, err := a.store.CreateUser(testCtx(), email, role, password); err != nil {
 		a.t.Fatal(err)
 	}
 	c := a.client()
@@ -217,7 +217,7 @@ func TestSessionExpires(t *testing.T) {
 
 func TestRolesAndCSRF(t *testing.T) {
 	a := newApp(t, "")
-	ctx := context.Background()
+	ctx := testCtx()
 	asst, err := a.store.CreateAssistant(ctx, db.Assistant{Model: "gpt-4o"})
 	if err != nil {
 		t.Fatal(err)
@@ -267,7 +267,7 @@ func TestRolesAndCSRF(t *testing.T) {
 
 func TestAssistantsList(t *testing.T) {
 	a := newApp(t, "")
-	ctx := context.Background()
+	ctx := testCtx()
 	for _, name := range []string{"Billing", "Weather help desk", "Weekly help desk"} {
 		n := name
 		if _, err := a.store.CreateAssistant(ctx, db.Assistant{Model: "gpt-4o", Name: &n}); err != nil {
@@ -374,7 +374,7 @@ func TestCreateAssistantThroughEditor(t *testing.T) {
 	if res := c.post("/assistants/new", form); res.StatusCode != http.StatusSeeOther {
 		t.Fatalf("save: status %d", res.StatusCode)
 	}
-	all, _ := a.store.AllAssistants(context.Background())
+	all, _ := a.store.AllAssistants(testCtx())
 	if len(all) != 1 || *all[0].Temperature != 0.5 || all[0].Tools[0].Function.Name != "lookup" || all[0].Metadata["team"] != "support" {
 		t.Fatalf("stored %+v", all)
 	}
@@ -449,14 +449,14 @@ func TestEditorShowsEveryProblemInPlace(t *testing.T) {
 	if got, _ := fns.Eq(2).Find(`[data-testid="function-name"]`).Attr("value"); got != "ok_one" {
 		t.Errorf("the form lost function 3's name: %q", got)
 	}
-	if all, _ := a.store.AllAssistants(context.Background()); len(all) != 0 {
+	if all, _ := a.store.AllAssistants(testCtx()); len(all) != 0 {
 		t.Errorf("a refused form stored %d assistants", len(all))
 	}
 }
 
 func TestThreadsSearchAndSanitising(t *testing.T) {
 	a := newApp(t, "")
-	ctx := context.Background()
+	ctx := testCtx()
 	text := func(s string) []db.ContentPart {
 		return []db.ContentPart{{Type: "text", Text: &db.Text{Value: s}}}
 	}
@@ -516,7 +516,7 @@ func itoa(n int) string { return strconv.Itoa(n) }
 
 func TestThreadPageShowsRuns(t *testing.T) {
 	a := newApp(t, "")
-	ctx := context.Background()
+	ctx := testCtx()
 	th, _, err := a.store.CreateThread(ctx, db.Thread{}, []db.Message{
 		{Role: "user", Status: "completed", Content: []db.ContentPart{{Type: "text", Text: &db.Text{Value: "weather?"}}}}})
 	if err != nil {
@@ -586,7 +586,7 @@ func TestRenderMarkdownShowsRawHTMLAsText(t *testing.T) {
 
 func TestSignInThrottled(t *testing.T) {
 	a := newApp(t, "")
-	if _, err := a.store.CreateUser(context.Background(), "x@example.com", db.RoleViewer, password); err != nil {
+	if _, err := a.store.CreateUser(testCtx(), "x@example.com", db.RoleViewer, password); err != nil {
 		t.Fatal(err)
 	}
 	c := a.client()
@@ -609,7 +609,7 @@ func TestSignInThrottled(t *testing.T) {
 }
 
 func TestSecureCookieBehindTLSProxy(t *testing.T) {
-	store, err := db.Open(context.Background(), t.TempDir(), db.WithPasswordCost(bcrypt.MinCost))
+	store, err := db.Open(testCtx(), t.TempDir(), db.WithPasswordCost(bcrypt.MinCost))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -678,7 +678,7 @@ func TestAPIKeyShownOnce(t *testing.T) {
 	res := c.post("/settings/keys", url.Values{"csrf_token": {c.token()}, "name": {"ci"}})
 	doc := parse(t, res)
 	secret := strings.TrimSpace(testid(doc, "new-key-secret").Text())
-	if _, ok, _ := a.store.CheckAPIKey(context.Background(), secret); !ok {
+	if _, ok, _ := a.store.CheckAPIKey(testCtx(), secret); !ok {
 		t.Fatalf("the shown secret %q does not work", secret)
 	}
 	doc = c.page("/settings/keys", http.StatusOK)
@@ -693,10 +693,10 @@ func TestAPIKeyShownOnce(t *testing.T) {
 func TestLastAdminStays(t *testing.T) {
 	a := newApp(t, "")
 	c := a.user(db.RoleAdmin)
-	users, _ := a.store.ListUsers(context.Background())
+	users, _ := a.store.ListUsers(testCtx())
 	id := users[0].ID
 	c.post("/settings/users/"+id+"/role", url.Values{"csrf_token": {c.token()}, "role": {"viewer"}})
-	if u, _ := a.store.GetUser(context.Background(), id); u.Role != db.RoleAdmin {
+	if u, _ := a.store.GetUser(testCtx(), id); u.Role != db.RoleAdmin {
 		t.Errorf("the last admin became %s", u.Role)
 	}
 	doc := c.page("/settings/users", http.StatusOK)
@@ -739,7 +739,7 @@ func TestSchemaCheck(t *testing.T) {
 
 func TestCodeInterpreterFilePicker(t *testing.T) {
 	a := newApp(t, "")
-	ctx := context.Background()
+	ctx := testCtx()
 	sf, err := a.store.StageFile(strings.NewReader("x,y\n1,2\n"), 1<<20)
 	if err != nil {
 		t.Fatal(err)
@@ -808,7 +808,7 @@ func TestErrorPages(t *testing.T) {
 
 func TestThreadCitationsAndImages(t *testing.T) {
 	a := newApp(t, "")
-	ctx := context.Background()
+	ctx := testCtx()
 	sf, _ := a.store.StageFile(strings.NewReader("manual"), 1<<20)
 	f, err := a.store.CommitFile(ctx, db.File{Filename: "manual.pdf", Purpose: "assistants", ContentType: "application/pdf"}, sf, 0)
 	if err != nil {
@@ -859,7 +859,7 @@ func TestImportTools(t *testing.T) {
 
 func TestPasswords(t *testing.T) {
 	a := newApp(t, "")
-	ctx := context.Background()
+	ctx := testCtx()
 	viewer := a.user(db.RoleViewer)
 	form := url.Values{"csrf_token": {viewer.token()}, "current": {"wrong"}, "password": {"new-password-1"}, "confirm": {"new-password-1"}}
 	if res := viewer.post("/settings/account", form); res.StatusCode != http.StatusUnprocessableEntity {
@@ -909,14 +909,14 @@ func TestUploadRefusedBeforeReading(t *testing.T) {
 			}
 		})
 	}
-	if page, _ := a.store.ListFiles(context.Background(), "", db.ListParams{Limit: 10}); len(page.Data) != 0 {
+	if page, _ := a.store.ListFiles(testCtx(), "", db.ListParams{Limit: 10}); len(page.Data) != 0 {
 		t.Errorf("%d files stored", len(page.Data))
 	}
 }
 
 func TestEditKeepsFileSearchOptions(t *testing.T) {
 	a := newApp(t, "")
-	ctx := context.Background()
+	ctx := testCtx()
 	n := 5
 	asst, err := a.store.CreateAssistant(ctx, db.Assistant{Model: "gpt-4o", Tools: []db.Tool{{Type: "file_search", FileSearch: &db.FileSearchTool{MaxNumResults: &n}}}})
 	if err != nil {
@@ -942,7 +942,7 @@ func TestResponseFormatSchemaRoundTrip(t *testing.T) {
 	if res := c.post("/assistants/new", form); res.StatusCode != http.StatusSeeOther {
 		t.Fatalf("save: status %d", res.StatusCode)
 	}
-	all, _ := a.store.AllAssistants(context.Background())
+	all, _ := a.store.AllAssistants(testCtx())
 	// The schema is stored as typed, as the API stores the same JSON.
 	want := `{"type":"json_schema","json_schema":{"name":"answer","description":"The answer","schema":{"type":"object","properties":{"text":{"type":"string"}},"required":["text"],"additionalProperties":false},"strict":true}}`
 	if diff := cmp.Diff(want, string(all[0].ResponseFormat)); diff != "" {
@@ -956,7 +956,7 @@ func TestResponseFormatSchemaRoundTrip(t *testing.T) {
 
 func TestComposerAddsMessages(t *testing.T) {
 	a := newApp(t, "")
-	ctx := context.Background()
+	ctx := testCtx()
 	th, _, err := a.store.CreateThread(ctx, db.Thread{}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -981,3 +981,7 @@ func TestComposerAddsMessages(t *testing.T) {
 		t.Errorf("messages = %+v", msgs)
 	}
 }
+
+// testCtx is the context of a test's own calls: scoped to the Default
+// project, as the web app's requests are.
+func testCtx() context.Context { return db.WithProject(context.Background(), db.DefaultProjectID) }

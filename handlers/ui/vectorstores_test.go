@@ -19,7 +19,7 @@ func newVectorApp(t *testing.T) *app {
 	t.Helper()
 	return newAppWith(t, func(cfg *ui.Config, store *db.Store) {
 		rag := &retrieval.Service{Searcher: retrieval.NewSearcher(store, nil), Ingester: retrieval.NewIngester(store, nil, 1, cfg.Log)}
-		ctx, cancel := context.WithCancel(context.Background())
+		ctx, cancel := context.WithCancel(testCtx())
 		done := make(chan struct{})
 		go func() { rag.Ingester.Run(ctx); close(done) }()
 		t.Cleanup(func() { cancel(); <-done })
@@ -103,7 +103,7 @@ func TestVectorStorePages(t *testing.T) {
 		t.Errorf("viewer delete: status %d", res.StatusCode)
 	}
 	// "Use with an assistant": editors only, and it sets the assistant's store.
-	asst, err := a.store.CreateAssistant(context.Background(), db.Assistant{Model: "m"})
+	asst, err := a.store.CreateAssistant(testCtx(), db.Assistant{Model: "m"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +113,7 @@ func TestVectorStorePages(t *testing.T) {
 	if res := c.post(storePath+"/use", url.Values{"csrf_token": {c.token()}, "assistant_id": {asst.ID}}); res.StatusCode != http.StatusSeeOther {
 		t.Errorf("use: status %d", res.StatusCode)
 	}
-	if got, _ := a.store.GetAssistant(context.Background(), asst.ID); got.ToolResources == nil || got.ToolResources.FileSearch == nil ||
+	if got, _ := a.store.GetAssistant(testCtx(), asst.ID); got.ToolResources == nil || got.ToolResources.FileSearch == nil ||
 		len(got.ToolResources.FileSearch.VectorStoreIDs) != 1 || len(got.Tools) != 1 || got.Tools[0].Type != "file_search" {
 		t.Errorf("after use: tools %+v resources %+v", got.Tools, got.ToolResources)
 	}

@@ -1,7 +1,6 @@
 package ui_test
 
 import (
-	"context"
 	"net/http"
 	"net/url"
 	"strings"
@@ -19,7 +18,7 @@ import (
 func TestAssistantHistory(t *testing.T) {
 	a := newApp(t, "")
 	c := a.user(db.RoleEditor)
-	ctx := context.Background()
+	ctx := testCtx()
 	form := url.Values{"csrf_token": {c.token()}, "name": {"Helper"}, "model": {"gpt-4o"}, "temperature": {"0.5"},
 		"instructions": {"Be brief.\nUse <b>tags</b>.\nSign off."}, "action": {"save"}}
 	if res := c.post("/assistants/new", form); res.StatusCode != http.StatusSeeOther {

@@ -1,7 +1,6 @@
 package ui_test
 
 import (
-	"context"
 	"net/http"
 	"net/url"
 	"strings"
@@ -23,7 +22,7 @@ func newWebhookApp(t *testing.T) *app {
 
 func TestWebhookSection(t *testing.T) {
 	a := newWebhookApp(t)
-	ctx := context.Background()
+	ctx := testCtx()
 	asst, err := a.store.CreateAssistant(ctx, db.Assistant{Model: "m", Tools: []db.Tool{
 		{Type: "function", Function: &db.FunctionDef{Name: "get_weather"}}}})
 	if err != nil {
