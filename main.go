@@ -67,6 +67,7 @@ type config struct {
 	Web            webConfig
 	Store          storeConfig
 	Replica        replicaConfig
+	Admin          adminConfig
 	Providers      []agent.ProviderConfig
 	Engine         agent.Config
 	// EmbeddingsModel, when set, makes file_search hybrid (BM25 + vectors).
@@ -140,6 +141,7 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 	codeFlags := addCodeFlags(fs, env)
 	storeFlags := addStoreFlags(fs, env)
 	replicaFlags := addReplicaFlags(fs, env)
+	adminFlags := addAdminFlags(fs, env)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "assistantd: a self-hosted, OpenAI-compatible Assistants API server.\n\nUsage: assistantd [flags]\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -193,6 +195,9 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 	}
 	cfg.Engine = agent.Config{Workers: *workers, RunTimeout: *runTimeout, Retries: *retries, MaxSteps: *maxSteps}
 	if cfg.Replica, err = replicaFlags(); err != nil {
+		return cfg, err
+	}
+	if cfg.Admin, err = adminFlags(); err != nil {
 		return cfg, err
 	}
 	if cfg.Replica.Role != "all" && cfg.Store.DatabaseURL == "" {
@@ -366,6 +371,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	cfg.Engine.Sweeps = []agent.Sweep{
 		{Name: "expired objects", Every: time.Minute, Run: store.SweepExpired},
 		{Name: "upstream inspector", Every: time.Hour, Run: inspector.Sweep},
+		{Name: "rate counters", Every: time.Minute, Run: store.PruneRateCounters},
 		// Set before the engine starts the sweeps (below).
 		{Name: "unstored responses", Every: time.Minute, Run: func(ctx context.Context) (int, error) { return responses.SweepUnstored(ctx) }},
 		{Name: "expired containers", Every: time.Minute, Run: func(ctx context.Context) (int, error) {
@@ -380,6 +386,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	engine = agent.New(store, providers, agent.NewHub(time.Minute), log, cfg.Engine)
 	responses = api.NewResponses(store, engine, log)
 	engine.EnableInspector(inspector)
+	engine.EnableProjects(store, cfg.Admin.RateWindow)
 	// Traces go where the OTEL_* environment says; none without it.
 	var tracer trace.TracerProvider
 	if telemetry.TracesEnabled(getenv) {
@@ -433,7 +440,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	store.StartupDone()
-	v1 := api.NewAPI(store, engine, cfg.MaxUploadBytes, log, api.WithVectorStores(store, rag))
+	v1 := api.NewAPI(store, engine, cfg.MaxUploadBytes, log, api.WithVectorStores(store, rag), api.WithProjectSettings(store))
 	handler := web.New(web.Config{
 		UI:         webUI,
 		API:        v1,
@@ -441,9 +448,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Containers: api.NewContainers(store, code, cfg.MaxUploadBytes, log),
 		Webhooks:   webhooks,
 		CheckKey:   keyChecker(cfg.APIKey, store),
-		Health:     store.Ping,
-		Ready:      map[string]func() string{"code_interpreter": sb.Problem},
-		Logger:     log,
+		// The Admin API: projects and their settings, for admin keys.
+		Organization:  api.NewOrganization(store, engine.Models),
+		CheckAdminKey: adminKeyChecker(cfg.Admin.AdminKey, store),
+		Health:        store.Ping,
+		Ready:         map[string]func() string{"code_interpreter": sb.Problem},
+		Logger:        log,
 		// HSTS behind a TLS-terminating proxy, as for the cookies.
 		TrustProxy: cfg.Web.TrustProxy,
 		Metrics:    metrics,

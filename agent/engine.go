@@ -183,6 +183,7 @@ type Engine struct {
 
 	builtins  map[string]Builtin
 	inspector *Inspector         // records upstream exchanges, when enabled
+	projects  *projectRules      // projects' settings and usage, when enabled (projects.go)
 	metrics   *telemetry.Metrics // nil: none (see EnableMetrics)
 	tracer    trace.Tracer       // see EnableTracing
 	tracing   bool
@@ -254,6 +255,9 @@ func (e *Engine) Start(ctx context.Context) error {
 	}
 	if len(e.cfg.Sweeps) > 0 {
 		e.wg.Go(func() { e.housekeep(ctx) }) // on one replica at a time
+	}
+	if e.projects != nil {
+		e.wg.Go(func() { e.projects.writeUsage(ctx, e.log) })
 	}
 	return nil
 }

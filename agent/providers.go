@@ -92,11 +92,14 @@ func (p ProviderConfig) validate() error {
 type Provider struct {
 	ProviderConfig
 	Client openai.Client
+
+	project string // the project whose own upstream this is; "" for a configured one
 }
 
 // Providers routes a model name to the provider that serves it.
 type Providers struct {
-	list []*Provider
+	list       []*Provider
+	httpClient *http.Client // nil: the SDK's default
 
 	mu     sync.Mutex
 	cache  []Model
@@ -106,7 +109,7 @@ type Providers struct {
 // NewProviders builds clients for each provider. The SDK's own retries are
 // off: the engine retries itself, so that it controls what a client sees.
 func NewProviders(cfgs []ProviderConfig, httpClient *http.Client) (*Providers, error) {
-	ps := &Providers{}
+	ps := &Providers{httpClient: httpClient}
 	names := map[string]bool{}
 	for _, c := range cfgs {
 		if err := c.validate(); err != nil {
@@ -116,28 +119,34 @@ func NewProviders(cfgs []ProviderConfig, httpClient *http.Client) (*Providers, e
 			return nil, fmt.Errorf("provider name %q used twice", c.Name)
 		}
 		names[c.Name] = true
-		if c.Timeout <= 0 {
-			c.Timeout = 5 * time.Minute
-		}
-		key := c.APIKey
-		if key == "" {
-			key = "unused" // local servers (Ollama, vLLM) ignore the key, the SDK wants one
-		}
-		opts := []option.RequestOption{
-			option.WithBaseURL(strings.TrimSuffix(c.BaseURL, "/") + "/"),
-			option.WithAPIKey(key),
-			option.WithMaxRetries(0),
-			option.WithRequestTimeout(c.Timeout),
-			// Records runs' exchanges when the request's context asks
-			// for it (see inspect.go); a no-op otherwise.
-			option.WithMiddleware(inspectMiddleware),
-		}
-		if httpClient != nil {
-			opts = append(opts, option.WithHTTPClient(httpClient))
-		}
-		ps.list = append(ps.list, &Provider{ProviderConfig: c, Client: openai.NewClient(opts...)})
+		ps.list = append(ps.list, ps.newProvider(c))
 	}
 	return ps, nil
+}
+
+// newProvider builds the client of one provider (a configured one, or a
+// project's own upstream).
+func (ps *Providers) newProvider(c ProviderConfig) *Provider {
+	if c.Timeout <= 0 {
+		c.Timeout = 5 * time.Minute
+	}
+	key := c.APIKey
+	if key == "" {
+		key = "unused" // local servers (Ollama, vLLM) ignore the key, the SDK wants one
+	}
+	opts := []option.RequestOption{
+		option.WithBaseURL(strings.TrimSuffix(c.BaseURL, "/") + "/"),
+		option.WithAPIKey(key),
+		option.WithMaxRetries(0),
+		option.WithRequestTimeout(c.Timeout),
+		// Records runs' exchanges when the request's context asks
+		// for it (see inspect.go); a no-op otherwise.
+		option.WithMiddleware(inspectMiddleware),
+	}
+	if ps.httpClient != nil {
+		opts = append(opts, option.WithHTTPClient(ps.httpClient))
+	}
+	return &Provider{ProviderConfig: c, Client: openai.NewClient(opts...)}
 }
 
 // For returns the provider serving model: an exact name first, then the

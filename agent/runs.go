@@ -60,6 +60,9 @@ func (e *Engine) CreateThreadAndRun(ctx context.Context, t db.Thread, msgs []db.
 // at once, but no worker can claim it (and publish thread.run.in_progress)
 // before thread.run.created is out.
 func (e *Engine) create(ctx context.Context, r db.Run, store func(db.Run) (*db.Thread, db.Run, error)) (db.Run, error) {
+	if err := e.admit(ctx, r); err != nil {
+		return r, err
+	}
 	r.ID = db.NewID("run_")
 	r.CreatedAt, r.ExpiresAt = e.times()
 	mu := e.lockRun(r.ID)

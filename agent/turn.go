@@ -310,7 +310,10 @@ func (t *turn) model(ctx context.Context, steps []db.RunStep, n int, used db.Usa
 	if n >= e.cfg.MaxSteps {
 		return &db.LastError{Code: "server_error", Message: fmt.Sprintf("The run reached its limit of %d steps.", e.cfg.MaxSteps)}, ""
 	}
-	provider, ok := e.providers.For(t.run.Model)
+	provider, ok, err := e.provider(ctx, t.run)
+	if err != nil {
+		return internalErr(ctx, err)
+	}
 	if !ok {
 		return &db.LastError{Code: "invalid_prompt", Message: fmt.Sprintf(
 			"No upstream provider serves model '%s'. Configure one with --upstream-models or a providers file.", t.run.Model)}, ""

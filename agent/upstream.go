@@ -70,6 +70,7 @@ func (t *turn) call(ctx context.Context, p *Provider, params openai.ChatCompleti
 		endChat(span, obs.Outcome, t.finish, usage, err)
 		if t.usage != nil && t.usage != before { // this request's own usage
 			obs.HasUsage, obs.InputTokens, obs.OutputTokens = true, t.usage.PromptTokens, t.usage.CompletionTokens
+			t.e.recordUsage(t.run, params.Model, t.usage)
 		}
 		t.e.metrics.UpstreamRequest(obs)
 	}()

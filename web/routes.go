@@ -21,7 +21,8 @@ func addRoutes(e *echo.Echo, cfg Config) {
 	}
 
 	api := cfg.API
-	v1 := e.Group("/v1", apiHeaders, requireAPIKey(cfg.CheckKey), checkBeta)
+	addOrganizationRoutes(e, cfg) // /v1/organization: admin keys only
+	v1 := e.Group("/v1", apiHeaders, requireAPIKey(cfg.CheckKey), readOnlyKeys, rateHeaders, checkBeta)
 
 	v1.GET("/assistants", api.ListAssistants)
 	v1.POST("/assistants", api.CreateAssistant)
@@ -228,6 +229,9 @@ func addUIRoutes(e *echo.Echo, ui *ui.UI) {
 	e.POST("/settings/account/sessions/revoke", ui.RevokeMySessions, account)
 	e.POST("/settings/remote-images", ui.SetRemoteImages, admin)
 	e.GET("/settings/system", ui.System, admin)
+	e.GET("/settings/admin-keys", ui.AdminKeys, admin)
+	e.POST("/settings/admin-keys", ui.CreateAdminKey, admin)
+	e.POST("/settings/admin-keys/:key_id/revoke", ui.RevokeAdminKey, admin)
 }
 
 // ready answers GET /readyz without a key: 503 when the store does not

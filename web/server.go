@@ -35,7 +35,11 @@ type Config struct {
 	// Containers serves /v1/containers; nil leaves them out.
 	Containers *api.Containers
 	CheckKey   KeyChecker
-	Health     func(ctx context.Context) error
+	// Organization serves the Admin API under /v1/organization, to keys
+	// CheckAdminKey accepts; nil leaves it out.
+	Organization  *api.Organization
+	CheckAdminKey AdminKeyChecker
+	Health        func(ctx context.Context) error
 	// Ready are the parts /readyz reports beside the store, each saying
 	// what keeps it from working ("" when it works).
 	Ready  map[string]func() string

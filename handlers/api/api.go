@@ -61,6 +61,7 @@ type API struct {
 	log       *slog.Logger
 	vectors   VectorStores // nil: no vector stores (the web app's own API)
 	retriever Retriever
+	settings  ProjectSettings // nil: projects' settings are not checked
 
 	streams *respond.Streams // ended when the server shuts down
 }

@@ -22,6 +22,18 @@ func (h *API) applyAssistant(c *echo.Context, r validate.AssistantRequest, a *db
 	if err := validate.Assistant(c.Request().Context(), h.store, r, a); err != nil {
 		return err
 	}
+	// The project's settings apply to what the request sets.
+	var model string
+	var tools []db.Tool
+	if a.ID == "" || r.Model.Set {
+		model = a.Model
+	}
+	if a.ID == "" || r.Tools.Set {
+		tools = a.Tools
+	}
+	if err := h.checkProject(c.Request().Context(), model, tools); err != nil {
+		return err
+	}
 	if r.ToolResources.Set && a.ID == "" {
 		return h.createHelperStores(c, "tool_resources", r.ToolResources.Ptr(), a.ToolResources)
 	}

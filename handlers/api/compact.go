@@ -65,7 +65,7 @@ func (h *Responses) CompactResponse(c *echo.Context) error {
 	created, err := h.createResponse(ctx, db.Thread{Metadata: db.Metadata{"response_id": rec.ID, "purpose": "compaction"}},
 		run, rec, summaryInput)
 	if err != nil {
-		return respond.Internal(err)
+		return respond.RunErr(err, "") // the project's settings or rate limit refused it, or a failure
 	}
 	rec.RunID, rec.ThreadID, rec.CreatedAt = created.ID, created.ThreadID, created.CreatedAt
 	defer h.forget(ctx, rec)

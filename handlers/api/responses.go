@@ -145,8 +145,8 @@ func (h *Responses) create(ctx context.Context, req request) (db.ResponseRecord,
 			"Another process is currently operating on this conversation. Please retry in a few seconds.")
 	case errors.Is(err, db.ErrNotFound):
 		return req.rec, run, respond.NotFound("conversation", *req.rec.ConversationID)
-	case err != nil:
-		return req.rec, run, respond.Internal(err)
+	case err != nil: // a project's settings or rate limit refused it, or a failure
+		return req.rec, run, respond.RunErr(err, "")
 	}
 	rec := req.rec
 	rec.RunID, rec.ThreadID, rec.CreatedAt = run.ID, run.ThreadID, run.CreatedAt

@@ -317,6 +317,9 @@ func (h *API) GetRunStep(c *echo.Context) error {
 
 // ListModels handles GET /v1/models.
 func (h *API) ListModels(c *echo.Context) error {
-	models := h.engine.Models(c.Request().Context())
+	models, err := h.projectModels(c.Request().Context(), h.engine.Models(c.Request().Context()))
+	if err != nil {
+		return err
+	}
 	return c.JSON(http.StatusOK, map[string]any{"object": "list", "data": models})
 }

@@ -110,8 +110,8 @@ func (h *Responses) socketTurn(ctx context.Context, conn *websocket.Conn, data [
 			"Another process is currently operating on this conversation. Please retry in a few seconds."))
 	case errors.Is(err, db.ErrNotFound):
 		return refuse(respond.NotFound("conversation", *req.rec.ConversationID))
-	case err != nil:
-		return refuse(respond.Internal(err))
+	case err != nil: // the project's settings or rate limit refused it, or a failure
+		return refuse(respond.RunErr(err, ""))
 	}
 	rec := req.rec
 	rec.RunID, rec.ThreadID, rec.CreatedAt = run.ID, run.ThreadID, run.CreatedAt

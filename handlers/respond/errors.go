@@ -119,7 +119,10 @@ func StoreErr(err error, kind, id string) error {
 func RunErr(err error, runID string) error {
 	var re *agent.RequestError
 	var ar *db.ActiveRunError
+	var rl *agent.RateLimitError
 	switch {
+	case errors.As(err, &rl):
+		return &Error{Status: http.StatusTooManyRequests, Type: rl.State.Refused, Code: "rate_limit_exceeded", Message: rl.Error()}
 	case errors.As(err, &re):
 		return Invalid(re.Param, re.Code, "%s", re.Message)
 	case errors.As(err, &ar):

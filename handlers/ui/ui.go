@@ -49,6 +49,7 @@ type Store interface {
 	runStore
 	webhookStore
 	conversationStore
+	adminKeyStore
 }
 
 // Engine is what the web app needs from the run engine: start runs, answer

@@ -128,6 +128,36 @@ var routes = []route{
 	// The assistant versions extension; versions_test.go checks its shapes.
 	r("GET", "/assistants/{id}/versions", ""),
 	r("GET", "/assistants/{id}/versions/{id}", ""),
+
+	// The Admin API (organization_test.go).
+	r("GET", "/organization/projects", "ProjectListResponse"),
+	r("POST", "/organization/projects", "Project"),
+	r("GET", "/organization/projects/{id}", "Project"),
+	r("POST", "/organization/projects/{id}", "Project"),
+	r("POST", "/organization/projects/{id}/archive", "Project"),
+	r("GET", "/organization/projects/{id}/api_keys", "ProjectApiKeyListResponse"),
+	r("GET", "/organization/projects/{id}/api_keys/{id}", "ProjectApiKey"),
+	r("DELETE", "/organization/projects/{id}/api_keys/{id}", "ProjectApiKeyDeleteResponse"),
+	r("GET", "/organization/projects/{id}/service_accounts", "ProjectServiceAccountListResponse"),
+	r("POST", "/organization/projects/{id}/service_accounts", "ProjectServiceAccountCreateResponse"),
+	r("GET", "/organization/projects/{id}/service_accounts/{id}", "ProjectServiceAccount"),
+	r("DELETE", "/organization/projects/{id}/service_accounts/{id}", "ProjectServiceAccountDeleteResponse"),
+	r("GET", "/organization/projects/{id}/users", "ProjectUserListResponse"),
+	r("POST", "/organization/projects/{id}/users", "ProjectUser"),
+	r("GET", "/organization/projects/{id}/users/{id}", "ProjectUser"),
+	r("POST", "/organization/projects/{id}/users/{id}", "ProjectUser"),
+	r("DELETE", "/organization/projects/{id}/users/{id}", "ProjectUserDeleteResponse"),
+	r("GET", "/organization/projects/{id}/rate_limits", "ProjectRateLimitListResponse"),
+	r("POST", "/organization/projects/{id}/rate_limits/{id}", "ProjectRateLimit"),
+	r("GET", "/organization/projects/{id}/model_permissions", "ProjectModelPermissions"),
+	r("POST", "/organization/projects/{id}/model_permissions", "ProjectModelPermissions"),
+	r("DELETE", "/organization/projects/{id}/model_permissions", "ProjectModelPermissionsDeleteResponse"),
+	r("GET", "/organization/projects/{id}/hosted_tool_permissions", "ProjectHostedToolPermissions"),
+	r("POST", "/organization/projects/{id}/hosted_tool_permissions", "ProjectHostedToolPermissions"),
+	// A project's own upstream: an assistantd extension.
+	r("GET", "/organization/projects/{id}/upstream", ""),
+	r("POST", "/organization/projects/{id}/upstream", ""),
+	r("DELETE", "/organization/projects/{id}/upstream", ""),
 }
 
 // eventSchemas are the stream event payloads no route returns, compiled for
