@@ -109,14 +109,9 @@ func apiHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 func requireAPIKey(check KeyChecker) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c *echo.Context) error {
-			auth := c.Request().Header.Get("Authorization")
-			scheme, key, ok := strings.Cut(auth, " ")
-			key = strings.TrimSpace(key)
-			if auth == "" {
-				return authError("You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).")
-			}
-			if !ok || !strings.EqualFold(scheme, "Bearer") || key == "" {
-				return authError("Malformed Authorization header: expected 'Bearer YOUR_KEY'.")
+			key, err := bearerKey(c)
+			if err != nil {
+				return err
 			}
 			who, valid, err := check(c.Request().Context(), key)
 			if err != nil {
@@ -136,6 +131,21 @@ func requireAPIKey(check KeyChecker) echo.MiddlewareFunc {
 			return next(c)
 		}
 	}
+}
+
+// bearerKey returns the key of "Authorization: Bearer <key>", or the
+// 401 for a missing or malformed header.
+func bearerKey(c *echo.Context) (string, error) {
+	auth := c.Request().Header.Get("Authorization")
+	scheme, key, ok := strings.Cut(auth, " ")
+	key = strings.TrimSpace(key)
+	if auth == "" {
+		return "", authError("You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).")
+	}
+	if !ok || !strings.EqualFold(scheme, "Bearer") || key == "" {
+		return "", authError("Malformed Authorization header: expected 'Bearer YOUR_KEY'.")
+	}
+	return key, nil
 }
 
 func authError(msg string) error {

@@ -83,14 +83,9 @@ func insufficientPermissions(scope string) error {
 func requireAdminKey(admin AdminKeyChecker, project KeyChecker) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c *echo.Context) error {
-			auth := c.Request().Header.Get("Authorization")
-			scheme, key, ok := strings.Cut(auth, " ")
-			key = strings.TrimSpace(key)
-			if auth == "" {
-				return authError("You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).")
-			}
-			if !ok || !strings.EqualFold(scheme, "Bearer") || key == "" {
-				return authError("Malformed Authorization header: expected 'Bearer YOUR_KEY'.")
+			key, err := bearerKey(c)
+			if err != nil {
+				return err
 			}
 			ctx := c.Request().Context()
 			if admin != nil {

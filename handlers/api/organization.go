@@ -94,6 +94,24 @@ type deleted struct {
 
 // orgPage pages a whole list: after is the id of the last object of the
 // previous page, limit 1 to 100 (default 20).
+// orgList answers a list request with a page of items (see orgPage).
+func orgList[T any](c *echo.Context, items []T, id func(T) string) error {
+	l, err := orgPage(c, items, id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, l)
+}
+
+// mapSlice converts each item with f.
+func mapSlice[T, O any](items []T, f func(T) O) []O {
+	out := make([]O, len(items))
+	for i, t := range items {
+		out[i] = f(t)
+	}
+	return out
+}
+
 func orgPage[T any](c *echo.Context, items []T, id func(T) string) (list[T], error) {
 	limit := 20
 	if v := c.QueryParam("limit"); v != "" {
@@ -181,15 +199,7 @@ func (h *Organization) ListProjects(c *echo.Context) error {
 	if err != nil {
 		return respond.Internal(err)
 	}
-	out := make([]projectObject, len(ps))
-	for i, p := range ps {
-		out[i] = toProject(p)
-	}
-	l, err := orgPage(c, out, func(p projectObject) string { return p.ID })
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, l)
+	return orgList(c, mapSlice(ps, toProject), func(p projectObject) string { return p.ID })
 }
 
 // CreateProject handles POST /v1/organization/projects.
@@ -353,11 +363,7 @@ func (h *Organization) ListAPIKeys(c *echo.Context) error {
 		}
 		out = append(out, o)
 	}
-	l, err := orgPage(c, out, func(k apiKeyObject) string { return k.ID })
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, l)
+	return orgList(c, out, func(k apiKeyObject) string { return k.ID })
 }
 
 // apiKey loads the key of the URL; a revoked key is not found.
@@ -426,15 +432,7 @@ func (h *Organization) ListServiceAccounts(c *echo.Context) error {
 	if err != nil {
 		return respond.Internal(err)
 	}
-	out := make([]serviceAccountObject, len(sas))
-	for i, sa := range sas {
-		out[i] = toServiceAccount(sa)
-	}
-	l, err := orgPage(c, out, func(s serviceAccountObject) string { return s.ID })
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, l)
+	return orgList(c, mapSlice(sas, toServiceAccount), func(s serviceAccountObject) string { return s.ID })
 }
 
 // CreateServiceAccount handles POST /v1/organization/projects/{project_id}/service_accounts:
@@ -544,15 +542,7 @@ func (h *Organization) ListProjectUsers(c *echo.Context) error {
 	if err != nil {
 		return respond.Internal(err)
 	}
-	out := make([]projectUserObject, len(ms))
-	for i, m := range ms {
-		out[i] = toProjectUser(m)
-	}
-	l, err := orgPage(c, out, func(u projectUserObject) string { return u.ID })
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, l)
+	return orgList(c, mapSlice(ms, toProjectUser), func(u projectUserObject) string { return u.ID })
 }
 
 // AddProjectUser handles POST /v1/organization/projects/{project_id}/users:
@@ -716,11 +706,7 @@ func (h *Organization) ListRateLimits(c *echo.Context) error {
 		out = append(out, toRateLimit(l))
 	}
 	slices.SortFunc(out, func(a, b rateLimitObject) int { return strings.Compare(a.Model, b.Model) })
-	l, err := orgPage(c, out, func(r rateLimitObject) string { return r.ID })
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, l)
+	return orgList(c, out, func(r rateLimitObject) string { return r.ID })
 }
 
 // UpdateRateLimit handles POST /v1/organization/projects/{project_id}/rate_limits/{rate_limit_id}.
