@@ -559,14 +559,14 @@ func ProjectSettingsPage(p Page, v ProjectSettingsView) templ.Component {
 						return templ_7745c5c3_Err
 					}
 					if p.IsOwner() {
-						templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 54, "<td data-label=\"Requests/min\"><input type=\"number\" min=\"0\" step=\"1\" name=\"requests\" value=\"")
+						templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 54, "<td data-label=\"Requests/min\"><input type=\"number\" class=\"count\" min=\"0\" step=\"1\" name=\"requests\" value=\"")
 						if templ_7745c5c3_Err != nil {
 							return templ_7745c5c3_Err
 						}
 						var templ_7745c5c3_Var19 string
 						templ_7745c5c3_Var19, templ_7745c5c3_Err = templ.JoinStringErrs(int64s(l.Requests))
 						if templ_7745c5c3_Err != nil {
-							return templ.Error{Err: templ_7745c5c3_Err, FileName: `project_settings.templ`, Line: 191, Col: 90}
+							return templ.Error{Err: templ_7745c5c3_Err, FileName: `project_settings.templ`, Line: 191, Col: 104}
 						}
 						_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var19))
 						if templ_7745c5c3_Err != nil {
@@ -579,7 +579,7 @@ func ProjectSettingsPage(p Page, v ProjectSettingsView) templ.Component {
 						var templ_7745c5c3_Var20 string
 						templ_7745c5c3_Var20, templ_7745c5c3_Err = templ.JoinStringErrs("limit-" + itoa(i))
 						if templ_7745c5c3_Err != nil {
-							return templ.Error{Err: templ_7745c5c3_Err, FileName: `project_settings.templ`, Line: 191, Col: 118}
+							return templ.Error{Err: templ_7745c5c3_Err, FileName: `project_settings.templ`, Line: 191, Col: 132}
 						}
 						_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var20))
 						if templ_7745c5c3_Err != nil {
@@ -592,20 +592,20 @@ func ProjectSettingsPage(p Page, v ProjectSettingsView) templ.Component {
 						var templ_7745c5c3_Var21 string
 						templ_7745c5c3_Var21, templ_7745c5c3_Err = templ.JoinStringErrs("Requests per minute of " + l.Model)
 						if templ_7745c5c3_Err != nil {
-							return templ.Error{Err: templ_7745c5c3_Err, FileName: `project_settings.templ`, Line: 191, Col: 169}
+							return templ.Error{Err: templ_7745c5c3_Err, FileName: `project_settings.templ`, Line: 191, Col: 183}
 						}
 						_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var21))
 						if templ_7745c5c3_Err != nil {
 							return templ_7745c5c3_Err
 						}
-						templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 57, "\" data-testid=\"limit-requests-input\"></td><td data-label=\"Tokens/min\"><input type=\"number\" min=\"0\" step=\"1\" name=\"tokens\" value=\"")
+						templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 57, "\" data-testid=\"limit-requests-input\"></td><td data-label=\"Tokens/min\"><input type=\"number\" class=\"count\" min=\"0\" step=\"1\" name=\"tokens\" value=\"")
 						if templ_7745c5c3_Err != nil {
 							return templ_7745c5c3_Err
 						}
 						var templ_7745c5c3_Var22 string
 						templ_7745c5c3_Var22, templ_7745c5c3_Err = templ.JoinStringErrs(int64s(l.Tokens))
 						if templ_7745c5c3_Err != nil {
-							return templ.Error{Err: templ_7745c5c3_Err, FileName: `project_settings.templ`, Line: 194, Col: 86}
+							return templ.Error{Err: templ_7745c5c3_Err, FileName: `project_settings.templ`, Line: 194, Col: 100}
 						}
 						_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var22))
 						if templ_7745c5c3_Err != nil {
@@ -618,7 +618,7 @@ func ProjectSettingsPage(p Page, v ProjectSettingsView) templ.Component {
 						var templ_7745c5c3_Var23 string
 						templ_7745c5c3_Var23, templ_7745c5c3_Err = templ.JoinStringErrs("limit-" + itoa(i))
 						if templ_7745c5c3_Err != nil {
-							return templ.Error{Err: templ_7745c5c3_Err, FileName: `project_settings.templ`, Line: 194, Col: 114}
+							return templ.Error{Err: templ_7745c5c3_Err, FileName: `project_settings.templ`, Line: 194, Col: 128}
 						}
 						_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var23))
 						if templ_7745c5c3_Err != nil {
@@ -631,7 +631,7 @@ func ProjectSettingsPage(p Page, v ProjectSettingsView) templ.Component {
 						var templ_7745c5c3_Var24 string
 						templ_7745c5c3_Var24, templ_7745c5c3_Err = templ.JoinStringErrs("Tokens per minute of " + l.Model)
 						if templ_7745c5c3_Err != nil {
-							return templ.Error{Err: templ_7745c5c3_Err, FileName: `project_settings.templ`, Line: 194, Col: 163}
+							return templ.Error{Err: templ_7745c5c3_Err, FileName: `project_settings.templ`, Line: 194, Col: 177}
 						}
 						_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var24))
 						if templ_7745c5c3_Err != nil {
@@ -814,27 +814,27 @@ func ProjectSettingsPage(p Page, v ProjectSettingsView) templ.Component {
 						return templ_7745c5c3_Err
 					}
 				}
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 80, "<label class=\"inline\" for=\"limit-requests\">Requests/min</label> <input type=\"number\" id=\"limit-requests\" name=\"requests\" value=\"")
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 80, "<label class=\"inline\" for=\"limit-requests\">Requests/min</label> <input type=\"number\" class=\"count\" id=\"limit-requests\" name=\"requests\" value=\"")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
 				var templ_7745c5c3_Var33 string
 				templ_7745c5c3_Var33, templ_7745c5c3_Err = templ.JoinStringErrs(v.Limit.Requests)
 				if templ_7745c5c3_Err != nil {
-					return templ.Error{Err: templ_7745c5c3_Err, FileName: `project_settings.templ`, Line: 233, Col: 86}
+					return templ.Error{Err: templ_7745c5c3_Err, FileName: `project_settings.templ`, Line: 233, Col: 100}
 				}
 				_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var33))
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 81, "\" min=\"0\" step=\"1\" placeholder=\"0\" data-testid=\"limit-new-requests\"> <label class=\"inline\" for=\"limit-tokens\">Tokens/min</label> <input type=\"number\" id=\"limit-tokens\" name=\"tokens\" value=\"")
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 81, "\" min=\"0\" step=\"1\" placeholder=\"0\" data-testid=\"limit-new-requests\"> <label class=\"inline\" for=\"limit-tokens\">Tokens/min</label> <input type=\"number\" class=\"count\" id=\"limit-tokens\" name=\"tokens\" value=\"")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
 				var templ_7745c5c3_Var34 string
 				templ_7745c5c3_Var34, templ_7745c5c3_Err = templ.JoinStringErrs(v.Limit.Tokens)
 				if templ_7745c5c3_Err != nil {
-					return templ.Error{Err: templ_7745c5c3_Err, FileName: `project_settings.templ`, Line: 235, Col: 80}
+					return templ.Error{Err: templ_7745c5c3_Err, FileName: `project_settings.templ`, Line: 235, Col: 94}
 				}
 				_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var34))
 				if templ_7745c5c3_Err != nil {
