@@ -138,8 +138,10 @@ func (u *UI) SaveModelSettings(c *echo.Context) error {
 	f := &views.ModelsForm{Mode: c.FormValue("mode"), Other: c.FormValue("other_models"), Checked: map[string]bool{}}
 	ids := []string{}
 	for _, m := range form["model"] {
-		f.Checked[m] = true
-		ids = append(ids, m)
+		if m = strings.TrimSpace(m); m != "" {
+			f.Checked[m] = true
+			ids = append(ids, m)
+		}
 	}
 	for line := range strings.Lines(f.Other) {
 		if m := strings.TrimSpace(line); m != "" {
