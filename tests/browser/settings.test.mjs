@@ -104,6 +104,17 @@ describe("project settings", { skip: missing || false }, () => {
     res = await post("/threads/runs", { assistant_id: asst.id, model: "gpt-4o" });
     assert.equal(res.status, 400, JSON.stringify(res.body));
     assert.match(res.body.error.message, /'gpt-4o'/);
+
+    // Code interpreter switched off: an assistant asking for it is refused.
+    await owner.uncheck('[data-testid="tool-code-interpreter"]');
+    await Promise.all([owner.waitForURL(/\/settings\/project$/), owner.click('[data-testid="tools-save"]')]);
+    await owner.waitForSelector("text=Saved the project's tools.");
+    assert.equal(await owner.isChecked('[data-testid="tool-code-interpreter"]'), false);
+    assert.equal(await owner.isChecked('[data-testid="tool-file-search"]'), true);
+    res = await post("/assistants", { model: "fake-model", tools: [{ type: "file_search" }, { type: "code_interpreter" }] });
+    assert.equal(res.status, 400, JSON.stringify(res.body));
+    assert.equal(res.body.error.code, "tool_not_allowed");
+    assert.equal(res.body.error.param, "tools[1].type");
     await shoot(owner, "project-settings");
   });
 
