@@ -46,6 +46,7 @@ type Store interface {
 	fileStore
 	keyStore
 	projectStore
+	settingsStore
 	runStore
 	webhookStore
 	conversationStore

@@ -343,9 +343,18 @@ describe("playground layout", { skip: missing || false }, () => {
     await phone.fill("#sa-name", "a service account with a long name for a phone");
     await phone.click('[data-testid="sa-create"]');
     await phone.waitForSelector('[data-testid="new-sa-secret"]');
+    // The project settings page with a limited model and an upstream of its own.
+    await phone.goto(server.base + "/settings/project");
+    await phone.fill('[data-testid="limit-model-input"]', "a-fine-tuned-model-with-a-rather-long-name-2026-01-01");
+    await phone.fill('[data-testid="limit-new-requests"]', "600");
+    await Promise.all([phone.waitForURL(/\/settings\/project$/), phone.click('[data-testid="limit-add"]')]);
+    await phone.fill('[data-testid="upstream-url"]', "https://a-provider-with-a-long-host-name.example.com/openai/deployments/v1");
+    await phone.fill('[data-testid="upstream-key"]', "sk-a-project-upstream-key-0123456789");
+    await Promise.all([phone.waitForURL(/\/settings\/project$/), phone.click('[data-testid="upstream-save"]')]);
+    await phone.waitForSelector('[data-testid="upstream-remove"]');
     const pages = ["/assistants", "/assistants/new", `/assistants/${assistant.id}`, `/assistants/${assistant.id}/history`, "/playground", `/playground?thread=${thread.id}`,
       "/threads", `/threads/${thread.id}`, "/files", "/vector_stores", `/vector_stores/${vs.id}`, "/settings/keys", "/settings/users", "/settings/account",
-      "/settings/system", "/playground?api=responses", "/usage", "/settings/members", "/settings/service_accounts", "/settings/projects"];
+      "/settings/system", "/playground?api=responses", "/usage", "/settings/members", "/settings/service_accounts", "/settings/projects", "/settings/project"];
     for (const path of pages) {
       await phone.goto(server.base + path);
       const over = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
@@ -368,6 +377,8 @@ describe("playground layout", { skip: missing || false }, () => {
     await shoot(phone, "system-390-dark");
     await phone.goto(server.base + "/usage");
     await shoot(phone, "usage-390-dark");
+    await phone.goto(server.base + "/settings/project");
+    await shoot(phone, "project-settings-390-dark");
     await phone.context().close();
   });
 });
