@@ -21,6 +21,7 @@ import (
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/packages/respjson"
+	"github.com/openai/openai-go/v3/packages/ssestream"
 
 	"github.com/assistantd/assistantd/db"
 	"github.com/assistantd/assistantd/telemetry"
@@ -29,7 +30,7 @@ import (
 // request sends the turn's request, retrying what may pass on retry as
 // long as nothing of the answer has reached the run's readers. It returns
 // the last error (nil on success or when ctx ended).
-func (t *turn) request(ctx context.Context, provider *Provider, params openai.ChatCompletionNewParams) error {
+func (t *turn) request(ctx context.Context, provider *Provider, params *openai.ChatCompletionNewParams) error {
 	e := t.e
 	stream := !provider.NoStream
 	for attempt := 0; ; attempt++ {
@@ -54,11 +55,13 @@ func (t *turn) request(ctx context.Context, provider *Provider, params openai.Ch
 	}
 }
 
-// call sends one request and feeds the answer into the turn.
-func (t *turn) call(ctx context.Context, p *Provider, params openai.ChatCompletionNewParams, stream bool) (err error) {
+// call sends one request and feeds the answer into the turn. Its frame
+// stays small (the request by pointer, each chunk handled in onChunk):
+// the goroutine waits here, reading the upstream, for most of a run.
+func (t *turn) call(ctx context.Context, p *Provider, params *openai.ChatCompletionNewParams, stream bool) (err error) {
 	ctx = t.e.inspectContext(ctx, t.runID) // each attempt is its own recorded exchange
 	ctx, span := t.e.startChat(ctx, p.Name, params.Model, stream)
-	obs := telemetry.Upstream{Provider: p.Name, Model: params.Model}
+	obs := &telemetry.Upstream{Provider: p.Name, Model: params.Model}
 	start, before := time.Now(), t.usage
 	defer func() {
 		obs.Duration = time.Since(start)
@@ -71,71 +74,100 @@ func (t *turn) call(ctx context.Context, p *Provider, params openai.ChatCompleti
 		if t.usage != nil && t.usage != before { // this request's own usage
 			obs.HasUsage, obs.InputTokens, obs.OutputTokens = true, t.usage.PromptTokens, t.usage.CompletionTokens
 		}
-		t.e.metrics.UpstreamRequest(obs)
+		t.e.metrics.UpstreamRequest(*obs)
 	}()
 	if !stream {
-		resp, err := p.Client.Chat.Completions.New(ctx, params)
-		if err != nil {
-			return err
-		}
-		if resp.JSON.Usage.Valid() {
-			t.usage = &db.Usage{PromptTokens: resp.Usage.PromptTokens, CompletionTokens: resp.Usage.CompletionTokens, TotalTokens: resp.Usage.TotalTokens}
-			t.reasoningTokens = resp.Usage.CompletionTokensDetails.ReasoningTokens
-		}
-		if len(resp.Choices) == 0 {
-			return nil
-		}
-		ch := resp.Choices[0]
-		t.onReasoning(reasoningText(ch.Message.JSON.ExtraFields))
-		if ch.Message.Content != "" {
-			t.onText(ctx, ch.Message.Content)
-		}
-		for i, tc := range ch.Message.ToolCalls {
-			var d openai.ChatCompletionChunkChoiceDeltaToolCall
-			raw, _ := json.Marshal(map[string]any{"index": i, "id": tc.ID, "type": "function",
-				"function": map[string]string{"name": tc.Function.Name, "arguments": tc.Function.Arguments}})
-			if err := json.Unmarshal(raw, &d); err != nil {
-				return err
-			}
-			t.onTool(ctx, d)
-		}
-		t.finish = string(ch.FinishReason)
-		return nil
+		return t.callPlain(ctx, p, params)
 	}
-	params.StreamOptions = openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)}
-	s := p.Client.Chat.Completions.NewStreaming(ctx, params)
+	s := t.send(ctx, p, params)
 	defer s.Close()
 	for s.Next() && t.broken == nil {
-		chunk := s.Current()
-		if obs.FirstToken == 0 && len(chunk.Choices) > 0 && (chunk.Choices[0].Delta.Content != "" || len(chunk.Choices[0].Delta.ToolCalls) > 0) {
-			obs.FirstToken = time.Since(start)
-		}
-		if chunk.JSON.Usage.Valid() && chunk.Usage.TotalTokens > 0 {
-			t.usage = &db.Usage{PromptTokens: chunk.Usage.PromptTokens, CompletionTokens: chunk.Usage.CompletionTokens, TotalTokens: chunk.Usage.TotalTokens}
-			t.reasoningTokens = chunk.Usage.CompletionTokensDetails.ReasoningTokens
-		}
-		for _, ch := range chunk.Choices {
-			if ch.Index != 0 {
-				continue
-			}
-			if len(ch.Delta.JSON.ExtraFields) > 0 {
-				t.onReasoning(reasoningText(ch.Delta.JSON.ExtraFields))
-			}
-			if ch.Delta.Content != "" {
-				t.onText(ctx, ch.Delta.Content)
-			}
-			if ch.Delta.Refusal != "" {
-				t.onText(ctx, ch.Delta.Refusal)
-			}
-			for _, tc := range ch.Delta.ToolCalls {
-				t.onTool(ctx, tc)
-			}
-			if ch.FinishReason != "" {
-				t.finish = ch.FinishReason
-			}
-		}
+		t.onChunk(ctx, s, obs, start)
 	}
 	return s.Err()
+}
+
+// send sends the streaming request.
+func (t *turn) send(ctx context.Context, p *Provider, params *openai.ChatCompletionNewParams) *ssestream.Stream[openai.ChatCompletionChunk] {
+	withUsage := *params
+	withUsage.StreamOptions = openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)}
+	return p.Client.Chat.Completions.NewStreaming(ctx, withUsage)
+}
+
+// onChunk feeds one streamed chunk into the turn. The chunk is copied to
+// the heap, not the stack: the first text waits here for its message's
+// commit.
+func (t *turn) onChunk(ctx context.Context, s *ssestream.Stream[openai.ChatCompletionChunk], obs *telemetry.Upstream, start time.Time) {
+	chunk := current(s)
+	if obs.FirstToken == 0 && len(chunk.Choices) > 0 && (chunk.Choices[0].Delta.Content != "" || len(chunk.Choices[0].Delta.ToolCalls) > 0) {
+		obs.FirstToken = time.Since(start)
+	}
+	if chunk.JSON.Usage.Valid() && chunk.Usage.TotalTokens > 0 {
+		t.usage = &db.Usage{PromptTokens: chunk.Usage.PromptTokens, CompletionTokens: chunk.Usage.CompletionTokens, TotalTokens: chunk.Usage.TotalTokens}
+		t.reasoningTokens = chunk.Usage.CompletionTokensDetails.ReasoningTokens
+	}
+	for i := range chunk.Choices {
+		ch := &chunk.Choices[i]
+		if ch.Index != 0 {
+			continue
+		}
+		if len(ch.Delta.JSON.ExtraFields) > 0 {
+			t.onReasoning(reasoningText(ch.Delta.JSON.ExtraFields))
+		}
+		if ch.Delta.Content != "" {
+			t.onText(ctx, ch.Delta.Content)
+		}
+		if ch.Delta.Refusal != "" {
+			t.onText(ctx, ch.Delta.Refusal)
+		}
+		for _, tc := range ch.Delta.ToolCalls {
+			t.onTool(ctx, tc)
+		}
+		if ch.FinishReason != "" {
+			t.finish = ch.FinishReason
+		}
+	}
+}
+
+// current returns the stream's chunk on the heap. Not inlined: inlined,
+// the copy Current returns would sit in onChunk's frame.
+//
+//go:noinline
+func current(s *ssestream.Stream[openai.ChatCompletionChunk]) *openai.ChatCompletionChunk {
+	c := s.Current()
+	return &c
+}
+
+// callPlain sends a request without streaming and feeds its answer into
+// the turn.
+func (t *turn) callPlain(ctx context.Context, p *Provider, params *openai.ChatCompletionNewParams) error {
+	resp, err := p.Client.Chat.Completions.New(ctx, *params)
+	if err != nil {
+		return err
+	}
+	if resp.JSON.Usage.Valid() {
+		t.usage = &db.Usage{PromptTokens: resp.Usage.PromptTokens, CompletionTokens: resp.Usage.CompletionTokens, TotalTokens: resp.Usage.TotalTokens}
+		t.reasoningTokens = resp.Usage.CompletionTokensDetails.ReasoningTokens
+	}
+	if len(resp.Choices) == 0 {
+		return nil
+	}
+	ch := resp.Choices[0]
+	t.onReasoning(reasoningText(ch.Message.JSON.ExtraFields))
+	if ch.Message.Content != "" {
+		t.onText(ctx, ch.Message.Content)
+	}
+	for i, tc := range ch.Message.ToolCalls {
+		var d openai.ChatCompletionChunkChoiceDeltaToolCall
+		raw, _ := json.Marshal(map[string]any{"index": i, "id": tc.ID, "type": "function",
+			"function": map[string]string{"name": tc.Function.Name, "arguments": tc.Function.Arguments}})
+		if err := json.Unmarshal(raw, &d); err != nil {
+			return err
+		}
+		t.onTool(ctx, d)
+	}
+	t.finish = string(ch.FinishReason)
+	return nil
 }
 
 // reasoningText is the reasoning in a message or delta's extra fields:
