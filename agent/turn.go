@@ -12,6 +12,7 @@ import (
 	"github.com/openai/openai-go/v3"
 
 	"github.com/assistantd/assistantd/db"
+	"github.com/assistantd/assistantd/internal/stack"
 )
 
 // execute runs a run until it waits for the client or ends: it claims the
@@ -252,7 +253,9 @@ func (t *turn) open() *openWork {
 // ("max_prompt_tokens", "max_completion_tokens"), or none of these when it
 // has already moved the run on (or ctx ended).
 func (t *turn) take(ctx context.Context) (again bool, lastErr *db.LastError, incomplete string) {
-	steps, err := t.e.store.ThreadSteps(ctx, t.run.ThreadID)
+	var steps []db.RunStep
+	var err error
+	stack.Run(func() { steps, err = t.e.store.ThreadSteps(ctx, t.run.ThreadID) }) // see model
 	if err != nil {
 		lastErr, incomplete = internalErr(ctx, err)
 		return false, lastErr, incomplete
@@ -291,13 +294,17 @@ func (t *turn) take(ctx context.Context) (again bool, lastErr *db.LastError, inc
 // completes the run (incomplete at a token cap); tool calls are left
 // announced for take to run.
 //
-// The request is built in prepare and lives on the heap: the goroutine
-// executing a run waits on the upstream for most of its life, and the
-// runtime keeps a parked goroutine's stack at up to four times what it
-// uses, so every kilobyte of frame on that path costs several per
-// concurrent run.
+// The goroutine executing a run waits on the upstream and the store for
+// most of its life, and thousands wait at once: the request is built in
+// prepare, on a goroutine of its own (stack.Run: reading the store and
+// counting tokens go deep), and kept on the heap, so neither that depth
+// nor a large frame stays beneath the wait.
 func (t *turn) model(ctx context.Context, steps []db.RunStep, n int, used db.Usage) (*db.LastError, string) {
-	provider, params, lastErr, incomplete := t.prepare(ctx, steps, n, used)
+	var provider *Provider
+	var params *openai.ChatCompletionNewParams
+	var lastErr *db.LastError
+	var incomplete string
+	stack.Run(func() { provider, params, lastErr, incomplete = t.prepare(ctx, steps, n, used) })
 	if params == nil {
 		return lastErr, incomplete
 	}

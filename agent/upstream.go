@@ -24,6 +24,7 @@ import (
 	"github.com/openai/openai-go/v3/packages/ssestream"
 
 	"github.com/assistantd/assistantd/db"
+	"github.com/assistantd/assistantd/internal/stack"
 	"github.com/assistantd/assistantd/telemetry"
 )
 
@@ -79,12 +80,22 @@ func (t *turn) call(ctx context.Context, p *Provider, params *openai.ChatComplet
 	if !stream {
 		return t.callPlain(ctx, p, params)
 	}
-	s := t.send(ctx, p, params)
+	var s *ssestream.Stream[openai.ChatCompletionChunk]
+	stack.Run(func() { s = t.send(ctx, p, params) }) // encoding the request goes deep
 	defer s.Close()
-	for s.Next() && t.broken == nil {
+	for t.broken == nil && next(s) {
 		t.onChunk(ctx, s, obs, start)
 	}
 	return s.Err()
+}
+
+// next reads and decodes the stream's next chunk on a goroutine of its
+// own (stack.Run): decoding a chunk goes deep, and the goroutine executing
+// the run should not keep that depth as it waits for the next one.
+func next(s *ssestream.Stream[openai.ChatCompletionChunk]) bool {
+	var ok bool
+	stack.Run(func() { ok = s.Next() })
+	return ok
 }
 
 // send sends the streaming request.

@@ -12,6 +12,7 @@ import (
 	"github.com/assistantd/assistantd/db"
 	"github.com/assistantd/assistantd/handlers/respond"
 	"github.com/assistantd/assistantd/handlers/validate"
+	"github.com/assistantd/assistantd/internal/stack"
 )
 
 // Engine is what the API handlers need from the run engine.
@@ -59,7 +60,9 @@ func (h *API) buildRun(c *echo.Context, f validate.RunFields, additional *string
 
 // CreateRun handles POST /v1/threads/{thread_id}/runs.
 func (h *API) CreateRun(c *echo.Context) error {
-	from, err := h.createRun(c)
+	var from *position
+	var err error
+	stack.Run(func() { from, err = h.createRun(c) })
 	return h.streamFrom(c, from, err)
 }
 
@@ -115,7 +118,9 @@ func (h *API) createRun(c *echo.Context) (*position, error) {
 
 // CreateThreadAndRun handles POST /v1/threads/runs.
 func (h *API) CreateThreadAndRun(c *echo.Context) error {
-	from, err := h.createThreadAndRun(c)
+	var from *position
+	var err error
+	stack.Run(func() { from, err = h.createThreadAndRun(c) })
 	return h.streamFrom(c, from, err)
 }
 
@@ -234,7 +239,9 @@ func (h *API) CancelRun(c *echo.Context) error {
 
 // SubmitToolOutputs handles POST .../runs/{run_id}/submit_tool_outputs.
 func (h *API) SubmitToolOutputs(c *echo.Context) error {
-	from, err := h.submitToolOutputs(c)
+	var from *position
+	var err error
+	stack.Run(func() { from, err = h.submitToolOutputs(c) })
 	return h.streamFrom(c, from, err)
 }
 

@@ -61,11 +61,11 @@ type position struct {
 
 // streamFrom streams the run from `from` when a handler returned one (it
 // has answered otherwise, or failed with err). The handlers that may
-// stream do their work in a function of their own and stream from here:
-// the goroutine serving a stream waits for its events for the run's whole
-// life, and the runtime keeps a waiting goroutine's stack at up to four
-// times what it uses, so a handler's large frame left beneath the stream
-// costs several times its size per open stream.
+// stream do their work in a function of their own, on a goroutine of its
+// own (stack.Run), and stream from here: the goroutine serving a stream
+// waits for its events for the run's whole life, and neither the stack
+// that decoding and storing the request grew nor a large handler frame
+// should stay beneath every open stream.
 func (h *API) streamFrom(c *echo.Context, from *position, err error) error {
 	if err != nil || from == nil {
 		return err
