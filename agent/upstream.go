@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/packages/respjson"
 	"github.com/openai/openai-go/v3/packages/ssestream"
 
@@ -80,7 +81,7 @@ func (t *turn) call(ctx context.Context, p *Provider, params *openai.ChatComplet
 	if !stream {
 		return t.callPlain(ctx, p, params)
 	}
-	var s *ssestream.Stream[openai.ChatCompletionChunk]
+	var s *ssestream.Stream[chunk]
 	stack.Run(func() { s = t.send(ctx, p, params) }) // encoding the request goes deep
 	defer s.Close()
 	for t.broken == nil && next(s) {
@@ -90,48 +91,141 @@ func (t *turn) call(ctx context.Context, p *Provider, params *openai.ChatComplet
 }
 
 // next reads and decodes the stream's next chunk on a goroutine of its
-// own (stack.Run): decoding a chunk goes deep, and the goroutine executing
-// the run should not keep that depth as it waits for the next one.
-func next(s *ssestream.Stream[openai.ChatCompletionChunk]) bool {
+// own (stack.Run), so that the goroutine executing the run does not keep
+// the depth of decoding as it waits for the next one.
+func next(s *ssestream.Stream[chunk]) bool {
 	var ok bool
 	stack.Run(func() { ok = s.Next() })
 	return ok
 }
 
-// send sends the streaming request.
-func (t *turn) send(ctx context.Context, p *Provider, params *openai.ChatCompletionNewParams) *ssestream.Stream[openai.ChatCompletionChunk] {
+// send sends the streaming request. The SDK sends it (retries, errors,
+// the inspector's middleware all as for any request); its answer is read
+// as chunks of our own type, which decode with a fraction of the SDK
+// chunk's time and garbage, falling back to the SDK's type for what
+// they do not expect.
+func (t *turn) send(ctx context.Context, p *Provider, params *openai.ChatCompletionNewParams) *ssestream.Stream[chunk] {
 	withUsage := *params
 	withUsage.StreamOptions = openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)}
-	return p.Client.Chat.Completions.NewStreaming(ctx, withUsage)
+	var raw *http.Response
+	sdk := p.Client.Chat.Completions.NewStreaming(ctx, withUsage, option.WithResponseInto(&raw))
+	if err := sdk.Err(); err != nil {
+		return ssestream.NewStream[chunk](nil, err)
+	}
+	if raw == nil || raw.Body == nil {
+		_ = sdk.Close()
+		return ssestream.NewStream[chunk](nil, errors.New("the upstream sent no answer"))
+	}
+	return ssestream.NewStream[chunk](ssestream.NewDecoder(raw), nil)
 }
 
-// onChunk feeds one streamed chunk into the turn. The chunk is copied to
-// the heap, not the stack: the first text waits here for its message's
-// commit.
-func (t *turn) onChunk(ctx context.Context, s *ssestream.Stream[openai.ChatCompletionChunk], obs *telemetry.Upstream, start time.Time) {
-	chunk := current(s)
-	if obs.FirstToken == 0 && len(chunk.Choices) > 0 && (chunk.Choices[0].Delta.Content != "" || len(chunk.Choices[0].Delta.ToolCalls) > 0) {
+// chunk is what a turn reads of a streamed Chat Completions chunk.
+type chunk struct {
+	Choices []chunkChoice `json:"choices"`
+	Usage   *struct {
+		PromptTokens            int64 `json:"prompt_tokens"`
+		CompletionTokens        int64 `json:"completion_tokens"`
+		TotalTokens             int64 `json:"total_tokens"`
+		CompletionTokensDetails struct {
+			ReasoningTokens int64 `json:"reasoning_tokens"`
+		} `json:"completion_tokens_details"`
+	} `json:"usage"`
+}
+
+type chunkChoice struct {
+	Index int64 `json:"index"`
+	Delta struct {
+		Content string `json:"content"`
+		Refusal string `json:"refusal"`
+		// reasoning_content (vLLM, DeepSeek, …) or reasoning (some
+		// newer servers); raw, since only a string counts.
+		ReasoningContent json.RawMessage   `json:"reasoning_content"`
+		Reasoning        json.RawMessage   `json:"reasoning"`
+		ToolCalls        []json.RawMessage `json:"tool_calls"`
+	} `json:"delta"`
+	FinishReason string `json:"finish_reason"`
+}
+
+// UnmarshalJSON decodes a chunk, leniently: a chunk our type does not
+// fit (a field of another JSON type than usual) is decoded as the SDK's
+// chunk, which tolerates it, and taken from there.
+func (c *chunk) UnmarshalJSON(b []byte) error {
+	type plain chunk
+	if err := json.Unmarshal(b, (*plain)(c)); err == nil {
+		return nil
+	}
+	var sdk openai.ChatCompletionChunk
+	if err := json.Unmarshal(b, &sdk); err != nil {
+		return err
+	}
+	*c = chunk{}
+	if sdk.JSON.Usage.Valid() {
+		u := sdk.Usage
+		c.Usage = &struct {
+			PromptTokens            int64 `json:"prompt_tokens"`
+			CompletionTokens        int64 `json:"completion_tokens"`
+			TotalTokens             int64 `json:"total_tokens"`
+			CompletionTokensDetails struct {
+				ReasoningTokens int64 `json:"reasoning_tokens"`
+			} `json:"completion_tokens_details"`
+		}{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, TotalTokens: u.TotalTokens}
+		c.Usage.CompletionTokensDetails.ReasoningTokens = u.CompletionTokensDetails.ReasoningTokens
+	}
+	for _, ch := range sdk.Choices {
+		var cc chunkChoice
+		cc.Index, cc.FinishReason = ch.Index, ch.FinishReason
+		cc.Delta.Content, cc.Delta.Refusal = ch.Delta.Content, ch.Delta.Refusal
+		if r := reasoningText(ch.Delta.JSON.ExtraFields); r != "" {
+			cc.Delta.ReasoningContent, _ = json.Marshal(r)
+		}
+		for _, tc := range ch.Delta.ToolCalls {
+			cc.Delta.ToolCalls = append(cc.Delta.ToolCalls, json.RawMessage(tc.RawJSON()))
+		}
+		c.Choices = append(c.Choices, cc)
+	}
+	return nil
+}
+
+// reasoning is the choice's reasoning fragment, if a string.
+func (ch *chunkChoice) reasoning() string {
+	for _, raw := range []json.RawMessage{ch.Delta.ReasoningContent, ch.Delta.Reasoning} {
+		var s string
+		if len(raw) > 0 && json.Unmarshal(raw, &s) == nil && s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+// onChunk feeds one streamed chunk into the turn. The chunk is read
+// through a pointer: the first text waits here for its message's commit,
+// and a copy would sit in this frame meanwhile.
+func (t *turn) onChunk(ctx context.Context, s *ssestream.Stream[chunk], obs *telemetry.Upstream, start time.Time) {
+	c := current(s)
+	if obs.FirstToken == 0 && len(c.Choices) > 0 && (c.Choices[0].Delta.Content != "" || len(c.Choices[0].Delta.ToolCalls) > 0) {
 		obs.FirstToken = time.Since(start)
 	}
-	if chunk.JSON.Usage.Valid() && chunk.Usage.TotalTokens > 0 {
-		t.usage = &db.Usage{PromptTokens: chunk.Usage.PromptTokens, CompletionTokens: chunk.Usage.CompletionTokens, TotalTokens: chunk.Usage.TotalTokens}
-		t.reasoningTokens = chunk.Usage.CompletionTokensDetails.ReasoningTokens
+	if c.Usage != nil && c.Usage.TotalTokens > 0 {
+		t.usage = &db.Usage{PromptTokens: c.Usage.PromptTokens, CompletionTokens: c.Usage.CompletionTokens, TotalTokens: c.Usage.TotalTokens}
+		t.reasoningTokens = c.Usage.CompletionTokensDetails.ReasoningTokens
 	}
-	for i := range chunk.Choices {
-		ch := &chunk.Choices[i]
+	for i := range c.Choices {
+		ch := &c.Choices[i]
 		if ch.Index != 0 {
 			continue
 		}
-		if len(ch.Delta.JSON.ExtraFields) > 0 {
-			t.onReasoning(reasoningText(ch.Delta.JSON.ExtraFields))
-		}
+		t.onReasoning(ch.reasoning())
 		if ch.Delta.Content != "" {
 			t.onText(ctx, ch.Delta.Content)
 		}
 		if ch.Delta.Refusal != "" {
 			t.onText(ctx, ch.Delta.Refusal)
 		}
-		for _, tc := range ch.Delta.ToolCalls {
+		for _, raw := range ch.Delta.ToolCalls {
+			var tc openai.ChatCompletionChunkChoiceDeltaToolCall
+			if err := json.Unmarshal(raw, &tc); err != nil {
+				continue
+			}
 			t.onTool(ctx, tc)
 		}
 		if ch.FinishReason != "" {
@@ -144,7 +238,7 @@ func (t *turn) onChunk(ctx context.Context, s *ssestream.Stream[openai.ChatCompl
 // the copy Current returns would sit in onChunk's frame.
 //
 //go:noinline
-func current(s *ssestream.Stream[openai.ChatCompletionChunk]) *openai.ChatCompletionChunk {
+func current(s *ssestream.Stream[chunk]) *chunk {
 	c := s.Current()
 	return &c
 }
