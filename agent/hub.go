@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"sync"
 	"time"
@@ -338,46 +339,21 @@ type errFinished struct{}
 
 func (errFinished) Error() string { return "the run has finished" }
 
+// ErrIdle is returned by NextBefore when its idle channel fires first.
+var ErrIdle = errors.New("no event before the idle deadline")
+
 // Next returns the next event, waiting for it until ctx is done.
-func (s *Subscription) Next(ctx context.Context) (Event, error) {
-	if len(s.snapshot) > 0 {
-		ev := s.snapshot[0]
-		s.snapshot = s.snapshot[1:]
-		return ev, nil
-	}
-	for s.log == nil {
-		h := s.hub
-		h.mu.Lock()
-		s.log = h.logs[s.runID]
-		born := h.born
-		h.mu.Unlock()
-		if s.log != nil {
-			break
-		}
-		if s.load != nil {
-			evs, err := s.load(ctx)
-			if err != nil {
-				return Event{}, err
-			}
-			// Live events after the snapshot come from a new log: from
-			// its start.
-			s.load, s.snapshot, s.next = nil, evs, 0
-			if n := len(evs); n > 0 {
-				last := evs[n-1]
-				s.finished = last.EndsSegment() && last.Name != "thread.run.requires_action"
-			}
-			if len(evs) > 0 {
-				return s.Next(ctx)
-			}
-			continue
-		}
-		if s.finished {
-			return Event{}, ErrFinished
-		}
-		select {
-		case <-born:
-		case <-ctx.Done():
-			return Event{}, ctx.Err()
+func (s *Subscription) Next(ctx context.Context) (Event, error) { return s.NextBefore(ctx, nil) }
+
+// NextBefore is Next that gives up with ErrIdle when idle delivers first
+// (a stream's heartbeat timer, reused across events: a context with a
+// deadline per event costs a timer and a context each, and grows the
+// stream's context's list of children). Next may be called again after
+// ErrIdle.
+func (s *Subscription) NextBefore(ctx context.Context, idle <-chan time.Time) (Event, error) {
+	if len(s.snapshot) > 0 || s.log == nil {
+		if ev, err, ok := s.beforeLog(ctx, idle); ok {
+			return ev, err
 		}
 	}
 	for {
@@ -394,6 +370,60 @@ func (s *Subscription) Next(ctx context.Context) (Event, error) {
 		case <-changed:
 		case <-ctx.Done():
 			return Event{}, ctx.Err()
+		case <-idle:
+			return Event{}, ErrIdle
 		}
 	}
+}
+
+// beforeLog serves what comes before the run's live log: the snapshot,
+// then waiting for the log to appear. ok is false once the log is there
+// with no snapshot left to serve (NextBefore reads it then). It is
+// NextBefore's slow path, apart so that the frame beneath a waiting
+// stream stays small.
+func (s *Subscription) beforeLog(ctx context.Context, idle <-chan time.Time) (ev Event, err error, ok bool) {
+	if len(s.snapshot) > 0 {
+		ev := s.snapshot[0]
+		s.snapshot = s.snapshot[1:]
+		return ev, nil, true
+	}
+	for s.log == nil {
+		h := s.hub
+		h.mu.Lock()
+		s.log = h.logs[s.runID]
+		born := h.born
+		h.mu.Unlock()
+		if s.log != nil {
+			break
+		}
+		if s.load != nil {
+			evs, err := s.load(ctx)
+			if err != nil {
+				return Event{}, err, true
+			}
+			// Live events after the snapshot come from a new log: from
+			// its start.
+			s.load, s.snapshot, s.next = nil, evs, 0
+			if n := len(evs); n > 0 {
+				last := evs[n-1]
+				s.finished = last.EndsSegment() && last.Name != "thread.run.requires_action"
+			}
+			if len(evs) > 0 {
+				ev, err := s.NextBefore(ctx, idle)
+				return ev, err, true
+			}
+			continue
+		}
+		if s.finished {
+			return Event{}, ErrFinished, true
+		}
+		select {
+		case <-born:
+		case <-ctx.Done():
+			return Event{}, ctx.Err(), true
+		case <-idle:
+			return Event{}, ErrIdle, true
+		}
+	}
+	return Event{}, nil, false
 }

@@ -56,7 +56,7 @@ func (e *Engine) runTrace(ctx context.Context, tx *db.Tx, j job) (string, error)
 // startExecution starts the invoke_agent span of one execution of run,
 // a child of the run's traceparent. A run without one (enqueued by the
 // sweeper, not by a request) starts a trace, which it then keeps.
-func (e *Engine) startExecution(ctx context.Context, run db.Run, traceparent string, resumed bool) (context.Context, trace.Span) {
+func (e *Engine) startExecution(ctx context.Context, run *db.Run, traceparent string, resumed bool) (context.Context, trace.Span) {
 	if !e.tracing {
 		return ctx, trace.SpanFromContext(ctx)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/openai/openai-go/v3"
 
 	"github.com/assistantd/assistantd/db"
+	"github.com/assistantd/assistantd/internal/stack"
 )
 
 // execute runs a run until it waits for the client or ends: it claims the
@@ -73,7 +74,7 @@ func (e *Engine) execute(parent context.Context, j job) {
 	defer e.release(j.runID)
 	ctx = withFence(ctx, j.runID, j.attempt)
 
-	e.runTurns(ctx, j, run, traceparent)
+	e.runTurns(ctx, &j, run, traceparent)
 
 	e.mu.Lock()
 	delete(e.inflight, j.runID)
@@ -88,12 +89,12 @@ func (e *Engine) execute(parent context.Context, j job) {
 }
 
 // runTurns takes the claimed run's turns.
-func (e *Engine) runTurns(ctx context.Context, j job, run db.Run, traceparent string) {
+func (e *Engine) runTurns(ctx context.Context, j *job, run *db.Run, traceparent string) {
 	ctx, span := e.startExecution(ctx, run, traceparent, j.resume)
 	defer span.End()
 	wctx := context.WithoutCancel(ctx) // store writes finish even when the run is cancelled
 	for {
-		t := &turn{e: e, runID: j.runID, run: run}
+		t := &turn{e: e, runID: j.runID, run: *run}
 		again, lastErr, incomplete := t.take(ctx)
 		switch cause := context.Cause(ctx); {
 		case errors.Is(cause, errCancelled):
@@ -125,8 +126,11 @@ func (e *Engine) runTurns(ctx context.Context, j job, run db.Run, traceparent st
 // announces it, or, resuming an interrupted execution, ends the
 // interrupted step for readers first. A run interrupted too many times is
 // failed instead.
-func (e *Engine) claim(ctx context.Context, j *job) (db.Run, string, bool) {
-	var run db.Run
+//
+// The run comes back on the heap: the goroutine executing it keeps this
+// frame's caller on its stack for the run's whole life.
+func (e *Engine) claim(ctx context.Context, j *job) (*db.Run, string, bool) {
+	run := new(db.Run)
 	var traceparent string
 	cctx := context.WithoutCancel(ctx)
 	if j.attempt != 0 {
@@ -170,7 +174,7 @@ func (e *Engine) claim(ctx context.Context, j *job) (db.Run, string, bool) {
 				return err
 			}
 		}
-		run, err = tx.UpdateRun(ctx, j.runID, func(r *db.Run) error {
+		*run, err = tx.UpdateRun(ctx, j.runID, func(r *db.Run) error {
 			if r.StartedAt == nil {
 				now := e.store.Now()
 				r.StartedAt = &now
@@ -267,7 +271,9 @@ func (t *turn) open() *openWork {
 // ("max_prompt_tokens", "max_completion_tokens"), or none of these when it
 // has already moved the run on (or ctx ended).
 func (t *turn) take(ctx context.Context) (again bool, lastErr *db.LastError, incomplete string) {
-	steps, err := t.e.store.ThreadSteps(ctx, t.run.ThreadID)
+	var steps []db.RunStep
+	var err error
+	stack.Run(func() { steps, err = t.e.store.ThreadSteps(ctx, t.run.ThreadID) }) // see model
 	if err != nil {
 		lastErr, incomplete = internalErr(ctx, err)
 		return false, lastErr, incomplete
@@ -305,34 +311,72 @@ func (t *turn) take(ctx context.Context) (again bool, lastErr *db.LastError, inc
 // model asks the model and streams its answer into the run. A text answer
 // completes the run (incomplete at a token cap); tool calls are left
 // announced for take to run.
+//
+// The goroutine executing a run waits on the upstream and the store for
+// most of its life, and thousands wait at once: the request is built in
+// prepare, on a goroutine of its own (stack.Run: reading the store and
+// counting tokens go deep), and kept on the heap, so neither that depth
+// nor a large frame stays beneath the wait.
 func (t *turn) model(ctx context.Context, steps []db.RunStep, n int, used db.Usage) (*db.LastError, string) {
+	var provider *Provider
+	var params *openai.ChatCompletionNewParams
+	var lastErr *db.LastError
+	var incomplete string
+	stack.Run(func() { provider, params, lastErr, incomplete = t.prepare(ctx, steps, n, used) })
+	if params == nil {
+		return lastErr, incomplete
+	}
+	err := t.request(ctx, provider, params)
+	if ctx.Err() != nil {
+		return nil, ""
+	}
+	if t.broken != nil {
+		return &db.LastError{Code: "server_error", Message: "The run could not be recorded: " + t.broken.Error()}, ""
+	}
+	if err != nil {
+		return upstreamErr(provider.Name, err), ""
+	}
+	if t.toolStepID != "" {
+		return nil, "" // take runs the calls
+	}
+	return t.complete(ctx)
+}
+
+// prepare builds the turn's request: the run's history, truncated to its
+// budget and the model's window. With no request to send (nil params) it
+// returns why: a last_error to fail the run with, or an incomplete reason.
+func (t *turn) prepare(ctx context.Context, steps []db.RunStep, n int, used db.Usage) (*Provider, *openai.ChatCompletionNewParams, *db.LastError, string) {
 	e := t.e
 	if n >= e.cfg.MaxSteps {
-		return &db.LastError{Code: "server_error", Message: fmt.Sprintf("The run reached its limit of %d steps.", e.cfg.MaxSteps)}, ""
+		return nil, nil, &db.LastError{Code: "server_error", Message: fmt.Sprintf("The run reached its limit of %d steps.", e.cfg.MaxSteps)}, ""
 	}
 	provider, ok, err := e.provider(ctx, t.run)
 	if err != nil {
 		return internalErr(ctx, err)
 	}
 	if !ok {
-		return &db.LastError{Code: "invalid_prompt", Message: fmt.Sprintf(
+		return nil, nil, &db.LastError{Code: "invalid_prompt", Message: fmt.Sprintf(
 			"No upstream provider serves model '%s'. Configure one with --upstream-models or a providers file.", t.run.Model)}, ""
+	}
+	fail := func(err error) (*Provider, *openai.ChatCompletionNewParams, *db.LastError, string) {
+		lastErr, incomplete := internalErr(ctx, err)
+		return nil, nil, lastErr, incomplete
 	}
 	msgs, seqs, err := e.store.HistoryMessages(ctx, t.run.ThreadID)
 	if err != nil {
-		return internalErr(ctx, err)
+		return fail(err)
 	}
 	runs, err := e.store.ThreadRuns(ctx, t.run.ThreadID)
 	if err != nil {
-		return internalErr(ctx, err)
+		return fail(err)
 	}
 	items, err := buildHistory(ctx, storeFiles{e.store}, msgs, seqs, runs, steps)
 	if err != nil {
-		return internalErr(ctx, err)
+		return fail(err)
 	}
 	prefix, err := e.responsePrefix(ctx, t.run) // a response's context
 	if err != nil {
-		return internalErr(ctx, err)
+		return fail(err)
 	}
 	items = append(prefix, items...)
 	offered := e.offer(t.run)
@@ -347,12 +391,12 @@ func (t *turn) model(ctx context.Context, steps []db.RunStep, n int, used db.Usa
 	var budget int64
 	if mp := t.run.MaxPromptTokens; mp != nil {
 		if budget = *mp - used.PromptTokens; budget <= 0 {
-			return nil, "max_prompt_tokens"
+			return nil, nil, nil, "max_prompt_tokens"
 		}
 	}
 	items, fits := truncate(items, t.run.TruncationStrategy, fixed, budget)
 	if !fits {
-		return nil, "max_prompt_tokens"
+		return nil, nil, nil, "max_prompt_tokens"
 	}
 	if window := provider.ContextTokens; window > 0 && (t.run.TruncationStrategy == nil || t.run.TruncationStrategy.Type == "auto") {
 		reserve := int64(1024) // room for the answer
@@ -360,7 +404,7 @@ func (t *turn) model(ctx context.Context, steps []db.RunStep, n int, used db.Usa
 			reserve = min(*mc-used.CompletionTokens, window/2)
 		}
 		if items, fits = truncate(items, nil, fixed, window-reserve); !fits {
-			return &db.LastError{Code: "invalid_prompt", Message: fmt.Sprintf(
+			return nil, nil, &db.LastError{Code: "invalid_prompt", Message: fmt.Sprintf(
 				"The latest message alone does not fit the model's context window of %d tokens.", window)}, ""
 		}
 	}
@@ -368,29 +412,16 @@ func (t *turn) model(ctx context.Context, steps []db.RunStep, n int, used db.Usa
 	for _, it := range items {
 		t.promptEstimate += it.tokens
 	}
-	params := requestParams(t.run, items, offered)
+	params := new(openai.ChatCompletionNewParams)
+	*params = requestParams(t.run, items, offered)
 	if mc := t.run.MaxCompletionTokens; mc != nil {
 		left := *mc - used.CompletionTokens
 		if left <= 0 {
-			return nil, "max_completion_tokens"
+			return nil, nil, nil, "max_completion_tokens"
 		}
 		params.MaxCompletionTokens = openai.Int(left)
 	}
-
-	err = t.request(ctx, provider, params)
-	if ctx.Err() != nil {
-		return nil, ""
-	}
-	if t.broken != nil {
-		return &db.LastError{Code: "server_error", Message: "The run could not be recorded: " + t.broken.Error()}, ""
-	}
-	if err != nil {
-		return upstreamErr(provider.Name, err), ""
-	}
-	if t.toolStepID != "" {
-		return nil, "" // take runs the calls
-	}
-	return t.complete(ctx)
+	return provider, params, nil, ""
 }
 
 // storeFiles adapts the store's OpenFile to fileReader.

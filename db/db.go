@@ -144,7 +144,12 @@ func Open(ctx context.Context, dir string, opts ...Option) (*Store, error) {
 	w.SetMaxOpenConns(1)
 	w.SetConnMaxIdleTime(0)
 	r := sql.OpenDB(&sqliteConnector{dsn: dsn})
-	r.SetMaxOpenConns(max(4, runtime.NumCPU()*2))
+	// As many kept idle as may be open: database/sql keeps two by default,
+	// and under load it closed the rest as they came back and opened
+	// them again, each with an empty statement cache.
+	readers := max(4, runtime.NumCPU()*2)
+	r.SetMaxOpenConns(readers)
+	r.SetMaxIdleConns(readers)
 	s.w, s.r = w, r
 	if err := s.openBlobs(); err != nil {
 		s.Close()

@@ -3,10 +3,12 @@ package web
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"runtime/metrics"
 	"time"
 )
 
@@ -38,5 +40,29 @@ func Pprof() http.Handler {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("/debug/pprof/runtime-metrics", runtimeMetrics)
 	return mux
+}
+
+// runtimeMetrics writes the Go runtime's own figures (runtime/metrics),
+// one "name value" a line: among them what the goroutine profile and the
+// heap profile do not show, such as the stack bytes the last GC scanned
+// (in use) against the bytes stacks hold (/gc/scan/stack:bytes,
+// /memory/classes/heap/stacks:bytes).
+func runtimeMetrics(w http.ResponseWriter, _ *http.Request) {
+	descs := metrics.All()
+	samples := make([]metrics.Sample, len(descs))
+	for i, d := range descs {
+		samples[i].Name = d.Name
+	}
+	metrics.Read(samples)
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	for _, s := range samples {
+		switch s.Value.Kind() {
+		case metrics.KindUint64:
+			fmt.Fprintf(w, "%s %d\n", s.Name, s.Value.Uint64())
+		case metrics.KindFloat64:
+			fmt.Fprintf(w, "%s %g\n", s.Name, s.Value.Float64())
+		}
+	}
 }

@@ -22,13 +22,18 @@ const requestIDKey = "request_id"
 // log line about the request carries.
 func requestID(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c *echo.Context) error {
-		var b [16]byte
-		_, _ = rand.Read(b[:])
-		id := "req_" + hex.EncodeToString(b[:])
+		id := newRequestID()
 		c.Set(requestIDKey, id)
 		c.Response().Header().Set("X-Request-Id", id)
 		return next(c)
 	}
+}
+
+// newRequestID returns req_ and 32 random hex digits.
+func newRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return "req_" + hex.EncodeToString(b[:])
 }
 
 // recoverPanics turns a panic in a handler into a logged 500.
@@ -52,28 +57,34 @@ func logRequests(log *slog.Logger) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c *echo.Context) error {
 			start := time.Now()
-			err := next(c)
-			if err != nil {
-				c.Echo().HTTPErrorHandler(c, err)
-			}
-			status := 0
-			if r, _ := echo.UnwrapResponse(c.Response()); r != nil {
-				status = r.Status
-			}
-			req := c.Request()
-			level := slog.LevelInfo
-			if status >= 500 {
-				level = slog.LevelError
-			}
-			attrs := []any{"method", req.Method, "path", req.URL.Path, "status", status,
-				"duration_ms", time.Since(start).Milliseconds(), "request_id", c.Get(requestIDKey)}
-			if err != nil && status >= 500 {
-				attrs = append(attrs, "error", err.Error())
-			}
-			log.Log(req.Context(), level, "request", attrs...)
+			logRequest(log, c, start, next(c))
 			return nil
 		}
 	}
+}
+
+// logRequest renders err, if any, and logs the request. It is a function
+// of its own so that the middleware's frame, beneath every open stream,
+// stays small.
+func logRequest(log *slog.Logger, c *echo.Context, start time.Time, err error) {
+	if err != nil {
+		c.Echo().HTTPErrorHandler(c, err)
+	}
+	status := 0
+	if r, _ := echo.UnwrapResponse(c.Response()); r != nil {
+		status = r.Status
+	}
+	req := c.Request()
+	level := slog.LevelInfo
+	if status >= 500 {
+		level = slog.LevelError
+	}
+	attrs := []any{"method", req.Method, "path", req.URL.Path, "status", status,
+		"duration_ms", time.Since(start).Milliseconds(), "request_id", c.Get(requestIDKey)}
+	if err != nil && status >= 500 {
+		attrs = append(attrs, "error", err.Error())
+	}
+	log.Log(req.Context(), level, "request", attrs...)
 }
 
 // hstsValue keeps browsers on https for a year once they have seen it
@@ -165,15 +176,24 @@ func redactKey(k string) string {
 // a request without the header (curl, say) is served as v2.
 func checkBeta(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c *echo.Context) error {
-		for _, v := range c.Request().Header.Values("OpenAI-Beta") {
-			for _, part := range strings.Split(v, ",") {
-				part = strings.TrimSpace(part)
-				if strings.HasPrefix(part, "assistants=") && part != "assistants=v2" {
-					return &respond.Error{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "invalid_beta",
-						Message: fmt.Sprintf("Invalid 'OpenAI-Beta' header value '%s': this server implements the Assistants API v2. Set 'OpenAI-Beta: assistants=v2'.", part)}
-				}
-			}
+		if err := betaErr(c.Request().Header); err != nil {
+			return err
 		}
 		return next(c)
 	}
+}
+
+// betaErr checks the OpenAI-Beta header (apart from checkBeta, whose
+// frame stays beneath every open stream).
+func betaErr(h http.Header) error {
+	for _, v := range h.Values("OpenAI-Beta") {
+		for _, part := range strings.Split(v, ",") {
+			part = strings.TrimSpace(part)
+			if strings.HasPrefix(part, "assistants=") && part != "assistants=v2" {
+				return &respond.Error{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "invalid_beta",
+					Message: fmt.Sprintf("Invalid 'OpenAI-Beta' header value '%s': this server implements the Assistants API v2. Set 'OpenAI-Beta: assistants=v2'.", part)}
+			}
+		}
+	}
+	return nil
 }

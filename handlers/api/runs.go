@@ -12,6 +12,7 @@ import (
 	"github.com/assistantd/assistantd/db"
 	"github.com/assistantd/assistantd/handlers/respond"
 	"github.com/assistantd/assistantd/handlers/validate"
+	"github.com/assistantd/assistantd/internal/stack"
 )
 
 // Engine is what the API handlers need from the run engine.
@@ -59,83 +60,101 @@ func (h *API) buildRun(c *echo.Context, f validate.RunFields, additional *string
 
 // CreateRun handles POST /v1/threads/{thread_id}/runs.
 func (h *API) CreateRun(c *echo.Context) error {
+	var from *position
+	var err error
+	stack.Run(func() { from, err = h.createRun(c) })
+	return h.streamFrom(c, from, err)
+}
+
+// createRun creates the run and answers with it, or returns where its
+// stream starts.
+func (h *API) createRun(c *echo.Context) (*position, error) {
 	threadID := c.Param("thread_id")
 	if err := checkID("thread_id", threadID, "thread_"); err != nil {
-		return err
+		return nil, err
 	}
 	if err := checkInclude(c); err != nil {
-		return err
+		return nil, err
 	}
 	var req createRunRequest
 	if err := decodeBody(c.Request(), &req, false); err != nil {
-		return err
+		return nil, err
 	}
 	ctx := c.Request().Context()
 	if _, err := h.store.GetThread(ctx, threadID); err != nil {
-		return respond.StoreErr(err, "thread", threadID)
+		return nil, respond.StoreErr(err, "thread", threadID)
 	}
 	run, err := h.buildRun(c, req.RunFields, req.AdditionalInstructions.Ptr())
 	if err != nil {
-		return err
+		return nil, err
 	}
 	run.ThreadID = threadID
 	if err := checkArrayLen("additional_messages", len(req.AdditionalMessages.V), validate.MaxThreadMessages); err != nil {
-		return err
+		return nil, err
 	}
 	var extra []db.Message
 	for i, mr := range req.AdditionalMessages.V {
 		m, err := h.buildMessage(c, validate.P("additional_messages", i), mr)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		extra = append(extra, m)
 	}
 	run, err = h.engine.CreateRun(ctx, run, extra)
 	if err != nil {
 		if errors.Is(err, db.ErrNotFound) {
-			return respond.NotFound("thread", threadID)
+			return nil, respond.NotFound("thread", threadID)
 		}
-		return respond.RunErr(err, "")
+		return nil, respond.RunErr(err, "")
 	}
 	if err := h.attachForSearch(ctx, threadID, extra...); err != nil {
-		return respond.Internal(err)
+		return nil, respond.Internal(err)
 	}
 	if req.Stream.V {
-		return h.streamRun(c, run.ID, 0)
+		return &position{run.ID, 0}, nil
 	}
-	return c.JSON(http.StatusOK, run)
+	return nil, c.JSON(http.StatusOK, run)
 }
 
 // CreateThreadAndRun handles POST /v1/threads/runs.
 func (h *API) CreateThreadAndRun(c *echo.Context) error {
+	var from *position
+	var err error
+	stack.Run(func() { from, err = h.createThreadAndRun(c) })
+	return h.streamFrom(c, from, err)
+}
+
+// createThreadAndRun creates the thread and run and answers with the run,
+// or returns where its stream starts.
+func (h *API) createThreadAndRun(c *echo.Context) (*position, error) {
 	var req threadAndRunRequest
 	if err := decodeBody(c.Request(), &req, false); err != nil {
-		return err
+		return nil, err
 	}
 	run, err := h.buildRun(c, req.RunFields, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	thread, msgs, err := h.buildThread(c, "thread", req.Thread.V)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if req.ToolResources.Set {
 		if run.ToolResources, err = h.toolResources(c, "tool_resources", req.ToolResources.Ptr()); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	_, run, err = h.engine.CreateThreadAndRun(c.Request().Context(), thread, msgs, run)
 	if err != nil {
-		return respond.RunErr(err, "")
+		return nil, respond.RunErr(err, "")
 	}
 	if err := h.attachForSearch(c.Request().Context(), run.ThreadID, msgs...); err != nil {
-		return respond.Internal(err)
+		return nil, respond.Internal(err)
 	}
 	if req.Stream.V {
-		return h.streamRun(c, run.ID, 0)
+		return &position{run.ID, 0}, nil
 	}
-	return c.JSON(http.StatusOK, run)
+	return nil, c.JSON(http.StatusOK, run)
 }
 
 // runPath reads and checks the thread and run ids of the URL.
@@ -220,20 +239,29 @@ func (h *API) CancelRun(c *echo.Context) error {
 
 // SubmitToolOutputs handles POST .../runs/{run_id}/submit_tool_outputs.
 func (h *API) SubmitToolOutputs(c *echo.Context) error {
+	var from *position
+	var err error
+	stack.Run(func() { from, err = h.submitToolOutputs(c) })
+	return h.streamFrom(c, from, err)
+}
+
+// submitToolOutputs hands the outputs over and answers with the run, or
+// returns where its stream resumes.
+func (h *API) submitToolOutputs(c *echo.Context) (*position, error) {
 	threadID, runID, err := runPath(c)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var req struct {
 		ToolOutputs validate.Opt[[]validate.ToolOutputRequest] `json:"tool_outputs"`
 		Stream      validate.Opt[bool]                         `json:"stream"`
 	}
 	if err := decodeBody(c.Request(), &req, false); err != nil {
-		return err
+		return nil, err
 	}
 	checked, err := validate.ToolOutputs(validate.P("tool_outputs"), req.ToolOutputs)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	outputs := make([]agent.ToolOutput, len(checked))
 	for i, o := range checked {
@@ -241,12 +269,12 @@ func (h *API) SubmitToolOutputs(c *echo.Context) error {
 	}
 	run, from, err := h.engine.SubmitToolOutputs(c.Request().Context(), threadID, runID, outputs)
 	if err != nil {
-		return respond.RunErr(err, runID)
+		return nil, respond.RunErr(err, runID)
 	}
 	if req.Stream.V {
-		return h.streamRun(c, runID, from)
+		return &position{runID, from}, nil
 	}
-	return c.JSON(http.StatusOK, run)
+	return nil, c.JSON(http.StatusOK, run)
 }
 
 // stepIncludes are the include[] values run step endpoints accept.

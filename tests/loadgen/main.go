@@ -226,8 +226,22 @@ func (p profiler) breakdown() string {
 		goroutines = strings.TrimSpace(strings.TrimPrefix(line, "goroutine profile: total "))
 		_ = os.WriteFile(filepath.Join(p.dir, fmt.Sprintf("goroutines-%s.txt", time.Now().Format("150405"))), b, 0o644)
 	}
-	return fmt.Sprintf("heap in use %.0f MiB, heap idle %.0f MiB (%.0f released), stacks %.0f MiB, Go sys %.0f MiB, %s goroutines",
-		figs["HeapInuse"], figs["HeapIdle"], figs["HeapReleased"], figs["Stack"], figs["Sys"], goroutines)
+	// The stack bytes the last GC scanned are those in use; the rest of
+	// what stacks hold is room they grew into (servers from before
+	// runtime-metrics answer 404 and show none).
+	scanned := ""
+	if r, err := http.Get(p.url + "/debug/pprof/runtime-metrics"); err == nil {
+		sc := bufio.NewScanner(r.Body)
+		for sc.Scan() {
+			if v, ok := strings.CutPrefix(sc.Text(), "/gc/scan/stack:bytes "); ok {
+				n, _ := strconv.ParseFloat(v, 64)
+				scanned = fmt.Sprintf(" (%.0f MiB in use at the last GC)", n/(1<<20))
+			}
+		}
+		r.Body.Close()
+	}
+	return fmt.Sprintf("heap in use %.0f MiB, heap idle %.0f MiB (%.0f released), stacks %.0f MiB%s, Go sys %.0f MiB, %s goroutines",
+		figs["HeapInuse"], figs["HeapIdle"], figs["HeapReleased"], figs["Stack"], scanned, figs["Sys"], goroutines)
 }
 
 // results are one store's figures.
