@@ -350,17 +350,17 @@ func (t *turn) prepare(ctx context.Context, steps []db.RunStep, n int, used db.U
 	if n >= e.cfg.MaxSteps {
 		return nil, nil, &db.LastError{Code: "server_error", Message: fmt.Sprintf("The run reached its limit of %d steps.", e.cfg.MaxSteps)}, ""
 	}
+	fail := func(err error) (*Provider, *openai.ChatCompletionNewParams, *db.LastError, string) {
+		lastErr, incomplete := internalErr(ctx, err)
+		return nil, nil, lastErr, incomplete
+	}
 	provider, ok, err := e.provider(ctx, t.run)
 	if err != nil {
-		return internalErr(ctx, err)
+		return fail(err)
 	}
 	if !ok {
 		return nil, nil, &db.LastError{Code: "invalid_prompt", Message: fmt.Sprintf(
 			"No upstream provider serves model '%s'. Configure one with --upstream-models or a providers file.", t.run.Model)}, ""
-	}
-	fail := func(err error) (*Provider, *openai.ChatCompletionNewParams, *db.LastError, string) {
-		lastErr, incomplete := internalErr(ctx, err)
-		return nil, nil, lastErr, incomplete
 	}
 	msgs, seqs, err := e.store.HistoryMessages(ctx, t.run.ThreadID)
 	if err != nil {
