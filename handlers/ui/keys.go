@@ -87,17 +87,17 @@ const maxKeyNameRunes = 100
 // expiry date and read-only access. The secret is rendered in this
 // response only (no redirect, no-store), never again.
 func (u *UI) CreateKey(c *echo.Context) error {
-	f := views.KeyForm{Name: strings.TrimSpace(c.FormValue("name")), Expires: strings.TrimSpace(c.FormValue("expires")),
+	// What was typed is shown again as typed when the form is refused.
+	f := views.KeyForm{Name: c.FormValue("name"), Expires: strings.TrimSpace(c.FormValue("expires")),
 		ReadOnly: c.FormValue("read_only") == "on"}
+	name := strings.TrimSpace(f.Name)
 	switch {
-	case f.Name == "" || utf8.RuneCountInString(f.Name) > maxKeyNameRunes:
+	case name == "" || utf8.RuneCountInString(name) > maxKeyNameRunes:
 		f.Errors = append(f.Errors, "Give the key a name of at most 100 characters.")
-		f.Name = clip(f.Name, maxKeyNameRunes)
-	case hasNul(f.Name):
+	case hasNul(name):
 		f.Errors = append(f.Errors, "Key name: "+nulRefusal)
-		f.Name = ""
 	}
-	opts := db.KeyOptions{ProjectID: currentProject(c), Name: f.Name, UserID: currentUser(c).ID, ReadOnly: f.ReadOnly}
+	opts := db.KeyOptions{ProjectID: currentProject(c), Name: name, UserID: currentUser(c).ID, ReadOnly: f.ReadOnly}
 	if f.Expires != "" {
 		day, err := time.Parse(time.DateOnly, f.Expires)
 		switch {
@@ -119,8 +119,8 @@ func (u *UI) CreateKey(c *echo.Context) error {
 	if err != nil {
 		return respond.Internal(err)
 	}
-	u.cfg.Log.Info("api key created", "project", opts.ProjectID, "name", f.Name, "by", currentUser(c).Email)
-	return u.renderKeys(c, http.StatusOK, views.KeysView{NewName: f.Name, NewSecret: secret})
+	u.cfg.Log.Info("api key created", "project", opts.ProjectID, "name", name, "by", currentUser(c).Email)
+	return u.renderKeys(c, http.StatusOK, views.KeysView{NewName: name, NewSecret: secret})
 }
 
 // RevokeKey handles POST /settings/keys/:key_id/revoke (project owners).

@@ -126,11 +126,11 @@ func TestNulTextOnPostgres(t *testing.T) {
 		t.Errorf("project: errors %q", testid(doc, "project-errors").Text())
 	}
 	res = c.post("/settings/service_accounts", url.Values{"csrf_token": {c.token()}, "name": {nul}, "role": {"member"}})
-	if res.StatusCode != http.StatusSeeOther {
+	if res.StatusCode != http.StatusUnprocessableEntity {
 		t.Fatalf("service account: status %d", res.StatusCode)
 	}
-	if doc := c.page(location(res), http.StatusOK); !strings.Contains(testid(doc, "flash").Text(), "NUL character") {
-		t.Errorf("service account: flash %q", testid(doc, "flash").Text())
+	if doc := parse(t, res); !strings.Contains(testid(doc, "sa-errors").Text(), "NUL character") {
+		t.Errorf("service account: errors %q", testid(doc, "sa-errors").Text())
 	}
 	if ps, _ := store.ListProjects(ctx, true); len(ps) != 1 {
 		t.Errorf("a refused form stored a project: %+v", ps)

@@ -55,9 +55,10 @@ func (u *UI) renderProjects(c *echo.Context, status int, v views.ProjectsView) e
 
 // CreateProject handles POST /settings/projects (admins).
 func (u *UI) CreateProject(c *echo.Context) error {
-	name := strings.TrimSpace(c.FormValue("name"))
+	typed := c.FormValue("name")
+	name := strings.TrimSpace(typed)
 	if msg := checkProjectName(name); msg != "" {
-		return u.renderProjects(c, http.StatusUnprocessableEntity, views.ProjectsView{NewName: clip(strings.ToValidUTF8(name, ""), maxProjectNameRunes), Errors: []string{msg}})
+		return u.renderProjects(c, http.StatusUnprocessableEntity, views.ProjectsView{NewName: typed, Errors: []string{msg}})
 	}
 	p, err := u.store.CreateProject(c.Request().Context(), name)
 	if err != nil {
@@ -102,6 +103,12 @@ func (u *UI) ArchiveProject(c *echo.Context) error {
 // Members handles GET /settings/members: the current project's people.
 // Everyone in it may look; owners change it.
 func (u *UI) Members(c *echo.Context) error {
+	return u.renderMembers(c, http.StatusOK, views.MembersView{})
+}
+
+// renderMembers renders the members page with v's add form (what was
+// typed, why it was refused) and status.
+func (u *UI) renderMembers(c *echo.Context, status int, v views.MembersView) error {
 	ctx := c.Request().Context()
 	project := currentProject(c)
 	ms, err := u.store.ListMembers(ctx, project)
@@ -113,7 +120,7 @@ func (u *UI) Members(c *echo.Context) error {
 		return err
 	}
 	me := currentUser(c)
-	v := views.MembersView{Project: w.Name, Roles: db.ProjectRoles}
+	v.Project, v.Roles = w.Name, db.ProjectRoles
 	in := map[string]bool{}
 	for _, m := range ms {
 		in[m.User.ID] = true
@@ -131,7 +138,7 @@ func (u *UI) Members(c *echo.Context) error {
 			}
 		}
 	}
-	return render(c, http.StatusOK, views.MembersPage(u.page(c, "Members", "members"), v))
+	return render(c, status, views.MembersPage(u.page(c, "Members", "members"), v))
 }
 
 // AddMember handles POST /settings/members (project owners): adds the
@@ -139,17 +146,27 @@ func (u *UI) Members(c *echo.Context) error {
 // Owners who are not admins of the server do not see the list of every
 // account; they name the person.
 func (u *UI) AddMember(c *echo.Context) error {
-	email := strings.TrimSpace(c.FormValue("email"))
+	typed, role := c.FormValue("email"), c.FormValue("role")
+	email := strings.TrimSpace(typed)
+	refuse := func(msg string) error {
+		return u.renderMembers(c, http.StatusUnprocessableEntity, views.MembersView{Email: typed, Role: role, Errors: []string{msg}})
+	}
+	if !slices.Contains(db.ProjectRoles, role) {
+		return refuse("Pick a role: owner, editor or viewer.")
+	}
+	if email == "" {
+		return refuse("Type the e-mail address of the person to add.")
+	}
 	users, err := u.store.ListUsers(c.Request().Context())
 	if err != nil {
 		return respond.Internal(err)
 	}
 	for _, usr := range users {
-		if email != "" && strings.EqualFold(usr.Email, email) {
+		if strings.EqualFold(usr.Email, email) {
 			return u.setMember(c, usr.ID, "added")
 		}
 	}
-	return u.flash(c, "/settings/members", "No account has the address "+email+". Admins of the server add accounts on the Users page.", true)
+	return refuse("No account has the address " + strings.ToValidUTF8(clip(email, 320), "") + ". Admins of the server add accounts on the Users page.")
 }
 
 // SetMemberRole handles POST /settings/members/:user_id/role (project

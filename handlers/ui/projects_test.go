@@ -277,14 +277,22 @@ func TestProjectRoles(t *testing.T) {
 
 		// Owners name the person to add; an unknown address adds nobody,
 		// and only admins are offered the list of every account.
-		res := olive.post("/settings/members", url.Values{"csrf_token": {olive.token()}, "email": {"ghost@example.com"}, "role": {"viewer"}})
-		if res.StatusCode != http.StatusSeeOther {
+		// The refusal is shown in place, with the address kept.
+		res := olive.post("/settings/members", url.Values{"csrf_token": {olive.token()}, "email": {"ghost@example.com"}, "role": {"editor"}})
+		if res.StatusCode != http.StatusUnprocessableEntity {
 			t.Errorf("adding an unknown address: status %d", res.StatusCode)
 		}
-		doc := olive.page("/settings/members", http.StatusOK)
-		if got := testid(doc, "flash").Text(); !strings.Contains(got, "No account has the address ghost@example.com") {
-			t.Errorf("flash = %q", got)
+		doc := parse(t, res)
+		if got := testid(doc, "member-errors").Text(); !strings.Contains(got, "No account has the address ghost@example.com") {
+			t.Errorf("refusal = %q", got)
 		}
+		if got, _ := testid(doc, "member-email-input").Attr("value"); got != "ghost@example.com" {
+			t.Errorf("the typed address is not kept: %q", got)
+		}
+		if got, _ := doc.Find(`[data-testid="member-role"] option[selected]`).Attr("value"); got != "editor" {
+			t.Errorf("the picked role is not kept: %q", got)
+		}
+		doc = olive.page("/settings/members", http.StatusOK)
 		if n := doc.Find("datalist option").Length(); n != 0 {
 			t.Errorf("an owner who is not an admin is offered %d accounts", n)
 		}
@@ -653,7 +661,7 @@ func TestProjectRoutesOddIDs(t *testing.T) {
 			}
 		}
 		res := admin.post("/settings/members", url.Values{"csrf_token": {admin.token()}, "email": {"a\x00b@example.com"}, "role": {"viewer"}})
-		if res.StatusCode != http.StatusSeeOther {
+		if res.StatusCode != http.StatusUnprocessableEntity {
 			t.Errorf("adding an address with a NUL: status %d", res.StatusCode)
 		}
 		res = admin.post("/projects/switch", url.Values{"csrf_token": {admin.token()}, "project_id": {"a\x00b"}})

@@ -14,10 +14,10 @@ import (
 // ServiceAccounts handles GET /settings/service_accounts: the current
 // project's service accounts.
 func (u *UI) ServiceAccounts(c *echo.Context) error {
-	return u.renderServiceAccounts(c, views.ServiceAccountsView{})
+	return u.renderServiceAccounts(c, http.StatusOK, views.ServiceAccountsView{})
 }
 
-func (u *UI) renderServiceAccounts(c *echo.Context, v views.ServiceAccountsView) error {
+func (u *UI) renderServiceAccounts(c *echo.Context, status int, v views.ServiceAccountsView) error {
 	ctx := c.Request().Context()
 	project := currentProject(c)
 	sas, err := u.store.ListServiceAccounts(ctx, project)
@@ -43,28 +43,34 @@ func (u *UI) renderServiceAccounts(c *echo.Context, v views.ServiceAccountsView)
 	}
 	v.Project = w.Name
 	c.Response().Header().Set("Cache-Control", "no-store")
-	return render(c, http.StatusOK, views.ServiceAccountsPage(u.page(c, "Service accounts", "keys"), v))
+	return render(c, status, views.ServiceAccountsPage(u.page(c, "Service accounts", "keys"), v))
 }
 
 // CreateServiceAccount handles POST /settings/service_accounts (project
 // owners). Its key is rendered in this response only (no redirect,
 // no-store), never again.
 func (u *UI) CreateServiceAccount(c *echo.Context) error {
-	name, role := strings.TrimSpace(c.FormValue("name")), c.FormValue("role")
+	typed, role := c.FormValue("name"), c.FormValue("role")
+	name := strings.TrimSpace(typed)
+	var refused string
 	switch {
 	case name == "" || utf8.RuneCountInString(name) > maxKeyNameRunes:
-		return u.flash(c, "/settings/service_accounts", "Give the service account a name of at most 100 characters.", true)
+		refused = "Give the service account a name of at most 100 characters."
 	case hasNul(name):
-		return u.flash(c, "/settings/service_accounts", "Service account name: "+nulRefusal, true)
+		refused = "Service account name: " + nulRefusal
 	case role != "member" && role != "owner":
-		return u.flash(c, "/settings/service_accounts", "Pick a role: member or owner.", true)
+		refused = "Pick a role: member or owner."
+	}
+	if refused != "" {
+		return u.renderServiceAccounts(c, http.StatusUnprocessableEntity,
+			views.ServiceAccountsView{FormName: typed, FormRole: role, Errors: []string{refused}})
 	}
 	sa, _, secret, err := u.store.CreateServiceAccount(c.Request().Context(), currentProject(c), name, role)
 	if err != nil {
 		return respond.Internal(err)
 	}
 	u.cfg.Log.Info("service account created", "project", sa.ProjectID, "service_account", sa.ID, "by", currentUser(c).Email)
-	return u.renderServiceAccounts(c, views.ServiceAccountsView{NewName: sa.Name, NewSecret: secret})
+	return u.renderServiceAccounts(c, http.StatusOK, views.ServiceAccountsView{NewName: sa.Name, NewSecret: secret})
 }
 
 // DeleteServiceAccount handles POST

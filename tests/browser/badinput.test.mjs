@@ -34,6 +34,7 @@ describe("every form with bad input", { skip: missing || false }, () => {
   const pages = () => [
     "/assistants/new", `/assistants/${assistant.id}`, "/assistants", "/threads", `/threads/${thread.id}`,
     `/playground?thread=${thread.id}`, "/playground", "/files", "/settings/keys", "/settings/users", "/settings/account",
+    "/settings/service_accounts", "/settings/members", "/settings/projects", "/settings/project",
   ];
 
   before(async () => {
