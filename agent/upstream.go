@@ -63,7 +63,7 @@ func (t *turn) request(ctx context.Context, provider *Provider, params *openai.C
 func (t *turn) call(ctx context.Context, p *Provider, params *openai.ChatCompletionNewParams, stream bool) (err error) {
 	ctx = t.e.inspectContext(ctx, t.runID) // each attempt is its own recorded exchange
 	ctx, span := t.e.startChat(ctx, p.Name, params.Model, stream)
-	obs := &telemetry.Upstream{Provider: p.Name, Model: params.Model}
+	obs := &telemetry.Upstream{Provider: p.Name, Model: params.Model, Project: t.run.ProjectID}
 	start, before := time.Now(), t.usage
 	defer func() {
 		obs.Duration = time.Since(start)

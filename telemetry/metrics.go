@@ -10,9 +10,10 @@
 // (gen_ai_request_model, gen_ai_provider_name, gen_ai_token_type,
 // gen_ai_tool_name). assistantd's own series start with assistantd_.
 //
-// Labels stay low-cardinality: route templates, never ids; models and tool
-// names (which clients choose) pass through a bounded set, past which they
-// are reported as "other".
+// Labels stay low-cardinality: route templates, never ids of objects;
+// models, tool names (which clients choose) and projects (upstream
+// requests and tokens carry the run's project id) pass through a bounded
+// set, past which they are reported as "other".
 //
 // Every method of *Metrics accepts a nil receiver and then does nothing,
 // so code paths that may run without metrics need no checks.
@@ -63,12 +64,12 @@ type Metrics struct {
 
 	ingestDuration *prometheus.HistogramVec
 
-	models, tools *bounded
+	models, tools, projects *bounded
 }
 
 // NewMetrics returns the metric set, with Go runtime and process metrics.
 func NewMetrics() *Metrics {
-	m := &Metrics{reg: prometheus.NewRegistry(), models: newBounded(64), tools: newBounded(64)}
+	m := &Metrics{reg: prometheus.NewRegistry(), models: newBounded(64), tools: newBounded(64), projects: newBounded(64)}
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	f := func(c prometheus.Collector) { m.reg.MustRegister(c) }
 
@@ -91,11 +92,11 @@ func NewMetrics() *Metrics {
 
 	up := []string{"gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model"}
 	m.upstreamRequests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "assistantd_upstream_requests_total",
-		Help: "Requests to model providers (each attempt), by provider, model and outcome."}, append(up, "outcome"))
+		Help: "Requests to model providers (each attempt), by provider, model, outcome and project."}, append(up, "outcome", "project"))
 	m.opDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "gen_ai_client_operation_duration_seconds",
 		Help: "Duration of model provider requests (to the end of a stream).", Buckets: genAIBuckets}, append(up, "error_type"))
 	m.tokenUsage = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "gen_ai_client_token_usage",
-		Help: "Tokens per model provider request, by token type (input, output).", Buckets: tokenBuckets}, append(up, "gen_ai_token_type"))
+		Help: "Tokens per model provider request, by token type (input, output) and project.", Buckets: tokenBuckets}, append(up, "gen_ai_token_type", "project"))
 	m.ttft = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "gen_ai_server_time_to_first_token_seconds",
 		Help: "Time from sending a streamed request to its first content or tool-call chunk.", Buckets: ttftBuckets}, up)
 	f(m.upstreamRequests)
@@ -197,6 +198,7 @@ func (m *Metrics) RunFinished(status string, age time.Duration) {
 // Upstream is one finished request to a model provider.
 type Upstream struct {
 	Provider, Model string
+	Project         string // the id of the run's project
 	// Outcome is "ok", or what went wrong: "rate_limited", "server_error",
 	// "client_error", "transport_error", "cancelled".
 	Outcome  string
@@ -213,8 +215,8 @@ func (m *Metrics) UpstreamRequest(u Upstream) {
 	if m == nil {
 		return
 	}
-	model := m.models.label(u.Model)
-	m.upstreamRequests.WithLabelValues("chat", u.Provider, model, u.Outcome).Inc()
+	model, project := m.models.label(u.Model), m.projects.label(u.Project)
+	m.upstreamRequests.WithLabelValues("chat", u.Provider, model, u.Outcome, project).Inc()
 	errType := ""
 	if u.Outcome != "ok" {
 		errType = u.Outcome
@@ -224,8 +226,8 @@ func (m *Metrics) UpstreamRequest(u Upstream) {
 		m.ttft.WithLabelValues("chat", u.Provider, model).Observe(u.FirstToken.Seconds())
 	}
 	if u.HasUsage {
-		m.tokenUsage.WithLabelValues("chat", u.Provider, model, "input").Observe(float64(u.InputTokens))
-		m.tokenUsage.WithLabelValues("chat", u.Provider, model, "output").Observe(float64(u.OutputTokens))
+		m.tokenUsage.WithLabelValues("chat", u.Provider, model, "input", project).Observe(float64(u.InputTokens))
+		m.tokenUsage.WithLabelValues("chat", u.Provider, model, "output", project).Observe(float64(u.OutputTokens))
 	}
 }
 

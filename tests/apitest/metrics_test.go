@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/assistantd/assistantd/db"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -180,12 +181,12 @@ func TestMetrics(t *testing.T) {
 		{"assistantd_runs_queued", nil, 0},
 		{"assistantd_runs_active", nil, 0},
 		{"assistantd_upstream_requests_total", map[string]string{"gen_ai_operation_name": "chat", "gen_ai_provider_name": "default",
-			"gen_ai_request_model": "fake-model", "outcome": "ok"}, 2},
+			"gen_ai_request_model": "fake-model", "outcome": "ok", "project": db.DefaultProjectID}, 2},
 		{"gen_ai_client_operation_duration_seconds", map[string]string{"gen_ai_provider_name": "default",
 			"gen_ai_request_model": "fake-model", "error_type": ""}, 2},
 		{"gen_ai_server_time_to_first_token_seconds", map[string]string{"gen_ai_request_model": "fake-model"}, 2},
-		{"gen_ai_client_token_usage", map[string]string{"gen_ai_request_model": "fake-model", "gen_ai_token_type": "input"}, 2},
-		{"gen_ai_client_token_usage", map[string]string{"gen_ai_request_model": "fake-model", "gen_ai_token_type": "output"}, 2},
+		{"gen_ai_client_token_usage", map[string]string{"gen_ai_request_model": "fake-model", "gen_ai_token_type": "input", "project": db.DefaultProjectID}, 2},
+		{"gen_ai_client_token_usage", map[string]string{"gen_ai_request_model": "fake-model", "gen_ai_token_type": "output", "project": db.DefaultProjectID}, 2},
 		{"gen_ai_execute_tool_duration_seconds", map[string]string{"gen_ai_tool_name": "get_weather", "outcome": "ok"}, 1},
 		{"assistantd_inspector_dropped_total", nil, 0},
 		{"assistantd_sse_subscribers", nil, 0},
