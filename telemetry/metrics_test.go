@@ -13,13 +13,30 @@ import (
 func TestModelLabelsAreBounded(t *testing.T) {
 	m := NewMetrics()
 	for i := range 100 {
-		m.UpstreamRequest(Upstream{Provider: "p", Model: fmt.Sprintf("model-%d", i), Outcome: "ok", Duration: time.Millisecond})
+		m.UpstreamRequest(Upstream{Provider: "p", Model: fmt.Sprintf("model-%d", i), Project: "proj_a", Outcome: "ok", Duration: time.Millisecond})
 	}
 	if got := testutil.CollectAndCount(m.upstreamRequests); got != 65 {
 		t.Errorf("%d series for 100 models, want 64 and other", got)
 	}
-	if got := testutil.ToFloat64(m.upstreamRequests.WithLabelValues("chat", "p", "other", "ok")); got != 36 {
+	if got := testutil.ToFloat64(m.upstreamRequests.WithLabelValues("chat", "p", "other", "ok", "proj_a")); got != 36 {
 		t.Errorf("other = %v, want 36", got)
+	}
+}
+
+// Projects past the bound are reported as "other" too.
+func TestProjectLabelsAreBounded(t *testing.T) {
+	m := NewMetrics()
+	for i := range 100 {
+		m.UpstreamRequest(Upstream{Provider: "p", Model: "m", Project: fmt.Sprintf("proj_%d", i), Outcome: "ok", Duration: time.Millisecond})
+	}
+	if got := testutil.CollectAndCount(m.upstreamRequests); got != 65 {
+		t.Errorf("%d series for 100 projects, want 64 and other", got)
+	}
+	if got := testutil.ToFloat64(m.upstreamRequests.WithLabelValues("chat", "p", "m", "ok", "other")); got != 36 {
+		t.Errorf("other = %v, want 36", got)
+	}
+	if got := testutil.ToFloat64(m.upstreamRequests.WithLabelValues("chat", "p", "m", "ok", "proj_7")); got != 1 {
+		t.Errorf("proj_7 = %v, want 1", got)
 	}
 }
 
