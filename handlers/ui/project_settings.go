@@ -170,9 +170,6 @@ func (u *UI) SaveModelSettings(c *echo.Context) error {
 		}
 	}
 	if len(f.Errors) > 0 {
-		if hasNul(f.Other) || !utf8.ValidString(f.Other) {
-			f.Other = strings.ToValidUTF8(strings.ReplaceAll(f.Other, "\x00", ""), "")
-		}
 		return u.renderProjectSettings(c, http.StatusUnprocessableEntity, views.ProjectSettingsView{Models: f})
 	}
 	if _, err := u.store.UpdateProjectSettings(c.Request().Context(), currentProject(c), db.SettingsChange{ModelMode: &mode, ModelIDs: ids}); err != nil {
@@ -220,15 +217,15 @@ func parseLimit(s, what string) (int64, string) {
 // SaveRateLimit handles POST /settings/project/rate_limits (owners): sets
 // a model's requests and tokens per minute (a new row or a changed one).
 func (u *UI) SaveRateLimit(c *echo.Context) error {
-	f := &views.LimitForm{Model: strings.TrimSpace(c.FormValue("model")), Requests: c.FormValue("requests"), Tokens: c.FormValue("tokens")}
+	// What was typed is shown again as typed when the form is refused.
+	f := &views.LimitForm{Model: c.FormValue("model"), Requests: c.FormValue("requests"), Tokens: c.FormValue("tokens")}
+	model := strings.TrimSpace(f.Model)
 	switch {
-	case hasNul(f.Model):
+	case hasNul(model):
 		f.Errors = append(f.Errors, "Model: "+nulRefusal)
-		f.Model = strings.ReplaceAll(f.Model, "\x00", "")
-	case f.Model == "" || len(f.Model) > maxModelIDLen || !utf8.ValidString(f.Model):
+	case model == "" || len(model) > maxModelIDLen || !utf8.ValidString(model):
 		f.Errors = append(f.Errors, "Name the model (at most 256 characters).")
 	}
-	f.Model = strings.ToValidUTF8(f.Model, "")
 	rpm, msg := parseLimit(f.Requests, "Requests")
 	if msg != "" {
 		f.Errors = append(f.Errors, msg)
@@ -238,15 +235,13 @@ func (u *UI) SaveRateLimit(c *echo.Context) error {
 		f.Errors = append(f.Errors, msg)
 	}
 	if len(f.Errors) > 0 {
-		f.Requests, f.Tokens = clip(strings.ToValidUTF8(strings.ReplaceAll(f.Requests, "\x00", ""), ""), 30),
-			clip(strings.ToValidUTF8(strings.ReplaceAll(f.Tokens, "\x00", ""), ""), 30)
 		return u.renderProjectSettings(c, http.StatusUnprocessableEntity, views.ProjectSettingsView{Limit: f})
 	}
-	if _, err := u.store.SetRateLimit(c.Request().Context(), currentProject(c), f.Model,
+	if _, err := u.store.SetRateLimit(c.Request().Context(), currentProject(c), model,
 		db.RateLimitChange{MaxRequestsPer1Minute: &rpm, MaxTokensPer1Minute: &tpm}); err != nil {
 		return settingsErr(err, currentProject(c))
 	}
-	return u.settingsSaved(c, "rate limits on "+f.Model)
+	return u.settingsSaved(c, "rate limits on "+model)
 }
 
 // RemoveRateLimit handles POST /settings/project/rate_limits/remove
@@ -270,17 +265,16 @@ func (u *UI) RemoveRateLimit(c *echo.Context) error {
 // before (it is never shown back); remove_key drops it.
 func (u *UI) SaveUpstream(c *echo.Context) error {
 	ctx := c.Request().Context()
-	f := &views.UpstreamForm{URL: strings.TrimSpace(c.FormValue("base_url")), RemoveKey: c.FormValue("remove_key") == "on"}
+	f := &views.UpstreamForm{URL: c.FormValue("base_url"), RemoveKey: c.FormValue("remove_key") == "on"}
+	baseURL := strings.TrimSpace(f.URL) // f.URL stays as typed, shown again if refused
 	key := strings.TrimSpace(c.FormValue("api_key"))
-	pu, err := url.Parse(f.URL)
+	pu, err := url.Parse(baseURL)
 	switch {
-	case hasNul(f.URL):
+	case hasNul(baseURL):
 		f.Errors = append(f.Errors, "Base URL: "+nulRefusal)
-		f.URL = strings.ReplaceAll(f.URL, "\x00", "")
-	case err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" || len(f.URL) > maxUpstreamURLLen:
+	case err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" || len(baseURL) > maxUpstreamURLLen:
 		f.Errors = append(f.Errors, "The base URL must be an http(s) URL such as https://api.openai.com/v1.")
 	}
-	f.URL = clip(strings.ToValidUTF8(f.URL, ""), maxUpstreamURLLen)
 	switch {
 	case hasNul(key):
 		f.Errors = append(f.Errors, "API key: "+nulRefusal)
@@ -300,7 +294,7 @@ func (u *UI) SaveUpstream(c *echo.Context) error {
 		}
 		key = s.UpstreamKey
 	}
-	if _, err := u.store.UpdateProjectSettings(ctx, project, db.SettingsChange{Upstream: &db.ProjectUpstream{URL: f.URL, Key: key}}); err != nil {
+	if _, err := u.store.UpdateProjectSettings(ctx, project, db.SettingsChange{Upstream: &db.ProjectUpstream{URL: baseURL, Key: key}}); err != nil {
 		return settingsErr(err, project)
 	}
 	return u.settingsSaved(c, "upstream")

@@ -238,7 +238,7 @@ func TestProjectSettingsRefusals(t *testing.T) {
 			{"unknown mode", "/settings/project/models", []string{"mode", "some", "other_models", "gpt-4o"}, "models-errors", "Pick all models", map[string]string{"models-text": "gpt-4o"}},
 			{"empty allow list", "/settings/project/models", []string{"mode", "allow_list", "other_models", " \n "}, "models-errors", "at least one model", nil},
 			{"long model", "/settings/project/models", []string{"mode", "deny_list", "other_models", "gpt-4o\n" + long}, "models-errors", "at most 256 characters", map[string]string{"models-text": "gpt-4o\n" + long}},
-			{"NUL model", "/settings/project/models", []string{"mode", "deny_list", "other_models", "gpt\x00-4o"}, "models-errors", "NUL", map[string]string{"models-text": "gpt-4o"}},
+			{"NUL model", "/settings/project/models", []string{"mode", "deny_list", "other_models", "gpt\x00-4o"}, "models-errors", "NUL", map[string]string{"models-text": "gpt\ufffd-4o"}},
 			{"no model", "/settings/project/rate_limits", []string{"model", " ", "requests", "5"}, "limit-errors", "Name the model", map[string]string{"limit-new-requests": "5"}},
 			{"negative", "/settings/project/rate_limits", []string{"model", "gpt-4o", "requests", "-1", "tokens", "3"}, "limit-errors", "Requests per minute must be a whole number", map[string]string{"limit-model-input": "gpt-4o", "limit-new-requests": "-1", "limit-new-tokens": "3"}},
 			{"not a number", "/settings/project/rate_limits", []string{"model", "gpt-4o", "tokens", "lots"}, "limit-errors", "Tokens per minute must be a whole number", map[string]string{"limit-new-tokens": "lots"}},
