@@ -123,29 +123,51 @@ else:
     FROM_EXEC = os.fdopen(_from_exec_r, "rb", buffering=0)
 
 
+def others(keep):
+    """The sandbox's processes but those in keep, as (pid, state, ppid)."""
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) in keep:
+            continue
+        try:
+            with open("/proc/%s/stat" % name, "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+            out.append((int(name), fields[0], int(fields[1])))
+        except (OSError, IndexError, ValueError):
+            continue
+    return out
+
+
 def end_processes():
     """Ends every process the call left behind (a fork bomb's copies, a
     forgotten subprocess) but the executor, the monitor and the sandbox's
-    init. Under bubblewrap the kernel has its own PID namespace, where
-    those are exactly the processes the code started; elsewhere (unsafe
-    mode) /proc shows the server's, so it is not done."""
+    init, and returns whether it could. Under bubblewrap the kernel has its
+    own PID namespace, where those are exactly the processes the code
+    started; elsewhere (unsafe mode) /proc shows the server's, so it is not
+    done.
+
+    Copies still running are stopped first, and killed only once none is
+    left running: a stopped copy cannot fork, and killing frees process
+    slots a running copy would fill again at once. It ends when only
+    zombies of the executor are left (it reaps them before the next call),
+    however long a loaded machine takes, up to a deadline."""
     if CFG.get("chdir_fds"):
-        return
-    keep = {1, os.getpid(), EXECUTOR}
-    for _ in range(200):
-        found = False
-        for name in os.listdir("/proc"):
-            if not name.isdigit() or int(name) in keep:
-                continue
+        return True
+    me = os.getpid()
+    keep = {1, me, EXECUTOR}
+    deadline = time.monotonic() + 20
+    while True:
+        procs = others(keep)
+        running = [pid for pid, state, _ in procs if state not in (b"Z", b"X", b"T", b"t")]
+        stopped = [pid for pid, state, _ in procs if state in (b"T", b"t")]
+        waiting = [pid for pid, state, ppid in procs if state in (b"Z", b"X") and ppid != EXECUTOR]
+        if not running and not stopped and not waiting:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        for pid in running or stopped:
             try:
-                with open("/proc/%s/stat" % name, "rb") as f:
-                    if f.read().rsplit(b")", 1)[1].split()[0] == b"Z":
-                        continue  # dead; its parent (the executor) reaps it
-            except (OSError, IndexError):
-                continue
-            found = True
-            try:
-                os.kill(int(name), signal.SIGKILL)
+                os.kill(pid, signal.SIGSTOP if running else signal.SIGKILL)
             except OSError:
                 pass
         try:
@@ -153,8 +175,7 @@ def end_processes():
                 pass
         except ChildProcessError:
             pass
-        if not found:
-            return
+        # Zombies of killed copies wait for the sandbox's init to reap them.
         time.sleep(0.001)
 
 
@@ -211,7 +232,7 @@ def monitor():
                 die_like_executor()
             if isinstance(done, dict) and done.get("seq") == seq:
                 break
-        end_processes()
+        cleared = end_processes()
         error = done.get("error")
         if error is not None:
             error = str(error)
@@ -228,6 +249,13 @@ def monitor():
             "error": error,
             "images": image_names(seq, done.get("images")),
         })
+        if not cleared:
+            # Copies that outlast the deadline would starve every later
+            # call: the kernel ends, and with the sandbox's init gone the
+            # PID namespace takes every process with it. The next call
+            # starts a fresh kernel and says so.
+            os.kill(EXECUTOR, signal.SIGKILL)
+            os._exit(1)
 
 
 if EXECUTOR != 0:
