@@ -3,6 +3,7 @@ package sandbox
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	_ "embed"
@@ -134,6 +135,11 @@ type Config struct {
 	// directory's parents do not let the kernels' users pass (default
 	// DefaultSharedDir; see placeDir).
 	SharedDir string
+
+	// clearWithin bounds how long a kernel may take to end the processes
+	// a call left behind before the server restarts it (default 10 s;
+	// tests shorten it).
+	clearWithin time.Duration
 }
 
 // Local runs kernels on this machine under bubblewrap: no network, a
@@ -1180,6 +1186,7 @@ func (l *Local) start() (*kernel, error) {
 		"memory_bytes": lim.Memory, "open_files": lim.OpenFiles, "file_bytes": lim.FileSize,
 		"processes": lim.Processes, "cpu_seconds": cpu, "cpu_total_seconds": cpu * 20,
 		"output_bytes": lim.Output, "chdir_fds": l.bwrap == "",
+		"clear_seconds": cmp.Or(l.cfg.clearWithin, 10*time.Second).Seconds(),
 	})
 	env := []string{"HOME=/tmp", "TMPDIR=/tmp", "MPLBACKEND=Agg", "MPLCONFIGDIR=/tmp/.matplotlib", "LANG=C.UTF-8",
 		"PATH=/usr/local/bin:/usr/bin:/bin", "OPENBLAS_NUM_THREADS=1", "OMP_NUM_THREADS=1", "MKL_NUM_THREADS=1",
@@ -1441,6 +1448,7 @@ type reply struct {
 	Omitted   int64    `json:"omitted"`
 	Error     *string  `json:"error"`
 	Images    []string `json:"images"`
+	Leftover  bool     `json:"leftover"` // processes the kernel could not end
 }
 
 // Bounds on the figures of one call, read from the kernel's /tmp (where
@@ -1490,6 +1498,15 @@ func (k *kernel) exec(ctx context.Context, req Request, lim Limits, diskOver <-c
 			res.Logs += note
 			if rep.Error != nil {
 				res.Error = *rep.Error
+			}
+			if rep.Leftover {
+				k.kill()
+				<-k.done
+				if res.Error != "" {
+					res.Error += "\n"
+				}
+				res.Error += "Processes the code started could not be stopped, so the kernel was stopped with them." + restartNote
+				res.Restarted = true
 			}
 			return res
 		}

@@ -386,3 +386,19 @@ func outboundIP() string {
 	}
 	return "127.0.0.1"
 }
+
+// A kernel that cannot end what a call left behind within its deadline
+// (here one too short for any) is stopped with it, and the call says so:
+// the next call has a fresh kernel and an empty sandbox.
+func TestLeftoverProcessesRestartTheKernel(t *testing.T) {
+	l, _ := newTestLocal(t, func(c *Config) { c.clearWithin = time.Nanosecond })
+	mustOK(t, run(t, l, "thread_left", "canary = 7"))
+	res := run(t, l, "thread_left", "import subprocess\nsubprocess.Popen(['sleep', '600'])\nprint('started')")
+	if !res.Restarted || !strings.Contains(res.Error, "could not be stopped") || res.Logs != "started\n" {
+		t.Fatalf("leftover call: %+v", res)
+	}
+	next := mustOK(t, run(t, l, "thread_left", "import os\nprint('canary' in globals(), len([p for p in os.listdir('/proc') if p.isdigit()]))"))
+	if next.Logs != "False 3\n" {
+		t.Fatalf("after the restart: %q", next.Logs)
+	}
+}
