@@ -955,8 +955,9 @@ func (h *Organization) GetUpstream(c *echo.Context) error {
 }
 
 // SetUpstream handles POST /v1/organization/projects/{project_id}/upstream:
-// base_url (an http(s) URL of an OpenAI-compatible provider) and api_key;
-// the project's runs and responses call it for every model.
+// base_url (an http(s) URL of an OpenAI-compatible provider) and api_key
+// (omitted: the saved key is kept; "" or null: none); the project's runs
+// and responses call it for every model.
 func (h *Organization) SetUpstream(c *echo.Context) error {
 	p, err := h.project(c)
 	if err != nil {
@@ -979,8 +980,16 @@ func (h *Organization) SetUpstream(c *echo.Context) error {
 	if len(req.APIKey.V) > 4096 {
 		return respond.Invalid("api_key", "string_above_max_length", "Invalid 'api_key': string too long. Expected a string with maximum length 4096.")
 	}
+	key := req.APIKey.V
+	if !req.APIKey.Set { // as in the web app: the saved key is kept; "" or null removes it
+		cur, err := h.store.ProjectSettings(c.Request().Context(), p.ID)
+		if err != nil {
+			return orgErr(err, "project", p.ID)
+		}
+		key = cur.UpstreamKey
+	}
 	s, err := h.store.UpdateProjectSettings(c.Request().Context(), p.ID,
-		db.SettingsChange{Upstream: &db.ProjectUpstream{URL: req.BaseURL.V, Key: req.APIKey.V}})
+		db.SettingsChange{Upstream: &db.ProjectUpstream{URL: req.BaseURL.V, Key: key}})
 	if err != nil {
 		return orgErr(err, "project", p.ID)
 	}

@@ -518,6 +518,17 @@ func TestProjectUpstream(t *testing.T) {
 	if res = s.do(t, "GET", path, nil, admin); !strings.Contains(string(res.Body), ownSrv.URL) || strings.Contains(string(res.Body), "sk-own-upstream-key") {
 		t.Fatalf("get upstream: %s", res.Body)
 	}
+	// Setting the URL again without api_key keeps the saved key (as the
+	// web app's blank key field does); "" removes it.
+	for _, c := range []struct{ body, set string }{
+		{`{"base_url": "` + ownSrv.URL + `/v1"}`, `"api_key_set":true`},
+		{`{"base_url": "` + ownSrv.URL + `/v1", "api_key": ""}`, `"api_key_set":false`},
+		{`{"base_url": "` + ownSrv.URL + `/v1", "api_key": "sk-own-upstream-key"}`, `"api_key_set":true`},
+	} {
+		if res = s.do(t, "POST", path, strings.NewReader(c.body), admin); res.Status != 200 || !strings.Contains(string(res.Body), c.set) {
+			t.Fatalf("set upstream %s: %d %s", c.body, res.Status, res.Body)
+		}
+	}
 	asst := newAssistant(t, s)
 	r, err := s.Client.Beta.Threads.NewAndRun(context.Background(), openai.BetaThreadNewAndRunParams{AssistantID: asst,
 		Thread: openai.BetaThreadNewAndRunParamsThread{Messages: []openai.BetaThreadNewAndRunParamsThreadMessage{{Role: "user",
