@@ -187,27 +187,94 @@ type Member struct {
 	ProjectID string
 }
 
+// ErrLastOwner is returned when a change would leave a project that has
+// an owner with none.
+var ErrLastOwner = errors.New("the project's last owner cannot be removed or demoted")
+
 // SetMember adds userID to a project with role, or changes their role.
 func (s *Store) SetMember(ctx context.Context, projectID, userID, role string) error {
+	return s.setMember(ctx, projectID, userID, role, false)
+}
+
+// SetMemberKeepingOwner is SetMember refusing, with ErrLastOwner, to
+// demote an active project's only owner: what an owner who is not an
+// instance admin may do, so they cannot lock themselves and everyone else
+// out of managing it.
+func (s *Store) SetMemberKeepingOwner(ctx context.Context, projectID, userID, role string) error {
+	return s.setMember(ctx, projectID, userID, role, true)
+}
+
+func (s *Store) setMember(ctx context.Context, projectID, userID, role string, keepOwner bool) error {
 	if !validProjectRole(role) {
 		return fmt.Errorf("set member: unknown role %q", role)
 	}
-	_, err := s.w.ExecContext(ctx, `INSERT INTO project_members (project_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (project_id, user_id) DO UPDATE SET role = excluded.role`, projectID, userID, role, s.now().Unix())
-	if err != nil {
-		return fmt.Errorf("set member: %w", err)
-	}
-	return nil
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if keepOwner && role != ProjectOwner {
+			if err := s.keepOneOwner(ctx, tx, projectID, userID); err != nil {
+				return err
+			}
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO project_members (project_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (project_id, user_id) DO UPDATE SET role = excluded.role`, projectID, userID, role, s.now().Unix())
+		if err != nil {
+			return fmt.Errorf("set member: %w", err)
+		}
+		return nil
+	})
 }
 
 // RemoveMember takes userID out of a project; ErrNotFound if not in it.
 func (s *Store) RemoveMember(ctx context.Context, projectID, userID string) error {
-	res, err := s.w.ExecContext(ctx, `DELETE FROM project_members WHERE project_id = $1 AND user_id = $2`, projectID, userID)
-	if err != nil {
-		return fmt.Errorf("remove member: %w", err)
+	return s.removeMember(ctx, projectID, userID, false)
+}
+
+// RemoveMemberKeepingOwner is RemoveMember refusing, with ErrLastOwner,
+// to remove an active project's only owner (see SetMemberKeepingOwner).
+func (s *Store) RemoveMemberKeepingOwner(ctx context.Context, projectID, userID string) error {
+	return s.removeMember(ctx, projectID, userID, true)
+}
+
+func (s *Store) removeMember(ctx context.Context, projectID, userID string, keepOwner bool) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if keepOwner {
+			if err := s.keepOneOwner(ctx, tx, projectID, userID); err != nil {
+				return err
+			}
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM project_members WHERE project_id = $1 AND user_id = $2`, projectID, userID)
+		if err != nil {
+			return fmt.Errorf("remove member: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrNotFound
+		}
+		return nil
+	})
+}
+
+// keepOneOwner refuses, with ErrLastOwner, a change that takes userID's
+// ownership of an active project away when nobody else owns it.
+func (s *Store) keepOneOwner(ctx context.Context, tx *sql.Tx, projectID, userID string) error {
+	// Two owners demoting each other at once must not both see the other
+	// still an owner: the project's row is locked first.
+	var archived sql.NullInt64
+	err := tx.QueryRowContext(ctx, `SELECT archived_at FROM projects WHERE id = $1`+s.forUpdate(), projectID).Scan(&archived)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil // no such project: nothing to keep
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return ErrNotFound
+	if err != nil {
+		return err
+	}
+	var owner, others int
+	err = tx.QueryRowContext(ctx, `SELECT
+		COALESCE(SUM(CASE WHEN user_id = $2 THEN 1 ELSE 0 END), 0),
+		COALESCE(SUM(CASE WHEN user_id <> $2 THEN 1 ELSE 0 END), 0)
+		FROM project_members WHERE project_id = $1 AND role = 'owner'`, projectID, userID).Scan(&owner, &others)
+	if err != nil {
+		return err
+	}
+	if !archived.Valid && owner > 0 && others == 0 {
+		return ErrLastOwner
 	}
 	return nil
 }

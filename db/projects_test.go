@@ -141,6 +141,52 @@ func testProjectMembersAndUsage(t *testing.T) {
 		t.Fatalf("removing twice: %v", err)
 	}
 
+	// Kept an owner (what owners who are not instance admins do): its only
+	// owner is neither demoted nor removed until someone else owns it
+	// too; an archived one may lose it.
+	v, err := s.CreateUser(ctx, "b@example.com", RoleEditor, "0123456789abc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetMember(ctx, p.ID, u.ID, ProjectOwner); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetMemberKeepingOwner(ctx, p.ID, u.ID, ProjectEditor); !errors.Is(err, ErrLastOwner) {
+		t.Fatalf("demoting the only owner: %v", err)
+	}
+	if err := s.RemoveMemberKeepingOwner(ctx, p.ID, u.ID); !errors.Is(err, ErrLastOwner) {
+		t.Fatalf("removing the only owner: %v", err)
+	}
+	if m, err := s.GetMember(ctx, p.ID, u.ID); err != nil || m.Role != ProjectOwner {
+		t.Fatalf("the only owner after refused changes: %+v %v", m, err)
+	}
+	if err := s.SetMember(ctx, p.ID, v.ID, ProjectOwner); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetMemberKeepingOwner(ctx, p.ID, u.ID, ProjectViewer); err != nil {
+		t.Fatalf("demoting one of two owners: %v", err)
+	}
+	if err := s.RemoveMemberKeepingOwner(ctx, p.ID, v.ID); !errors.Is(err, ErrLastOwner) {
+		t.Fatalf("removing the new only owner: %v", err)
+	}
+	if _, err := s.ArchiveProject(ctx, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RemoveMemberKeepingOwner(ctx, p.ID, v.ID); err != nil {
+		t.Fatalf("removing the owner of an archived project: %v", err)
+	}
+	// Instance admins (and admin keys) may leave a project without owners.
+	q, err := s.CreateProject(ctx, "Q")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetMember(ctx, q.ID, u.ID, ProjectOwner); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetMember(ctx, q.ID, u.ID, ProjectViewer); err != nil {
+		t.Fatalf("an admin demoting the only owner: %v", err)
+	}
+
 	for _, in := range []int64{10, 20} {
 		if err := s.RecordUsage(ctx, p.ID, "gpt-x", in, 5); err != nil {
 			t.Fatal(err)

@@ -27,6 +27,8 @@ type projectStore interface {
 	ArchiveProject(ctx context.Context, id string) (db.Project, error)
 	SetMember(ctx context.Context, projectID, userID, role string) error
 	RemoveMember(ctx context.Context, projectID, userID string) error
+	SetMemberKeepingOwner(ctx context.Context, projectID, userID, role string) error
+	RemoveMemberKeepingOwner(ctx context.Context, projectID, userID string) error
 	GetMember(ctx context.Context, projectID, userID string) (db.Member, error)
 	ListMembers(ctx context.Context, projectID string) ([]db.Member, error)
 	CreateServiceAccount(ctx context.Context, projectID, name, role string) (db.ServiceAccount, db.APIKey, string, error)

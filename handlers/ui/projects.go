@@ -189,7 +189,18 @@ func (u *UI) setMember(c *echo.Context, userID, done string) error {
 	if err != nil {
 		return respond.StoreErr(err, "user", clip(userID, maxIDLen))
 	}
-	if err := u.store.SetMember(ctx, currentProject(c), usr.ID, role); err != nil {
+	// An owner who is not an instance admin cannot leave the project
+	// without an owner (themselves included): nobody else could then
+	// manage it.
+	set := u.store.SetMember
+	if !isAdmin(c) {
+		set = u.store.SetMemberKeepingOwner
+	}
+	err = set(ctx, currentProject(c), usr.ID, role)
+	if errors.Is(err, db.ErrLastOwner) {
+		return u.flash(c, "/settings/members", usr.Email+" is the project's only owner: make someone else an owner first.", true)
+	}
+	if err != nil {
 		return respond.Internal(err)
 	}
 	u.cfg.Log.Info("project member "+done, "project", currentProject(c), "user", usr.Email, "role", role, "by", currentUser(c).Email)
@@ -205,7 +216,15 @@ func (u *UI) RemoveMember(c *echo.Context) error {
 	if err != nil {
 		return respond.StoreErr(err, "member", clip(id, maxIDLen))
 	}
-	if err := u.store.RemoveMember(ctx, currentProject(c), id); err != nil {
+	remove := u.store.RemoveMember
+	if !isAdmin(c) {
+		remove = u.store.RemoveMemberKeepingOwner
+	}
+	err = remove(ctx, currentProject(c), id)
+	if errors.Is(err, db.ErrLastOwner) {
+		return u.flash(c, "/settings/members", m.User.Email+" is the project's only owner: make someone else an owner first.", true)
+	}
+	if err != nil {
 		return respond.StoreErr(err, "member", clip(id, maxIDLen))
 	}
 	u.cfg.Log.Info("project member removed", "project", currentProject(c), "user", m.User.Email, "by", currentUser(c).Email)

@@ -326,6 +326,63 @@ func TestProjectRoles(t *testing.T) {
 	})
 }
 
+// TestLastOwnerStays: an owner who is not an instance admin cannot
+// demote or remove the project's only owner (themselves): the page says
+// why and nothing changes. With a second owner they can; an instance
+// admin always can.
+func TestLastOwnerStays(t *testing.T) {
+	onBothStores(t, func(t *testing.T, a *app) {
+		ctx := context.Background()
+		b, err := a.store.CreateProject(ctx, "Team B")
+		if err != nil {
+			t.Fatal(err)
+		}
+		vic, vicUser := a.member("vic@example.com", map[string]string{b.ID: db.ProjectOwner})
+		_, olive := a.member("olive@example.com", map[string]string{b.ID: db.ProjectViewer})
+		if res := vic.switchTo(b.ID); res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("switch to Team B: status %d", res.StatusCode)
+		}
+		for _, c := range []struct{ path, role string }{{"/role", "editor"}, {"/remove", ""}} {
+			form := url.Values{"csrf_token": {vic.token()}}
+			if c.role != "" {
+				form.Set("role", c.role)
+			}
+			res := vic.post("/settings/members/"+vicUser.ID+c.path, form)
+			if res.StatusCode != http.StatusSeeOther {
+				t.Fatalf("%s: status %d", c.path, res.StatusCode)
+			}
+			doc := vic.page(res.Header.Get("Location"), http.StatusOK)
+			if got := testid(doc, "flash"); !got.HasClass("err") || !strings.Contains(got.Text(), "only owner") {
+				t.Errorf("%s: flash %q", c.path, got.Text())
+			}
+			if m, err := a.store.GetMember(ctx, b.ID, vicUser.ID); err != nil || m.Role != db.ProjectOwner {
+				t.Fatalf("%s: vic's membership after the refusal: %+v %v", c.path, m, err)
+			}
+		}
+		// With Olive an owner too, Vic may step down.
+		if res := vic.post("/settings/members/"+olive.ID+"/role", url.Values{"csrf_token": {vic.token()}, "role": {"owner"}}); res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("make olive an owner: status %d", res.StatusCode)
+		}
+		if res := vic.post("/settings/members/"+vicUser.ID+"/role", url.Values{"csrf_token": {vic.token()}, "role": {"editor"}}); res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("vic steps down: status %d", res.StatusCode)
+		}
+		if m, _ := a.store.GetMember(ctx, b.ID, vicUser.ID); m.Role != db.ProjectEditor {
+			t.Errorf("vic's role after stepping down: %q", m.Role)
+		}
+		// An instance admin may leave the project without owners.
+		admin := a.user(db.RoleAdmin)
+		if res := admin.switchTo(b.ID); res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("admin switches to Team B: status %d", res.StatusCode)
+		}
+		if res := admin.post("/settings/members/"+olive.ID+"/remove", url.Values{"csrf_token": {admin.token()}}); res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("admin removes olive: status %d", res.StatusCode)
+		}
+		if _, err := a.store.GetMember(ctx, b.ID, olive.ID); err == nil {
+			t.Error("the admin's removal of the only owner was refused")
+		}
+	})
+}
+
 // TestProjectPagesStayInTheirProject: the keys, service accounts, members
 // and usage pages of one project show nothing of another, and its keys
 // cannot be revoked from another.
