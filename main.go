@@ -127,7 +127,7 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 	queryRewriteModel := fs.String("query-rewrite-model", env("ASSISTANTD_QUERY_REWRITE_MODEL", ""),
 		"chat model (served by a configured provider) that rewrites vector store searches' queries when they ask for rewrite_query; none: queries are searched as given (env ASSISTANTD_QUERY_REWRITE_MODEL)")
 	webhookAllow := fs.String("webhook-allow-networks", env("ASSISTANTD_WEBHOOK_ALLOW_NETWORKS", ""),
-		"comma-separated CIDRs webhooks may reach although they are loopback, private, link-local, CGNAT or metadata addresses, e.g. 10.0.0.0/8,fd00::/8; default none (env ASSISTANTD_WEBHOOK_ALLOW_NETWORKS)")
+		"comma-separated CIDRs webhooks (and project upstreams set by owners who are not admins) may reach although they are loopback, private, link-local, CGNAT or metadata addresses, e.g. 10.0.0.0/8,fd00::/8; default none (env ASSISTANTD_WEBHOOK_ALLOW_NETWORKS)")
 	inspectRetention := fs.Duration("inspect-retention", envDuration(env, "ASSISTANTD_INSPECT_RETENTION", agent.DefaultInspectRetention),
 		"how long the upstream inspector keeps each run's exact upstream requests and responses (keys redacted); 0 records none (env ASSISTANTD_INSPECT_RETENTION)")
 	metricsAddr := fs.String("metrics-addr", env("ASSISTANTD_METRICS_ADDR", ""),
@@ -386,7 +386,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	engine = agent.New(store, providers, agent.NewHub(time.Minute), log, cfg.Engine)
 	responses = api.NewResponses(store, engine, log)
 	engine.EnableInspector(inspector)
-	engine.EnableProjects(store, cfg.Admin.RateWindow)
+	engine.EnableProjects(store, cfg.Admin.RateWindow, hooks.Guard().DialContext)
 	// Traces go where the OTEL_* environment says; none without it.
 	var tracer trace.TracerProvider
 	if telemetry.TracesEnabled(getenv) {

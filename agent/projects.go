@@ -9,8 +9,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,8 +35,12 @@ type projectRules struct {
 	store  Projects
 	window time.Duration // rate limits' window (a minute, shorter in tests)
 
+	// guard dials the upstreams of projects set by someone who is not an
+	// admin of the server (nil: no such upstream is reached).
+	guard func(ctx context.Context, network, addr string) (net.Conn, error)
+
 	mu        sync.Mutex
-	upstreams map[string]*Provider // by project, URL and key digest
+	upstreams map[string]*Provider // by project, URL, key and guard digest
 
 	usage   chan usageEntry // to the store (writeUsage)
 	dropped atomic.Int64    // usage entries dropped because the queue was full
@@ -42,12 +49,15 @@ type projectRules struct {
 // EnableProjects makes the engine apply projects' settings and record
 // their usage (written by a goroutine Start starts). Call it before
 // Start. window is the length of a rate-limit window: a minute, as
-// the limits' names say, unless a test shortens it.
-func (e *Engine) EnableProjects(store Projects, window time.Duration) {
+// the limits' names say, unless a test shortens it. guard dials a
+// project's own upstream when someone who is not an admin of the server
+// set it (webhook.Guard's DialContext: no private, loopback or metadata
+// addresses unless allow-listed).
+func (e *Engine) EnableProjects(store Projects, window time.Duration, guard func(ctx context.Context, network, addr string) (net.Conn, error)) {
 	if window <= 0 {
 		window = time.Minute
 	}
-	e.projects = &projectRules{store: store, window: window, upstreams: map[string]*Provider{}, usage: make(chan usageEntry, usageBuffer)}
+	e.projects = &projectRules{store: store, window: window, guard: guard, upstreams: map[string]*Provider{}, usage: make(chan usageEntry, usageBuffer)}
 }
 
 // RateLimitError is a request refused by its project's rate limit; the
@@ -120,7 +130,7 @@ func (e *Engine) provider(ctx context.Context, run db.Run) (*Provider, bool, err
 			return nil, false, err
 		}
 		if set.UpstreamURL != "" {
-			return e.projects.upstream(e.providers, run.ProjectID, set.UpstreamURL, set.UpstreamKey), true, nil
+			return e.projects.upstream(e.providers, set), true, nil
 		}
 	}
 	p, ok := e.providers.For(run.Model)
@@ -128,9 +138,15 @@ func (e *Engine) provider(ctx context.Context, run db.Run) (*Provider, bool, err
 }
 
 // upstream returns the client for a project's own upstream, made once per
-// project, URL and key.
-func (pr *projectRules) upstream(ps *Providers, projectID, url, key string) *Provider {
-	sum := sha256.Sum256([]byte(projectID + "\x00" + url + "\x00" + key))
+// project, URL, key and guard. A guarded one dials through the guard,
+// never through a proxy (which would reach what the guard refuses).
+func (pr *projectRules) upstream(ps *Providers, set db.ProjectSettings) *Provider {
+	projectID := set.ProjectID
+	guarded := "open"
+	if set.UpstreamGuarded {
+		guarded = "guarded"
+	}
+	sum := sha256.Sum256([]byte(projectID + "\x00" + set.UpstreamURL + "\x00" + set.UpstreamKey + "\x00" + guarded))
 	id := hex.EncodeToString(sum[:])
 	pr.mu.Lock()
 	defer pr.mu.Unlock()
@@ -142,10 +158,39 @@ func (pr *projectRules) upstream(ps *Providers, projectID, url, key string) *Pro
 			delete(pr.upstreams, k)
 		}
 	}
-	p := ps.newProvider(ProviderConfig{Name: "project " + projectID, BaseURL: url, APIKey: key, Models: []string{"*"}, Timeout: 5 * time.Minute})
+	var client *http.Client
+	if set.UpstreamGuarded {
+		client = guardedClient(ps.httpClient, pr.guard)
+	}
+	p := ps.newProvider(ProviderConfig{Name: "project " + projectID, BaseURL: set.UpstreamURL, APIKey: set.UpstreamKey,
+		Models: []string{"*"}, Timeout: 5 * time.Minute}, client)
 	p.project = projectID
 	pr.upstreams[id] = p
 	return p
+}
+
+// guardedClient is base (or Go's default client) dialing only through
+// dial, without a proxy; with no dial, it reaches nothing.
+func guardedClient(base *http.Client, dial func(ctx context.Context, network, addr string) (net.Conn, error)) *http.Client {
+	c := &http.Client{}
+	var t *http.Transport
+	if base != nil {
+		*c = *base
+		if bt, ok := base.Transport.(*http.Transport); ok {
+			t = bt.Clone()
+		}
+	}
+	if t == nil {
+		t = http.DefaultTransport.(*http.Transport).Clone()
+	}
+	if dial == nil {
+		dial = func(context.Context, string, string) (net.Conn, error) {
+			return nil, errors.New("this project's upstream is refused: no address guard is configured")
+		}
+	}
+	t.Proxy, t.DialContext, t.DialTLSContext = nil, dial, nil
+	c.Transport = t
+	return c
 }
 
 // usageEntry is one upstream request's usage, on its way to the store.

@@ -119,14 +119,14 @@ func NewProviders(cfgs []ProviderConfig, httpClient *http.Client) (*Providers, e
 			return nil, fmt.Errorf("provider name %q used twice", c.Name)
 		}
 		names[c.Name] = true
-		ps.list = append(ps.list, ps.newProvider(c))
+		ps.list = append(ps.list, ps.newProvider(c, nil))
 	}
 	return ps, nil
 }
 
 // newProvider builds the client of one provider (a configured one, or a
-// project's own upstream).
-func (ps *Providers) newProvider(c ProviderConfig) *Provider {
+// project's own upstream), on client (nil: the providers' own).
+func (ps *Providers) newProvider(c ProviderConfig, client *http.Client) *Provider {
 	if c.Timeout <= 0 {
 		c.Timeout = 5 * time.Minute
 	}
@@ -143,8 +143,11 @@ func (ps *Providers) newProvider(c ProviderConfig) *Provider {
 		// for it (see inspect.go); a no-op otherwise.
 		option.WithMiddleware(inspectMiddleware),
 	}
-	if ps.httpClient != nil {
-		opts = append(opts, option.WithHTTPClient(ps.httpClient))
+	if client == nil {
+		client = ps.httpClient
+	}
+	if client != nil {
+		opts = append(opts, option.WithHTTPClient(client))
 	}
 	return &Provider{ProviderConfig: c, Client: openai.NewClient(opts...)}
 }

@@ -36,7 +36,11 @@ type ProjectSettings struct {
 	// its key (kept sealed in the store, clear here).
 	UpstreamURL string
 	UpstreamKey string
-	UpdatedAt   int64
+	// UpstreamGuarded: the upstream was set by someone who is not an
+	// admin of the server, so it is reached only at addresses the
+	// webhook guard allows.
+	UpstreamGuarded bool
+	UpdatedAt       int64
 }
 
 // DefaultSettings are the settings of a project that never changed them.
@@ -91,11 +95,11 @@ type queryRower interface {
 func (s *Store) readSettings(ctx context.Context, q queryRower, projectID string) (ProjectSettings, []byte, error) {
 	p := DefaultSettings(projectID)
 	var ids string
-	var ci, fs int64
+	var ci, fs, guarded int64
 	var url sql.NullString
 	var sealed []byte
-	err := q.QueryRowContext(ctx, `SELECT model_mode, model_ids, code_interpreter, file_search, upstream_url, upstream_key, updated_at
-		FROM project_settings WHERE project_id = $1`, projectID).Scan(&p.ModelMode, &ids, &ci, &fs, &url, &sealed, &p.UpdatedAt)
+	err := q.QueryRowContext(ctx, `SELECT model_mode, model_ids, code_interpreter, file_search, upstream_url, upstream_key, upstream_guarded, updated_at
+		FROM project_settings WHERE project_id = $1`, projectID).Scan(&p.ModelMode, &ids, &ci, &fs, &url, &sealed, &guarded, &p.UpdatedAt)
 	if errors.Is(err, sql.ErrNoRows) {
 		return p, nil, nil
 	}
@@ -108,7 +112,7 @@ func (s *Store) readSettings(ctx context.Context, q queryRower, projectID string
 	if p.ModelIDs == nil {
 		p.ModelIDs = []string{}
 	}
-	p.CodeInterpreter, p.FileSearch, p.UpstreamURL = ci != 0, fs != 0, url.String
+	p.CodeInterpreter, p.FileSearch, p.UpstreamURL, p.UpstreamGuarded = ci != 0, fs != 0, url.String, guarded != 0
 	return p, sealed, nil
 }
 
@@ -127,6 +131,9 @@ type SettingsChange struct {
 type ProjectUpstream struct {
 	URL string
 	Key string
+	// Guarded: reached only at addresses the webhook guard allows (set
+	// by someone who is not an admin of the server).
+	Guarded bool
 }
 
 // UpdateProjectSettings applies change to an active project's settings
@@ -163,14 +170,16 @@ func (s *Store) UpdateProjectSettings(ctx context.Context, projectID string, cha
 		keep := oldSealed
 		if change.Upstream != nil {
 			p.UpstreamURL, keep = change.Upstream.URL, sealed
+			p.UpstreamGuarded = change.Upstream.Guarded && change.Upstream.URL != ""
 		}
 		ids, _ := json.Marshal(p.ModelIDs)
-		_, err = tx.ExecContext(ctx, `INSERT INTO project_settings (project_id, model_mode, model_ids, code_interpreter, file_search, upstream_url, upstream_key, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+		_, err = tx.ExecContext(ctx, `INSERT INTO project_settings (project_id, model_mode, model_ids, code_interpreter, file_search, upstream_url, upstream_key, upstream_guarded, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 			ON CONFLICT (project_id) DO UPDATE SET model_mode = excluded.model_mode, model_ids = excluded.model_ids,
 			code_interpreter = excluded.code_interpreter, file_search = excluded.file_search, upstream_url = excluded.upstream_url,
-			upstream_key = excluded.upstream_key, updated_at = excluded.updated_at`,
-			projectID, p.ModelMode, string(ids), boolInt(p.CodeInterpreter), boolInt(p.FileSearch), nullIfEmpty(p.UpstreamURL), keep, s.now().Unix())
+			upstream_key = excluded.upstream_key, upstream_guarded = excluded.upstream_guarded, updated_at = excluded.updated_at`,
+			projectID, p.ModelMode, string(ids), boolInt(p.CodeInterpreter), boolInt(p.FileSearch), nullIfEmpty(p.UpstreamURL), keep,
+			boolInt(p.UpstreamGuarded), s.now().Unix())
 		if err != nil {
 			return fmt.Errorf("update project settings %s: %w", projectID, err)
 		}

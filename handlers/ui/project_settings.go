@@ -12,6 +12,7 @@ import (
 
 	"github.com/labstack/echo/v5"
 
+	"github.com/assistantd/assistantd/agent/webhook"
 	"github.com/assistantd/assistantd/db"
 	"github.com/assistantd/assistantd/handlers/respond"
 	"github.com/assistantd/assistantd/views"
@@ -259,10 +260,20 @@ func (u *UI) RemoveRateLimit(c *echo.Context) error {
 	return u.settingsSaved(c, "rate limits on "+model)
 }
 
+// guard checks addresses an owner who is not an admin of the server names:
+// the webhooks' guard (a strict one when the server gave none).
+func (u *UI) guard() *webhook.Guard {
+	if u.cfg.Webhooks != nil {
+		return u.cfg.Webhooks.Guard()
+	}
+	return webhook.NewGuard(nil, nil)
+}
+
 // SaveUpstream handles POST /settings/project/upstream (owners): the base
 // URL of the project's own OpenAI-compatible provider and its key,
 // checked as the Admin API checks them. A blank key keeps the key set
-// before (it is never shown back); remove_key drops it.
+// before (it is never shown back); remove_key drops it. An owner who is
+// not an admin of the server names only addresses the guard allows.
 func (u *UI) SaveUpstream(c *echo.Context) error {
 	ctx := c.Request().Context()
 	f := &views.UpstreamForm{URL: c.FormValue("base_url"), RemoveKey: c.FormValue("remove_key") == "on"}
@@ -283,6 +294,21 @@ func (u *UI) SaveUpstream(c *echo.Context) error {
 	case key != "" && f.RemoveKey:
 		f.Errors = append(f.Errors, "Either type a new key or remove the key, not both.")
 	}
+	// An owner who is not an admin of the server may not point it into
+	// its own network: the address is checked as a webhook's is, now for
+	// a literal one and at every connection for a host name.
+	guarded := !isAdmin(c)
+	if guarded && len(f.Errors) == 0 {
+		if _, err := u.guard().CheckURL(baseURL); err != nil {
+			var refused *webhook.RefusedError
+			if errors.As(err, &refused) && refused.Reason == "" {
+				f.Errors = append(f.Errors, "The base URL's address "+refused.Addr.String()+" is in a network the server does not reach "+
+					"on a project's behalf (loopback, private, link-local or metadata). An admin of the server can set it.")
+			} else {
+				f.Errors = append(f.Errors, "The base URL is refused: "+err.Error()+".")
+			}
+		}
+	}
 	if len(f.Errors) > 0 { // the key typed is not sent back into the page
 		return u.renderProjectSettings(c, http.StatusUnprocessableEntity, views.ProjectSettingsView{Upstream: f})
 	}
@@ -294,7 +320,7 @@ func (u *UI) SaveUpstream(c *echo.Context) error {
 		}
 		key = s.UpstreamKey
 	}
-	if _, err := u.store.UpdateProjectSettings(ctx, project, db.SettingsChange{Upstream: &db.ProjectUpstream{URL: baseURL, Key: key}}); err != nil {
+	if _, err := u.store.UpdateProjectSettings(ctx, project, db.SettingsChange{Upstream: &db.ProjectUpstream{URL: baseURL, Key: key, Guarded: guarded}}); err != nil {
 		return settingsErr(err, project)
 	}
 	return u.settingsSaved(c, "upstream")

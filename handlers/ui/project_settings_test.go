@@ -141,7 +141,33 @@ func TestProjectSettingsOwnerSaves(t *testing.T) {
 		if s, _ = a.store.ProjectSettings(ctx, b.ID); s.UpstreamURL != "https://other.example.com/v1" || s.UpstreamKey != "" {
 			t.Errorf("after removing the key: %q key %q", s.UpstreamURL, s.UpstreamKey)
 		}
-		saved(t, olive.post("/settings/project/upstream", olive.form("base_url", "http://10.0.0.5:8000/v1", "api_key", "short")), "short key")
+		if !s.UpstreamGuarded {
+			t.Error("an owner's upstream is not guarded")
+		}
+		// An owner who is not an admin of the server cannot point it into
+		// its own network: refused in place, the URL kept; an admin can.
+		for _, private := range []string{"http://10.0.0.5:8000/v1", "http://127.0.0.1:11434/v1", "http://[::1]/v1", "http://169.254.169.254/latest"} {
+			res := olive.post("/settings/project/upstream", olive.form("base_url", private, "api_key", "short"))
+			if res.StatusCode != http.StatusUnprocessableEntity {
+				t.Fatalf("%s: status %d", private, res.StatusCode)
+			}
+			doc := parse(t, res)
+			if got := testid(doc, "upstream-errors").Text(); !strings.Contains(got, "does not reach") {
+				t.Errorf("%s: refusal %q", private, got)
+			}
+			if got, _ := doc.Find(`input[name="base_url"]`).Attr("value"); got != private {
+				t.Errorf("%s: the URL typed is not kept: %q", private, got)
+			}
+		}
+		if s, _ = a.store.ProjectSettings(ctx, b.ID); s.UpstreamURL != "https://other.example.com/v1" {
+			t.Errorf("a refused URL was stored: %q", s.UpstreamURL)
+		}
+		admin := a.user(db.RoleAdmin)
+		admin.switchTo(b.ID)
+		saved(t, admin.post("/settings/project/upstream", admin.form("base_url", "http://10.0.0.5:8000/v1", "api_key", "short")), "short key")
+		if s, _ = a.store.ProjectSettings(ctx, b.ID); s.UpstreamURL != "http://10.0.0.5:8000/v1" || s.UpstreamGuarded {
+			t.Errorf("an admin's private upstream: %q guarded %v", s.UpstreamURL, s.UpstreamGuarded)
+		}
 		if got := testid(olive.page("/settings/project", http.StatusOK), "upstream-key-hint").Text(); strings.Contains(got, "short") || !strings.Contains(got, "A key is set") {
 			t.Errorf("a short key's hint: %q", got)
 		}

@@ -6,6 +6,8 @@ package apitest
 
 import (
 	"context"
+	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -577,6 +579,53 @@ func TestProjectUpstream(t *testing.T) {
 	if len(serverUp.Requests()) == 0 || len(own.Requests()) != before {
 		t.Fatalf("after removing the project's upstream: server's %d requests, project's %d (was %d)",
 			len(serverUp.Requests()), len(own.Requests()), before)
+	}
+}
+
+// TestGuardedProjectUpstream: an upstream an owner who is not an admin of
+// the server set (guarded) is dialed only where the webhook guard allows:
+// a host name that resolves to loopback fails the run without a request
+// reaching it, unless --webhook-allow-networks lists the network.
+func TestGuardedProjectUpstream(t *testing.T) {
+	for _, allow := range []bool{false, true} {
+		t.Run(fmt.Sprintf("allowed=%v", allow), func(t *testing.T) {
+			var args []string
+			if allow {
+				args = []string{"--webhook-allow-networks", "127.0.0.0/8,::1/128"}
+			}
+			s, serverUp := startRunServer(t, args...)
+			own := &recordingUpstream{Server: upstream.New()}
+			ownSrv := httptest.NewServer(own)
+			t.Cleanup(ownSrv.Close)
+			_, port, _ := net.SplitHostPort(strings.TrimPrefix(ownSrv.URL, "http://"))
+			st := openStore(t, s)
+			if _, err := st.UpdateProjectSettings(context.Background(), db.DefaultProjectID, db.SettingsChange{
+				Upstream: &db.ProjectUpstream{URL: "http://localhost:" + port + "/v1", Key: "sk-owner", Guarded: true}}); err != nil {
+				t.Fatal(err)
+			}
+			asst := newAssistant(t, s)
+			r, err := s.Client.Beta.Threads.NewAndRun(context.Background(), openai.BetaThreadNewAndRunParams{AssistantID: asst, Thread: hello})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !allow {
+				run := waitRun(t, s, r.ThreadID, r.ID, openai.RunStatusFailed)
+				if !strings.Contains(run.LastError.Message, "refused network") {
+					t.Errorf("last_error: %+v", run.LastError)
+				}
+				if n := len(own.Requests()); n != 0 {
+					t.Errorf("the guarded upstream on loopback got %d requests", n)
+				}
+			} else {
+				waitRun(t, s, r.ThreadID, r.ID, openai.RunStatusCompleted)
+				if len(own.Requests()) == 0 {
+					t.Error("the allow-listed upstream got no request")
+				}
+			}
+			if n := len(serverUp.Requests()); n != 0 {
+				t.Errorf("the server's upstream got %d requests", n)
+			}
+		})
 	}
 }
 
