@@ -49,22 +49,14 @@ func StartSSE(c *echo.Context) *SSE {
 // Event writes one event: its name (none when empty), id (none when
 // empty) and data, in one write.
 func (s *SSE) Event(name, id string, data []byte) error {
-	buf := make([]byte, 0, len(data)+len(name)+len(id)+24)
-	if name != "" {
-		buf = append(append(append(buf, "event: "...), name...), '\n')
-	}
-	if id != "" {
-		buf = append(append(append(buf, "id: "...), id...), '\n')
-	}
-	buf = append(append(append(buf, "data: "...), data...), "\n\n"...)
-	return s.write(buf)
+	return s.write(appendEvent(make([]byte, 0, len(data)+len(name)+len(id)+24), name, id, data))
 }
 
 // Raw writes text as is: a field such as "retry: 1000\n\n".
 func (s *SSE) Raw(text string) error { return s.write([]byte(text)) }
 
 // KeepAlive writes the heartbeat comment.
-func (s *SSE) KeepAlive() error { return s.write([]byte(": keep-alive\n\n")) }
+func (s *SSE) KeepAlive() error { return s.write([]byte(keepAlive)) }
 
 func (s *SSE) write(b []byte) error {
 	if _, err := s.w.Write(b); err != nil {
