@@ -14,6 +14,7 @@ import (
 	"github.com/assistantd/assistantd/db"
 	"github.com/assistantd/assistantd/handlers/respond"
 	"github.com/labstack/echo/v5"
+	"go.opentelemetry.io/otel/trace"
 )
 
 const requestIDKey = "request_id"
@@ -85,7 +86,10 @@ func logRequest(log *slog.Logger, c *echo.Context, start time.Time, err error) {
 	if err != nil && status >= 500 {
 		attrs = append(attrs, "error", err.Error())
 	}
-	ctx := context.WithoutCancel(req.Context())
+	// The log line keeps the request's span, not its context: a detached
+	// stream's line is written later, and the request (its connection's
+	// buffers included) must not stay reachable until then.
+	ctx := trace.ContextWithSpanContext(context.Background(), trace.SpanContextFromContext(req.Context()))
 	done := func() {
 		attrs[7] = time.Since(start).Milliseconds()
 		log.Log(ctx, level, "request", attrs...)
