@@ -72,12 +72,13 @@ func (s *SSE) write(b []byte) error {
 type Streams struct {
 	closing context.Context // done once Close is called
 	close   context.CancelFunc
+	beat    time.Duration // the heartbeat of streams served with Stream
 }
 
 // NewStreams returns a Streams still open.
 func NewStreams() *Streams {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Streams{closing: ctx, close: cancel}
+	return &Streams{closing: ctx, close: cancel, beat: Heartbeat}
 }
 
 // Close ends every stream begun with Context; it may be called more than

@@ -109,12 +109,12 @@ func Stream(c *echo.Context, streams *Streams, feed Feed) error {
 	}
 	ctx, cancel := streams.Context(c.Request().Context())
 	defer cancel()
-	streamInline(ctx, StartSSE(c), feed)
+	streamInline(ctx, StartSSE(c), feed, streams.beat)
 	return nil
 }
 
 // streamInline writes the stream from the handler's goroutine.
-func streamInline(ctx context.Context, sse *SSE, feed Feed) {
+func streamInline(ctx context.Context, sse *SSE, feed Feed, beat time.Duration) {
 	defer feed.Stop()
 	ready := make(chan struct{}, 1)
 	wake := func() {
@@ -123,7 +123,7 @@ func streamInline(ctx context.Context, sse *SSE, feed Feed) {
 		default:
 		}
 	}
-	idle := time.NewTimer(Heartbeat)
+	idle := time.NewTimer(beat)
 	defer idle.Stop()
 	for {
 		b := getBatch()
@@ -131,7 +131,7 @@ func streamInline(ctx context.Context, sse *SSE, feed Feed) {
 		var err error
 		if len(b.buf) > chunkRoom {
 			err = sse.write(b.buf[chunkRoom:])
-			idle.Reset(Heartbeat)
+			idle.Reset(beat)
 		}
 		putBatch(b)
 		if err != nil || done {
@@ -144,7 +144,7 @@ func streamInline(ctx context.Context, sse *SSE, feed Feed) {
 			if sse.KeepAlive() != nil {
 				return
 			}
-			idle.Reset(Heartbeat)
+			idle.Reset(beat)
 		case <-ctx.Done():
 			return
 		}
@@ -158,6 +158,7 @@ type Detached struct {
 	feed        Feed
 	chunked     bool
 	stall       time.Duration
+	interval    time.Duration
 	heartbeat   *time.Timer
 	stopClosing func() bool
 
@@ -223,8 +224,8 @@ func detach(c *echo.Context, streams *Streams, feed Feed) *Detached {
 		// streamed on it.
 		return &Detached{ended: true, feed: feed, conn: nopConn{}}
 	}
-	d := &Detached{conn: conn, feed: feed, chunked: chunked, stall: stall}
-	d.heartbeat = time.AfterFunc(Heartbeat, d.beatDue)
+	d := &Detached{conn: conn, feed: feed, chunked: chunked, stall: stall, interval: streams.beat}
+	d.heartbeat = time.AfterFunc(d.interval, d.beatDue)
 	d.stopClosing = context.AfterFunc(streams.closing, d.close)
 	return d
 }
@@ -298,7 +299,7 @@ func (d *Detached) pump() {
 		var err error
 		if len(b.buf) > chunkRoom || done {
 			err = d.write(b, done)
-			d.heartbeat.Reset(Heartbeat)
+			d.heartbeat.Reset(d.interval)
 		}
 		putBatch(b)
 		if err != nil || done {
