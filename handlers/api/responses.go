@@ -75,7 +75,7 @@ type Responses struct {
 
 // NewResponses returns the Responses and Conversations handlers.
 func NewResponses(store ResponseStore, engine ResponseEngine, log *slog.Logger) *Responses {
-	return &Responses{store: store, engine: engine, log: log, streams: respond.NewStreams()}
+	return &Responses{store: store, engine: engine, log: log, streams: respond.NewStreams(log)}
 }
 
 // CloseStreams ends every open stream, for a graceful shutdown.

@@ -3,6 +3,7 @@ package respond
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -73,12 +74,17 @@ type Streams struct {
 	closing context.Context // done once Close is called
 	close   context.CancelFunc
 	beat    time.Duration // the heartbeat of streams served with Stream
+	log     *slog.Logger  // for a detached stream's panic, which no handler sees
 }
 
-// NewStreams returns a Streams still open.
-func NewStreams() *Streams {
+// NewStreams returns a Streams still open; log (nil: slog's default)
+// reports what goes wrong in a stream its handler no longer watches.
+func NewStreams(log *slog.Logger) *Streams {
+	if log == nil {
+		log = slog.Default()
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Streams{closing: ctx, close: cancel, beat: Heartbeat}
+	return &Streams{closing: ctx, close: cancel, beat: Heartbeat, log: log}
 }
 
 // Close ends every stream begun with Context; it may be called more than

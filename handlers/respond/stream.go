@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
@@ -161,6 +163,7 @@ type Detached struct {
 	interval    time.Duration
 	heartbeat   *time.Timer
 	stopClosing func() bool
+	log         *slog.Logger
 
 	mu      sync.Mutex
 	running bool // a goroutine is writing the stream
@@ -224,7 +227,7 @@ func detach(c *echo.Context, streams *Streams, feed Feed) *Detached {
 		// streamed on it.
 		return &Detached{ended: true, feed: feed, conn: nopConn{}}
 	}
-	d := &Detached{conn: conn, feed: feed, chunked: chunked, stall: stall, interval: streams.beat}
+	d := &Detached{conn: conn, feed: feed, chunked: chunked, stall: stall, interval: streams.beat, log: streams.log}
 	d.heartbeat = time.AfterFunc(d.interval, d.beatDue)
 	d.stopClosing = context.AfterFunc(streams.closing, d.close)
 	return d
@@ -281,6 +284,14 @@ func (d *Detached) close() {
 // pump writes batches until nothing is ready, then leaves the waiting to
 // the feed's Notify and returns.
 func (d *Detached) pump() {
+	defer func() {
+		// No handler (nor its recover middleware) is beneath this
+		// goroutine: a panic in the feed ends the stream, not the server.
+		if r := recover(); r != nil {
+			d.log.Error("stream panicked", "panic", r, "stack", string(debug.Stack()))
+			d.end()
+		}
+	}()
 	for {
 		d.mu.Lock()
 		d.again = false

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -90,7 +91,7 @@ type server struct {
 
 func newServer(t *testing.T, http2 bool) *server {
 	t.Helper()
-	s := &server{streams: NewStreams(), feed: newTestFeed(), detached: make(chan bool, 1), ended: make(chan struct{})}
+	s := &server{streams: NewStreams(nil), feed: newTestFeed(), detached: make(chan bool, 1), ended: make(chan struct{})}
 	s.streams.beat = 100 * time.Millisecond
 	e := echo.New()
 	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
@@ -278,7 +279,7 @@ func TestStreamsCloseEndsDetachedStreams(t *testing.T) {
 }
 
 func TestStreamStalledClientIsDropped(t *testing.T) {
-	s := &server{streams: NewStreams(), feed: newTestFeed(), detached: make(chan bool, 1), ended: make(chan struct{})}
+	s := &server{streams: NewStreams(nil), feed: newTestFeed(), detached: make(chan bool, 1), ended: make(chan struct{})}
 	e := echo.New()
 	e.GET("/stream", func(c *echo.Context) error {
 		c.SetRequest(c.Request().WithContext(WithWriteStall(c.Request().Context(), 200*time.Millisecond)))
@@ -308,4 +309,51 @@ func TestStreamStalledClientIsDropped(t *testing.T) {
 			s.feed.publish(big)
 		}
 	}
+}
+
+// panicFeed panics on its second Fill, as a bug in an encoder would.
+type panicFeed struct{ *testFeed }
+
+func (f panicFeed) Fill(b *Batch) bool {
+	f.mu.Lock()
+	n := f.next
+	f.mu.Unlock()
+	if n > 0 {
+		panic("encoder bug")
+	}
+	return f.testFeed.Fill(b)
+}
+
+func TestStreamPanicEndsOnlyTheStream(t *testing.T) {
+	streams := NewStreams(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	t.Cleanup(streams.Close)
+	feed := panicFeed{newTestFeed()}
+	ended := make(chan struct{})
+	e := echo.New()
+	e.GET("/stream", func(c *echo.Context) error {
+		err := Stream(c, streams, feed)
+		DetachedOf(c).OnEnd(func() { close(ended) })
+		return err
+	})
+	srv := httptest.NewServer(e)
+	t.Cleanup(srv.Close)
+	res, err := srv.Client().Get(srv.URL + "/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	r := bufio.NewReader(res.Body)
+	feed.publish("a")
+	readEvent(t, r)
+	feed.publish("b") // the next Fill panics
+	if _, err := io.ReadAll(r); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("after the panic: %v, want the stream cut short", err)
+	}
+	<-ended
+	// The server (this process) is still there to serve.
+	res2, err := srv.Client().Get(srv.URL + "/nothing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res2.Body.Close()
 }
