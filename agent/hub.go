@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/assistantd/assistantd/telemetry"
@@ -71,6 +73,9 @@ type Hub struct {
 	runs   map[string][]string // thread id → its logged runs, oldest first
 	born   chan struct{}       // closed and replaced whenever a log is created or learns its thread
 	retain time.Duration
+	// awaiting are the readers waiting, through Notify, for a run's log
+	// to appear (by run id).
+	awaiting map[string][]*Subscription
 	// metrics, when set, learns runs' queue waits and ends from their
 	// events (see observe).
 	metrics *telemetry.Metrics
@@ -79,17 +84,19 @@ type Hub struct {
 type runLog struct {
 	mu      sync.Mutex
 	events  []Event
-	changed chan struct{} // closed and replaced on every append
-	ended   bool          // the run is terminal; the log will be dropped
-	thread  string        // the run's thread, once an event named it
-	created time.Time     // when thread.run.created was published here
-	queued  time.Time     // when the run was last queued, until a worker took it
+	changed chan struct{}   // closed and replaced on every append
+	waiters []*Subscription // readers to wake (Notify) on the next append
+	ended   bool            // the run is terminal; the log will be dropped
+	thread  string          // the run's thread, once an event named it
+	created time.Time       // when thread.run.created was published here
+	queued  time.Time       // when the run was last queued, until a worker took it
 }
 
 // NewHub returns a hub that keeps a finished run's log for retain before
 // dropping it.
 func NewHub(retain time.Duration) *Hub {
-	return &Hub{logs: map[string]*runLog{}, runs: map[string][]string{}, born: make(chan struct{}), retain: retain}
+	return &Hub{logs: map[string]*runLog{}, runs: map[string][]string{}, born: make(chan struct{}), retain: retain,
+		awaiting: map[string][]*Subscription{}}
 }
 
 // wake tells readers waiting for a log to appear to look again. Callers
@@ -148,10 +155,13 @@ func (h *Hub) publish(runID, name string, data json.RawMessage, create, own bool
 		h.mu.Unlock()
 		return Event{}, false
 	}
+	var born []*Subscription
 	if !ok {
 		l = &runLog{changed: make(chan struct{})}
 		h.logs[runID] = l
 		h.wake()
+		born = h.awaiting[runID]
+		delete(h.awaiting, runID)
 	}
 	if l.thread == "" {
 		// Only a run's first events are parsed: every run announces its
@@ -177,7 +187,15 @@ func (h *Hub) publish(runID, name string, data json.RawMessage, create, own bool
 		l.ended = true
 		time.AfterFunc(h.retain, func() { h.drop(runID, l) })
 	}
+	woken := l.waiters
+	l.waiters = nil
 	l.mu.Unlock()
+	for _, s := range born {
+		s.fire()
+	}
+	for _, s := range woken {
+		s.fire()
+	}
 	return ev, true
 }
 
@@ -310,6 +328,9 @@ type Subscription struct {
 	load     func(ctx context.Context) ([]Event, error)
 	snapshot []Event
 	finished bool // the snapshot showed a finished run
+
+	// wake is what Notify arranged to call, until it is called.
+	wake atomic.Pointer[func()]
 }
 
 // Subscribe returns a reader of the run's events with ids greater than
@@ -426,4 +447,98 @@ func (s *Subscription) beforeLog(ctx context.Context, idle <-chan time.Time) (ev
 		}
 	}
 	return Event{}, nil, false
+}
+
+// TryNext returns the next event if one is there, without waiting: it is
+// for readers driven by Notify rather than by a goroutine of their own.
+// It serves subscriptions made by Subscribe (a Follow's store snapshot is
+// loaded only by NextBefore).
+func (s *Subscription) TryNext() (Event, bool) {
+	if len(s.snapshot) > 0 {
+		ev := s.snapshot[0]
+		s.snapshot = s.snapshot[1:]
+		return ev, true
+	}
+	if s.log == nil {
+		s.log = s.hub.find(s.runID)
+		if s.log == nil {
+			return Event{}, false
+		}
+	}
+	s.log.mu.Lock()
+	defer s.log.mu.Unlock()
+	if s.next < int64(len(s.log.events)) {
+		ev := s.log.events[s.next]
+		s.next++
+		return ev, true
+	}
+	return Event{}, false
+}
+
+// Notify arranges for wake to be called once, when TryNext may have an
+// event: at once (on this goroutine) if it has one now, else on the
+// goroutine of the next Publish to the run. wake must not block (it runs
+// on the run's own goroutine): it hands the reading to a goroutine of the
+// reader's. A subscription waits this way without a goroutine of its own;
+// Notify replaces a wake not yet called, and Stop withdraws it. Notify,
+// TryNext and Stop are the reader's: one goroutine at a time.
+func (s *Subscription) Notify(wake func()) {
+	s.wake.Store(&wake)
+	if len(s.snapshot) > 0 {
+		s.fire()
+		return
+	}
+	if s.log == nil {
+		h := s.hub
+		h.mu.Lock()
+		s.log = h.logs[s.runID]
+		if s.log == nil {
+			if !slices.Contains(h.awaiting[s.runID], s) {
+				h.awaiting[s.runID] = append(h.awaiting[s.runID], s)
+			}
+			h.mu.Unlock()
+			return
+		}
+		h.mu.Unlock()
+	}
+	l := s.log
+	l.mu.Lock()
+	if s.next < int64(len(l.events)) {
+		l.mu.Unlock()
+		s.fire()
+		return
+	}
+	if !slices.Contains(l.waiters, s) {
+		l.waiters = append(l.waiters, s)
+	}
+	l.mu.Unlock()
+}
+
+// Stop withdraws a wake that Notify arranged and that has not been called
+// yet: the reader is done with the run.
+func (s *Subscription) Stop() {
+	s.wake.Store(nil)
+	h := s.hub
+	h.mu.Lock()
+	if w := h.awaiting[s.runID]; slices.Contains(w, s) {
+		w = slices.DeleteFunc(w, func(o *Subscription) bool { return o == s })
+		if len(w) == 0 {
+			delete(h.awaiting, s.runID)
+		} else {
+			h.awaiting[s.runID] = w
+		}
+	}
+	h.mu.Unlock()
+	if l := s.log; l != nil {
+		l.mu.Lock()
+		l.waiters = slices.DeleteFunc(l.waiters, func(o *Subscription) bool { return o == s })
+		l.mu.Unlock()
+	}
+}
+
+// fire calls the wake Notify arranged, at most once.
+func (s *Subscription) fire() {
+	if w := s.wake.Swap(nil); w != nil {
+		(*w)()
+	}
 }

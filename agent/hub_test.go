@@ -315,3 +315,112 @@ func TestHubWaitThread(t *testing.T) {
 // testCtx is the context of a test's own calls: scoped to the Default
 // project, as a request with a Default-project key is.
 func testCtx() context.Context { return db.WithProject(context.Background(), db.DefaultProjectID) }
+
+// TestHubNotifyWakesReaderWithoutGoroutine: a reader driven by Notify and
+// TryNext (a detached stream) is woken by the publish that creates the
+// run's log and by every later one, reads every event once in order, and
+// is not woken after Stop.
+func TestHubNotifyWakesReaderWithoutGoroutine(t *testing.T) {
+	hub := NewHub(time.Minute)
+	sub := hub.Subscribe("run_n", 0)
+	if _, ok := sub.TryNext(); ok {
+		t.Fatal("TryNext returned an event of a run with no log")
+	}
+	woken := make(chan struct{}, 8)
+	wake := func() { woken <- struct{}{} }
+	sub.Notify(wake) // no log yet: waits for it to be born
+	if len(woken) != 0 {
+		t.Fatal("woken before anything was published")
+	}
+	hub.Publish("run_n", "thread.run.created", json.RawMessage(`{"thread_id":"thread_1"}`))
+	if len(woken) != 1 {
+		t.Fatalf("the publish that created the log woke the reader %d times, want 1", len(woken))
+	}
+	<-woken
+	var got []string
+	drain := func() {
+		for {
+			ev, ok := sub.TryNext()
+			if !ok {
+				return
+			}
+			got = append(got, ev.Name)
+		}
+	}
+	drain()
+	// Events published while nobody is notified are read at the next
+	// Notify, which wakes at once since they are there.
+	hub.Publish("run_n", "thread.run.queued", json.RawMessage(`{}`))
+	sub.Notify(wake)
+	if len(woken) != 1 {
+		t.Fatalf("Notify with an event ready woke %d times, want 1 (at once)", len(woken))
+	}
+	<-woken
+	drain()
+	sub.Notify(wake)
+	sub.Notify(wake) // a second Notify replaces the first: one wake
+	hub.Publish("run_n", "thread.run.in_progress", json.RawMessage(`{}`))
+	hub.Publish("run_n", "thread.message.delta", json.RawMessage(`{}`))
+	if len(woken) != 1 {
+		t.Fatalf("two publishes after one Notify woke %d times, want 1", len(woken))
+	}
+	<-woken
+	drain()
+	sub.Notify(wake)
+	sub.Stop()
+	hub.Publish("run_n", "thread.run.completed", json.RawMessage(`{}`))
+	if len(woken) != 0 {
+		t.Fatal("woken after Stop")
+	}
+	drain()
+	want := []string{"thread.run.created", "thread.run.queued", "thread.run.in_progress", "thread.message.delta", "thread.run.completed"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("events read (-want +got):\n%s", diff)
+	}
+	if n := len(hub.awaiting); n != 0 {
+		t.Errorf("%d runs still have readers awaiting their log", n)
+	}
+}
+
+// TestHubNotifyUnderConcurrentPublish: a Notify-driven reader racing a
+// publisher never misses a wake: it reads all events.
+func TestHubNotifyUnderConcurrentPublish(t *testing.T) {
+	hub := NewHub(time.Minute)
+	const n = 2000
+	sub := hub.Subscribe("run_c", 0)
+	done := make(chan []int64)
+	var read func()
+	var ids []int64
+	read = func() {
+		for {
+			ev, ok := sub.TryNext()
+			if !ok {
+				break
+			}
+			ids = append(ids, ev.ID)
+			if ev.EndsSegment() {
+				done <- ids
+				return
+			}
+		}
+		sub.Notify(func() { go read() })
+	}
+	read()
+	for i := 0; i < n; i++ {
+		hub.Publish("run_c", "thread.message.delta", json.RawMessage(`{}`))
+	}
+	hub.Publish("run_c", "thread.run.completed", json.RawMessage(`{}`))
+	select {
+	case ids := <-done:
+		if len(ids) != n+1 {
+			t.Fatalf("read %d events, want %d", len(ids), n+1)
+		}
+		for i, id := range ids {
+			if id != int64(i+1) {
+				t.Fatalf("event %d has id %d", i, id)
+			}
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the reader stalled after %d events: a wake was missed", len(ids))
+	}
+}

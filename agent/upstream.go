@@ -99,7 +99,7 @@ func (t *turn) call(ctx context.Context, p *Provider, params *openai.ChatComplet
 // the inspector's middleware all as for any request); its answer is read
 // as chunks of our own type, which decode with a fraction of the SDK
 // chunk's time and garbage, falling back to the SDK's type for what
-// they do not expect.
+// they do not expect; and read with a smaller line buffer (sseDecoder).
 func (t *turn) send(ctx context.Context, p *Provider, params *openai.ChatCompletionNewParams) *ssestream.Stream[chunk] {
 	withUsage := *params
 	withUsage.StreamOptions = openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)}
@@ -112,7 +112,7 @@ func (t *turn) send(ctx context.Context, p *Provider, params *openai.ChatComplet
 		_ = sdk.Close()
 		return ssestream.NewStream[chunk](nil, errors.New("the upstream sent no answer"))
 	}
-	return ssestream.NewStream[chunk](ssestream.NewDecoder(raw), nil)
+	return ssestream.NewStream[chunk](newSSEDecoder(raw.Body), nil)
 }
 
 // chunk is what a turn reads of a streamed Chat Completions chunk.

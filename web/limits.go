@@ -83,6 +83,8 @@ func withLimits(h http.Handler, l Limits) http.Handler {
 			_ = rc.SetWriteDeadline(time.Time{})
 			defer func() { _ = rc.SetWriteDeadline(time.Now().Add(l.WriteStall)) }()
 			w = &stallWriter{ResponseWriter: w, rc: rc, stall: l.WriteStall}
+			// A stream detached from net/http applies it itself.
+			r = r.WithContext(respond.WithWriteStall(r.Context(), l.WriteStall))
 		}
 		if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 || l.BodyGrace <= 0 {
 			h.ServeHTTP(w, r)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/labstack/echo/v5"
 
+	"github.com/assistantd/assistantd/handlers/respond"
 	"github.com/assistantd/assistantd/telemetry"
 )
 
@@ -27,14 +28,23 @@ func observe(m *telemetry.Metrics) echo.MiddlewareFunc {
 				})
 			}
 			err := next(c)
-			if streaming {
-				m.SSEClosed()
-			}
 			status := 0
 			if r != nil {
 				status = r.Status
 			}
-			m.HTTPRequest(c.Path(), c.Request().Method, status, time.Since(start))
+			route, method := c.Path(), c.Request().Method
+			done := func() {
+				if streaming {
+					m.SSEClosed()
+				}
+				m.HTTPRequest(route, method, status, time.Since(start))
+			}
+			// A stream detached from net/http counts until it ends.
+			if d := respond.DetachedOf(c); d != nil {
+				d.OnEnd(done)
+			} else {
+				done()
+			}
 			return err
 		}
 	}

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"github.com/assistantd/assistantd/db"
 	"github.com/assistantd/assistantd/handlers/respond"
 	"github.com/labstack/echo/v5"
+	"go.opentelemetry.io/otel/trace"
 )
 
 const requestIDKey = "request_id"
@@ -80,11 +82,24 @@ func logRequest(log *slog.Logger, c *echo.Context, start time.Time, err error) {
 		level = slog.LevelError
 	}
 	attrs := []any{"method", req.Method, "path", req.URL.Path, "status", status,
-		"duration_ms", time.Since(start).Milliseconds(), "request_id", c.Get(requestIDKey)}
+		"duration_ms", int64(0), "request_id", c.Get(requestIDKey)}
 	if err != nil && status >= 500 {
 		attrs = append(attrs, "error", err.Error())
 	}
-	log.Log(req.Context(), level, "request", attrs...)
+	// The log line keeps the request's span, not its context: a detached
+	// stream's line is written later, and the request (its connection's
+	// buffers included) must not stay reachable until then.
+	ctx := trace.ContextWithSpanContext(context.Background(), trace.SpanContextFromContext(req.Context()))
+	done := func() {
+		attrs[7] = time.Since(start).Milliseconds()
+		log.Log(ctx, level, "request", attrs...)
+	}
+	// A stream detached from net/http is logged when it ends.
+	if d := respond.DetachedOf(c); d != nil {
+		d.OnEnd(done)
+		return
+	}
+	done()
 }
 
 // hstsValue keeps browsers on https for a year once they have seen it

@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/assistantd/assistantd/handlers/respond"
 	"github.com/assistantd/assistantd/telemetry"
 )
 
@@ -24,7 +25,14 @@ func traceRequests(tp trace.TracerProvider) echo.MiddlewareFunc {
 			ctx := telemetry.Propagator.Extract(req.Context(), propagation.HeaderCarrier(req.Header))
 			ctx, span := tracer.Start(ctx, req.Method, trace.WithSpanKind(trace.SpanKindServer),
 				trace.WithAttributes(attribute.String("http.request.method", req.Method), attribute.String("url.path", req.URL.Path)))
-			defer span.End()
+			defer func() {
+				// A stream detached from net/http ends its span when it ends.
+				if d := respond.DetachedOf(c); d != nil {
+					d.OnEnd(func() { span.End() })
+				} else {
+					span.End()
+				}
+			}()
 			c.SetRequest(req.WithContext(ctx))
 			err := next(c)
 			if route := c.Path(); route != "" {

@@ -68,7 +68,7 @@ type API struct {
 
 // NewAPI returns the API handlers. maxUpload bounds one uploaded file.
 func NewAPI(store Store, engine Engine, maxUpload int64, log *slog.Logger, opts ...APIOption) *API {
-	h := &API{store: store, engine: engine, maxUpload: maxUpload, log: log, streams: respond.NewStreams()}
+	h := &API{store: store, engine: engine, maxUpload: maxUpload, log: log, streams: respond.NewStreams(log)}
 	for _, o := range opts {
 		o(h)
 	}

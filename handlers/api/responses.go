@@ -75,7 +75,7 @@ type Responses struct {
 
 // NewResponses returns the Responses and Conversations handlers.
 func NewResponses(store ResponseStore, engine ResponseEngine, log *slog.Logger) *Responses {
-	return &Responses{store: store, engine: engine, log: log, streams: respond.NewStreams()}
+	return &Responses{store: store, engine: engine, log: log, streams: respond.NewStreams(log)}
 }
 
 // CloseStreams ends every open stream, for a graceful shutdown.
@@ -114,10 +114,12 @@ func (h *Responses) CreateResponse(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if req.stream {
+		// An unstored response is forgotten when its stream ends.
+		return h.stream(c, rec, run.Model, req.include, -1, func(ctx context.Context) { h.forget(ctx, rec) })
+	}
 	defer h.forget(ctx, rec)
 	switch {
-	case req.stream:
-		return h.stream(c, rec, run.Model, req.include, -1)
 	case rec.Background:
 		return c.JSON(http.StatusOK, withRun(shell(rec, run.Model, "queued"), run))
 	}
@@ -801,7 +803,7 @@ func (h *Responses) GetResponse(c *echo.Context) error {
 		if err != nil {
 			return respond.Internal(err)
 		}
-		return h.stream(c, rec, run.Model, include, after)
+		return h.stream(c, rec, run.Model, include, after, nil)
 	default:
 		return respond.Invalid("stream", "invalid_value", "Invalid value for 'stream': expected true or false, but got '%s'.", s)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/labstack/echo/v5"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/assistantd/assistantd/agent"
 	"github.com/assistantd/assistantd/db"
@@ -502,23 +503,116 @@ func (h *Responses) follow(ctx context.Context, rec db.ResponseRecord, model str
 }
 
 // stream writes the response's events after sequence number `after` (-1:
-// all) as Server-Sent Events until the response ends.
-func (h *Responses) stream(c *echo.Context, rec db.ResponseRecord, model string, include []string, after int64) error {
-	ctx, cancel := h.streams.Context(c.Request().Context())
-	defer cancel()
-	sse := respond.StartSSE(c)
-	h.follow(ctx, rec, model, include, after, sink{
-		event: func(f frame) error {
-			b, err := json.Marshal(f.data)
-			if err != nil {
-				return err
-			}
-			// respond.SSE writes each event whole in one write and flushes
-			// it: some parsers drop an event whose lines arrive in
-			// separate reads.
-			return sse.Event(f.typ, "", b)
-		},
-		keepAlive: sse.KeepAlive,
+// all) as Server-Sent Events until the response ends. end, if set, runs
+// when the stream has ended (the handler may have returned long before).
+func (h *Responses) stream(c *echo.Context, rec db.ResponseRecord, model string, include []string, after int64, end func(ctx context.Context)) error {
+	ctx := streamContext(c.Request().Context())
+	f := &responseFeed{h: h, ctx: ctx, rec: rec, after: after}
+	f.en = newEncoder(rec, model, include, func() (responseObject, error) {
+		stored, err := h.store.GetResponse(ctx, rec.ID)
+		if err != nil {
+			return responseObject{}, err
+		}
+		return h.load(ctx, stored, include)
 	})
-	return nil
+	err := respond.Stream(c, h.streams, f)
+	if end != nil {
+		if d := respond.DetachedOf(c); d != nil {
+			d.OnEnd(func() { end(ctx) })
+		} else {
+			end(ctx)
+		}
+	}
+	return err
+}
+
+// streamContext is what a stream's later store reads need of the
+// request's context: its project (and key), and its span. The request's
+// own context is cancelled when its handler returns, and keeping it would
+// keep the request and its connection's buffers with it while the stream
+// runs on.
+func streamContext(ctx context.Context) context.Context {
+	out := trace.ContextWithSpanContext(context.Background(), trace.SpanContextFromContext(ctx))
+	if p, ok := db.PrincipalFrom(ctx); ok {
+		return db.WithPrincipal(out, p)
+	}
+	if project, err := db.ProjectFrom(ctx); err == nil {
+		return db.WithProject(out, project)
+	}
+	return out
+}
+
+// responseFeed reads a response's run events as the hub publishes them and
+// encodes them into Responses events (what follow does for a WebSocket).
+type responseFeed struct {
+	h     *Responses
+	ctx   context.Context
+	rec   db.ResponseRecord
+	en    *encoder
+	after int64
+	sub   *agent.Subscription // nil until the first Fill
+}
+
+func (f *responseFeed) Fill(b *respond.Batch) bool {
+	write := func(frames []frame) {
+		for _, fr := range frames {
+			if seq, _ := fr.data["sequence_number"].(int64); seq <= f.after {
+				continue
+			}
+			data, err := json.Marshal(fr.data)
+			if err != nil {
+				f.h.log.Error("encode response event", "response_id", f.rec.ID, "event", fr.typ, "error", err)
+				continue
+			}
+			b.Event(fr.typ, "", data)
+		}
+	}
+	if f.sub == nil {
+		if !f.h.engine.Logged(f.rec.RunID) {
+			run, err := f.h.store.GetRun(f.ctx, "", f.rec.RunID)
+			if err == nil && db.IsTerminal(run.Status) {
+				frames, err := f.en.replay()
+				if err != nil {
+					f.h.log.Error("replay response", "response_id", f.rec.ID, "error", err)
+					return true
+				}
+				write(frames)
+				return true
+			}
+		}
+		f.sub = f.h.engine.Events(f.rec.RunID, 0)
+	}
+	for {
+		ev, ok := f.sub.TryNext()
+		if !ok {
+			return false
+		}
+		if ev.Internal() && ev.Name != agent.EventReasoningDelta && ev.Name != agent.EventReasoningDone {
+			continue
+		}
+		frames, done, err := f.en.encode(ev)
+		if err != nil {
+			f.h.log.Error("encode response event", "response_id", f.rec.ID, "event", ev.Name, "error", err)
+			write(f.en.emit(nil, "error", map[string]any{"code": "server_error", "message": "The response could not be streamed.", "param": nil}))
+			return true
+		}
+		write(frames)
+		if done {
+			return true
+		}
+	}
+}
+
+func (f *responseFeed) Notify(wake func()) {
+	if f.sub == nil {
+		wake() // the first Fill has not run
+		return
+	}
+	f.sub.Notify(wake)
+}
+
+func (f *responseFeed) Stop() {
+	if f.sub != nil {
+		f.sub.Stop()
+	}
 }

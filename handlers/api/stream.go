@@ -1,9 +1,7 @@
 package api
 
 import (
-	"errors"
 	"strings"
-	"time"
 
 	"github.com/labstack/echo/v5"
 
@@ -16,42 +14,39 @@ import (
 // `event: done` / `data: [DONE]`. The run itself does not depend on this
 // connection: if the client goes away, the run carries on.
 func (h *API) streamRun(c *echo.Context, runID string, after int64) error {
-	sse := respond.StartSSE(c)
-	ctx, cancel := h.streams.Context(c.Request().Context())
-	defer cancel()
-	withContent := wantsSearchContent(c)
-	sub := h.engine.Events(runID, after)
-	idle := time.NewTimer(respond.Heartbeat)
-	defer idle.Stop()
+	return respond.Stream(c, h.streams, &runFeed{sub: h.engine.Events(runID, after), withContent: wantsSearchContent(c)})
+}
+
+// runFeed reads a run's events for a stream, as the hub publishes them.
+type runFeed struct {
+	sub         *agent.Subscription
+	withContent bool // file_search results keep their content
+}
+
+func (f *runFeed) Fill(b *respond.Batch) bool {
 	for {
-		ev, err := sub.NextBefore(ctx, idle.C)
-		if errors.Is(err, agent.ErrIdle) {
-			if sse.KeepAlive() != nil {
-				return nil
-			}
-			idle.Reset(respond.Heartbeat)
-			continue
-		}
-		if err != nil {
-			return nil // the client went away; the run goes on
+		ev, ok := f.sub.TryNext()
+		if !ok {
+			return false
 		}
 		if ev.Internal() {
 			continue // assistantd's own events are for the web app
 		}
 		data := ev.Data
-		if !withContent && strings.HasPrefix(ev.Name, "thread.run.step.") {
+		if !f.withContent && strings.HasPrefix(ev.Name, "thread.run.step.") {
 			data = stripSearchContentJSON(data)
 		}
-		if sse.Event(ev.Name, "", data) != nil {
-			return nil
-		}
-		idle.Reset(respond.Heartbeat)
+		b.Event(ev.Name, "", data)
 		if ev.EndsSegment() {
-			_ = sse.Event("done", "", []byte("[DONE]"))
-			return nil
+			b.Event("done", "", []byte("[DONE]"))
+			return true
 		}
 	}
 }
+
+func (f *runFeed) Notify(wake func()) { f.sub.Notify(wake) }
+
+func (f *runFeed) Stop() { f.sub.Stop() }
 
 // position is where a run's stream starts: after event `after` of run.
 type position struct {

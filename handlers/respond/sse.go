@@ -3,6 +3,7 @@ package respond
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -49,22 +50,14 @@ func StartSSE(c *echo.Context) *SSE {
 // Event writes one event: its name (none when empty), id (none when
 // empty) and data, in one write.
 func (s *SSE) Event(name, id string, data []byte) error {
-	buf := make([]byte, 0, len(data)+len(name)+len(id)+24)
-	if name != "" {
-		buf = append(append(append(buf, "event: "...), name...), '\n')
-	}
-	if id != "" {
-		buf = append(append(append(buf, "id: "...), id...), '\n')
-	}
-	buf = append(append(append(buf, "data: "...), data...), "\n\n"...)
-	return s.write(buf)
+	return s.write(appendEvent(make([]byte, 0, len(data)+len(name)+len(id)+24), name, id, data))
 }
 
 // Raw writes text as is: a field such as "retry: 1000\n\n".
 func (s *SSE) Raw(text string) error { return s.write([]byte(text)) }
 
 // KeepAlive writes the heartbeat comment.
-func (s *SSE) KeepAlive() error { return s.write([]byte(": keep-alive\n\n")) }
+func (s *SSE) KeepAlive() error { return s.write([]byte(keepAlive)) }
 
 func (s *SSE) write(b []byte) error {
 	if _, err := s.w.Write(b); err != nil {
@@ -80,12 +73,18 @@ func (s *SSE) write(b []byte) error {
 type Streams struct {
 	closing context.Context // done once Close is called
 	close   context.CancelFunc
+	beat    time.Duration // the heartbeat of streams served with Stream
+	log     *slog.Logger  // for a detached stream's panic, which no handler sees
 }
 
-// NewStreams returns a Streams still open.
-func NewStreams() *Streams {
+// NewStreams returns a Streams still open; log (nil: slog's default)
+// reports what goes wrong in a stream its handler no longer watches.
+func NewStreams(log *slog.Logger) *Streams {
+	if log == nil {
+		log = slog.Default()
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Streams{closing: ctx, close: cancel}
+	return &Streams{closing: ctx, close: cancel, beat: Heartbeat, log: log}
 }
 
 // Close ends every stream begun with Context; it may be called more than

@@ -145,7 +145,7 @@ func New(cfg Config) *UI {
 	}
 	cs := sessions.NewCookieStore(cfg.HashKey, cfg.BlockKey)
 	cs.MaxAge(int(cfg.SessionTTL.Seconds()))
-	return &UI{cfg: cfg, store: cfg.Store, streams: respond.NewStreams(), sessions: cs, xorigin: http.NewCrossOriginProtection()}
+	return &UI{cfg: cfg, store: cfg.Store, streams: respond.NewStreams(cfg.Log), sessions: cs, xorigin: http.NewCrossOriginProtection()}
 }
 
 func randomToken() string {
