@@ -47,6 +47,7 @@ type Store interface {
 	PreferKernel(ctx context.Context, runID, me string, window time.Duration) (string, error)
 	Notify(ctx context.Context, channel, payload string) error
 	AppendRunEvents(ctx context.Context, runID string, events []db.RunEvent) (int64, error)
+	AppendRunLogs(ctx context.Context, me string, as []db.RunAppend) ([]db.RunAppended, error)
 	RunEvents(ctx context.Context, runID string, after int64, limit int) ([]db.RunEvent, error)
 	ThreadLoggedRuns(ctx context.Context, threadID string, since int64) ([]string, error)
 	TakeLeadership(ctx context.Context, name, me string, lease time.Duration) (bool, error)
@@ -246,6 +247,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	}
 	if e.elog != nil {
 		e.wg.Go(func() { e.elog.poll(ctx) })
+		e.wg.Go(func() { e.elog.flusher(ctx) })
 	}
 	if !e.cfg.APIOnly {
 		e.wg.Add(2)
@@ -385,14 +387,14 @@ func (e *Engine) commit(ctx context.Context, runID string, fn func(ctx context.C
 	defer mu.Unlock()
 	var em emitter
 	attempt, fenced := fenceOf(ctx, runID)
-	var deltas *deltaBuf // the durable log's buffered deltas go first
-	var logged []db.RunEvent
-	var first int64
+	var w *logWrite // the durable log's buffered deltas go first
+	var got *db.RunAppended
 	if e.elog != nil {
-		deltas = e.elog.take(runID)
+		w = e.elog.begin(runID)
 	}
 	err := e.store.Batch(ctx, func(ctx context.Context, tx *db.Tx) error {
 		em.events = em.events[:0]
+		got = nil
 		if fenced {
 			if err := tx.CheckLease(ctx, runID, e.cfg.Replica, attempt); err != nil {
 				return err
@@ -401,18 +403,23 @@ func (e *Engine) commit(ctx context.Context, runID string, fn func(ctx context.C
 		if err := fn(ctx, tx, &em); err != nil || e.elog == nil {
 			return err
 		}
-		logged = logged[:0]
-		if deltas != nil {
-			logged = append(logged, deltas.events...)
+		a := w.append(toRunEvents(em.events))
+		if len(a.Shown) == 0 && len(a.Events) == 0 {
+			return nil
 		}
-		logged = append(logged, toRunEvents(em.events)...)
-		var err error
-		first, err = tx.AppendRunEvents(ctx, runID, logged)
-		if err == nil && len(logged) > 0 {
-			e.elog.markOwn(runID, first, first+int64(len(logged))-1)
+		r, err := tx.AppendRunLog(ctx, a)
+		if err != nil {
+			return err
 		}
-		return err
+		got = &r
+		if n := int64(len(r.Events)); n > 0 {
+			e.elog.markOwn(runID, r.Prev+1, r.Prev+n)
+		}
+		return nil
 	})
+	if e.elog != nil {
+		e.elog.end(w, got, err)
+	}
 	if err != nil {
 		if fenced && errors.Is(err, db.ErrLeaseLost) {
 			e.leaseLost(runID)
@@ -421,8 +428,8 @@ func (e *Engine) commit(ctx context.Context, runID string, fn func(ctx context.C
 	}
 	if e.elog != nil {
 		e.logTransitions(ctx, runID, em.events)
-		if len(logged) > 0 {
-			e.elog.deliver(runID, first, logged)
+		if got != nil {
+			e.elog.deliver(runID, got.Prev, got.Events)
 		}
 		return nil
 	}
@@ -444,7 +451,10 @@ func (e *Engine) publish(ctx context.Context, runID string, events []pendingEven
 			e.log.Error("write run events", "run_id", runID, "error", err)
 			return
 		}
-		e.elog.deliver(runID, first, evs)
+		for i := range evs {
+			evs[i].Seq = first + int64(i)
+		}
+		e.elog.deliver(runID, first-1, evs)
 		return
 	}
 	debug := e.log.Enabled(ctx, slog.LevelDebug)

@@ -213,6 +213,9 @@ func (e *Engine) release(runID string) {
 	e.mu.Lock()
 	delete(e.leases, runID)
 	e.mu.Unlock()
+	if e.elog != nil {
+		e.elog.forget(runID)
+	}
 }
 
 // resumeInterrupted prepares a run whose previous execution was
