@@ -418,6 +418,9 @@ func (e *Engine) commit(ctx context.Context, runID string, fn func(ctx context.C
 		return nil
 	})
 	if e.elog != nil {
+		if err == nil && got != nil {
+			e.elog.deliver(runID, got.Prev, got.Events)
+		}
 		e.elog.end(w, got, err)
 	}
 	if err != nil {
@@ -428,9 +431,6 @@ func (e *Engine) commit(ctx context.Context, runID string, fn func(ctx context.C
 	}
 	if e.elog != nil {
 		e.logTransitions(ctx, runID, em.events)
-		if got != nil {
-			e.elog.deliver(runID, got.Prev, got.Events)
-		}
 		return nil
 	}
 	e.publish(ctx, runID, em.events)

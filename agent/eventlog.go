@@ -221,6 +221,27 @@ func (l *eventLog) wrote(runID string, got *db.RunAppended, commit bool) {
 		close(r.busy)
 		r.busy = nil
 	}
+	l.showPending(runID, r)
+}
+
+// showPending numbers and shows the run's deltas that arrived while a
+// write was under way, as far as the reservation goes. Callers hold l.mu,
+// and have handed the write's events to the hub.
+func (l *eventLog) showPending(runID string, r *reservation) {
+	b := l.pending[runID]
+	if b == nil {
+		return
+	}
+	for len(b.unshown) > 0 && r.next <= r.head {
+		ev := b.unshown[0]
+		if !l.e.hub.PublishAt(runID, r.next, ev.Event, ev.Data, true, true) {
+			return
+		}
+		ev.Seq = r.next
+		r.next++
+		b.shown = append(b.shown, ev)
+		b.unshown = b.unshown[1:]
+	}
 }
 
 // forget drops the run's reservation here (its execution here ended).
@@ -330,12 +351,13 @@ func (l *eventLog) final(runID, name string, data json.RawMessage) {
 		got, err = tx.AppendRunLog(ctx, w.append([]db.RunEvent{{Event: name, Data: data}}))
 		return err
 	})
+	if err == nil {
+		l.deliver(runID, got.Prev, got.Events)
+	}
 	l.end(w, &got, err)
 	if err != nil {
 		l.e.log.Error("write run events", "run_id", runID, "error", err)
-		return
 	}
-	l.deliver(runID, got.Prev, got.Events)
 }
 
 // deliver hands events this replica appended (after seq prev) to its
