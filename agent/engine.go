@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/assistantd/assistantd/db"
@@ -41,6 +42,7 @@ type Store interface {
 	RunsWithStatus(ctx context.Context, statuses ...string) ([]db.Run, error)
 	ClaimRuns(ctx context.Context, me string, lease time.Duration, limit int, id string) ([]db.Claim, error)
 	RenewLease(ctx context.Context, id, me string, attempt int, lease time.Duration) (status string, held bool, err error)
+	RenewLeasesWaiting(ctx context.Context, me string, held map[string]int, lease time.Duration) (map[string]string, error)
 	RenewLeases(ctx context.Context, me string, held map[string]int, lease time.Duration) (map[string]string, error)
 	LeaseHeld(ctx context.Context, id, me string) (bool, error)
 	ReleaseLease(ctx context.Context, id, me string, attempt int) error
@@ -191,6 +193,8 @@ type Engine struct {
 
 	queue chan job
 	locks [256]sync.Mutex
+
+	renewing atomic.Bool // a renewal of runs whose rows were locked is under way (renewAll)
 
 	mu       sync.Mutex
 	inflight map[string]context.CancelCauseFunc

@@ -138,6 +138,7 @@ func (l *eventLog) flusher(ctx context.Context) {
 func (l *eventLog) flushAll(ctx context.Context) {
 	l.mu.Lock()
 	var as []db.RunAppend
+	var rs []*reservation // the reservation each append numbered in (nil: none)
 	for id, b := range l.pending {
 		r := l.seqs[id]
 		if r != nil && r.busy != nil {
@@ -154,6 +155,7 @@ func (l *eventLog) flushAll(ctx context.Context) {
 			}
 		}
 		as = append(as, a)
+		rs = append(rs, r)
 	}
 	l.mu.Unlock()
 	if len(as) == 0 {
@@ -169,11 +171,15 @@ func (l *eventLog) flushAll(ctx context.Context) {
 		// Unknown whether they were written: the runs' next events are
 		// numbered after the log's head, whatever it is.
 		l.mu.Lock()
-		for _, a := range as {
-			if r := l.seqs[a.RunID]; r != nil && r.busy != nil {
-				close(r.busy)
-				r.busy = nil
-				delete(l.seqs, a.RunID)
+		for i, a := range as {
+			if r := rs[i]; r != nil {
+				if r.busy != nil {
+					close(r.busy)
+					r.busy = nil
+				}
+				if l.seqs[a.RunID] == r {
+					delete(l.seqs, a.RunID)
+				}
 			}
 		}
 		l.mu.Unlock()
@@ -181,25 +187,37 @@ func (l *eventLog) flushAll(ctx context.Context) {
 	}
 	for i, a := range as {
 		got := res[i]
+		if got.Ended { // deltas after the run's end (the inspector's): not written, as with a commit's fence
+			l.wrote(a.RunID, rs[i], nil, false)
+			continue
+		}
 		if got.Lost {
+			l.wrote(a.RunID, rs[i], nil, false)
 			l.forget(a.RunID)
 			l.e.leaseLost(a.RunID)
 			continue
 		}
 		l.deliver(a.RunID, got.Prev, got.Events)
-		l.wrote(a.RunID, &got, false)
+		l.wrote(a.RunID, rs[i], &got, false)
 	}
 }
 
 // wrote updates the run's reservation after a write (got; nil if the
 // write appended nothing) and ends the write. A commit numbered the run's
 // next events itself; a flush numbered them as it took them.
-func (l *eventLog) wrote(runID string, got *db.RunAppended, commit bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	r := l.seqs[runID]
+func (l *eventLog) wrote(runID string, r *reservation, got *db.RunAppended, commit bool) {
 	if r == nil {
 		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if r.busy != nil {
+		close(r.busy)
+		r.busy = nil
+	}
+	r.commit = false
+	if l.seqs[runID] != r {
+		return // forgotten meanwhile
 	}
 	switch {
 	case got == nil:
@@ -215,11 +233,6 @@ func (l *eventLog) wrote(runID string, got *db.RunAppended, commit bool) {
 	}
 	if got != nil {
 		r.head = got.Head
-	}
-	r.commit = false
-	if r.busy != nil {
-		close(r.busy)
-		r.busy = nil
 	}
 	l.showPending(runID, r)
 }
@@ -248,11 +261,7 @@ func (l *eventLog) showPending(runID string, r *reservation) {
 func (l *eventLog) forget(runID string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if r := l.seqs[runID]; r != nil && r.busy != nil {
-		close(r.busy)
-		r.busy = nil
-	}
-	delete(l.seqs, runID)
+	delete(l.seqs, runID) // a write under way ends it (wrote)
 }
 
 // logWrite is a commit's write of the run's events: the buffered deltas
@@ -330,9 +339,7 @@ func (l *eventLog) end(w *logWrite, got *db.RunAppended, err error) {
 		l.mu.Unlock()
 		return
 	}
-	if w.res != nil {
-		l.wrote(w.runID, got, true)
-	}
+	l.wrote(w.runID, w.res, got, true)
 }
 
 // final writes an event that ends the run's stream for a reason beyond

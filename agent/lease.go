@@ -152,13 +152,38 @@ func (e *Engine) renewAll(ctx context.Context) {
 		}
 		return
 	}
+	rest := map[string]int{}
 	for id, attempt := range held {
 		if status, ok := renewed[id]; ok {
 			e.act(id, attempt, status)
 		} else {
-			e.renew(ctx, id, attempt)
+			rest[id] = attempt
 		}
 	}
+	if len(rest) == 0 || !e.renewing.CompareAndSwap(false, true) {
+		return // a renewal of skipped runs is still waiting: the next round has them
+	}
+	// The runs skipped because a transaction holds their rows (their
+	// commits under way) are renewed beside the next rounds, waiting for
+	// those commits all at once; the few still missing then are lost or
+	// gone, looked at one by one.
+	e.wg.Go(func() {
+		defer e.renewing.Store(false)
+		renewed, err := e.store.RenewLeasesWaiting(ctx, e.cfg.Replica, rest, e.cfg.RunLease)
+		if err != nil {
+			if ctx.Err() == nil {
+				e.log.Warn("renew run leases", "runs", len(rest), "error", err)
+			}
+			return
+		}
+		for id, attempt := range rest {
+			if status, ok := renewed[id]; ok {
+				e.act(id, attempt, status)
+			} else {
+				e.renew(ctx, id, attempt)
+			}
+		}
+	})
 }
 
 // renew renews one run's lease and acts on the run's status.

@@ -50,6 +50,7 @@ type RunAppend struct {
 type RunAppended struct {
 	Kept   bool       // the reservation held: Shown was written
 	Lost   bool       // AppendRunLogs: the claim no longer holds the run; nothing was written
+	Ended  bool       // AppendRunLogs: the run ended under the claim; nothing was written
 	Prev   int64      // the seq before Events' first in the log
 	Events []RunEvent // Events, numbered
 	Head   int64      // the head now (reserved up to)
@@ -128,7 +129,8 @@ func (t *Tx) appendRunLogs(ctx context.Context, me string, as []RunAppend) ([]Ru
 	// The claims, read without a lock: a claim that moves on meanwhile
 	// waits for these heads before its new owner appends, so whatever is
 	// written here comes first in the log either way.
-	claims := map[string]bool{}
+	claims := map[string]bool{} // still the writer's claim
+	ended := map[string]bool{}
 	var fenced []any
 	var in strings.Builder
 	for _, a := range as {
@@ -153,7 +155,8 @@ func (t *Tx) appendRunLogs(ctx context.Context, me string, as []RunAppend) ([]Ru
 				rows.Close()
 				return nil, fmt.Errorf("append run events: %w", err)
 			}
-			claims[id] = by.String == me && attempts == as[byID[id]].Attempt && !IsTerminal(status)
+			claims[id] = by.String == me && attempts == as[byID[id]].Attempt
+			ended[id] = IsTerminal(status)
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
@@ -195,8 +198,8 @@ func (t *Tx) appendRunLogs(ctx context.Context, me string, as []RunAppend) ([]Ru
 	var results []RunAppended
 	for _, id := range ids {
 		a := as[byID[id]]
-		if a.Attempt != 0 && !claims[id] {
-			out[byID[id]] = RunAppended{Lost: true}
+		if a.Attempt != 0 && (!claims[id] || ended[id]) {
+			out[byID[id]] = RunAppended{Lost: !claims[id], Ended: claims[id]}
 			continue
 		}
 		head, ok := heads[id]

@@ -182,9 +182,20 @@ func (s *Store) RenewLease(ctx context.Context, id, me string, attempt int, leas
 // result is no longer held by that claim, or gone: RenewLease tells which.
 // On PostgreSQL the statement skips the runs whose rows a transaction
 // holds locked (a commit of the run under way), rather than wait for each
-// of them in turn: the others are renewed at once, and RenewLease then
-// renews the skipped ones one by one.
+// of them in turn: the others are renewed at once, and
+// RenewLeasesWaiting then renews the skipped ones.
 func (s *Store) RenewLeases(ctx context.Context, me string, held map[string]int, lease time.Duration) (map[string]string, error) {
+	return s.renewLeases(ctx, me, held, lease, true)
+}
+
+// RenewLeasesWaiting is RenewLeases that waits for the rows a transaction
+// holds (all at once, rather than one by one): for the runs RenewLeases
+// skipped.
+func (s *Store) RenewLeasesWaiting(ctx context.Context, me string, held map[string]int, lease time.Duration) (map[string]string, error) {
+	return s.renewLeases(ctx, me, held, lease, false)
+}
+
+func (s *Store) renewLeases(ctx context.Context, me string, held map[string]int, lease time.Duration, skipLocked bool) (map[string]string, error) {
 	out := make(map[string]string, len(held))
 	ids := make([]string, 0, len(held))
 	for id := range held {
@@ -204,7 +215,7 @@ func (s *Store) RenewLeases(ctx context.Context, me string, held map[string]int,
 		ids = ids[n:]
 		q := `UPDATE runs SET lease_expires_at = ` + s.dbMillis() + ` + $2
 			WHERE claimed_by = $1 AND (` + which.String() + `) RETURNING id, status`
-		if s.pg {
+		if s.pg && skipLocked {
 			q = `UPDATE runs r SET lease_expires_at = ` + s.dbMillis() + ` + $2
 				FROM (SELECT id FROM runs WHERE claimed_by = $1 AND (` + which.String() + `) FOR NO KEY UPDATE SKIP LOCKED) c
 				WHERE r.id = c.id RETURNING r.id, r.status`

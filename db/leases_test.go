@@ -227,18 +227,28 @@ func TestRenewLeasesSkipsLockedRuns(t *testing.T) {
 		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		renewed, err := s.RenewLeases(rctx, "me", held, time.Minute)
 		cancel()
-		close(release)
 		if err != nil {
+			close(release)
 			t.Fatalf("renewal waited for the locked run: %v", err)
 		}
 		if _, ok := renewed[ids[0]]; ok || renewed[ids[1]] != RunInProgress || len(renewed) != 1 {
 			t.Errorf("renewed %v: want only %s", renewed, ids[1])
 		}
+		// The skipped one, waiting for the commit holding it.
+		waited := make(chan map[string]string, 1)
+		go func() {
+			got, err := s.RenewLeasesWaiting(ctx, "me", map[string]int{ids[0]: held[ids[0]]}, time.Minute)
+			if err != nil {
+				t.Error(err)
+			}
+			waited <- got
+		}()
+		close(release)
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
-		if status, ok, err := s.RenewLease(ctx, ids[0], "me", held[ids[0]], time.Minute); err != nil || !ok || status != RunInProgress {
-			t.Errorf("renewal of the run once its commit is done: %s %v %v", status, ok, err)
+		if got := <-waited; got[ids[0]] != RunInProgress || len(got) != 1 {
+			t.Errorf("renewal of the run once its commit is done: %v", got)
 		}
 		// Late: the lease ran out, nobody claimed the run yet.
 		if _, ok, err := s.RenewLease(ctx, ids[1], "me", held[ids[1]], time.Millisecond); err != nil || !ok {

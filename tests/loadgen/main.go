@@ -95,6 +95,7 @@ func main() {
 		// Several binaries are measured one after the other, each on a
 		// database of its own.
 		bins := strings.Split(*bin, ",")
+		failed := false
 		for _, b := range bins {
 			if len(bins) > 1 {
 				fmt.Printf("### %s\n", b)
@@ -105,8 +106,11 @@ func main() {
 			cancel()
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "loadgen:", err)
-				os.Exit(1)
+				failed = true
 			}
+		}
+		if failed {
+			os.Exit(1)
 		}
 		return
 	}
