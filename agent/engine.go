@@ -308,6 +308,9 @@ func (e *Engine) enqueue(j job) {
 	if e.pending[j.runID] || e.inflight[j.runID] != nil {
 		if j.attempt != 0 {
 			e.stashed[j.runID] = j // see takeStashed
+			// Its lease is renewed from now on, as an enqueued claim's: the
+			// job it waits for may wait in the queue longer than the lease.
+			e.leases[j.runID] = j.attempt
 		}
 		e.mu.Unlock()
 		return

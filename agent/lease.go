@@ -145,12 +145,16 @@ func (e *Engine) renewAll(ctx context.Context) {
 	if len(held) == 0 {
 		return
 	}
+	start := time.Now()
 	renewed, err := e.store.RenewLeases(ctx, e.cfg.Replica, held, e.cfg.RunLease)
 	if err != nil {
 		if ctx.Err() == nil {
 			e.log.Warn("renew run leases", "runs", len(held), "error", err)
 		}
 		return
+	}
+	if took := time.Since(start); took > e.cfg.RunLease/3 {
+		e.log.Warn("run leases renewed late: the database is slow to answer", "runs", len(held), "took", took.Round(time.Millisecond))
 	}
 	rest := map[string]int{}
 	for id, attempt := range held {
@@ -169,7 +173,11 @@ func (e *Engine) renewAll(ctx context.Context) {
 	// gone, looked at one by one.
 	e.wg.Go(func() {
 		defer e.renewing.Store(false)
+		start := time.Now()
 		renewed, err := e.store.RenewLeasesWaiting(ctx, e.cfg.Replica, rest, e.cfg.RunLease)
+		if took := time.Since(start); took > e.cfg.RunLease/3 {
+			e.log.Warn("run leases renewed late: their commits held them", "runs", len(rest), "took", took.Round(time.Millisecond))
+		}
 		if err != nil {
 			if ctx.Err() == nil {
 				e.log.Warn("renew run leases", "runs", len(rest), "error", err)
