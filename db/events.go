@@ -279,6 +279,32 @@ func numberAppend(a RunAppend, head int64) (RunAppended, []logRow) {
 func (t *Tx) writeEvents(ctx context.Context, rows []logRow, results []RunAppended, runs []string) error {
 	now := t.s.now().Unix()
 	const perInsert = 8000 // 4 parameters a row, under PostgreSQL's 65,535
+	if t.s.pg && len(runs) == 1 && len(rows) > 0 && len(rows) <= perInsert {
+		// One run's append (a commit's): insert, head and notification in
+		// one statement, one round trip while the run's locks are held.
+		var q strings.Builder
+		args := make([]any, 0, 6+4*len(rows))
+		r := results[0]
+		last := r.Prev + int64(len(r.Events))
+		if n := rows[len(rows)-1].ev.Seq; n > last {
+			last = n
+		}
+		args = append(args, now, runs[0], r.Head, ChannelEvents, runs[0]+":"+strconv.FormatInt(last, 10))
+		q.WriteString(`WITH i AS (INSERT INTO run_events (run_id, seq, event, data, created_at) VALUES `)
+		for i, row := range rows {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			n := len(args)
+			fmt.Fprintf(&q, "($2, $%d, $%d, $%d, $1)", n+1, n+2, n+3)
+			args = append(args, row.ev.Seq, row.ev.Event, string(row.ev.Data))
+		}
+		q.WriteString(`), u AS (UPDATE run_event_heads SET reserved = $3 WHERE run_id = $2) SELECT pg_notify($4, $5)`)
+		if _, err := t.tx.ExecContext(ctx, q.String(), args...); err != nil {
+			return fmt.Errorf("append run events: %w", err)
+		}
+		return nil
+	}
 	for chunk := range slices.Chunk(rows, perInsert) {
 		var q strings.Builder
 		q.WriteString(`INSERT INTO run_events (run_id, seq, event, data, created_at) VALUES `)
