@@ -511,8 +511,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return nil
 }
 
-// keyChecker accepts the configured key (compared in constant time), which
-// speaks for the Default project, and any stored key that is in force.
 // containerKernels stops a deleted container's kernel on whichever
 // replica runs it: here, and through the other replicas' forget
 // notification (as an expired container's).
@@ -526,6 +524,8 @@ func (k containerKernels) Forget(key string) error {
 	return nil
 }
 
+// keyChecker accepts the configured key (compared in constant time), which
+// speaks for the Default project, and any stored key that is in force.
 func keyChecker(configured string, store *db.Store) web.KeyChecker {
 	want := sha256.Sum256([]byte(configured))
 	return func(ctx context.Context, key string) (db.Principal, bool, error) {
