@@ -318,5 +318,3 @@ func (e *Engine) releaseLease(runID string, attempt int) {
 		e.log.Warn("release run lease", "run_id", runID, "error", err)
 	}
 }
-
-func isLeaseLost(err error) bool { return errors.Is(err, db.ErrLeaseLost) }
