@@ -1,6 +1,7 @@
 package replicas
 
 import (
+	"context"
 	"encoding/json"
 	"slices"
 	"strconv"
@@ -9,6 +10,13 @@ import (
 	"testing"
 	"time"
 )
+
+// liveOnly reports whether an event changes no state (a delta, or the
+// inspector's upstream exchange): the executor shows such events before
+// they are written, and only such events may be shown and never logged.
+func liveOnly(name string) bool {
+	return strings.HasSuffix(name, ".delta") || strings.HasPrefix(name, "assistantd.")
+}
 
 // TestKillWithDeltasShownLocally: a reader on the replica executing a run
 // is served its deltas from memory, before they are written to the log.
@@ -147,7 +155,7 @@ func TestKillWithDeltasShownLocally(t *testing.T) {
 	for _, s := range before {
 		if !slices.Contains(upTo, s) {
 			shownOnly = append(shownOnly, s)
-			if s.name != "thread.message.delta" {
+			if !liveOnly(s.name) {
 				t.Errorf("event %d %s was shown but never logged", s.seq, s.name)
 			}
 		}
@@ -187,4 +195,102 @@ func TestKillWithDeltasShownLocally(t *testing.T) {
 	if msgs := assistantMessages(t, a, th); !slices.Equal(msgs, []string{"completed: " + words(60)}) {
 		t.Errorf("stored assistant messages: %q", msgs)
 	}
+}
+
+// TestCancelWithDeltasShownLocally: a run streams to a reader on the
+// replica executing it, which shows deltas before they are written; the
+// run is cancelled through another replica, whose cancelling event comes
+// after the executor's reservation, so the deltas it showed but had not
+// written are never written. That reader still sees every logged event
+// once, in order, ids only growing, and nothing but deltas the log lacks;
+// a reader on the other replica reads exactly the log.
+func TestCancelWithDeltasShownLocally(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	admin := []string{"--admin-email", "admin@example.com", "--admin-password", "correct horse battery"}
+	flags := append([]string{"--event-flush", "1s"}, admin...)
+	a := c.start("a", append([]string{"--role", "api"}, flags...)...)
+	b := c.start("b", append([]string{"--role", "all"}, flags...)...)
+	asst := newAssistant(t, a)
+	th, id := createRun(t, a, asst, "cancel shown [[slow 30ms]] [[chunks 200]]")
+	c.executing(id)
+	browser := signIn(t, b, "admin@example.com", "correct horse battery")
+
+	type seen struct {
+		seq  int64
+		name string
+	}
+	reader := func() (func(ev liveEvent) seen, *[]seen) {
+		var got []seen
+		var lastSeq int64
+		return func(ev liveEvent) seen {
+			run, n, _ := strings.Cut(ev.id, "/")
+			seq, err := strconv.ParseInt(n, 10, 64)
+			if err != nil || run != id {
+				t.Fatalf("event id %q, want %s/<seq>", ev.id, id)
+			}
+			if seq <= lastSeq {
+				t.Errorf("event %d (%s) after %d: ids must grow", seq, ev.event, lastSeq)
+			}
+			lastSeq = seq
+			s := seen{seq, ev.event}
+			got = append(got, s)
+			return s
+		}, &got
+	}
+	readB, onB := reader()
+	deltas, cancelled := 0, false
+	readLive(t, browser, b, th, "", func(ev liveEvent) bool {
+		readB(ev)
+		if ev.event == "thread.message.delta" {
+			deltas++
+		}
+		if deltas == 10 && !cancelled {
+			cancelled = true
+			if _, err := a.Client.Beta.Threads.Runs.Cancel(context.Background(), th, id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return ev.event != "thread.run.cancelled"
+	})
+	readA, onA := reader()
+	readLive(t, signIn(t, a, "admin@example.com", "correct horse battery"), a, th, "", func(ev liveEvent) bool {
+		readA(ev)
+		return ev.event != "thread.run.cancelled"
+	})
+
+	rows, err := c.db.Query(`SELECT seq, event FROM run_events WHERE run_id = $1 ORDER BY seq`, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logged []seen
+	for rows.Next() {
+		var s seen
+		if err := rows.Scan(&s.seq, &s.name); err != nil {
+			t.Fatal(err)
+		}
+		logged = append(logged, s)
+	}
+	rows.Close()
+	if !slices.Equal(*onA, logged) {
+		t.Errorf("read on the other replica:\n%v\nlogged:\n%v", *onA, logged)
+	}
+	i, shownOnly := 0, 0
+	for _, s := range *onB {
+		if i < len(logged) && logged[i] == s {
+			i++
+			continue
+		}
+		shownOnly++
+		if !liveOnly(s.name) || slices.Contains(logged, s) {
+			t.Errorf("the executor's reader saw %d %s out of the log's order", s.seq, s.name)
+		}
+	}
+	if i != len(logged) {
+		t.Errorf("the executor's reader missed logged event %d %s", logged[i].seq, logged[i].name)
+	}
+	if !slices.ContainsFunc(logged, func(s seen) bool { return s.name == "thread.run.cancelling" }) {
+		t.Errorf("no thread.run.cancelling in the log: %v", logged)
+	}
+	t.Logf("the executor's reader saw %d events, %d of them deltas the log never got", len(*onB), shownOnly)
 }
