@@ -46,9 +46,10 @@ import (
 type eventLog struct {
 	e *Engine
 
-	mu      sync.Mutex
-	pending map[string]*deltaBuf    // deltas not yet written, by run
-	seqs    map[string]*reservation // the log heads this replica reserved, by run
+	mu       sync.Mutex
+	pending  map[string]*deltaBuf    // deltas not yet written, by run
+	seqs     map[string]*reservation // the log heads this replica reserved, by run
+	flushing map[string]bool         // runs whose deltas a flush under way writes
 
 	ingestMu sync.Mutex // hands events to the hub in seq order
 
@@ -84,7 +85,7 @@ type reservation struct {
 const reserveAhead = 256
 
 func newEventLog(e *Engine) *eventLog {
-	return &eventLog{e: e, pending: map[string]*deltaBuf{}, seqs: map[string]*reservation{}, own: map[string][][2]int64{},
+	return &eventLog{e: e, pending: map[string]*deltaBuf{}, seqs: map[string]*reservation{}, flushing: map[string]bool{}, own: map[string][][2]int64{},
 		runs: map[string]time.Time{}, threads: map[string]time.Time{}}
 }
 
@@ -116,35 +117,51 @@ func (l *eventLog) live(runID, name string, data json.RawMessage) {
 	b.unshown = append(b.unshown, ev)
 }
 
+// maxFlushes bounds the flushes under way at once: when the database is
+// slow, a tick's flush starts while the last one's still commits (each
+// writes other runs), rather than every run's deltas waiting for it.
+const maxFlushes = 4
+
 // flusher writes the buffered deltas every EventFlush, and once more as
 // the engine stops.
 func (l *eventLog) flusher(ctx context.Context) {
 	t := time.NewTicker(l.e.cfg.EventFlush)
 	defer t.Stop()
+	slots := make(chan struct{}, maxFlushes)
+	var wg sync.WaitGroup
 	for {
 		select {
 		case <-ctx.Done():
+			wg.Wait()
 			l.flushAll(context.WithoutCancel(ctx))
 			return
 		case <-t.C:
 		}
-		l.flushAll(ctx)
+		select {
+		case slots <- struct{}{}:
+			wg.Go(func() {
+				defer func() { <-slots }()
+				l.flushAll(ctx)
+			})
+		default: // as many flushes as allowed are under way: the next tick
+		}
 	}
 }
 
 // flushAll writes every run's buffered deltas in one transaction, each
-// run's fenced by the claim they were made under. A run whose commit is
-// under way is left to it.
+// run's fenced by the claim they were made under. A run whose commit or
+// another flush is under way is left to it.
 func (l *eventLog) flushAll(ctx context.Context) {
 	l.mu.Lock()
 	var as []db.RunAppend
 	var rs []*reservation // the reservation each append numbered in (nil: none)
 	for id, b := range l.pending {
 		r := l.seqs[id]
-		if r != nil && r.busy != nil {
+		if r != nil && r.busy != nil || l.flushing[id] {
 			continue
 		}
 		delete(l.pending, id)
+		l.flushing[id] = true
 		a := db.RunAppend{RunID: id, Shown: b.shown, Events: b.unshown, Attempt: b.attempt}
 		if r != nil {
 			a.Head, a.Next = r.head, r.next
@@ -161,6 +178,13 @@ func (l *eventLog) flushAll(ctx context.Context) {
 	if len(as) == 0 {
 		return
 	}
+	defer func() {
+		l.mu.Lock()
+		for _, a := range as {
+			delete(l.flushing, a.RunID)
+		}
+		l.mu.Unlock()
+	}()
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	res, err := l.e.store.AppendRunLogs(wctx, l.e.cfg.Replica, as)
