@@ -445,7 +445,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		UI:         webUI,
 		API:        v1,
 		Responses:  responses,
-		Containers: api.NewContainers(store, code, cfg.MaxUploadBytes, log),
+		Containers: api.NewContainers(store, containerKernels{code, engine}, cfg.MaxUploadBytes, log),
 		Webhooks:   webhooks,
 		CheckKey:   keyChecker(cfg.APIKey, store),
 		// The Admin API: projects and their settings, for admin keys.
@@ -508,6 +508,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
+	return nil
+}
+
+// containerKernels stops a deleted container's kernel on whichever
+// replica runs it: here, and through the other replicas' forget
+// notification (as an expired container's).
+type containerKernels struct {
+	*agent.CodeInterpreter
+	engine *agent.Engine
+}
+
+func (k containerKernels) Forget(key string) error {
+	k.engine.ForgetEverywhere(key)
 	return nil
 }
 

@@ -39,7 +39,7 @@ type CodeStore interface {
 	// in /mnt/data (each file saved as a stored file), so another
 	// replica's kernel for the thread finds it.
 	SandboxFiles(ctx context.Context, threadID string) ([]db.SandboxFile, error)
-	SaveSandboxFiles(ctx context.Context, threadID string, written []db.SandboxFile, removed []string) error
+	SaveSandboxFiles(ctx context.Context, threadID string, fence *db.Fence, written []db.SandboxFile, removed []string) error
 	// HomeKernel records this replica's kernel as the one running the
 	// thread's code and returns the replica whose kernel did before.
 	HomeKernel(ctx context.Context, threadID, me string, idle time.Duration) (string, error)
@@ -565,7 +565,11 @@ func (c *CodeInterpreter) savedFiles(ctx context.Context, threadID string) ([]sa
 // which saved versions its directory holds. A thread deleted meanwhile
 // has nothing to keep.
 func (c *CodeInterpreter) save(ctx context.Context, threadID string, written []db.SandboxFile, removed []string) error {
-	err := c.store.SaveSandboxFiles(ctx, threadID, written, removed)
+	var fenced *db.Fence // a call of a run's execution: only while its claim holds the run
+	if f, ok := ctx.Value(fenceKey{}).(fence); ok {
+		fenced = &db.Fence{RunID: f.runID, Replica: c.replica, Attempt: f.attempt}
+	}
+	err := c.store.SaveSandboxFiles(ctx, threadID, fenced, written, removed)
 	if errors.Is(err, db.ErrNotFound) {
 		return nil
 	}

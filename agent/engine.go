@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/assistantd/assistantd/db"
@@ -41,12 +42,14 @@ type Store interface {
 	RunsWithStatus(ctx context.Context, statuses ...string) ([]db.Run, error)
 	ClaimRuns(ctx context.Context, me string, lease time.Duration, limit int, id string) ([]db.Claim, error)
 	RenewLease(ctx context.Context, id, me string, attempt int, lease time.Duration) (status string, held bool, err error)
+	RenewLeasesWaiting(ctx context.Context, me string, held map[string]int, lease time.Duration) (map[string]string, error)
 	RenewLeases(ctx context.Context, me string, held map[string]int, lease time.Duration) (map[string]string, error)
 	LeaseHeld(ctx context.Context, id, me string) (bool, error)
 	ReleaseLease(ctx context.Context, id, me string, attempt int) error
 	PreferKernel(ctx context.Context, runID, me string, window time.Duration) (string, error)
 	Notify(ctx context.Context, channel, payload string) error
 	AppendRunEvents(ctx context.Context, runID string, events []db.RunEvent) (int64, error)
+	AppendRunLogs(ctx context.Context, me string, as []db.RunAppend) ([]db.RunAppended, error)
 	RunEvents(ctx context.Context, runID string, after int64, limit int) ([]db.RunEvent, error)
 	ThreadLoggedRuns(ctx context.Context, threadID string, since int64) ([]string, error)
 	TakeLeadership(ctx context.Context, name, me string, lease time.Duration) (bool, error)
@@ -191,6 +194,8 @@ type Engine struct {
 	queue chan job
 	locks [256]sync.Mutex
 
+	renewing atomic.Bool // a renewal of runs whose rows were locked is under way (renewAll)
+
 	mu       sync.Mutex
 	inflight map[string]context.CancelCauseFunc
 	pending  map[string]bool // queued in the channel, not yet started
@@ -246,6 +251,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	}
 	if e.elog != nil {
 		e.wg.Go(func() { e.elog.poll(ctx) })
+		e.wg.Go(func() { e.elog.flusher(ctx) })
 	}
 	if !e.cfg.APIOnly {
 		e.wg.Add(2)
@@ -302,6 +308,9 @@ func (e *Engine) enqueue(j job) {
 	if e.pending[j.runID] || e.inflight[j.runID] != nil {
 		if j.attempt != 0 {
 			e.stashed[j.runID] = j // see takeStashed
+			// Its lease is renewed from now on, as an enqueued claim's: the
+			// job it waits for may wait in the queue longer than the lease.
+			e.leases[j.runID] = j.attempt
 		}
 		e.mu.Unlock()
 		return
@@ -385,14 +394,14 @@ func (e *Engine) commit(ctx context.Context, runID string, fn func(ctx context.C
 	defer mu.Unlock()
 	var em emitter
 	attempt, fenced := fenceOf(ctx, runID)
-	var deltas *deltaBuf // the durable log's buffered deltas go first
-	var logged []db.RunEvent
-	var first int64
+	var w *logWrite // the durable log's buffered deltas go first
+	var got *db.RunAppended
 	if e.elog != nil {
-		deltas = e.elog.take(runID)
+		w = e.elog.begin(runID)
 	}
 	err := e.store.Batch(ctx, func(ctx context.Context, tx *db.Tx) error {
 		em.events = em.events[:0]
+		got = nil
 		if fenced {
 			if err := tx.CheckLease(ctx, runID, e.cfg.Replica, attempt); err != nil {
 				return err
@@ -401,18 +410,26 @@ func (e *Engine) commit(ctx context.Context, runID string, fn func(ctx context.C
 		if err := fn(ctx, tx, &em); err != nil || e.elog == nil {
 			return err
 		}
-		logged = logged[:0]
-		if deltas != nil {
-			logged = append(logged, deltas.events...)
+		a := w.append(toRunEvents(em.events))
+		if len(a.Shown) == 0 && len(a.Events) == 0 {
+			return nil
 		}
-		logged = append(logged, toRunEvents(em.events)...)
-		var err error
-		first, err = tx.AppendRunEvents(ctx, runID, logged)
-		if err == nil && len(logged) > 0 {
-			e.elog.markOwn(runID, first, first+int64(len(logged))-1)
+		r, err := tx.AppendRunLog(ctx, a)
+		if err != nil {
+			return err
 		}
-		return err
+		got = &r
+		if n := int64(len(r.Events)); n > 0 {
+			e.elog.markOwn(runID, r.Prev+1, r.Prev+n)
+		}
+		return nil
 	})
+	if e.elog != nil {
+		if err == nil && got != nil {
+			e.elog.deliver(runID, got.Prev, got.Events)
+		}
+		e.elog.end(w, got, err)
+	}
 	if err != nil {
 		if fenced && errors.Is(err, db.ErrLeaseLost) {
 			e.leaseLost(runID)
@@ -421,9 +438,6 @@ func (e *Engine) commit(ctx context.Context, runID string, fn func(ctx context.C
 	}
 	if e.elog != nil {
 		e.logTransitions(ctx, runID, em.events)
-		if len(logged) > 0 {
-			e.elog.deliver(runID, first, logged)
-		}
 		return nil
 	}
 	e.publish(ctx, runID, em.events)
@@ -444,7 +458,10 @@ func (e *Engine) publish(ctx context.Context, runID string, events []pendingEven
 			e.log.Error("write run events", "run_id", runID, "error", err)
 			return
 		}
-		e.elog.deliver(runID, first, evs)
+		for i := range evs {
+			evs[i].Seq = first + int64(i)
+		}
+		e.elog.deliver(runID, first-1, evs)
 		return
 	}
 	debug := e.log.Enabled(ctx, slog.LevelDebug)

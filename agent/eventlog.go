@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,14 +16,28 @@ import (
 // emits is appended to the store's run_events, so that any replica can
 // stream any run. Events of a state change are written in the
 // transaction of that change (commit); text and tool-call deltas, which
-// change no state, are buffered for at most Config.EventFlush and then
-// written in one insert (or with the run's next commit, which comes
-// first). Each append notifies db.ChannelEvents as it commits.
+// change no state, are buffered and written every Config.EventFlush, the
+// buffered deltas of all runs in one transaction (or with the run's next
+// commit, which comes first). Each append notifies db.ChannelEvents as it
+// commits.
 //
-// The in-memory hub stays the readers' side on every replica: it is fed
-// from the log only, never directly, so its ids are the log's seqs on
-// every replica. The replica that wrote events hands them to its hub at
-// once (deliver); other replicas read them from the store (ingest) when
+// The in-memory hub is the readers' side on every replica, and its ids
+// are the log's seqs on every replica. The replica executing a run shows
+// its deltas to its own readers at once, before they are written: the
+// log's head (db.RunAppend) is reserved a block ahead of what this
+// replica wrote, and a delta takes the next seq of the reservation as it
+// arrives. The flush writes it with that seq, unless someone else
+// appended to the run's log meanwhile (a cancel through another replica,
+// a new owner after a takeover): then the log has moved past the shown
+// deltas, they are never written, and the run's next events come after
+// the head. A seq once shown is never given to another event: whoever
+// appends without this replica's reservation numbers after its head. So
+// a reader that saw deltas of an executor killed before they were written
+// resumes (Last-Event-ID) after them, with nothing seen twice; the new
+// owner ends the interrupted message for it (resumeInterrupted). Readers
+// skip the seqs reserved and never written.
+//
+// Events another replica wrote reach the hub from the store (ingest) when
 // the notification arrives, or within a second by polling, for the runs
 // and threads their readers follow (watch). On SQLite the engine
 // publishes to the hub directly, as before.
@@ -31,8 +46,10 @@ import (
 type eventLog struct {
 	e *Engine
 
-	mu      sync.Mutex
-	pending map[string]*deltaBuf // deltas not yet written, by run
+	mu       sync.Mutex
+	pending  map[string]*deltaBuf    // deltas not yet written, by run
+	seqs     map[string]*reservation // the log heads this replica reserved, by run
+	flushing map[string]bool         // runs whose deltas a flush under way writes
 
 	ingestMu sync.Mutex // hands events to the hub in seq order
 
@@ -44,76 +61,309 @@ type eventLog struct {
 	threads map[string]time.Time // threads followed by local pages
 }
 
+// deltaBuf is a run's deltas waiting to be written.
 type deltaBuf struct {
-	events  []db.RunEvent
-	attempt int // the claim the deltas were made under (0: none)
+	shown   []db.RunEvent // numbered in the reservation, already in the hub
+	unshown []db.RunEvent // not numbered yet
+	attempt int           // the claim the deltas were made under (0: none)
 }
 
+// reservation is the part of a run's log this replica may number events
+// in: up to head, from next.
+type reservation struct {
+	head, next int64
+	// busy is set while a write of the run's events (a flush or a
+	// commit) is under way, and closed when it is done; nil otherwise.
+	busy chan struct{}
+	// commit: the write under way numbers the run's next events itself,
+	// so deltas wait (unshown) until it is done.
+	commit bool
+}
+
+// reserveAhead is how many seqs the executing replica reserves beyond what
+// it wrote: the deltas it may show before its next write.
+const reserveAhead = 256
+
 func newEventLog(e *Engine) *eventLog {
-	return &eventLog{e: e, pending: map[string]*deltaBuf{}, own: map[string][][2]int64{}, runs: map[string]time.Time{}, threads: map[string]time.Time{}}
+	return &eventLog{e: e, pending: map[string]*deltaBuf{}, seqs: map[string]*reservation{}, flushing: map[string]bool{}, own: map[string][][2]int64{},
+		runs: map[string]time.Time{}, threads: map[string]time.Time{}}
 }
 
 // watchFor is how long a run or thread nobody asks for again stays
 // followed.
 const watchFor = 10 * time.Minute
 
-// live buffers a delta of runID; it is written within EventFlush.
+// live buffers a delta of runID, written within EventFlush; while the run
+// has a reservation here it is shown to this replica's readers at once.
 func (l *eventLog) live(runID, name string, data json.RawMessage) {
 	l.e.mu.Lock()
 	attempt := l.e.leases[runID]
 	l.e.mu.Unlock()
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	b := l.pending[runID]
 	if b == nil {
 		b = &deltaBuf{attempt: attempt}
 		l.pending[runID] = b
-		time.AfterFunc(l.e.cfg.EventFlush, func() { l.flush(runID) })
 	}
-	b.events = append(b.events, db.RunEvent{Event: name, Data: data})
-	l.mu.Unlock()
-}
-
-// take removes and returns the run's buffered deltas.
-func (l *eventLog) take(runID string) *deltaBuf {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	b := l.pending[runID]
-	delete(l.pending, runID)
-	return b
-}
-
-// flush writes the run's buffered deltas, fenced by the claim they were
-// made under, in a transaction of their own.
-func (l *eventLog) flush(runID string) {
-	mu := l.e.lockRun(runID)
-	mu.Lock()
-	defer mu.Unlock()
-	b := l.take(runID)
-	if b == nil || len(b.events) == 0 {
+	ev := db.RunEvent{Event: name, Data: data}
+	if r := l.seqs[runID]; r != nil && !r.commit && len(b.unshown) == 0 && r.next <= r.head &&
+		l.e.hub.PublishAt(runID, r.next, name, data, true, true) {
+		ev.Seq = r.next
+		r.next++
+		b.shown = append(b.shown, ev)
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var first int64
-	err := l.e.store.Batch(ctx, func(ctx context.Context, tx *db.Tx) error {
-		if b.attempt != 0 {
-			if err := tx.CheckLease(ctx, runID, l.e.cfg.Replica, b.attempt); err != nil {
-				return err
+	b.unshown = append(b.unshown, ev)
+}
+
+// maxFlushes bounds the flushes under way at once: when the database is
+// slow, a tick's flush starts while the last one's still commits (each
+// writes other runs), rather than every run's deltas waiting for it.
+const maxFlushes = 4
+
+// flusher writes the buffered deltas every EventFlush, and once more as
+// the engine stops.
+func (l *eventLog) flusher(ctx context.Context) {
+	t := time.NewTicker(l.e.cfg.EventFlush)
+	defer t.Stop()
+	slots := make(chan struct{}, maxFlushes)
+	var wg sync.WaitGroup
+	for {
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			l.flushAll(context.WithoutCancel(ctx))
+			return
+		case <-t.C:
+		}
+		select {
+		case slots <- struct{}{}:
+			wg.Go(func() {
+				defer func() { <-slots }()
+				l.flushAll(ctx)
+			})
+		default: // as many flushes as allowed are under way: the next tick
+		}
+	}
+}
+
+// flushAll writes every run's buffered deltas in one transaction, each
+// run's fenced by the claim they were made under. A run whose commit or
+// another flush is under way is left to it.
+func (l *eventLog) flushAll(ctx context.Context) {
+	l.mu.Lock()
+	var as []db.RunAppend
+	var rs []*reservation // the reservation each append numbered in (nil: none)
+	for id, b := range l.pending {
+		r := l.seqs[id]
+		if r != nil && r.busy != nil || l.flushing[id] {
+			continue
+		}
+		delete(l.pending, id)
+		l.flushing[id] = true
+		a := db.RunAppend{RunID: id, Shown: b.shown, Events: b.unshown, Attempt: b.attempt}
+		if r != nil {
+			a.Head, a.Next = r.head, r.next
+			r.next += int64(len(b.unshown))
+			r.busy = make(chan struct{})
+			if b.attempt != 0 {
+				a.Reserve = reserveAhead
 			}
 		}
-		var err error
-		first, err = tx.AppendRunEvents(ctx, runID, b.events)
-		return err
-	})
-	if err != nil {
-		if b.attempt != 0 && isLeaseLost(err) {
-			l.e.leaseLost(runID)
-			return
-		}
-		l.e.log.Error("write run events", "run_id", runID, "error", err)
+		as = append(as, a)
+		rs = append(rs, r)
+	}
+	l.mu.Unlock()
+	if len(as) == 0 {
 		return
 	}
-	l.deliver(runID, first, b.events)
+	defer func() {
+		l.mu.Lock()
+		for _, a := range as {
+			delete(l.flushing, a.RunID)
+		}
+		l.mu.Unlock()
+	}()
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	res, err := l.e.store.AppendRunLogs(wctx, l.e.cfg.Replica, as)
+	if err != nil {
+		if ctx.Err() == nil {
+			l.e.log.Error("write run events", "runs", len(as), "error", err)
+		}
+		// Unknown whether they were written: the runs' next events are
+		// numbered after the log's head, whatever it is.
+		l.mu.Lock()
+		for i, a := range as {
+			if r := rs[i]; r != nil {
+				if r.busy != nil {
+					close(r.busy)
+					r.busy = nil
+				}
+				if l.seqs[a.RunID] == r {
+					delete(l.seqs, a.RunID)
+				}
+			}
+		}
+		l.mu.Unlock()
+		return
+	}
+	for i, a := range as {
+		got := res[i]
+		if got.Ended { // deltas after the run's end (the inspector's): not written, as with a commit's fence
+			l.wrote(a.RunID, rs[i], nil, false)
+			continue
+		}
+		if got.Lost {
+			l.wrote(a.RunID, rs[i], nil, false)
+			l.forget(a.RunID)
+			l.e.leaseLost(a.RunID)
+			continue
+		}
+		l.deliver(a.RunID, got.Prev, got.Events)
+		l.wrote(a.RunID, rs[i], &got, false)
+	}
+}
+
+// wrote updates the run's reservation after a write (got; nil if the
+// write appended nothing) and ends the write. A commit numbered the run's
+// next events itself; a flush numbered them as it took them.
+func (l *eventLog) wrote(runID string, r *reservation, got *db.RunAppended, commit bool) {
+	if r == nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if r.busy != nil {
+		close(r.busy)
+		r.busy = nil
+	}
+	r.commit = false
+	if l.seqs[runID] != r {
+		return // forgotten meanwhile
+	}
+	switch {
+	case got == nil:
+	case !got.Kept:
+		// Someone else appended: the deltas shown meanwhile, numbered
+		// in the old reservation, can no longer be written in order.
+		if b := l.pending[runID]; b != nil {
+			b.shown = nil
+		}
+		fallthrough
+	case commit:
+		r.next = got.Prev + int64(len(got.Events)) + 1
+	}
+	if got != nil {
+		r.head = got.Head
+	}
+	l.showPending(runID, r)
+}
+
+// showPending numbers and shows the run's deltas that arrived while a
+// write was under way, as far as the reservation goes. Callers hold l.mu,
+// and have handed the write's events to the hub.
+func (l *eventLog) showPending(runID string, r *reservation) {
+	b := l.pending[runID]
+	if b == nil {
+		return
+	}
+	for len(b.unshown) > 0 && r.next <= r.head {
+		ev := b.unshown[0]
+		if !l.e.hub.PublishAt(runID, r.next, ev.Event, ev.Data, true, true) {
+			return
+		}
+		ev.Seq = r.next
+		r.next++
+		b.shown = append(b.shown, ev)
+		b.unshown = b.unshown[1:]
+	}
+}
+
+// forget drops the run's reservation here (its execution here ended).
+func (l *eventLog) forget(runID string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.seqs, runID) // a write under way ends it (wrote)
+}
+
+// logWrite is a commit's write of the run's events: the buffered deltas
+// it took, and the reservation it numbers in.
+type logWrite struct {
+	runID   string
+	buf     *deltaBuf
+	res     *reservation // nil: none here
+	reserve bool         // this replica executes the run: reserve ahead
+}
+
+// begin starts a commit's write of the run's events (callers hold the
+// run's lock): it waits for a flush of the run under way, then takes the
+// run's buffered deltas; until end, the run's deltas wait unshown.
+func (l *eventLog) begin(runID string) *logWrite {
+	l.e.mu.Lock()
+	_, held := l.e.leases[runID]
+	l.e.mu.Unlock()
+	for {
+		l.mu.Lock()
+		r := l.seqs[runID]
+		if r == nil && held {
+			r = &reservation{}
+			l.seqs[runID] = r
+		}
+		if r != nil && r.busy != nil {
+			busy := r.busy
+			l.mu.Unlock()
+			<-busy
+			continue
+		}
+		w := &logWrite{runID: runID, buf: l.pending[runID], res: r, reserve: held}
+		delete(l.pending, runID)
+		if r != nil {
+			r.busy, r.commit = make(chan struct{}), true
+		}
+		l.mu.Unlock()
+		return w
+	}
+}
+
+// append is the commit's append of the buffered deltas and then events.
+func (w *logWrite) append(events []db.RunEvent) db.RunAppend {
+	a := db.RunAppend{RunID: w.runID}
+	if w.buf != nil {
+		a.Shown = w.buf.shown
+		a.Events = append(a.Events, w.buf.unshown...)
+	}
+	a.Events = append(a.Events, events...)
+	if w.res != nil {
+		a.Head, a.Next = w.res.head, w.res.next
+	}
+	if w.reserve {
+		a.Reserve = reserveAhead
+	}
+	return a
+}
+
+// end ends a commit's write: written (err nil) with got (nil: nothing to
+// append), or not, when its deltas go back to the buffer, first.
+func (l *eventLog) end(w *logWrite, got *db.RunAppended, err error) {
+	if err != nil {
+		l.mu.Lock()
+		if w.buf != nil && !errors.Is(err, db.ErrLeaseLost) {
+			if b := l.pending[w.runID]; b != nil {
+				w.buf.unshown = append(w.buf.unshown, b.unshown...)
+				w.buf.shown = append(w.buf.shown, b.shown...)
+			}
+			l.pending[w.runID] = w.buf
+		}
+		if r := w.res; r != nil && r.busy != nil {
+			close(r.busy)
+			r.busy, r.commit = nil, false
+		}
+		l.mu.Unlock()
+		return
+	}
+	l.wrote(w.runID, w.res, got, true)
 }
 
 // final writes an event that ends the run's stream for a reason beyond
@@ -121,28 +371,38 @@ func (l *eventLog) flush(runID string) {
 // not be recorded) after the deltas before it, without the fence: the run
 // may be gone.
 func (l *eventLog) final(runID, name string, data json.RawMessage) {
-	l.flush(runID)
 	mu := l.e.lockRun(runID)
 	mu.Lock()
 	defer mu.Unlock()
-	evs := []db.RunEvent{{Event: name, Data: data}}
-	first, err := l.e.store.AppendRunEvents(context.Background(), runID, evs)
+	w := l.begin(runID)
+	w.reserve = false
+	var got db.RunAppended
+	err := l.e.store.Batch(context.Background(), func(ctx context.Context, tx *db.Tx) error {
+		var err error
+		got, err = tx.AppendRunLog(ctx, w.append([]db.RunEvent{{Event: name, Data: data}}))
+		return err
+	})
+	if err == nil {
+		l.deliver(runID, got.Prev, got.Events)
+	}
+	l.end(w, &got, err)
 	if err != nil {
 		l.e.log.Error("write run events", "run_id", runID, "error", err)
-		return
 	}
-	l.deliver(runID, first, evs)
 }
 
-// deliver hands events this replica appended (from seq first) to its
+// deliver hands events this replica appended (after seq prev) to its
 // hub; if the hub lacks earlier ones (another replica wrote them), it
 // reads the log instead.
-func (l *eventLog) deliver(runID string, first int64, events []db.RunEvent) {
+func (l *eventLog) deliver(runID string, prev int64, events []db.RunEvent) {
+	if len(events) == 0 {
+		return
+	}
 	l.ingestMu.Lock()
 	defer l.ingestMu.Unlock()
-	if l.e.hub.Position(runID) == first-1 {
-		for i, ev := range events {
-			l.hand(runID, ev, l.mine(runID, first+int64(i)))
+	if l.e.hub.Position(runID) == prev {
+		for _, ev := range events {
+			l.hand(runID, ev, l.mine(runID, ev.Seq))
 		}
 		return
 	}
@@ -179,13 +439,13 @@ func (l *eventLog) mine(runID string, seq int64) bool {
 }
 
 // hand publishes one logged event to the hub (own: this replica wrote
-// it, see Hub.Relay); a run that ended is no longer watched.
+// it, see Hub.Relay) unless the hub has it already; a run that ended is
+// no longer watched.
 func (l *eventLog) hand(runID string, ev db.RunEvent, own bool) {
-	publish := l.e.hub.Relay
-	if own {
-		publish = l.e.hub.Publish
+	if !l.e.hub.PublishAt(runID, ev.Seq, ev.Event, ev.Data, own, false) {
+		return
 	}
-	hev := publish(runID, ev.Event, ev.Data)
+	hev := Event{Name: ev.Event}
 	if hev.EndsSegment() && hev.Name != "thread.run.requires_action" {
 		l.watchMu.Lock()
 		delete(l.runs, runID)
@@ -211,11 +471,11 @@ func (l *eventLog) ingestLocked(ctx context.Context, runID string) {
 			return
 		}
 		for _, ev := range evs {
-			if ev.Seq != pos+1 {
+			if pos == 0 && ev.Seq != 1 {
 				return // the log's start was pruned: readers get the store's snapshot
 			}
 			l.hand(runID, ev, l.mine(runID, ev.Seq))
-			pos++
+			pos = max(pos, ev.Seq)
 		}
 		if len(evs) < 1000 {
 			return
@@ -257,18 +517,20 @@ func (l *eventLog) pollThread(ctx context.Context, threadID string) {
 	}
 }
 
-// notified handles "<run id>:<seq>" from db.ChannelEvents.
+// notified handles "<run id>:<seq> …" from db.ChannelEvents.
 func (l *eventLog) notified(ctx context.Context, payload string) {
-	runID, n, _ := strings.Cut(payload, ":")
-	seq, err := strconv.ParseInt(n, 10, 64)
-	if err != nil {
-		return
-	}
-	l.watchMu.Lock()
-	_, watched := l.runs[runID]
-	l.watchMu.Unlock()
-	if watched && l.e.hub.Position(runID) < seq {
-		go l.ingest(ctx, runID)
+	for item := range strings.FieldsSeq(payload) {
+		runID, n, _ := strings.Cut(item, ":")
+		seq, err := strconv.ParseInt(n, 10, 64)
+		if err != nil {
+			continue
+		}
+		l.watchMu.Lock()
+		_, watched := l.runs[runID]
+		l.watchMu.Unlock()
+		if watched && l.e.hub.Position(runID) < seq {
+			go l.ingest(ctx, runID)
+		}
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,7 +15,9 @@ import (
 )
 
 // Event is one Assistants streaming event of a run: the SSE event name and
-// its data (the full object, or a delta). ID orders a run's events from 1.
+// its data (the full object, or a delta). ID orders a run's events from 1;
+// with the durable event log the ids are the log's seqs, which may skip
+// numbers (see eventlog.go), so readers compare ids, never count them.
 type Event struct {
 	ID   int64
 	Name string
@@ -149,6 +152,21 @@ func (h *Hub) Relay(runID, name string, data json.RawMessage) Event {
 }
 
 func (h *Hub) publish(runID, name string, data json.RawMessage, create, own bool) (Event, bool) {
+	return h.publishAt(runID, 0, name, data, create, own, false)
+}
+
+// PublishAt appends an event with id seq (the durable log's seq) to the
+// run's log, creating the log, if seq comes after the log's latest event:
+// right after it when next is set, else anywhere after (the log skipped
+// numbers). It reports whether it appended; an event the hub already has,
+// or one that would be out of order, is left out.
+func (h *Hub) PublishAt(runID string, seq int64, name string, data json.RawMessage, own, next bool) bool {
+	_, ok := h.publishAt(runID, seq, name, data, true, own, next)
+	return ok
+}
+
+// publishAt appends an event (id seq, or the next id if seq is 0).
+func (h *Hub) publishAt(runID string, seq int64, name string, data json.RawMessage, create, own, next bool) (Event, bool) {
 	h.mu.Lock()
 	l, ok := h.logs[runID]
 	if !ok && !create {
@@ -175,7 +193,15 @@ func (h *Hub) publish(runID, name string, data json.RawMessage, create, own bool
 	h.mu.Unlock()
 
 	l.mu.Lock()
-	ev := Event{ID: int64(len(l.events)) + 1, Name: name, Data: data}
+	last := l.last()
+	switch {
+	case seq == 0:
+		seq = last + 1
+	case seq <= last || next && seq != last+1:
+		l.mu.Unlock()
+		return Event{}, false
+	}
+	ev := Event{ID: seq, Name: name, Data: data}
 	l.events = append(l.events, ev)
 	close(l.changed)
 	l.changed = make(chan struct{})
@@ -274,7 +300,15 @@ func (h *Hub) Position(runID string) int64 {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return int64(len(l.events))
+	return l.last()
+}
+
+// last is the id of the log's latest event (0 if none). Callers hold l.mu.
+func (l *runLog) last() int64 {
+	if len(l.events) == 0 {
+		return 0
+	}
+	return l.events[len(l.events)-1].ID
 }
 
 // Logged reports whether the hub holds the run's event log.
@@ -321,7 +355,8 @@ type Subscription struct {
 	hub   *Hub
 	runID string
 	log   *runLog // nil until the run has a log
-	next  int64   // index of the next event to read
+	after int64   // id of the last event read
+	next  int     // index of the next event to read in log; -1: not yet found
 
 	// load, when set, builds the run's state from the store for a reader
 	// the hub has no log for; see Follow.
@@ -337,7 +372,7 @@ type Subscription struct {
 // after. If the hub has no log for the run yet, the reader waits for the
 // run's first event; it never creates a log itself.
 func (h *Hub) Subscribe(runID string, after int64) *Subscription {
-	return &Subscription{hub: h, runID: runID, log: h.find(runID), next: max(after, 0)}
+	return &Subscription{hub: h, runID: runID, log: h.find(runID), after: max(after, 0), next: -1}
 }
 
 // Follow returns a reader of the run's events after `after` that also
@@ -379,10 +414,11 @@ func (s *Subscription) NextBefore(ctx context.Context, idle <-chan time.Time) (E
 	}
 	for {
 		s.log.mu.Lock()
-		if s.next < int64(len(s.log.events)) {
+		if s.ready() {
 			ev := s.log.events[s.next]
 			s.log.mu.Unlock()
 			s.next++
+			s.after = ev.ID
 			return ev, nil
 		}
 		changed := s.log.changed
@@ -424,7 +460,7 @@ func (s *Subscription) beforeLog(ctx context.Context, idle <-chan time.Time) (ev
 			}
 			// Live events after the snapshot come from a new log: from
 			// its start.
-			s.load, s.snapshot, s.next = nil, evs, 0
+			s.load, s.snapshot, s.after, s.next = nil, evs, 0, -1
 			if n := len(evs); n > 0 {
 				last := evs[n-1]
 				s.finished = last.EndsSegment() && last.Name != "thread.run.requires_action"
@@ -467,12 +503,24 @@ func (s *Subscription) TryNext() (Event, bool) {
 	}
 	s.log.mu.Lock()
 	defer s.log.mu.Unlock()
-	if s.next < int64(len(s.log.events)) {
+	if s.ready() {
 		ev := s.log.events[s.next]
 		s.next++
+		s.after = ev.ID
 		return ev, true
 	}
 	return Event{}, false
+}
+
+// ready reports whether the log holds an event after the last one read,
+// finding the reader's place in it by id the first time (ids may skip
+// numbers). The log's lock is held.
+func (s *Subscription) ready() bool {
+	if s.next < 0 {
+		events := s.log.events
+		s.next = sort.Search(len(events), func(i int) bool { return events[i].ID > s.after })
+	}
+	return s.next < len(s.log.events)
 }
 
 // Notify arranges for wake to be called once, when TryNext may have an
@@ -503,7 +551,7 @@ func (s *Subscription) Notify(wake func()) {
 	}
 	l := s.log
 	l.mu.Lock()
-	if s.next < int64(len(l.events)) {
+	if s.ready() {
 		l.mu.Unlock()
 		s.fire()
 		return

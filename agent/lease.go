@@ -145,6 +145,7 @@ func (e *Engine) renewAll(ctx context.Context) {
 	if len(held) == 0 {
 		return
 	}
+	start := time.Now()
 	renewed, err := e.store.RenewLeases(ctx, e.cfg.Replica, held, e.cfg.RunLease)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -152,13 +153,45 @@ func (e *Engine) renewAll(ctx context.Context) {
 		}
 		return
 	}
+	if took := time.Since(start); took > e.cfg.RunLease/3 {
+		e.log.Warn("run leases renewed late: the database is slow to answer", "runs", len(held), "took", took.Round(time.Millisecond))
+	}
+	rest := map[string]int{}
 	for id, attempt := range held {
 		if status, ok := renewed[id]; ok {
 			e.act(id, attempt, status)
 		} else {
-			e.renew(ctx, id, attempt)
+			rest[id] = attempt
 		}
 	}
+	if len(rest) == 0 || !e.renewing.CompareAndSwap(false, true) {
+		return // a renewal of skipped runs is still waiting: the next round has them
+	}
+	// The runs skipped because a transaction holds their rows (their
+	// commits under way) are renewed beside the next rounds, waiting for
+	// those commits all at once; the few still missing then are lost or
+	// gone, looked at one by one.
+	e.wg.Go(func() {
+		defer e.renewing.Store(false)
+		start := time.Now()
+		renewed, err := e.store.RenewLeasesWaiting(ctx, e.cfg.Replica, rest, e.cfg.RunLease)
+		if took := time.Since(start); took > e.cfg.RunLease/3 {
+			e.log.Warn("run leases renewed late: their commits held them", "runs", len(rest), "took", took.Round(time.Millisecond))
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				e.log.Warn("renew run leases", "runs", len(rest), "error", err)
+			}
+			return
+		}
+		for id, attempt := range rest {
+			if status, ok := renewed[id]; ok {
+				e.act(id, attempt, status)
+			} else {
+				e.renew(ctx, id, attempt)
+			}
+		}
+	})
 }
 
 // renew renews one run's lease and acts on the run's status.
@@ -213,6 +246,9 @@ func (e *Engine) release(runID string) {
 	e.mu.Lock()
 	delete(e.leases, runID)
 	e.mu.Unlock()
+	if e.elog != nil {
+		e.elog.forget(runID)
+	}
 }
 
 // resumeInterrupted prepares a run whose previous execution was
@@ -282,5 +318,3 @@ func (e *Engine) releaseLease(runID string, attempt int) {
 		e.log.Warn("release run lease", "run_id", runID, "error", err)
 	}
 }
-
-func isLeaseLost(err error) bool { return errors.Is(err, db.ErrLeaseLost) }

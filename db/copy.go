@@ -51,6 +51,7 @@ var copyTables = []struct{ name, order string }{
 	{"conversation_items", "seq"},
 	{"responses", "seq"},
 	{"run_events", "run_id, seq"},
+	{"run_event_heads", "run_id"},
 	{"leader_leases", "name"},
 	{"response_input_items", "seq"},
 	{"containers", "seq"},

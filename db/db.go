@@ -77,6 +77,12 @@ type Store struct {
 
 	pgx *pgxpool.Pool // PostgreSQL's connections, under w and r
 
+	// leases renews run leases on PostgreSQL, on connections of its own
+	// (leasePgx): a renewal never waits for a connection behind bulk
+	// writes, so a saturated pool does not let leases lapse.
+	leases   *sql.DB
+	leasePgx *pgxpool.Pool
+
 	blobName string    // BlobsDir or BlobsPostgres
 	blobs    BlobStore // file contents
 
@@ -181,6 +187,14 @@ func (s *Store) openPostgres(ctx context.Context) (*Store, error) {
 	}
 	pool := stdlib.OpenDBFromPool(pgx)
 	s.w, s.r, s.pg, s.pgx = pool, pool, true, pgx
+	lcfg := cfg.Copy()
+	lcfg.MaxConns, lcfg.MinConns = 2, 1
+	if s.leasePgx, err = pgxpool.NewWithConfig(ctx, lcfg); err != nil {
+		pool.Close()
+		pgx.Close()
+		return nil, fmt.Errorf("open database %s: %w", redactURL(s.url), err)
+	}
+	s.leases = stdlib.OpenDBFromPool(s.leasePgx)
 	conn, err := pool.Conn(ctx)
 	if err == nil {
 		_, err = conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, startupLockID)
@@ -237,6 +251,10 @@ func (s *Store) Close() error {
 	if s.pgx != nil {
 		err := s.w.Close()
 		s.pgx.Close()
+		if s.leases != nil {
+			err = errors.Join(err, s.leases.Close())
+			s.leasePgx.Close()
+		}
 		return err
 	}
 	return errors.Join(s.w.Close(), s.r.Close())

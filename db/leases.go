@@ -143,13 +143,22 @@ func (s *Store) ClaimRuns(ctx context.Context, me string, lease time.Duration, l
 	return out, nil
 }
 
+// leaseDB is where leases are renewed: connections of their own on
+// PostgreSQL, the writer on SQLite.
+func (s *Store) leaseDB() *sql.DB {
+	if s.leases != nil {
+		return s.leases
+	}
+	return s.w
+}
+
 // RenewLease extends replica me's lease of run id (claim attempt) by
 // lease and returns the run's status, which tells the executor of a
 // cancel or expiry it may not have heard of. held is false when the
 // run's latest claim is no longer this one; ErrNotFound means the run is
 // gone (its thread was deleted).
 func (s *Store) RenewLease(ctx context.Context, id, me string, attempt int, lease time.Duration) (status string, held bool, err error) {
-	err = s.w.QueryRowContext(ctx, `UPDATE runs SET lease_expires_at = `+s.dbMillis()+` + $4
+	err = s.leaseDB().QueryRowContext(ctx, `UPDATE runs SET lease_expires_at = `+s.dbMillis()+` + $4
 		WHERE id = $1 AND claimed_by = $2 AND attempts = $3 RETURNING status`, id, me, attempt, lease.Milliseconds()).Scan(&status)
 	if err == nil {
 		return status, true, nil
@@ -157,7 +166,7 @@ func (s *Store) RenewLease(ctx context.Context, id, me string, attempt int, leas
 	if !errors.Is(err, sql.ErrNoRows) {
 		return "", false, fmt.Errorf("renew lease of run %s: %w", id, err)
 	}
-	err = s.r.QueryRowContext(ctx, `SELECT status FROM runs WHERE id = $1`, id).Scan(&status)
+	err = s.leaseDB().QueryRowContext(ctx, `SELECT status FROM runs WHERE id = $1`, id).Scan(&status)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", false, ErrNotFound
 	}
@@ -171,7 +180,22 @@ func (s *Store) RenewLease(ctx context.Context, id, me string, attempt int, leas
 // claim attempt) by lease, in one statement per 200 runs, and returns the
 // status of each run whose lease it renewed. A run missing from the
 // result is no longer held by that claim, or gone: RenewLease tells which.
+// On PostgreSQL the statement skips the runs whose rows a transaction
+// holds locked (a commit of the run under way), rather than wait for each
+// of them in turn: the others are renewed at once, and
+// RenewLeasesWaiting then renews the skipped ones.
 func (s *Store) RenewLeases(ctx context.Context, me string, held map[string]int, lease time.Duration) (map[string]string, error) {
+	return s.renewLeases(ctx, me, held, lease, true)
+}
+
+// RenewLeasesWaiting is RenewLeases that waits for the rows a transaction
+// holds (all at once, rather than one by one): for the runs RenewLeases
+// skipped.
+func (s *Store) RenewLeasesWaiting(ctx context.Context, me string, held map[string]int, lease time.Duration) (map[string]string, error) {
+	return s.renewLeases(ctx, me, held, lease, false)
+}
+
+func (s *Store) renewLeases(ctx context.Context, me string, held map[string]int, lease time.Duration, skipLocked bool) (map[string]string, error) {
 	out := make(map[string]string, len(held))
 	ids := make([]string, 0, len(held))
 	for id := range held {
@@ -189,8 +213,14 @@ func (s *Store) RenewLeases(ctx context.Context, me string, held map[string]int,
 			args = append(args, id, held[id])
 		}
 		ids = ids[n:]
-		rows, err := s.w.QueryContext(ctx, `UPDATE runs SET lease_expires_at = `+s.dbMillis()+` + $2
-			WHERE claimed_by = $1 AND (`+which.String()+`) RETURNING id, status`, args...)
+		q := `UPDATE runs SET lease_expires_at = ` + s.dbMillis() + ` + $2
+			WHERE claimed_by = $1 AND (` + which.String() + `) RETURNING id, status`
+		if s.pg && skipLocked {
+			q = `UPDATE runs r SET lease_expires_at = ` + s.dbMillis() + ` + $2
+				FROM (SELECT id FROM runs WHERE claimed_by = $1 AND (` + which.String() + `) FOR NO KEY UPDATE SKIP LOCKED) c
+				WHERE r.id = c.id RETURNING r.id, r.status`
+		}
+		rows, err := s.leaseDB().QueryContext(ctx, q, args...)
 		if err != nil {
 			return nil, fmt.Errorf("renew run leases: %w", err)
 		}

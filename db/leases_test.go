@@ -175,3 +175,103 @@ func TestRenewLeases(t *testing.T) {
 		}
 	})
 }
+
+// TestRenewLeasesSkipsLockedRuns: a renewal of many leases does not wait
+// for a run whose row a transaction holds (a commit of that run under
+// way): it renews the others and leaves that one out, for RenewLease to
+// renew once the commit is done. A renewal that comes late, after the
+// lease ran out but before anyone claimed the run, still holds it.
+func TestRenewLeasesSkipsLockedRuns(t *testing.T) {
+	eachStore(t, func(t *testing.T) {
+		s := openTest(t)
+		if !s.pg {
+			t.Skip("SQLite has one writer: nothing holds a run's row while a renewal runs")
+		}
+		ctx := WithProject(context.Background(), DefaultProjectID)
+		var ids []string
+		for range 2 {
+			th, _, err := s.CreateThread(ctx, Thread{}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			run, err := s.CreateRun(ctx, Run{ThreadID: th.ID, AssistantID: "asst_x", Model: "m"}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, run.ID)
+		}
+		claims, err := s.ClaimRuns(ctx, "me", time.Minute, 10, "")
+		if err != nil || len(claims) != 2 {
+			t.Fatalf("claims %+v, %v", claims, err)
+		}
+		held := map[string]int{}
+		for _, c := range claims {
+			held[c.RunID] = c.Attempt
+		}
+		locked, release, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+		go func() {
+			done <- s.Batch(ctx, func(ctx context.Context, tx *Tx) error {
+				if err := tx.CheckLease(ctx, ids[0], "me", held[ids[0]]); err != nil {
+					return err
+				}
+				select {
+				case <-locked:
+				default:
+					close(locked)
+				}
+				<-release
+				return nil
+			})
+		}()
+		<-locked
+		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		renewed, err := s.RenewLeases(rctx, "me", held, time.Minute)
+		cancel()
+		if err != nil {
+			close(release)
+			t.Fatalf("renewal waited for the locked run: %v", err)
+		}
+		if _, ok := renewed[ids[0]]; ok || renewed[ids[1]] != RunInProgress || len(renewed) != 1 {
+			t.Errorf("renewed %v: want only %s", renewed, ids[1])
+		}
+		// The skipped one, waiting for the commit holding it.
+		waited := make(chan map[string]string, 1)
+		go func() {
+			got, err := s.RenewLeasesWaiting(ctx, "me", map[string]int{ids[0]: held[ids[0]]}, time.Minute)
+			if err != nil {
+				t.Error(err)
+			}
+			waited <- got
+		}()
+		close(release)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if got := <-waited; got[ids[0]] != RunInProgress || len(got) != 1 {
+			t.Errorf("renewal of the run once its commit is done: %v", got)
+		}
+		// Late: the lease ran out, nobody claimed the run yet.
+		if _, ok, err := s.RenewLease(ctx, ids[1], "me", held[ids[1]], time.Millisecond); err != nil || !ok {
+			t.Fatalf("short renewal: %v %v", ok, err)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			var expired bool
+			if err := s.r.QueryRowContext(ctx, `SELECT lease_expires_at < `+s.dbMillis()+` FROM runs WHERE id = $1`, ids[1]).Scan(&expired); err != nil {
+				t.Fatal(err)
+			}
+			if expired {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the lease did not run out")
+			}
+		}
+		if renewed, err := s.RenewLeases(ctx, "me", map[string]int{ids[1]: held[ids[1]]}, time.Minute); err != nil || renewed[ids[1]] != RunInProgress {
+			t.Errorf("late renewal: %v %v", renewed, err)
+		}
+		if got, err := s.ClaimRuns(ctx, "other", time.Minute, 10, ""); err != nil || len(got) != 0 {
+			t.Errorf("another replica claimed %+v (%v) of runs whose leases were renewed", got, err)
+		}
+	})
+}

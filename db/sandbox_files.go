@@ -65,14 +65,28 @@ func (s *Store) SandboxFiles(ctx context.Context, threadID string) ([]SandboxFil
 	return out, nil
 }
 
+// Fence is the claim a run's executor holds (see CheckLease): a write it
+// makes outside the engine's commits checks it too.
+type Fence struct {
+	RunID, Replica string
+	Attempt        int
+}
+
 // SaveSandboxFiles records what one call of the thread's code did to
 // /mnt/data: the files it wrote (each now that stored file) and the paths
-// it removed. A deleted thread is ErrNotFound.
-func (s *Store) SaveSandboxFiles(ctx context.Context, threadID string, written []SandboxFile, removed []string) error {
+// it removed. A deleted thread is ErrNotFound. With fence set (the call
+// ran in that claim's execution), nothing is saved unless the claim still
+// holds the run: ErrLeaseLost.
+func (s *Store) SaveSandboxFiles(ctx context.Context, threadID string, fence *Fence, written []SandboxFile, removed []string) error {
 	if len(written) == 0 && len(removed) == 0 {
 		return nil
 	}
 	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if fence != nil {
+			if err := (&Tx{s: s, tx: tx}).CheckLease(ctx, fence.RunID, fence.Replica, fence.Attempt); err != nil {
+				return err
+			}
+		}
 		var one int
 		err := tx.QueryRowContext(ctx, `SELECT 1 FROM threads WHERE id = $1`, threadID).Scan(&one)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -94,7 +108,7 @@ func (s *Store) SaveSandboxFiles(ctx context.Context, threadID string, written [
 		}
 		return nil
 	})
-	if err != nil && !errors.Is(err, ErrNotFound) {
+	if err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrLeaseLost) {
 		return fmt.Errorf("save sandbox files of %s: %w", threadID, err)
 	}
 	return err

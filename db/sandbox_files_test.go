@@ -19,10 +19,10 @@ func TestSandboxFiles(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := s.SaveSandboxFiles(ctx, th.ID, []SandboxFile{{"a.txt", "file-1"}, {"sub/b.txt", "file-2"}}, nil); err != nil {
+		if err := s.SaveSandboxFiles(ctx, th.ID, nil, []SandboxFile{{"a.txt", "file-1"}, {"sub/b.txt", "file-2"}}, nil); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.SaveSandboxFiles(ctx, th.ID, []SandboxFile{{"a.txt", "file-3"}}, []string{"sub/b.txt", "never.txt"}); err != nil {
+		if err := s.SaveSandboxFiles(ctx, th.ID, nil, []SandboxFile{{"a.txt", "file-3"}}, []string{"sub/b.txt", "never.txt"}); err != nil {
 			t.Fatal(err)
 		}
 		got, err := s.SandboxFiles(ctx, th.ID)
@@ -38,7 +38,7 @@ func TestSandboxFiles(t *testing.T) {
 		if got, err := s.SandboxFiles(ctx, th.ID); err != nil || len(got) != 0 {
 			t.Fatalf("after deleting the thread: %+v, %v", got, err)
 		}
-		if err := s.SaveSandboxFiles(ctx, th.ID, []SandboxFile{{"a.txt", "file-4"}}, nil); !errors.Is(err, ErrNotFound) {
+		if err := s.SaveSandboxFiles(ctx, th.ID, nil, []SandboxFile{{"a.txt", "file-4"}}, nil); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("saving for a deleted thread: %v, want ErrNotFound", err)
 		}
 	})
@@ -130,6 +130,44 @@ func TestPreferKernel(t *testing.T) {
 		s := openTest(t)
 		if home, err := s.PreferKernel(context.Background(), "run_x", "me", time.Minute); err != nil || home != "" {
 			t.Fatalf("SQLite kept a run: %q, %v", home, err)
+		}
+	})
+}
+
+// TestSandboxFilesFenced: a call of a run's execution saves the thread's
+// files only while its claim still holds the run; a replica whose claim
+// was taken over (a later attempt) saves nothing.
+func TestSandboxFilesFenced(t *testing.T) {
+	eachStore(t, func(t *testing.T) {
+		ctx := WithProject(context.Background(), DefaultProjectID)
+		s := openTest(t)
+		th, _, err := s.CreateThread(ctx, Thread{}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		run, err := s.CreateRun(ctx, Run{ThreadID: th.ID, AssistantID: "asst_x", Model: "m"}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		claims, err := s.ClaimRuns(ctx, "me", time.Minute, 1, "")
+		if err != nil || len(claims) != 1 {
+			t.Fatalf("claims %+v, %v", claims, err)
+		}
+		stale := &Fence{RunID: run.ID, Replica: "me", Attempt: claims[0].Attempt + 1}
+		if err := s.SaveSandboxFiles(ctx, th.ID, stale, []SandboxFile{{"late.txt", "file-late"}}, nil); !errors.Is(err, ErrLeaseLost) {
+			t.Fatalf("save under a stale claim: %v, want ErrLeaseLost", err)
+		}
+		other := &Fence{RunID: run.ID, Replica: "other", Attempt: claims[0].Attempt}
+		if err := s.SaveSandboxFiles(ctx, th.ID, other, []SandboxFile{{"late.txt", "file-late"}}, nil); !errors.Is(err, ErrLeaseLost) {
+			t.Fatalf("save under another replica's name: %v, want ErrLeaseLost", err)
+		}
+		held := &Fence{RunID: run.ID, Replica: "me", Attempt: claims[0].Attempt}
+		if err := s.SaveSandboxFiles(ctx, th.ID, held, []SandboxFile{{"a.txt", "file-1"}}, nil); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.SandboxFiles(ctx, th.ID)
+		if err != nil || len(got) != 1 || got[0] != (SandboxFile{"a.txt", "file-1"}) {
+			t.Fatalf("saved files: %+v, %v", got, err)
 		}
 	})
 }

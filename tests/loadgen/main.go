@@ -92,12 +92,24 @@ func main() {
 			fmt.Fprintln(os.Stderr, "loadgen: -replicas needs -postgres")
 			os.Exit(2)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), *timeout)
-		err := runCluster(ctx, clusterOptions{bin: strings.Split(*bin, ",")[0], pg: *pg, roles: strings.Split(*cluster, ","),
-			runs: *runs, words: *words, delay: *delay, memEvery: *memEvery, lease: *lease, extra: extra})
-		cancel()
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "loadgen:", err)
+		// Several binaries are measured one after the other, each on a
+		// database of its own.
+		bins := strings.Split(*bin, ",")
+		failed := false
+		for _, b := range bins {
+			if len(bins) > 1 {
+				fmt.Printf("### %s\n", b)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+			err := runCluster(ctx, clusterOptions{bin: b, pg: *pg, roles: strings.Split(*cluster, ","),
+				runs: *runs, words: *words, delay: *delay, memEvery: *memEvery, lease: *lease, extra: extra})
+			cancel()
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "loadgen:", err)
+				failed = true
+			}
+		}
+		if failed {
 			os.Exit(1)
 		}
 		return

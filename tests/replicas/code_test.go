@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/responses"
 )
 
 // requireCodeSandbox skips without bubblewrap and Debian's Python stack,
@@ -191,4 +192,45 @@ print(sorted(os.listdir('/mnt/data')), open('/mnt/data/out.txt').read(), open('/
 			t.Errorf("%s: %d rows left for the deleted thread (%v)", tbl, n, err)
 		}
 	}
+}
+
+// TestContainerDeletedStopsKernelElsewhere: a container whose code ran on
+// replica B (its kernel and /mnt/data there) is deleted through replica
+// A: B stops the kernel and drops its directory too, told through the
+// forget notification, not left to the idle timeout.
+func TestContainerDeletedStopsKernelElsewhere(t *testing.T) {
+	requireCodeSandbox(t)
+	t.Parallel()
+	c := newCluster(t)
+	code := []string{"--code-pool", "0", "--code-timeout", "30s"}
+	data := map[string]string{"a": codeDataDir(t), "b": codeDataDir(t)}
+	a := c.start("a", append([]string{"--data", data["a"]}, code...)...)
+	b := c.start("b", append([]string{"--data", data["b"]}, code...)...)
+	ctx := context.Background()
+	ct, err := a.Client.Containers.New(ctx, openai.ContainerNewParams{Name: "elsewhere"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	call, _ := json.Marshal(map[string]string{"code": "open('/mnt/data/kept.txt', 'w').write('here')\nprint('ran')"})
+	r, err := b.Client.Responses.New(ctx, responses.ResponseNewParams{Model: "fake-model",
+		Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("elsewhere [[call code_interpreter " + string(call) + "]]")},
+		Tools: []responses.ToolUnionParam{{OfCodeInterpreter: &responses.ToolCodeInterpreterParam{
+			Container: responses.ToolCodeInterpreterContainerUnionParam{OfString: openai.String(ct.ID)}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Output) == 0 || r.Output[0].Type != "code_interpreter_call" || r.Output[0].ContainerID != ct.ID {
+		t.Fatalf("response through b: %s", r.RawJSON())
+	}
+	dir := filepath.Join(data["b"], "sandbox", "threads", ct.ID)
+	if _, err := os.Stat(filepath.Join(dir, "kept.txt")); err != nil {
+		t.Fatalf("the container's /mnt/data on b: %v", err)
+	}
+	if err := a.Client.Containers.Delete(ctx, ct.ID); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "b to drop the deleted container's directory", func() bool {
+		_, err := os.Stat(dir)
+		return os.IsNotExist(err)
+	})
 }
