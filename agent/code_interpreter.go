@@ -567,7 +567,7 @@ func (c *CodeInterpreter) savedFiles(ctx context.Context, threadID string) ([]sa
 func (c *CodeInterpreter) save(ctx context.Context, threadID string, written []db.SandboxFile, removed []string) error {
 	var fenced *db.Fence // a call of a run's execution: only while its claim holds the run
 	if f, ok := ctx.Value(fenceKey{}).(fence); ok {
-		fenced = &db.Fence{RunID: f.runID, Replica: c.replica, Attempt: f.attempt}
+		fenced = &db.Fence{RunID: f.runID, Replica: f.replica, Attempt: f.attempt}
 	}
 	err := c.store.SaveSandboxFiles(ctx, threadID, fenced, written, removed)
 	if errors.Is(err, db.ErrNotFound) {

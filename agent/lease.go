@@ -53,13 +53,15 @@ type fenceKey struct{}
 
 type fence struct {
 	runID   string
+	replica string // the claim's holder: this engine
 	attempt int
 }
 
-// withFence marks ctx as the execution of claim attempt of runID: commits
-// for that run made with it are fenced.
-func withFence(ctx context.Context, runID string, attempt int) context.Context {
-	return context.WithValue(ctx, fenceKey{}, fence{runID, attempt})
+// withFence marks ctx as the execution of claim attempt of runID by this
+// engine: commits for that run made with it are fenced, and so are other
+// writes of its execution (a call's sandbox files).
+func (e *Engine) withFence(ctx context.Context, runID string, attempt int) context.Context {
+	return context.WithValue(ctx, fenceKey{}, fence{runID, e.cfg.Replica, attempt})
 }
 
 // fenceOf returns the claim ctx carries for runID, if any.

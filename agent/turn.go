@@ -66,13 +66,13 @@ func (e *Engine) execute(parent context.Context, j job) {
 		e.mu.Unlock()
 		if j.attempt != 0 && parent.Err() == nil {
 			// Claimed, then cancelled before it started: settle it.
-			e.settle(withFence(context.WithoutCancel(ctx), j.runID, j.attempt), j.runID, db.RunCancelling, nil)
+			e.settle(e.withFence(context.WithoutCancel(ctx), j.runID, j.attempt), j.runID, db.RunCancelling, nil)
 		}
 		return
 	}
 	e.hold(j.runID, j.attempt)
 	defer e.release(j.runID)
-	ctx = withFence(ctx, j.runID, j.attempt)
+	ctx = e.withFence(ctx, j.runID, j.attempt)
 
 	e.runTurns(ctx, &j, run, traceparent)
 
@@ -134,7 +134,7 @@ func (e *Engine) claim(ctx context.Context, j *job) (*db.Run, string, bool) {
 	var traceparent string
 	cctx := context.WithoutCancel(ctx)
 	if j.attempt != 0 {
-		cctx = withFence(cctx, j.runID, j.attempt)
+		cctx = e.withFence(cctx, j.runID, j.attempt)
 	}
 	tooMany, unstored := false, ""
 	err := e.commit(cctx, j.runID, func(ctx context.Context, tx *db.Tx, em *emitter) error {
@@ -195,7 +195,7 @@ func (e *Engine) claim(ctx context.Context, j *job) (*db.Run, string, bool) {
 	}
 	if err == nil && tooMany {
 		e.log.Warn("failing run interrupted too often", "run_id", j.runID, "attempt", j.attempt)
-		if err := e.fail(withFence(cctx, j.runID, j.attempt), j.runID, nil, &db.LastError{Code: "server_error",
+		if err := e.fail(e.withFence(cctx, j.runID, j.attempt), j.runID, nil, &db.LastError{Code: "server_error",
 			Message: fmt.Sprintf("The run was interrupted by server restarts %d times and was stopped.", j.attempt-1)}); err != nil {
 			e.log.Error("fail run", "run_id", j.runID, "error", err)
 		}
@@ -205,7 +205,7 @@ func (e *Engine) claim(ctx context.Context, j *job) (*db.Run, string, bool) {
 		e.log.Info("deleting an interrupted store: false response instead of resuming it", "run_id", j.runID, "response_id", unstored)
 		if err := e.store.DeleteResponse(cctx, unstored); err != nil && !errors.Is(err, db.ErrNotFound) {
 			e.log.Error("delete unstored response", "response_id", unstored, "error", err)
-			if err := e.fail(withFence(cctx, j.runID, j.attempt), j.runID, nil, &db.LastError{Code: "server_error",
+			if err := e.fail(e.withFence(cctx, j.runID, j.attempt), j.runID, nil, &db.LastError{Code: "server_error",
 				Message: "The response was interrupted by a server restart; store: false responses are not resumed."}); err != nil {
 				e.log.Error("fail run", "run_id", j.runID, "error", err)
 			}
