@@ -36,7 +36,7 @@ func holdWriter(t *testing.T, s *Store) (release func(), queued func() int) {
 		})
 	}
 	t.Cleanup(release)
-	return release, func() int { return len(s.gc.reqs) }
+	return release, func() int { return int(s.gc.waiting.Load()) }
 }
 
 // waitQueued polls until n writes wait behind the held one.
@@ -349,5 +349,37 @@ func TestStatementCacheNested(t *testing.T) {
 		if err != nil {
 			t.Fatalf("round %d: %v", round, err)
 		}
+	}
+}
+
+// TestGroupCommitAlonePanics: a write that finds the writer idle runs on
+// its caller's goroutine; when it panics, the panic reaches the caller,
+// nothing of it is stored, and the writer is free for the next write.
+func TestGroupCommitAlonePanics(t *testing.T) {
+	s := openTest(t)
+	ctx := WithProject(context.Background(), DefaultProjectID)
+	func() {
+		defer func() {
+			if v := recover(); v != "boom" {
+				t.Errorf("recovered %v, want the write's panic", v)
+			}
+		}()
+		_ = s.tx(ctx, func(tx *sql.Tx) error {
+			if err := insertThread(ctx, "thread_panicked", nil)(tx); err != nil {
+				return err
+			}
+			panic("boom")
+		})
+	}()
+	if threadExists(t, s, "thread_panicked") {
+		t.Error("the panicked write was stored")
+	}
+	next, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := s.tx(next, insertThread(next, "thread_next", nil)); err != nil {
+		t.Fatalf("write after a panicked one: %v", err)
+	}
+	if !threadExists(t, s, "thread_next") {
+		t.Error("the write after a panicked one was not stored")
 	}
 }
