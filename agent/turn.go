@@ -233,7 +233,9 @@ func (e *Engine) claim(ctx context.Context, j *job) (*db.Run, string, bool) {
 func (e *Engine) claimed(ctx context.Context, j job) (*db.Run, string, bool) {
 	run := new(db.Run)
 	var err error
-	*run, err = e.store.GetRun(ctx, "", j.runID)
+	// SQLite's calls go deep: on a goroutine of its own (see model), not
+	// on the run's, whose stack would keep that depth for the whole run.
+	stack.Run(func() { *run, err = e.store.GetRun(ctx, "", j.runID) })
 	if err != nil {
 		if !errors.Is(err, db.ErrNotFound) && ctx.Err() == nil {
 			e.log.Error("start run", "run_id", j.runID, "error", err)

@@ -36,7 +36,7 @@ func holdWriter(t *testing.T, s *Store) (release func(), queued func() int) {
 		})
 	}
 	t.Cleanup(release)
-	return release, func() int { return int(s.gc.waiting.Load()) }
+	return release, func() int { return len(s.gc.reqs) }
 }
 
 // waitQueued polls until n writes wait behind the held one.
@@ -352,9 +352,9 @@ func TestStatementCacheNested(t *testing.T) {
 	}
 }
 
-// TestGroupCommitAlonePanics: a write that finds the writer idle runs on
-// its caller's goroutine; when it panics, the panic reaches the caller,
-// nothing of it is stored, and the writer is free for the next write.
+// TestGroupCommitAlonePanics: a lone write that panics (in a transaction
+// of its own) raises the panic on its caller, stores nothing, and leaves
+// the writer free for the next write.
 func TestGroupCommitAlonePanics(t *testing.T) {
 	s := openTest(t)
 	ctx := WithProject(context.Background(), DefaultProjectID)
