@@ -83,8 +83,9 @@ func TestRunClaimedAsCreated(t *testing.T) {
 
 // bareEngine is an engine on a store of its own and the upstream at
 // upURL, not started, and a function creating a run on a new thread whose
-// message is text.
-func bareEngine(t *testing.T, upURL string) (*db.Store, *agent.Engine, func(text string) db.Run) {
+// message is text (the thread is created with the timer stopped, in a
+// benchmark).
+func bareEngine(t testing.TB, upURL string) (*db.Store, *agent.Engine, func(text string) db.Run) {
 	t.Helper()
 	ctx := testCtx()
 	store, err := db.Open(ctx, t.TempDir())
@@ -104,10 +105,17 @@ func bareEngine(t *testing.T, upURL string) (*db.Store, *agent.Engine, func(text
 	}
 	return store, eng, func(text string) db.Run {
 		t.Helper()
+		b, bench := t.(*testing.B)
+		if bench {
+			b.StopTimer()
+		}
 		th, _, err := store.CreateThread(ctx, db.Thread{}, []db.Message{{Role: "user", Status: "completed",
 			Content: []db.ContentPart{{Type: "text", Text: &db.Text{Value: text, Annotations: []db.Annotation{}}}}}})
 		if err != nil {
 			t.Fatal(err)
+		}
+		if bench {
+			b.StartTimer()
 		}
 		run, err := eng.CreateRun(ctx, db.Run{ThreadID: th.ID, AssistantID: asst.ID, Model: "fake-model",
 			ToolChoice: json.RawMessage(`"auto"`), ResponseFormat: json.RawMessage(`"auto"`),
