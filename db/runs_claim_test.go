@@ -2,6 +2,8 @@ package db
 
 import (
 	"context"
+	"fmt"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -101,4 +103,63 @@ func TestCreateRunClaimed(t *testing.T) {
 			t.Errorf("stored: %s, %v; want queued", stored.Status, err)
 		}
 	})
+}
+
+// BenchmarkCreateAndClaimRun measures the store's side of starting a run:
+// creating it and claiming it, as two transactions (the claim as the
+// engine made it before runs were claimed as created: claim, read, set
+// started_at) or as one (a Claim on the create), by 1 and 32 concurrent
+// clients, each on threads of its own:
+//
+//	go test ./db/ -run '^$' -bench CreateAndClaimRun -benchtime 2000x
+func BenchmarkCreateAndClaimRun(b *testing.B) {
+	for _, way := range []string{"separate", "together"} {
+		for _, clients := range []int{1, 32} {
+			b.Run(fmt.Sprintf("%s/clients=%d", way, clients), func(b *testing.B) {
+				s := openTest(b)
+				ctx := WithProject(context.Background(), DefaultProjectID)
+				b.SetParallelism((clients + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+				b.ResetTimer()
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						th, _, err := s.CreateThread(ctx, Thread{}, nil)
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						r := Run{ThreadID: th.ID, AssistantID: "asst_x", Model: "m"}
+						if way == "together" {
+							r.Claim = &RunClaim{Replica: "me", Lease: time.Minute}
+						}
+						run, err := s.CreateRun(ctx, r, nil)
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						if way == "together" {
+							continue
+						}
+						err = s.Batch(ctx, func(ctx context.Context, tx *Tx) error {
+							if _, ok, err := tx.ClaimRun(ctx, run.ID, "me", time.Minute); err != nil || !ok {
+								return fmt.Errorf("claim: %v %v", ok, err)
+							}
+							if _, err := tx.GetRun(ctx, run.ID); err != nil {
+								return err
+							}
+							_, err := tx.UpdateRun(ctx, run.ID, func(r *Run) error {
+								now := s.Now()
+								r.StartedAt = &now
+								return nil
+							})
+							return err
+						})
+						if err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			})
+		}
+	}
 }
