@@ -59,15 +59,10 @@ func headersJSON(h map[string]string) string {
 // run's path, without a project: the exchange takes its run's.
 func (s *Store) StartExchange(ctx context.Context, x Exchange) (int64, error) {
 	var id int64
-	// Through Store.tx, as every write on the hot path: on SQLite it then
-	// joins a group commit rather than taking the single writer
-	// connection for a transaction of its own.
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		return tx.QueryRowContext(ctx, `INSERT INTO upstream_exchanges (run_id, started_at, method, url, request_headers, request_body,
+	err := s.w.QueryRowContext(ctx, `INSERT INTO upstream_exchanges (run_id, started_at, method, url, request_headers, request_body,
 		project_id) VALUES ($1, $2, $3, $4, $5, $6, COALESCE((SELECT project_id FROM runs WHERE id = $1), '`+DefaultProjectID+`'))
 		RETURNING id`, x.RunID, x.StartedAt, x.Method, x.URL, headersJSON(x.RequestHeaders),
-			x.RequestBody).Scan(&id)
-	})
+		x.RequestBody).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("start exchange: %w", err)
 	}
@@ -81,12 +76,9 @@ func (s *Store) FinishExchange(ctx context.Context, x Exchange) error {
 	if x.DurationMS != nil {
 		d = *x.DurationMS
 	}
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `UPDATE upstream_exchanges SET duration_ms = $1, status = $2, response_headers = $3,
+	_, err := s.w.ExecContext(ctx, `UPDATE upstream_exchanges SET duration_ms = $1, status = $2, response_headers = $3,
 		response_body = $4, streamed = $5, chunks = $6, error = $7 WHERE id = $8`,
-			d, x.Status, headersJSON(x.ResponseHeaders), x.ResponseBody, flag(x.Streamed), x.Chunks, x.Error, x.ID)
-		return err
-	})
+		d, x.Status, headersJSON(x.ResponseHeaders), x.ResponseBody, flag(x.Streamed), x.Chunks, x.Error, x.ID)
 	if err != nil {
 		return fmt.Errorf("finish exchange: %w", err)
 	}
