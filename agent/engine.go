@@ -171,6 +171,7 @@ type job struct {
 	runID       string
 	attempt     int    // the claim's fencing token; 0: not claimed yet (claim by id)
 	resume      bool   // an in_progress run whose last execution was interrupted
+	started     bool   // claimed as it was created, in_progress announced (claimAtCreate)
 	traceparent string // the creating request's span, kept by the run's first claim
 	project     string // the run's project; "" when the job's source did not say (looked up)
 }
@@ -453,7 +454,18 @@ func (e *Engine) publish(ctx context.Context, runID string, events []pendingEven
 	if e.elog != nil {
 		e.logTransitions(ctx, runID, events)
 		evs := toRunEvents(events)
-		first, err := e.store.AppendRunEvents(context.WithoutCancel(ctx), runID, evs)
+		// Marked as this replica's inside the appending transaction, as
+		// commit's are: create publishes thread.run.in_progress of a run
+		// it claimed, which the run metrics count where it was written.
+		var first int64
+		err := e.store.Batch(context.WithoutCancel(ctx), func(ctx context.Context, tx *db.Tx) error {
+			var err error
+			first, err = tx.AppendRunEvents(ctx, runID, evs)
+			if err == nil && len(evs) > 0 {
+				e.elog.markOwn(runID, first, first+int64(len(evs))-1)
+			}
+			return err
+		})
 		if err != nil {
 			e.log.Error("write run events", "run_id", runID, "error", err)
 			return

@@ -27,7 +27,7 @@ type Projects interface {
 	ProjectSettings(ctx context.Context, projectID string) (db.ProjectSettings, error)
 	AdmitRequest(ctx context.Context, projectID, model string, window time.Duration) (db.RateState, error)
 	CountTokens(ctx context.Context, projectID, model string, tokens int64, window time.Duration) error
-	RecordUsage(ctx context.Context, projectID, model string, inputTokens, outputTokens int64) error
+	RecordUsages(ctx context.Context, recs []db.UsageRecord) error
 }
 
 // projectRules holds what EnableProjects set.
@@ -42,8 +42,7 @@ type projectRules struct {
 	mu        sync.Mutex
 	upstreams map[string]*Provider // by project, URL, key and guard digest
 
-	usage   chan usageEntry // to the store (writeUsage)
-	dropped atomic.Int64    // usage entries dropped because the queue was full
+	usage usageBatch // waiting for the store (writeUsage)
 }
 
 // EnableProjects makes the engine apply projects' settings and record
@@ -57,7 +56,8 @@ func (e *Engine) EnableProjects(store Projects, window time.Duration, guard func
 	if window <= 0 {
 		window = time.Minute
 	}
-	e.projects = &projectRules{store: store, window: window, guard: guard, upstreams: map[string]*Provider{}, usage: make(chan usageEntry, usageBuffer)}
+	e.projects = &projectRules{store: store, window: window, guard: guard, upstreams: map[string]*Provider{}}
+	e.projects.usage.init()
 }
 
 // RateLimitError is a request refused by its project's rate limit; the
@@ -193,21 +193,110 @@ func guardedClient(base *http.Client, dial func(ctx context.Context, network, ad
 	return c
 }
 
-// usageEntry is one upstream request's usage, on its way to the store.
-type usageEntry struct {
-	runID, project, model string
-	usage                 db.Usage
+// Usage is counted in memory and written in batches. A turn adds its
+// request's usage to the batch under a mutex and goes on: it never waits
+// on the store, whatever the store is doing. The batch sums what it holds
+// per project, model and UTC day (and tokens per project and model, for
+// rate limits), so it grows with the number of those, not with requests:
+// a burst of 10,000 runs of one model is one row. One goroutine writes
+// the batch as one transaction, at most every usageEvery; a failed write
+// is put back and tried again with the next.
+
+// usageEvery is the shortest time between two usage writes.
+const usageEvery = 50 * time.Millisecond
+
+// maxUsageKeys bounds the distinct project, model and day sums waiting
+// for the store; usage of a further one is dropped, and counted. Only a
+// store that fails for long with many projects' models in use gets there.
+const maxUsageKeys = 1 << 16
+
+type usageKey struct {
+	project, model string
+	day            int64 // UTC day (Unix seconds / 86400)
 }
 
-// usageBuffer bounds the usage waiting to be written. A turn never waits
-// on the store's writer for it: past this the entries are dropped, and
-// counted.
-const usageBuffer = 4096
+type tokenKey struct{ project, model string }
 
-// recordUsage queues one upstream request of a run's project for the
+// usageBatch is the usage waiting for the store.
+type usageBatch struct {
+	mu      sync.Mutex
+	recs    map[usageKey]*db.UsageRecord
+	tokens  map[tokenKey]int64
+	wake    chan struct{} // buffered(1): the batch has something
+	dropped atomic.Int64  // requests dropped (maxUsageKeys)
+}
+
+func (b *usageBatch) init() {
+	b.recs, b.tokens, b.wake = map[usageKey]*db.UsageRecord{}, map[tokenKey]int64{}, make(chan struct{}, 1)
+}
+
+// add counts one request's usage at now; false if it had to be dropped.
+func (b *usageBatch) add(project, model string, now time.Time, u db.Usage) bool {
+	k := usageKey{project, model, now.UTC().Unix() / 86400}
+	b.mu.Lock()
+	r := b.recs[k]
+	if r == nil {
+		if len(b.recs) >= maxUsageKeys {
+			b.mu.Unlock()
+			return false
+		}
+		r = &db.UsageRecord{ProjectID: project, Model: model, At: now}
+		b.recs[k] = r
+	}
+	r.Requests++
+	r.InputTokens += u.PromptTokens
+	r.OutputTokens += u.CompletionTokens
+	if u.TotalTokens > 0 {
+		b.tokens[tokenKey{project, model}] += u.TotalTokens
+	}
+	b.mu.Unlock()
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// take empties the batch and returns what it held.
+func (b *usageBatch) take() ([]db.UsageRecord, map[tokenKey]int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.recs) == 0 && len(b.tokens) == 0 {
+		return nil, nil
+	}
+	recs := make([]db.UsageRecord, 0, len(b.recs))
+	for _, r := range b.recs {
+		recs = append(recs, *r)
+	}
+	tokens := b.tokens
+	b.recs, b.tokens = map[usageKey]*db.UsageRecord{}, map[tokenKey]int64{}
+	return recs, tokens
+}
+
+// putBack returns records the store did not take to the batch.
+func (b *usageBatch) putBack(recs []db.UsageRecord) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, r := range recs {
+		k := usageKey{r.ProjectID, r.Model, r.At.UTC().Unix() / 86400}
+		if have := b.recs[k]; have != nil {
+			have.Requests += r.Requests
+			have.InputTokens += r.InputTokens
+			have.OutputTokens += r.OutputTokens
+			continue
+		}
+		if len(b.recs) >= maxUsageKeys {
+			b.dropped.Add(r.Requests)
+			continue
+		}
+		r := r
+		b.recs[k] = &r
+	}
+}
+
+// recordUsage counts one upstream request of a run's project for the
 // store: its usage for the usage page, and its tokens against the
-// project's rate limit. The turn goes on at once (see writeUsage); when
-// the queue is full the entry is dropped and counted, never waited for.
+// project's rate limit. The turn goes on at once (see usageBatch).
 func (e *Engine) recordUsage(run db.Run, model string, usage *db.Usage) {
 	if e.projects == nil || usage == nil {
 		return
@@ -216,43 +305,60 @@ func (e *Engine) recordUsage(run db.Run, model string, usage *db.Usage) {
 	if project == "" {
 		project = db.DefaultProjectID
 	}
-	select {
-	case e.projects.usage <- usageEntry{runID: run.ID, project: project, model: model, usage: *usage}:
-	default:
-		if n := e.projects.dropped.Add(1); n == 1 || n%1000 == 0 {
-			e.log.Warn("usage records dropped: the store is not keeping up", "dropped", n)
+	if !e.projects.usage.add(project, model, time.Unix(e.store.Now(), 0), *usage) {
+		if n := e.projects.usage.dropped.Add(1); n == 1 || n%1000 == 0 {
+			e.log.Warn("usage records dropped: the store is failing", "dropped", n)
 		}
 	}
 }
 
-// writeUsage writes queued usage until ctx ends, then what is left (for
-// a few seconds at most).
+// writeUsage writes the batched usage until ctx ends, then what is left
+// (for a few seconds at most).
 func (pr *projectRules) writeUsage(ctx context.Context, log *slog.Logger) {
-	write := func(ctx context.Context, u usageEntry) {
-		if err := pr.store.RecordUsage(ctx, u.project, u.model, u.usage.PromptTokens, u.usage.CompletionTokens); err != nil {
-			log.Warn("recording usage failed", "run_id", u.runID, "project", u.project, "error", err)
-		}
-		if err := pr.store.CountTokens(ctx, u.project, u.model, u.usage.TotalTokens, pr.window); err != nil {
-			log.Warn("counting tokens failed", "run_id", u.runID, "project", u.project, "error", err)
-		}
-	}
-loop:
+	b := &pr.usage
+	pause := time.NewTimer(usageEvery)
+	pause.Stop()
+	defer pause.Stop()
 	for {
 		select {
-		case u := <-pr.usage:
-			write(ctx, u)
+		case <-b.wake:
 		case <-ctx.Done():
-			break loop
+			drain, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			pr.flushUsage(drain, log)
+			return
+		}
+		pr.flushUsage(ctx, log)
+		// Let usage gather for the next write.
+		pause.Reset(usageEvery)
+		select {
+		case <-pause.C:
+		case <-ctx.Done():
 		}
 	}
-	drain, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	for drain.Err() == nil {
-		select {
-		case u := <-pr.usage:
-			write(drain, u)
-		default:
-			return
+}
+
+// flushUsage writes what the batch holds: the usage rows in one
+// transaction, then each project and model's tokens against its rate
+// limit.
+func (pr *projectRules) flushUsage(ctx context.Context, log *slog.Logger) {
+	b := &pr.usage
+	recs, tokens := b.take()
+	if len(recs) > 0 {
+		if err := pr.store.RecordUsages(ctx, recs); err != nil {
+			log.Warn("recording usage failed; kept for the next write", "records", len(recs), "error", err)
+			b.putBack(recs)
+			if ctx.Err() == nil {
+				select {
+				case b.wake <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}
+	for k, n := range tokens {
+		if err := pr.store.CountTokens(ctx, k.project, k.model, n, pr.window); err != nil {
+			log.Warn("counting tokens failed", "project", k.project, "model", k.model, "error", err)
 		}
 	}
 }

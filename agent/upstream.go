@@ -112,7 +112,30 @@ func (t *turn) send(ctx context.Context, p *Provider, params *openai.ChatComplet
 		_ = sdk.Close()
 		return ssestream.NewStream[chunk](nil, errors.New("the upstream sent no answer"))
 	}
-	return ssestream.NewStream[chunk](newSSEDecoder(raw.Body), nil)
+	return ssestream.NewStream[chunk](newSSEDecoder(&drainOnClose{raw.Body}), nil)
+}
+
+// drainOnClose reads what is left of a streamed answer (the stream's end
+// after data: [DONE]: a blank line, the chunked encoding's last chunk)
+// before closing it. net/http reuses a connection only once its response
+// body was read to the end; closed earlier, the connection is closed, and
+// the next request to the provider waits for a new one (about a third of
+// sequential runs dialled afresh).
+type drainOnClose struct{ io.ReadCloser }
+
+// maxDrain and drainFor bound what Close reads and waits for: an answer
+// still streaming, or a server that keeps the response open after
+// [DONE], is cut (closing the body ends the read), never waited out.
+const (
+	maxDrain = 4 << 10
+	drainFor = 100 * time.Millisecond
+)
+
+func (d *drainOnClose) Close() error {
+	cut := time.AfterFunc(drainFor, func() { _ = d.ReadCloser.Close() })
+	_, _ = io.CopyN(io.Discard, d.ReadCloser, maxDrain)
+	cut.Stop()
+	return d.ReadCloser.Close()
 }
 
 // chunk is what a turn reads of a streamed Chat Completions chunk.

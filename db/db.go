@@ -401,8 +401,10 @@ func (s *Store) tx1(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if err != nil {
 		return err
 	}
+	// A panic in fn still ends the transaction: SQLite's writer pool has
+	// one connection, which an open transaction would keep forever.
+	defer func() { _ = tx.Rollback() }() // after Commit, a no-op
 	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
 		return err
 	}
 	if err := tx.Commit(); err != nil {

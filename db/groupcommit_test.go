@@ -351,3 +351,35 @@ func TestStatementCacheNested(t *testing.T) {
 		}
 	}
 }
+
+// TestGroupCommitAlonePanics: a lone write that panics (in a transaction
+// of its own) raises the panic on its caller, stores nothing, and leaves
+// the writer free for the next write.
+func TestGroupCommitAlonePanics(t *testing.T) {
+	s := openTest(t)
+	ctx := WithProject(context.Background(), DefaultProjectID)
+	func() {
+		defer func() {
+			if v := recover(); v != "boom" {
+				t.Errorf("recovered %v, want the write's panic", v)
+			}
+		}()
+		_ = s.tx(ctx, func(tx *sql.Tx) error {
+			if err := insertThread(ctx, "thread_panicked", nil)(tx); err != nil {
+				return err
+			}
+			panic("boom")
+		})
+	}()
+	if threadExists(t, s, "thread_panicked") {
+		t.Error("the panicked write was stored")
+	}
+	next, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := s.tx(next, insertThread(next, "thread_next", nil)); err != nil {
+		t.Fatalf("write after a panicked one: %v", err)
+	}
+	if !threadExists(t, s, "thread_next") {
+		t.Error("the write after a panicked one was not stored")
+	}
+}

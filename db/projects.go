@@ -447,11 +447,69 @@ type DailyUsage struct {
 // RecordUsage adds one upstream request and its tokens to a project's
 // usage for today (UTC).
 func (s *Store) RecordUsage(ctx context.Context, projectID, model string, inputTokens, outputTokens int64) error {
-	day := s.now().UTC().Unix() / 86400
-	_, err := s.w.ExecContext(ctx, `INSERT INTO project_usage (project_id, day, model, requests, input_tokens, output_tokens) VALUES ($1, $2, $3, 1, $4, $5)
-		ON CONFLICT (project_id, day, model) DO UPDATE SET requests = project_usage.requests + 1,
-		input_tokens = project_usage.input_tokens + excluded.input_tokens, output_tokens = project_usage.output_tokens + excluded.output_tokens`,
-		projectID, day, model, inputTokens, outputTokens)
+	return s.RecordUsages(ctx, []UsageRecord{{ProjectID: projectID, Model: model, At: s.now(),
+		Requests: 1, InputTokens: inputTokens, OutputTokens: outputTokens}})
+}
+
+// UsageRecord is a project's use of one model: requests and their tokens,
+// counted on the UTC day of At.
+type UsageRecord struct {
+	ProjectID, Model                    string
+	At                                  time.Time
+	Requests, InputTokens, OutputTokens int64
+}
+
+// usageRows bounds the rows of one usage statement (6 arguments each).
+const usageRows = 200
+
+// RecordUsages adds records to projects' daily usage in one transaction:
+// records of one project, model and day are summed first, then written by
+// one statement per usageRows of them, each adding to what is stored.
+func (s *Store) RecordUsages(ctx context.Context, recs []UsageRecord) error {
+	type key struct {
+		project, model string
+		day            int64
+	}
+	sums := make(map[key]int, len(recs))
+	var rows []UsageRecord
+	var days []int64
+	for _, r := range recs {
+		k := key{r.ProjectID, r.Model, r.At.UTC().Unix() / 86400}
+		if i, ok := sums[k]; ok {
+			rows[i].Requests += r.Requests
+			rows[i].InputTokens += r.InputTokens
+			rows[i].OutputTokens += r.OutputTokens
+			continue
+		}
+		sums[k] = len(rows)
+		rows, days = append(rows, r), append(days, k.day)
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		for first := 0; first < len(rows); first += usageRows {
+			chunk := rows[first:min(first+usageRows, len(rows))]
+			var q strings.Builder
+			q.WriteString(`INSERT INTO project_usage (project_id, day, model, requests, input_tokens, output_tokens) VALUES `)
+			args := make([]any, 0, 6*len(chunk))
+			for i, r := range chunk {
+				if i > 0 {
+					q.WriteString(", ")
+				}
+				n := len(args)
+				fmt.Fprintf(&q, "($%d, $%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6)
+				args = append(args, r.ProjectID, days[first+i], r.Model, r.Requests, r.InputTokens, r.OutputTokens)
+			}
+			q.WriteString(` ON CONFLICT (project_id, day, model) DO UPDATE SET requests = project_usage.requests + excluded.requests,
+				input_tokens = project_usage.input_tokens + excluded.input_tokens,
+				output_tokens = project_usage.output_tokens + excluded.output_tokens`)
+			if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("record usage: %w", err)
 	}
