@@ -171,7 +171,6 @@ type job struct {
 	runID       string
 	attempt     int    // the claim's fencing token; 0: not claimed yet (claim by id)
 	resume      bool   // an in_progress run whose last execution was interrupted
-	started     bool   // claimed as it was created, in_progress announced (claimAtCreate)
 	traceparent string // the creating request's span, kept by the run's first claim
 	project     string // the run's project; "" when the job's source did not say (looked up)
 }

@@ -65,13 +65,9 @@ func (e *Engine) create(ctx context.Context, r db.Run, store func(db.Run) (*db.T
 	}
 	r.ID = db.NewID("run_")
 	r.CreatedAt, r.ExpiresAt = e.times()
-	traceparent := telemetry.Traceparent(ctx)
-	r.Claim = e.claimAtCreate(traceparent)
 	mu := e.lockRun(r.ID)
 	mu.Lock()
 	thread, run, err := store(r)
-	claim := run.Claim
-	run.Claim = nil
 	if err != nil {
 		mu.Unlock()
 		return run, err
@@ -82,45 +78,10 @@ func (e *Engine) create(ctx context.Context, r db.Run, store func(db.Run) (*db.T
 	}
 	em.emit("thread.run.created", run)
 	em.emit("thread.run.queued", run)
-	claimed := claim != nil && claim.Attempt != 0
-	if claimed {
-		started := run
-		started.Status, started.StartedAt, started.Attempts = db.RunInProgress, &claim.StartedAt, claim.Attempt
-		em.emit("thread.run.in_progress", started)
-	}
 	e.publish(ctx, run.ID, em.events)
 	mu.Unlock()
-	j := job{runID: run.ID, traceparent: traceparent, project: run.ProjectID}
-	if claimed {
-		j.attempt, j.started = claim.Attempt, true
-		e.enqueue(j)
-	} else {
-		e.enqueueQueued(ctx, j)
-	}
+	e.enqueueQueued(ctx, job{runID: run.ID, traceparent: telemetry.Traceparent(ctx), project: run.ProjectID})
 	return run, nil
-}
-
-// claimAtCreate returns the claim a run being created asks for when this
-// replica will execute it at once (it executes runs and has a worker
-// free): the run is then claimed in the transaction that creates it, one
-// commit less before its first token, and the claim is committed before
-// anything is sent upstream. Otherwise (nil) the run is created queued
-// and claimed later, here or by another replica.
-func (e *Engine) claimAtCreate(traceparent string) *db.RunClaim {
-	if e.cfg.APIOnly {
-		return nil
-	}
-	e.mu.Lock()
-	free := e.cfg.Workers - len(e.inflight) - len(e.pending)
-	e.mu.Unlock()
-	if free <= 0 {
-		return nil
-	}
-	c := &db.RunClaim{Replica: e.cfg.Replica, Lease: e.cfg.RunLease}
-	if e.tracing {
-		c.Traceparent = traceparent
-	}
-	return c
 }
 
 // ToolOutput is one submitted function result.

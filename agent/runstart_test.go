@@ -2,9 +2,15 @@ package agent_test
 
 import (
 	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
 	"net/http/httptest"
 	"testing"
+	"time"
 
+	"github.com/assistantd/assistantd/agent"
+	"github.com/assistantd/assistantd/db"
 	"github.com/assistantd/assistantd/tests/upstream"
 )
 
@@ -48,5 +54,68 @@ func BenchmarkFirstDelta(b *testing.B) {
 			b.Fatalf("run %s ended without a delta", run.ID)
 		}
 		b.StartTimer()
+	}
+}
+
+// bareEngine is an engine on a store of its own and the upstream at
+// upURL, not started, and a function creating a run on a new thread whose
+// message is text (the thread is created with the timer stopped, in a
+// benchmark).
+func bareEngine(t testing.TB, upURL string) (*db.Store, *agent.Engine, func(text string) db.Run) {
+	t.Helper()
+	ctx := testCtx()
+	store, err := db.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	providers, err := agent.NewProviders([]agent.ProviderConfig{{Name: "fake", BaseURL: upURL, APIKey: "k", Models: []string{"*"}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	eng := agent.New(store, providers, agent.NewHub(time.Minute), log, agent.Config{RetryBackoff: time.Millisecond, SweepInterval: 50 * time.Millisecond})
+	asst, err := store.CreateAssistant(ctx, db.Assistant{Model: "fake-model"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store, eng, func(text string) db.Run {
+		t.Helper()
+		b, bench := t.(*testing.B)
+		if bench {
+			b.StopTimer()
+		}
+		th, _, err := store.CreateThread(ctx, db.Thread{}, []db.Message{{Role: "user", Status: "completed",
+			Content: []db.ContentPart{{Type: "text", Text: &db.Text{Value: text, Annotations: []db.Annotation{}}}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bench {
+			b.StartTimer()
+		}
+		run, err := eng.CreateRun(ctx, db.Run{ThreadID: th.ID, AssistantID: asst.ID, Model: "fake-model",
+			ToolChoice: json.RawMessage(`"auto"`), ResponseFormat: json.RawMessage(`"auto"`),
+			TruncationStrategy: &db.TruncationStrategy{Type: "auto"}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return run
+	}
+}
+
+// waitRun polls the store until the run has status want.
+func waitRun(t *testing.T, store *db.Store, run db.Run, want string) {
+	t.Helper()
+	for deadline := time.Now().Add(waitFor); ; time.Sleep(5 * time.Millisecond) {
+		r, err := store.GetRun(testCtx(), run.ThreadID, run.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Status == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("run %s is %s, want %s", run.ID, r.Status, want)
+		}
 	}
 }

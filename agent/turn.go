@@ -57,14 +57,7 @@ func (e *Engine) execute(parent context.Context, j job) {
 		j.project = p
 	}
 	ctx = db.WithProject(ctx, j.project)
-	var run *db.Run
-	var traceparent string
-	var ok bool
-	if j.started {
-		run, traceparent, ok = e.claimed(ctx, j)
-	} else {
-		run, traceparent, ok = e.claim(ctx, &j)
-	}
+	run, traceparent, ok := e.claim(ctx, &j)
 	if !ok {
 		e.mu.Lock()
 		if e.leases[j.runID] == j.attempt {
@@ -223,33 +216,6 @@ func (e *Engine) claim(ctx context.Context, j *job) (*db.Run, string, bool) {
 		e.log.Info("resuming interrupted run", "run_id", j.runID, "attempt", j.attempt)
 	}
 	return run, traceparent, err == nil
-}
-
-// claimed starts the execution of a run claimed as it was created (see
-// claimAtCreate), whose start the store and its readers already have:
-// a read, not a commit, checks that the claim still holds it (a cancel
-// may have ended it meanwhile; one arriving after this read finds the
-// execution in flight and stops it).
-func (e *Engine) claimed(ctx context.Context, j job) (*db.Run, string, bool) {
-	run := new(db.Run)
-	var err error
-	// SQLite's calls go deep: on a goroutine of its own (see model), not
-	// on the run's, whose stack would keep that depth for the whole run.
-	stack.Run(func() { *run, err = e.store.GetRun(ctx, "", j.runID) })
-	if err != nil {
-		if !errors.Is(err, db.ErrNotFound) && ctx.Err() == nil {
-			e.log.Error("start run", "run_id", j.runID, "error", err)
-		}
-		return run, "", false
-	}
-	if run.Status != db.RunInProgress || run.Attempts != j.attempt {
-		return run, "", false
-	}
-	traceparent := ""
-	if e.tracing {
-		traceparent = j.traceparent
-	}
-	return run, traceparent, true
 }
 
 // turn is the state of one turn while it runs: one model request and the

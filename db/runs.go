@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 )
 
 // Run statuses. The first four are "active": a thread has at most one run
@@ -91,28 +90,6 @@ type Run struct {
 	// ProjectID is the project the run belongs to: the engine executes it
 	// scoped to that project, with that project's upstream and limits.
 	ProjectID string `json:"-"`
-	// Claim, on a run given to CreateRun, CreateThreadAndRun or
-	// CreateResponse, asks for the new run to be claimed in the
-	// transaction that creates it; the store reports the claim in it.
-	Claim *RunClaim `json:"-"`
-}
-
-// RunClaim claims a run as it is created, for the replica that will
-// execute it at once: one transaction instead of a create and then a
-// claim. The run the create returns is still the queued one (as the API
-// answers it); the store holds it in_progress, claimed.
-type RunClaim struct {
-	Replica string
-	Lease   time.Duration
-	// Traceparent, when set, is kept as the run's trace (see RunTrace).
-	Traceparent string
-
-	// Attempt is the claim's fencing token, 0 when the run was not
-	// claimed: on PostgreSQL a run whose thread has a code_interpreter
-	// kernel alive on another replica is left queued for it (see
-	// PreferKernel). StartedAt is the run's started_at once claimed.
-	Attempt   int
-	StartedAt int64
 }
 
 // RequiredAction is what a requires_action run waits for.
@@ -370,44 +347,7 @@ func (s *Store) insertRun(ctx context.Context, tx *sql.Tx, r Run, extra []Messag
 		// single writer connection, but the index is the real guard).
 		return r, &ActiveRunError{ThreadID: r.ThreadID}
 	}
-	if err != nil || r.Claim == nil {
-		return r, err
-	}
-	return r, s.claimNew(ctx, tx, r.ID, r.Claim)
-}
-
-// claimNew claims the run just inserted for c.Replica (see RunClaim).
-// Functions run in Store.tx may run again, so c's results are set, never
-// accumulated.
-func (s *Store) claimNew(ctx context.Context, tx *sql.Tx, id string, c *RunClaim) error {
-	c.Attempt, c.StartedAt = 0, 0
-	now := s.now().Unix()
-	kept := ``
-	if s.pg {
-		// As PreferKernel: a kernel of the thread alive on another live
-		// replica keeps the run queued for that replica.
-		kept = ` AND NOT EXISTS (SELECT 1 FROM code_kernels k WHERE k.thread_id = runs.thread_id AND k.replica <> $1
-			AND k.expires_at > ` + s.dbMillis() + ` AND EXISTS (SELECT 1 FROM leader_leases l
-				WHERE l.name IN ('replica:` + BlobsPostgres + `:' || k.replica, 'replica:` + BlobsDir + `:' || k.replica)
-				AND l.expires_at >= ` + s.dbMillis() + `))`
-	}
-	err := tx.QueryRowContext(ctx, `UPDATE runs SET status = 'in_progress', claimed_by = $1,
-		lease_expires_at = `+s.dbMillis()+` + $2, attempts = attempts + 1, started_at = $3 WHERE id = $4`+kept+`
-		RETURNING attempts`, c.Replica, c.Lease.Milliseconds(), now, id).Scan(&c.Attempt)
-	if errors.Is(err, sql.ErrNoRows) {
-		c.Attempt = 0
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("claim new run %s: %w", id, err)
-	}
-	c.StartedAt = now
-	if c.Traceparent == "" {
-		return nil
-	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO run_traces (run_id, traceparent) VALUES ($1, $2)
-		ON CONFLICT (run_id) DO NOTHING`, id, c.Traceparent)
-	return err
+	return r, err
 }
 
 // CreateRun stores a queued run on an existing thread together with its
