@@ -265,13 +265,14 @@ func (u *upstreamWatch) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	u.mu.Lock()
 	u.reqs = append(u.reqs, rec)
 	u.mu.Unlock()
-	stop := context.AfterFunc(r.Context(), func() {
+	gone := func() {
 		u.mu.Lock()
-		if !rec.finished {
+		if !rec.finished && rec.abandoned.IsZero() {
 			rec.abandoned = time.Now()
 		}
 		u.mu.Unlock()
-	})
+	}
+	stop := context.AfterFunc(r.Context(), gone)
 	defer stop()
 	u.next.ServeHTTP(&doneWriter{ResponseWriter: w, done: func() {
 		u.mu.Lock()
@@ -280,6 +281,10 @@ func (u *upstreamWatch) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		u.mu.Unlock()
 	}}, r)
+	// The scripted upstream stops early only when a write fails: the
+	// client went away, and its writes may notice that before the
+	// server's read does (then the request's context is not yet done).
+	gone()
 }
 
 // doneWriter calls done when the stream's last line, data: [DONE], is
