@@ -453,18 +453,7 @@ func (e *Engine) publish(ctx context.Context, runID string, events []pendingEven
 	if e.elog != nil {
 		e.logTransitions(ctx, runID, events)
 		evs := toRunEvents(events)
-		// Marked as this replica's inside the appending transaction, as
-		// commit's are: create publishes thread.run.in_progress of a run
-		// it claimed, which the run metrics count where it was written.
-		var first int64
-		err := e.store.Batch(context.WithoutCancel(ctx), func(ctx context.Context, tx *db.Tx) error {
-			var err error
-			first, err = tx.AppendRunEvents(ctx, runID, evs)
-			if err == nil && len(evs) > 0 {
-				e.elog.markOwn(runID, first, first+int64(len(evs))-1)
-			}
-			return err
-		})
+		first, err := e.store.AppendRunEvents(context.WithoutCancel(ctx), runID, evs)
 		if err != nil {
 			e.log.Error("write run events", "run_id", runID, "error", err)
 			return
