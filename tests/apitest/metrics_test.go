@@ -47,8 +47,21 @@ func series(t testing.TB, fams map[string]*dto.MetricFamily, name string, want m
 	if f == nil {
 		t.Fatalf("no %s in the metrics", name)
 	}
+	found := matching(f, want)
+	if len(found) != 1 {
+		var all []string
+		for _, m := range f.Metric {
+			all = append(all, m.String())
+		}
+		t.Fatalf("%d series of %s with %v, want 1; all:\n%s", len(found), name, want, strings.Join(all, "\n"))
+	}
+	return found[0]
+}
+
+// matching returns f's series whose labels include want.
+func matching(f *dto.MetricFamily, want map[string]string) []*dto.Metric {
 	var found []*dto.Metric
-	for _, m := range f.Metric {
+	for _, m := range f.GetMetric() {
 		labels := map[string]string{}
 		for _, l := range m.Label {
 			labels[l.GetName()] = l.GetValue()
@@ -61,14 +74,7 @@ func series(t testing.TB, fams map[string]*dto.MetricFamily, name string, want m
 			found = append(found, m)
 		}
 	}
-	if len(found) != 1 {
-		var all []string
-		for _, m := range f.Metric {
-			all = append(all, m.String())
-		}
-		t.Fatalf("%d series of %s with %v, want 1; all:\n%s", len(found), name, want, strings.Join(all, "\n"))
-	}
-	return found[0]
+	return found
 }
 
 func value(m *dto.Metric) float64 {
@@ -150,20 +156,22 @@ func TestMetrics(t *testing.T) {
 		t.Fatalf("the stream ended with %q", last)
 	}
 
-	// The stream's request is counted as the handler returns, just after
-	// its last event, and the run stops counting as active when its worker
-	// returns, just after publishing its end: poll for both.
+	// The stream's request is counted when its connection is done, just
+	// after its last event (a detached stream counts at its end, not when
+	// the handler returns), and the run stops counting as active when its
+	// worker returns, just after publishing its end: poll for all three.
 	streamRoute := map[string]string{"http_route": "/v1/threads/:thread_id/runs", "http_request_method": "POST",
 		"http_response_status_code": "200"}
 	var fams map[string]*dto.MetricFamily
 	for deadline := time.Now().Add(runDeadline); ; time.Sleep(20 * time.Millisecond) {
 		fams = scrape(t, metricsURL)
 		f, a := fams["assistantd_sse_subscribers"], fams["assistantd_runs_active"]
-		if f != nil && value(f.Metric[0]) == 0 && a != nil && value(a.Metric[0]) == 0 {
+		counted := fams["http_server_request_duration_seconds"] != nil && len(matching(fams["http_server_request_duration_seconds"], streamRoute)) == 1
+		if f != nil && value(f.Metric[0]) == 0 && a != nil && value(a.Metric[0]) == 0 && counted {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("the stream or the run stayed counted after it ended")
+			t.Fatal("the stream or the run stayed counted after it ended, or the stream's request was never counted")
 		}
 	}
 	type check struct {
