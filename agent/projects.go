@@ -328,7 +328,11 @@ func (pr *projectRules) writeUsage(ctx context.Context, log *slog.Logger) {
 			pr.flushUsage(drain, log)
 			return
 		}
-		pr.flushUsage(ctx, log)
+		// A write under way when shutdown begins finishes (within the
+		// drain's bound): cut short, its tokens would be lost.
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		pr.flushUsage(wctx, log)
+		cancel()
 		// Let usage gather for the next write.
 		pause.Reset(usageEvery)
 		select {

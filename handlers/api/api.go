@@ -68,7 +68,9 @@ type API struct {
 
 // NewAPI returns the API handlers. maxUpload bounds one uploaded file.
 func NewAPI(store Store, engine Engine, maxUpload int64, log *slog.Logger, opts ...APIOption) *API {
-	h := &API{store: store, engine: engine, maxUpload: maxUpload, log: log, streams: respond.NewStreams(log)}
+	streams := respond.NewStreams(log)
+	streams.KeepInline(respond.InlineStreams)
+	h := &API{store: store, engine: engine, maxUpload: maxUpload, log: log, streams: streams}
 	for _, o := range opts {
 		o(h)
 	}

@@ -75,7 +75,9 @@ type Responses struct {
 
 // NewResponses returns the Responses and Conversations handlers.
 func NewResponses(store ResponseStore, engine ResponseEngine, log *slog.Logger) *Responses {
-	return &Responses{store: store, engine: engine, log: log, streams: respond.NewStreams(log)}
+	streams := respond.NewStreams(log)
+	streams.KeepInline(respond.InlineStreams)
+	return &Responses{store: store, engine: engine, log: log, streams: streams}
 }
 
 // CloseStreams ends every open stream, for a graceful shutdown.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v5"
@@ -75,6 +76,30 @@ type Streams struct {
 	close   context.CancelFunc
 	beat    time.Duration // the heartbeat of streams served with Stream
 	log     *slog.Logger  // for a detached stream's panic, which no handler sees
+
+	// inlineMax streams at once are written by their handler (see
+	// Stream); inline counts them.
+	inlineMax int64
+	inline    atomic.Int64
+}
+
+// InlineStreams is how many streams of a surface the server keeps on
+// their connections' own goroutines (KeepInline) before it detaches them.
+const InlineStreams = 256
+
+// KeepInline lets up to n streams at once be written by their handlers,
+// on connections kept alive for the client's next request; streams beyond
+// them are detached (see Stream). Call it before serving.
+func (s *Streams) KeepInline(n int) { s.inlineMax = int64(n) }
+
+// takeInline reserves a place for a stream written by its handler; false
+// when all are taken.
+func (s *Streams) takeInline() bool {
+	if s.inline.Add(1) <= s.inlineMax {
+		return true
+	}
+	s.inline.Add(-1)
+	return false
 }
 
 // NewStreams returns a Streams still open; log (nil: slog's default)

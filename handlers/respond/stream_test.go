@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
 	"strings"
 	"sync"
 	"testing"
@@ -356,4 +357,82 @@ func TestStreamPanicEndsOnlyTheStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	res2.Body.Close()
+}
+
+// Up to KeepInline's count of streams at once are written by their
+// handlers on connections kept alive; one more opened while they are open
+// is detached; once one has ended, the next is inline again, on the
+// connection the ended one leaves.
+func TestStreamKeepsFewInline(t *testing.T) {
+	streams := NewStreams(nil)
+	streams.KeepInline(1)
+	feeds := map[string]*testFeed{"a": newTestFeed(), "b": newTestFeed(), "c": newTestFeed()}
+	detached := make(chan string, 3)
+	e := echo.New()
+	e.GET("/stream/:f", func(c *echo.Context) error {
+		err := Stream(c, streams, feeds[c.Param("f")])
+		if DetachedOf(c) != nil {
+			detached <- c.Param("f") + " detached"
+		} else {
+			detached <- c.Param("f") + " inline"
+		}
+		return err
+	})
+	srv := httptest.NewServer(e)
+	t.Cleanup(srv.Close)
+	t.Cleanup(streams.Close)
+	ctx := testCtx(t)
+	resA, rA, _ := openStream(t, ctx, srv, feeds, "a")
+	if resA.Close {
+		t.Error("the first stream is inline, yet its connection is closed after it")
+	}
+	resB, _, _ := openStream(t, ctx, srv, feeds, "b")
+	if !resB.Close {
+		t.Error("the second stream, opened while the first is inline, is not detached (its connection is not closed after it)")
+	}
+	if got := <-detached; got != "b detached" {
+		t.Fatalf("the second stream's handler returned %q, want b detached", got)
+	}
+	feeds["a"].publish("end")
+	if got := readEvent(t, rA); got != "event: done\ndata: [DONE]\n" {
+		t.Fatalf("a's last event %q", got)
+	}
+	if rest, err := io.ReadAll(rA); err != nil || len(rest) != 0 {
+		t.Fatalf("after a's last event: %q, %v", rest, err)
+	}
+	resA.Body.Close()
+	if got := <-detached; got != "a inline" {
+		t.Fatalf("the first stream's handler returned %q, want a inline", got)
+	}
+	resC, rC, reused := openStream(t, ctx, srv, feeds, "c")
+	if resC.Close || !*reused {
+		t.Errorf("the third stream, the first having ended: Connection close %v, connection reused %v; want inline on a's connection", resC.Close, *reused)
+	}
+	feeds["c"].publish("end")
+	if got := readEvent(t, rC); got != "event: done\ndata: [DONE]\n" {
+		t.Fatalf("c's last event %q", got)
+	}
+	if got := <-detached; got != "c inline" {
+		t.Fatalf("the third stream's handler returned %q, want c inline", got)
+	}
+}
+
+// openStream opens /stream/name, publishes one event on its feed and
+// reads it; reused reports whether the request went on a kept connection.
+func openStream(t *testing.T, ctx context.Context, srv *httptest.Server, feeds map[string]*testFeed, name string) (res *http.Response, r *bufio.Reader, reused *bool) {
+	t.Helper()
+	reused = new(bool)
+	tctx := httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { *reused = i.Reused }})
+	req, _ := http.NewRequestWithContext(tctx, http.MethodGet, srv.URL+"/stream/"+name, nil)
+	res, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { res.Body.Close() })
+	feeds[name].publish("hello")
+	r = bufio.NewReader(res.Body)
+	if got, want := readEvent(t, r), "event: hello\ndata: {\"n\":0}\n"; got != want {
+		t.Fatalf("%s's first event %q, want %q", name, got, want)
+	}
+	return res, r, reused
 }

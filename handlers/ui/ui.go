@@ -145,7 +145,9 @@ func New(cfg Config) *UI {
 	}
 	cs := sessions.NewCookieStore(cfg.HashKey, cfg.BlockKey)
 	cs.MaxAge(int(cfg.SessionTTL.Seconds()))
-	return &UI{cfg: cfg, store: cfg.Store, streams: respond.NewStreams(cfg.Log), sessions: cs, xorigin: http.NewCrossOriginProtection()}
+	streams := respond.NewStreams(cfg.Log)
+	streams.KeepInline(respond.InlineStreams)
+	return &UI{cfg: cfg, store: cfg.Store, streams: streams, sessions: cs, xorigin: http.NewCrossOriginProtection()}
 }
 
 func randomToken() string {
