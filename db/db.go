@@ -90,7 +90,8 @@ type Store struct {
 	vectorsInDB  bool   // vector search through pgvector (NearestChunks)
 	vectorsNote  string // how vectors are scored, for Describe
 
-	gc *groupCommitter // SQLite's write transactions, committed in groups (nil on PostgreSQL)
+	gc   *groupCommitter // SQLite's write transactions, committed in groups (nil on PostgreSQL)
+	ckpt *checkpointer   // SQLite's checkpoints, off the writer (checkpoint.go)
 
 	// migrateThrough, when positive, stops migrating after that version
 	// (tests of migrations fill a store as an older release left it).
@@ -141,7 +142,7 @@ func Open(ctx context.Context, dir string, opts ...Option) (*Store, error) {
 	}
 	path := filepath.Join(dir, "assistantd.db")
 	pragmas := url.Values{}
-	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "foreign_keys(1)", "synchronous(NORMAL)"} {
+	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "foreign_keys(1)", "synchronous(NORMAL)", "wal_autocheckpoint(0)"} {
 		pragmas.Add("_pragma", p)
 	}
 	dsn := "file:" + path + "?" + pragmas.Encode()
@@ -166,6 +167,9 @@ func Open(ctx context.Context, dir string, opts ...Option) (*Store, error) {
 		return nil, err
 	}
 	s.gc = newGroupCommitter(s)
+	ck := sql.OpenDB(&sqliteConnector{dsn: dsn})
+	ck.SetMaxOpenConns(1)
+	s.ckpt = startCheckpointer(ck)
 	return s, nil
 }
 
@@ -257,7 +261,11 @@ func (s *Store) Close() error {
 		}
 		return err
 	}
-	return errors.Join(s.w.Close(), s.r.Close())
+	var ckErr error
+	if s.ckpt != nil {
+		ckErr = s.ckpt.close()
+	}
+	return errors.Join(ckErr, s.w.Close(), s.r.Close())
 }
 
 // Ping checks that the database answers; used by the health checks. On
