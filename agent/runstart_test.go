@@ -25,11 +25,7 @@ func BenchmarkFirstDelta(b *testing.B) {
 	srv := httptest.NewServer(upstream.New())
 	b.Cleanup(srv.Close)
 	_, eng, newRun := bareEngine(b, srv.URL+"/v1")
-	ctx, stop := context.WithCancel(testCtx())
-	if err := eng.Start(ctx); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { stop(); eng.Wait() })
+	ctx := startEngine(b, eng)
 	b.ResetTimer()
 	for range b.N {
 		run := newRun("[[chunks 2]]")
@@ -55,6 +51,18 @@ func BenchmarkFirstDelta(b *testing.B) {
 		}
 		b.StartTimer()
 	}
+}
+
+// startEngine starts eng until the test ends and returns the context it
+// runs in.
+func startEngine(t testing.TB, eng *agent.Engine) context.Context {
+	t.Helper()
+	ctx, stop := context.WithCancel(testCtx())
+	if err := eng.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stop(); eng.Wait() })
+	return ctx
 }
 
 // bareEngine is an engine on a store of its own and the upstream at

@@ -1,7 +1,6 @@
 package agent_test
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -32,11 +31,7 @@ func TestUpstreamConnectionReused(t *testing.T) {
 	srv.Start()
 	t.Cleanup(srv.Close)
 	store, eng, newRun := bareEngine(t, srv.URL+"/v1")
-	ctx, stop := context.WithCancel(testCtx())
-	if err := eng.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { stop(); eng.Wait() })
+	startEngine(t, eng)
 	const runs = 5
 	for i := range runs {
 		waitRun(t, store, newRun(fmt.Sprintf("run %d [[chunks 3]]", i)), db.RunCompleted)
@@ -63,10 +58,6 @@ func TestUpstreamOpenAfterDone(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	store, eng, newRun := bareEngine(t, srv.URL+"/v1")
-	ctx, stop := context.WithCancel(testCtx())
-	if err := eng.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { stop(); eng.Wait() })
+	startEngine(t, eng)
 	waitRun(t, store, newRun("hello"), db.RunCompleted)
 }

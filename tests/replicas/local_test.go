@@ -43,10 +43,6 @@ func TestKillWithDeltasShownLocally(t *testing.T) {
 	})
 	browser := signIn(t, holder, "admin@example.com", "correct horse battery")
 
-	type seen struct {
-		seq  int64
-		name string
-	}
 	var before, after []seen
 	var last string
 	var lastSeq int64
@@ -123,19 +119,7 @@ func TestKillWithDeltasShownLocally(t *testing.T) {
 	})
 	t.Logf("kill -9 to the end of the stream on another replica (lease 1s): %v", time.Since(killed).Round(time.Millisecond))
 
-	rows, err := c.db.Query(`SELECT seq, event FROM run_events WHERE run_id = $1 ORDER BY seq`, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var logged []seen
-	for rows.Next() {
-		var s seen
-		if err := rows.Scan(&s.seq, &s.name); err != nil {
-			t.Fatal(err)
-		}
-		logged = append(logged, s)
-	}
-	rows.Close()
+	logged := c.logged(t, id)
 	pos := before[len(before)-1].seq
 	var upTo, beyond []seen
 	for _, s := range logged {
@@ -216,10 +200,6 @@ func TestCancelWithDeltasShownLocally(t *testing.T) {
 	c.executing(id)
 	browser := signIn(t, b, "admin@example.com", "correct horse battery")
 
-	type seen struct {
-		seq  int64
-		name string
-	}
 	reader := func() (func(ev liveEvent) seen, *[]seen) {
 		var got []seen
 		var lastSeq int64
@@ -259,19 +239,7 @@ func TestCancelWithDeltasShownLocally(t *testing.T) {
 		return ev.event != "thread.run.cancelled"
 	})
 
-	rows, err := c.db.Query(`SELECT seq, event FROM run_events WHERE run_id = $1 ORDER BY seq`, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var logged []seen
-	for rows.Next() {
-		var s seen
-		if err := rows.Scan(&s.seq, &s.name); err != nil {
-			t.Fatal(err)
-		}
-		logged = append(logged, s)
-	}
-	rows.Close()
+	logged := c.logged(t, id)
 	if !slices.Equal(*onA, logged) {
 		t.Errorf("read on the other replica:\n%v\nlogged:\n%v", *onA, logged)
 	}
@@ -293,4 +261,32 @@ func TestCancelWithDeltasShownLocally(t *testing.T) {
 		t.Errorf("no thread.run.cancelling in the log: %v", logged)
 	}
 	t.Logf("the executor's reader saw %d events, %d of them deltas the log never got", len(*onB), shownOnly)
+}
+
+// seen is an event of a run's log: its seq and name.
+type seen struct {
+	seq  int64
+	name string
+}
+
+// logged reads run id's durable event log, in order.
+func (c *cluster) logged(t *testing.T, id string) []seen {
+	t.Helper()
+	rows, err := c.db.Query(`SELECT seq, event FROM run_events WHERE run_id = $1 ORDER BY seq`, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var logged []seen
+	for rows.Next() {
+		var s seen
+		if err := rows.Scan(&s.seq, &s.name); err != nil {
+			t.Fatal(err)
+		}
+		logged = append(logged, s)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return logged
 }
