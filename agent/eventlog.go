@@ -215,10 +215,14 @@ func (l *eventLog) flushAll(ctx context.Context) {
 			l.wrote(a.RunID, rs[i], nil, false)
 			continue
 		}
-		if got.Lost {
+		if got.Lost || got.Gone {
 			l.wrote(a.RunID, rs[i], nil, false)
 			l.forget(a.RunID)
-			l.e.leaseLost(a.RunID)
+			if got.Gone { // deleted with its thread, as renewal finds it
+				l.e.stopHeld(a.RunID, a.Attempt, errThreadDeleted)
+			} else {
+				l.e.leaseLost(a.RunID)
+			}
 			continue
 		}
 		l.deliver(a.RunID, got.Prev, got.Events)

@@ -50,6 +50,7 @@ type RunAppend struct {
 type RunAppended struct {
 	Kept   bool       // the reservation held: Shown was written
 	Lost   bool       // AppendRunLogs: the claim no longer holds the run; nothing was written
+	Gone   bool       // AppendRunLogs: the run no longer exists (its thread was deleted); nothing was written
 	Ended  bool       // AppendRunLogs: the run ended under the claim; nothing was written
 	Prev   int64      // the seq before Events' first in the log
 	Events []RunEvent // Events, numbered
@@ -131,6 +132,7 @@ func (t *Tx) appendRunLogs(ctx context.Context, me string, as []RunAppend) ([]Ru
 	// written here comes first in the log either way.
 	claims := map[string]bool{} // still the writer's claim
 	ended := map[string]bool{}
+	exists := map[string]bool{}
 	var fenced []any
 	var in strings.Builder
 	for _, a := range as {
@@ -155,6 +157,7 @@ func (t *Tx) appendRunLogs(ctx context.Context, me string, as []RunAppend) ([]Ru
 				rows.Close()
 				return nil, fmt.Errorf("append run events: %w", err)
 			}
+			exists[id] = true
 			claims[id] = by.String == me && attempts == as[byID[id]].Attempt
 			ended[id] = IsTerminal(status)
 		}
@@ -199,7 +202,7 @@ func (t *Tx) appendRunLogs(ctx context.Context, me string, as []RunAppend) ([]Ru
 	for _, id := range ids {
 		a := as[byID[id]]
 		if a.Attempt != 0 && (!claims[id] || ended[id]) {
-			out[byID[id]] = RunAppended{Lost: !claims[id], Ended: claims[id]}
+			out[byID[id]] = RunAppended{Lost: exists[id] && !claims[id], Gone: !exists[id], Ended: claims[id]}
 			continue
 		}
 		head, ok := heads[id]

@@ -89,12 +89,13 @@ func TestRunEventBatch(t *testing.T) {
 	eachStore(t, func(t *testing.T) {
 		ctx := WithProject(context.Background(), DefaultProjectID)
 		s := openTest(t)
-		var runs []string
+		var runs, threads []string
 		for range 3 {
 			th, _, err := s.CreateThread(ctx, Thread{}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
+			threads = append(threads, th.ID)
 			run, err := s.CreateRun(ctx, Run{ThreadID: th.ID, AssistantID: "asst_x", Model: "m"}, nil)
 			if err != nil {
 				t.Fatal(err)
@@ -145,6 +146,16 @@ func TestRunEventBatch(t *testing.T) {
 					t.Errorf("run %d: event %d has seq %d", i, j, e.Seq)
 				}
 			}
+		}
+		// A run deleted with its thread is gone, not taken over.
+		if err := s.DeleteThread(ctx, threads[0]); err != nil {
+			t.Fatal(err)
+		}
+		got, err = s.AppendRunLogs(ctx, "me", []RunAppend{
+			{RunID: runs[0], Head: 9, Events: []RunEvent{{Event: "delta", Data: []byte(`{}`)}}, Attempt: attempt[runs[0]]},
+		})
+		if err != nil || !got[0].Gone || got[0].Lost || len(got[0].Events) != 0 {
+			t.Fatalf("flush of a deleted run: %+v, %v", got, err)
 		}
 	})
 }
