@@ -192,7 +192,11 @@ type Engine struct {
 	tracing   bool
 
 	queue chan job
-	locks [256]sync.Mutex
+	slots chan struct{} // one per execution under way: at most Workers
+	// runCtx is Start's context, which executions run under; nil before
+	// Start (a run created then waits in the queue).
+	runCtx atomic.Pointer[context.Context]
+	locks  [256]sync.Mutex
 
 	renewing atomic.Bool // a renewal of runs whose rows were locked is under way (renewAll)
 
@@ -214,6 +218,7 @@ func New(store Store, providers *Providers, hub *Hub, log *slog.Logger, cfg Conf
 	e := &Engine{
 		store: store, providers: providers, hub: hub, log: log, cfg: cfg, builtins: builtins,
 		queue:    make(chan job, 4096),
+		slots:    make(chan struct{}, cfg.Workers),
 		inflight: map[string]context.CancelCauseFunc{},
 		pending:  map[string]bool{},
 		leases:   map[string]int{},
@@ -254,6 +259,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		e.wg.Go(func() { e.elog.flusher(ctx) })
 	}
 	if !e.cfg.APIOnly {
+		e.runCtx.Store(&ctx)
 		e.wg.Add(2)
 		go func() { defer e.wg.Done(); e.runWorkers(ctx) }()
 		go func() { defer e.wg.Done(); e.renewLeases(ctx) }()
@@ -275,22 +281,22 @@ func (e *Engine) Start(ctx context.Context) error {
 func (e *Engine) Wait() { e.wg.Wait() }
 
 // runWorkers hands queued runs to at most Workers executions at once.
+// Runs started at their creation (see startNow) take their slot there.
 func (e *Engine) runWorkers(ctx context.Context) {
-	sem := make(chan struct{}, e.cfg.Workers)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case j := <-e.queue:
 			select {
-			case sem <- struct{}{}:
+			case e.slots <- struct{}{}:
 			case <-ctx.Done():
 				return
 			}
 			e.wg.Add(1)
 			go func() {
 				defer e.wg.Done()
-				defer func() { <-sem }()
+				defer func() { <-e.slots }()
 				e.execute(ctx, j)
 			}()
 		}

@@ -59,29 +59,59 @@ func (e *Engine) CreateThreadAndRun(ctx context.Context, t db.Thread, msgs []db.
 // events are published: the sweeper may find the queued run in the store
 // at once, but no worker can claim it (and publish thread.run.in_progress)
 // before thread.run.created is out.
+//
+// With a worker free here the run is created started (startNow): claimed
+// and in_progress in the same transaction, thread.run.in_progress is
+// published with the first events, and its execution begins at once. The
+// run comes back as it was created, queued.
 func (e *Engine) create(ctx context.Context, r db.Run, store func(db.Run) (*db.Thread, db.Run, error)) (db.Run, error) {
 	if err := e.admit(ctx, r); err != nil {
 		return r, err
 	}
 	r.ID = db.NewID("run_")
 	r.CreatedAt, r.ExpiresAt = e.times()
+	traceparent := telemetry.Traceparent(ctx)
+	starting := e.startNow(r)
+	if starting != nil {
+		r.StartedBy = &db.StartedBy{Replica: e.cfg.Replica, Lease: e.cfg.RunLease}
+		if e.tracing {
+			r.StartedBy.Traceparent = traceparent
+		}
+	}
 	mu := e.lockRun(r.ID)
 	mu.Lock()
 	thread, run, err := store(r)
 	if err != nil {
 		mu.Unlock()
+		if starting != nil {
+			e.abandon(r.ID, starting)
+		}
 		return run, err
+	}
+	created := run
+	created.StartedBy = nil
+	if starting != nil {
+		created.Status, created.StartedAt = db.RunQueued, nil
 	}
 	var em emitter
 	if thread != nil {
 		em.emit("thread.created", thread)
 	}
-	em.emit("thread.run.created", run)
-	em.emit("thread.run.queued", run)
+	em.emit("thread.run.created", created)
+	em.emit("thread.run.queued", created)
+	if starting != nil {
+		em.emit("thread.run.in_progress", run)
+	}
 	e.publish(ctx, run.ID, em.events)
 	mu.Unlock()
-	e.enqueueQueued(ctx, job{runID: run.ID, traceparent: telemetry.Traceparent(ctx), project: run.ProjectID})
-	return run, nil
+	if starting != nil {
+		run.StartedBy = nil
+		j := job{runID: run.ID, attempt: run.Attempts, traceparent: traceparent, project: run.ProjectID}
+		go e.executeStarted(starting, j, &run, r.StartedBy.Traceparent)
+		return created, nil
+	}
+	e.enqueueQueued(ctx, job{runID: run.ID, traceparent: traceparent, project: run.ProjectID})
+	return created, nil
 }
 
 // ToolOutput is one submitted function result.

@@ -5,7 +5,11 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -71,6 +75,13 @@ func startEngine(t testing.TB, eng *agent.Engine) context.Context {
 // benchmark).
 func bareEngine(t testing.TB, upURL string) (*db.Store, *agent.Engine, func(text string) db.Run) {
 	t.Helper()
+	return bareEngineWith(t, upURL, 0)
+}
+
+// bareEngineWith is bareEngine with at most workers runs executing at once
+// (0: the default).
+func bareEngineWith(t testing.TB, upURL string, workers int) (*db.Store, *agent.Engine, func(text string) db.Run) {
+	t.Helper()
 	ctx := testCtx()
 	store, err := db.Open(ctx, t.TempDir())
 	if err != nil {
@@ -82,7 +93,8 @@ func bareEngine(t testing.TB, upURL string) (*db.Store, *agent.Engine, func(text
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	eng := agent.New(store, providers, agent.NewHub(time.Minute), log, agent.Config{RetryBackoff: time.Millisecond, SweepInterval: 50 * time.Millisecond})
+	eng := agent.New(store, providers, agent.NewHub(time.Minute), log, agent.Config{RetryBackoff: time.Millisecond, SweepInterval: 50 * time.Millisecond,
+		Workers: workers})
 	asst, err := store.CreateAssistant(ctx, db.Assistant{Model: "fake-model"})
 	if err != nil {
 		t.Fatal(err)
@@ -126,4 +138,104 @@ func waitRun(t *testing.T, store *db.Store, run db.Run, want string) {
 			t.Fatalf("run %s is %s, want %s", run.ID, r.Status, want)
 		}
 	}
+}
+
+// gatedUpstream is the scripted upstream holding every chat request until
+// the test opens the gate; asked receives one value per request held.
+func gatedUpstream(t *testing.T) (url string, asked <-chan struct{}, open func()) {
+	t.Helper()
+	up := upstream.New()
+	gate, ask := make(chan struct{}), make(chan struct{}, 16)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/chat/completions") {
+			ask <- struct{}{}
+			select {
+			case <-gate:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		up.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	var once sync.Once
+	open = func() { once.Do(func() { close(gate) }) }
+	t.Cleanup(open)
+	return srv.URL + "/v1", ask, open
+}
+
+// A run created while a worker is free starts with its creation: it is
+// stored claimed and in_progress by the time CreateRun returns (the
+// returned run is the created one, queued), its in_progress event comes
+// with its first events, and the model is asked. With every worker busy a
+// new run waits in the queue, queued, and starts when a worker is free.
+func TestRunStartsWithItsCreation(t *testing.T) {
+	url, asked, open := gatedUpstream(t)
+	store, eng, newRun := bareEngineWith(t, url, 1)
+	ctx := startEngine(t, eng)
+
+	run := newRun("[[chunks 2]]")
+	if run.Status != db.RunQueued || run.StartedAt != nil {
+		t.Errorf("CreateRun returned status %s, started_at %v; want the run as created: queued, not started", run.Status, run.StartedAt)
+	}
+	stored, err := store.GetRun(ctx, run.ThreadID, run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored.Status != db.RunInProgress || stored.StartedAt == nil || stored.Attempts != 1 {
+		t.Fatalf("stored run just created: status %s, started_at %v, attempts %d; want in_progress, started, attempt 1",
+			stored.Status, stored.StartedAt, stored.Attempts)
+	}
+	select {
+	case <-asked:
+	case <-time.After(waitFor):
+		t.Fatal("the model was never asked")
+	}
+	var names []string
+	sub := eng.Events(run.ID, 0)
+	for len(names) < 3 {
+		wctx, cancel := context.WithTimeout(ctx, waitFor)
+		ev, err := sub.Next(wctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("events %v: %v", names, err)
+		}
+		names = append(names, ev.Name)
+		var r struct {
+			Status    string `json:"status"`
+			StartedAt *int64 `json:"started_at"`
+		}
+		if err := json.Unmarshal(ev.Data, &r); err != nil {
+			t.Fatal(err)
+		}
+		if want := map[string]string{"thread.run.created": "queued", "thread.run.queued": "queued",
+			"thread.run.in_progress": "in_progress"}[ev.Name]; r.Status != want || (r.StartedAt != nil) != (want == "in_progress") {
+			t.Errorf("%s carries status %s, started_at %v", ev.Name, r.Status, r.StartedAt)
+		}
+	}
+	if want := []string{"thread.run.created", "thread.run.queued", "thread.run.in_progress"}; !slices.Equal(names, want) {
+		t.Errorf("first events %v, want %v", names, want)
+	}
+
+	// The one worker is busy: the next run is queued, and stays so.
+	second := newRun("[[chunks 2]]")
+	if got, err := store.GetRun(ctx, second.ThreadID, second.ID); err != nil || got.Status != db.RunQueued || got.Attempts != 0 {
+		t.Fatalf("run created with every worker busy: status %s, attempts %d (%v); want queued, unclaimed", got.Status, got.Attempts, err)
+	}
+	open()
+	waitRun(t, store, run, db.RunCompleted)
+	waitRun(t, store, second, db.RunCompleted)
+}
+
+// A run cancelled as soon as it exists, before its model answers, ends
+// cancelled: the cancel reaches the execution that started with it.
+func TestRunCancelledAsItStarts(t *testing.T) {
+	url, _, _ := gatedUpstream(t)
+	store, eng, newRun := bareEngineWith(t, url, 0)
+	ctx := startEngine(t, eng)
+	run := newRun("[[chunks 2]]")
+	if _, err := eng.Cancel(ctx, run.ThreadID, run.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitRun(t, store, run, db.RunCancelled)
 }

@@ -30,14 +30,7 @@ func (e *Engine) execute(parent context.Context, j job) {
 	}
 	e.inflight[j.runID] = cancel
 	e.mu.Unlock()
-	defer func() {
-		e.mu.Lock()
-		delete(e.inflight, j.runID)
-		e.mu.Unlock()
-		if next, ok := e.takeStashed(j.runID, j.attempt); ok {
-			e.enqueue(next)
-		}
-	}()
+	defer e.leave(&j)
 
 	if j.attempt == 0 {
 		if stashed, ok := e.takeStashed(j.runID, 0); ok {
@@ -70,11 +63,17 @@ func (e *Engine) execute(parent context.Context, j job) {
 		}
 		return
 	}
+	e.executeClaimed(parent, ctx, &j, run, traceparent)
+}
+
+// executeClaimed executes a run this replica has claimed under j.attempt,
+// in ctx (parent's, cancelled to stop the run).
+func (e *Engine) executeClaimed(parent, ctx context.Context, j *job, run *db.Run, traceparent string) {
 	e.hold(j.runID, j.attempt)
 	defer e.release(j.runID)
 	ctx = e.withFence(ctx, j.runID, j.attempt)
 
-	e.runTurns(ctx, &j, run, traceparent)
+	e.runTurns(ctx, j, run, traceparent)
 
 	e.mu.Lock()
 	delete(e.inflight, j.runID)
@@ -86,6 +85,75 @@ func (e *Engine) execute(parent context.Context, j job) {
 		// flight and left settling to it: settle now (idempotent).
 		e.settle(context.WithoutCancel(ctx), j.runID, db.RunCancelling, nil)
 	}
+}
+
+// leave ends this replica's execution of j's run, and takes up a newer
+// claim of it made meanwhile (takeStashed).
+func (e *Engine) leave(j *job) {
+	e.mu.Lock()
+	delete(e.inflight, j.runID)
+	e.mu.Unlock()
+	if next, ok := e.takeStashed(j.runID, j.attempt); ok {
+		e.enqueue(next)
+	}
+}
+
+// A run created on a replica with a worker free is started at once: it is
+// created claimed by this replica (db.StartedBy), and executed without
+// waiting in the queue or committing a claim of its own. That takes one
+// commit and two hand-offs off the time to its first token.
+
+// startingRun is an execution slot reserved for a run being created.
+type startingRun struct {
+	parent, ctx context.Context
+	cancel      context.CancelCauseFunc
+}
+
+// startNow reserves an execution slot for run r, about to be created, and
+// registers it as executing here, so a cancel arriving as soon as the run
+// exists stops it. It returns nil when r is to be queued instead: on an
+// API-only replica, before Start or once stopping, with every worker busy,
+// or on PostgreSQL for a run with code_interpreter (its thread's kernel
+// may be alive on another replica, see enqueueQueued).
+func (e *Engine) startNow(r db.Run) *startingRun {
+	p := e.runCtx.Load()
+	if p == nil || (*p).Err() != nil {
+		return nil
+	}
+	if e.cfg.Postgres && slices.ContainsFunc(r.Tools, func(t db.Tool) bool { return t.Type == "code_interpreter" }) {
+		return nil
+	}
+	select {
+	case e.slots <- struct{}{}:
+	default:
+		return nil
+	}
+	ctx, cancel := context.WithCancelCause(*p)
+	e.mu.Lock()
+	e.inflight[r.ID] = cancel
+	e.mu.Unlock()
+	e.wg.Add(1)
+	return &startingRun{parent: *p, ctx: ctx, cancel: cancel}
+}
+
+// abandon gives back the slot of a run whose creation failed.
+func (e *Engine) abandon(runID string, s *startingRun) {
+	e.mu.Lock()
+	delete(e.inflight, runID)
+	e.mu.Unlock()
+	s.cancel(nil)
+	<-e.slots
+	e.wg.Done()
+}
+
+// executeStarted executes a run created started (startNow): its claim and
+// thread.run.in_progress were committed and published with its creation.
+func (e *Engine) executeStarted(s *startingRun, j job, run *db.Run, traceparent string) {
+	defer e.wg.Done()
+	defer func() { <-e.slots }()
+	defer s.cancel(nil)
+	defer e.leave(&j)
+	e.executeClaimed(s.parent, db.WithProject(s.ctx, j.project), &j, run, traceparent)
 }
 
 // runTurns takes the claimed run's turns.

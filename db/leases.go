@@ -356,6 +356,35 @@ func (s *Store) LiveReplicas(ctx context.Context, me string) ([]string, error) {
 	return out, nil
 }
 
+// StartedBy creates a run claimed by the replica that will execute it at
+// once, in the transaction that creates it: in_progress, started, with its
+// first lease and attempt, as ClaimRun would leave it a moment later, but
+// without a commit of its own between the request and the model's.
+type StartedBy struct {
+	Replica string
+	Lease   time.Duration
+	// Traceparent, when set, is kept as the run's trace (SetRunTrace).
+	Traceparent string
+}
+
+// startRun claims the run r being created for r.StartedBy (see StartedBy),
+// and sets r as the claim left it.
+func (s *Store) startRun(ctx context.Context, tx *sql.Tx, r *Run) error {
+	c := r.StartedBy
+	now := s.now().Unix()
+	if _, err := tx.ExecContext(ctx, `UPDATE runs SET status = 'in_progress', started_at = $1, claimed_by = $2,
+		lease_expires_at = `+s.dbMillis()+` + $3, attempts = 1 WHERE id = $4`, now, c.Replica, c.Lease.Milliseconds(), r.ID); err != nil {
+		return fmt.Errorf("start run %s: %w", r.ID, err)
+	}
+	if c.Traceparent != "" {
+		if err := (&Tx{s: s, tx: tx}).SetRunTrace(ctx, r.ID, c.Traceparent); err != nil {
+			return err
+		}
+	}
+	r.Status, r.StartedAt, r.Attempts = RunInProgress, &now, 1
+	return nil
+}
+
 // ClaimRun claims run id for replica me inside the transaction, as
 // ClaimRuns does for one run, when it is claimable; ok is false when it is
 // not (not due, or another replica was first). The run's thread and row

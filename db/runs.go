@@ -90,6 +90,9 @@ type Run struct {
 	// ProjectID is the project the run belongs to: the engine executes it
 	// scoped to that project, with that project's upstream and limits.
 	ProjectID string `json:"-"`
+	// StartedBy, set on a run being created, creates it claimed by the
+	// replica that will execute it at once (see StartedBy).
+	StartedBy *StartedBy `json:"-"`
 }
 
 // RequiredAction is what a requires_action run waits for.
@@ -347,7 +350,10 @@ func (s *Store) insertRun(ctx context.Context, tx *sql.Tx, r Run, extra []Messag
 		// single writer connection, but the index is the real guard).
 		return r, &ActiveRunError{ThreadID: r.ThreadID}
 	}
-	return r, err
+	if err != nil || r.StartedBy == nil {
+		return r, err
+	}
+	return r, s.startRun(ctx, tx, &r)
 }
 
 // CreateRun stores a queued run on an existing thread together with its
