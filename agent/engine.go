@@ -59,6 +59,9 @@ type Store interface {
 	ThreadRuns(ctx context.Context, threadID string) ([]db.Run, error)
 	ThreadSteps(ctx context.Context, threadID string) ([]db.RunStep, error)
 	HistoryMessages(ctx context.Context, threadID string) ([]db.Message, []int64, error)
+	PrepareMessage(m db.Message) db.Message
+	PrepareStep(st db.RunStep) db.RunStep
+	Announce(threadID, runID string) (settle func())
 	OpenFile(ctx context.Context, id string) (db.File, io.ReadSeekCloser, error)
 
 	CreateResponse(ctx context.Context, t db.Thread, r db.Run, resp db.ResponseRecord, input []json.RawMessage) (db.Thread, db.Run, error)
@@ -398,6 +401,11 @@ func (e *Engine) commit(ctx context.Context, runID string, fn func(ctx context.C
 	mu := e.lockRun(runID)
 	mu.Lock()
 	defer mu.Unlock()
+	return e.commitLocked(ctx, runID, fn)
+}
+
+// commitLocked is commit with the run's lock held by the caller.
+func (e *Engine) commitLocked(ctx context.Context, runID string, fn func(ctx context.Context, tx *db.Tx, em *emitter) error) error {
 	var em emitter
 	attempt, fenced := fenceOf(ctx, runID)
 	var w *logWrite // the durable log's buffered deltas go first
@@ -467,6 +475,11 @@ func (e *Engine) publish(ctx context.Context, runID string, events []pendingEven
 		for i := range evs {
 			evs[i].Seq = first + int64(i)
 		}
+		// This replica's own, for the run metrics (a run started with its
+		// creation publishes thread.run.in_progress here). Unlike commit's,
+		// marked after the append has committed: this replica's poll could
+		// read them back first, and then not count them.
+		e.elog.markOwn(runID, first, first+int64(len(evs))-1)
 		e.elog.deliver(runID, first-1, evs)
 		return
 	}

@@ -239,3 +239,44 @@ func TestRunCancelledAsItStarts(t *testing.T) {
 	}
 	waitRun(t, store, run, db.RunCancelled)
 }
+
+// The message a run opens is published before its commit (the first
+// token does not wait for it), yet whoever reads it on seeing
+// thread.message.created finds it, and its step: readers wait for the
+// announced write.
+func TestMessageReadableOnItsCreatedEvent(t *testing.T) {
+	srv := httptest.NewServer(upstream.New())
+	t.Cleanup(srv.Close)
+	store, eng, newRun := bareEngine(t, srv.URL+"/v1")
+	ctx := startEngine(t, eng)
+	for i := range 20 {
+		run := newRun("[[chunks 3]]")
+		sub := eng.Events(run.ID, 0)
+		for {
+			wctx, cancel := context.WithTimeout(ctx, waitFor)
+			ev, err := sub.Next(wctx)
+			cancel()
+			if err != nil {
+				t.Fatalf("run %d: %v", i, err)
+			}
+			if ev.Name == "thread.message.created" {
+				var m struct{ ID string }
+				if err := json.Unmarshal(ev.Data, &m); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := store.GetMessage(ctx, run.ThreadID, m.ID); err != nil {
+					t.Fatalf("run %d: message %s on its created event: %v", i, m.ID, err)
+				}
+				steps, err := store.ListSteps(ctx, run.ThreadID, run.ID, db.ListParams{Limit: 10, Order: "asc"})
+				if err != nil || len(steps.Data) != 1 || steps.Data[0].StepDetails.MessageCreation == nil ||
+					steps.Data[0].StepDetails.MessageCreation.MessageID != m.ID {
+					t.Fatalf("run %d: steps on the message's created event: %+v (%v)", i, steps.Data, err)
+				}
+			}
+			if ev.EndsSegment() {
+				break
+			}
+		}
+		waitRun(t, store, run, db.RunCompleted)
+	}
+}

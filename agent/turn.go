@@ -295,6 +295,7 @@ type turn struct {
 
 	msgStepID, msgID string
 	msgDone          bool
+	opening          *opening // the message's opening, committing (openEarly)
 	text             strings.Builder
 	textSent         bool
 
@@ -322,6 +323,7 @@ var errNotRunnable = errors.New("run is not runnable")
 
 // open describes the work in flight, for settling a stopped run.
 func (t *turn) open() *openWork {
+	t.awaitOpen(true)
 	o := &openWork{messageID: t.msgID, text: t.text.String()}
 	if t.toolStepID != "" {
 		o.stepID = t.toolStepID
@@ -395,6 +397,7 @@ func (t *turn) model(ctx context.Context, steps []db.RunStep, n int, used db.Usa
 		return lastErr, incomplete
 	}
 	err := t.request(ctx, provider, params)
+	t.awaitOpen(true)
 	if ctx.Err() != nil {
 		return nil, ""
 	}
@@ -530,6 +533,7 @@ type textDelta struct {
 // onText streams a text fragment, opening the message (and its step) on
 // the first one.
 func (t *turn) onText(ctx context.Context, frag string) {
+	t.awaitOpen(false)
 	if t.broken != nil || t.toolStepID != "" || t.msgDone {
 		// Text after tool calls in one answer: rare, and a second message
 		// would interleave with the tool step; the calls carry the turn.
@@ -600,6 +604,10 @@ func (t *turn) withReasoningTokens(st *db.RunStep) {
 // message.
 func (t *turn) openMessage(ctx context.Context) bool {
 	reasoning := t.endReasoning()
+	if t.e.elog == nil {
+		t.openEarly(ctx, reasoning)
+		return true
+	}
 	err := t.e.commit(context.WithoutCancel(ctx), t.runID, func(ctx context.Context, tx *db.Tx, em *emitter) error {
 		m, err := tx.CreateMessage(ctx, db.Message{ThreadID: t.run.ThreadID, Status: "in_progress", Role: "assistant",
 			AssistantID: &t.run.AssistantID, RunID: &t.run.ID})
@@ -625,6 +633,75 @@ func (t *turn) openMessage(ctx context.Context) bool {
 	}
 	t.emitted = true
 	return true
+}
+
+// openEarly opens the message as openMessage does, but publishes its
+// events at once and commits behind them, so the first token does not
+// wait for a commit. The write is announced to the store first (readers
+// in this process wait for it, see db.Store.Announce), and the run's lock
+// is held until it has committed: the run's next commits, and their
+// events, come after it. A failed open breaks the turn (awaitOpen).
+//
+// Only with events published here, not through the durable event log,
+// which other replicas read and the commit itself writes.
+func (t *turn) openEarly(ctx context.Context, reasoning *db.Reasoning) {
+	e := t.e
+	m := e.store.PrepareMessage(db.Message{ThreadID: t.run.ThreadID, Status: "in_progress", Role: "assistant",
+		AssistantID: &t.run.AssistantID, RunID: &t.run.ID})
+	st := e.store.PrepareStep(db.RunStep{RunID: t.runID, ThreadID: t.run.ThreadID, AssistantID: t.run.AssistantID,
+		Type: db.StepMessageCreation, StepDetails: db.StepDetails{Type: db.StepMessageCreation,
+			MessageCreation: &db.MessageCreation{MessageID: m.ID}}, Reasoning: reasoning})
+	settle := e.store.Announce(t.run.ThreadID, t.runID)
+	mu := e.lockRun(t.runID)
+	mu.Lock()
+	var em emitter
+	em.emit("thread.run.step.created", st)
+	em.emit("thread.run.step.in_progress", st)
+	em.emit("thread.message.created", m)
+	em.emit("thread.message.in_progress", m)
+	e.publish(ctx, t.runID, em.events)
+	t.msgStepID, t.msgID, t.emitted = st.ID, m.ID, true
+	o := &opening{done: make(chan struct{})}
+	t.opening = o
+	wctx := context.WithoutCancel(ctx)
+	go func() {
+		defer close(o.done)
+		defer mu.Unlock()
+		defer settle()
+		o.err = e.commitLocked(wctx, t.runID, func(ctx context.Context, tx *db.Tx, _ *emitter) error {
+			return tx.CreatePrepared(ctx, m, st)
+		})
+	}()
+}
+
+// opening is a message opened by openEarly, committing.
+type opening struct {
+	done chan struct{}
+	err  error // once done
+}
+
+// awaitOpen waits for the message openEarly opened to be committed; if
+// the commit failed, the turn is broken. With wait false it only looks.
+func (t *turn) awaitOpen(wait bool) {
+	o := t.opening
+	if o == nil {
+		return
+	}
+	if !wait {
+		select {
+		case <-o.done:
+		default:
+			return
+		}
+	}
+	<-o.done
+	t.opening = nil
+	if o.err != nil {
+		t.msgStepID, t.msgID = "", "" // never stored: nothing to settle
+		if t.broken == nil {
+			t.broken = o.err
+		}
+	}
 }
 
 // closeMessage completes (or marks incomplete) the open message and

@@ -239,6 +239,9 @@ func (s *Store) AllAssistants(ctx context.Context) ([]Assistant, error) {
 // ThreadTranscript returns up to limit messages of a thread, oldest first.
 func (s *Store) ThreadTranscript(ctx context.Context, threadID string, limit int) ([]Message, error) {
 	project, err := ProjectFrom(ctx)
+	if err == nil {
+		err = s.settled(ctx, threadID)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("thread messages %s: %w", threadID, err)
 	}

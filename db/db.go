@@ -68,6 +68,9 @@ type Store struct {
 	// chunkGen counts writes that may change vector store chunks, so
 	// retrieval's in-memory vector indexes know when to reload.
 	chunkGen atomic.Int64
+	// announced are writes whose events are out before their commit
+	// (announce.go): this process's readers wait for them.
+	announced announcements
 
 	url      string // the PostgreSQL URL ("" for SQLite)
 	maxConns int    // PostgreSQL pool size

@@ -146,15 +146,28 @@ func normalizeMessage(m *Message) {
 // caller has locked m's thread in ctx's project (lockThread), or just
 // created it there: the message is that project's.
 func (s *Store) insertMessage(ctx context.Context, tx *sql.Tx, m Message) (Message, error) {
-	project, err := ProjectFrom(ctx)
-	if err != nil {
-		return m, err
-	}
+	m.ID = ""
+	return s.insertPrepared(ctx, tx, s.PrepareMessage(m))
+}
+
+// PrepareMessage gives m what storing it would: an id, its object type,
+// its creation time (unless set) and empty lists for nil ones. Tx's
+// CreatePrepared then stores it as it is.
+func (s *Store) PrepareMessage(m Message) Message {
 	m.ID, m.Object = NewID("msg_"), "thread.message"
 	if m.CreatedAt == 0 {
 		m.CreatedAt = s.now().Unix()
 	}
 	normalizeMessage(&m)
+	return m
+}
+
+// insertPrepared writes m (PrepareMessage) inside tx.
+func (s *Store) insertPrepared(ctx context.Context, tx *sql.Tx, m Message) (Message, error) {
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return m, err
+	}
 	content, err1 := jsonColumn(m.Content)
 	attachments, err2 := jsonColumn(m.Attachments)
 	meta, err3 := jsonColumn(m.Metadata)
@@ -203,6 +216,9 @@ func (s *Store) CreateMessage(ctx context.Context, m Message) (Message, error) {
 // GetMessage returns message id of thread threadID, or ErrNotFound.
 func (s *Store) GetMessage(ctx context.Context, threadID, id string) (Message, error) {
 	project, err := ProjectFrom(ctx)
+	if err == nil {
+		err = s.settled(ctx, threadID)
+	}
 	if err != nil {
 		return Message{}, fmt.Errorf("get message %s: %w", id, err)
 	}
@@ -246,6 +262,9 @@ func (s *Store) DeleteMessage(ctx context.Context, threadID, id string) error {
 // ListMessages returns one page of a thread's messages, optionally only
 // those a run created.
 func (s *Store) ListMessages(ctx context.Context, threadID, runID string, p ListParams) (Page[Message], error) {
+	if err := s.settled(ctx, threadID); err != nil {
+		return Page[Message]{}, err
+	}
 	where, args := "thread_id = $1", []any{threadID}
 	if runID != "" {
 		where += " AND run_id = $2"

@@ -288,6 +288,9 @@ func (s *Store) ResponseInput(ctx context.Context, id string) ([]json.RawMessage
 // ResponseOutput projects a run's steps and messages onto the output
 // items of the response it serves, in step order.
 func (s *Store) ResponseOutput(ctx context.Context, runID string) ([]json.RawMessage, error) {
+	if err := s.settled(ctx, runID); err != nil {
+		return nil, err
+	}
 	steps, err := collectSteps(ctx, s.r, runID)
 	if err != nil {
 		return nil, err

@@ -233,17 +233,40 @@ func (st *RunStep) showUsage() {
 // CreateStep inserts a step (in progress) and registers its tool call ids,
 // which must be unique across the store.
 func (t *Tx) CreateStep(ctx context.Context, st RunStep) (RunStep, error) {
-	st.ID, st.Object, st.CreatedAt = NewID("step_"), "thread.run.step", t.s.now().Unix()
+	st = t.s.PrepareStep(st)
 	if err := t.lockThread(ctx, st.ThreadID); err != nil {
 		return st, fmt.Errorf("create step: %w", err)
-	}
-	if st.Status == "" {
-		st.Status = StepInProgress
 	}
 	if err := t.writeStep(ctx, &st, true); err != nil {
 		return st, fmt.Errorf("create step: %w", err)
 	}
 	return st, nil
+}
+
+// PrepareStep gives st what CreateStep would: an id, its object type, its
+// creation time and, unless set, the status in_progress.
+func (s *Store) PrepareStep(st RunStep) RunStep {
+	st.ID, st.Object, st.CreatedAt = NewID("step_"), "thread.run.step", s.now().Unix()
+	if st.Status == "" {
+		st.Status = StepInProgress
+	}
+	return st
+}
+
+// CreatePrepared stores a message and a step made by PrepareMessage and
+// PrepareStep as they are, in the message's thread (locked first): the
+// engine announces them before they are stored (see Store.Announce).
+func (t *Tx) CreatePrepared(ctx context.Context, m Message, st RunStep) error {
+	if err := t.lockThread(ctx, m.ThreadID); err != nil {
+		return err
+	}
+	if _, err := t.s.insertPrepared(ctx, t.tx, m); err != nil {
+		return fmt.Errorf("create message: %w", err)
+	}
+	if err := t.writeStep(ctx, &st, true); err != nil {
+		return fmt.Errorf("create step: %w", err)
+	}
+	return nil
 }
 
 // UpdateStep applies fn to a stored step and writes it back.
@@ -353,6 +376,9 @@ func (t *Tx) RunSteps(ctx context.Context, runID string) ([]RunStep, error) {
 // GetStep returns step id of run runID in thread threadID, or ErrNotFound.
 func (s *Store) GetStep(ctx context.Context, threadID, runID, id string) (RunStep, error) {
 	project, err := ProjectFrom(ctx)
+	if err == nil {
+		err = s.settled(ctx, threadID)
+	}
 	if err != nil {
 		return RunStep{}, fmt.Errorf("get step %s: %w", id, err)
 	}
@@ -369,12 +395,18 @@ func (s *Store) GetStep(ctx context.Context, threadID, runID, id string) (RunSte
 
 // ListSteps returns one page of a run's steps.
 func (s *Store) ListSteps(ctx context.Context, threadID, runID string, p ListParams) (Page[RunStep], error) {
+	if err := s.settled(ctx, threadID); err != nil {
+		return Page[RunStep]{}, err
+	}
 	return listQuery(ctx, s.r, "run_steps", stepColumns, "run_id = $1 AND thread_id = $2", []any{runID, threadID}, p, scanStep)
 }
 
 // ThreadSteps returns every step of every run of a thread, oldest first.
 func (s *Store) ThreadSteps(ctx context.Context, threadID string) ([]RunStep, error) {
 	project, err := ProjectFrom(ctx)
+	if err == nil {
+		err = s.settled(ctx, threadID)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("thread steps: %w", err)
 	}
@@ -390,6 +422,9 @@ func (s *Store) ThreadSteps(ctx context.Context, threadID string) ([]RunStep, er
 // with its sequence number (runs place their history by it).
 func (s *Store) HistoryMessages(ctx context.Context, threadID string) ([]Message, []int64, error) {
 	project, err := ProjectFrom(ctx)
+	if err == nil {
+		err = s.settled(ctx, threadID)
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("thread messages: %w", err)
 	}
