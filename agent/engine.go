@@ -59,6 +59,7 @@ type Store interface {
 	ThreadRuns(ctx context.Context, threadID string) ([]db.Run, error)
 	ThreadSteps(ctx context.Context, threadID string) ([]db.RunStep, error)
 	HistoryMessages(ctx context.Context, threadID string) ([]db.Message, []int64, error)
+	ActiveRun(ctx context.Context, threadID string) (string, error)
 	PrepareMessage(m db.Message) db.Message
 	PrepareStep(st db.RunStep) db.RunStep
 	Announce(threadID, runID string) (settle func())
@@ -176,6 +177,9 @@ type job struct {
 	resume      bool   // an in_progress run whose last execution was interrupted
 	traceparent string // the creating request's span, kept by the run's first claim
 	project     string // the run's project; "" when the job's source did not say (looked up)
+	// fresh is set on a run executing before its creation has committed
+	// (see create).
+	fresh *freshRun
 }
 
 // Engine executes runs.

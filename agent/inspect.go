@@ -196,6 +196,12 @@ func (ins *Inspector) writeOp(op *inspectOp) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if !op.finish {
+		if c := in.created; c != nil {
+			<-c.done // a commit under way: the writer waits that long
+			if c.err != nil {
+				return // no run: nothing to record (its finish finds no id)
+			}
+		}
 		id, err := ins.store.StartExchange(ctx, op.x)
 		if err != nil {
 			ins.log.Warn("record upstream exchange", "run_id", in.runID, "error", err)
@@ -269,17 +275,27 @@ type inspection struct {
 	ins   *Inspector
 	hub   eventSink
 	runID string
+	// created, when set, is the creation of a run whose execution began
+	// before it committed: its exchanges are written once it has (they
+	// refer to the run), and not at all if it failed.
+	created *creation
 }
 
 // inspectContext returns ctx marked so that upstream requests made with it
 // are recorded as exchanges of the run (and announced on the run's event
 // log as assistantd.upstream events, which only the web app reads).
 func (e *Engine) inspectContext(ctx context.Context, runID string) context.Context {
+	return e.inspectRun(ctx, runID, nil)
+}
+
+// inspectRun is inspectContext for a run whose creation may not have
+// committed yet (created, when not nil).
+func (e *Engine) inspectRun(ctx context.Context, runID string, created *creation) context.Context {
 	ins := e.inspector
 	if ins == nil || ins.retention <= 0 {
 		return ctx
 	}
-	return context.WithValue(ctx, inspectKey{}, &inspection{ins: ins, hub: e.sink(), runID: runID})
+	return context.WithValue(ctx, inspectKey{}, &inspection{ins: ins, hub: e.sink(), runID: runID, created: created})
 }
 
 // UpstreamEvent is the data of an assistantd.upstream event: an exchange

@@ -23,7 +23,7 @@ import (
 // CreateResponse stores a response (its thread, queued run, record and
 // input items) and enqueues its run, as CreateThreadAndRun does for a run.
 func (e *Engine) CreateResponse(ctx context.Context, t db.Thread, r db.Run, resp db.ResponseRecord, input []json.RawMessage) (db.Run, error) {
-	return e.create(ctx, r, func(r db.Run) (*db.Thread, db.Run, error) {
+	return e.create(ctx, r, nil, func(r db.Run) (*db.Thread, db.Run, error) {
 		resp.RunID = r.ID
 		var run db.Run
 		var err error

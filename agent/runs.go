@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -35,7 +36,14 @@ func (e *Engine) times() (created int64, expires *int64) {
 // CreateRun stores a queued run (with its additional messages), publishes
 // thread.run.created and thread.run.queued, and enqueues it.
 func (e *Engine) CreateRun(ctx context.Context, r db.Run, extra []db.Message) (db.Run, error) {
-	return e.create(ctx, r, func(r db.Run) (*db.Thread, db.Run, error) {
+	extra = e.prepareMessages(r.ThreadID, extra)
+	fresh := extra
+	// A thread with an active run refuses the new one: the model is not
+	// asked before the creation has committed (and failed).
+	if active, err := e.store.ActiveRun(ctx, r.ThreadID); err != nil || active != "" {
+		fresh = nil
+	}
+	return e.create(ctx, r, fresh, func(r db.Run) (*db.Thread, db.Run, error) {
 		run, err := e.store.CreateRun(ctx, r, extra)
 		return nil, run, err
 	})
@@ -45,13 +53,28 @@ func (e *Engine) CreateRun(ctx context.Context, r db.Run, extra []db.Message) (d
 // publishes thread.created, thread.run.created and thread.run.queued, and
 // enqueues the run.
 func (e *Engine) CreateThreadAndRun(ctx context.Context, t db.Thread, msgs []db.Message, r db.Run) (db.Thread, db.Run, error) {
-	run, err := e.create(ctx, r, func(r db.Run) (*db.Thread, db.Run, error) {
+	t.ID = db.NewID("thread_") // known before the thread is stored (see create)
+	r.ThreadID = t.ID
+	msgs = e.prepareMessages(t.ID, msgs)
+	run, err := e.create(ctx, r, msgs, func(r db.Run) (*db.Thread, db.Run, error) {
 		var run db.Run
 		var err error
 		t, run, err = e.store.CreateThreadAndRun(ctx, t, msgs, r)
 		return &t, run, err
 	})
 	return t, run, err
+}
+
+// prepareMessages gives the messages a run's creation stores their ids
+// and thread first (db.Store.PrepareMessage), so that an execution started
+// before they are stored knows them as they will be (see create).
+func (e *Engine) prepareMessages(threadID string, msgs []db.Message) []db.Message {
+	out := make([]db.Message, len(msgs))
+	for i, m := range msgs {
+		m.ThreadID = threadID
+		out[i] = e.store.PrepareMessage(m)
+	}
+	return out
 }
 
 // create stores a new run through store and announces it. The run's id is
@@ -64,8 +87,18 @@ func (e *Engine) CreateThreadAndRun(ctx context.Context, t db.Thread, msgs []db.
 // and in_progress in the same transaction, thread.run.in_progress is
 // published with the first events, and its execution begins at once. The
 // run comes back as it was created, queued.
-func (e *Engine) create(ctx context.Context, r db.Run, store func(db.Run) (*db.Thread, db.Run, error)) (db.Run, error) {
-	if err := e.admit(ctx, r); err != nil {
+//
+// A run whose creation stores exactly the messages fresh (with their ids
+// prepared) besides the thread's history (a run, or a thread and run; not
+// a response, whose history the store assembles) starts executing even
+// before its creation commits: the model is asked while the creation
+// commits, the commit's time hidden in the model's. Until the creation
+// has committed the execution writes and publishes nothing (awaitCreated,
+// and the run's lock, which create holds until its events are out); if
+// the creation fails, the execution is cancelled and leaves no trace.
+func (e *Engine) create(ctx context.Context, r db.Run, fresh []db.Message, store func(db.Run) (*db.Thread, db.Run, error)) (db.Run, error) {
+	var err error
+	if err = e.admit(ctx, r); err != nil {
 		return r, err
 	}
 	r.ID = db.NewID("run_")
@@ -80,13 +113,32 @@ func (e *Engine) create(ctx context.Context, r db.Run, store func(db.Run) (*db.T
 	}
 	mu := e.lockRun(r.ID)
 	mu.Lock()
+	var early *creation
+	if starting != nil && fresh != nil {
+		early = &creation{done: make(chan struct{})}
+		j := job{runID: r.ID, attempt: 1, traceparent: traceparent, fresh: &freshRun{msgs: fresh, created: early}}
+		if j.project, err = db.ProjectFrom(ctx); err != nil {
+			mu.Unlock()
+			e.abandon(r.ID, starting)
+			return r, err
+		}
+		go e.executeStarted(starting, j, e.startedRun(r, j.project), r.StartedBy.Traceparent)
+	}
 	thread, run, err := store(r)
 	if err != nil {
 		mu.Unlock()
-		if starting != nil {
+		if early != nil {
+			// Cancelled first: the execution sees the failure with its
+			// context already done. It gives its slot back as it stops.
+			starting.cancel(errNotCreated)
+			early.end(err)
+		} else if starting != nil {
 			e.abandon(r.ID, starting)
 		}
 		return run, err
+	}
+	if early != nil {
+		e.hold(run.ID, run.Attempts) // see executeClaimed
 	}
 	created := run
 	created.StartedBy = nil
@@ -104,6 +156,11 @@ func (e *Engine) create(ctx context.Context, r db.Run, store func(db.Run) (*db.T
 	}
 	e.publish(ctx, run.ID, em.events)
 	mu.Unlock()
+	if early != nil {
+		early.prior = [2]int64{run.StartedBy.PriorCount, run.StartedBy.PriorSeq}
+		early.end(nil)
+		return created, nil
+	}
 	if starting != nil {
 		run.StartedBy = nil
 		j := job{runID: run.ID, attempt: run.Attempts, traceparent: traceparent, project: run.ProjectID}
@@ -310,4 +367,70 @@ func (e *Engine) forgetThread(threadID string) {
 			}
 		}
 	}
+}
+
+// errNotCreated stops an execution started before its run's creation
+// committed, when the creation failed: there is nothing to settle.
+var errNotCreated = errors.New("run not created")
+
+// creation is the outcome of a run's creation, for its execution started
+// before it committed.
+type creation struct {
+	done  chan struct{}
+	err   error    // once done
+	prior [2]int64 // once done: the thread's messages before the creation's, their count and last seq
+}
+
+func (c *creation) end(err error) {
+	c.err = err
+	close(c.done)
+}
+
+// freshRun is what an execution started before its run's creation
+// committed knows that the store may not show yet: the messages the
+// creation stores, and its outcome.
+type freshRun struct {
+	msgs    []db.Message
+	created *creation
+	// read is what merge found of the thread's other messages: their count
+	// and last seq. A message written between that read and the creation
+	// makes the history read stale (creation.prior differs).
+	read [2]int64
+}
+
+// startedRun is run r, about to be created started (r.StartedBy), as the
+// store will have it: the execution started before the creation commits
+// takes its turns on it.
+func (e *Engine) startedRun(r db.Run, project string) *db.Run {
+	run := r
+	db.NormalizeRun(&run)
+	now := e.store.Now()
+	run.Object, run.Status, run.StartedAt, run.Attempts, run.ProjectID = "thread.run", db.RunInProgress, &now, 1, project
+	run.StartedBy = nil
+	return &run
+}
+
+// merge adds the fresh messages and run to the thread's history as read
+// from the store (msgs with their seqs, runs), where the creation may or
+// may not have committed yet: each once, after everything else.
+func (f *freshRun) merge(msgs []db.Message, seqs []int64, runs []db.Run, run db.Run) ([]db.Message, []int64, []db.Run) {
+	ids := make(map[string]bool, len(f.msgs))
+	for _, m := range f.msgs {
+		ids[m.ID] = true
+	}
+	var last int64
+	outM, outS := make([]db.Message, 0, len(msgs)+len(f.msgs)), make([]int64, 0, len(msgs)+len(f.msgs))
+	for i, m := range msgs {
+		if !ids[m.ID] {
+			outM, outS, last = append(outM, m), append(outS, seqs[i]), seqs[i]
+		}
+	}
+	f.read = [2]int64{int64(len(outM)), last}
+	for _, m := range f.msgs {
+		last++
+		outM, outS = append(outM, m), append(outS, last)
+	}
+	runs = slices.DeleteFunc(slices.Clone(runs), func(r db.Run) bool { return r.ID == run.ID })
+	run.HistorySeq = last
+	return outM, outS, append(runs, run)
 }

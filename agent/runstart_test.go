@@ -3,6 +3,7 @@ package agent_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -144,7 +145,14 @@ func waitRun(t *testing.T, store *db.Store, run db.Run, want string) {
 // the test opens the gate; asked receives one value per request held.
 func gatedUpstream(t *testing.T) (url string, asked <-chan struct{}, open func()) {
 	t.Helper()
-	up := upstream.New()
+	url, _, asked, open = gatedServer(t)
+	return url, asked, open
+}
+
+// gatedServer is gatedUpstream, with the scripted server itself.
+func gatedServer(t *testing.T) (url string, up *upstream.Server, asked <-chan struct{}, open func()) {
+	t.Helper()
+	up = upstream.New()
 	gate, ask := make(chan struct{}), make(chan struct{}, 16)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasSuffix(r.URL.Path, "/chat/completions") {
@@ -161,7 +169,7 @@ func gatedUpstream(t *testing.T) (url string, asked <-chan struct{}, open func()
 	var once sync.Once
 	open = func() { once.Do(func() { close(gate) }) }
 	t.Cleanup(open)
-	return srv.URL + "/v1", ask, open
+	return srv.URL + "/v1", up, ask, open
 }
 
 // A run created while a worker is free starts with its creation: it is
@@ -278,5 +286,151 @@ func TestMessageReadableOnItsCreatedEvent(t *testing.T) {
 			}
 		}
 		waitRun(t, store, run, db.RunCompleted)
+	}
+}
+
+// A run starts executing while its creation commits, on the thread's
+// history as stored plus the messages the creation stores: the model gets
+// each message once, in order, whether or not its reads saw the creation.
+func TestRunStartedBeforeItsCreationCommitsSeesItsHistoryOnce(t *testing.T) {
+	up := upstream.New()
+	srv := httptest.NewServer(up)
+	t.Cleanup(srv.Close)
+	store, eng, newRun := bareEngine(t, srv.URL+"/v1")
+	ctx := startEngine(t, eng)
+	first := newRun("first question")
+	waitRun(t, store, first, db.RunCompleted)
+	text := func(s string) db.Message {
+		return db.Message{Role: "user", Status: "completed", Content: []db.ContentPart{{Type: "text", Text: &db.Text{Value: s}}}}
+	}
+	second, err := eng.CreateRun(ctx, db.Run{ThreadID: first.ThreadID, AssistantID: first.AssistantID, Model: "fake-model"},
+		[]db.Message{text("second question"), text("and a third")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitRun(t, store, second, db.RunCompleted)
+	_, both, err := eng.CreateThreadAndRun(ctx, db.Thread{}, []db.Message{text("one"), text("two")},
+		db.Run{AssistantID: first.AssistantID, Model: "fake-model"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitRun(t, store, both, db.RunCompleted)
+
+	reqs := up.Requests()
+	if len(reqs) != 3 {
+		t.Fatalf("%d upstream requests, want 3", len(reqs))
+	}
+	msgs, err := store.ListMessages(ctx, first.ThreadID, first.ID, db.ListParams{Limit: 10, Order: "asc"})
+	if err != nil || len(msgs.Data) != 1 {
+		t.Fatalf("first run's messages: %+v (%v)", msgs.Data, err)
+	}
+	answer := msgs.Data[0].Content[0].Text.Value
+	for i, want := range [][]string{
+		{"user: first question"},
+		{"user: first question", "assistant: " + answer, "user: second question", "user: and a third"},
+		{"user: one", "user: two"},
+	} {
+		var got []string
+		for _, m := range reqs[i].Messages {
+			if m.Role != "system" {
+				got = append(got, m.Role+": "+m.Text())
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("request %d asked %q, want %q", i, got, want)
+		}
+	}
+}
+
+// A run whose creation fails after its execution began (its thread is
+// gone) leaves nothing: no run, and its worker is free again.
+func TestRunCreationFailingAfterItsStart(t *testing.T) {
+	srv := httptest.NewServer(upstream.New())
+	t.Cleanup(srv.Close)
+	store, eng, newRun := bareEngineWith(t, srv.URL+"/v1", 1)
+	ctx := startEngine(t, eng)
+	gone, err := eng.CreateRun(ctx, db.Run{ThreadID: "thread_gone", AssistantID: "asst_x", Model: "fake-model"}, nil)
+	if !errors.Is(err, db.ErrNotFound) {
+		t.Fatalf("run on a missing thread: %v, want not found", err)
+	}
+	if _, err := store.GetRun(ctx, "", gone.ID); !errors.Is(err, db.ErrNotFound) {
+		t.Errorf("the failed run %s is stored (%v)", gone.ID, err)
+	}
+	// The one worker is free: the next run completes.
+	waitRun(t, store, newRun("[[chunks 2]]"), db.RunCompleted)
+}
+
+// A message written after a run's execution read the thread's history but
+// before the run's creation committed makes that history stale: the
+// request built on it is dropped, unanswered, and the model is asked again
+// on the history as the run was created.
+func TestRunStartedOnStaleHistoryAsksAgain(t *testing.T) {
+	url, up, asked, open := gatedServer(t)
+	store, eng, _ := bareEngineWith(t, url, 0)
+	ctx := startEngine(t, eng)
+	text := func(s string) db.Message {
+		return db.Message{Role: "user", Status: "completed", Content: []db.ContentPart{{Type: "text", Text: &db.Text{Value: s}}}}
+	}
+	th, _, err := store.CreateThread(ctx, db.Thread{}, []db.Message{text("first")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The writer is held by a write that, once let go, adds a message.
+	entered, proceed, written := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	go func() {
+		written <- store.Batch(ctx, func(ctx context.Context, tx *db.Tx) error {
+			close(entered)
+			<-proceed
+			m := text("late")
+			m.ThreadID = th.ID
+			_, err := tx.CreateMessage(ctx, m)
+			return err
+		})
+	}()
+	<-entered
+	created := make(chan error, 1)
+	var run db.Run
+	go func() {
+		var err error
+		run, err = eng.CreateRun(ctx, db.Run{ThreadID: th.ID, AssistantID: "asst_x", Model: "fake-model"}, []db.Message{text("extra")})
+		created <- err
+	}()
+	select {
+	case <-asked: // asked on the history without "late"; the creation waits for the writer
+	case <-time.After(waitFor):
+		t.Fatal("the run was not started before its creation committed")
+	}
+	close(proceed)
+	if err := <-written; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-created; err != nil {
+		t.Fatal(err)
+	}
+	open() // the first answer begins: its turn finds its history stale
+	waitRun(t, store, run, db.RunCompleted)
+	reqs := up.Requests()
+	if len(reqs) != 2 {
+		t.Fatalf("%d requests, want 2 (the stale one, then the one answered)", len(reqs))
+	}
+	asks := make([][]string, 2)
+	for i, r := range reqs {
+		for _, m := range r.Messages {
+			asks[i] = append(asks[i], m.Role+": "+m.Text())
+		}
+	}
+	if want := []string{"user: first", "user: extra"}; !slices.Equal(asks[0], want) {
+		t.Errorf("first asked %q, want %q", asks[0], want)
+	}
+	if want := []string{"user: first", "user: late", "user: extra"}; !slices.Equal(asks[1], want) {
+		t.Errorf("then asked %q, want %q", asks[1], want)
+	}
+	msgs, err := store.ListMessages(ctx, th.ID, run.ID, db.ListParams{Limit: 10, Order: "asc"})
+	if err != nil || len(msgs.Data) != 1 {
+		t.Fatalf("the run's messages: %+v (%v)", msgs.Data, err)
+	}
+	got := []string{msgs.Data[0].Content[0].Text.Value}
+	if want := []string{"You said: extra"}; !slices.Equal(got, want) {
+		t.Errorf("the run answered %q, want %q", got, want)
 	}
 }

@@ -69,7 +69,11 @@ func (e *Engine) execute(parent context.Context, j job) {
 // executeClaimed executes a run this replica has claimed under j.attempt,
 // in ctx (parent's, cancelled to stop the run).
 func (e *Engine) executeClaimed(parent, ctx context.Context, j *job, run *db.Run, traceparent string) {
-	e.hold(j.runID, j.attempt)
+	if j.fresh == nil {
+		// A run not created yet is held by create once it is: renewing
+		// a lease the store does not have would take it for lost.
+		e.hold(j.runID, j.attempt)
+	}
 	defer e.release(j.runID)
 	ctx = e.withFence(ctx, j.runID, j.attempt)
 
@@ -78,9 +82,11 @@ func (e *Engine) executeClaimed(parent, ctx context.Context, j *job, run *db.Run
 	e.mu.Lock()
 	delete(e.inflight, j.runID)
 	e.mu.Unlock()
-	if parent.Err() != nil {
+	if cause := context.Cause(ctx); errors.Is(cause, errNotCreated) {
+		return
+	} else if parent.Err() != nil {
 		e.releaseLease(j.runID, j.attempt)
-	} else if !errors.Is(context.Cause(ctx), errLeaseLost) {
+	} else if !errors.Is(cause, errLeaseLost) {
 		// A cancel that arrived as this turn ended found it still in
 		// flight and left settling to it: settle now (idempotent).
 		e.settle(context.WithoutCancel(ctx), j.runID, db.RunCancelling, nil)
@@ -162,9 +168,12 @@ func (e *Engine) runTurns(ctx context.Context, j *job, run *db.Run, traceparent 
 	defer span.End()
 	wctx := context.WithoutCancel(ctx) // store writes finish even when the run is cancelled
 	for {
-		t := &turn{e: e, runID: j.runID, run: *run}
+		t := &turn{e: e, runID: j.runID, run: *run, fresh: j.fresh}
+		j.fresh = nil // the first turn knows once the creation committed
 		again, lastErr, incomplete := t.take(ctx)
 		switch cause := context.Cause(ctx); {
+		case errors.Is(cause, errNotCreated):
+			// The run's creation failed: there is no run.
 		case errors.Is(cause, errCancelled):
 			e.settle(wctx, t.runID, db.RunCancelling, t.open())
 		case errors.Is(cause, errExpired):
@@ -293,6 +302,9 @@ type turn struct {
 	runID string
 	run   db.Run
 
+	// fresh: the run's creation may not have committed yet (see create).
+	fresh *freshRun
+
 	msgStepID, msgID string
 	msgDone          bool
 	opening          *opening // the message's opening, committing (openEarly)
@@ -394,9 +406,19 @@ func (t *turn) model(ctx context.Context, steps []db.RunStep, n int, used db.Usa
 	var incomplete string
 	stack.Run(func() { provider, params, lastErr, incomplete = t.prepare(ctx, steps, n, used) })
 	if params == nil {
+		if err := t.awaitCreated(ctx); errors.Is(err, errStaleHistory) {
+			return t.model(ctx, steps, n, used) // on the history as created
+		} else if err != nil {
+			return nil, "" // there is no run to end
+		}
 		return lastErr, incomplete
 	}
 	err := t.request(ctx, provider, params)
+	if cerr := t.awaitCreated(ctx); errors.Is(cerr, errStaleHistory) || errors.Is(err, errStaleHistory) {
+		return t.model(ctx, steps, n, used) // nothing of the answer was handled
+	} else if cerr != nil {
+		return nil, ""
+	}
 	t.awaitOpen(true)
 	if ctx.Err() != nil {
 		return nil, ""
@@ -440,6 +462,9 @@ func (t *turn) prepare(ctx context.Context, steps []db.RunStep, n int, used db.U
 	runs, err := e.store.ThreadRuns(ctx, t.run.ThreadID)
 	if err != nil {
 		return fail(err)
+	}
+	if t.fresh != nil {
+		msgs, seqs, runs = t.fresh.merge(msgs, seqs, runs, t.run)
 	}
 	items, err := buildHistory(ctx, storeFiles{e.store}, msgs, seqs, runs, steps)
 	if err != nil {
@@ -672,6 +697,35 @@ func (t *turn) openEarly(ctx context.Context, reasoning *db.Reasoning) {
 			return tx.CreatePrepared(ctx, m, st)
 		})
 	}()
+}
+
+// errStaleHistory: a turn begun before its run's creation committed read
+// a history that changed before the creation (a message was written in
+// between): its request is dropped, unanswered, and prepared again.
+var errStaleHistory = errors.New("the thread's history changed before the run was created")
+
+// awaitCreated waits until the run's creation has committed, when the turn
+// began before it did (t.fresh): nothing of the answer is handled before.
+// It fails when the creation did, or ctx ended, or the history the turn
+// read was stale.
+func (t *turn) awaitCreated(ctx context.Context) error {
+	f := t.fresh
+	if f == nil {
+		return nil
+	}
+	select {
+	case <-f.created.done:
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+	if f.created.err != nil {
+		return errNotCreated
+	}
+	t.fresh = nil
+	if f.read != f.created.prior {
+		return errStaleHistory
+	}
+	return nil
 }
 
 // opening is a message opened by openEarly, committing.

@@ -61,7 +61,11 @@ func (t *turn) request(ctx context.Context, provider *Provider, params *openai.C
 // stays small (the request by pointer, each chunk handled in onChunk):
 // the goroutine waits here, reading the upstream, for most of a run.
 func (t *turn) call(ctx context.Context, p *Provider, params *openai.ChatCompletionNewParams, stream bool) (err error) {
-	ctx = t.e.inspectContext(ctx, t.runID) // each attempt is its own recorded exchange
+	var created *creation
+	if t.fresh != nil {
+		created = t.fresh.created
+	}
+	ctx = t.e.inspectRun(ctx, t.runID, created) // each attempt is its own recorded exchange
 	ctx, span := t.e.startChat(ctx, p.Name, params.Model, stream)
 	obs := &telemetry.Upstream{Provider: p.Name, Model: params.Model, Project: t.run.ProjectID}
 	start, before := time.Now(), t.usage
@@ -85,6 +89,9 @@ func (t *turn) call(ctx context.Context, p *Provider, params *openai.ChatComplet
 	var s *ssestream.Stream[chunk]
 	stack.Run(func() { s = t.send(ctx, p, params) }) // encoding the request goes deep
 	defer s.Close()
+	if err := t.awaitCreated(ctx); err != nil {
+		return err
+	}
 	// Each chunk is read and decoded here, not through stack.Run: a
 	// goroutine per chunk cost a scheduling round per chunk (10,000
 	// streams took 61 s instead of 49 s in tests/loadgen) and saved no
@@ -267,6 +274,9 @@ func current(s *ssestream.Stream[chunk]) *chunk {
 func (t *turn) callPlain(ctx context.Context, p *Provider, params *openai.ChatCompletionNewParams) error {
 	resp, err := p.Client.Chat.Completions.New(ctx, *params)
 	if err != nil {
+		return err
+	}
+	if err := t.awaitCreated(ctx); err != nil {
 		return err
 	}
 	if resp.JSON.Usage.Valid() {

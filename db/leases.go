@@ -365,6 +365,12 @@ type StartedBy struct {
 	Lease   time.Duration
 	// Traceparent, when set, is kept as the run's trace (SetRunTrace).
 	Traceparent string
+
+	// PriorCount and PriorSeq are set by the creation: the number of the
+	// thread's messages before the creation's own, and the last one's
+	// seq. An execution that read the history before the creation
+	// committed compares them with what it read.
+	PriorCount, PriorSeq int64
 }
 
 // startRun claims the run r being created for r.StartedBy (see StartedBy),

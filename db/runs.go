@@ -207,7 +207,9 @@ func nullableJSON[T any](v *T) (*string, error) {
 	return &s, err
 }
 
-func runArgs(r *Run) ([]any, error) {
+// NormalizeRun gives a run's unset fields the values a stored run has
+// for them (no tools, automatic truncation, tool choice and format).
+func NormalizeRun(r *Run) {
 	if r.Tools == nil {
 		r.Tools = []Tool{}
 	}
@@ -223,6 +225,10 @@ func runArgs(r *Run) ([]any, error) {
 	if len(r.ResponseFormat) == 0 {
 		r.ResponseFormat = json.RawMessage(`"auto"`)
 	}
+}
+
+func runArgs(r *Run) ([]any, error) {
+	NormalizeRun(r)
 	tools, e1 := jsonColumn(r.Tools)
 	resources, e2 := jsonColumn(r.ToolResources)
 	meta, e3 := jsonColumn(r.Metadata)
@@ -289,6 +295,22 @@ func (s *Store) Batch(ctx context.Context, fn func(ctx context.Context, tx *Tx) 
 // Now is the store's clock, in Unix seconds.
 func (s *Store) Now() int64 { return s.now().Unix() }
 
+// ActiveRun returns the id of the thread's active run (queued, in
+// progress, waiting for tool outputs or cancelling), or "".
+func (s *Store) ActiveRun(ctx context.Context, threadID string) (string, error) {
+	project, err := ProjectFrom(ctx)
+	if err != nil {
+		return "", err
+	}
+	var id string
+	err = s.r.QueryRowContext(ctx, `SELECT id FROM runs WHERE thread_id = $1 AND project_id = $2 AND status IN ('queued',
+		'in_progress', 'requires_action', 'cancelling')`, threadID, project).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	return id, err
+}
+
 // activeRun returns the id of the thread's active run, or "".
 func activeRun(ctx context.Context, tx *sql.Tx, threadID string) (string, error) {
 	var id string
@@ -310,9 +332,20 @@ func (s *Store) insertRun(ctx context.Context, tx *sql.Tx, r Run, extra []Messag
 	} else if active != "" {
 		return r, &ActiveRunError{ThreadID: r.ThreadID, RunID: active}
 	}
+	if c := r.StartedBy; c != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(MAX(seq), 0) FROM messages WHERE thread_id = $1`,
+			r.ThreadID).Scan(&c.PriorCount, &c.PriorSeq); err != nil {
+			return r, err
+		}
+	}
 	for _, m := range extra {
 		m.ThreadID = r.ThreadID
-		if _, err := s.insertMessage(ctx, tx, m); err != nil {
+		if m.ID != "" { // prepared by the engine (Store.PrepareMessage)
+			_, err = s.insertPrepared(ctx, tx, m)
+		} else {
+			_, err = s.insertMessage(ctx, tx, m)
+		}
+		if err != nil {
 			return r, err
 		}
 	}
@@ -376,8 +409,14 @@ func (s *Store) CreateRun(ctx context.Context, r Run, extra []Message) (Run, err
 
 // CreateThreadAndRun stores a new thread, its messages and a queued run on
 // it, in one transaction.
+//
+// t's id is kept if set (the engine may choose it first), and so are the
+// ids of messages prepared by PrepareMessage.
 func (s *Store) CreateThreadAndRun(ctx context.Context, t Thread, msgs []Message, r Run) (Thread, Run, error) {
-	t.ID, t.Object, t.CreatedAt = NewID("thread_"), "thread", s.now().Unix()
+	if t.ID == "" {
+		t.ID = NewID("thread_")
+	}
+	t.Object, t.CreatedAt = "thread", s.now().Unix()
 	if t.ToolResources == nil {
 		t.ToolResources = &ToolResources{}
 	}
