@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -123,6 +124,12 @@ func (e *Engine) create(ctx context.Context, r db.Run, fresh []db.Message, store
 			return r, err
 		}
 		go e.executeStarted(starting, j, e.startedRun(r, j.project), r.StartedBy.Traceparent)
+		// The execution is the way to the first token; the creation's
+		// commit has the model's whole answer time to finish. Let the
+		// execution run first: its goroutine would otherwise wait behind
+		// the committer's, which the creation wakes next (about 0.4 ms in
+		// tests/loadgen, on 2 cores).
+		runtime.Gosched()
 	}
 	thread, run, err := store(r)
 	if err != nil {
