@@ -60,6 +60,7 @@ type Store interface {
 	ThreadSteps(ctx context.Context, threadID string) ([]db.RunStep, error)
 	HistoryMessages(ctx context.Context, threadID string) ([]db.Message, []int64, error)
 	ActiveRun(ctx context.Context, threadID string) (string, error)
+	ResponseContextOf(ctx context.Context, resp db.ResponseRecord, input []json.RawMessage) ([]json.RawMessage, error)
 	PrepareMessage(m db.Message) db.Message
 	PrepareStep(st db.RunStep) db.RunStep
 	Announce(threadID, runID string) (settle func())

@@ -23,7 +23,16 @@ import (
 // CreateResponse stores a response (its thread, queued run, record and
 // input items) and enqueues its run, as CreateThreadAndRun does for a run.
 func (e *Engine) CreateResponse(ctx context.Context, t db.Thread, r db.Run, resp db.ResponseRecord, input []json.RawMessage) (db.Run, error) {
-	return e.create(ctx, r, nil, func(r db.Run) (*db.Thread, db.Run, error) {
+	var fresh *freshRun
+	if resp.ConversationID == nil {
+		// Known before the response is stored (see create); a response in
+		// a conversation waits for its creation, which may find the
+		// conversation busy.
+		t.ID = db.NewID("thread_")
+		r.ThreadID, r.ResponseID = t.ID, resp.ID
+		fresh = &freshRun{msgs: []db.Message{}, resp: &resp, input: input}
+	}
+	return e.create(ctx, r, fresh, func(r db.Run) (*db.Thread, db.Run, error) {
 		resp.RunID = r.ID
 		var run db.Run
 		var err error
@@ -34,11 +43,17 @@ func (e *Engine) CreateResponse(ctx context.Context, t db.Thread, r db.Run, resp
 
 // responsePrefix is the chat history a response run starts from; nil for
 // a run that serves no response.
-func (e *Engine) responsePrefix(ctx context.Context, run db.Run) ([]historyItem, error) {
+func (e *Engine) responsePrefix(ctx context.Context, run db.Run, fresh *freshRun) ([]historyItem, error) {
 	if run.ResponseID == "" {
 		return nil, nil
 	}
-	items, err := e.store.ResponseInput(ctx, run.ResponseID)
+	var items []json.RawMessage
+	var err error
+	if fresh != nil && fresh.resp != nil { // not stored yet, perhaps
+		items, err = e.store.ResponseContextOf(ctx, *fresh.resp, fresh.input)
+	} else {
+		items, err = e.store.ResponseInput(ctx, run.ResponseID)
+	}
 	if err != nil {
 		return nil, err
 	}

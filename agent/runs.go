@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime"
@@ -38,7 +39,7 @@ func (e *Engine) times() (created int64, expires *int64) {
 // thread.run.created and thread.run.queued, and enqueues it.
 func (e *Engine) CreateRun(ctx context.Context, r db.Run, extra []db.Message) (db.Run, error) {
 	extra = e.prepareMessages(r.ThreadID, extra)
-	fresh := extra
+	fresh := &freshRun{msgs: extra}
 	// A thread with an active run refuses the new one: the model is not
 	// asked before the creation has committed (and failed).
 	if active, err := e.store.ActiveRun(ctx, r.ThreadID); err != nil || active != "" {
@@ -57,7 +58,7 @@ func (e *Engine) CreateThreadAndRun(ctx context.Context, t db.Thread, msgs []db.
 	t.ID = db.NewID("thread_") // known before the thread is stored (see create)
 	r.ThreadID = t.ID
 	msgs = e.prepareMessages(t.ID, msgs)
-	run, err := e.create(ctx, r, msgs, func(r db.Run) (*db.Thread, db.Run, error) {
+	run, err := e.create(ctx, r, &freshRun{msgs: msgs}, func(r db.Run) (*db.Thread, db.Run, error) {
 		var run db.Run
 		var err error
 		t, run, err = e.store.CreateThreadAndRun(ctx, t, msgs, r)
@@ -89,15 +90,14 @@ func (e *Engine) prepareMessages(threadID string, msgs []db.Message) []db.Messag
 // published with the first events, and its execution begins at once. The
 // run comes back as it was created, queued.
 //
-// A run whose creation stores exactly the messages fresh (with their ids
-// prepared) besides the thread's history (a run, or a thread and run; not
-// a response, whose history the store assembles) starts executing even
+// A run whose creation is described by fresh (the messages it stores, with
+// their ids prepared; a response's record and input) starts executing even
 // before its creation commits: the model is asked while the creation
 // commits, the commit's time hidden in the model's. Until the creation
 // has committed the execution writes and publishes nothing (awaitCreated,
 // and the run's lock, which create holds until its events are out); if
 // the creation fails, the execution is cancelled and leaves no trace.
-func (e *Engine) create(ctx context.Context, r db.Run, fresh []db.Message, store func(db.Run) (*db.Thread, db.Run, error)) (db.Run, error) {
+func (e *Engine) create(ctx context.Context, r db.Run, fresh *freshRun, store func(db.Run) (*db.Thread, db.Run, error)) (db.Run, error) {
 	var err error
 	if err = e.admit(ctx, r); err != nil {
 		return r, err
@@ -117,7 +117,8 @@ func (e *Engine) create(ctx context.Context, r db.Run, fresh []db.Message, store
 	var early *creation
 	if starting != nil && fresh != nil {
 		early = &creation{done: make(chan struct{})}
-		j := job{runID: r.ID, attempt: 1, traceparent: traceparent, fresh: &freshRun{msgs: fresh, created: early}}
+		fresh.created = early
+		j := job{runID: r.ID, attempt: 1, traceparent: traceparent, fresh: fresh}
 		if j.project, err = db.ProjectFrom(ctx); err != nil {
 			mu.Unlock()
 			e.abandon(r.ID, starting)
@@ -397,7 +398,11 @@ func (c *creation) end(err error) {
 // committed knows that the store may not show yet: the messages the
 // creation stores, and its outcome.
 type freshRun struct {
-	msgs    []db.Message
+	msgs []db.Message
+	// resp and input: the response the run serves and its input items,
+	// for a response's run.
+	resp    *db.ResponseRecord
+	input   []json.RawMessage
 	created *creation
 	// read is what merge found of the thread's other messages: their count
 	// and last seq. A message written between that read and the creation

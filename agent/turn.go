@@ -470,7 +470,7 @@ func (t *turn) prepare(ctx context.Context, steps []db.RunStep, n int, used db.U
 	if err != nil {
 		return fail(err)
 	}
-	prefix, err := e.responsePrefix(ctx, t.run) // a response's context
+	prefix, err := e.responsePrefix(ctx, t.run, t.fresh) // a response's context
 	if err != nil {
 		return fail(err)
 	}

@@ -77,8 +77,13 @@ func scanResponse(row rowScanner) (ResponseRecord, error) {
 // queued run, the response and its input items. It returns
 // ErrConversationLocked when the response's conversation already has an
 // unfinished response, and ErrNotFound when the conversation is missing.
+//
+// t's id is kept if set (the engine may choose it first).
 func (s *Store) CreateResponse(ctx context.Context, t Thread, r Run, resp ResponseRecord, input []json.RawMessage) (Thread, Run, error) {
-	t.ID, t.Object, t.CreatedAt = NewID("thread_"), "thread", s.now().Unix()
+	if t.ID == "" {
+		t.ID = NewID("thread_")
+	}
+	t.Object, t.CreatedAt = "thread", s.now().Unix()
 	if t.ToolResources == nil {
 		t.ToolResources = &ToolResources{}
 	}
@@ -233,6 +238,26 @@ func (s *Store) ResponseHistory(ctx context.Context, id string) ([]json.RawMessa
 // responseContext is everything the model reads for r before its own
 // output: its chain's history, its conversation's items, its input.
 func (s *Store) responseContext(ctx context.Context, r ResponseRecord) ([]json.RawMessage, error) {
+	return s.contextOf(ctx, r, nil)
+}
+
+// ResponseContextOf is ResponseInput for a response not stored yet: resp
+// as it will be, with input its own input items (as CreateResponse takes
+// them); the rest of its context (its chain, its conversation) is read.
+func (s *Store) ResponseContextOf(ctx context.Context, resp ResponseRecord, input []json.RawMessage) ([]json.RawMessage, error) {
+	if input == nil {
+		input = []json.RawMessage{}
+	}
+	items, err := s.contextOf(ctx, resp, input)
+	if err != nil {
+		return nil, fmt.Errorf("response input of %s: %w", resp.ID, err)
+	}
+	return items, nil
+}
+
+// contextOf is responseContext, with r's own input items given (own, when
+// not nil) rather than read.
+func (s *Store) contextOf(ctx context.Context, r ResponseRecord, own []json.RawMessage) ([]json.RawMessage, error) {
 	chain := []ResponseRecord{r}
 	for cur := r; cur.PreviousResponseID != nil; {
 		if len(chain) > maxChain {
@@ -258,9 +283,12 @@ func (s *Store) responseContext(ctx context.Context, r ResponseRecord) ([]json.R
 			}
 			items = append(items, conv...)
 		}
-		in, err := inputItems(ctx, s.r, c.ID)
-		if err != nil {
-			return nil, err
+		in := own
+		if c.ID != r.ID || own == nil {
+			var err error
+			if in, err = inputItems(ctx, s.r, c.ID); err != nil {
+				return nil, err
+			}
 		}
 		items = append(items, in...)
 		if i > 0 {
