@@ -401,6 +401,36 @@ func (s *Store) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	}
 }
 
+// exec runs one write statement. On SQLite it joins the group committer
+// (Store.tx) rather than taking the writer connection between two groups,
+// where it would cost a transaction and a WAL commit of its own; on
+// PostgreSQL it runs on the pool as a statement of its own, as before.
+func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	var res sql.Result
+	err := s.write1(ctx, func(q queryExecer) error {
+		var err error
+		res, err = q.ExecContext(ctx, query, args...)
+		return err
+	})
+	return res, err
+}
+
+// queryExecer is a transaction or a pool.
+type queryExecer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// write1 runs fn, one write statement, as exec does: in the group
+// committer on SQLite (fn may then run again, so it only sets its
+// results), on the pool on PostgreSQL.
+func (s *Store) write1(ctx context.Context, fn func(q queryExecer) error) error {
+	if s.gc == nil {
+		return fn(s.w)
+	}
+	return s.tx(ctx, func(tx *sql.Tx) error { return fn(tx) })
+}
+
 // maxTxAttempts bounds the runs of one transaction on PostgreSQL.
 const maxTxAttempts = 5
 

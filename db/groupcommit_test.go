@@ -383,3 +383,115 @@ func TestGroupCommitAlonePanics(t *testing.T) {
 		t.Error("the write after a panicked one was not stored")
 	}
 }
+
+// TestHotWritesJoinTheCommitter: the writes on a request's or a run's
+// path that were single statements on the writer connection (the
+// inspector's exchanges, a key's last use, rate counters) queue at the
+// group committer like every other write, in their lane, rather than
+// taking the connection between two groups: while the committer is held
+// each of them waits in its queue, and once released it is stored.
+func TestHotWritesJoinTheCommitter(t *testing.T) {
+	s := openTest(t)
+	ctx := WithProject(context.Background(), DefaultProjectID)
+	th, _, err := s.CreateThread(ctx, Thread{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := s.CreateRun(ctx, Run{ThreadID: th.ID, AssistantID: "asst_x", Model: "m"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, secret, err := s.CreateAPIKey(ctx, KeyOptions{Name: "k"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, adminSecret, err := s.CreateAdminKey(ctx, "a", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	one, many := int64(1), int64(1000)
+	if _, err := s.SetRateLimit(ctx, DefaultProjectID, "m", RateLimitChange{MaxRequestsPer1Minute: &many, MaxTokensPer1Minute: &many}); err != nil {
+		t.Fatal(err)
+	}
+	var xid int64
+	cases := []struct {
+		name  string
+		write func() error
+		check func() error
+	}{
+		{"start exchange", func() (err error) {
+			xid, err = s.StartExchange(ctx, Exchange{RunID: run.ID, StartedAt: 1, Method: "POST", URL: "http://up"})
+			return err
+		}, func() error {
+			if l, err := s.RunExchanges(ctx, run.ID); err != nil || len(l) != 1 || l[0].ID != xid {
+				return fmt.Errorf("exchanges %+v, %v; want %d", l, err, xid)
+			}
+			return nil
+		}},
+		{"finish exchange", func() error {
+			return s.FinishExchange(ctx, Exchange{ID: xid, DurationMS: &one, Status: 200, ResponseBody: "ok"})
+		}, func() error {
+			if x, err := s.GetExchange(ctx, th.ID, xid); err != nil || x.Status != 200 || x.ResponseBody != "ok" {
+				return fmt.Errorf("finished exchange %+v, %v", x, err)
+			}
+			return nil
+		}},
+		{"sweep exchanges", func() error {
+			n, err := s.DeleteExchangesBefore(ctx, 2)
+			if err == nil && n != 1 {
+				err = fmt.Errorf("swept %d, want 1", n)
+			}
+			return err
+		}, func() error { return nil }},
+		{"api key use", func() error {
+			p, ok, err := s.CheckAPIKey(ctx, secret)
+			if err == nil && (!ok || p.KeyID != key.ID) {
+				err = fmt.Errorf("check api key: %+v %v", p, ok)
+			}
+			return err
+		}, func() error {
+			if k, err := s.GetAPIKey(ctx, DefaultProjectID, key.ID); err != nil || k.LastUsedAt == nil {
+				return fmt.Errorf("api key after use: %+v, %v", k, err)
+			}
+			return nil
+		}},
+		{"admin key use", func() error {
+			ok, err := s.CheckAdminKey(ctx, adminSecret)
+			if err == nil && !ok {
+				err = errors.New("admin key refused")
+			}
+			return err
+		}, func() error {
+			if l, err := s.ListAdminKeys(ctx); err != nil || len(l) != 1 || l[0].LastUsedAt == nil {
+				return fmt.Errorf("admin keys after use: %+v, %v", l, err)
+			}
+			return nil
+		}},
+		{"admit request", func() error {
+			st, err := s.AdmitRequest(ctx, DefaultProjectID, "m", time.Minute)
+			if err == nil && (st.Refused != "" || st.RemainingRequests != many-1) {
+				err = fmt.Errorf("admit: %+v", st)
+			}
+			return err
+		}, func() error { return nil }},
+		{"count tokens", func() error { return s.CountTokens(ctx, DefaultProjectID, "m", 10, time.Minute) }, func() error {
+			if st, err := s.AdmitRequest(ctx, DefaultProjectID, "m", time.Minute); err != nil || st.RemainingTokens != many-10 {
+				return fmt.Errorf("after counting tokens: %+v, %v", st, err)
+			}
+			return nil
+		}},
+	}
+	for _, c := range cases {
+		release, queued := holdWriter(t, s)
+		done := make(chan error, 1)
+		go func() { done <- c.write() }()
+		waitQueued(t, queued, 1)
+		release()
+		if err := <-done; err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if err := c.check(); err != nil {
+			t.Errorf("%s: %v", c.name, err)
+		}
+	}
+}
