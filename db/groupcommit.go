@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net/http"
 	"sync"
 	"sync/atomic"
 )
@@ -38,6 +39,15 @@ import (
 // tests/loadgen, that took 1,000 streams' peak RSS from ≈260 to ≈300 MiB
 // and made a run's create transaction slower, not faster.
 //
+// Writes come in two lanes. Foreground writes are those a client waits
+// for (a handler's creates and updates, tool outputs); background writes
+// are the server's own (a run's progress, the upstream inspector, usage,
+// sweeps), marked by Background. A group is filled from the foreground
+// lane first, but keeps bgShare of its places for background writes
+// while any wait, so that they are never starved: the commits of a
+// streamed run's message and completion are background, and its reader
+// waits on them. In the group's transaction foreground writes run first.
+//
 // PostgreSQL has many writers, and each transaction keeps its own
 // connection (grouping them would serialise writers that today run side
 // by side), so Store.tx runs there as before.
@@ -50,16 +60,43 @@ import (
 // clients, against ≈2,000 without grouping).
 const maxGroup = 8
 
-// queueDepth is how many writes may wait for the writer before a caller
-// blocks on the queue itself.
+// bgShare is how many places of each group background writes keep while
+// any are queued: a quarter, at least that share of the writer's
+// groups, however busy the foreground lane.
+const bgShare = maxGroup / 4
+
+// queueDepth is how many writes of one lane may wait for the writer
+// before a caller blocks on the queue itself.
 const queueDepth = 128
+
+// laneKey marks a context's writes as background work (Background).
+type laneKey struct{}
+
+// Background returns ctx with its writes marked as background work: on
+// SQLite they queue for the writer behind the writes clients wait for
+// (see groupcommit.go). The server's own writers use it: a run's
+// progress, the inspector, usage, sweeps. A context of a request being
+// served (it carries net/http's ServerContextKey) is left in the
+// foreground: a client waits on its writes even when they go through the
+// engine (a tool output, a cancel). PostgreSQL ignores the mark.
+func Background(ctx context.Context) context.Context {
+	if isBackground(ctx) || ctx.Value(http.ServerContextKey) != nil {
+		return ctx
+	}
+	return context.WithValue(ctx, laneKey{}, true)
+}
+
+func isBackground(ctx context.Context) bool {
+	b, _ := ctx.Value(laneKey{}).(bool)
+	return b
+}
 
 // groupCommitter runs SQLite's write transactions in groups.
 type groupCommitter struct {
-	s    *Store
-	reqs chan *writeReq
+	s      *Store
+	fg, bg chan *writeReq // the lanes: foreground, background
 
-	mu     sync.RWMutex // held to send on reqs; Lock to close
+	mu     sync.RWMutex // held to send on the lanes; Lock to close
 	closed bool
 	done   chan struct{}
 
@@ -83,7 +120,7 @@ type writeResult struct {
 var errStoreClosed = errors.New("store closed")
 
 func newGroupCommitter(s *Store) *groupCommitter {
-	g := &groupCommitter{s: s, reqs: make(chan *writeReq, queueDepth), done: make(chan struct{})}
+	g := &groupCommitter{s: s, fg: make(chan *writeReq, queueDepth), bg: make(chan *writeReq, queueDepth), done: make(chan struct{})}
 	go g.loop()
 	return g
 }
@@ -98,7 +135,11 @@ func (g *groupCommitter) do(ctx context.Context, fn func(*sql.Tx) error) error {
 		g.mu.RUnlock()
 		return errStoreClosed
 	}
-	g.reqs <- req
+	if isBackground(ctx) {
+		g.bg <- req
+	} else {
+		g.fg <- req
+	}
 	g.mu.RUnlock()
 	// Once queued, the write is waited for even if ctx ends: the
 	// committer skips it if ctx has ended before its turn, but a write
@@ -119,35 +160,65 @@ func (g *groupCommitter) close() {
 		return
 	}
 	g.closed = true
-	close(g.reqs) // no sender is left: senders hold mu.RLock
+	close(g.fg) // no sender is left: senders hold mu.RLock
+	close(g.bg)
 	g.mu.Unlock()
 	<-g.done
 }
 
 func (g *groupCommitter) loop() {
 	defer close(g.done)
+	fgLane, bgLane := g.fg, g.bg // nil once closed and drained
+	fg := make([]*writeReq, 0, maxGroup)
+	bg := make([]*writeReq, 0, maxGroup)
 	group := make([]*writeReq, 0, maxGroup)
-	for {
-		req, ok := <-g.reqs
-		if !ok {
-			return
-		}
-		group = append(group[:0], req)
-	more:
-		for len(group) < maxGroup {
-			select {
-			case req, ok := <-g.reqs:
-				if !ok {
-					break more
-				}
-				group = append(group, req)
-			default:
-				break more
+	for fgLane != nil || bgLane != nil {
+		// Wait for a write in either lane; then fill the group.
+		fg, bg = fg[:0], bg[:0]
+		select {
+		case r, ok := <-fgLane:
+			if !ok {
+				fgLane = nil
+				continue
 			}
+			fg = append(fg, r)
+		case r, ok := <-bgLane:
+			if !ok {
+				bgLane = nil
+				continue
+			}
+			bg = append(bg, r)
 		}
+		// Foreground first, up to the places kept for background
+		// writes; background writes next; the places they leave go to
+		// the foreground again.
+		fg = take(&fgLane, fg, maxGroup-max(bgShare, len(bg))-len(fg))
+		bg = take(&bgLane, bg, maxGroup-len(fg)-len(bg))
+		fg = take(&fgLane, fg, maxGroup-len(fg)-len(bg))
+		group = append(append(group[:0], fg...), bg...)
 		g.commit(group)
 		clear(group)
+		clear(fg)
+		clear(bg)
 	}
+}
+
+// take appends to to up to n more writes waiting in lane, without
+// waiting; it sets lane to nil once it is closed and drained.
+func take(lane *chan *writeReq, to []*writeReq, n int) []*writeReq {
+	for ; n > 0 && *lane != nil; n-- {
+		select {
+		case r, ok := <-*lane:
+			if !ok {
+				*lane = nil
+				return to
+			}
+			to = append(to, r)
+		default:
+			return to
+		}
+	}
+	return to
 }
 
 // commit runs one group of writes and answers each.

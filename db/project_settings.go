@@ -422,7 +422,8 @@ func (s *Store) CountTokens(ctx context.Context, projectID, model string, tokens
 		return nil
 	}
 	start, _ := windowStart(s.now(), window)
-	_, err = s.exec(ctx, `INSERT INTO rate_counters (project_id, model, window_start, requests, tokens)
+	// The usage writer's, in the background.
+	_, err = s.exec(Background(ctx), `INSERT INTO rate_counters (project_id, model, window_start, requests, tokens)
 		SELECT CAST($1 AS TEXT), CAST($2 AS TEXT), CAST($3 AS BIGINT), 0, CAST($4 AS BIGINT) WHERE EXISTS (SELECT 1 FROM project_rate_limits
 			WHERE project_id = $1 AND model = $2 AND max_tokens_per_1_minute > 0)
 		ON CONFLICT (project_id, model, window_start) DO UPDATE SET tokens = rate_counters.tokens + excluded.tokens`,
@@ -436,7 +437,7 @@ func (s *Store) CountTokens(ctx context.Context, projectID, model string, tokens
 // PruneRateCounters deletes the counts of windows that ended over an
 // hour ago.
 func (s *Store) PruneRateCounters(ctx context.Context) (int, error) {
-	res, err := s.exec(ctx, `DELETE FROM rate_counters WHERE window_start < $1`, s.now().Add(-time.Hour).UnixMilli())
+	res, err := s.exec(Background(ctx), `DELETE FROM rate_counters WHERE window_start < $1`, s.now().Add(-time.Hour).UnixMilli())
 	if err != nil {
 		return 0, fmt.Errorf("prune rate counters: %w", err)
 	}
