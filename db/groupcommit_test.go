@@ -521,16 +521,25 @@ func TestHotWritesJoinTheCommitter(t *testing.T) {
 // starts with "bg"; releases the committer; and returns the names in the
 // order the writes ran, with the group each ran in (counted from 0).
 // fail maps names to the error their write returns after its insert.
+// The name "+wait" is no write: it moves the committer's clock (which
+// stands still otherwise) on by bgMaxWait.
 func laneWrites(t *testing.T, s *Store, names []string, fail map[string]error) (order []string, groups []int, errs map[string]error) {
 	t.Helper()
 	ctx := WithProject(context.Background(), DefaultProjectID)
+	clock := stillClock(s)
 	release, queued := holdWriter(t, s)
 	var mu sync.Mutex
 	var last *sql.Tx
 	errs = map[string]error{}
 	var wg sync.WaitGroup
-	for i, name := range names {
-		waitQueued(t, queued, i)
+	writes := 0
+	for _, name := range names {
+		if name == "+wait" {
+			clock.advance(bgMaxWait)
+			continue
+		}
+		waitQueued(t, queued, writes)
+		writes++
 		wctx := ctx
 		if strings.HasPrefix(name, "bg") {
 			wctx = Background(ctx)
@@ -553,7 +562,7 @@ func laneWrites(t *testing.T, s *Store, names []string, fail map[string]error) (
 			mu.Unlock()
 		}()
 	}
-	waitQueued(t, queued, len(names))
+	waitQueued(t, queued, writes)
 	release()
 	wg.Wait()
 	// groups holds where each group starts in order; turn it into each
@@ -566,6 +575,33 @@ func laneWrites(t *testing.T, s *Store, names []string, fail map[string]error) (
 		}
 	}
 	return order, groups, errs
+}
+
+// testClock is a clock that moves only when told.
+type testClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *testClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *testClock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// stillClock gives s's committer a clock that stands still until
+// advanced, so that no background write ages while a test queues writes.
+// Call it before the test's first write.
+func stillClock(s *Store) *testClock {
+	c := &testClock{t: time.Unix(1_000_000, 0)}
+	s.gc.now = c.now
+	return c
 }
 
 // TestGroupCommitLanes: writes queued in both lanes while the writer is
@@ -712,5 +748,39 @@ func TestBackgroundLane(t *testing.T) {
 	release()
 	if err := <-resp; err != nil || !threadExists(t, s, "thread_request") {
 		t.Fatalf("request's write: %v", err)
+	}
+}
+
+// TestGroupCommitBackgroundAging: background writes that have waited
+// bgMaxWait go ahead of the foreground writes, in up to half of a group;
+// younger ones keep their bgShare places behind the foreground.
+func TestGroupCommitBackgroundAging(t *testing.T) {
+	s := openTest(t)
+	names := []string{"bg1", "bg2", "bg3", "bg4", "bg5", "+wait", "bg6"}
+	for i := range 2 * maxGroup {
+		names = append(names, fmt.Sprintf("fg%02d", i+1))
+	}
+	order, groups, errs := laneWrites(t, s, names, nil)
+	if maxGroup != 8 || bgShare != 2 {
+		t.Fatalf("the expectation is written for groups of 8 with 2 places kept, not %d and %d", maxGroup, bgShare)
+	}
+	// First group: four of the five aged writes (half the group), four
+	// foreground ones. Second: the last aged one and bg6, which is not,
+	// behind six foreground writes (bg6 keeps a place of bgShare). Third:
+	// the rest of the foreground.
+	want := []string{"fg01", "fg02", "fg03", "fg04", "bg1", "bg2", "bg3", "bg4",
+		"fg05", "fg06", "fg07", "fg08", "fg09", "fg10", "bg5", "bg6",
+		"fg11", "fg12", "fg13", "fg14", "fg15", "fg16"}
+	wantGroups := []int{0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2}
+	if diff := cmp.Diff(want, order); diff != "" {
+		t.Errorf("order the writes ran in (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(wantGroups, groups); diff != "" {
+		t.Errorf("groups (-want +got):\n%s", diff)
+	}
+	for name, err := range errs {
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
 }
