@@ -418,7 +418,7 @@ func (e *Engine) commitLocked(ctx context.Context, runID string, fn func(ctx con
 	if e.elog != nil {
 		w = e.elog.begin(runID)
 	}
-	err := e.store.Batch(ctx, func(ctx context.Context, tx *db.Tx) error {
+	err := e.store.Batch(db.Background(ctx), func(ctx context.Context, tx *db.Tx) error { // a request's stays foreground
 		em.events = em.events[:0]
 		got = nil
 		if fenced {

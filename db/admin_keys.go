@@ -53,7 +53,7 @@ func (s *Store) CheckAdminKey(ctx context.Context, key string) (bool, error) {
 		return false, fmt.Errorf("check admin key: %w", err)
 	}
 	if !lastUsed.Valid || now-lastUsed.Int64 >= 60 {
-		if _, err := s.w.ExecContext(ctx, `UPDATE admin_keys SET last_used_at = $1 WHERE id = $2`, now, id); err != nil {
+		if _, err := s.exec(ctx, `UPDATE admin_keys SET last_used_at = $1 WHERE id = $2`, now, id); err != nil {
 			return true, fmt.Errorf("record admin key use: %w", err)
 		}
 	}

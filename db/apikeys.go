@@ -114,7 +114,7 @@ func (s *Store) CheckAPIKey(ctx context.Context, key string) (Principal, bool, e
 	}
 	p.ReadOnly = readOnly != 0
 	if !lastUsed.Valid || now-lastUsed.Int64 >= 60 {
-		if _, err := s.w.ExecContext(ctx, `UPDATE api_keys SET last_used_at = $1 WHERE id = $2`, now, p.KeyID); err != nil {
+		if _, err := s.exec(ctx, `UPDATE api_keys SET last_used_at = $1 WHERE id = $2`, now, p.KeyID); err != nil {
 			return p, true, fmt.Errorf("record api key use: %w", err)
 		}
 	}

@@ -239,6 +239,7 @@ func (s *Store) TouchContainer(ctx context.Context, id string) error {
 // project (the housekeeper's sweep).
 func (s *Store) ExpireContainers(ctx context.Context) ([]string, error) {
 	var ids []string
+	ctx = Background(ctx) // a sweep
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		ids = nil
 		rows, err := tx.QueryContext(ctx, `UPDATE containers SET status = 'expired'

@@ -105,10 +105,11 @@ func (s *Store) AppendRunEvents(ctx context.Context, runID string, events []RunE
 // AppendRunLogs appends the events of many runs (an executor's buffered
 // deltas, every flush) in one transaction: one insert, one head update
 // and one notification for all of them. A run with Attempt set is written
-// only if replica me's claim Attempt is still the run's (else Lost).
+// only if replica me's claim Attempt is still the run's (else Lost). It
+// is the event log's flush, a background write.
 func (s *Store) AppendRunLogs(ctx context.Context, me string, as []RunAppend) ([]RunAppended, error) {
 	var out []RunAppended
-	err := s.Batch(ctx, func(ctx context.Context, tx *Tx) error {
+	err := s.Batch(Background(ctx), func(ctx context.Context, tx *Tx) error {
 		var err error
 		out, err = tx.appendRunLogs(ctx, me, as)
 		return err
@@ -441,13 +442,14 @@ func (s *Store) ThreadLoggedRuns(ctx context.Context, threadID string, since int
 // PruneRunEvents deletes logged events older than retention and returns
 // how many it deleted.
 func (s *Store) PruneRunEvents(ctx context.Context, retention time.Duration) (int, error) {
-	res, err := s.w.ExecContext(ctx, `DELETE FROM run_events WHERE created_at < $1`, s.now().Add(-retention).Unix())
+	ctx = Background(ctx) // a sweep
+	res, err := s.exec(ctx, `DELETE FROM run_events WHERE created_at < $1`, s.now().Add(-retention).Unix())
 	if err != nil {
 		return 0, fmt.Errorf("prune run events: %w", err)
 	}
 	n, _ := res.RowsAffected()
 	// The heads of logs now empty, once their runs are over or gone.
-	if _, err := s.w.ExecContext(ctx, `DELETE FROM run_event_heads WHERE NOT EXISTS (SELECT 1 FROM run_events e WHERE e.run_id = run_event_heads.run_id)
+	if _, err := s.exec(ctx, `DELETE FROM run_event_heads WHERE NOT EXISTS (SELECT 1 FROM run_events e WHERE e.run_id = run_event_heads.run_id)
 		AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.id = run_event_heads.run_id AND r.status IN ('queued', 'in_progress', 'requires_action', 'cancelling'))`); err != nil {
 		return int(n), fmt.Errorf("prune run events: %w", err)
 	}

@@ -59,10 +59,13 @@ func headersJSON(h map[string]string) string {
 // run's path, without a project: the exchange takes its run's.
 func (s *Store) StartExchange(ctx context.Context, x Exchange) (int64, error) {
 	var id int64
-	err := s.w.QueryRowContext(ctx, `INSERT INTO upstream_exchanges (run_id, started_at, method, url, request_headers, request_body,
-		project_id) VALUES ($1, $2, $3, $4, $5, $6, COALESCE((SELECT project_id FROM runs WHERE id = $1), '`+DefaultProjectID+`'))
-		RETURNING id`, x.RunID, x.StartedAt, x.Method, x.URL, headersJSON(x.RequestHeaders),
-		x.RequestBody).Scan(&id)
+	ctx = Background(ctx)
+	err := s.write1(ctx, func(q queryExecer) error {
+		return q.QueryRowContext(ctx, `INSERT INTO upstream_exchanges (run_id, started_at, method, url, request_headers, request_body,
+			project_id) VALUES ($1, $2, $3, $4, $5, $6, COALESCE((SELECT project_id FROM runs WHERE id = $1), '`+DefaultProjectID+`'))
+			RETURNING id`, x.RunID, x.StartedAt, x.Method, x.URL, headersJSON(x.RequestHeaders),
+			x.RequestBody).Scan(&id)
+	})
 	if err != nil {
 		return 0, fmt.Errorf("start exchange: %w", err)
 	}
@@ -76,7 +79,7 @@ func (s *Store) FinishExchange(ctx context.Context, x Exchange) error {
 	if x.DurationMS != nil {
 		d = *x.DurationMS
 	}
-	_, err := s.w.ExecContext(ctx, `UPDATE upstream_exchanges SET duration_ms = $1, status = $2, response_headers = $3,
+	_, err := s.exec(Background(ctx), `UPDATE upstream_exchanges SET duration_ms = $1, status = $2, response_headers = $3,
 		response_body = $4, streamed = $5, chunks = $6, error = $7 WHERE id = $8`,
 		d, x.Status, headersJSON(x.ResponseHeaders), x.ResponseBody, flag(x.Streamed), x.Chunks, x.Error, x.ID)
 	if err != nil {
@@ -134,7 +137,7 @@ func (s *Store) GetExchange(ctx context.Context, threadID string, id int64) (Exc
 // DeleteExchangesBefore deletes exchanges started before cutoff (unix
 // milliseconds) and returns how many it deleted, in every project (a sweep).
 func (s *Store) DeleteExchangesBefore(ctx context.Context, cutoff int64) (int64, error) {
-	res, err := s.w.ExecContext(ctx, `DELETE FROM upstream_exchanges WHERE started_at < $1`, cutoff)
+	res, err := s.exec(Background(ctx), `DELETE FROM upstream_exchanges WHERE started_at < $1`, cutoff)
 	if err != nil {
 		return 0, fmt.Errorf("delete old exchanges: %w", err)
 	}

@@ -266,6 +266,7 @@ func (s *Store) DeleteExpiredFiles(ctx context.Context) (int, error) {
 // uploads past theirs expire, their parts deleted. It returns how many
 // objects it expired, and goes on past a failure to report them all.
 func (s *Store) SweepExpired(ctx context.Context) (int, error) {
+	ctx = Background(ctx)
 	stores, err1 := s.ExpireVectorStores(ctx)
 	files, err2 := s.DeleteExpiredFiles(ctx)
 	uploads, err3 := s.ExpireUploads(ctx)

@@ -5,10 +5,15 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // holdWriter runs a write that blocks the committer until release is
@@ -36,7 +41,7 @@ func holdWriter(t *testing.T, s *Store) (release func(), queued func() int) {
 		})
 	}
 	t.Cleanup(release)
-	return release, func() int { return len(s.gc.reqs) }
+	return release, func() int { return len(s.gc.fg) + len(s.gc.bg) }
 }
 
 // waitQueued polls until n writes wait behind the held one.
@@ -245,23 +250,30 @@ func TestGroupCommitCancelledWhileQueued(t *testing.T) {
 	}
 }
 
-// TestGroupCommitClose: Close runs what is queued; later writes fail.
+// TestGroupCommitClose: Close runs what is queued, in both lanes; later
+// writes fail.
 func TestGroupCommitClose(t *testing.T) {
 	s := openTest(t)
 	ctx := WithProject(context.Background(), DefaultProjectID)
 	release, queued := holdWriter(t, s)
-	done := make(chan error, 1)
+	done := make(chan error, 2)
 	go func() { done <- s.tx(ctx, insertThread(ctx, "thread_last", nil)) }()
-	waitQueued(t, queued, 1)
+	bctx := Background(ctx)
+	go func() { done <- s.tx(bctx, insertThread(bctx, "thread_last_bg", nil)) }()
+	waitQueued(t, queued, 2)
 	closed := make(chan struct{})
 	go func() { s.gc.close(); close(closed) }()
 	release()
 	<-closed
-	if err := <-done; err != nil {
-		t.Errorf("write queued before close: %v", err)
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Errorf("write queued before close: %v", err)
+		}
 	}
-	if !threadExists(t, s, "thread_last") {
-		t.Error("the write queued before close was not stored")
+	for _, id := range []string{"thread_last", "thread_last_bg"} {
+		if !threadExists(t, s, id) {
+			t.Errorf("%s, queued before close, was not stored", id)
+		}
 	}
 	if err := s.tx(ctx, insertThread(ctx, "thread_after", nil)); !errors.Is(err, errStoreClosed) {
 		t.Errorf("write after close: %v, want %v", err, errStoreClosed)
@@ -381,5 +393,394 @@ func TestGroupCommitAlonePanics(t *testing.T) {
 	}
 	if !threadExists(t, s, "thread_next") {
 		t.Error("the write after a panicked one was not stored")
+	}
+}
+
+// TestHotWritesJoinTheCommitter: the writes on a request's or a run's
+// path that were single statements on the writer connection (the
+// inspector's exchanges, a key's last use, rate counters) queue at the
+// group committer like every other write, in their lane, rather than
+// taking the connection between two groups: while the committer is held
+// each of them waits in its queue, and once released it is stored.
+func TestHotWritesJoinTheCommitter(t *testing.T) {
+	s := openTest(t)
+	ctx := WithProject(context.Background(), DefaultProjectID)
+	th, _, err := s.CreateThread(ctx, Thread{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := s.CreateRun(ctx, Run{ThreadID: th.ID, AssistantID: "asst_x", Model: "m"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, secret, err := s.CreateAPIKey(ctx, KeyOptions{Name: "k"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, adminSecret, err := s.CreateAdminKey(ctx, "a", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	one, many := int64(1), int64(1000)
+	if _, err := s.SetRateLimit(ctx, DefaultProjectID, "m", RateLimitChange{MaxRequestsPer1Minute: &many, MaxTokensPer1Minute: &many}); err != nil {
+		t.Fatal(err)
+	}
+	var xid int64
+	cases := []struct {
+		name       string
+		background bool
+		write      func() error
+		check      func() error
+	}{
+		{"start exchange", true, func() (err error) {
+			xid, err = s.StartExchange(ctx, Exchange{RunID: run.ID, StartedAt: 1, Method: "POST", URL: "http://up"})
+			return err
+		}, func() error {
+			if l, err := s.RunExchanges(ctx, run.ID); err != nil || len(l) != 1 || l[0].ID != xid {
+				return fmt.Errorf("exchanges %+v, %v; want %d", l, err, xid)
+			}
+			return nil
+		}},
+		{"finish exchange", true, func() error {
+			return s.FinishExchange(ctx, Exchange{ID: xid, DurationMS: &one, Status: 200, ResponseBody: "ok"})
+		}, func() error {
+			if x, err := s.GetExchange(ctx, th.ID, xid); err != nil || x.Status != 200 || x.ResponseBody != "ok" {
+				return fmt.Errorf("finished exchange %+v, %v", x, err)
+			}
+			return nil
+		}},
+		{"sweep exchanges", true, func() error {
+			n, err := s.DeleteExchangesBefore(ctx, 2)
+			if err == nil && n != 1 {
+				err = fmt.Errorf("swept %d, want 1", n)
+			}
+			return err
+		}, func() error { return nil }},
+		{"api key use", false, func() error {
+			p, ok, err := s.CheckAPIKey(ctx, secret)
+			if err == nil && (!ok || p.KeyID != key.ID) {
+				err = fmt.Errorf("check api key: %+v %v", p, ok)
+			}
+			return err
+		}, func() error {
+			if k, err := s.GetAPIKey(ctx, DefaultProjectID, key.ID); err != nil || k.LastUsedAt == nil {
+				return fmt.Errorf("api key after use: %+v, %v", k, err)
+			}
+			return nil
+		}},
+		{"admin key use", false, func() error {
+			ok, err := s.CheckAdminKey(ctx, adminSecret)
+			if err == nil && !ok {
+				err = errors.New("admin key refused")
+			}
+			return err
+		}, func() error {
+			if l, err := s.ListAdminKeys(ctx); err != nil || len(l) != 1 || l[0].LastUsedAt == nil {
+				return fmt.Errorf("admin keys after use: %+v, %v", l, err)
+			}
+			return nil
+		}},
+		{"admit request", false, func() error {
+			st, err := s.AdmitRequest(ctx, DefaultProjectID, "m", time.Minute)
+			if err == nil && (st.Refused != "" || st.RemainingRequests != many-1) {
+				err = fmt.Errorf("admit: %+v", st)
+			}
+			return err
+		}, func() error { return nil }},
+		{"count tokens", true, func() error { return s.CountTokens(ctx, DefaultProjectID, "m", 10, time.Minute) }, func() error {
+			if st, err := s.AdmitRequest(ctx, DefaultProjectID, "m", time.Minute); err != nil || st.RemainingTokens != many-10 {
+				return fmt.Errorf("after counting tokens: %+v, %v", st, err)
+			}
+			return nil
+		}},
+	}
+	for _, c := range cases {
+		release, _ := holdWriter(t, s)
+		lane, other := s.gc.fg, s.gc.bg
+		if c.background {
+			lane, other = other, lane
+		}
+		done := make(chan error, 1)
+		go func() { done <- c.write() }()
+		waitQueued(t, func() int { return len(lane) }, 1)
+		if len(other) != 0 {
+			t.Errorf("%s: queued in the wrong lane", c.name)
+		}
+		release()
+		if err := <-done; err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if err := c.check(); err != nil {
+			t.Errorf("%s: %v", c.name, err)
+		}
+	}
+}
+
+// laneWrites queues writes named by names while the committer is held,
+// one at a time in that order, each in the background lane if its name
+// starts with "bg"; releases the committer; and returns the names in the
+// order the writes ran, with the group each ran in (counted from 0).
+// fail maps names to the error their write returns after its insert.
+// The name "+wait" is no write: it moves the committer's clock (which
+// stands still otherwise) on by bgMaxWait.
+func laneWrites(t *testing.T, s *Store, names []string, fail map[string]error) (order []string, groups []int, errs map[string]error) {
+	t.Helper()
+	ctx := WithProject(context.Background(), DefaultProjectID)
+	clock := stillClock(s)
+	release, queued := holdWriter(t, s)
+	var mu sync.Mutex
+	var last *sql.Tx
+	errs = map[string]error{}
+	var wg sync.WaitGroup
+	writes := 0
+	for _, name := range names {
+		if name == "+wait" {
+			clock.advance(bgMaxWait)
+			continue
+		}
+		waitQueued(t, queued, writes)
+		writes++
+		wctx := ctx
+		if strings.HasPrefix(name, "bg") {
+			wctx = Background(ctx)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := s.tx(wctx, func(tx *sql.Tx) error {
+				mu.Lock()
+				if tx != last {
+					groups = append(groups, len(order))
+					last = tx
+				}
+				order = append(order, name)
+				mu.Unlock()
+				return insertThread(ctx, "thread_"+name, fail[name])(tx)
+			})
+			mu.Lock()
+			errs[name] = err
+			mu.Unlock()
+		}()
+	}
+	waitQueued(t, queued, writes)
+	release()
+	wg.Wait()
+	// groups holds where each group starts in order; turn it into each
+	// write's group.
+	starts := groups
+	groups = make([]int, len(order))
+	for g, start := range starts {
+		for i := start; i < len(order); i++ {
+			groups[i] = g
+		}
+	}
+	return order, groups, errs
+}
+
+// testClock is a clock that moves only when told.
+type testClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *testClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *testClock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// stillClock gives s's committer a clock that stands still until
+// advanced, so that no background write ages while a test queues writes.
+// Call it before the test's first write.
+func stillClock(s *Store) *testClock {
+	c := &testClock{t: time.Unix(1_000_000, 0)}
+	s.gc.now = c.now
+	return c
+}
+
+// TestGroupCommitLanes: writes queued in both lanes while the writer is
+// busy are committed in one group, the foreground ones first, each lane
+// in the order it queued, although the background ones queued first.
+func TestGroupCommitLanes(t *testing.T) {
+	s := openTest(t)
+	names := []string{"bg1", "bg2", "bg3", "fg1", "fg2", "fg3"}
+	order, groups, errs := laneWrites(t, s, names, nil)
+	want := []string{"fg1", "fg2", "fg3", "bg1", "bg2", "bg3"}
+	if diff := cmp.Diff(want, order); diff != "" {
+		t.Errorf("order the writes ran in (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(make([]int, len(names)), groups); diff != "" {
+		t.Errorf("groups (-want +got):\n%s", diff)
+	}
+	for _, name := range names {
+		if errs[name] != nil || !threadExists(t, s, "thread_"+name) {
+			t.Errorf("%s: %v, stored %v", name, errs[name], threadExists(t, s, "thread_"+name))
+		}
+	}
+}
+
+// TestGroupCommitBackgroundNotStarved: however many foreground writes
+// wait, each group keeps bgShare places for the background writes
+// queued, so they are committed in the first groups, not after the
+// foreground lane has drained.
+func TestGroupCommitBackgroundNotStarved(t *testing.T) {
+	s := openTest(t)
+	names := []string{"bg1", "bg2", "bg3"}
+	for i := range 2 * maxGroup {
+		names = append(names, fmt.Sprintf("fg%02d", i+1))
+	}
+	order, groups, errs := laneWrites(t, s, names, nil)
+	fg := func(from, to int) []string {
+		var out []string
+		for i := from; i <= to; i++ {
+			out = append(out, fmt.Sprintf("fg%02d", i))
+		}
+		return out
+	}
+	// The first group: maxGroup-bgShare foreground writes, then bgShare
+	// background ones; the second: the last background one and, in the
+	// place it leaves, one more foreground (which runs first, with the
+	// group's other foreground writes); the third the rest.
+	n := maxGroup - bgShare
+	var want []string
+	var wantGroups []int
+	add := func(g int, names ...string) {
+		want = append(want, names...)
+		for range names {
+			wantGroups = append(wantGroups, g)
+		}
+	}
+	add(0, fg(1, n)...)
+	add(0, "bg1", "bg2")
+	add(1, fg(n+1, 2*n)...)
+	add(1, fg(2*n+1, 2*n+bgShare-1)...)
+	add(1, "bg3")
+	add(2, fg(2*n+bgShare, 2*maxGroup)...)
+	if bgShare != 2 {
+		t.Fatalf("the expectation is written for bgShare 2, not %d", bgShare)
+	}
+	if diff := cmp.Diff(want, order); diff != "" {
+		t.Errorf("order the writes ran in (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(wantGroups, groups); diff != "" {
+		t.Errorf("groups (-want +got):\n%s", diff)
+	}
+	for _, name := range names {
+		if errs[name] != nil {
+			t.Errorf("%s: %v", name, errs[name])
+		}
+	}
+}
+
+// TestGroupCommitLanesIsolateFailures: in a group of both lanes, a write
+// that fails is still undone alone, in either lane.
+func TestGroupCommitLanesIsolateFailures(t *testing.T) {
+	s := openTest(t)
+	refused := errors.New("refused after writing")
+	names := []string{"bg_ok", "bg_failed", "fg_failed", "fg_ok"}
+	order, groups, errs := laneWrites(t, s, names, map[string]error{"bg_failed": refused, "fg_failed": refused})
+	if diff := cmp.Diff([]string{"fg_failed", "fg_ok", "bg_ok", "bg_failed"}, order); diff != "" {
+		t.Errorf("order the writes ran in (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]int{0, 0, 0, 0}, groups); diff != "" {
+		t.Errorf("groups (-want +got):\n%s", diff)
+	}
+	for _, name := range names {
+		failed := strings.HasSuffix(name, "_failed")
+		if failed && !errors.Is(errs[name], refused) || !failed && errs[name] != nil {
+			t.Errorf("%s: %v", name, errs[name])
+		}
+		if got := threadExists(t, s, "thread_"+name); got == failed {
+			t.Errorf("%s stored: %v", name, got)
+		}
+	}
+}
+
+// TestBackgroundLane: Background marks a context's writes as background,
+// except a request's: a handler that marks its context (as the engine's
+// commits do) still writes in the foreground, for its client waits.
+func TestBackgroundLane(t *testing.T) {
+	s := openTest(t)
+	ctx := WithProject(context.Background(), DefaultProjectID)
+	write := func(ctx context.Context, id string) error { return s.tx(ctx, insertThread(ctx, id, nil)) }
+	lanes := func() (fg, bg int) { return len(s.gc.fg), len(s.gc.bg) }
+
+	release, _ := holdWriter(t, s)
+	done := make(chan error, 1)
+	go func() { done <- write(Background(Background(ctx)), "thread_bg") }()
+	waitQueued(t, func() int { _, bg := lanes(); return bg }, 1)
+	if fg, _ := lanes(); fg != 0 {
+		t.Errorf("%d foreground writes queued, want 0", fg)
+	}
+	release()
+	if err := <-done; err != nil || !threadExists(t, s, "thread_bg") {
+		t.Fatalf("background write: %v", err)
+	}
+
+	release, _ = holdWriter(t, s)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := write(Background(WithProject(r.Context(), DefaultProjectID)), "thread_request"); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+		}
+	}))
+	defer srv.Close()
+	resp := make(chan error, 1)
+	go func() {
+		r, err := http.Get(srv.URL)
+		if err == nil {
+			r.Body.Close()
+			if r.StatusCode != http.StatusOK {
+				err = fmt.Errorf("status %d", r.StatusCode)
+			}
+		}
+		resp <- err
+	}()
+	waitQueued(t, func() int { fg, _ := lanes(); return fg }, 1)
+	if _, bg := lanes(); bg != 0 {
+		t.Errorf("a request's write: %d background writes queued, want 0", bg)
+	}
+	release()
+	if err := <-resp; err != nil || !threadExists(t, s, "thread_request") {
+		t.Fatalf("request's write: %v", err)
+	}
+}
+
+// TestGroupCommitBackgroundAging: background writes that have waited
+// bgMaxWait go ahead of the foreground writes, in up to half of a group;
+// younger ones keep their bgShare places behind the foreground.
+func TestGroupCommitBackgroundAging(t *testing.T) {
+	s := openTest(t)
+	names := []string{"bg1", "bg2", "bg3", "bg4", "bg5", "+wait", "bg6"}
+	for i := range 2 * maxGroup {
+		names = append(names, fmt.Sprintf("fg%02d", i+1))
+	}
+	order, groups, errs := laneWrites(t, s, names, nil)
+	if maxGroup != 8 || bgShare != 2 {
+		t.Fatalf("the expectation is written for groups of 8 with 2 places kept, not %d and %d", maxGroup, bgShare)
+	}
+	// First group: four of the five aged writes (half the group), four
+	// foreground ones. Second: the last aged one and bg6, which is not,
+	// behind six foreground writes (bg6 keeps a place of bgShare). Third:
+	// the rest of the foreground.
+	want := []string{"fg01", "fg02", "fg03", "fg04", "bg1", "bg2", "bg3", "bg4",
+		"fg05", "fg06", "fg07", "fg08", "fg09", "fg10", "bg5", "bg6",
+		"fg11", "fg12", "fg13", "fg14", "fg15", "fg16"}
+	wantGroups := []int{0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2}
+	if diff := cmp.Diff(want, order); diff != "" {
+		t.Errorf("order the writes ran in (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(wantGroups, groups); diff != "" {
+		t.Errorf("groups (-want +got):\n%s", diff)
+	}
+	for name, err := range errs {
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
 }

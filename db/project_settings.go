@@ -373,20 +373,22 @@ func (s *Store) AdmitRequest(ctx context.Context, projectID, model string, windo
 	start, reset := windowStart(s.now(), window)
 	st.Reset = reset
 	var requests, tokens int64
-	err = s.w.QueryRowContext(ctx, `INSERT INTO rate_counters (project_id, model, window_start, requests, tokens) VALUES ($1, $2, $3, 1, 0)
-		ON CONFLICT (project_id, model, window_start) DO UPDATE SET requests = rate_counters.requests + 1
-		WHERE rate_counters.requests < $4 AND rate_counters.tokens < $5
-		RETURNING requests, tokens`, projectID, model, start, maxReq, maxTok).Scan(&requests, &tokens)
-	refused := errors.Is(err, sql.ErrNoRows)
-	if err != nil && !refused {
+	var refused bool
+	err = s.write1(ctx, func(q queryExecer) error {
+		err := q.QueryRowContext(ctx, `INSERT INTO rate_counters (project_id, model, window_start, requests, tokens) VALUES ($1, $2, $3, 1, 0)
+			ON CONFLICT (project_id, model, window_start) DO UPDATE SET requests = rate_counters.requests + 1
+			WHERE rate_counters.requests < $4 AND rate_counters.tokens < $5
+			RETURNING requests, tokens`, projectID, model, start, maxReq, maxTok).Scan(&requests, &tokens)
+		if refused = errors.Is(err, sql.ErrNoRows); !refused {
+			return err
+		}
+		return q.QueryRowContext(ctx, `SELECT requests, tokens FROM rate_counters WHERE project_id = $1 AND model = $2 AND window_start = $3`,
+			projectID, model, start).Scan(&requests, &tokens)
+	})
+	if err != nil {
 		return st, fmt.Errorf("admit request: %w", err)
 	}
 	if refused {
-		err = s.w.QueryRowContext(ctx, `SELECT requests, tokens FROM rate_counters WHERE project_id = $1 AND model = $2 AND window_start = $3`,
-			projectID, model, start).Scan(&requests, &tokens)
-		if err != nil {
-			return st, fmt.Errorf("admit request: %w", err)
-		}
 		if requests >= maxReq {
 			st.Refused, st.Used = "requests", requests
 		} else {
@@ -420,7 +422,8 @@ func (s *Store) CountTokens(ctx context.Context, projectID, model string, tokens
 		return nil
 	}
 	start, _ := windowStart(s.now(), window)
-	_, err = s.w.ExecContext(ctx, `INSERT INTO rate_counters (project_id, model, window_start, requests, tokens)
+	// The usage writer's, in the background.
+	_, err = s.exec(Background(ctx), `INSERT INTO rate_counters (project_id, model, window_start, requests, tokens)
 		SELECT CAST($1 AS TEXT), CAST($2 AS TEXT), CAST($3 AS BIGINT), 0, CAST($4 AS BIGINT) WHERE EXISTS (SELECT 1 FROM project_rate_limits
 			WHERE project_id = $1 AND model = $2 AND max_tokens_per_1_minute > 0)
 		ON CONFLICT (project_id, model, window_start) DO UPDATE SET tokens = rate_counters.tokens + excluded.tokens`,
@@ -434,7 +437,7 @@ func (s *Store) CountTokens(ctx context.Context, projectID, model string, tokens
 // PruneRateCounters deletes the counts of windows that ended over an
 // hour ago.
 func (s *Store) PruneRateCounters(ctx context.Context) (int, error) {
-	res, err := s.w.ExecContext(ctx, `DELETE FROM rate_counters WHERE window_start < $1`, s.now().Add(-time.Hour).UnixMilli())
+	res, err := s.exec(Background(ctx), `DELETE FROM rate_counters WHERE window_start < $1`, s.now().Add(-time.Hour).UnixMilli())
 	if err != nil {
 		return 0, fmt.Errorf("prune rate counters: %w", err)
 	}

@@ -487,6 +487,7 @@ func (s *Store) RecordUsages(ctx context.Context, recs []UsageRecord) error {
 	if len(rows) == 0 {
 		return nil
 	}
+	ctx = Background(ctx) // the usage writer's
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		for first := 0; first < len(rows); first += usageRows {
 			chunk := rows[first:min(first+usageRows, len(rows))]

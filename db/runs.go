@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 )
 
@@ -586,6 +587,11 @@ func (t *Tx) UpdateRun(ctx context.Context, id string, fn func(*Run) error) (Run
 	if err != nil {
 		return r, err
 	}
+	was, err := runArgs(&r)
+	if err != nil {
+		return r, err
+	}
+	was = argValues(was) // fn may change what the pointers point to
 	if err := fn(&r); err != nil {
 		return r, err
 	}
@@ -593,17 +599,85 @@ func (t *Tx) UpdateRun(ctx context.Context, id string, fn func(*Run) error) (Run
 	if err != nil {
 		return r, err
 	}
-	_, err = t.tx.ExecContext(ctx, `UPDATE runs SET status = $1, required_action = $2, last_error = $3, expires_at = $4,
-		started_at = $5, cancelled_at = $6, failed_at = $7, completed_at = $8, incomplete_details = $9, model = $10,
-		instructions = $11, tools = $12, tool_resources = $13, metadata = $14, usage = $15, temperature = $16, top_p = $17,
-		max_prompt_tokens = $18, max_completion_tokens = $19, truncation_strategy = $20, tool_choice = $21,
-		parallel_tool_calls = $22, response_format = $23, reasoning_effort = $24, history_seq = $25, attempts = $26 WHERE id = $27`,
-		append(args, id)...)
+	// Most updates move a run along its lifecycle (a start, an end, a
+	// required action): they write those columns alone, and the status
+	// only when it changes (its trigger and the indexes on it cost the
+	// writer). Three fixed statements, so each keeps its prepared form.
+	status, lifecycle, other := false, false, false
+	for i, a := range argValues(args) {
+		if a == was[i] {
+			continue
+		}
+		switch {
+		case i == 0:
+			status = true
+		case runLifecycleArg[i]:
+			lifecycle = true
+		default:
+			other = true
+		}
+	}
+	switch {
+	case other:
+		_, err = t.tx.ExecContext(ctx, `UPDATE runs SET status = $1, required_action = $2, last_error = $3, expires_at = $4,
+			started_at = $5, cancelled_at = $6, failed_at = $7, completed_at = $8, incomplete_details = $9, model = $10,
+			instructions = $11, tools = $12, tool_resources = $13, metadata = $14, usage = $15, temperature = $16, top_p = $17,
+			max_prompt_tokens = $18, max_completion_tokens = $19, truncation_strategy = $20, tool_choice = $21,
+			parallel_tool_calls = $22, response_format = $23, reasoning_effort = $24, history_seq = $25, attempts = $26 WHERE id = $27`,
+			append(args, id)...)
+	case status:
+		_, err = t.tx.ExecContext(ctx, `UPDATE runs SET status = $1, required_action = $2, last_error = $3, expires_at = $4,
+			started_at = $5, cancelled_at = $6, failed_at = $7, completed_at = $8, incomplete_details = $9, metadata = $10,
+			usage = $11, attempts = $12 WHERE id = $13`, lifecycleArgs(args, true, id)...)
+	case lifecycle:
+		_, err = t.tx.ExecContext(ctx, `UPDATE runs SET required_action = $1, last_error = $2, expires_at = $3,
+			started_at = $4, cancelled_at = $5, failed_at = $6, completed_at = $7, incomplete_details = $8, metadata = $9,
+			usage = $10, attempts = $11 WHERE id = $12`, lifecycleArgs(args, false, id)...)
+	default:
+		return r, nil // nothing changed
+	}
 	if isIllegalTransition(err) {
 		// The only trigger on runs that aborts is runs_legal_transition.
 		return r, fmt.Errorf("run %s: %w", id, ErrIllegalTransition)
 	}
 	return r, err
+}
+
+// runLifecycleArg marks runArgs' lifecycle columns, which the narrow
+// updates of UpdateRun write (the status, index 0, apart): required_action,
+// last_error, expires_at, the four timestamps, incomplete_details,
+// metadata, usage and attempts.
+var runLifecycleArg = [26]bool{1: true, 2: true, 3: true, 4: true, 5: true, 6: true, 7: true, 8: true, 13: true, 14: true, 25: true}
+
+// lifecycleArgs picks from runArgs' values the lifecycle columns' (with
+// the status first if status) and appends id.
+func lifecycleArgs(args []any, status bool, id string) []any {
+	out := make([]any, 0, 13)
+	if status {
+		out = append(out, args[0])
+	}
+	for i, a := range args {
+		if runLifecycleArg[i] {
+			out = append(out, a)
+		}
+	}
+	return append(out, id)
+}
+
+// argValues returns statement arguments with their pointers followed, so
+// that two sets compare value by value with ==.
+func argValues(args []any) []any {
+	out := make([]any, len(args))
+	for i, a := range args {
+		out[i] = a
+		if v := reflect.ValueOf(a); v.Kind() == reflect.Pointer {
+			out[i] = nil
+			if !v.IsNil() {
+				out[i] = v.Elem().Interface()
+			}
+		}
+	}
+	return out
 }
 
 // nullIfEmpty stores "" as NULL.
