@@ -64,6 +64,7 @@ type Store interface {
 	PrepareMessage(m db.Message) db.Message
 	PrepareStep(st db.RunStep) db.RunStep
 	Announce(threadID, runID string) (settle func())
+	WritesWaiting() int
 	OpenFile(ctx context.Context, id string) (db.File, io.ReadSeekCloser, error)
 
 	CreateResponse(ctx context.Context, t db.Thread, r db.Run, resp db.ResponseRecord, input []json.RawMessage) (db.Thread, db.Run, error)

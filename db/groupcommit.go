@@ -113,6 +113,7 @@ type groupCommitter struct {
 	done   chan struct{}
 
 	groups, writes, regrouped atomic.Int64
+	waiting                   atomic.Int64 // writes submitted and not yet answered
 
 	now func() time.Time // the clock for bgMaxWait (tests set it)
 }
@@ -146,6 +147,8 @@ func newGroupCommitter(s *Store) *groupCommitter {
 // raised again here, on the caller's goroutine.
 func (g *groupCommitter) do(ctx context.Context, fn func(*sql.Tx) error) error {
 	req := &writeReq{ctx: ctx, fn: fn, done: make(chan writeResult, 1)}
+	g.waiting.Add(1)
+	defer g.waiting.Add(-1)
 	g.mu.RLock()
 	if g.closed {
 		g.mu.RUnlock()
@@ -362,6 +365,15 @@ type GroupCommitStats struct {
 }
 
 // GroupCommitStats returns the group committer's counters.
+// WritesWaiting is how many writes wait for SQLite's writer, or are being
+// committed, now; 0 on PostgreSQL.
+func (s *Store) WritesWaiting() int {
+	if s.gc == nil {
+		return 0
+	}
+	return int(s.gc.waiting.Load())
+}
+
 func (s *Store) GroupCommitStats() GroupCommitStats {
 	if s.gc == nil {
 		return GroupCommitStats{}
