@@ -17,14 +17,7 @@ func TestRunEventReservations(t *testing.T) {
 	eachStore(t, func(t *testing.T) {
 		ctx := WithProject(context.Background(), DefaultProjectID)
 		s := openTest(t)
-		th, _, err := s.CreateThread(ctx, Thread{}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		run, err := s.CreateRun(ctx, Run{ThreadID: th.ID, AssistantID: "asst_x", Model: "m"}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, run := threadRun(t, s, ctx)
 		ev := func(name string) RunEvent { return RunEvent{Event: name, Data: []byte(`{}`)} }
 		seq := func(n int64, name string) RunEvent { e := ev(name); e.Seq = n; return e }
 		appendLog := func(a RunAppend) RunAppended {

@@ -18,14 +18,7 @@ func TestExchanges(t *testing.T) { eachStore(t, testExchanges) }
 func testExchanges(t *testing.T) {
 	ctx := WithProject(context.Background(), DefaultProjectID)
 	s := openTest(t)
-	th, _, err := s.CreateThread(ctx, Thread{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	run, err := s.CreateRun(ctx, Run{ThreadID: th.ID, AssistantID: "asst_x", Model: "m"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	th, run := threadRun(t, s, ctx)
 	now := time.Now().UnixMilli()
 	first, err := s.StartExchange(ctx, Exchange{RunID: run.ID, StartedAt: now - 5000, Method: "POST", URL: "http://up/v1/chat",
 		RequestHeaders: map[string]string{"Authorization": "Bearer [redacted]"}, RequestBody: `{"zeta":1,"a":2}`})

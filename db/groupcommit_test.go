@@ -405,14 +405,7 @@ func TestGroupCommitAlonePanics(t *testing.T) {
 func TestHotWritesJoinTheCommitter(t *testing.T) {
 	s := openTest(t)
 	ctx := WithProject(context.Background(), DefaultProjectID)
-	th, _, err := s.CreateThread(ctx, Thread{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	run, err := s.CreateRun(ctx, Run{ThreadID: th.ID, AssistantID: "asst_x", Model: "m"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	th, run := threadRun(t, s, ctx)
 	key, secret, err := s.CreateAPIKey(ctx, KeyOptions{Name: "k"})
 	if err != nil {
 		t.Fatal(err)
@@ -783,4 +776,18 @@ func TestGroupCommitBackgroundAging(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
+}
+
+// threadRun creates a thread in ctx's project and a queued run on it.
+func threadRun(t *testing.T, s *Store, ctx context.Context) (Thread, Run) {
+	t.Helper()
+	th, _, err := s.CreateThread(ctx, Thread{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := s.CreateRun(ctx, Run{ThreadID: th.ID, AssistantID: "asst_x", Model: "m"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return th, run
 }

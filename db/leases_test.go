@@ -16,14 +16,7 @@ func TestRunLeases(t *testing.T) {
 	eachStore(t, func(t *testing.T) {
 		ctx := WithProject(context.Background(), DefaultProjectID)
 		s := openTest(t)
-		th, _, err := s.CreateThread(ctx, Thread{}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		run, err := s.CreateRun(ctx, Run{ThreadID: th.ID, AssistantID: "asst_x", Model: "m"}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, run := threadRun(t, s, ctx)
 		var mu sync.Mutex
 		var claims []Claim
 		var wg sync.WaitGroup
@@ -133,14 +126,7 @@ func TestRenewLeases(t *testing.T) {
 		held := map[string]int{}
 		var runs []string
 		for range 3 {
-			th, _, err := s.CreateThread(ctx, Thread{}, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			run, err := s.CreateRun(ctx, Run{ThreadID: th.ID, AssistantID: "asst_x", Model: "m"}, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			_, run := threadRun(t, s, ctx)
 			runs = append(runs, run.ID)
 		}
 		claims, err := s.ClaimRuns(ctx, "a", time.Second, 10, "")
@@ -190,14 +176,7 @@ func TestRenewLeasesSkipsLockedRuns(t *testing.T) {
 		ctx := WithProject(context.Background(), DefaultProjectID)
 		var ids []string
 		for range 2 {
-			th, _, err := s.CreateThread(ctx, Thread{}, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			run, err := s.CreateRun(ctx, Run{ThreadID: th.ID, AssistantID: "asst_x", Model: "m"}, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			_, run := threadRun(t, s, ctx)
 			ids = append(ids, run.ID)
 		}
 		claims, err := s.ClaimRuns(ctx, "me", time.Minute, 10, "")

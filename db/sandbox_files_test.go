@@ -54,14 +54,7 @@ func TestPreferKernel(t *testing.T) {
 		ctx := WithProject(context.Background(), DefaultProjectID)
 		s := openTest(t)
 		newRun := func() (Thread, Run) {
-			th, _, err := s.CreateThread(ctx, Thread{}, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			run, err := s.CreateRun(ctx, Run{ThreadID: th.ID, AssistantID: "asst_x", Model: "m"}, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			th, run := threadRun(t, s, ctx)
 			return th, run
 		}
 		if _, err := s.TakeLeadership(ctx, PresenceName(BlobsPostgres, "home"), "home", time.Minute); err != nil {
@@ -141,14 +134,7 @@ func TestSandboxFilesFenced(t *testing.T) {
 	eachStore(t, func(t *testing.T) {
 		ctx := WithProject(context.Background(), DefaultProjectID)
 		s := openTest(t)
-		th, _, err := s.CreateThread(ctx, Thread{}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		run, err := s.CreateRun(ctx, Run{ThreadID: th.ID, AssistantID: "asst_x", Model: "m"}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		th, run := threadRun(t, s, ctx)
 		claims, err := s.ClaimRuns(ctx, "me", time.Minute, 1, "")
 		if err != nil || len(claims) != 1 {
 			t.Fatalf("claims %+v, %v", claims, err)
