@@ -97,6 +97,8 @@ func (e *Engine) prepareMessages(threadID string, msgs []db.Message) []db.Messag
 // has committed the execution writes and publishes nothing (awaitCreated,
 // and the run's lock, which create holds until its events are out); if
 // the creation fails, the execution is cancelled and leaves no trace.
+// Like any start with the creation, only while few writes wait for the
+// writer (startNow).
 func (e *Engine) create(ctx context.Context, r db.Run, fresh *freshRun, store func(db.Run) (*db.Thread, db.Run, error)) (db.Run, error) {
 	var err error
 	if err = e.admit(ctx, r); err != nil {

@@ -119,11 +119,15 @@ type startingRun struct {
 // registers it as executing here, so a cancel arriving as soon as the run
 // exists stops it. It returns nil when r is to be queued instead: on an
 // API-only replica, before Start or once stopping, with every worker busy,
+// while many writes wait for the writer (earlyBelow),
 // or on PostgreSQL for a run with code_interpreter (its thread's kernel
 // may be alive on another replica, see enqueueQueued).
 func (e *Engine) startNow(r db.Run) *startingRun {
 	p := e.runCtx.Load()
-	if p == nil || (*p).Err() != nil {
+	if p == nil || (*p).Err() != nil || e.store.WritesWaiting() >= earlyBelow {
+		// Under a burst runs queue: started with their creations, 10,000
+		// runs created at once took peak RSS from ≈820 to ≈1,110 MiB in
+		// tests/loadgen (more of them stream at once).
 		return nil
 	}
 	if e.cfg.Postgres && slices.ContainsFunc(r.Tools, func(t db.Tool) bool { return t.Type == "code_interpreter" }) {
@@ -629,7 +633,7 @@ func (t *turn) withReasoningTokens(st *db.RunStep) {
 // message.
 func (t *turn) openMessage(ctx context.Context) bool {
 	reasoning := t.endReasoning()
-	if t.e.elog == nil && t.e.store.WritesWaiting() < earlyOpenBelow {
+	if t.e.elog == nil && t.e.store.WritesWaiting() < earlyBelow {
 		t.openEarly(ctx, reasoning)
 		return true
 	}
@@ -660,14 +664,15 @@ func (t *turn) openMessage(ctx context.Context) bool {
 	return true
 }
 
-// earlyOpenBelow: a message is opened early (openEarly) only while fewer
-// writes than this wait for the writer, so that its commit follows its
-// events promptly. Under a burst (1,000 runs opening their messages at
-// once in tests/loadgen) early opens let every stream run while the
-// writer works through the commits, and the two fought for the CPU: the
-// added delay between deltas rose from ≈0 to ≈100 ms p99. Opened in
-// turn, as before, the streams start as their commits come.
-const earlyOpenBelow = 8
+// earlyBelow: a message is opened early (openEarly), and a run executed
+// before its creation commits (see create), only while fewer writes than
+// this wait for the writer, so that the commit follows promptly. Under a
+// burst (1,000 runs opening their messages at once in tests/loadgen)
+// early opens let every stream run while the writer works through the
+// commits, and the two fought for the CPU: the added delay between deltas
+// rose from ≈0 to ≈100 ms p99. Opened in turn, as before, the streams
+// start as their commits come.
+const earlyBelow = 8
 
 // openEarly opens the message as openMessage does, but publishes its
 // events at once and commits behind them, so the first token does not
