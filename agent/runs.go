@@ -39,13 +39,7 @@ func (e *Engine) times() (created int64, expires *int64) {
 // thread.run.created and thread.run.queued, and enqueues it.
 func (e *Engine) CreateRun(ctx context.Context, r db.Run, extra []db.Message) (db.Run, error) {
 	extra = e.prepareMessages(r.ThreadID, extra)
-	fresh := &freshRun{msgs: extra}
-	// A thread with an active run refuses the new one: the model is not
-	// asked before the creation has committed (and failed).
-	if active, err := e.store.ActiveRun(ctx, r.ThreadID); err != nil || active != "" {
-		fresh = nil
-	}
-	return e.create(ctx, r, fresh, func(r db.Run) (*db.Thread, db.Run, error) {
+	return e.create(ctx, r, &freshRun{msgs: extra, existing: true}, func(r db.Run) (*db.Thread, db.Run, error) {
 		run, err := e.store.CreateRun(ctx, r, extra)
 		return nil, run, err
 	})
@@ -116,6 +110,13 @@ func (e *Engine) create(ctx context.Context, r db.Run, fresh *freshRun, store fu
 	}
 	mu := e.lockRun(r.ID)
 	mu.Lock()
+	if starting != nil && fresh != nil && fresh.existing {
+		// A thread with an active run refuses the new one: the model is
+		// not asked before the creation has committed (and failed).
+		if active, err := e.store.ActiveRun(ctx, r.ThreadID); err != nil || active != "" {
+			fresh = nil
+		}
+	}
 	var early *creation
 	if starting != nil && fresh != nil {
 		early = &creation{done: make(chan struct{})}
@@ -401,6 +402,9 @@ func (c *creation) end(err error) {
 // creation stores, and its outcome.
 type freshRun struct {
 	msgs []db.Message
+	// existing: the run is on a thread that exists already (which may
+	// have an active run).
+	existing bool
 	// resp and input: the response the run serves and its input items,
 	// for a response's run.
 	resp    *db.ResponseRecord
